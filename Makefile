@@ -1,0 +1,43 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Each creates the virtualenv (with uv, from the lock file) before it runs.
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.synced
+
+.PHONY: demo test check lint format typecheck layers bench clean help
+
+help:  ## Show the targets.
+	@grep -E '^[a-z]+:.*## ' Makefile | sed 's/:.*## /\t/'
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check 'uv>=0.4'
+
+$(STAMP): $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --extra dev --quiet
+	@touch $(STAMP)
+
+demo: $(STAMP)  ## Run the demo job on the embedded workspace (./.shipyard).
+	$(BIN)/shipyard demo
+
+check: $(STAMP)  ## Lint, format check, types and layering.
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: check  ## Checks, then the whole test suite (slow tests included).
+	$(BIN)/pytest -q
+
+bench: $(STAMP)  ## Run the benchmarks (prints RESULT lines).
+	$(BIN)/python benchmarks/tracking.py
+
+format: $(STAMP)  ## Format and fix what ruff can.
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+clean:  ## Remove the virtualenvs and caches.
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

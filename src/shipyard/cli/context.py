@@ -1,0 +1,32 @@
+"""State shared by every command: where the project is, and the consoles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+
+from shipyard.track.workspace import Workspace
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import typer
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclass
+class CliState:
+    """Options given before the command name."""
+
+    project_dir: Path | None
+    debug: bool
+
+
+def open_workspace(ctx: typer.Context) -> Workspace:
+    """Open the workspace of the project the command line names."""
+    state: CliState = ctx.ensure_object(CliState) if ctx.obj is None else ctx.obj
+    return Workspace.open(state.project_dir)

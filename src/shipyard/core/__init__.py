@@ -1,0 +1,1 @@
+"""Settings, errors, ids, clock and fault points: what every other package may use."""

@@ -1,0 +1,152 @@
+"""Settings: ``SHIPYARD_*`` environment variables over the project's ``shipyard.yaml``.
+
+Precedence, highest first: arguments passed in code, environment variables, the ``workspace:``
+and ``tracking:`` sections of ``<project>/shipyard.yaml``, defaults. Nested fields take a double
+underscore in the environment: ``SHIPYARD_TRACKING__FLUSH_INTERVAL_S=0.5``.
+
+Nothing here is built at import time; entry points (the CLI, ``start_run``) call
+``load_settings()`` and pass the result down.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from shipyard.core.errors import InvalidSettings
+
+PROJECT_FILE = "shipyard.yaml"
+STATE_DIR = ".shipyard"
+
+
+class TrackingSettings(BaseModel):
+    """How runs write to the store; see docs/tracking.md for what is durable when."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    flush_interval_s: float = Field(1.0, gt=0, le=60)
+    flush_size: int = Field(5_000, ge=1, le=1_000_000)
+    max_pending: int = Field(200_000, ge=1)
+    heartbeat_interval_s: float = Field(10.0, gt=0)
+    heartbeat_timeout_s: float = Field(60.0, gt=0)
+    capture_git: bool = True
+
+
+class Settings(BaseSettings):
+    """Root settings of a Shipyard workspace.
+
+    Attributes:
+        project_dir: The project's folder; ``shipyard.yaml`` and ``.shipyard/`` live here.
+        store_url: SQLAlchemy URL of the metadata store; defaults to SQLite in ``.shipyard/``.
+        artifact_root: Local path or fsspec URL for blobs; defaults to ``.shipyard/artifacts``.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="SHIPYARD_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    project_dir: Path = Field(default_factory=Path.cwd)
+    store_url: str | None = None
+    artifact_root: str | None = None
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+
+    @property
+    def state_dir(self) -> Path:
+        """The folder that holds the embedded store and artifacts by default."""
+        return self.project_dir / STATE_DIR
+
+    @property
+    def resolved_store_url(self) -> str:
+        """The metadata store URL, with the embedded SQLite default filled in."""
+        if self.store_url:
+            return self.store_url
+        return f"sqlite:///{(self.state_dir / 'shipyard.db').resolve()}"
+
+    @property
+    def resolved_artifact_root(self) -> str:
+        """The artifact root, with the embedded default filled in."""
+        return self.artifact_root or str((self.state_dir / "artifacts").resolve())
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Put the project file below the environment."""
+        init_kwargs: dict[str, Any] = getattr(init_settings, "init_kwargs", {})
+        project_dir = init_kwargs.get("project_dir") or _project_dir_hint()
+        return (init_settings, env_settings, ProjectFileSource(settings_cls, Path(project_dir)))
+
+
+class ProjectFileSource(PydanticBaseSettingsSource):
+    """Reads the ``workspace:`` and ``tracking:`` sections of ``shipyard.yaml``.
+
+    The project file also holds sections owned by other packages (sources, train, deploy...);
+    those are ignored here.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], project_dir: Path) -> None:
+        super().__init__(settings_cls)
+        self.path = project_dir / PROJECT_FILE
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        """Unused: values come from ``__call__`` as one mapping."""
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        """Return the settings found in the project file, if there is one."""
+        path = self.path
+        if not path.is_file():
+            return {}
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise InvalidSettings(f"{path}: not valid YAML: {e}") from e
+        if not isinstance(document, dict):
+            raise InvalidSettings(f"{path}: expected a mapping at the top level")
+        values: dict[str, Any] = {}
+        workspace = document.get("workspace") or {}
+        if not isinstance(workspace, dict):
+            raise InvalidSettings(f"{path}: 'workspace' must be a mapping")
+        for key in ("store_url", "artifact_root"):
+            if key in workspace:
+                values[key] = workspace[key]
+        if "tracking" in document:
+            values["tracking"] = document["tracking"]
+        return values
+
+
+def _project_dir_hint() -> Path:
+    return Path(os.environ.get("SHIPYARD_PROJECT_DIR") or Path.cwd())
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment and project file, with ``overrides`` on top.
+
+    Raises:
+        InvalidSettings: When a value has the wrong type or range; the message names it.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
+        raise InvalidSettings(
+            f"invalid settings ({problems}); check SHIPYARD_* variables and {PROJECT_FILE}"
+        ) from e

@@ -1,0 +1,1 @@
+"""The metadata database and the artifact blob store; nothing here knows about ML."""

@@ -1,0 +1,149 @@
+"""Engines for the metadata store, and the one way to run a write transaction.
+
+SQLite (the embedded default) is opened in WAL mode with ``synchronous=NORMAL``: readers never
+block the writer, and a commit is durable against a process crash; on power loss the last
+commits before the crash may be lost (SQLite's documented trade-off; see docs/tracking.md).
+Write transactions start with ``BEGIN IMMEDIATE`` so that two writers queue on the busy
+timeout instead of failing with "database is locked" when a read lock would need upgrading.
+Lock errors that still get through are retried with jittered backoff; none reach the user.
+
+PostgreSQL is reached through ``postgresql+psycopg://`` URLs; ``sslmode`` and friends pass
+through the URL's query string. Serialization failures and deadlocks are retried the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+from shipyard.core.errors import InvalidSettings, StoreUnavailable
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+T = TypeVar("T")
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+WRITE_OPTION = "shipyard_write"
+_RETRY_DEADLINE_S = 120.0
+_RETRYABLE_PG_CODES = {"40001", "40P01", "55P03"}
+#: Text that search compares as a number; PostgreSQL applies it with ``~``, SQLite through
+#: the ``shipyard_number`` function registered below, so both agree.
+NUMBER_PATTERN = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_NUMBER = re.compile(NUMBER_PATTERN)
+
+
+def create_store_engine(url: str) -> sa.Engine:
+    """Create an engine for ``url`` with Shipyard's connection settings applied.
+
+    Raises:
+        InvalidSettings: The URL is malformed or names a driver that is not installed.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as e:
+        raise InvalidSettings(f"store URL {url!r} is not a valid SQLAlchemy URL: {e}") from e
+    backend = parsed.get_backend_name()
+    try:
+        if backend == "sqlite":
+            return _sqlite_engine(parsed)
+        if backend == "postgresql":
+            return sa.create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    except NoSuchModuleError as e:
+        raise InvalidSettings(
+            f"no driver for {url!r}: install the extra, e.g. pip install 'shipyard[postgres]'"
+        ) from e
+    except ImportError as e:
+        raise InvalidSettings(
+            f"the driver for {parsed.drivername!r} is not installed ({e}); "
+            "install it, e.g. pip install 'shipyard[postgres]'"
+        ) from e
+    raise InvalidSettings(
+        f"unsupported store backend {backend!r}; use sqlite:///path or postgresql+psycopg://..."
+    )
+
+
+def _sqlite_engine(url: sa.URL) -> sa.Engine:
+    database = url.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's begin event, not the driver, decide how transactions start.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+        dbapi_connection.create_function("shipyard_number", 1, _text_to_number, deterministic=True)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        writes = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+    return engine
+
+
+def _text_to_number(text: object) -> float | None:
+    if isinstance(text, str) and _NUMBER.fullmatch(text):
+        return float(text)
+    return None
+
+
+@contextlib.contextmanager
+def write_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """Open a connection inside a write transaction that commits on success."""
+    with engine.connect() as connection:
+        connection.execution_options(**{WRITE_OPTION: True})
+        with connection.begin():
+            yield connection
+
+
+def run_write(engine: sa.Engine, work: Callable[[sa.Connection], T]) -> T:
+    """Run ``work`` in a write transaction, retrying on lock contention.
+
+    ``work`` must be safe to repeat: it runs again from the start after a retryable failure,
+    in a fresh transaction.
+
+    Raises:
+        StoreUnavailable: The store stayed locked or unreachable past the retry deadline.
+    """
+    deadline = time.monotonic() + _RETRY_DEADLINE_S
+    delay = 0.005
+    while True:
+        try:
+            with write_connection(engine) as connection:
+                return work(connection)
+        except DBAPIError as e:
+            if not _is_retryable(e) or time.monotonic() > deadline:
+                if _is_retryable(e) or e.connection_invalidated:
+                    raise StoreUnavailable(
+                        f"the metadata store stayed busy or unreachable ({e.orig}); "
+                        "check that it is running and not held by a stuck process"
+                    ) from e
+                raise
+        time.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
+        delay = min(delay * 2, 1.0)
+
+
+def _is_retryable(error: DBAPIError) -> bool:
+    if error.connection_invalidated:
+        return True
+    message = str(error.orig).lower()
+    if "database is locked" in message or "database is busy" in message:
+        return True
+    return getattr(error.orig, "sqlstate", None) in _RETRYABLE_PG_CODES

@@ -1,0 +1,1 @@
+"""Alembic migrations of the metadata schema, applied automatically when a store opens."""

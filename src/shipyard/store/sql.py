@@ -1,0 +1,416 @@
+"""The metadata store on SQLAlchemy: SQLite by default, PostgreSQL by URL; same behaviour on both.
+
+This is the narrow, validated-elsewhere persistence layer: the tracking service (``shipyard.track``)
+checks names and values once, then calls these methods with plain rows. Bulk writes use one
+statement per batch (``executemany``), never one ORM object per value.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from shipyard.core.errors import (
+    ExperimentNotFound,
+    InvalidArgument,
+    ParamConflict,
+    RunNotActive,
+    RunNotFound,
+)
+from shipyard.core.ids import new_id
+from shipyard.store import search as run_search
+from shipyard.store.engine import create_store_engine, run_write
+from shipyard.store.entities import (
+    Artifact,
+    Experiment,
+    MetricPoint,
+    Note,
+    Resources,
+    Run,
+    RunStatus,
+)
+from shipyard.store.migrate import upgrade_to_head
+from shipyard.store.models import (
+    ArtifactRow,
+    ExperimentRow,
+    LatestMetricRow,
+    MetricRow,
+    NoteRow,
+    ParamRow,
+    RunRow,
+    TagRow,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from shipyard.store.filters import Expr, OrderKey
+
+#: One metric value as the store takes it: (run_id, key, value, step, timestamp_ms).
+MetricTuple = tuple[str, str, float, int, int]
+
+_METRIC_COLUMNS = ("run_id", "key", "value", "step", "timestamp_ms")
+
+
+class SqlStore:
+    """Metadata of experiments, runs, params, tags, metrics, artifacts and notes."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_store_engine(url)
+        upgrade_to_head(self.engine)
+        self._dialect = self.engine.dialect.name
+        self._insert_metrics_sql = str(
+            sa.insert(MetricRow.__table__)
+            .values({c: sa.bindparam(c) for c in _METRIC_COLUMNS})
+            .compile(dialect=self.engine.dialect)
+        )
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    # -- experiments ------------------------------------------------------------------------
+
+    def get_or_create_experiment(self, name: str, created_ms: int) -> Experiment:
+        """Return the experiment called ``name``, creating it if needed (race-safe)."""
+        found = self._find_experiment(name)
+        if found is not None:
+            return found
+
+        def _create(connection: sa.Connection) -> None:
+            connection.execute(
+                self._insert(ExperimentRow).on_conflict_do_nothing(index_elements=["name"]),
+                {"experiment_id": new_id(), "name": name, "created_ms": created_ms},
+            )
+
+        run_write(self.engine, _create)
+        found = self._find_experiment(name)
+        assert found is not None
+        return found
+
+    def get_experiment(self, name: str) -> Experiment:
+        """Return the experiment called ``name``.
+
+        Raises:
+            ExperimentNotFound: No experiment has that name.
+        """
+        found = self._find_experiment(name)
+        if found is None:
+            raise ExperimentNotFound(
+                f"no experiment named {name!r}; `shipyard experiments list` shows them"
+            )
+        return found
+
+    def _find_experiment(self, name: str) -> Experiment | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(ExperimentRow).where(ExperimentRow.name == name)
+            ).first()
+        if row is None:
+            return None
+        return Experiment(row.experiment_id, row.name, row.created_ms, row.description)
+
+    def list_experiments(self) -> list[Experiment]:
+        """Return every experiment with its number of runs, oldest first."""
+        query = (
+            sa.select(ExperimentRow, sa.func.count(RunRow.run_id).label("run_count"))
+            .outerjoin(RunRow, RunRow.experiment_id == ExperimentRow.experiment_id)
+            .group_by(ExperimentRow.experiment_id)
+            .order_by(ExperimentRow.created_ms, ExperimentRow.name)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [
+            Experiment(r.experiment_id, r.name, r.created_ms, r.description, r.run_count)
+            for r in rows
+        ]
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def create_run(self, values: Mapping[str, Any]) -> None:
+        """Insert a run row; ``values`` holds every non-nullable column of ``RunRow``."""
+        run_write(self.engine, lambda c: c.execute(sa.insert(RunRow), dict(values)))
+
+    def end_run(
+        self, run_id: str, status: RunStatus, end_ms: int, error: str | None, resources: Resources
+    ) -> bool:
+        """Mark a running run as ended; return False if it had already ended."""
+        values = {
+            "status": status.value,
+            "end_ms": end_ms,
+            "heartbeat_ms": end_ms,
+            "error": error,
+            "wall_seconds": resources.wall_seconds,
+            "cpu_user_seconds": resources.cpu_user_seconds,
+            "cpu_system_seconds": resources.cpu_system_seconds,
+            "children_cpu_user_seconds": resources.children_cpu_user_seconds,
+            "children_cpu_system_seconds": resources.children_cpu_system_seconds,
+            "peak_rss_bytes": resources.peak_rss_bytes,
+        }
+        statement = (
+            sa.update(RunRow)
+            .where(RunRow.run_id == run_id, RunRow.status == RunStatus.RUNNING.value)
+            .values(values)
+        )
+        result = run_write(self.engine, lambda c: c.execute(statement))
+        return bool(result.rowcount)
+
+    def heartbeat(self, run_ids: Sequence[str], now_ms: int) -> None:
+        """Record that the processes owning these runs are alive."""
+        if not run_ids:
+            return
+        statement = (
+            sa.update(RunRow)
+            .where(RunRow.run_id.in_(run_ids), RunRow.status == RunStatus.RUNNING.value)
+            .values(heartbeat_ms=now_ms)
+        )
+        run_write(self.engine, lambda c: c.execute(statement))
+
+    def running_runs(self) -> list[Run]:
+        """Return every run still marked running (candidates for ``runs gc``)."""
+        return self.search_runs(
+            run_search.status_is(RunStatus.RUNNING), order_by=[], limit=None, experiments=None
+        )
+
+    def get_run(self, run_id: str) -> Run:
+        """Return a run by id or by a unique id prefix of at least 6 characters.
+
+        Raises:
+            RunNotFound: No run, or more than one run, matches.
+        """
+        if len(run_id) < 6 or not all(c in "0123456789abcdef" for c in run_id):
+            raise RunNotFound(f"{run_id!r} is not a run id (32 hex chars, or a prefix of 6+)")
+        query = sa.select(RunRow.run_id).where(RunRow.run_id.startswith(run_id)).limit(2)
+        with self.engine.connect() as connection:
+            matches = connection.execute(query).scalars().all()
+        if len(matches) != 1:
+            what = "no run" if not matches else "more than one run"
+            raise RunNotFound(
+                f"{what} matches {run_id!r}; `shipyard runs list` shows run ids"
+            )
+        return run_search.load_runs(self.engine, [matches[0]])[0]
+
+    def search_runs(
+        self,
+        where: Expr | None,
+        *,
+        experiments: Sequence[str] | None,
+        order_by: Sequence[OrderKey],
+        limit: int | None,
+    ) -> list[Run]:
+        """Return runs matching a parsed filter, in order, at most ``limit`` of them."""
+        return run_search.search_runs(
+            self.engine, where, experiments=experiments, order_by=order_by, limit=limit
+        )
+
+    def _require_running(self, connection: sa.Connection, run_id: str) -> None:
+        status = connection.execute(
+            sa.select(RunRow.status).where(RunRow.run_id == run_id)
+        ).scalar_one_or_none()
+        if status is None:
+            raise RunNotFound(f"no run {run_id!r}")
+        if status != RunStatus.RUNNING.value:
+            raise RunNotActive(f"run {run_id} has {status}; start a new run to log more")
+
+    # -- params, tags, notes ----------------------------------------------------------------
+
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
+        """Record params; re-logging a param with the same value is a no-op.
+
+        Raises:
+            ParamConflict: A param already has a different value (params are write-once).
+        """
+        if not params:
+            return
+
+        def _log(connection: sa.Connection) -> None:
+            self._require_running(connection, run_id)
+            existing = {
+                key: value
+                for key, value in connection.execute(
+                    sa.select(ParamRow.key, ParamRow.value).where(
+                        ParamRow.run_id == run_id, ParamRow.key.in_(list(params))
+                    )
+                )
+            }
+            clashes = {k: (existing[k], v) for k, v in params.items() if existing.get(k, v) != v}
+            if clashes:
+                described = ", ".join(f"{k}: {old!r} then {new!r}" for k, (old, new) in clashes.items())
+                raise ParamConflict(
+                    f"params are write-once and these were logged with different values: "
+                    f"{described}; use a tag or a new run for values that change"
+                )
+            fresh = [
+                {"run_id": run_id, "key": k, "value": v}
+                for k, v in params.items()
+                if k not in existing
+            ]
+            if fresh:
+                connection.execute(sa.insert(ParamRow), fresh)
+
+        run_write(self.engine, _log)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Set tags, replacing earlier values (tags may change, unlike params)."""
+        if not tags:
+            return
+        rows = [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
+        statement = self._insert(TagRow)
+        statement = statement.on_conflict_do_update(
+            index_elements=["run_id", "key"], set_={"value": statement.excluded.value}
+        )
+
+        def _set(connection: sa.Connection) -> None:
+            self._require_known(connection, run_id)
+            connection.execute(statement, rows)
+
+        run_write(self.engine, _set)
+
+    def add_note(self, run_id: str, author: str, text: str, created_ms: int) -> Note:
+        """Attach a note to a run (finished runs too: notes are commentary, not results)."""
+        note = Note(new_id(), run_id, author, text, created_ms)
+
+        def _add(connection: sa.Connection) -> None:
+            self._require_known(connection, run_id)
+            connection.execute(
+                sa.insert(NoteRow),
+                {"note_id": note.note_id, "run_id": run_id, "author": author, "text": text,
+                 "created_ms": created_ms},
+            )
+
+        run_write(self.engine, _add)
+        return note
+
+    def list_notes(self, run_id: str) -> list[Note]:
+        """Return a run's notes, oldest first."""
+        query = sa.select(NoteRow).where(NoteRow.run_id == run_id).order_by(NoteRow.created_ms)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [Note(r.note_id, r.run_id, r.author, r.text, r.created_ms) for r in rows]
+
+    def _require_known(self, connection: sa.Connection, run_id: str) -> None:
+        found = connection.execute(sa.select(RunRow.run_id).where(RunRow.run_id == run_id))
+        if found.first() is None:
+            raise RunNotFound(f"no run {run_id!r}")
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    def log_metrics(self, rows: Sequence[MetricTuple]) -> None:
+        """Append metric values in one transaction and update each key's latest value.
+
+        NaN values are stored as NULL (see the module docstring of ``models``).
+        """
+        if not rows:
+            return
+        stored = [
+            (r[0], r[1], None if r[2] != r[2] else r[2], r[3], r[4]) for r in rows
+        ]
+        latest = _latest_by_key(stored)
+
+        def _log(connection: sa.Connection) -> None:
+            if self._dialect == "sqlite":
+                # The driver's executemany on positional tuples: the floor PERFORMANCE.md
+                # measures, without building a dict per value.
+                connection.exec_driver_sql(self._insert_metrics_sql, stored)
+            else:
+                connection.execute(
+                    sa.insert(MetricRow), [dict(zip(_METRIC_COLUMNS, r, strict=True)) for r in stored]
+                )
+            self._upsert_latest(connection, latest)
+
+        run_write(self.engine, _log)
+
+    def _upsert_latest(self, connection: sa.Connection, latest: list[dict[str, Any]]) -> None:
+        statement = self._insert(LatestMetricRow)
+        excluded = statement.excluded
+        table = LatestMetricRow.__table__
+        newer = sa.or_(
+            excluded.step > table.c.step,
+            sa.and_(excluded.step == table.c.step, excluded.timestamp_ms >= table.c.timestamp_ms),
+        )
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["run_id", "key"],
+                set_={"value": excluded.value, "step": excluded.step,
+                      "timestamp_ms": excluded.timestamp_ms},
+                where=newer,
+            ),
+            latest,
+        )
+
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        """Return every logged value of one metric of a run, by step then time."""
+        query = (
+            sa.select(MetricRow.key, MetricRow.value, MetricRow.step, MetricRow.timestamp_ms)
+            .where(MetricRow.run_id == run_id, MetricRow.key == key)
+            .order_by(MetricRow.step, MetricRow.timestamp_ms, MetricRow.metric_id)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [
+            MetricPoint(r.key, math.nan if r.value is None else r.value, r.step, r.timestamp_ms)
+            for r in rows
+        ]
+
+    def count_metrics(self, run_ids: Iterable[str] | None = None) -> int:
+        """Count stored metric values, in all runs or in the given ones."""
+        query = sa.select(sa.func.count()).select_from(MetricRow)
+        if run_ids is not None:
+            query = query.where(MetricRow.run_id.in_(list(run_ids)))
+        with self.engine.connect() as connection:
+            return int(connection.execute(query).scalar_one())
+
+    # -- artifacts --------------------------------------------------------------------------
+
+    def add_artifact(self, artifact: Artifact) -> None:
+        """Record a logical artifact name; logging the same name twice replaces the pointer."""
+        statement = self._insert(ArtifactRow)
+        statement = statement.on_conflict_do_update(
+            index_elements=["run_id", "name"],
+            set_={c: getattr(statement.excluded, c)
+                  for c in ("digest", "size_bytes", "media_type", "created_ms")},
+        )
+
+        def _add(connection: sa.Connection) -> None:
+            self._require_running(connection, artifact.run_id)
+            connection.execute(
+                statement,
+                {"run_id": artifact.run_id, "name": artifact.name, "digest": artifact.digest,
+                 "size_bytes": artifact.size_bytes, "media_type": artifact.media_type,
+                 "created_ms": artifact.created_ms},
+            )
+
+        run_write(self.engine, _add)
+
+    def list_artifacts(self, run_id: str) -> list[Artifact]:
+        """Return a run's artifacts by name."""
+        query = sa.select(ArtifactRow).where(ArtifactRow.run_id == run_id).order_by(ArtifactRow.name)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [
+            Artifact(r.run_id, r.name, r.digest, r.size_bytes, r.media_type, r.created_ms)
+            for r in rows
+        ]
+
+    def _insert(self, row_class: type[Any]) -> Any:
+        """Return the dialect's INSERT, which knows ON CONFLICT (both backends support it)."""
+        if self._dialect == "postgresql":
+            return postgresql.insert(row_class)
+        if self._dialect == "sqlite":
+            return sqlite.insert(row_class)
+        raise InvalidArgument(f"unsupported dialect {self._dialect}")
+
+
+def _latest_by_key(rows: Sequence[tuple[str, str, float | None, int, int]]) -> list[dict[str, Any]]:
+    best: dict[tuple[str, str], tuple[str, str, float | None, int, int]] = {}
+    for row in rows:
+        key = (row[0], row[1])
+        seen = best.get(key)
+        if seen is None or (row[3], row[4]) >= (seen[3], seen[4]):
+            best[key] = row
+    return [dict(zip(_METRIC_COLUMNS, r, strict=True)) for r in best.values()]

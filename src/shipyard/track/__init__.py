@@ -1,0 +1,1 @@
+"""The run-tracking API that users call."""

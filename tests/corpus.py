@@ -1,0 +1,119 @@
+"""The shared bad-input corpus of RELIABILITY.md, as plain lists other packages' tests import.
+
+Usage: ``from tests.corpus import BAD_NAMES`` and parametrize over it. Items that cannot be a
+string (a symlink pointing out of the store, a redirecting URL) are exercised by dedicated tests
+that build them on disk or with a server.
+"""
+
+from __future__ import annotations
+
+#: Names and keys that must never be accepted as an artifact name or become a path.
+BAD_NAMES: list[str] = [
+    # RELIABILITY.md "Names and keys"
+    "../x",
+    "..\\x",
+    "%2e%2e%2f",
+    "%252e%252e%252f",
+    "..%2f",
+    "a/../../b",
+    "/etc/passwd",
+    "C:\\x",
+    "a;/../../b",
+    "a#/../../b",
+    "a?x=/../../b",
+    "\uff0e\uff0e\uff0f",  # fullwidth "../" (U+FF0E U+FF0E U+FF0F)
+    "\uff0e\uff0e\uff0fetc\uff0fpasswd",
+    "a\x00b",
+    "\x00",
+    "a" * 4096,
+    "model.",
+    "model ",
+    "dir./x",
+    "dir /x",
+    "../root_evil/x",
+    # further traversal and encoding shapes
+    "",
+    ".",
+    "..",
+    "./x",
+    "a/./b",
+    "a/..",
+    "a//b",
+    "a/",
+    "/",
+    "//server/share",
+    "..\\..\\windows\\win.ini",
+    "a\\b",
+    "C:x",
+    "c:/x",
+    "file:///etc/passwd",
+    "file:x",
+    "%2e%2e/x",
+    "a%00b",
+    "~",
+    "~/x",
+    "~root/x",
+    "a\nb",
+    "a\rb",
+    "a\tb",
+    "a\x7fb",
+    "a\x85b",  # C1 control (NEL)
+    "a\u202eb",  # right-to-left override
+    "a\u200bb",  # zero-width space
+    "\uff41",  # fullwidth "a"
+    "a\u2215b",  # division slash
+    "e\u0301",  # decomposed "é" (NFKC composes it)
+    " x",
+    "x/ y",
+    "a" * 256,
+    "/".join(["a" * 200] * 6),  # 1,205 characters
+    "a*b",
+    "a|b",
+    "a<b>",
+    'a"b',
+    "a'b",
+    "a$b",
+    "a`b`",
+    "a&b",
+]
+
+#: Names that must be accepted unchanged.
+GOOD_NAMES: list[str] = [
+    "model/model.skops",
+    "plots/roc.png",
+    "a",
+    "model.onnx",
+    ".hidden",
+    "..hidden",
+    "data/train-v1.parquet",
+    "x_y+z=1@2.txt",
+    "metrics/run 1.json",
+    "a/b/c/d/e/f",
+    "donn\u00e9es/r\u00e9seau.csv",  # precomposed letters are NFKC-stable
+    "1/2/3",
+    "a" * 255,
+    "/".join(["a" * 200] * 5),  # 1,004 characters
+]
+
+#: URIs that a server-side fetch or a "register from URL" must refuse (lesson 4). The redirect to
+#: a private address needs a live server and is not a string here.
+BAD_URIS: list[str] = [
+    "file:///etc/passwd",
+    "FILE:///etc/passwd",
+    "file://localhost/etc/passwd",
+    "/etc/passwd",
+    "etc/passwd",
+    "../../etc/passwd",
+    "http://169.254.169.254/",
+    "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+    "http://[::ffff:127.0.0.1]/",
+    "http://[::1]/",
+    "http://0x7f000001/",
+    "http://2130706433/",
+    "http://127.1/",
+    "http://localhost:6379/",
+    "http://10.0.0.1/",
+    "http://192.168.1.1/",
+    "gopher://localhost:6379/_INFO",
+    "dict://localhost:11211/stat",
+]
