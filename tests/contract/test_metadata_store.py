@@ -10,14 +10,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from shipyard.core.errors import ParamConflict, RunNotActive, RunNotFound
-from shipyard.core.ids import new_id
 from shipyard.store.entities import Resources, RunStatus
 from shipyard.store.filters import parse_filter, parse_order_by
 from shipyard.store.migrate import current_revision, head_revision, upgrade_to_head
 from shipyard.store.models import Base
 from shipyard.store.sql import SqlStore
+from tests.factories import T0, make_run
 
-T0 = 1_700_000_000_000
 
 
 @pytest.fixture
@@ -25,19 +24,6 @@ def store(store_url: str):
     s = SqlStore(store_url)
     yield s
     s.close()
-
-
-def make_run(store: SqlStore, experiment: str = "exp", name: str = "r", **extra) -> str:
-    exp = store.get_or_create_experiment(experiment, T0)
-    run_id = new_id()
-    values = {
-        "run_id": run_id, "experiment_id": exp.experiment_id, "parent_run_id": None,
-        "name": name, "status": "running", "start_ms": T0, "heartbeat_ms": T0, "host": "h",
-        "pid": 1, "pid_started_ms": T0, "user": "u", "environment": {},
-    }
-    values.update(extra)
-    store.create_run(values)
-    return run_id
 
 
 def search(store: SqlStore, text: str, order: tuple[str, ...] = (), limit: int | None = None):
@@ -215,16 +201,24 @@ def test_unknown_backend_is_a_clear_error() -> None:
         SqlStore("::not a url::")
 
 
-def test_no_session_left_idle_in_transaction(populated: SqlStore) -> None:
-    if populated.engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL-only invariant")
-    search(populated, "metrics.auc > 0")
-    with populated.engine.connect() as connection:
-        idle = connection.execute(
-            sa.text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND state = 'idle in transaction' "
-                "AND pid <> pg_backend_pid()"
-            )
-        ).scalar_one()
-    assert idle == 0
+@pytest.mark.postgres
+def test_no_session_left_idle_in_transaction(pg_url: str) -> None:
+    store = SqlStore(pg_url)
+    try:
+        run_id = make_run(store)
+        store.log_metrics([(run_id, "auc", 0.5, 0, T0)])
+        store.log_params(run_id, {"p": "1"})
+        search(store, "metrics.auc > 0")
+        with pytest.raises(ParamConflict):
+            store.log_params(run_id, {"p": "2"})
+        with store.engine.connect() as connection:
+            idle = connection.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND state = 'idle in transaction' "
+                    "AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+        assert idle == 0
+    finally:
+        store.close()

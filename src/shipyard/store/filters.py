@@ -145,7 +145,7 @@ _PREFIXES: dict[str, FieldKind] = {
 }
 _ORDERING: tuple[Op, ...] = ("<", "<=", ">", ">=")
 _CMP_OPS: dict[str, Op] = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", **{o: o for o in _ORDERING}}
-_NUMERIC_ATTRIBUTES = frozenset({"start_time", "end_time"})
+_NUMERIC = frozenset({Field("attributes", "start_time"), Field("attributes", "end_time")})
 _RESERVED = frozenset({"and", "or", "not", "in", "is", "like", "ilike", "null", "true", "false"})
 _OPS_TEXT = "=, !=, <, <=, >, >=, like, ilike, in, not in, is null or is not null"
 _VALUE_TEXT = "a quoted string, a number, true or false"
@@ -256,8 +256,7 @@ def _describe(field: Field) -> str:
 
 
 def _check_op(field: Field, op: Op, tok: _Token) -> None:
-    numeric = field.kind == "metrics" or field.name in _NUMERIC_ATTRIBUTES
-    if op in ("like", "ilike") and numeric:
+    if op in ("like", "ilike") and (field.kind == "metrics" or field in _NUMERIC):
         raise _error(
             tok,
             f"{op} works only on params, tags and text attributes, not {_describe(field)}",
@@ -280,11 +279,9 @@ def _check_value(
         if not isinstance(value, str):
             raise _error(tok, f"{op} needs a quoted pattern", "a quoted string such as 'cv-%'")
         return value
-    if field.kind == "metrics" or field.name in _NUMERIC_ATTRIBUTES:
+    if field.kind == "metrics" or field in _NUMERIC:
         if isinstance(value, bool) or not isinstance(value, float):
-            example = (
-                "epoch milliseconds such as 1700000000000" if desc in _NUMERIC_ATTRIBUTES else "0.9"
-            )
+            example = "epoch milliseconds such as 1700000000000" if field in _NUMERIC else "0.9"
             raise _error(tok, f"{desc} compares only with numbers", f"a number ({example})")
         return value
     if field.kind == "attributes":

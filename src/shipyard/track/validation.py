@@ -6,6 +6,7 @@ stays a set lookup.
 
 from __future__ import annotations
 
+import decimal
 import math
 import numbers
 import re
@@ -55,7 +56,7 @@ def check_metric_value(key: str, value: object) -> float:
     """
     if type(value) is float:
         return value
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+    if isinstance(value, numbers.Real | decimal.Decimal) and not isinstance(value, bool):
         return float(value)
     raise InvalidMetricValue(
         f"metric {key!r} must be a real number, got {type(value).__name__} {_preview(value)}; "

@@ -1,4 +1,4 @@
-"""Tests for the run filter language (shipyard.track.filters)."""
+"""Tests for the run filter language (shipyard.store.filters)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shipyard.core.errors import InvalidFilter
-from shipyard.track.filters import (
+from shipyard.store.filters import (
     ATTRIBUTES,
     MAX_NESTING,
     STATUSES,

@@ -1,0 +1,69 @@
+"""Settings: environment over project file over defaults; bad values are clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shipyard.core.errors import InvalidSettings
+from shipyard.core.settings import load_settings
+
+
+def test_defaults_live_in_the_project(tmp_path: Path) -> None:
+    settings = load_settings()
+    assert settings.project_dir == tmp_path
+    assert settings.resolved_store_url == f"sqlite:///{tmp_path / '.shipyard' / 'shipyard.db'}"
+    assert settings.resolved_artifact_root == str(tmp_path / ".shipyard" / "artifacts")
+    assert settings.tracking.flush_interval_s == 1.0
+
+
+def test_project_file_then_environment_then_arguments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "shipyard.yaml").write_text(
+        "workspace:\n  store_url: sqlite:////from/yaml.db\n  artifact_root: /yaml/art\n"
+        "tracking:\n  flush_size: 10\n  flush_interval_s: 2\n"
+        "sources: {ignored: here}\n"
+    )
+    settings = load_settings()
+    assert settings.store_url == "sqlite:////from/yaml.db"
+    assert settings.tracking.flush_size == 10
+    monkeypatch.setenv("SHIPYARD_STORE_URL", "sqlite:////from/env.db")
+    monkeypatch.setenv("SHIPYARD_TRACKING__FLUSH_SIZE", "20")
+    settings = load_settings()
+    assert settings.store_url == "sqlite:////from/env.db"
+    assert settings.tracking.flush_size == 20
+    assert settings.tracking.flush_interval_s == 2.0  # still from the file: merged, not replaced
+    assert settings.artifact_root == "/yaml/art"
+    assert load_settings(store_url="sqlite:////arg.db").store_url == "sqlite:////arg.db"
+
+
+def test_project_dir_argument_reads_that_projects_file(tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "shipyard.yaml").write_text("workspace:\n  artifact_root: /other/art\n")
+    assert load_settings(project_dir=other).artifact_root == "/other/art"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("workspace: [1, 2", "not valid YAML"),
+        ("- a\n- b\n", "expected a mapping"),
+        ("workspace: 5\n", "'workspace' must be a mapping"),
+        ("tracking:\n  flush_size: lots\n", "tracking.flush_size"),
+        ("tracking:\n  flush_interval_s: -1\n", "tracking.flush_interval_s"),
+        ("tracking:\n  surprise: 1\n", "tracking.surprise"),
+    ],
+)
+def test_bad_project_files_are_named_errors(tmp_path: Path, content: str, message: str) -> None:
+    (tmp_path / "shipyard.yaml").write_text(content)
+    with pytest.raises(InvalidSettings, match=message):
+        load_settings()
+
+
+def test_bad_environment_values_are_named_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHIPYARD_TRACKING__HEARTBEAT_INTERVAL_S", "soon")
+    with pytest.raises(InvalidSettings, match=r"tracking.heartbeat_interval_s.*SHIPYARD_"):
+        load_settings()
