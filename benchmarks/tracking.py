@@ -106,8 +106,10 @@ def main() -> None:
     print(f"{n:,} metric values, median of {args.repeat}")
     print(f"  floor (sqlite3 executemany): {floor_s:8.3f} s  {n / floor_s:12,.0f} values/s")
     for name, seconds in results.items():
-        print(f"  {name:28s} {seconds:8.3f} s  {n / seconds:12,.0f} values/s  "
-              f"ratio {seconds / floor_s:.2f}")
+        print(
+            f"  {name:28s} {seconds:8.3f} s  {n / seconds:12,.0f} values/s  "
+            f"ratio {seconds / floor_s:.2f}"
+        )
     for name, seconds in results.items():
         ratio = seconds / floor_s
         verdict = "ok" if ratio <= TARGETS[name] else "MISS"

@@ -29,8 +29,10 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Keep the developer's SHIPYARD_* settings and cwd out of every test."""
     for name in list(os.environ):
-        if name.startswith("SHIPYARD_") and name not in ("SHIPYARD_REQUIRE_SERVICES",
-                                                          "SHIPYARD_TEST_PG_URL"):
+        if name.startswith("SHIPYARD_") and name not in (
+            "SHIPYARD_REQUIRE_SERVICES",
+            "SHIPYARD_TEST_PG_URL",
+        ):
             monkeypatch.delenv(name)
     monkeypatch.setenv("SHIPYARD_PROJECT_DIR", str(tmp_path))
     monkeypatch.setenv("SHIPYARD_TRACKING__CAPTURE_GIT", "false")

@@ -15,9 +15,18 @@ def make_run(store: SqlStore, experiment: str = "exp", name: str = "r", **extra:
     exp = store.get_or_create_experiment(experiment, T0)
     run_id = new_id()
     values = {
-        "run_id": run_id, "experiment_id": exp.experiment_id, "parent_run_id": None,
-        "name": name, "status": "running", "start_ms": T0, "heartbeat_ms": T0, "host": "h",
-        "pid": 1, "pid_started_ms": T0, "user": "u", "environment": {},
+        "run_id": run_id,
+        "experiment_id": exp.experiment_id,
+        "parent_run_id": None,
+        "name": name,
+        "status": "running",
+        "start_ms": T0,
+        "heartbeat_ms": T0,
+        "host": "h",
+        "pid": 1,
+        "pid_started_ms": T0,
+        "user": "u",
+        "environment": {},
     }
     values.update(extra)
     store.create_run(values)

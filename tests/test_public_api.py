@@ -5,14 +5,40 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import shipyard
 
 PUBLIC = {
-    "ActiveRun", "AlreadyExists", "Artifact", "Conflict", "Experiment", "InvalidArgument",
-    "InvalidFilter", "InvalidMetricValue", "InvalidName", "MetricPoint", "NotFound", "Note",
-    "ParamConflict", "PermissionDenied", "Run", "RunNotActive", "RunNotFound", "RunStatus",
-    "Settings", "ShipyardError", "Unavailable", "Workspace", "__version__", "default_workspace",
-    "get_run", "list_experiments", "load_settings", "search_runs", "start_run",
+    "ActiveRun",
+    "AlreadyExists",
+    "Artifact",
+    "Conflict",
+    "Experiment",
+    "InvalidArgument",
+    "InvalidFilter",
+    "InvalidMetricValue",
+    "InvalidName",
+    "MetricPoint",
+    "NotFound",
+    "Note",
+    "ParamConflict",
+    "PermissionDenied",
+    "Run",
+    "RunNotActive",
+    "RunNotFound",
+    "RunStatus",
+    "Settings",
+    "ShipyardError",
+    "Unavailable",
+    "Workspace",
+    "__version__",
+    "default_workspace",
+    "get_run",
+    "list_experiments",
+    "load_settings",
+    "search_runs",
+    "start_run",
 }
 
 
@@ -26,12 +52,12 @@ def test_every_public_name_resolves() -> None:
 
 
 def test_unknown_names_raise_attribute_error() -> None:
-    try:
+    with pytest.raises(AttributeError, match="not_a_thing"):
         _ = shipyard.not_a_thing  # type: ignore[attr-defined]
-    except AttributeError as e:
-        assert "not_a_thing" in str(e)
-    else:
-        raise AssertionError("expected AttributeError")
+
+
+def test_all_matches_the_lazy_export_table() -> None:
+    assert set(shipyard.__all__) == {*shipyard._MODULE_OF, "__version__"}
 
 
 def test_errors_subclass_the_builtins_callers_expect() -> None:

@@ -47,16 +47,35 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "shipyard.core.errors": (
-        "AlreadyExists", "Conflict", "InvalidArgument", "InvalidFilter", "InvalidMetricValue",
-        "InvalidName", "NotFound", "ParamConflict", "PermissionDenied", "RunNotActive",
-        "RunNotFound", "ShipyardError", "Unavailable",
+        "AlreadyExists",
+        "Conflict",
+        "InvalidArgument",
+        "InvalidFilter",
+        "InvalidMetricValue",
+        "InvalidName",
+        "NotFound",
+        "ParamConflict",
+        "PermissionDenied",
+        "RunNotActive",
+        "RunNotFound",
+        "ShipyardError",
+        "Unavailable",
     ),
     "shipyard.core.settings": ("Settings", "load_settings"),
     "shipyard.store.entities": (
-        "Artifact", "Experiment", "MetricPoint", "Note", "Run", "RunStatus",
+        "Artifact",
+        "Experiment",
+        "MetricPoint",
+        "Note",
+        "Run",
+        "RunStatus",
     ),
     "shipyard.track.api": (
-        "default_workspace", "get_run", "list_experiments", "search_runs", "start_run",
+        "default_workspace",
+        "get_run",
+        "list_experiments",
+        "search_runs",
+        "start_run",
     ),
     "shipyard.track.run": ("ActiveRun",),
     "shipyard.track.workspace": ("Workspace",),
@@ -68,7 +87,37 @@ try:
 except metadata.PackageNotFoundError:  # running from a source tree without install
     __version__ = "0.0.0"
 
-__all__ = sorted([*_MODULE_OF, "__version__"])
+__all__ = [
+    "ActiveRun",
+    "AlreadyExists",
+    "Artifact",
+    "Conflict",
+    "Experiment",
+    "InvalidArgument",
+    "InvalidFilter",
+    "InvalidMetricValue",
+    "InvalidName",
+    "MetricPoint",
+    "NotFound",
+    "Note",
+    "ParamConflict",
+    "PermissionDenied",
+    "Run",
+    "RunNotActive",
+    "RunNotFound",
+    "RunStatus",
+    "Settings",
+    "ShipyardError",
+    "Unavailable",
+    "Workspace",
+    "__version__",
+    "default_workspace",
+    "get_run",
+    "list_experiments",
+    "load_settings",
+    "search_runs",
+    "start_run",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -18,7 +18,6 @@ from shipyard.store.sql import SqlStore
 from tests.factories import T0, make_run
 
 
-
 @pytest.fixture
 def store(store_url: str):
     s = SqlStore(store_url)
@@ -30,8 +29,10 @@ def search(store: SqlStore, text: str, order: tuple[str, ...] = (), limit: int |
     return [
         r.name
         for r in store.search_runs(
-            parse_filter(text), experiments=None,
-            order_by=[parse_order_by(o) for o in order], limit=limit,
+            parse_filter(text),
+            experiments=None,
+            order_by=[parse_order_by(o) for o in order],
+            limit=limit,
         )
     ]
 
@@ -76,11 +77,15 @@ def test_tags_can_change(store: SqlStore) -> None:
 
 def test_metrics_keep_nan_infinity_and_history(store: SqlStore) -> None:
     run_id = make_run(store)
-    store.log_metrics([
-        (run_id, "loss", 0.5, 0, T0), (run_id, "loss", 0.25, 1, T0 + 1),
-        (run_id, "odd", math.nan, 0, T0), (run_id, "big", math.inf, 0, T0),
-        (run_id, "small", -math.inf, 0, T0),
-    ])
+    store.log_metrics(
+        [
+            (run_id, "loss", 0.5, 0, T0),
+            (run_id, "loss", 0.25, 1, T0 + 1),
+            (run_id, "odd", math.nan, 0, T0),
+            (run_id, "big", math.inf, 0, T0),
+            (run_id, "small", -math.inf, 0, T0),
+        ]
+    )
     store.log_metrics([(run_id, "loss", 0.9, 0, T0 + 2)])  # an older step logged late
     run = store.get_run(run_id)
     assert run.metrics["loss"] == 0.25  # the latest step wins, not the latest write
@@ -166,11 +171,17 @@ def test_filter_language(populated: SqlStore, text: str, expected: set[str]) -> 
 
 def test_order_and_limit(populated: SqlStore) -> None:
     assert search(populated, "experiment = 'search'", ("metrics.auc desc",)) == [
-        "lgbm-a", "rf", "lgbm-b", "broken",  # NaN (NULL) sorts last
+        "lgbm-a",
+        "rf",
+        "lgbm-b",
+        "broken",  # NaN (NULL) sorts last
     ]
     assert search(populated, "", ("metrics.auc desc",), limit=2) == ["elsewhere", "lgbm-a"]
     assert search(populated, "experiment = 'search'", ("params.lr",)) == [
-        "lgbm-b", "lgbm-a", "rf", "broken",  # text order; missing last
+        "lgbm-b",
+        "lgbm-a",
+        "rf",
+        "broken",  # text order; missing last
     ]
     # default order: newest first
     assert search(populated, "experiment = 'search'")[0] == "broken"

@@ -36,7 +36,10 @@ def worker_env(store_url: str, tmp_path: Path) -> dict[str, str]:
 def start_worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(WORKER), *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -46,7 +49,7 @@ def test_eight_processes_log_into_one_store(store_url: str, tmp_path: Path) -> N
     env = worker_env(store_url, tmp_path)
     workers = [start_worker(env, "steady", "2000", f"w{i}") for i in range(8)]
     outputs = [w.communicate(timeout=240) for w in workers]
-    for worker, (out, err) in zip(workers, outputs, strict=True):
+    for worker, (_out, err) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, err
         assert "locked" not in err.lower()
     store = SqlStore(store_url)
@@ -110,7 +113,8 @@ def test_sigkill_while_logging_loses_only_unflushed_values(store_url: str, tmp_p
         assert run_id[:8] in gc.stdout
         killed = store.get_run(run_id)
         assert killed.status is RunStatus.KILLED
-        assert killed.error is not None and "is gone" in killed.error
+        assert killed.error is not None
+        assert "is gone" in killed.error
     finally:
         store.close()
 
@@ -146,6 +150,7 @@ def test_a_run_left_open_ends_at_exit(store_url: str, tmp_path: Path) -> None:
         assert store.count_metrics([left_open.run_id]) == 1234
         escaped = store.get_run(out2.strip())
         assert escaped.status is RunStatus.FAILED
-        assert escaped.error is not None and "escaped the script" in escaped.error
+        assert escaped.error is not None
+        assert "escaped the script" in escaped.error
     finally:
         store.close()

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from shipyard.store.filters import Expr, OrderKey
 
-_ATTRIBUTES: dict[str, sa.ColumnElement[Any]] = {
+_ATTRIBUTES: dict[str, Any] = {
     "run_id": RunRow.run_id,
     "name": RunRow.name,
     "status": RunRow.status,
@@ -66,7 +66,9 @@ def search_runs(
         query = query.where(_compile(where, dialect))
     for key in order_by:
         column = _order_column(key.field)
-        query = query.order_by(column.desc().nulls_last() if key.descending else column.asc().nulls_last())
+        query = query.order_by(
+            column.desc().nulls_last() if key.descending else column.asc().nulls_last()
+        )
     query = query.order_by(RunRow.start_ms.desc(), RunRow.run_id)
     if limit is not None:
         query = query.limit(limit)
@@ -90,29 +92,26 @@ def _load_chunk(connection: sa.Connection, run_ids: list[str]) -> dict[str, Run]
     tags: dict[str, dict[str, str]] = {r: {} for r in run_ids}
     metrics: dict[str, dict[str, float]] = {r: {} for r in run_ids}
     for table, into in ((ParamRow, params), (TagRow, tags)):
-        for run_id, key, value in connection.execute(
+        for run_id, key, text in connection.execute(
             sa.select(table.run_id, table.key, table.value).where(table.run_id.in_(run_ids))
         ):
-            into[run_id][key] = value
-    for run_id, key, value in connection.execute(
+            into[run_id][key] = text
+    for run_id, key, number in connection.execute(
         sa.select(LatestMetricRow.run_id, LatestMetricRow.key, LatestMetricRow.value).where(
             LatestMetricRow.run_id.in_(run_ids)
         )
     ):
-        metrics[run_id][key] = math.nan if value is None else value
+        metrics[run_id][key] = math.nan if number is None else number
     rows = connection.execute(
         sa.select(*RunRow.__table__.c, ExperimentRow.name.label("experiment_name"))
         .join(ExperimentRow, ExperimentRow.experiment_id == RunRow.experiment_id)
         .where(RunRow.run_id.in_(run_ids))
     ).all()
-    return {
-        row.run_id: _to_run(row, params, tags, metrics)
-        for row in rows
-    }
+    return {row.run_id: _to_run(row, params, tags, metrics) for row in rows}
 
 
 def _to_run(
-    row: sa.Row[Any],
+    row: Any,
     params: dict[str, dict[str, str]],
     tags: dict[str, dict[str, str]],
     metrics: dict[str, dict[str, float]],
@@ -222,7 +221,8 @@ def _apply(column: sa.ColumnElement[Any], cmp: Comparison) -> sa.ColumnElement[b
 
 def _order_column(field: Field) -> sa.ColumnElement[Any]:
     if field.kind == "attributes":
-        return _ATTRIBUTES[field.name]
+        column: sa.ColumnElement[Any] = _ATTRIBUTES[field.name]
+        return column
     table: Any = {"metrics": LatestMetricRow, "params": ParamRow, "tags": TagRow}[field.kind]
     return (
         sa.select(table.value)

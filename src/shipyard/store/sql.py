@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 
 from shipyard.core.errors import (
     ExperimentNotFound,
@@ -65,7 +64,7 @@ class SqlStore:
         upgrade_to_head(self.engine)
         self._dialect = self.engine.dialect.name
         self._insert_metrics_sql = str(
-            sa.insert(MetricRow.__table__)
+            sa.insert(MetricRow)
             .values({c: sa.bindparam(c) for c in _METRIC_COLUMNS})
             .compile(dialect=self.engine.dialect)
         )
@@ -190,9 +189,7 @@ class SqlStore:
             matches = connection.execute(query).scalars().all()
         if len(matches) != 1:
             what = "no run" if not matches else "more than one run"
-            raise RunNotFound(
-                f"{what} matches {run_id!r}; `shipyard runs list` shows run ids"
-            )
+            raise RunNotFound(f"{what} matches {run_id!r}; `shipyard runs list` shows run ids")
         return run_search.load_runs(self.engine, [matches[0]])[0]
 
     def search_runs(
@@ -230,17 +227,18 @@ class SqlStore:
 
         def _log(connection: sa.Connection) -> None:
             self._require_running(connection, run_id)
-            existing = {
-                key: value
-                for key, value in connection.execute(
+            existing = dict(
+                connection.execute(
                     sa.select(ParamRow.key, ParamRow.value).where(
                         ParamRow.run_id == run_id, ParamRow.key.in_(list(params))
                     )
                 )
-            }
+            )
             clashes = {k: (existing[k], v) for k, v in params.items() if existing.get(k, v) != v}
             if clashes:
-                described = ", ".join(f"{k}: {old!r} then {new!r}" for k, (old, new) in clashes.items())
+                described = ", ".join(
+                    f"{k}: {old!r} then {new!r}" for k, (old, new) in clashes.items()
+                )
                 raise ParamConflict(
                     f"params are write-once and these were logged with different values: "
                     f"{described}; use a tag or a new run for values that change"
@@ -279,8 +277,13 @@ class SqlStore:
             self._require_known(connection, run_id)
             connection.execute(
                 sa.insert(NoteRow),
-                {"note_id": note.note_id, "run_id": run_id, "author": author, "text": text,
-                 "created_ms": created_ms},
+                {
+                    "note_id": note.note_id,
+                    "run_id": run_id,
+                    "author": author,
+                    "text": text,
+                    "created_ms": created_ms,
+                },
             )
 
         run_write(self.engine, _add)
@@ -307,9 +310,7 @@ class SqlStore:
         """
         if not rows:
             return
-        stored = [
-            (r[0], r[1], None if r[2] != r[2] else r[2], r[3], r[4]) for r in rows
-        ]
+        stored = [(r[0], r[1], None if r[2] != r[2] else r[2], r[3], r[4]) for r in rows]
         latest = _latest_by_key(stored)
 
         def _log(connection: sa.Connection) -> None:
@@ -319,7 +320,8 @@ class SqlStore:
                 connection.exec_driver_sql(self._insert_metrics_sql, stored)
             else:
                 connection.execute(
-                    sa.insert(MetricRow), [dict(zip(_METRIC_COLUMNS, r, strict=True)) for r in stored]
+                    sa.insert(MetricRow),
+                    [dict(zip(_METRIC_COLUMNS, r, strict=True)) for r in stored],
                 )
             self._upsert_latest(connection, latest)
 
@@ -336,8 +338,11 @@ class SqlStore:
         connection.execute(
             statement.on_conflict_do_update(
                 index_elements=["run_id", "key"],
-                set_={"value": excluded.value, "step": excluded.step,
-                      "timestamp_ms": excluded.timestamp_ms},
+                set_={
+                    "value": excluded.value,
+                    "step": excluded.step,
+                    "timestamp_ms": excluded.timestamp_ms,
+                },
                 where=newer,
             ),
             latest,
@@ -372,24 +377,33 @@ class SqlStore:
         statement = self._insert(ArtifactRow)
         statement = statement.on_conflict_do_update(
             index_elements=["run_id", "name"],
-            set_={c: getattr(statement.excluded, c)
-                  for c in ("digest", "size_bytes", "media_type", "created_ms")},
+            set_={
+                c: getattr(statement.excluded, c)
+                for c in ("digest", "size_bytes", "media_type", "created_ms")
+            },
         )
 
         def _add(connection: sa.Connection) -> None:
             self._require_running(connection, artifact.run_id)
             connection.execute(
                 statement,
-                {"run_id": artifact.run_id, "name": artifact.name, "digest": artifact.digest,
-                 "size_bytes": artifact.size_bytes, "media_type": artifact.media_type,
-                 "created_ms": artifact.created_ms},
+                {
+                    "run_id": artifact.run_id,
+                    "name": artifact.name,
+                    "digest": artifact.digest,
+                    "size_bytes": artifact.size_bytes,
+                    "media_type": artifact.media_type,
+                    "created_ms": artifact.created_ms,
+                },
             )
 
         run_write(self.engine, _add)
 
     def list_artifacts(self, run_id: str) -> list[Artifact]:
         """Return a run's artifacts by name."""
-        query = sa.select(ArtifactRow).where(ArtifactRow.run_id == run_id).order_by(ArtifactRow.name)
+        query = (
+            sa.select(ArtifactRow).where(ArtifactRow.run_id == run_id).order_by(ArtifactRow.name)
+        )
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
         return [

@@ -60,7 +60,7 @@ def get_run(run_id: str) -> Run:
 
 
 def search_runs(
-    filter: str | None = None,  # noqa: A002 - the word users expect
+    filter: str | None = None,
     *,
     experiments: Sequence[str] | None = None,
     order_by: Sequence[str] = (),

@@ -21,8 +21,21 @@ import psutil
 
 #: Packages whose versions change results; recorded when installed.
 TRACKED_PACKAGES = (
-    "shipyard", "numpy", "scipy", "pandas", "polars", "pyarrow", "scikit-learn", "lightgbm",
-    "xgboost", "imbalanced-learn", "optuna", "skops", "onnxruntime", "torch", "sqlalchemy",
+    "shipyard",
+    "numpy",
+    "scipy",
+    "pandas",
+    "polars",
+    "pyarrow",
+    "scikit-learn",
+    "lightgbm",
+    "xgboost",
+    "imbalanced-learn",
+    "optuna",
+    "skops",
+    "onnxruntime",
+    "torch",
+    "sqlalchemy",
 )
 _GIT_TIMEOUT_S = 5
 
@@ -41,11 +54,17 @@ def code_version(directory: str) -> CodeVersion:
     try:
         commit = subprocess.run(
             ["git", "-C", directory, "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=_GIT_TIMEOUT_S, check=True,
+            capture_output=True,
+            text=True,
+            timeout=_GIT_TIMEOUT_S,
+            check=True,
         ).stdout.strip()
         status = subprocess.run(
             ["git", "-C", directory, "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=_GIT_TIMEOUT_S, check=True,
+            capture_output=True,
+            text=True,
+            timeout=_GIT_TIMEOUT_S,
+            check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return CodeVersion(None, None)

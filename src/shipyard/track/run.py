@@ -144,8 +144,13 @@ class ActiveRun:
         for key, value, step, timestamp_ms in metrics:
             key = check_key(key, "metric name")
             rows.append(
-                (run_id, key, check_metric_value(key, value), check_step(step),
-                 check_timestamp_ms(timestamp_ms))
+                (
+                    run_id,
+                    key,
+                    check_metric_value(key, value),
+                    check_step(step),
+                    check_timestamp_ms(timestamp_ms),
+                )
             )
         self.workspace.store.log_metrics(rows)
         for _, key, _, step, _ in rows:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from types import FrameType, TracebackType
 
 
-class Terminated(SystemExit):  # noqa: N818 - named for the signal, like KeyboardInterrupt
+class Terminated(SystemExit):
     """Raised in the main thread when the process receives SIGTERM during a run."""
 
     def __init__(self) -> None:

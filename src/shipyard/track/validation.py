@@ -30,15 +30,13 @@ def check_key(key: object, what: str = "key") -> str:
             letters, digits and ``_ - . / : space``, or has a path-like ``..``/leading ``/``.
     """
     if key in _known_keys:
-        return key  # type: ignore[return-value]
+        return key
     if not isinstance(key, str):
         raise InvalidName(f"{what} must be a string, got {type(key).__name__}")
     if not key or len(key) > MAX_KEY_LENGTH:
         raise InvalidName(f"{what} {key[:40]!r} must be 1 to {MAX_KEY_LENGTH} characters")
     if not _KEY.fullmatch(key):
-        raise InvalidName(
-            f"{what} {key!r} may only use letters, digits and _ - . / : and spaces"
-        )
+        raise InvalidName(f"{what} {key!r} may only use letters, digits and _ - . / : and spaces")
     if key.startswith("/") or ".." in key.split("/") or key != key.strip():
         raise InvalidName(
             f"{what} {key!r} must not start with '/', hold '..' segments or edge spaces"
@@ -84,8 +82,9 @@ def check_timestamp_ms(timestamp_ms: object) -> int:
         InvalidArgument: Not a whole, non-negative number of milliseconds.
     """
     if isinstance(timestamp_ms, numbers.Real) and not isinstance(timestamp_ms, bool):
-        if math.isfinite(float(timestamp_ms)) and timestamp_ms >= 0:
-            return int(timestamp_ms)
+        as_float = float(timestamp_ms)
+        if math.isfinite(as_float) and as_float >= 0:
+            return int(as_float)
     raise InvalidArgument(
         f"timestamp must be non-negative epoch milliseconds, got {_preview(timestamp_ms)}"
     )

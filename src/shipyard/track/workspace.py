@@ -105,17 +105,28 @@ class Workspace:
             if self.settings.tracking.capture_git
             else environment.CodeVersion(None, None)
         )
-        self.store.create_run({
-            "run_id": run_id, "experiment_id": exp.experiment_id, "parent_run_id": parent_id,
-            "name": run_name or f"run-{run_id[:8]}", "status": RunStatus.RUNNING.value,
-            "start_ms": now, "heartbeat_ms": now, "host": environment.host_name(),
-            "pid": os.getpid(), "pid_started_ms": environment.process_started_ms(),
-            "user": environment.user_name(), "git_commit": code.commit, "git_dirty": code.dirty,
-            "environment": environment.process_environment(),
-        })
+        self.store.create_run(
+            {
+                "run_id": run_id,
+                "experiment_id": exp.experiment_id,
+                "parent_run_id": parent_id,
+                "name": run_name or f"run-{run_id[:8]}",
+                "status": RunStatus.RUNNING.value,
+                "start_ms": now,
+                "heartbeat_ms": now,
+                "host": environment.host_name(),
+                "pid": os.getpid(),
+                "pid_started_ms": environment.process_started_ms(),
+                "user": environment.user_name(),
+                "git_commit": code.commit,
+                "git_dirty": code.dirty,
+                "environment": environment.process_environment(),
+            }
+        )
         meter = ResourceMeter()
-        run = ActiveRun(self, run_id, run_name or f"run-{run_id[:8]}", experiment_name,
-                        parent_id, meter)
+        run = ActiveRun(
+            self, run_id, run_name or f"run-{run_id[:8]}", experiment_name, parent_id, meter
+        )
         with self._lock:
             self._active[run_id] = run
         self.heartbeat.register(run_id, meter)
@@ -148,7 +159,7 @@ class Workspace:
 
     def search_runs(
         self,
-        filter: str | None = None,  # noqa: A002 - the word users expect
+        filter: str | None = None,
         *,
         experiments: Sequence[str] | None = None,
         order_by: Sequence[str] = (),
@@ -205,8 +216,14 @@ class Workspace:
         else:
             assert payload.path is not None
             info = self.blobs.put_file(payload.path)
-        artifact = Artifact(run_id, payload.name, info.digest, info.size_bytes,
-                            payload.media_type, self.clock.now_ms())
+        artifact = Artifact(
+            run_id,
+            payload.name,
+            info.digest,
+            info.size_bytes,
+            payload.media_type,
+            self.clock.now_ms(),
+        )
         self.store.add_artifact(artifact)
         return artifact
 
@@ -271,4 +288,4 @@ def _close_all() -> None:
         try:
             workspace.close()
         except Exception as e:  # exiting anyway; say what was lost
-            print(f"shipyard: could not close workspace cleanly: {e}")  # noqa: T201
+            print(f"shipyard: could not close workspace cleanly: {e}")

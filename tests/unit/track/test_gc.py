@@ -35,7 +35,7 @@ def test_a_run_of_a_vanished_pid_is_dead(tmp_path: Path) -> None:
                 "UPDATE runs SET pid = 999999, pid_started_ms = 1 WHERE run_id = ?", (run.run_id,)
             )
         workspace.heartbeat.unregister(run.run_id)
-        workspace._active.pop(run.run_id)  # noqa: SLF001 - simulate another process's run
+        workspace._active.pop(run.run_id)
         dead = find_dead_runs(workspace)
         assert [d.run.name for d in dead] == ["orphan"]
         assert "process 999999" in dead[0].reason
@@ -55,7 +55,7 @@ def test_a_silent_run_on_another_host_dies_after_the_timeout(tmp_path: Path) -> 
                 "UPDATE runs SET host = 'elsewhere' WHERE run_id = ?", (run.run_id,)
             )
         workspace.heartbeat.unregister(run.run_id)
-        workspace._active.pop(run.run_id)  # noqa: SLF001
+        workspace._active.pop(run.run_id)
         clock.advance(seconds=59)
         assert find_dead_runs(workspace) == []
         clock.advance(seconds=2)

@@ -32,17 +32,24 @@ def test_a_run_that_returns_is_finished(workspace: Workspace) -> None:
     assert stored.params == {"lr": "0.1"}
     assert stored.tags == {"t": "1"}
     assert stored.metrics == {"auc": 0.9}
-    assert stored.end_ms is not None and stored.end_ms >= stored.start_ms
+    assert stored.end_ms is not None
+    assert stored.end_ms >= stored.start_ms
     assert stored.experiment == "e"
 
 
 def test_an_exception_fails_the_run_and_is_recorded(workspace: Workspace) -> None:
-    with pytest.raises(ZeroDivisionError), workspace.start_run(name="bad") as run:
-        run.log_metric("before", 1.0)
-        _ = 1 / 0
+    def fail_inside_a_run() -> None:
+        with workspace.start_run(name="bad") as run:
+            run.log_metric("before", 1.0)
+            raise ZeroDivisionError("division by zero")
+
+    with pytest.raises(ZeroDivisionError):
+        fail_inside_a_run()
+    (run,) = workspace.search_runs("name = 'bad'")
     stored = workspace.get_run(run.run_id)
     assert stored.status is RunStatus.FAILED
-    assert stored.error is not None and "ZeroDivisionError" in stored.error
+    assert stored.error is not None
+    assert "ZeroDivisionError" in stored.error
     assert stored.metrics == {"before": 1.0}  # what was logged before the failure is kept
 
 
@@ -91,7 +98,7 @@ def test_bad_keys_steps_and_timestamps_are_refused(workspace: Workspace) -> None
         with pytest.raises(InvalidArgument, match="non-negative epoch milliseconds"):
             run.log_metric("m", 1.0, timestamp=-5)
         with pytest.raises(InvalidArgument, match="timezone-aware"):
-            run.log_metric("m", 1.0, timestamp=dt.datetime(2026, 1, 1))  # noqa: DTZ001
+            run.log_metric("m", 1.0, timestamp=dt.datetime(2026, 1, 1))
     assert workspace.store.count_metrics([run.run_id]) == 0
 
 
@@ -105,7 +112,11 @@ def test_steps_default_to_one_past_the_last(workspace: Workspace) -> None:
         run.log_metric("at", 1.0, timestamp=when)
     history = workspace.metric_history(run.run_id, "loss")
     assert [(p.step, p.value) for p in history] == [
-        (0, 3.0), (1, 2.0), (2, 1.0), (10, 0.5), (11, 0.4)
+        (0, 3.0),
+        (1, 2.0),
+        (2, 1.0),
+        (10, 0.5),
+        (11, 0.4),
     ]
     assert workspace.metric_history(run.run_id, "at")[0].timestamp_ms == 1767312000000
 
@@ -151,7 +162,7 @@ def test_notes(workspace: Workspace) -> None:
             run.add_note("   ")
     workspace.add_note(run.run_id, "reviewed after the fact")
     notes = workspace.notes(run.run_id)
-    assert [(n.author, n.text) for n in notes][0] == ("ana", "first look: **promising**")
+    assert next((n.author, n.text) for n in notes) == ("ana", "first look: **promising**")
     assert notes[1].text == "reviewed after the fact"
 
 
@@ -184,10 +195,14 @@ def test_run_records_environment_and_resources(workspace: Workspace) -> None:
     assert stored.environment["python"].startswith("3.")
     assert "sqlalchemy" in stored.environment["packages"]
     resources = stored.resources
-    assert resources.wall_seconds is not None and resources.wall_seconds > 0
-    assert resources.cpu_seconds is not None and resources.cpu_seconds > 0
-    assert resources.peak_rss_bytes is not None and resources.peak_rss_bytes > 10_000_000
-    assert stored.pid > 0 and stored.host
+    assert resources.wall_seconds is not None
+    assert resources.wall_seconds > 0
+    assert resources.cpu_seconds is not None
+    assert resources.cpu_seconds > 0
+    assert resources.peak_rss_bytes is not None
+    assert resources.peak_rss_bytes > 10_000_000
+    assert stored.pid > 0
+    assert stored.host
 
 
 def test_artifacts_of_every_kind(workspace: Workspace, tmp_path) -> None:
@@ -206,8 +221,13 @@ def test_artifacts_of_every_kind(workspace: Workspace, tmp_path) -> None:
         again = run.log_artifact(b"raw", name="copy.bin")
     names = {a.name: a for a in workspace.list_artifacts(run.run_id)}
     assert set(names) == {
-        "raw.bin", "copy.bin", "report.html", "model/weights.txt", "model/sub/config.json",
-        "frames/polars.parquet", "frames/pandas.parquet",
+        "raw.bin",
+        "copy.bin",
+        "report.html",
+        "model/weights.txt",
+        "model/sub/config.json",
+        "frames/polars.parquet",
+        "frames/pandas.parquet",
     }
     assert names["report.html"].media_type == "text/html"
     assert again[0].digest == names["raw.bin"].digest  # deduplicated by content

@@ -13,7 +13,6 @@ from shipyard.track.writer import MetricWriter
 from tests.factories import make_run
 
 
-
 @pytest.fixture
 def store(tmp_path: Path):
     s = SqlStore(f"sqlite:///{tmp_path / 'w.db'}")
@@ -80,4 +79,6 @@ def test_a_failed_write_keeps_the_values_in_order(store: SqlStore) -> None:
     assert writer.pending == 10
     writer.flush()
     writer.close()
-    assert [p.value for p in store.metric_history(store.run_id, "m")] == [float(i) for i in range(10)]
+    assert [p.value for p in store.metric_history(store.run_id, "m")] == [
+        float(i) for i in range(10)
+    ]
