@@ -1,17 +1,18 @@
 """The ``shipyard`` command: one Typer app, one module per command group.
 
 User errors (any ``ShipyardError``) print one line and exit 2; ``--debug`` shows the traceback
-instead. Nothing is built at import time: each command opens the workspace it needs.
+instead. Usage errors (unknown command, bad option) exit 2 as well, an interrupt exits 130.
+Nothing is built at import time: each command opens the workspace it needs.
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+from pathlib import Path  # noqa: TC003 - typer reads the annotations at runtime
 from typing import Annotated
 
-import click
 import typer
+from rich.markup import escape
 
 from shipyard.cli import demo, experiments, runs, workspace
 from shipyard.cli.context import CliState, err_console
@@ -46,22 +47,24 @@ def main(
 
 
 def run(argv: list[str] | None = None) -> None:
-    """Entry point of the console script; exits with 2 on user errors."""
+    """Entry point of the console script; exits with 2 on user errors.
+
+    Typer runs in standalone mode, so it reports usage errors itself (exit 2), turns
+    Ctrl-C into exit 130 and ``--help`` into exit 0; only Shipyard's own errors reach here.
+    (Catching click's exception classes here would be fragile: recent Typer versions vendor
+    click, and its exceptions are no longer ``click.ClickException``.)
+    """
     args = sys.argv[1:] if argv is None else argv
     try:
-        code = app(args=args, prog_name="shipyard", standalone_mode=False)
+        app(args=args, prog_name="shipyard", standalone_mode=True)
     except ShipyardError as e:
         if "--debug" in args:
             raise
-        err_console.print(f"[bold red]error:[/] {e.message}", highlight=False)
+        # soft_wrap: one line whatever the terminal width; escape: messages quote user input.
+        err_console.print(
+            f"[bold red]error:[/] {escape(e.message)}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(2 if isinstance(e, click.UsageError) else e.exit_code)
-    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from shipyard.cli.context import console, open_workspace
 from shipyard.cli.render import duration, number, size, status, when
 from shipyard.core.errors import InvalidArgument
 from shipyard.track.gc import find_dead_runs, mark_killed
+from shipyard.track.validation import MAX_NOTE_LENGTH
 
 if TYPE_CHECKING:
     from shipyard.store.entities import Run
@@ -36,8 +41,12 @@ def list_(
     order_by: Annotated[
         list[str] | None, typer.Option("--order-by", "-o", help="e.g. 'metrics.auc desc' (repeat).")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many runs.")] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, help="At most this many runs.")
+    ] = 50,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON lines instead of a table.")
+    ] = False,
 ) -> None:
     """List runs, newest first, with their main metrics."""
     with open_workspace(ctx) as workspace:
@@ -46,7 +55,7 @@ def list_(
         )
     if as_json:
         for run in runs:
-            console.print_json(json.dumps(_as_dict(run)))
+            _write_json(_as_dict(run))
         return
     if not runs:
         console.print("no runs match")
@@ -59,8 +68,12 @@ def list_(
         table.add_column(key, justify="right")
     for run in runs:
         table.add_row(
-            run.run_id[:8], _indent(run) + run.name, run.experiment, status(run.status),
-            when(run.start_ms), duration(run.start_ms, run.end_ms),
+            run.run_id[:8],
+            _indent(run) + run.name,
+            run.experiment,
+            status(run.status),
+            when(run.start_ms),
+            duration(run.start_ms, run.end_ms),
             *(number(run.metrics.get(k)) for k in metric_keys),
         )
     console.print(table)
@@ -84,16 +97,20 @@ def show(
             "notes": [dataclasses.asdict(n) for n in notes],
             "children": [c.run_id for c in children],
         }
-        console.print_json(json.dumps(document, default=str))
+        _write_json(document, indent=2)
         return
     resources = run.resources
     summary = Table(show_header=False, box=None)
     summary.add_column(style="bold")
     summary.add_column()
     rows = [
-        ("run id", run.run_id), ("experiment", run.experiment), ("status", status(run.status)),
-        ("started", when(run.start_ms)), ("duration", duration(run.start_ms, run.end_ms)),
-        ("parent", run.parent_run_id or "-"), ("host / pid", f"{run.host} / {run.pid}"),
+        ("run id", run.run_id),
+        ("experiment", run.experiment),
+        ("status", status(run.status)),
+        ("started", when(run.start_ms)),
+        ("duration", duration(run.start_ms, run.end_ms)),
+        ("parent", run.parent_run_id or "-"),
+        ("host / pid", f"{run.host} / {run.pid}"),
         ("user", run.user),
         ("code", f"{run.git_commit or '-'}{' (dirty)' if run.git_dirty else ''}"),
         ("python", str(run.environment.get("python", "-"))),
@@ -104,24 +121,30 @@ def show(
         summary.add_row(key, value)
     console.print(Panel(summary, title=f"[bold]{run.name}[/]", expand=False))
     if run.error:
-        console.print(Panel(run.error.strip()[-2000:], title="error", style="red"))
-    _print_mapping("Params", run.params)
+        console.print(Panel(Text(run.error.strip()[-2000:]), title="error", style="red"))
+    _print_mapping("Params", {k: escape(v) for k, v in run.params.items()})
     _print_mapping("Metrics (latest)", {k: number(v) for k, v in run.metrics.items()})
-    _print_mapping("Tags", run.tags)
+    _print_mapping("Tags", {k: escape(v) for k, v in run.tags.items()})
     if artifacts:
         table = Table(title="Artifacts")
         for column in ("name", "size", "type", "sha256"):
             table.add_column(column)
         for artifact in artifacts:
-            table.add_row(artifact.name, size(artifact.size_bytes), artifact.media_type,
-                          artifact.digest[:12])
+            table.add_row(
+                escape(artifact.name),
+                size(artifact.size_bytes),
+                escape(artifact.media_type),
+                artifact.digest[:12],
+            )
         console.print(table)
     if children:
-        console.print(f"[bold]Child runs[/] ({len(children)}): "
-                      + ", ".join(f"{c.name} ({c.run_id[:8]})" for c in children[:20]))
+        console.print(
+            f"[bold]Child runs[/] ({len(children)}): "
+            + ", ".join(f"{c.name} ({c.run_id[:8]})" for c in children[:20])
+        )
     for note in notes:
-        console.print(Panel(note.text, title=f"note by {note.author}, {when(note.created_ms)}",
-                            expand=False))
+        title = f"note by {escape(note.author)}, {when(note.created_ms)}"
+        console.print(Panel(Text(note.text), title=title, expand=False))
 
 
 @app.command()
@@ -143,13 +166,15 @@ def compare(
     for key in sorted({k for r in runs for k in r.params}):
         values = [r.params.get(key, "-") for r in runs]
         style = "yellow" if len(set(values)) > 1 else None
-        table.add_row(f"params.{key}", *values, style=style)
+        table.add_row(f"params.{key}", *(escape(v) for v in values), style=style)
     for key in sorted({k for r in runs for k in r.metrics}):
         raw = [r.metrics.get(key) for r in runs]
         present = [v for v in raw if v is not None and v == v]
         best = max(present) if present else None
         cells = [
-            f"[bold]{number(v)}[/]" if v is not None and v == best and len(present) > 1 else number(v)
+            f"[bold]{number(v)}[/]"
+            if v is not None and v == best and len(present) > 1
+            else number(v)
             for v in raw
         ]
         table.add_row(f"metrics.{key}", *cells)
@@ -163,6 +188,11 @@ def note(
     text: Annotated[str, typer.Argument(help="The note (Markdown welcome).")],
 ) -> None:
     """Add a note to a run, running or ended."""
+    # The same checks as ActiveRun.add_note; Workspace.add_note does not make them.
+    if not text.strip():
+        raise InvalidArgument("a note needs some text")
+    if len(text) > MAX_NOTE_LENGTH:
+        raise InvalidArgument(f"a note is limited to {MAX_NOTE_LENGTH} characters")
     with open_workspace(ctx) as workspace:
         run = workspace.get_run(run_id)
         workspace.add_note(run.run_id, text)
@@ -172,7 +202,9 @@ def note(
 @app.command()
 def gc(
     ctx: typer.Context,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would change.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list what would change.")
+    ] = False,
 ) -> None:
     """Mark runs whose process died (no live pid, or a stale heartbeat) as killed."""
     with open_workspace(ctx) as workspace:
@@ -186,8 +218,9 @@ def gc(
         table.add_column(column)
     for item in dead:
         run = item.run
-        table.add_row(run.run_id[:8], run.name, when(run.start_ms), when(run.heartbeat_ms),
-                      item.reason)
+        table.add_row(
+            run.run_id[:8], run.name, when(run.start_ms), when(run.heartbeat_ms), item.reason
+        )
     console.print(table)
     if not dry_run:
         console.print(f"marked {changed} run(s) killed")
@@ -196,8 +229,26 @@ def gc(
 def _as_dict(run: Run) -> dict[str, Any]:
     document = dataclasses.asdict(run)
     document["status"] = run.status.value
-    document["metrics"] = {k: (None if v != v else v) for k, v in run.metrics.items()}
     return document
+
+
+def _write_json(document: dict[str, Any], indent: int | None = None) -> None:
+    """Write strict JSON to stdout, bypassing rich (no wrapping, no markup, no colour).
+
+    NaN and infinities have no JSON spelling; they are written as null.
+    """
+    text = json.dumps(_finite(document), default=str, indent=indent, allow_nan=False)
+    sys.stdout.write(text + "\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _common_keys(mappings: list[dict[str, float]]) -> list[str]:

@@ -7,10 +7,12 @@ from rich.table import Table
 
 from shipyard.cli.context import console, open_workspace
 from shipyard.cli.render import size
+from shipyard.store.artifacts.local import LocalBlobStore
 from shipyard.store.migrate import current_revision
 
-app = typer.Typer(help="Create and inspect the workspace (metadata store + artifact root).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Create and inspect the workspace (metadata store + artifact root).", no_args_is_help=True
+)
 
 
 @app.command()
@@ -18,6 +20,8 @@ def init(ctx: typer.Context) -> None:
     """Create the workspace (store and artifact root) if it does not exist yet."""
     with open_workspace(ctx) as workspace:
         details = workspace.describe()
+        if isinstance(workspace.blobs, LocalBlobStore):  # blob stores create folders lazily
+            workspace.blobs.root.mkdir(parents=True, exist_ok=True)
     console.print(f"[green]workspace ready[/] at {details['project_dir']}")
     console.print(f"  store:     {details['store_url']}")
     console.print(f"  artifacts: {details['artifact_root']}")

@@ -227,13 +227,15 @@ class SqlStore:
 
         def _log(connection: sa.Connection) -> None:
             self._require_running(connection, run_id)
-            existing = dict(
-                connection.execute(
+            # dict(result) would treat the result as a mapping (it has .keys()): build it by row.
+            existing = {
+                row.key: row.value
+                for row in connection.execute(
                     sa.select(ParamRow.key, ParamRow.value).where(
                         ParamRow.run_id == run_id, ParamRow.key.in_(list(params))
                     )
                 )
-            )
+            }
             clashes = {k: (existing[k], v) for k, v in params.items() if existing.get(k, v) != v}
             if clashes:
                 described = ", ".join(
