@@ -9,7 +9,9 @@ boundary where they happen, and chained with ``from``.
     │   ├── InvalidName
     │   ├── InvalidMetricValue
     │   ├── InvalidFilter
-    │   └── InvalidSettings
+    │   ├── InvalidSettings
+    │   ├── InvalidProjectFile
+    │   └── InvalidData
     ├── NotFound (LookupError)
     │   ├── RunNotFound
     │   ├── ExperimentNotFound
@@ -17,10 +19,13 @@ boundary where they happen, and chained with ``from``.
     ├── AlreadyExists
     ├── Conflict
     │   ├── ParamConflict
-    │   └── RunNotActive
+    │   ├── RunNotActive
+    │   ├── SchemaDrift
+    │   └── ValidationFailed
     ├── PermissionDenied
     ├── Unavailable
-    │   └── StoreUnavailable
+    │   ├── StoreUnavailable
+    │   └── SourceUnavailable
     └── IntegrityFailure
 """
 
@@ -74,6 +79,18 @@ class InvalidSettings(InvalidArgument):
     code = "invalid_settings"
 
 
+class InvalidProjectFile(InvalidArgument):
+    """``shipyard.yaml`` is malformed; the message names the file, line and field."""
+
+    code = "invalid_project_file"
+
+
+class InvalidData(InvalidArgument):
+    """Input data cannot be read as declared (unparseable file, wrong type, bad option)."""
+
+    code = "invalid_data"
+
+
 class NotFound(ShipyardError, LookupError):
     """The thing asked for does not exist."""
 
@@ -122,6 +139,18 @@ class RunNotActive(Conflict):
     code = "run_not_active"
 
 
+class SchemaDrift(Conflict):
+    """A source's columns changed (appeared, disappeared, changed type) and policy says fail."""
+
+    code = "schema_drift"
+
+
+class ValidationFailed(Conflict):
+    """Data broke a contract check whose policy is ``fail``; nothing was written."""
+
+    code = "validation_failed"
+
+
 class PermissionDenied(ShipyardError):
     """The caller is not allowed to do this."""
 
@@ -138,6 +167,12 @@ class StoreUnavailable(Unavailable):
     """The metadata store could not be opened or written."""
 
     code = "store_unavailable"
+
+
+class SourceUnavailable(Unavailable):
+    """A data source (database, HTTP API, file share) could not be read; retry may succeed."""
+
+    code = "source_unavailable"
 
 
 class IntegrityFailure(ShipyardError):

@@ -1,0 +1,1 @@
+"""Data: connectors, harmonization, contracts, validation, cleaning, features, datasets."""

@@ -1,0 +1,1 @@
+"""Connectors: one small class per source kind, picked by URI scheme or format."""
