@@ -153,3 +153,6 @@ class NoteRow(Base):
     author: Mapped[str] = mapped_column(String(255))
     text: Mapped[str] = mapped_column(Text)
     created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+from shipyard.store import dataset_models as _dataset_models  # noqa: E402, F401 - on Base.metadata

@@ -552,6 +552,7 @@ def test_user_errors_exit_2_with_one_line(
 ) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("COLUMNS", "40")  # a narrow terminal must not wrap the message
     result = cli(capsys, *args)
     assert_one_line_error(result, fragment)
     assert result.out == ""
@@ -616,7 +617,7 @@ def test_a_group_without_a_command_prints_its_help(
 
 
 def test_script_user_error_is_one_line_and_debug_shows_the_traceback() -> None:
-    plain = shipyard("runs", "show", "deadbeef00")
+    plain = shipyard("runs", "show", "deadbeef00", env={"COLUMNS": "30"})
     assert plain.returncode == 2
     assert plain.stdout == ""
     assert len(plain.stderr.splitlines()) == 1
@@ -634,7 +635,7 @@ def test_script_usage_error_and_bad_settings() -> None:
     assert "No such command 'bogus'" in unknown.stderr
     assert "Traceback" not in unknown.stderr
 
-    settings = shipyard("runs", "list", env={"SHIPYARD_STORE_URL": "mysql://x"})
+    settings = shipyard("runs", "list", env={"SHIPYARD_STORE_URL": "mysql://x", "COLUMNS": "30"})
     assert settings.returncode == 2
     assert settings.stderr.startswith("error: unsupported store backend 'mysql'")
     assert len(settings.stderr.splitlines()) == 1

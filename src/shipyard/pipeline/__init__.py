@@ -1,0 +1,1 @@
+"""The project file, the step graph, caching by input hash, and the runner."""

@@ -1,0 +1,108 @@
+"""Read YAML keeping where each value came from, so errors can point at a line.
+
+PyYAML's composer gives every node its start position; ``locate`` walks that node tree along a
+validation error's path (``("sources", "orders", "csv", "delimiter")``) and returns the line of
+the deepest node that exists, so a message can say ``shipyard.yaml:14``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from shipyard.core.errors import InvalidProjectFile
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+MAX_PROJECT_FILE_BYTES = 1_000_000
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """A parsed YAML mapping and the node tree that knows its lines."""
+
+    path: Path
+    data: dict[str, Any]
+    root: yaml.Node | None
+
+    def line_of(self, location: Sequence[str | int]) -> int:
+        """Return the 1-based line of the deepest node on ``location`` that exists."""
+        node = self.root
+        line = node.start_mark.line + 1 if node is not None else 1
+        for part in location:
+            child = _child(node, part)
+            if child is None:
+                break
+            node = child
+            line = child.start_mark.line + 1
+        return line
+
+    def error(self, error: ValidationError, *, section: Sequence[str | int] = ()) -> InvalidProjectFile:
+        """Turn a pydantic error into one message naming file, line, field and expectation."""
+        problems = []
+        for item in error.errors()[:10]:
+            location = [*section, *item["loc"]]
+            field = ".".join(str(p) for p in location) or "(top level)"
+            problems.append(f"{self.path.name}:{self.line_of(location)}: {field}: {_message(item)}")
+        more = len(error.errors()) - 10
+        suffix = f"\n(and {more} more)" if more > 0 else ""
+        return InvalidProjectFile("\n".join(problems) + suffix)
+
+
+def load_yaml(path: Path) -> YamlDocument:
+    """Parse ``path`` as a YAML mapping.
+
+    Raises:
+        InvalidProjectFile: Missing, too large, not YAML, or not a mapping at the top.
+    """
+    if not path.is_file():
+        raise InvalidProjectFile(f"{path} not found; `shipyard init` writes a starter file")
+    if path.stat().st_size > MAX_PROJECT_FILE_BYTES:
+        raise InvalidProjectFile(f"{path} is larger than {MAX_PROJECT_FILE_BYTES} bytes")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidProjectFile(f"{path} is not UTF-8 text: {e}") from e
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise InvalidProjectFile(f"{path.name}{where}: not valid YAML: {problem}") from e
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InvalidProjectFile(f"{path.name}:1: expected a mapping of sections at the top level")
+    return YamlDocument(path, data, root)
+
+
+def _child(node: yaml.Node | None, part: str | int) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if str(key.value) == str(part):
+                return value  # type: ignore[no-any-return]
+        return None
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        return node.value[part]  # type: ignore[no-any-return]
+    return None
+
+
+def _message(item: Any) -> str:
+    kind = item.get("type", "")
+    if kind == "extra_forbidden":
+        return "unknown field (check the spelling; see docs/data.md for the allowed fields)"
+    if kind == "missing":
+        return "required field is missing"
+    text = str(item.get("msg", "invalid value"))
+    value = item.get("input")
+    if value is not None and not isinstance(value, dict | list):
+        text += f" (got {value!r})"
+    return text
