@@ -233,3 +233,18 @@ def test_no_session_left_idle_in_transaction(pg_url: str) -> None:
         assert idle == 0
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql+psycopg://postgres:secret@127.0.0.1:1/x", "cannot open the metadata store"),
+        ("sqlite:////proc/not-here/shipyard.db", "cannot create the folder"),
+    ],
+)
+def test_unreachable_stores_are_a_clear_error(url: str, message: str) -> None:
+    from shipyard.core.errors import StoreUnavailable
+
+    with pytest.raises(StoreUnavailable, match=message) as caught:
+        SqlStore(url)
+    assert "secret" not in str(caught.value)

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from shipyard.track.workspace import Workspace
-
 if TYPE_CHECKING:
     from pathlib import Path
 
     import typer
+
+    from shipyard.track.workspace import Workspace
 
 console = Console()
 err_console = Console(stderr=True)
@@ -28,5 +28,7 @@ class CliState:
 
 def open_workspace(ctx: typer.Context) -> Workspace:
     """Open the workspace of the project the command line names."""
+    from shipyard.track.workspace import Workspace  # lazily: keeps `--help` fast
+
     state: CliState = ctx.ensure_object(CliState) if ctx.obj is None else ctx.obj
     return Workspace.open(state.project_dir)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import statistics
 from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
-import polars as pl
 import typer
 from rich.progress import Progress
 
@@ -22,6 +20,8 @@ from shipyard.cli.context import console, open_workspace
 from shipyard.core.errors import InvalidArgument
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from shipyard.track.run import ActiveRun
 
 EXPERIMENT = "demo-breast-cancer"
@@ -33,6 +33,8 @@ def demo(
     folds: Annotated[int, typer.Option(min=2, max=20, help="Cross-validation folds.")] = 5,
 ) -> None:
     """Run a small cross-validated training job and track everything it does."""
+    import polars as pl
+
     try:
         from sklearn.datasets import load_breast_cancer
         from sklearn.model_selection import StratifiedKFold
@@ -51,35 +53,56 @@ def demo(
         for alpha in alphas:
             params = {"model": "sgd-logistic", "alpha": alpha, "epochs": epochs, "folds": folds}
             with workspace.start_run(
-                name=f"sgd-alpha-{alpha:g}", experiment=EXPERIMENT, params=params,
+                name=f"sgd-alpha-{alpha:g}",
+                experiment=EXPERIMENT,
+                params=params,
                 tags={"dataset": "sklearn.breast_cancer", "source": "shipyard demo"},
             ) as parent:
                 scores = []
                 for fold, (train_idx, valid_idx) in enumerate(splits):
                     with parent.child(name=f"fold-{fold}", params={"fold": fold}) as child:
-                        scores.append(_train_fold(child, features, target, train_idx, valid_idx,
-                                                  alpha, epochs))
+                        scores.append(
+                            _train_fold(
+                                child, features, target, train_idx, valid_idx, alpha, epochs
+                            )
+                        )
                     progress.advance(task)
-                parent.log_metrics({"auc": statistics.fmean(s["auc"] for s in scores),
-                                    "auc_std": statistics.stdev(s["auc"] for s in scores),
-                                    "accuracy": statistics.fmean(s["accuracy"] for s in scores)})
+                parent.log_metrics(
+                    {
+                        "auc": statistics.fmean(s["auc"] for s in scores),
+                        "auc_std": statistics.stdev(s["auc"] for s in scores),
+                        "accuracy": statistics.fmean(s["accuracy"] for s in scores),
+                    }
+                )
                 parent.log_artifact(pl.DataFrame(scores), name="fold_scores.parquet")
                 parent.add_note(f"{folds}-fold CV of SGD logistic regression, alpha={alpha:g}.")
                 parent_ids.append(parent.run_id)
         best = workspace.search_runs(
             f"experiment = '{EXPERIMENT}' and parent_run_id is null and metrics.auc > 0.9",
-            order_by=["metrics.auc desc"], limit=1,
+            order_by=["metrics.auc desc"],
+            limit=1,
         )
     console.print()
-    ctx.invoke(runs_cli.list_, ctx=ctx, experiment=[EXPERIMENT], where="parent_run_id is null",
-               order_by=["metrics.auc desc"], limit=10, as_json=False)
+    ctx.invoke(
+        runs_cli.list_,
+        ctx=ctx,
+        experiment=[EXPERIMENT],
+        where="parent_run_id is null",
+        order_by=["metrics.auc desc"],
+        limit=10,
+        as_json=False,
+    )
     ctx.invoke(runs_cli.compare, ctx=ctx, run_ids=parent_ids)
     if best:
-        console.print(f"best run: [bold]{best[0].name}[/] ({best[0].run_id[:8]}), "
-                      f"AUC {best[0].metrics['auc']:.4f}")
-    console.print("explore: [bold]shipyard runs list[/], "
-                  f"[bold]shipyard runs show {parent_ids[0][:8]}[/], "
-                  "[bold]shipyard experiments list[/]")
+        console.print(
+            f"best run: [bold]{best[0].name}[/] ({best[0].run_id[:8]}), "
+            f"AUC {best[0].metrics['auc']:.4f}"
+        )
+    console.print(
+        "explore: [bold]shipyard runs list[/], "
+        f"[bold]shipyard runs show {parent_ids[0][:8]}[/], "
+        "[bold]shipyard experiments list[/]"
+    )
 
 
 def _train_fold(
@@ -91,6 +114,7 @@ def _train_fold(
     alpha: float,
     epochs: int,
 ) -> dict[str, float]:
+    import numpy as np
     from sklearn.linear_model import SGDClassifier
     from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
     from sklearn.preprocessing import StandardScaler
@@ -102,10 +126,13 @@ def _train_fold(
     classes = np.unique(target)
     for epoch in range(epochs):
         model.partial_fit(x_train, y_train, classes=classes)
-        run.log_metrics({
-            "train_loss": log_loss(y_train, model.predict_proba(x_train)),
-            "valid_loss": log_loss(y_valid, model.predict_proba(x_valid)),
-        }, step=epoch)
+        run.log_metrics(
+            {
+                "train_loss": log_loss(y_train, model.predict_proba(x_train)),
+                "valid_loss": log_loss(y_valid, model.predict_proba(x_valid)),
+            },
+            step=epoch,
+        )
     probabilities = model.predict_proba(x_valid)[:, 1]
     result = {
         "fold": float(run.name.rsplit("-", 1)[-1]),

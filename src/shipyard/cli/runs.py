@@ -18,7 +18,6 @@ from shipyard.cli.context import console, open_workspace
 from shipyard.cli.render import duration, number, size, status, when
 from shipyard.core.errors import InvalidArgument
 from shipyard.track.gc import find_dead_runs, mark_killed
-from shipyard.track.validation import MAX_NOTE_LENGTH
 
 if TYPE_CHECKING:
     from shipyard.store.entities import Run
@@ -152,7 +151,10 @@ def compare(
     ctx: typer.Context,
     run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids or prefixes.")],
 ) -> None:
-    """Compare runs side by side; rows that differ are highlighted, the best metric in bold."""
+    """Compare runs side by side; differing params highlighted, best metric values in bold.
+
+    "Best" is the lowest value for losses, errors, latency and cost, the highest otherwise.
+    """
     if len(run_ids) < 2:
         raise InvalidArgument("compare needs at least two run ids")
     with open_workspace(ctx) as workspace:
@@ -170,7 +172,8 @@ def compare(
     for key in sorted({k for r in runs for k in r.metrics}):
         raw = [r.metrics.get(key) for r in runs]
         present = [v for v in raw if v is not None and v == v]
-        best = max(present) if present else None
+        pick = min if lower_is_better(key) else max
+        best = pick(present) if present else None
         cells = [
             f"[bold]{number(v)}[/]"
             if v is not None and v == best and len(present) > 1
@@ -188,11 +191,6 @@ def note(
     text: Annotated[str, typer.Argument(help="The note (Markdown welcome).")],
 ) -> None:
     """Add a note to a run, running or ended."""
-    # The same checks as ActiveRun.add_note; Workspace.add_note does not make them.
-    if not text.strip():
-        raise InvalidArgument("a note needs some text")
-    if len(text) > MAX_NOTE_LENGTH:
-        raise InvalidArgument(f"a note is limited to {MAX_NOTE_LENGTH} characters")
     with open_workspace(ctx) as workspace:
         run = workspace.get_run(run_id)
         workspace.add_note(run.run_id, text)
@@ -249,6 +247,15 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
+
+
+_LOWER_IS_BETTER = ("loss", "error", "mae", "mse", "rmse", "mape", "brier", "latency", "cost")
+
+
+def lower_is_better(key: str) -> bool:
+    """Guess a metric's direction from its name: losses, errors, latency and cost go down."""
+    name = key.lower()
+    return any(word in name for word in _LOWER_IS_BETTER)
 
 
 def _common_keys(mappings: list[dict[str, float]]) -> list[str]:

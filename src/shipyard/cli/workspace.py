@@ -8,7 +8,6 @@ from rich.table import Table
 from shipyard.cli.context import console, open_workspace
 from shipyard.cli.render import size
 from shipyard.store.artifacts.local import LocalBlobStore
-from shipyard.store.migrate import current_revision
 
 app = typer.Typer(
     help="Create and inspect the workspace (metadata store + artifact root).", no_args_is_help=True
@@ -30,6 +29,8 @@ def init(ctx: typer.Context) -> None:
 @app.command()
 def info(ctx: typer.Context) -> None:
     """Show the store, artifact root, schema version and how much is stored."""
+    from shipyard.store.migrate import current_revision
+
     with open_workspace(ctx) as workspace:
         details = workspace.describe()
         experiments = workspace.list_experiments()

@@ -6,8 +6,8 @@ profiles that file with a lazy scan, stores it with ``BlobStore.put_file`` and r
 version row.
 
 **What the dataset id hashes.** The Parquet bytes are hashed by the blob store (the version's
-``digest``); the id is ``sha256("shipyard-dataset/1\\n" + kind + "\\n" + name + "\\n" +
-digest)``. Polars writes the same bytes for the same rows, columns, dtypes and order whatever
+``digest``); the id is the SHA-256 of ``shipyard-dataset/1``, kind, name and digest joined
+by newlines. Polars writes the same bytes for the same rows, columns, dtypes and order whatever
 the chunking, the thread count and whether the frame was lazy (``WRITE_OPTIONS`` pins every
 setting that matters), so same data + same name + same kind = same id and one blob. The name
 and kind are part of the id so that identical content written as two datasets (or an empty
@@ -274,9 +274,7 @@ class DatasetDiff:
         raise KeyError(name)
 
 
-def diff(
-    workspace: Workspace, a: str | DatasetVersion, b: str | DatasetVersion
-) -> DatasetDiff:
+def diff(workspace: Workspace, a: str | DatasetVersion, b: str | DatasetVersion) -> DatasetDiff:
     """Compare two versions by schema, row count and per-column profile (no data is read).
 
     Raises:

@@ -183,7 +183,7 @@ def profile(lf: pl.LazyFrame | pl.DataFrame, *, exact_distinct: bool = False) ->
     stats = lf.select(exprs).collect(engine="streaming").row(0, named=True)
 
     ranges = {}
-    for i, (name, dtype, kind) in enumerate(kinds):
+    for i, (_, _, kind) in enumerate(kinds):
         if kind == "numeric" and stats[f"{i}.count"] - stats.get(f"{i}.nan", 0) > 0:
             ranges[i] = _range(stats[f"{i}.lo"], stats[f"{i}.hi"])
     histograms = _histograms(lf, kinds, ranges)
@@ -281,8 +281,8 @@ def _histograms(
         lo, hi = bounds
         scale = HISTOGRAM_BINS / (hi - lo)
         index = ((_values(name, dtype) - lo) * scale).floor().clip(0, HISTOGRAM_BINS - 1)
-        counts = index.drop_nulls().cast(pl.Int32).value_counts(name=_count_field(name))
-        exprs.append(counts.implode().alias(str(i)))
+        pairs = index.drop_nulls().cast(pl.Int32).value_counts(name=_count_field(name))
+        exprs.append(pairs.implode().alias(str(i)))
     if not exprs:
         return {}
     row = lf.select(exprs).collect(engine="streaming").row(0, named=True)

@@ -43,7 +43,9 @@ class YamlDocument:
             line = child.start_mark.line + 1
         return line
 
-    def error(self, error: ValidationError, *, section: Sequence[str | int] = ()) -> InvalidProjectFile:
+    def error(
+        self, error: ValidationError, *, section: Sequence[str | int] = ()
+    ) -> InvalidProjectFile:
         """Turn a pydantic error into one message naming file, line, field and expectation."""
         problems = []
         for item in error.errors()[:10]:

@@ -270,7 +270,7 @@ class DatasetStore:
         return sorted(versions, key=lambda v: (v.created_ms, v.dataset_id))
 
     def ancestry(self, dataset_id: str) -> dict[str, DatasetVersion]:
-        """Return ``dataset_id`` and every version upstream of it, in one recursive query.
+        """Return ``dataset_id`` (first) and every version upstream of it, in one recursive query.
 
         Raises:
             NotFound: ``dataset_id`` is not a stored version.

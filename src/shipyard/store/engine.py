@@ -75,7 +75,13 @@ def create_store_engine(url: str) -> sa.Engine:
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
     database = url.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreUnavailable(
+                f"cannot create the folder of the SQLite store {database}: {e.strerror}; "
+                "choose a writable path in SHIPYARD_STORE_URL or workspace.store_url"
+            ) from e
     engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")

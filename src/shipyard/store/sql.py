@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from shipyard.core.errors import (
     ExperimentNotFound,
@@ -19,6 +20,7 @@ from shipyard.core.errors import (
     ParamConflict,
     RunNotActive,
     RunNotFound,
+    StoreUnavailable,
 )
 from shipyard.core.ids import new_id
 from shipyard.store import search as run_search
@@ -61,7 +63,16 @@ class SqlStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_store_engine(url)
-        upgrade_to_head(self.engine)
+        try:
+            upgrade_to_head(self.engine)
+        except (DBAPIError, OSError) as e:
+            self.engine.dispose()
+            shown = self.engine.url.render_as_string(hide_password=True)
+            reason = getattr(e, "orig", None) or e
+            raise StoreUnavailable(
+                f"cannot open the metadata store at {shown}: {str(reason).strip()}; "
+                "check that it is running and reachable, and the path or URL in SHIPYARD_STORE_URL"
+            ) from e
         self._dialect = self.engine.dialect.name
         self._insert_metrics_sql = str(
             sa.insert(MetricRow)

@@ -17,7 +17,6 @@ from shipyard.store.entities import Artifact, Note, Run, RunStatus
 from shipyard.track import signals
 from shipyard.track.payloads import payloads_for
 from shipyard.track.validation import (
-    MAX_NOTE_LENGTH,
     check_key,
     check_metric_value,
     check_step,
@@ -183,10 +182,6 @@ class ActiveRun:
 
     def add_note(self, text: str, author: str | None = None) -> Note:
         """Attach a free-text note (Markdown welcome) for whoever reads this run later."""
-        if not isinstance(text, str) or not text.strip():
-            raise InvalidArgument("a note needs some text")
-        if len(text) > MAX_NOTE_LENGTH:
-            raise InvalidArgument(f"a note is limited to {MAX_NOTE_LENGTH} characters")
         return self.workspace.add_note(self.run_id, text, author)
 
     def log_artifact(self, obj: Any, name: str | None = None) -> list[Artifact]:

@@ -27,7 +27,7 @@ from shipyard.track import environment, signals
 from shipyard.track.heartbeat import Heartbeat
 from shipyard.track.resources import ResourceMeter
 from shipyard.track.run import ActiveRun
-from shipyard.track.validation import check_key
+from shipyard.track.validation import MAX_NOTE_LENGTH, check_key
 from shipyard.track.writer import MetricWriter
 
 if TYPE_CHECKING:
@@ -193,7 +193,15 @@ class Workspace:
         return self.store.metric_history(self.get_run(run_id).run_id, key)
 
     def add_note(self, run_id: str, text: str, author: str | None = None) -> Note:
-        """Attach a note to any run, running or ended."""
+        """Attach a note to any run, running or ended.
+
+        Raises:
+            InvalidArgument: The text is blank or longer than MAX_NOTE_LENGTH.
+        """
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidArgument("a note needs some text")
+        if len(text) > MAX_NOTE_LENGTH:
+            raise InvalidArgument(f"a note is limited to {MAX_NOTE_LENGTH} characters")
         return self.store.add_note(
             run_id, author or environment.user_name(), text, self.clock.now_ms()
         )

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Self
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shipyard.core.errors import InvalidArgument, InvalidData
+from shipyard.core.errors import InvalidArgument, InvalidData, SourceUnavailable
 from shipyard.data.dtypes import to_polars
 
 if TYPE_CHECKING:
@@ -350,8 +350,8 @@ def bookkeeping(frame: pl.DataFrame, name: str, first_row: int) -> pl.DataFrame:
 
 def resolve_files(spec: SourceSpec, base_dir: Path) -> list[Path]:
     """The files a path or glob URI names, sorted; relative paths resolve against ``base_dir``."""
-    uri = spec.uri.removeprefix("file://") if spec.uri.lower().startswith("file://") else spec.uri
-    if "://" in uri:
+    uri = spec.uri
+    if "://" in uri or uri.lower().startswith("file:"):
         raise InvalidArgument(
             f"source {spec.name!r}: {spec.uri!r} is not a local path; file sources read local "
             "paths or globs (relative to the project directory)"
@@ -365,8 +365,6 @@ def resolve_files(spec: SourceSpec, base_dir: Path) -> list[Path]:
     else:
         files = [path] if path.is_file() else []
     if not files:
-        from shipyard.core.errors import SourceUnavailable
-
         raise SourceUnavailable(
             f"source {spec.name!r}: no file matches {str(path)!r}; check `uri:` "
             "(relative paths are read from the project directory)"
