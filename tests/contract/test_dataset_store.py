@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+
 import pytest
 
 from shipyard.core.errors import InvalidArgument, NotFound, RunNotFound
@@ -71,9 +72,7 @@ def test_list_newest_first_by_name_and_kind(store: DatasetStore) -> None:
     old = store.insert_version(version(content="1", created_ms=T0))
     new = store.insert_version(version(content="2", created_ms=T0 + 5))
     other = store.insert_version(version("orders.raw", content="3", created_ms=T0 + 9))
-    quarantine = store.insert_version(
-        version(content="4", kind="quarantine", created_ms=T0 + 7)
-    )
+    quarantine = store.insert_version(version(content="4", kind="quarantine", created_ms=T0 + 7))
     assert [v.dataset_id for v in store.list_versions("orders.clean", kind="data")] == [
         new.dataset_id,
         old.dataset_id,
@@ -153,7 +152,7 @@ def test_source_snapshots(store: DatasetStore, workspace: Workspace) -> None:
     second = store.record_snapshot(
         "orders",
         watermark={"updated_at": "2024-02-01T00:00:00"},
-        schema=SCHEMA + [{"name": "y", "type": "string"}],
+        schema=[*SCHEMA, {"name": "y", "type": "string"}],
         created_ms=T0,
         dataset_id=produced.dataset_id,
         run_id=run_id,

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from shipyard.cli import demo, experiments, runs, workspace
+from shipyard.cli import data, demo, experiments, project, runs, workspace
 from shipyard.cli.context import CliState, err_console
 from shipyard.core.errors import ShipyardError
 
@@ -29,6 +29,10 @@ app.add_typer(workspace.app, name="workspace")
 app.add_typer(runs.app, name="runs")
 app.add_typer(experiments.app, name="experiments")
 app.command(name="demo")(demo.demo)
+app.command(name="init")(project.init)
+app.command(name="run")(project.run)
+app.add_typer(data.app, name="data")
+app.command(name="lineage")(data.lineage)
 
 
 @app.callback()

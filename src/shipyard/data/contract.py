@@ -103,7 +103,8 @@ class ColumnRule(BaseModel):
             try:  # Polars' (Rust) regex dialect, checked by Polars itself
                 pl.Series([""]).str.contains(self.regex)
             except pl.exceptions.PolarsError as e:
-                raise ValueError(f"regex {self.regex!r} does not compile: {e}") from None
+                reason = str(e).split("\n\nThis error occurred")[0]
+                raise ValueError(f"regex {self.regex!r} does not compile: {reason}") from None
         return self
 
 
@@ -122,11 +123,13 @@ class CheckRule(BaseModel):
             raise ValueError(f"check name {value!r}: use letters, digits and _ (not first)")
         return value
 
-    @field_validator("expr")
-    @classmethod
-    def _parses(cls, value: str) -> str:
-        parse_check(value)
-        return value
+    @model_validator(mode="after")
+    def _parses(self) -> CheckRule:
+        try:
+            parse_check(self.expr)
+        except ValueError as e:
+            raise ValueError(f"check {self.name!r}: {e}") from None
+        return self
 
     def to_expr(self) -> pl.Expr:
         """The check as a Polars expression (true where the row passes)."""
@@ -260,10 +263,10 @@ class Contract(BaseModel):
             out.append(CheckInfo(f"check.{check.name}", check.policy or self.policy, "check", ()))
         return out
 
-    def dataset_policy(self, name: Literal["row_count", "freshness"]) -> Policy:
-        """The policy of a dataset-level check."""
-        rule = self.row_count if name == "row_count" else self.freshness
-        return (rule.policy if rule is not None else None) or self.policy
+    def dataset_checks(self) -> dict[str, Policy]:
+        """The dataset-level checks present (``row_count``, ``freshness``) and their policies."""
+        rules = {"row_count": self.row_count, "freshness": self.freshness}
+        return {n: r.policy or self.policy for n, r in rules.items() if r is not None}
 
 
 def parse_contract(data: Any) -> Contract:

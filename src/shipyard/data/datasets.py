@@ -37,7 +37,8 @@ from shipyard.core.errors import InvalidArgument
 from shipyard.data.dtypes import type_name
 from shipyard.data.profile import ColumnProfile, Profile, profile
 from shipyard.store.artifacts.local import LocalBlobStore
-from shipyard.store.datasets import KINDS, DatasetStore, DatasetVersion
+from shipyard.store.dataset_entities import KINDS, DatasetVersion
+from shipyard.store.datasets import DatasetStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping

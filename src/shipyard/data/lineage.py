@@ -19,7 +19,7 @@ from shipyard.store.datasets import DatasetStore
 from shipyard.store.search import load_runs
 
 if TYPE_CHECKING:
-    from shipyard.store.datasets import DatasetVersion, SourceSnapshot
+    from shipyard.store.dataset_entities import DatasetVersion, SourceSnapshot
     from shipyard.store.entities import Run
     from shipyard.track.workspace import Workspace
 
@@ -117,7 +117,7 @@ def lineage_graph(workspace: Workspace, dataset_id: str) -> LineageGraph:
 
 
 def render_tree(graph: LineageGraph) -> str:
-    """Draw the graph as a plain-text tree, the root first and its inputs below it.
+    """Draw the graph as a plain-text tree, the root first and its inputs below it (by name).
 
     A version reached a second time (a diamond in the graph) is drawn once more with
     ``(see above)`` instead of its inputs again.
@@ -126,7 +126,8 @@ def render_tree(graph: LineageGraph) -> str:
     seen = {graph.root}
 
     def _walk(node: str, indent: str) -> None:
-        items: list[tuple[str, Any]] = [("dataset", p) for p in graph.parents(node)]
+        parents = sorted(graph.parents(node), key=lambda p: (graph.datasets[p].name, p))
+        items: list[tuple[str, Any]] = [("dataset", p) for p in parents]
         items += [("source", s) for s in graph.snapshots.get(node, ())]
         for n, (what, item) in enumerate(items):
             last = n == len(items) - 1
@@ -151,7 +152,7 @@ def _dataset_label(graph: LineageGraph, dataset_id: str) -> str:
     parts = [f"{version.name} {version.short_id}"]
     if version.kind != "data":
         parts.append(version.kind)
-    parts.append(f"{version.row_count:,} rows")
+    parts.append(_rows(version.row_count))
     if version.run_id is not None:
         run = graph.runs.get(version.run_id)
         parts.append(f"run {version.run_id[:8]}" + (f" ({run.name})" if run else ""))
@@ -164,9 +165,13 @@ def _source_label(snapshot: SourceSnapshot) -> str:
     if snapshot.watermark is not None:
         parts.append(f"watermark {json.dumps(snapshot.watermark)}")
     if snapshot.row_count is not None:
-        parts.append(f"{snapshot.row_count:,} rows")
+        parts.append(_rows(snapshot.row_count))
     parts.append(_time(snapshot.created_ms))
     return " · ".join(parts)
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} row" + ("" if count == 1 else "s")
 
 
 def _time(ms: int) -> str:

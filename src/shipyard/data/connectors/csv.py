@@ -1,0 +1,370 @@
+"""CSV files and globs of CSV files, streamed, with malformed lines kept aside.
+
+Parsing is pyarrow's streaming CSV reader (``pyarrow.csv.open_csv``, single-threaded so that it
+numbers records) behind a Polars IO source: a scan reads one block (``block_size_bytes``) at a
+time, so files larger than memory stream into ``sink_parquet``. Every column is String unless
+``csv.columns`` types it; typing is harmonization's job.
+
+**Rejected records.** Nothing is silently dropped. A record that cannot become a row is left out
+of the scan and listed by ``connector.rejected()`` (after the scan was collected), with
+``_source``, ``_file``, ``_row`` (the record number it would have had), ``_line`` (its raw text,
+at most 10 kB) and ``_failed_checks``:
+
+- ``malformed_line: expected N fields, found M`` — wrong field count, including broken quoting
+  (pyarrow's ``invalid_row_handler``; an unclosed quote runs on to the next quote, so the lines it
+  swallowed are part of that one rejected record's text);
+- ``nul_byte: column 'c'`` — a NUL character in a field (``_line`` is rebuilt from the fields);
+- ``invalid_value: column 'c' is not <type>`` — a value that does not parse as its ``columns`` type.
+
+``_row`` counts data records (after ``skip_rows`` and the header, blank lines not counted), good
+and rejected alike, so ``rows scanned + rows rejected`` = records in the file.
+
+**Encodings.** The bytes pass through a streaming decoder before pyarrow sees them: ``utf8``
+(a leading BOM is dropped) fails on invalid UTF-8 with ``InvalidData`` naming the file and line
+and suggesting ``utf8-lossy`` (invalid bytes become U+FFFD) or ``latin1`` (transcoded). With
+``comment_prefix``, lines starting with it are dropped before parsing (even inside a quoted
+multi-line value). Spreadsheet formulas (``=SUM(A1)``, ``@x``) are data and are kept verbatim.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from shipyard.core.errors import InvalidData, SourceUnavailable
+from shipyard.data.connectors.base import (
+    ROW,
+    SOURCE,
+    ConnectorBase,
+    CsvOptions,
+    lazy_from_batches,
+    rejected_frame,
+    resolve_files,
+    since_filter,
+    truncate_line,
+)
+from shipyard.data.dtypes import to_polars
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from shipyard.data.connectors.base import SourceSpec
+
+__all__ = ["CsvConnector", "CsvOptions"]
+
+_CHUNK = 1 << 20
+_CODECS = {"utf8": ("utf-8-sig", "strict"), "utf8-lossy": ("utf-8-sig", "replace")}
+_Rejected = tuple[str, str, int, str, list[str]]
+
+
+class _Utf8Stream(io.RawIOBase):
+    """A binary file read as valid UTF-8, decoded and re-encoded one chunk at a time."""
+
+    def __init__(self, raw: io.BufferedIOBase, path: Path, options: CsvOptions) -> None:
+        self._raw, self._path, self._options = raw, path, options
+        self._chunks = self._generate()
+        self._buffer = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        view = memoryview(target).cast("B")
+        filled = 0
+        while filled < len(view):
+            if not self._buffer:
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    break
+                self._buffer = memoryview(chunk)
+            n = min(len(view) - filled, len(self._buffer))
+            view[filled : filled + n] = self._buffer[:n]
+            self._buffer = self._buffer[n:]
+            filled += n
+        return filled
+
+    def _generate(self) -> Iterator[bytes]:
+        codec, errors = _CODECS.get(self._options.encoding, ("latin-1", "strict"))
+        decoder = codecs.getincrementaldecoder(codec)(errors)
+        prefix = self._options.comment_prefix
+        passthrough = self._options.encoding == "utf8" and prefix is None
+        lines_before, carry = 0, ""
+        while True:
+            raw = self._raw.read(_CHUNK)
+            try:
+                text = decoder.decode(raw, final=not raw)
+            except UnicodeDecodeError as e:
+                line = lines_before + e.object[: e.start].count(b"\n") + 1
+                raise InvalidData(
+                    f"{self._path}: invalid UTF-8 at line {line}; set csv.encoding to "
+                    "utf8-lossy (replace bad bytes) or latin1 (if the file is Latin-1)"
+                ) from None
+            lines_before += raw.count(b"\n")
+            if passthrough:  # valid UTF-8: hand pyarrow the bytes as they are
+                if raw:
+                    yield raw
+            elif prefix is not None:
+                lines = (carry + text).split("\n")
+                carry = lines.pop() if raw else ""
+                kept = [ln for ln in lines if not ln.startswith(prefix)]
+                if kept:
+                    yield ("\n".join(kept) + ("\n" if raw else "")).encode("utf-8")
+            elif text:
+                yield text.encode("utf-8")
+            if not raw:
+                return
+
+
+class CsvConnector(ConnectorBase):
+    """Reads ``uri`` (a path or glob) as CSV; see the module docstring."""
+
+    _rejected: pl.DataFrame | None = None
+
+    def __init__(self, spec: SourceSpec, *, base_dir: Path) -> None:
+        super().__init__(spec, base_dir=base_dir)
+        self.options = spec.csv or CsvOptions()
+
+    def scan(self, since: object | None = None) -> pl.LazyFrame:
+        """Stream the rows; ``rejected()`` lists the records left out once it was collected."""
+        files = resolve_files(self.spec, self.base_dir)
+        names = self._header(next((f for f in files if f.stat().st_size), files[0]))
+        types = {c: to_polars(t) for c, t in (self.options.columns or {}).items()}
+        if missing := sorted(set(types) - set(names)):
+            raise InvalidData(
+                f"source {self.spec.name!r}: csv.columns names {missing} not in the header "
+                f"({', '.join(names)})"
+            )
+        schema = {n: types.get(n, pl.String()) for n in names}
+        schema |= {SOURCE: pl.String(), ROW: pl.Int64()}
+        lf = lazy_from_batches(
+            lambda: self._batches(files, names, types), schema, f"csv:{self.spec.name}"
+        )
+        if since is not None and self.spec.watermark is not None:
+            lf = lf.filter(
+                since_filter(self.spec.name, pl.Schema(schema), self.spec.watermark, since)
+            )
+        return lf
+
+    def rejected(self) -> pl.DataFrame:
+        """Records the last completed scan left out (see the module docstring)."""
+        if self._rejected is None:
+            raise InvalidData(
+                f"source {self.spec.name!r}: no scan has been collected yet; collect scan() "
+                "before asking for rejected records"
+            )
+        return self._rejected
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _open_reader(self, path: Path, raw: io.BufferedReader) -> _FileReader:
+        """Open pyarrow's reader on ``raw`` with every column as String."""
+        import pyarrow as pa  # type: ignore[import-untyped]
+        import pyarrow.csv as pacsv  # type: ignore[import-untyped]
+
+        o = self.options
+        file = _FileReader(path)
+        renamed = o.has_header and o.column_names is not None
+        skip = o.skip_rows + (1 if renamed else 0)
+        file.offset = skip + (1 if o.has_header and not renamed else 0)
+        read = pacsv.ReadOptions(
+            use_threads=False,  # serial parsing numbers records, in order
+            block_size=o.block_size_bytes,
+            skip_rows=skip,
+            column_names=list(o.column_names) if o.column_names else None,
+            autogenerate_column_names=not o.has_header and not o.column_names,
+        )
+        parse = pacsv.ParseOptions(
+            delimiter=o.delimiter, quote_char=o.quote_char or False, invalid_row_handler=file.skip
+        )
+        convert = pacsv.ConvertOptions(
+            null_values=list(o.null_values),
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            check_utf8=False,  # _Utf8Stream already guarantees it
+        )
+        try:  # a first open learns the column names, the second reads them all as strings
+            probe = pacsv.open_csv(_Utf8Stream(raw, path, o), read, parse, convert)
+            names = probe.schema.names
+            probe.close()
+            raw.seek(0)
+            file.bad.clear()
+            convert.column_types = {n: pa.string() for n in names}
+            file.reader = pacsv.open_csv(_Utf8Stream(raw, path, o), read, parse, convert)
+        except pa.ArrowInvalid as e:
+            raise InvalidData(
+                f"source {self.spec.name!r}: cannot read {path} as CSV: {e}"
+            ) from None
+        file.names = names if o.has_header or o.column_names else _generated(len(names))
+        return file
+
+    def _header(self, path: Path) -> list[str]:
+        with self._open(path) as raw:
+            file = self._open_reader(path, raw)
+            file.reader.close()
+        names = file.names
+        if len(set(names)) != len(names):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            raise InvalidData(f"{path}: duplicate column names {dupes} in the header")
+        return names
+
+    def _open(self, path: Path) -> io.BufferedReader:
+        try:
+            return path.open("rb")
+        except OSError as e:
+            raise SourceUnavailable(f"source {self.spec.name!r}: cannot open {path}: {e}") from e
+
+    def _batches(
+        self, files: list[Path], names: list[str], types: dict[str, pl.DataType]
+    ) -> Iterator[pl.DataFrame]:
+        rejected: list[_Rejected] = []
+        first_row = 0
+        for path in files:
+            if not path.stat().st_size:
+                continue
+            with self._open(path) as raw:
+                file = self._open_reader(path, raw)
+                yield from self._file_batches(file, names, types, first_row, rejected)
+                first_row += file.records
+        self._rejected = rejected_frame(rejected).sort(ROW)
+
+    def _file_batches(
+        self,
+        file: _FileReader,
+        names: list[str],
+        types: dict[str, pl.DataType],
+        first_row: int,
+        rejected: list[_Rejected],
+    ) -> Iterator[pl.DataFrame]:
+        import pyarrow as pa
+
+        if sorted(file.names) != sorted(names):
+            file.reader.close()
+            raise InvalidData(
+                f"source {self.spec.name!r}: {file.path} has columns {file.names}, the first "
+                f"file has {names}; give files with different columns their own source"
+            )
+        try:
+            for batch in file.reader:
+                frame = pl.from_arrow(batch)
+                assert isinstance(frame, pl.DataFrame)
+                frame = frame.rename(dict(zip(frame.columns, file.names, strict=True)))
+                rows = file.place(frame.height) + first_row
+                rejected.extend(file.take_rejected(self.spec.name, first_row, final=False))
+                frame = frame.select(names).with_columns(
+                    pl.lit(self.spec.name, dtype=pl.String).alias(SOURCE),
+                    pl.Series(ROW, rows, dtype=pl.Int64),
+                )
+                yield self._checked(frame, names, types, file.path, rejected)
+        except pa.ArrowInvalid as e:
+            raise InvalidData(
+                f"source {self.spec.name!r}: cannot read {file.path} as CSV: {e}"
+            ) from None
+        finally:
+            file.reader.close()
+        rejected.extend(file.take_rejected(self.spec.name, first_row, final=True))
+
+    def _checked(
+        self,
+        frame: pl.DataFrame,
+        names: list[str],
+        types: dict[str, pl.DataType],
+        path: Path,
+        rejected: list[_Rejected],
+    ) -> pl.DataFrame:
+        """Move rows with NUL bytes or values that do not parse to ``rejected``; type columns."""
+        checks = {
+            f"nul_byte: column {c!r}": pl.col(c)
+            .str.contains("\x00", literal=True)
+            .fill_null(value=False)
+            for c in names
+        }
+        typed = {c: _parse(c, t) for c, t in types.items()}
+        for c, t in types.items():
+            checks[f"invalid_value: column {c!r} is not {t}"] = (
+                pl.col(c).is_not_null() & typed[c].is_null()
+            )
+        flags = frame.select(**{f"_{i}": e for i, e in enumerate(checks.values())})
+        any_bad = flags.select(pl.any_horizontal(pl.all())).to_series()
+        if any_bad.any():
+            reasons = list(checks)
+            for index in any_bad.arg_true().to_list():
+                record = frame.row(index, named=True)
+                fields = ("" if record[c] is None else record[c] for c in names)
+                line = truncate_line(self.options.delimiter.join(fields))
+                failed = [reasons[j] for j, flag in enumerate(flags.row(index)) if flag]
+                rejected.append((self.spec.name, str(path), record[ROW], line, failed))
+            frame = frame.filter(~any_bad)
+        return frame.with_columns(**typed) if typed else frame
+
+
+class _FileReader:
+    """One open file: pyarrow's reader, its rejected records, and who gets which ``_row``.
+
+    pyarrow numbers records from 1, counting skipped rows and the header (``offset`` of them);
+    good rows come in batches, malformed ones through ``skip`` (called before the batch that
+    follows them is returned, as parsing is serial). Good rows take the numbers not rejected.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.reader: Any = None
+        self.names: list[str] = []
+        self.offset = 0
+        self.bad: dict[int, tuple[str, str]] = {}
+        self.next_number = 0  # relative to offset: the next record number not yet placed
+
+    def skip(self, row: Any) -> str:
+        """Record a malformed record (pyarrow's ``invalid_row_handler``; must not raise)."""
+        number = row.number if row.number is not None else 1 << 62
+        found = f"expected {row.expected_columns} fields, found {row.actual_columns}"
+        self.bad[number - self.offset - 1] = (row.text or "", f"malformed_line: {found}")
+        return "skip"
+
+    def place(self, count: int) -> np.ndarray[Any, np.dtype[np.int64]]:
+        """The 0-based record numbers of the next ``count`` good rows."""
+        pending = np.array(sorted(k for k in self.bad if k >= self.next_number), dtype=np.int64)
+        candidates = np.arange(self.next_number, self.next_number + count + len(pending))
+        numbers = candidates[~np.isin(candidates, pending)][:count]
+        if count:
+            self.next_number = int(numbers[-1]) + 1
+        return numbers
+
+    def take_rejected(self, source: str, first_row: int, *, final: bool) -> list[_Rejected]:
+        """Rejected records placed so far (all of them when ``final``), as rejected rows."""
+        done = sorted(k for k in self.bad if final or k < self.next_number)
+        out = [self._rejected(source, first_row, k, *self.bad.pop(k)) for k in done]
+        if final and done:
+            self.next_number = max(self.next_number, done[-1] + 1)
+        return out
+
+    def _rejected(self, source: str, first_row: int, k: int, text: str, reason: str) -> _Rejected:
+        return (source, str(self.path), first_row + k, truncate_line(text), [reason])
+
+    @property
+    def records(self) -> int:
+        """How many records (good and rejected) the file had, once fully read."""
+        return self.next_number
+
+
+def _generated(count: int) -> list[str]:
+    return [f"column_{i + 1}" for i in range(count)]
+
+
+def _parse(column: str, dtype: pl.DataType) -> pl.Expr:
+    """Parse a text column as ``dtype``; values that do not parse become null."""
+    col = pl.col(column)
+    if dtype == pl.String():
+        return col
+    if dtype == pl.Boolean():
+        mapping = {"true": True, "false": False}
+        return col.str.to_lowercase().replace_strict(mapping, default=None, return_dtype=pl.Boolean)
+    if dtype == pl.Date():
+        return col.str.to_date(strict=False)
+    if isinstance(dtype, pl.Datetime):
+        return col.str.to_datetime(time_unit="us", time_zone=dtype.time_zone, strict=False)
+    return col.str.strip_chars().cast(dtype, strict=False)

@@ -1,0 +1,490 @@
+"""Validate a frame against a ``Contract``: accepted rows, quarantined rows, and a report.
+
+Every row check of the contract becomes one boolean "failed" expression; all of them are
+evaluated together (one ``with_columns`` after the typed values are computed), so the data is
+read once for the row checks, however many there are. A row is quarantined when a check with
+policy ``quarantine`` (or ``fail``) failed, or when it arrives with a non-empty
+``_failed_checks`` from harmonization. ``warn`` failures are counted and the row is kept.
+
+- **Types.** Input columns may be strings (CSV). A non-blank value that does not parse as the
+  contract type fails ``<column>.type`` (blank strings count as missing, so only
+  ``not_null`` can fail them). Strings are trimmed; numbers use Polars' casts, booleans accept
+  ``true/false/1/0``, datetimes ISO 8601 (offsets are converted to UTC), dates ``YYYY-MM-DD``.
+  Other formats belong to ``harmonize: cast`` with a ``format``.
+- **Outputs.** ``accepted`` has the input columns in input order, contract columns in the
+  contract dtypes; columns the contract does not name are kept as they are;
+  ``_failed_checks`` is dropped. ``quarantined`` has the input columns with their *input*
+  values and dtypes (so a value that failed ``type`` can still be read and fixed) plus
+  ``_failed_checks``: every check the row failed, warn checks included, after any
+  names from harmonization.
+- **Nulls.** Null passes every check but ``not_null``; a SQL check that yields null passes,
+  as a SQL ``CHECK`` constraint does; a key with a null part is never a duplicate.
+- **Uniqueness.** Every occurrence of a duplicated key is quarantined (none is preferred);
+  keeping one is the job of ``clean``'s ``dedup`` step. Duplicates are found with a
+  ``group_by`` on the key columns joined back, not a window (``pl.len().over(key)``): the
+  window runs in Polars' streaming engine but must hold the whole input in memory (measured:
+  peak RSS 1.8 times that of the same query without it on 2M rows); the join holds only the keys.
+- **Dataset checks.** ``row_count`` and ``freshness`` fail the batch, not a row. ``fail``
+  raises, ``warn`` reports, ``quarantine`` sends *every* row to quarantine with the check's
+  name appended to its ``_failed_checks`` (so a stale or truncated batch is held back whole).
+  Freshness compares the newest value with ``now`` (default: the current UTC time); naive
+  datetimes are read as UTC, dates as midnight UTC.
+
+Passes over the data: ``validate`` runs one aggregate pass (every check's failure count, row
+counts, the newest ``freshness`` value and the duplicate keys, in one ``collect_all``) and
+raises ``ValidationFailed`` (nothing written) when a ``fail`` check failed; writing
+``accepted`` and ``quarantined`` is a second pass (``ValidationResult.sink_parquet`` writes
+both in one). ``validate_to_parquet`` does all of it in **one** pass: both files and the
+counts come out of the same query, written to temporary names and renamed only when no
+``fail`` check failed. It needs two passes only when a dataset check has policy
+``quarantine``, because the fate of every row then depends on the whole batch. A failure with
+policy ``fail`` costs one more short read to collect up to 5 example rows for the message.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from shipyard.core.errors import InvalidArgument, InvalidData, ValidationFailed
+from shipyard.data.dtypes import type_name
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from shipyard.data.contract import CheckInfo, Contract, Policy
+
+FAILED = "_failed_checks"
+_T = "__shipyard_"  # prefix of the temporary columns of a validation plan
+_Q, _FAIL = f"{_T}quarantine", f"{_T}fail"
+_LIST = pl.List(pl.String)
+_BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False}
+ISO_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
+
+
+def lenient_cast(column: str, source: pl.DataType, target: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
+    """Cast ``column`` to ``target`` without raising: ``(value, failed)`` expressions.
+
+    ``value`` is null where the input does not parse; ``failed`` is true where the input had
+    a non-blank value that did not parse. See the module docstring for the accepted formats.
+    """
+    col = pl.col(column)
+    if not (source == pl.String or isinstance(source, pl.Categorical | pl.Enum)):
+        value = col.cast(target, strict=False)
+        return value, col.is_not_null() & value.is_null()
+    stripped = col.cast(pl.String).str.strip_chars()
+    text = pl.when(stripped != "").then(stripped)
+    name = type_name(target)
+    if name == "date":
+        value = text.str.to_date("%Y-%m-%d", strict=False)
+    elif name in ("datetime", "datetime_utc"):
+        iso = text.str.replace(r"^(\d{4}-\d{2}-\d{2}) ", "${1}T")
+        value = pl.coalesce(
+            [
+                iso.str.to_datetime(f, time_unit="us", time_zone="UTC", strict=False)
+                for f in ISO_FORMATS
+            ]
+        )
+        value = value.dt.replace_time_zone(None) if name == "datetime" else value
+    elif name == "bool":
+        value = text.str.to_lowercase().replace_strict(
+            _BOOL_TEXT, default=None, return_dtype=pl.Boolean
+        )
+    else:
+        value = text.cast(target, strict=False)
+    return value, text.is_not_null() & value.is_null()
+
+
+@dataclass(frozen=True)
+class DatasetFailure:
+    """A failed dataset-level check (``row_count`` or ``freshness``)."""
+
+    name: str
+    policy: Policy
+    message: str
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """What validation found. ``rows_in == rows_accepted + rows_quarantined`` always."""
+
+    rows_in: int
+    rows_accepted: int
+    rows_quarantined: int
+    failures: Mapping[str, int]  # every row check, in contract order -> rows that failed it
+    policies: Mapping[str, Policy]  # every row check -> its policy
+    warnings: Mapping[str, int]  # warn-policy row checks that failed -> rows
+    dataset_failures: tuple[DatasetFailure, ...] = ()
+    rows_failed_upstream: int = 0  # rows that arrived with a non-empty _failed_checks
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was quarantined and no dataset check failed."""
+        return self.rows_quarantined == 0 and not self.dataset_failures
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (for run metadata and logs)."""
+        return {
+            "rows_in": self.rows_in,
+            "rows_accepted": self.rows_accepted,
+            "rows_quarantined": self.rows_quarantined,
+            "rows_failed_upstream": self.rows_failed_upstream,
+            "failures": dict(self.failures),
+            "warnings": dict(self.warnings),
+            "dataset_failures": [vars(f) for f in self.dataset_failures],
+        }
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The lazy query every output is cut from: typed columns, raw copies and flags."""
+
+    flagged: pl.LazyFrame
+    checks: list[CheckInfo]
+    flags: dict[str, str]  # check name -> flag column
+    columns: list[str]  # the input columns, in order, without _failed_checks
+    raw: dict[str, str]  # cast column -> temporary column holding its input value
+    upstream: bool  # the input has _failed_checks
+    duplicates: list[pl.LazyFrame] = field(default_factory=list)
+
+    def names(self, extra: Sequence[str] = ()) -> pl.Expr:
+        """The row's ``_failed_checks``: upstream names, failed checks, then ``extra``."""
+        parts: list[pl.Expr] = [
+            pl.when(pl.col(self.flags[c.name])).then(pl.lit(c.name)) for c in self.checks
+        ]
+        parts += [pl.lit(name) for name in extra]
+        own = pl.concat_list(parts).list.drop_nulls() if parts else pl.lit([], dtype=_LIST)
+        return pl.col(FAILED).list.concat(own) if self.upstream else own
+
+    def split(self, extra: Sequence[str] = ()) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+        """``(accepted, quarantined)``; with ``extra`` names every row is quarantined."""
+        held = pl.lit(True) if extra else pl.col(_Q)
+        accepted = self.flagged.filter(~held).select(self.columns)
+        values = [pl.col(self.raw.get(c, c)).alias(c) for c in self.columns]
+        quarantined = self.flagged.filter(held).select(*values, self.names(extra).alias(FAILED))
+        return accepted, quarantined
+
+    def counts(self, contract: Contract) -> pl.LazyFrame:
+        """One row: rows, quarantined rows, upstream failures, each flag's count, newest."""
+        aggs = [pl.len().alias("rows"), pl.col(_Q).sum().alias(_Q)]
+        aggs += [pl.col(f).sum().alias(f) for f in self.flags.values()]
+        if self.upstream:
+            aggs.append((pl.col(FAILED).list.len() > 0).sum().alias(FAILED))
+        if contract.freshness is not None:
+            aggs.append(pl.col(contract.freshness.column).max().alias(f"{_T}newest"))
+        return self.flagged.select(aggs)
+
+
+def _plan(lf: pl.LazyFrame, contract: Contract, duplicates: Sequence[pl.LazyFrame] = ()) -> _Plan:
+    try:
+        schema = lf.collect_schema()
+    except pl.exceptions.PolarsError as e:
+        raise InvalidData(f"cannot read the input's columns: {e}") from e
+    upstream = FAILED in schema
+    if upstream and schema[FAILED] != _LIST:
+        raise InvalidData(f"input column {FAILED} must be list[str], not {schema[FAILED]}")
+    checks = contract.row_checks()
+    needed = [*contract.columns, *(c for i in checks if i.kind == "unique" for c in i.columns)]
+    missing = sorted({c for c in needed if c not in schema})
+    if missing:
+        raise ValidationFailed(
+            f"the input lacks contract column(s) {', '.join(missing)}; it has "
+            f"{', '.join(schema)}. Rename or add them upstream (harmonize), or drop them "
+            "from the contract."
+        )
+    flags = {c.name: f"{_T}f{i}" for i, c in enumerate(checks)}
+    typed: list[pl.Expr] = []
+    raw: dict[str, str] = {}
+    for column, rule in contract.columns.items():
+        if schema[column] == rule.dtype:
+            typed.append(pl.lit(False).alias(flags[f"{column}.type"]))
+            continue
+        value, bad = lenient_cast(column, schema[column], rule.dtype)
+        raw[column] = f"{_T}raw{len(raw)}"
+        typed += [value.alias(column), pl.col(column).alias(raw[column])]
+        typed.append(bad.alias(flags[f"{column}.type"]))
+    frame = lf.with_columns(typed) if typed else lf
+    _check_sql(frame, contract)
+    keys = [list(c.columns) for c in checks if c.kind == "unique"]
+    dups = list(duplicates) or [
+        frame.select(k)
+        .drop_nulls()
+        .group_by(k)
+        .agg(pl.len().alias(f"{_T}n"))
+        .filter(pl.col(f"{_T}n") > 1)
+        .select(k)
+        for k in keys
+    ]
+    for key, dup, info in zip(keys, dups, (c for c in checks if c.kind == "unique"), strict=True):
+        mark = dup.with_columns(pl.lit(True).alias(flags[info.name]))
+        frame = frame.join(mark, on=key, how="left", maintain_order="left")
+    failed = [
+        _failed(info, contract, flags).fill_null(False).alias(flags[info.name]) for info in checks
+    ]
+    frame = frame.with_columns(failed) if failed else frame
+    held = [flags[c.name] for c in checks if c.policy != "warn"]
+    quarantine = pl.any_horizontal(held) if held else pl.lit(False)
+    if upstream:
+        quarantine = quarantine | (pl.col(FAILED).list.len() > 0)
+    fail = [flags[c.name] for c in checks if c.policy == "fail"]
+    frame = frame.with_columns(
+        quarantine.alias(_Q), (pl.any_horizontal(fail) if fail else pl.lit(False)).alias(_FAIL)
+    )
+    columns = [c for c in schema if c != FAILED]
+    return _Plan(frame, checks, flags, columns, raw, upstream, dups)
+
+
+def _failed(info: CheckInfo, contract: Contract, flags: Mapping[str, str]) -> pl.Expr:
+    """The expression that is true where the row fails ``info``."""
+    if info.kind in ("type", "unique"):
+        return pl.col(flags[info.name])  # computed with the cast / by the join
+    if info.kind == "check":
+        rule = next(c for c in contract.checks if f"check.{c.name}" == info.name)
+        return ~rule.to_expr()
+    column = info.columns[0]
+    rule_ = contract.columns[column]
+    col = pl.col(column)
+    if info.kind == "not_null":
+        return col.is_null() & ~pl.col(flags[f"{column}.type"])
+    if info.kind in ("min", "max"):
+        bound = pl.lit(rule_.min if info.kind == "min" else rule_.max).cast(rule_.dtype)
+        return col < bound if info.kind == "min" else col > bound
+    if info.kind == "allowed":
+        return ~col.is_in(pl.Series(rule_.allowed).cast(rule_.dtype).implode())
+    return ~col.cast(pl.String).str.contains(rule_.regex or "")
+
+
+def _check_sql(frame: pl.LazyFrame, contract: Contract) -> None:
+    """Resolve each SQL check against the typed columns (schema only, no data read)."""
+    for check in contract.checks:
+        try:
+            dtype = frame.select(check.to_expr().alias("x")).collect_schema()["x"]
+        except (pl.exceptions.PolarsError, ValueError) as e:
+            raise InvalidArgument(
+                f"check.{check.name}: {check.expr!r} cannot be evaluated on the input: "
+                f"{str(e).splitlines()[0]}; columns are {', '.join(frame.collect_schema())}"
+            ) from None
+        if dtype != pl.Boolean:
+            raise InvalidArgument(
+                f"check.{check.name}: {check.expr!r} gives {dtype}, not a boolean; "
+                "write a comparison such as `shipped_at >= ordered_at`"
+            )
+
+
+def _dataset_failures(
+    contract: Contract, rows: int, newest: Any, now: datetime
+) -> list[DatasetFailure]:
+    out = []
+    policies = contract.dataset_checks()
+    if (rule := contract.row_count) is not None:
+        low = rule.min is not None and rows < rule.min
+        if low or (rule.max is not None and rows > rule.max):
+            bounds = f"min {rule.min}, max {rule.max}"
+            message = f"the batch has {rows} rows, outside row_count bounds ({bounds})"
+            out.append(DatasetFailure("row_count", policies["row_count"], message))
+    if (fresh := contract.freshness) is not None:
+        when = _as_utc(newest)
+        if when is None or now - when > fresh.max_age:
+            age = "no values" if when is None else f"newest value {newest} is {now - when} old"
+            message = f"freshness of {fresh.column!r}: {age}, more than max_age {fresh.max_age}"
+            out.append(DatasetFailure("freshness", policies["freshness"], message))
+    return out
+
+
+def _as_utc(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime.combine(value, time(), UTC)
+    return None
+
+
+def _report(
+    plan: _Plan, contract: Contract, counts: dict[str, Any], now: datetime
+) -> ValidationReport:
+    rows = int(counts["rows"])
+    dataset = _dataset_failures(contract, rows, counts.get(f"{_T}newest"), now)
+    failures = {c.name: int(counts[plan.flags[c.name]]) for c in plan.checks}
+    held = int(counts[_Q])
+    if any(f.policy == "quarantine" for f in dataset):
+        held = rows
+    return ValidationReport(
+        rows_in=rows,
+        rows_accepted=rows - held,
+        rows_quarantined=held,
+        failures=failures,
+        policies={c.name: c.policy for c in plan.checks},
+        warnings={
+            c.name: failures[c.name] for c in plan.checks if c.policy == "warn" and failures[c.name]
+        },
+        dataset_failures=tuple(dataset),
+        rows_failed_upstream=int(counts.get(FAILED, 0)),
+    )
+
+
+def _raise_on_fail(report: ValidationReport, quarantined: pl.LazyFrame) -> None:
+    """Raise ``ValidationFailed`` when a ``fail`` check failed, with up to 5 example rows."""
+    rows = {n: c for n, c in report.failures.items() if c and report.policies[n] == "fail"}
+    dataset = [f for f in report.dataset_failures if f.policy == "fail"]
+    if not rows and not dataset:
+        return
+    lines = [f"  {name}: {count} row(s)" for name, count in rows.items()]
+    lines += [f"  {f.name}: {f.message}" for f in dataset]
+    if rows:
+        names = pl.Series(list(rows), dtype=pl.String).implode()
+        hit = pl.col(FAILED).list.eval(pl.element().is_in(names)).list.any()
+        for row in quarantined.filter(hit).head(5).collect().iter_rows(named=True):
+            lines.append(f"  example: {str(row)[:500]}")
+    raise ValidationFailed(
+        "contract checks with policy 'fail' failed, so nothing was written:\n"
+        + "\n".join(lines)
+        + "\nFix the data at its source, or set the check's policy to quarantine or warn."
+    )
+
+
+def _now(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+
+
+def _collect(frames: list[pl.LazyFrame]) -> list[pl.DataFrame]:
+    try:
+        return pl.collect_all(frames)
+    except pl.exceptions.PolarsError as e:
+        raise InvalidData(f"validation could not read the input: {e}") from e
+
+
+class ValidationResult:
+    """The outcome of ``validate``: lazy ``accepted`` / ``quarantined`` frames and the report."""
+
+    def __init__(self, accepted: pl.LazyFrame, quarantined: pl.LazyFrame, report: ValidationReport):
+        self.accepted = accepted
+        self.quarantined = quarantined
+        self._report = report
+
+    def report(self) -> ValidationReport:
+        """The counts of the validation pass."""
+        return self._report
+
+    def sink_parquet(self, accepted_path: str | Path, quarantined_path: str | Path) -> None:
+        """Write both frames in one pass (zstd Parquet); each file appears only when complete."""
+        _sink([self.accepted, self.quarantined], [Path(accepted_path), Path(quarantined_path)])
+
+
+def validate(
+    lf: pl.LazyFrame, contract: Contract, *, now: datetime | None = None
+) -> ValidationResult:
+    """Check every row of ``lf`` against ``contract`` (one aggregate pass; see module docs).
+
+    Args:
+        lf: The combined frame; columns may still be strings.
+        contract: The contract to enforce.
+        now: The time freshness is measured against (default: now, UTC).
+
+    Returns:
+        Lazy ``accepted`` and ``quarantined`` frames (not yet computed) and the report.
+
+    Raises:
+        ValidationFailed: A contract column is missing, or a ``fail`` check failed (the message
+            lists the checks, their counts and up to 5 example rows).
+        InvalidArgument: A SQL check names unknown columns or is not boolean.
+        InvalidData: The input cannot be read.
+    """
+    at = _now(now)
+    plan = _plan(lf, contract)
+    counts, *dups = _collect([plan.counts(contract), *plan.duplicates])
+    plan = _plan(lf, contract, [d.lazy() for d in dups])  # reuse the keys found, do not re-read
+    report = _report(plan, contract, counts.row(0, named=True), at)
+    _raise_on_fail(report, plan.split()[1])
+    held = [f.name for f in report.dataset_failures if f.policy == "quarantine"]
+    return ValidationResult(*plan.split(held), report)
+
+
+def validate_to_parquet(
+    lf: pl.LazyFrame,
+    contract: Contract,
+    accepted_path: str | Path,
+    quarantined_path: str | Path,
+    *,
+    now: datetime | None = None,
+) -> ValidationReport:
+    """Validate and write ``accepted`` and ``quarantined`` Parquet files in one pass.
+
+    Both files are written under temporary names next to their targets and renamed when the
+    counts show no ``fail`` check failed; otherwise they are removed and nothing is written.
+
+    Raises:
+        ValidationFailed: As ``validate``; neither file exists afterwards.
+        InvalidArgument: As ``validate``.
+        InvalidData: As ``validate``.
+    """
+    at = _now(now)
+    if "quarantine" in contract.dataset_checks().values():
+        result = validate(lf, contract, now=at)  # the whole batch's fate comes first
+        result.sink_parquet(accepted_path, quarantined_path)
+        return result.report()
+    plan = _plan(lf, contract)
+    paths = [Path(accepted_path), Path(quarantined_path)]
+    temps = [p.with_name(f".{p.name}.{uuid.uuid4().hex}.tmp") for p in paths]
+    try:
+        counts = _sink(list(plan.split()), temps, extra=plan.counts(contract), rename=False)
+        report = _report(plan, contract, counts.row(0, named=True), at)
+        _raise_on_fail(report, pl.scan_parquet(temps[1]))
+        _publish(temps, paths)
+    finally:
+        for temp in temps:
+            temp.unlink(missing_ok=True)
+    return report
+
+
+def _sink(
+    frames: list[pl.LazyFrame],
+    paths: list[Path],
+    *,
+    extra: pl.LazyFrame | None = None,
+    rename: bool = True,
+) -> pl.DataFrame:
+    """Write ``frames`` to ``paths`` (and collect ``extra``) in one query; returns ``extra``."""
+    temps = [p.with_name(f".{p.name}.{uuid.uuid4().hex}.tmp") for p in paths] if rename else paths
+    sinks = [
+        f.sink_parquet(t, lazy=True, sync_on_close="all")
+        for f, t in zip(frames, temps, strict=True)
+    ]
+    try:
+        out = _collect([*sinks, *([extra] if extra is not None else [])])
+        if rename:
+            _publish(temps, paths)
+    finally:
+        if rename:
+            for temp in temps:
+                temp.unlink(missing_ok=True)
+    return out[-1] if extra is not None else pl.DataFrame()
+
+
+def _publish(temps: list[Path], paths: list[Path]) -> None:
+    for temp, path in zip(temps, paths, strict=True):
+        os.replace(temp, path)
+    for directory in {p.parent for p in paths}:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+__all__ = [
+    "FAILED",
+    "DatasetFailure",
+    "ValidationReport",
+    "ValidationResult",
+    "lenient_cast",
+    "validate",
+    "validate_to_parquet",
+]

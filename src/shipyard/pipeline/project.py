@@ -1,0 +1,109 @@
+"""The project file ``shipyard.yaml``, parsed into the config models each package owns.
+
+Each section's model lives with the code that uses it (``SourceSpec`` in the connectors,
+``Contract`` in ``data.contract``, ...); this module composes them, and turns validation errors
+into messages that name the file, the line and the field. Sections of later issues (``train``,
+``deploy``, ``monitor``, ``budget``) are accepted as mappings until their models land.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from shipyard.core.errors import InvalidArgument, InvalidProjectFile
+from shipyard.core.settings import PROJECT_FILE
+from shipyard.data.clean import CleanSpec
+from shipyard.data.combine import CombineSpec
+from shipyard.data.connectors.base import SourceSpec
+from shipyard.data.contract import Contract
+from shipyard.data.features import FeaturesSpec
+from shipyard.data.harmonize import HarmonizeSpec
+from shipyard.pipeline.yaml_source import YamlDocument, load_yaml
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class CleanStep(BaseModel):
+    """``- clean: {...}`` in ``steps:``."""
+
+    model_config = _STRICT
+    clean: CleanSpec
+
+
+class FeaturesStep(BaseModel):
+    """``- features: {...}`` in ``steps:``."""
+
+    model_config = _STRICT
+    features: FeaturesSpec
+
+
+Step = CleanStep | FeaturesStep
+
+
+class ProjectFile(BaseModel):
+    """Everything ``shipyard.yaml`` declares."""
+
+    model_config = _STRICT
+    name: str = Field("project", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    workspace: dict[str, Any] | None = None  # read by core.settings
+    tracking: dict[str, Any] | None = None  # read by core.settings
+    sources: dict[str, SourceSpec] = Field(default_factory=dict)
+    combine: CombineSpec | None = None
+    contract: Contract | None = None
+    steps: list[Step] = Field(default_factory=list)
+    train: dict[str, Any] | None = None
+    deploy: dict[str, Any] | None = None
+    monitor: dict[str, Any] | None = None
+    budget: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_sources(cls, data: Any) -> Any:
+        """Let each source know its own name (the key it is declared under)."""
+        if isinstance(data, dict) and isinstance(data.get("sources"), dict):
+            sources = {}
+            for key, value in data["sources"].items():
+                sources[key] = {"name": key, **value} if isinstance(value, dict) else value
+            data = {**data, "sources": sources}
+        return data
+
+    def harmonize_spec(self, source: str) -> HarmonizeSpec:
+        """Return the parsed ``harmonize:`` block of a source (empty when absent)."""
+        return HarmonizeSpec.model_validate(self.sources[source].harmonize or {})
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded project: its folder, the parsed file, and the YAML for error locations."""
+
+    root: Path
+    spec: ProjectFile
+    document: YamlDocument
+
+
+def load_project(project_dir: Path) -> Project:
+    """Read and check ``<project_dir>/shipyard.yaml``.
+
+    Raises:
+        InvalidProjectFile: The file is missing or any field is wrong; every problem is listed
+            with its line.
+    """
+    document = load_yaml(project_dir / PROJECT_FILE)
+    try:
+        spec = ProjectFile.model_validate(document.data)
+        for name in spec.sources:
+            try:
+                spec.harmonize_spec(name)
+            except ValidationError as e:
+                raise document.error(e, section=("sources", name, "harmonize")) from e
+    except ValidationError as e:
+        raise document.error(e) from e
+    except InvalidArgument as e:
+        if isinstance(e, InvalidProjectFile):
+            raise
+        raise InvalidProjectFile(f"{document.path.name}: {e}") from e
+    return Project(project_dir, spec, document)

@@ -1,0 +1,338 @@
+"""Run a project's pipeline: ingest → harmonize → combine → validate → steps, as tracked runs.
+
+One parent run per ``shipyard run``, one child run per stage. Stages whose cache key (inputs +
+parameters + code) matches an earlier version are skipped and that version reused, so re-running
+unchanged inputs executes nothing. Watermarks advance only when the whole run succeeds.
+
+Row accounting: for the rows read in this run, ``read = accepted + quarantined + rejected``
+(rejected = lines a connector could not parse); each cleaning step adds
+``in = out + quarantined + deduplicated``. The report checks both and says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from shipyard.core.errors import InvalidData
+from shipyard.data import clean as clean_module
+from shipyard.data import combine as combine_module
+from shipyard.data import features as features_module
+from shipyard.data import harmonize as harmonize_module
+from shipyard.data import validate as validate_module
+from shipyard.data.clean import clean
+from shipyard.data.combine import combine
+from shipyard.data.connectors.base import open_connector
+from shipyard.data.datasets import dataset_store, find_cached, read_dataset, write_dataset
+from shipyard.data.features import add_features
+from shipyard.data.harmonize import harmonize
+from shipyard.data.schema_drift import SchemaSnapshot, apply_drift_policy, detect_drift
+from shipyard.data.validate import validate
+from shipyard.pipeline.cache import cache_key, code_hash
+from shipyard.pipeline.ingest import SourceRead, read_source
+from shipyard.pipeline.project import CleanStep, FeaturesStep
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from shipyard.data.contract import Contract
+    from shipyard.pipeline.project import Project
+    from shipyard.store.datasets import DatasetVersion
+    from shipyard.track.run import ActiveRun
+    from shipyard.track.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    """What one stage did."""
+
+    name: str
+    dataset_id: str | None
+    cached: bool
+    rows_in: int
+    rows_out: int
+    rows_quarantined: int = 0
+    rows_deduplicated: int = 0
+    seconds: float = 0.0
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def conserved(self) -> bool:
+        """Tell whether every row that came in went somewhere counted."""
+        if self.cached:
+            return True
+        return self.rows_in == self.rows_out + self.rows_quarantined + self.rows_deduplicated
+
+
+@dataclass
+class PipelineReport:
+    """The outcome of ``shipyard run``."""
+
+    run_id: str
+    stages: list[StageOutcome] = field(default_factory=list)
+    final_dataset: str | None = None
+    quarantine_datasets: list[str] = field(default_factory=list)
+
+    @property
+    def executed(self) -> list[str]:
+        """Names of the stages that ran (not served from cache)."""
+        return [s.name for s in self.stages if not s.cached]
+
+    @property
+    def conserved(self) -> bool:
+        """Tell whether every stage accounted for all its rows."""
+        return all(s.conserved for s in self.stages)
+
+
+
+def run_pipeline(
+    workspace: Workspace,
+    project: Project,
+    *,
+    on_stage: Callable[[str, str], None] | None = None,
+    now: dt.datetime | None = None,
+) -> PipelineReport:
+    """Run the project's pipeline inside a tracked run and return what happened.
+
+    Args:
+        workspace: Where runs and datasets go.
+        project: The loaded project file.
+        on_stage: Called with (stage name, "start" | "cached" | "done") for progress displays.
+        now: The time freshness checks compare with (default: the workspace clock).
+
+    Raises:
+        SchemaDrift: A source changed shape and its policy is ``fail``.
+        ValidationFailed: A contract check with policy ``fail`` failed; nothing was written.
+    """
+    spec = project.spec
+    notify = on_stage or (lambda _name, _state: None)
+    when = now or dt.datetime.fromtimestamp(workspace.clock.now_ms() / 1000, tz=dt.UTC)
+    with workspace.start_run(
+        name=f"pipeline:{spec.name}", experiment=f"{spec.name}-pipeline",
+        tags={"kind": "pipeline"},
+    ) as run:
+        report = PipelineReport(run_id=run.run_id)
+        reads = _ingest(workspace, project, run, report, notify)
+        validated = _validate(workspace, project, run, report, reads, when, notify)
+        current = validated
+        for index, step in enumerate(spec.steps):
+            current = _run_step(workspace, project, run, report, index, step, current, notify)
+        report.final_dataset = current.dataset_id
+        run.log_metrics({
+            "rows_read": sum(r.rows for r in reads.values()),
+            "rows_final": current.row_count,
+            "stages_executed": len(report.executed),
+        })
+        run.set_tag("final_dataset", current.dataset_id)
+        store = dataset_store(workspace)
+        for name, read in reads.items():
+            store.record_snapshot(
+                name, watermark=read.watermark, schema=read.schema,
+                created_ms=workspace.clock.now_ms(), row_count=read.rows,
+                dataset_id=validated.dataset_id, run_id=run.run_id,
+            )
+    return report
+
+
+def _ingest(
+    workspace: Workspace,
+    project: Project,
+    run: ActiveRun,
+    report: PipelineReport,
+    notify: Callable[[str, str], None],
+) -> dict[str, SourceRead]:
+    store = dataset_store(workspace)
+    reads: dict[str, SourceRead] = {}
+    for name, source in project.spec.sources.items():
+        notify(f"ingest:{name}", "start")
+        started = time.perf_counter()
+        previous = store.latest_snapshot(name)
+        with open_connector(source, base_dir=project.root) as connector:
+            read = read_source(connector, source, project.spec.harmonize_spec(name), previous)
+        drift = detect_drift(
+            _snapshot(previous.schema) if previous else None, _snapshot(read.schema)
+        )
+        warnings = apply_drift_policy(drift, source.on_schema_drift, source=name)
+        for warning in warnings:
+            run.add_note(f"schema drift (adapted): {warning}")
+        reads[name] = read
+        report.stages.append(
+            StageOutcome(
+                name=f"ingest:{name}", dataset_id=None, cached=False,
+                rows_in=read.rows + read.rejected_rows, rows_out=read.rows,
+                rows_quarantined=read.rejected_rows,
+                seconds=time.perf_counter() - started,
+                warnings=tuple(warnings + list(read.warnings)),
+            )
+        )
+        notify(f"ingest:{name}", "done")
+    return reads
+
+
+def _validate(
+    workspace: Workspace,
+    project: Project,
+    run: ActiveRun,
+    report: PipelineReport,
+    reads: dict[str, SourceRead],
+    now: dt.datetime,
+    notify: Callable[[str, str], None],
+) -> DatasetVersion:
+    spec = project.spec
+    name = f"{spec.name}.validated"
+    previous = _previous_version(workspace, name) if _incremental(project) else None
+    key = cache_key(
+        "validate",
+        {
+            "contract": _dump(spec.contract), "combine": _dump(spec.combine),
+            "sources": {n: _dump(s) for n, s in spec.sources.items()},
+        },
+        code=code_hash(harmonize_module, combine_module, validate_module),
+        inputs=[previous.dataset_id] if previous else [],
+        extra={n: r.fingerprint for n, r in reads.items()},
+    )
+    cached = find_cached(workspace, key)
+    if cached is None and previous is not None and not any(r.rows or r.rejected_rows for r in reads.values()):
+        cached = previous  # incremental run with nothing new: the last version stands
+    if cached is not None:
+        notify("validate", "cached")
+        report.stages.append(StageOutcome("validate", cached.dataset_id, True, 0, cached.row_count))
+        return cached
+    notify("validate", "start")
+    started = time.perf_counter()
+    with run.child(name="validate") as child:
+        frames = {n: r.frame for n, r in reads.items()}
+        combined = combine(frames, spec.combine) if spec.combine else _single(frames)
+        contract = spec.contract or _empty_contract()
+        result = validate(combined, contract, now=now)
+        checks = result.report
+        accepted = result.accepted
+        if previous is not None:
+            accepted = pl.concat([read_dataset(workspace, previous), accepted], how="diagonal_relaxed")
+        version = write_dataset(
+            workspace, accepted, name=name, parents=[previous] if previous else [],
+            cache_key=key, run_id=child.run_id,
+            lineage={"step": "validate", "sources": sorted(reads)},
+        )
+        quarantined = _write_quarantine(workspace, spec.name, reads, result.quarantined, child)
+        report.quarantine_datasets.extend(q.dataset_id for q in quarantined)
+        child.log_metrics({
+            "rows_in": checks.rows_in, "rows_accepted": checks.rows_accepted,
+            "rows_quarantined": checks.rows_quarantined,
+        })
+    report.stages.append(
+        StageOutcome(
+            "validate", version.dataset_id, False, checks.rows_in, checks.rows_accepted,
+            checks.rows_quarantined, seconds=time.perf_counter() - started,
+            warnings=tuple(checks.warnings_text()),
+        )
+    )
+    notify("validate", "done")
+    return version
+
+
+def _run_step(
+    workspace: Workspace,
+    project: Project,
+    run: ActiveRun,
+    report: PipelineReport,
+    index: int,
+    step: CleanStep | FeaturesStep,
+    current: DatasetVersion,
+    notify: Callable[[str, str], None],
+) -> DatasetVersion:
+    kind = "clean" if isinstance(step, CleanStep) else "features"
+    stage = f"{index}:{kind}"
+    params = _dump(step)
+    module = clean_module if kind == "clean" else features_module
+    key = cache_key(kind, params, code=code_hash(module), inputs=[current.dataset_id])
+    cached = find_cached(workspace, key)
+    if cached is not None:
+        notify(stage, "cached")
+        report.stages.append(StageOutcome(stage, cached.dataset_id, True, current.row_count,
+                                          cached.row_count))
+        return cached
+    notify(stage, "start")
+    started = time.perf_counter()
+    name = f"{project.spec.name}.{index}.{kind}"
+    with run.child(name=stage, params={"step": kind}) as child:
+        frame = read_dataset(workspace, current)
+        quarantined_rows = deduplicated = 0
+        if isinstance(step, CleanStep):
+            result = clean(frame, step.clean)
+            frame = result.frame
+            quarantined_rows = result.report.rows_quarantined
+            deduplicated = result.report.rows_deduplicated
+            if quarantined_rows:
+                q = write_dataset(workspace, result.quarantined, name=f"{name}.quarantine",
+                                  kind="quarantine", parents=[current], run_id=child.run_id,
+                                  lineage={"step": stage})
+                report.quarantine_datasets.append(q.dataset_id)
+        else:
+            frame = add_features(frame, step.features)
+        version = write_dataset(workspace, frame, name=name, parents=[current], cache_key=key,
+                                run_id=child.run_id, lineage={"step": stage, "params": params})
+        child.log_metrics({"rows_in": current.row_count, "rows_out": version.row_count})
+    report.stages.append(
+        StageOutcome(stage, version.dataset_id, False, current.row_count, version.row_count,
+                     quarantined_rows, deduplicated, seconds=time.perf_counter() - started)
+    )
+    notify(stage, "done")
+    return version
+
+
+def _write_quarantine(
+    workspace: Workspace,
+    project_name: str,
+    reads: dict[str, SourceRead],
+    quarantined: pl.LazyFrame,
+    run: ActiveRun,
+) -> list[DatasetVersion]:
+    written = []
+    rows = quarantined.select(pl.len()).collect().item()
+    if rows:
+        written.append(write_dataset(workspace, quarantined, name=f"{project_name}.quarantine",
+                                     kind="quarantine", run_id=run.run_id,
+                                     lineage={"step": "validate"}))
+    rejected = [r.rejected for r in reads.values() if r.rejected_rows]
+    if rejected:
+        written.append(write_dataset(workspace, pl.concat(rejected, how="diagonal_relaxed"),
+                                     name=f"{project_name}.rejected", kind="quarantine",
+                                     run_id=run.run_id, lineage={"step": "ingest"}))
+    return written
+
+
+def _snapshot(schema: list[dict[str, str]]) -> SchemaSnapshot:
+    return SchemaSnapshot(tuple((column["name"], column["type"]) for column in schema))
+
+
+def _incremental(project: Project) -> bool:
+    return any(s.watermark for s in project.spec.sources.values())
+
+
+def _previous_version(workspace: Workspace, name: str) -> DatasetVersion | None:
+    versions = dataset_store(workspace).list_versions(name=name, kind="data")
+    return versions[0] if versions else None
+
+
+def _single(frames: dict[str, pl.LazyFrame]) -> pl.LazyFrame:
+    if len(frames) != 1:
+        raise InvalidData(
+            f"{len(frames)} sources but no `combine:` section; say how to combine them "
+            "(union, join or asof), see docs/data.md"
+        )
+    return next(iter(frames.values()))
+
+
+def _empty_contract() -> Contract:
+    from shipyard.data.contract import Contract
+
+    return Contract()
+
+
+def _dump(model: Any) -> Any:
+    return None if model is None else model.model_dump(mode="json", by_alias=True)
