@@ -51,6 +51,8 @@ _CHECK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:w|d|h|m|s))+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(w|d|h|m|s)")
 _UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+_BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False}
+ISO_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
 
 
 def _literals(values: list[Any], dtype: pl.DataType, what: str) -> pl.Series:
@@ -267,6 +269,42 @@ class Contract(BaseModel):
         """The dataset-level checks present (``row_count``, ``freshness``) and their policies."""
         rules = {"row_count": self.row_count, "freshness": self.freshness}
         return {n: r.policy or self.policy for n, r in rules.items() if r is not None}
+
+
+def lenient_cast(column: str, source: pl.DataType, target: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
+    """Cast ``column`` to ``target`` without raising: ``(value, failed)`` expressions.
+
+    ``value`` is null where the input does not parse; ``failed`` is true where the input had
+    a non-blank value that did not parse. Strings are trimmed
+    and blank ones are missing, not failures; booleans read ``true/false/1/0``; datetimes read
+    ISO 8601 (offsets converted to UTC); dates read ``YYYY-MM-DD``. Other formats belong to
+    ``harmonize: cast`` with a ``format``.
+    """
+    col = pl.col(column)
+    if not (source == pl.String or isinstance(source, pl.Categorical | pl.Enum)):
+        value = col.cast(target, strict=False)
+        return value, col.is_not_null() & value.is_null()
+    stripped = col.cast(pl.String).str.strip_chars()
+    text = pl.when(stripped != "").then(stripped)
+    name = type_name(target)
+    if name == "date":
+        value = text.str.to_date("%Y-%m-%d", strict=False)
+    elif name in ("datetime", "datetime_utc"):
+        iso = text.str.replace(r"^(\d{4}-\d{2}-\d{2}) ", "${1}T")
+        value = pl.coalesce(
+            [
+                iso.str.to_datetime(f, time_unit="us", time_zone="UTC", strict=False)
+                for f in ISO_FORMATS
+            ]
+        )
+        value = value.dt.replace_time_zone(None) if name == "datetime" else value
+    elif name == "bool":
+        value = text.str.to_lowercase().replace_strict(
+            _BOOL_TEXT, default=None, return_dtype=pl.Boolean
+        )
+    else:
+        value = text.cast(target, strict=False)
+    return value, text.is_not_null() & value.is_null()
 
 
 def parse_contract(data: Any) -> Contract:

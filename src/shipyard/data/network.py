@@ -42,9 +42,9 @@ def check_url(
         raise InvalidArgument(f"{url!r} is not a valid URL: {e}") from None
     scheme = parts.scheme.lower()
     if scheme not in allowed_schemes:
-        shown = scheme or "no scheme"
+        shown = f"scheme {scheme!r} is not allowed" if scheme else "a URL needs a scheme"
         raise InvalidArgument(
-            f"{url!r}: {shown} is not allowed; use a URL starting with "
+            f"{url!r}: {shown}; use a URL starting with "
             + " or ".join(f"{s}://" for s in allowed_schemes)
         )
     if parts.username is not None or parts.password is not None:
@@ -83,6 +83,8 @@ def _refusal(address: IPAddress, *, allow_private: bool) -> str | None:
             embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None:
             return _refusal(embedded, allow_private=allow_private)
+    if address.is_loopback:
+        return None if allow_private else "loopback"
     if address.is_link_local:
         return "link-local (cloud metadata lives there)"
     if address.is_multicast:
@@ -97,8 +99,6 @@ def _refusal(address: IPAddress, *, allow_private: bool) -> str | None:
         return "broadcast"
     if allow_private:
         return None
-    if address.is_loopback:
-        return "loopback"
     if address.is_private or address in _SHARED or not address.is_global:
         return "a private address"
     return None

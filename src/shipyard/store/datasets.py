@@ -257,7 +257,11 @@ class DatasetStore:
         dataset_id: str | None = None,
         run_id: str | None = None,
     ) -> SourceSnapshot:
-        """Record what a read of ``source`` saw; ``watermark`` must be JSON (ISO for dates)."""
+        """Record what a read of ``source`` saw; ``watermark`` must be JSON (ISO for dates).
+
+        A commit whose acknowledgement was lost and is retried leaves a second, identical row;
+        "latest" is unaffected.
+        """
         values = {
             "source": source,
             "watermark": watermark,

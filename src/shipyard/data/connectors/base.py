@@ -79,6 +79,7 @@ class CsvOptions(BaseModel):
     null_values: tuple[str, ...] = ("",)  # field values read as null
     skip_rows: int = Field(0, ge=0)  # records skipped before the header
     comment_prefix: str | None = Field(None, min_length=1)  # lines starting with it are dropped
+    newlines_in_values: bool = False  # else a value spanning lines is a malformed record
     columns: dict[str, str] | None = None  # column -> contract type name (dtypes.py)
     block_size_bytes: int = Field(16 << 20, ge=1 << 16, le=1 << 30)  # > the longest record
 

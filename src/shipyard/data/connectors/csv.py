@@ -13,10 +13,12 @@ at most 10 kB) and ``_failed_checks``:
 - ``malformed_line: expected N fields, found M`` — wrong field count, including broken quoting
   (pyarrow's ``invalid_row_handler``; an unclosed quote runs on to the next quote, so the lines it
   swallowed are part of that one rejected record's text);
-- ``nul_byte: column 'c'`` — a NUL character in a field (``_line`` is rebuilt from the fields);
+- ``malformed_line: a quoted value spans lines`` — unless ``newlines_in_values: true``, a value
+  with a line break means a quote was left open (it swallowed the lines up to the next quote);
+- ``nul_byte: column 'c'`` — a NUL character in a field;
 - ``invalid_value: column 'c' is not <type>`` — a value that does not parse as its ``columns`` type.
 
-``_row`` counts data records (after ``skip_rows`` and the header, blank lines not counted), good
+For the last three, ``_line`` is rebuilt from the parsed fields. ``_row`` counts data records (after ``skip_rows`` and the header, blank lines not counted), good
 and rejected alike, so ``rows scanned + rows rejected`` = records in the file.
 
 **Encodings.** The bytes pass through a streaming decoder before pyarrow sees them: ``utf8``
@@ -179,7 +181,10 @@ class CsvConnector(ConnectorBase):
             autogenerate_column_names=not o.has_header and not o.column_names,
         )
         parse = pacsv.ParseOptions(
-            delimiter=o.delimiter, quote_char=o.quote_char or False, invalid_row_handler=file.skip
+            delimiter=o.delimiter,
+            quote_char=o.quote_char or False,
+            newlines_in_values=o.newlines_in_values,
+            invalid_row_handler=file.skip,
         )
         convert = pacsv.ConvertOptions(
             null_values=list(o.null_values),
@@ -277,7 +282,14 @@ class CsvConnector(ConnectorBase):
         rejected: list[_Rejected],
     ) -> pl.DataFrame:
         """Move rows with NUL bytes or values that do not parse to ``rejected``; type columns."""
-        checks = {
+        checks: dict[str, pl.Expr] = {}
+        if not self.options.newlines_in_values:
+            spans = pl.any_horizontal(pl.col(c).str.contains("[\r\n]") for c in names)
+            checks[
+                "malformed_line: a quoted value spans lines (check the quoting, or set "
+                "csv.newlines_in_values: true)"
+            ] = spans.fill_null(value=False)
+        checks |= {
             f"nul_byte: column {c!r}": pl.col(c)
             .str.contains("\x00", literal=True)
             .fill_null(value=False)
@@ -294,12 +306,15 @@ class CsvConnector(ConnectorBase):
             reasons = list(checks)
             for index in any_bad.arg_true().to_list():
                 record = frame.row(index, named=True)
-                fields = ("" if record[c] is None else record[c] for c in names)
-                line = truncate_line(self.options.delimiter.join(fields))
+                line = truncate_line(self._rebuild([record[c] for c in names]))
                 failed = [reasons[j] for j, flag in enumerate(flags.row(index)) if flag]
                 rejected.append((self.spec.name, str(path), record[ROW], line, failed))
             frame = frame.filter(~any_bad)
         return frame.with_columns(**typed) if typed else frame
+
+    def _rebuild(self, values: list[str | None]) -> str:
+        o = self.options
+        return o.delimiter.join(_quote(v, o.delimiter, o.quote_char) for v in values)
 
 
 class _FileReader:
@@ -349,6 +364,14 @@ class _FileReader:
     def records(self) -> int:
         """How many records (good and rejected) the file had, once fully read."""
         return self.next_number
+
+
+def _quote(value: str | None, delimiter: str, quote: str | None) -> str:
+    if value is None:
+        return ""
+    if quote and any(c in value for c in (delimiter, quote, "\n", "\r")):
+        return quote + value.replace(quote, quote * 2) + quote
+    return value
 
 
 def _generated(count: int) -> list[str]:

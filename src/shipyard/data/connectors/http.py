@@ -36,8 +36,6 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-import polars as pl
-
 from shipyard.core.errors import InvalidArgument, InvalidData, SourceUnavailable
 from shipyard.data import network
 from shipyard.data.connectors.base import (
@@ -54,6 +52,8 @@ from shipyard.data.connectors.jsonl import JsonError, SchemaBuilder, parse_json,
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import polars as pl
 
     from shipyard.data.connectors.base import SourceSpec
 
@@ -90,7 +90,9 @@ class HttpConnector(ConnectorBase):
         assert not misfits, "a schema inferred from all records fits them all"
         lf = bookkeeping(frame, self.spec.name, 0).lazy()
         if since is not None and self.spec.watermark is not None:
-            lf = lf.filter(since_filter(self.spec.name, lf.collect_schema(), self.spec.watermark, since))
+            lf = lf.filter(
+                since_filter(self.spec.name, lf.collect_schema(), self.spec.watermark, since)
+            )
         return lf
 
     # -- pages ---------------------------------------------------------------------------------
@@ -227,10 +229,12 @@ class HttpConnector(ConnectorBase):
         conn: http.client.HTTPConnection
         if parts.scheme.lower() == "https":
             context = ssl.create_default_context()
-            conn = http.client.HTTPSConnection(host, parts.port, timeout=o.timeout_s, context=context)
+            conn = http.client.HTTPSConnection(
+                host, parts.port, timeout=o.timeout_s, context=context
+            )
         else:
             conn = http.client.HTTPConnection(host, parts.port, timeout=o.timeout_s)
-        conn._create_connection = functools.partial(  # type: ignore[method-assign]  # noqa: SLF001
+        conn._create_connection = functools.partial(  # type: ignore[attr-defined]
             network.connect_checked, allow_private=o.allow_private_network
         )
         try:
@@ -239,9 +243,13 @@ class HttpConnector(ConnectorBase):
             base["User-Agent"] = "shipyard"
             conn.request("GET", target, headers={**base, **headers})
             response = conn.getresponse()
-            if response.status in _REDIRECTS or response.status == 429 or response.status >= 300:
+            if response.status >= 300:  # redirects, retries and errors: the body is not needed
                 return response.status, response.headers, b""
-            return response.status, response.headers, self._body(response, conn, deadline, url, page)
+            return (
+                response.status,
+                response.headers,
+                self._body(response, conn, deadline, url, page),
+            )
         finally:
             conn.close()
 
@@ -254,11 +262,13 @@ class HttpConnector(ConnectorBase):
         page: int,
     ) -> bytes:
         limit = self.options.max_response_bytes
-        too_big = f"{self._where(url, page)}: response larger than {limit} bytes (max_response_bytes)"
+        too_big = (
+            f"{self._where(url, page)}: response larger than {limit} bytes (max_response_bytes)"
+        )
         length = response.headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) > limit:
             raise InvalidData(too_big)
-        kind = (response.headers.get_content_type() if response.headers.get("Content-Type") else "")
+        kind = response.headers.get_content_type() if response.headers.get("Content-Type") else ""
         if kind and not _JSON_TYPES.match(kind):
             raise InvalidData(f"{self._where(url, page)}: expected JSON, got content type {kind}")
         chunks: list[bytes] = []

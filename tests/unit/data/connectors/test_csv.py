@@ -1,0 +1,370 @@
+"""CSV connector: options, encodings, malformed lines kept aside, globs, watermarks, streaming."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from shipyard.core.errors import InvalidData, SourceUnavailable
+from shipyard.data.connectors.base import REJECTED_SCHEMA, SourceSpec, max_watermark, open_connector
+
+
+def write(directory: Path, name: str, content: str | bytes) -> Path:
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    path.write_bytes(content)
+    return path
+
+
+def read(
+    directory: Path, uri: str, since: object | None = None, watermark: str | None = None, **csv: Any
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    spec = SourceSpec(name="orders", uri=uri, csv=csv or None, watermark=watermark)
+    with open_connector(spec, base_dir=directory) as connector:
+        frame = connector.scan(since).collect()
+        return frame, connector.rejected()
+
+
+def data(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    return frame.drop("_source", "_row").to_dicts()
+
+
+def test_reads_every_column_as_text_with_bookkeeping(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", "id,amount,note\n1,10.5,a\n2,,b\n")
+    frame, rejected = read(tmp_path, "o.csv")
+    assert frame.schema == pl.Schema(
+        {
+            "id": pl.String,
+            "amount": pl.String,
+            "note": pl.String,
+            "_source": pl.String,
+            "_row": pl.Int64,
+        }
+    )
+    assert frame.to_dicts() == [
+        {"id": "1", "amount": "10.5", "note": "a", "_source": "orders", "_row": 0},
+        {"id": "2", "amount": None, "note": "b", "_source": "orders", "_row": 1},
+    ]
+    assert rejected.schema == pl.Schema(REJECTED_SCHEMA)
+    assert rejected.is_empty()
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_delimiters(tmp_path: Path, delimiter: str) -> None:
+    write(tmp_path, "o.csv", f"a{delimiter}b\n1{delimiter}x,y\n")
+    frame, _ = read(tmp_path, "o.csv", delimiter=delimiter)
+    assert data(frame) == [{"a": "1", "b": "x,y"}]
+
+
+def test_quoted_fields_crlf_and_multiline_values(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", 'a,b\r\n1,"x, ""y"""\r\n2,"two\nlines"\r\n')
+    frame, rejected = read(tmp_path, "o.csv", newlines_in_values=True)
+    assert data(frame) == [{"a": "1", "b": 'x, "y"'}, {"a": "2", "b": "two\nlines"}]
+    assert rejected.is_empty()
+
+
+def test_quote_char_none_keeps_quotes(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", 'a,b\n"1",x\n')
+    frame, _ = read(tmp_path, "o.csv", quote_char=None)
+    assert data(frame) == [{"a": '"1"', "b": "x"}]
+
+
+def test_latin1_is_transcoded(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", "name,city\nRené,Zürich\n".encode("latin-1"))
+    frame, _ = read(tmp_path, "o.csv", encoding="latin1")
+    assert data(frame) == [{"name": "René", "city": "Zürich"}]
+
+
+def test_invalid_utf8_is_an_error_naming_file_and_line(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", b"a,b\n1,ok\n2,caf\xe9\n")
+    with pytest.raises(InvalidData, match=r"o\.csv: invalid UTF-8 at line 3.*utf8-lossy"):
+        read(tmp_path, "o.csv")
+
+
+def test_invalid_utf8_far_into_a_file_names_the_line(tmp_path: Path) -> None:
+    body = "".join(f"{i},x\n" for i in range(300_000)).encode()
+    write(tmp_path, "o.csv", b"a,b\n" + body + b"9,\xff\n")
+    with pytest.raises(InvalidData, match="line 300002"):
+        read(tmp_path, "o.csv")
+
+
+def test_utf8_lossy_replaces_bad_bytes(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", b"\xef\xbb\xbfa,b\n1,caf\xe9\n")
+    frame, _ = read(tmp_path, "o.csv", encoding="utf8-lossy")
+    assert data(frame) == [{"a": "1", "b": "caf\ufffd"}]
+
+
+def test_bom_is_dropped(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", b"\xef\xbb\xbfid,name\n1,a\n")
+    frame, _ = read(tmp_path, "o.csv")
+    assert frame.columns[:2] == ["id", "name"]
+
+
+def test_without_header_columns_are_numbered_or_named(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", "1,a\n2,b\n")
+    frame, _ = read(tmp_path, "o.csv", has_header=False)
+    assert data(frame) == [{"column_1": "1", "column_2": "a"}, {"column_1": "2", "column_2": "b"}]
+    assert frame["_row"].to_list() == [0, 1]
+    frame, _ = read(tmp_path, "o.csv", has_header=False, column_names=["id", "name"])
+    assert data(frame)[1] == {"id": "2", "name": "b"}
+
+
+def test_column_names_replace_a_header(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", "ID,Name\n1,a\n")
+    frame, _ = read(tmp_path, "o.csv", column_names=["id", "name"])
+    assert data(frame) == [{"id": "1", "name": "a"}]
+
+
+def test_skip_rows_comments_and_null_values(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", "exported by X\n\nid,v\n# a comment\n1,NA\n2,\n#3,x\n")
+    frame, _ = read(tmp_path, "o.csv", skip_rows=1, comment_prefix="#", null_values=["NA"])
+    assert data(frame) == [{"id": "1", "v": None}, {"id": "2", "v": ""}]
+
+
+def test_spreadsheet_formulas_are_data(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", "a,b,c,d\n=SUM(A1:A9),+1,-2,@cmd\n")
+    frame, _ = read(tmp_path, "o.csv")
+    assert data(frame) == [{"a": "=SUM(A1:A9)", "b": "+1", "c": "-2", "d": "@cmd"}]
+
+
+def test_malformed_lines_are_rejected_with_reasons_and_good_rows_kept(tmp_path: Path) -> None:
+    lines = ["id,name,v", "1,a,x", "2,b", "3,c,y", "4,d,y,extra", "", "5,e,z", "6"]
+    write(tmp_path, "o.csv", "\n".join(lines) + "\n")
+    frame, rejected = read(tmp_path, "o.csv")
+    assert frame["id"].to_list() == ["1", "3", "5"]
+    assert frame["_row"].to_list() == [0, 2, 4]
+    assert rejected.select("_row", "_line", "_failed_checks").to_dicts() == [
+        {
+            "_row": 1,
+            "_line": "2,b",
+            "_failed_checks": ["malformed_line: expected 3 fields, found 2"],
+        },
+        {
+            "_row": 3,
+            "_line": "4,d,y,extra",
+            "_failed_checks": ["malformed_line: expected 3 fields, found 4"],
+        },
+        {"_row": 5, "_line": "6", "_failed_checks": ["malformed_line: expected 3 fields, found 1"]},
+    ]
+    assert rejected["_source"].unique().to_list() == ["orders"]
+    assert rejected["_file"].to_list() == [str(tmp_path / "o.csv")] * 3
+    # Every record is accounted for exactly once.
+    assert sorted(frame["_row"].to_list() + rejected["_row"].to_list()) == list(range(6))
+
+
+def test_broken_quoting_is_rejected_not_lost(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", 'a,b\n1,x\n2,"unclosed\n3,y\n4,"z"\n5,w\n')
+    frame, rejected = read(tmp_path, "o.csv")
+    assert frame["a"].to_list() == ["1", "5"]
+    assert rejected.height == 1
+    assert rejected["_line"][0].startswith('2,"unclosed\n3,y\n4,')  # swallowed lines are kept
+    assert rejected["_failed_checks"][0].to_list()[0].startswith("malformed_line: a quoted")
+
+
+def test_broken_quoting_to_the_end_of_the_file(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", 'a,b\n1,x\n2,"unclosed\n3,y\n')
+    frame, rejected = read(tmp_path, "o.csv")
+    assert frame["a"].to_list() == ["1"]
+    assert rejected["_row"].to_list() == [1]
+    assert "3,y" in rejected["_line"][0]
+
+
+def test_many_malformed_lines_across_blocks(tmp_path: Path) -> None:
+    lines = [f"{i},x" if i % 3 else f"{i},x,extra" for i in range(50_000)]
+    write(tmp_path, "o.csv", "a,b\n" + "\n".join(lines) + "\n")
+    frame, rejected = read(tmp_path, "o.csv", block_size_bytes=1 << 16)
+    assert frame.height + rejected.height == 50_000
+    assert frame["a"].cast(pl.Int64).to_list() == frame["_row"].to_list()
+    assert (
+        rejected["_line"].str.split(",").list.first().cast(pl.Int64).to_list()
+        == rejected["_row"].to_list()
+    )
+
+
+def test_long_rejected_line_is_truncated_to_10kb(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", "a,b\n" + "é" * 20_000 + "\n1,2\n")
+    frame, rejected = read(tmp_path, "o.csv")
+    assert frame.height == 1
+    assert len(rejected["_line"][0].encode()) <= 10_000
+
+
+def test_nul_bytes_are_rejected(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", b"a,b\n1,x\x00y\n2,ok\n")
+    frame, rejected = read(tmp_path, "o.csv")
+    assert frame["a"].to_list() == ["2"]
+    assert rejected.select("_row", "_line", "_failed_checks").to_dicts() == [
+        {"_row": 0, "_line": "1,x\x00y", "_failed_checks": ["nul_byte: column 'b'"]}
+    ]
+
+
+def test_a_10mb_field_is_read(tmp_path: Path) -> None:
+    big = "x" * (10 << 20)
+    write(tmp_path, "o.csv", f"a,b\n1,{big}\n2,y\n")
+    frame, _ = read(tmp_path, "o.csv")
+    assert frame["b"].str.len_bytes().to_list() == [10 << 20, 1]
+
+
+def test_record_larger_than_block_is_a_clear_error(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", "a,b\n1," + "x" * 300_000 + "\n")
+    with pytest.raises(InvalidData, match="o.csv"):
+        read(tmp_path, "o.csv", block_size_bytes=1 << 16)
+
+
+def test_typed_columns_and_values_that_do_not_parse(tmp_path: Path) -> None:
+    write(
+        tmp_path, "o.csv", "id,ok,day\n1,true,2024-01-02\nx,false,2024-01-03\n3,maybe,2024-13-01\n"
+    )
+    frame, rejected = read(tmp_path, "o.csv", columns={"id": "int64", "ok": "bool", "day": "date"})
+    assert frame.schema["id"] == pl.Int64 and frame.schema["day"] == pl.Date
+    assert data(frame) == [{"id": 1, "ok": True, "day": __import__("datetime").date(2024, 1, 2)}]
+    assert rejected["_failed_checks"].to_list() == [
+        ["invalid_value: column 'id' is not Int64"],
+        ["invalid_value: column 'ok' is not Boolean", "invalid_value: column 'day' is not Date"],
+    ]
+
+
+def test_typed_column_missing_from_header(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", "a\n1\n")
+    with pytest.raises(InvalidData, match="'zz'"):
+        read(tmp_path, "o.csv", columns={"zz": "int64"})
+
+
+def test_glob_of_three_files_numbers_rows_across_them(tmp_path: Path) -> None:
+    for i in range(3):
+        write(tmp_path, f"in/orders_{i}.csv", f"id,v\n{i}a,1\n{i}b,2\n")
+    write(tmp_path, "in/empty.csv", "")
+    write(tmp_path, "in/other.txt", "not,csv\n")
+    frame, _ = read(tmp_path, "in/orders_*.csv")
+    assert frame["id"].to_list() == ["0a", "0b", "1a", "1b", "2a", "2b"]
+    assert frame["_row"].to_list() == list(range(6))
+
+
+def test_glob_with_reordered_columns_is_aligned_and_other_columns_refused(tmp_path: Path) -> None:
+    write(tmp_path, "a1.csv", "id,v\n1,x\n")
+    write(tmp_path, "a2.csv", "v,id\ny,2\n")
+    frame, _ = read(tmp_path, "a*.csv")
+    assert data(frame) == [{"id": "1", "v": "x"}, {"id": "2", "v": "y"}]
+    write(tmp_path, "a3.csv", "id,w\n3,z\n")
+    with pytest.raises(InvalidData, match=r"a3\.csv has columns"):
+        read(tmp_path, "a*.csv")
+
+
+def test_no_matching_file_is_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(SourceUnavailable, match="no file matches"):
+        read(tmp_path, "missing/*.csv")
+
+
+def test_duplicate_header_names_are_refused(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", "a,a\n1,2\n")
+    with pytest.raises(InvalidData, match="duplicate"):
+        read(tmp_path, "o.csv")
+
+
+def test_rejected_before_a_scan_was_collected(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", "a\n1\n")
+    with open_connector(SourceSpec(name="s", uri="o.csv"), base_dir=tmp_path) as connector:
+        lf = connector.scan()
+        with pytest.raises(InvalidData, match="collect"):
+            connector.rejected()
+        lf.collect()
+        assert connector.rejected().is_empty()
+
+
+def test_watermark_incremental_read(tmp_path: Path) -> None:
+    write(tmp_path, "d/1.csv", "id,updated_at\n1,2024-01-01T10:00\n2,2024-01-02T10:00\n")
+    first, _ = read(tmp_path, "d/*.csv", watermark="updated_at")
+    mark = max_watermark(first.lazy(), "updated_at")
+    assert mark == "2024-01-02T10:00"
+    write(tmp_path, "d/2.csv", "id,updated_at\n2,2024-01-02T10:00\n3,2024-01-03T09:00\n")
+    second, _ = read(tmp_path, "d/*.csv", since=mark, watermark="updated_at")
+    assert second.select("id", "_row").to_dicts() == [{"id": "3", "_row": 3}]
+    third, _ = read(
+        tmp_path,
+        "d/*.csv",
+        since=max_watermark(second.lazy(), "updated_at"),
+        watermark="updated_at",
+    )
+    assert third.is_empty()
+
+
+def test_watermark_on_typed_column_and_datetime_since(tmp_path: Path) -> None:
+    import datetime as dt
+
+    write(tmp_path, "o.csv", "id,at\n1,2024-01-01 00:00:00\n2,2024-02-01 00:00:00\n")
+    frame, _ = read(
+        tmp_path,
+        "o.csv",
+        since=dt.datetime(2024, 1, 15),
+        watermark="at",
+        columns={"at": "datetime"},
+    )
+    assert frame["id"].to_list() == ["2"]
+    frame, _ = read(tmp_path, "o.csv", since=dt.date(2024, 1, 15), watermark="at")
+    assert frame["id"].to_list() == ["2"]
+
+
+def test_unknown_watermark_column(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", "a\n1\n")
+    with pytest.raises(InvalidData, match="watermark column 'nope'"):
+        read(tmp_path, "o.csv", since="x", watermark="nope")
+
+
+def test_scan_is_lazy_and_can_be_collected_twice(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", "a,b\n1,x\n2\n")
+    with open_connector(SourceSpec(name="s", uri="o.csv"), base_dir=tmp_path) as connector:
+        lf = connector.scan()
+        assert lf.select("a").filter(pl.col("a") == "1").collect()["a"].to_list() == ["1"]
+        assert lf.collect().height == 1
+        assert connector.rejected().height == 1
+        assert lf.head(0).collect().height == 0
+
+
+@pytest.mark.slow
+def test_a_million_rows_stream_with_modest_memory(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    row = "{i},customer_{i},2024-01-01T00:00:00,{i}.25,some free text that pads the line out\n"
+    with path.open("w") as f:
+        f.write("id,customer,at,amount,note\n")
+        for start in range(0, 1_000_000, 100_000):
+            f.write("".join(row.format(i=i) for i in range(start, start + 100_000)))
+        f.write("broken,line\n")
+    size = path.stat().st_size
+    script = textwrap.dedent(
+        f"""
+        import json, resource
+        from pathlib import Path
+        import polars as pl
+        from shipyard.data.connectors.base import SourceSpec, open_connector
+
+        def peak_mb():
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+        small = Path({str(tmp_path)!r}) / "small.csv"
+        small.write_text("id,customer,at,amount,note\\n1,a,b,c,d\\n")
+        with open_connector(SourceSpec(name="s", uri=str(small)), base_dir=Path("/")) as c:
+            c.scan().sink_parquet(small.with_suffix(".parquet"))
+        base = peak_mb()
+        with open_connector(SourceSpec(name="s", uri={str(path)!r}), base_dir=Path("/")) as c:
+            c.scan().sink_parquet({str(tmp_path / "out.parquet")!r})
+            rejected = c.rejected().height
+        rows = pl.scan_parquet({str(tmp_path / "out.parquet")!r}).select(pl.len()).collect().item()
+        print(json.dumps({{"base": base, "peak": peak_mb(), "rows": rows, "rejected": rejected}}))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    report = json.loads(result.stdout)
+    assert report["rows"] == 1_000_000
+    assert report["rejected"] == 1
+    grown_mb = report["peak"] - report["base"]
+    assert grown_mb < size / 2**20 / 2, (report, size)
