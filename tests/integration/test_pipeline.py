@@ -25,7 +25,7 @@ CSV_HEADER = "OrderID,cust,amount_cents,date,updated\n"
 CSV_ROWS = [
     "1,ana,1250,05/01/2024 10:00,2024-01-05T10:00:00\n",
     "2,bob,990,06/01/2024 11:30,2024-01-06T11:30:00\n",
-    '3,"cy,broken,500,07/01/2024 09:00,2024-01-07T09:00:00\n',  # unbalanced quote → malformed
+    "3,cy,500\n",  # too few fields → malformed
     "4,dan,-300,08/01/2024 12:00,2024-01-08T12:00:00\n",  # negative amount → quarantine
     "5,eve,700,09/01/2024 08:15,2024-01-09T08:15:00,extra\n",  # too many fields → malformed
 ]
@@ -182,7 +182,7 @@ def test_rerun_reuses_every_version_and_incremental_reads_only_new_rows(
     first = run(project_root)
     again = run(project_root)
     assert again.executed == ["ingest:web", "ingest:store", "ingest:app"]  # reads, nothing new
-    assert all(s.rows_out == 0 for s in again.stages if s.name.startswith("ingest"))
+    assert all(s.rows_in == 0 for s in again.stages if s.name.startswith("ingest"))
     assert again.final_dataset == first.final_dataset
 
     with (project_root / "data" / "orders.csv").open("a") as f:
@@ -212,3 +212,41 @@ def test_a_renamed_source_column_fails_with_the_fix(project_root: Path, api: str
     assert "order_ref" in message
     assert "rename" in message
     assert isinstance(caught.value, SchemaDrift | ValueError)
+
+
+def cli(*args: str, capsys: pytest.CaptureFixture[str]) -> str:
+    from shipyard.cli.main import run as shipyard
+
+    with pytest.raises(SystemExit) as exited:
+        shipyard(list(args))
+    out, err = capsys.readouterr()
+    assert exited.value.code == 0, err
+    return out
+
+
+def test_cli_runs_the_pipeline_and_shows_datasets(
+    project_root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    root = str(project_root)
+    out = cli("-C", root, "run", capsys=capsys)
+    assert "rows conserved" in out
+    assert "validate" in out
+    listing = cli("-C", root, "data", "list", capsys=capsys)
+    assert "shop.validated" in listing
+    assert "shop.0.features" in listing
+    with Workspace.open(project_root) as workspace:
+        final = next(v for v in list_datasets(workspace) if v.name == "shop.0.features")
+    shown = cli("-C", root, "data", "show", final.dataset_id[:12], capsys=capsys)
+    assert "order_month" in shown
+    profile = cli("-C", root, "data", "profile", final.dataset_id[:12], capsys=capsys)
+    assert "amount" in profile
+    quarantined = cli("-C", root, "data", "quarantine", capsys=capsys)
+    assert "malformed" in quarantined or "amount.min" in quarantined
+    events_file = project_root / "lineage.json"
+    tree = cli("-C", root, "lineage", final.dataset_id[:12], "--openlineage", str(events_file),
+               capsys=capsys)
+    assert "shop.validated" in tree
+    events = json.loads(events_file.read_text())
+    assert all(e["eventType"] == "COMPLETE" for e in events)
+    assert any(o["name"].endswith("features") for e in events for o in e["outputs"])

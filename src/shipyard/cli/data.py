@@ -85,10 +85,10 @@ def profile(
     for col in prof.get("columns", []):
         top = col.get("top_values") or []
         table.add_row(
-            escape(str(col.get("name"))), str(col.get("dtype", col.get("kind", ""))),
+            escape(str(col.get("name"))), str(col.get("dtype", "")),
             str(col.get("nulls", "")), str(col.get("distinct", "")), _stat(col.get("min")),
             _stat(col.get("mean")), _stat(col.get("max")),
-            escape(", ".join(f"{t[0]} ({t[1]})" for t in top[:3]) if top else ""),
+            escape(", ".join(f"{t['value']} ({t['count']})" for t in top[:3])),
         )
     console.print(table)
 

@@ -12,10 +12,9 @@ Each entry maps a new column name to one feature:
 ``{log1p: column}``                                    ``ln(1 + x)``; null where ``x <= -1``
 ``{log: column}``                                      ``ln(x)``; null where ``x <= 0``
 ``{bucket: {column, edges, labels, output}}``          right-closed bins ``(-inf, e0], (e0, e1],
-                                                       … (en, inf)``; ``output: label`` (default,
-                                                       Polars ``cut`` labels or ``labels``,
-                                                       Categorical) or ``index`` (UInt32, 0 for
-                                                       the first bin)
+                                                       … (en, inf)``; ``output: label`` (default;
+                                                       ``labels`` or ``"(0, 10]"``, an Enum) or
+                                                       ``index`` (UInt32, 0 for the first bin)
 ``{text_length: column}``                              characters (not bytes), UInt32
 ``{contains: {column, text, case_sensitive}}``         literal substring test (Boolean);
                                                        case-insensitive unless told
@@ -34,6 +33,7 @@ They belong to the training step, fitted on the training split and saved with th
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import polars as pl
@@ -69,6 +69,8 @@ class BucketArgs(BaseModel):
     def _consistent(self) -> BucketArgs:
         if any(a >= b for a, b in zip(self.edges, self.edges[1:], strict=False)):
             raise ValueError(f"bucket edges {self.edges} must be strictly increasing")
+        if self.labels is not None and len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"bucket labels {self.labels} must be distinct")
         if self.labels is not None and len(self.labels) != len(self.edges) + 1:
             raise ValueError(
                 f"bucket: {len(self.edges)} edges make {len(self.edges) + 1} bins, "
@@ -236,10 +238,12 @@ def _feature(name: str, feature: BaseModel, schema: Mapping[str, pl.DataType]) -
     if isinstance(feature, BucketFeature):
         args_ = feature.bucket
         x = column(args_.column, "numeric")
-        if args_.output == "label":
-            return x.cut(args_.edges, labels=args_.labels)
         index = pl.sum_horizontal([(x > edge).cast(pl.UInt32) for edge in args_.edges])
-        return pl.when(x.is_not_null()).then(index)
+        index = pl.when(x.is_not_null()).then(index)
+        if args_.output == "index":
+            return index
+        labels = args_.labels or _labels(args_.edges)
+        return index.replace_strict(range(len(labels)), labels, return_dtype=pl.Enum(labels))
     if isinstance(feature, TextLengthFeature):
         return column(feature.text_length, "text").cast(pl.String).str.len_chars()
     assert isinstance(feature, ContainsFeature)
@@ -248,3 +252,10 @@ def _feature(name: str, feature: BaseModel, schema: Mapping[str, pl.DataType]) -
     if args__.case_sensitive:
         return text.str.contains(args__.text, literal=True)
     return text.str.to_lowercase().str.contains(args__.text.lower(), literal=True)
+
+
+def _labels(edges: list[float]) -> list[str]:
+    """``(-inf, 0]``, ``(0, 10]``, ..., ``(1000, inf)``."""
+    text = [str(int(e)) if float(e).is_integer() else repr(float(e)) for e in edges]
+    pairs = list(itertools.pairwise(["-inf", *text, "inf"]))
+    return [f"({a}, {b}]" for a, b in pairs[:-1]] + [f"({pairs[-1][0]}, inf)"]

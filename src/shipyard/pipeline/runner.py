@@ -11,7 +11,9 @@ Row accounting: for the rows read in this run, ``read = accepted + quarantined +
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -44,6 +46,9 @@ if TYPE_CHECKING:
     from shipyard.store.datasets import DatasetVersion
     from shipyard.track.run import ActiveRun
     from shipyard.track.workspace import Workspace
+
+
+_REJECT_KEY = ["_source", "_file", "_row", "_line"]
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,7 @@ def _ingest(
     notify: Callable[[str, str], None],
 ) -> dict[str, SourceRead]:
     store = dataset_store(workspace)
+    known = _known_rejects(workspace, project)
     reads: dict[str, SourceRead] = {}
     for name, source in project.spec.sources.items():
         notify(f"ingest:{name}", "start")
@@ -153,6 +159,9 @@ def _ingest(
         previous = store.latest_snapshot(name)
         with open_connector(source, base_dir=project.root) as connector:
             read = read_source(connector, source, project.spec.harmonize_spec(name), previous)
+        if known is not None and read.rejected_rows:
+            fresh = read.rejected.join(known, on=_REJECT_KEY, how="anti", nulls_equal=True)
+            read = dataclasses.replace(read, rejected=fresh)
         drift = detect_drift(
             _snapshot(previous.schema) if previous else None, _snapshot(read.schema)
         )
@@ -209,7 +218,7 @@ def _validate(
         combined = combine(frames, spec.combine) if spec.combine else _single(frames)
         contract = spec.contract or _empty_contract()
         result = validate(combined, contract, now=now)
-        checks = result.report
+        checks = result.report()
         accepted = result.accepted
         if previous is not None:
             accepted = pl.concat([read_dataset(workspace, previous), accepted], how="diagonal_relaxed")
@@ -224,11 +233,12 @@ def _validate(
             "rows_in": checks.rows_in, "rows_accepted": checks.rows_accepted,
             "rows_quarantined": checks.rows_quarantined,
         })
+        child.log_artifact(json.dumps(checks.to_dict(), default=str).encode(), name="validation.json")
     report.stages.append(
         StageOutcome(
             "validate", version.dataset_id, False, checks.rows_in, checks.rows_accepted,
             checks.rows_quarantined, seconds=time.perf_counter() - started,
-            warnings=tuple(checks.warnings_text()),
+            warnings=tuple(f"{check}: {rows} row(s) (policy warn)" for check, rows in checks.warnings.items()),
         )
     )
     notify("validate", "done")
@@ -308,6 +318,22 @@ def _write_quarantine(
 
 def _snapshot(schema: list[dict[str, str]]) -> SchemaSnapshot:
     return SchemaSnapshot(tuple((column["name"], column["type"]) for column in schema))
+
+
+def _known_rejects(workspace: Workspace, project: Project) -> pl.DataFrame | None:
+    """Return the unparseable lines earlier runs already quarantined (incremental runs only).
+
+    A watermark cannot filter lines that do not parse, so an incremental read meets them
+    again; they are recognized by source, file, line number and text and not counted twice.
+    """
+    if not _incremental(project):
+        return None
+    name = f"{project.spec.name}.rejected"
+    earlier = dataset_store(workspace).list_versions(name, kind="quarantine")
+    if not earlier:
+        return None
+    frames = [read_dataset(workspace, v).select(_REJECT_KEY) for v in earlier]
+    return pl.concat(frames, how="vertical_relaxed").collect()
 
 
 def _incremental(project: Project) -> bool:

@@ -81,7 +81,9 @@ class CsvOptions(BaseModel):
     comment_prefix: str | None = Field(None, min_length=1)  # lines starting with it are dropped
     newlines_in_values: bool = False  # else a value spanning lines is a malformed record
     columns: dict[str, str] | None = None  # column -> contract type name (dtypes.py)
-    block_size_bytes: int = Field(16 << 20, ge=1 << 16, le=1 << 30)  # > the longest record
+    # pyarrow reads up to 32 blocks ahead; a longer record makes the file be re-read with
+    # larger blocks (see connectors/csv.py).
+    block_size_bytes: int = Field(1 << 20, ge=1 << 12, le=256 << 20)
 
     @field_validator("columns")
     @classmethod
@@ -219,15 +221,26 @@ class Connector(Protocol):
 
 
 class ConnectorBase:
-    """Context-manager plumbing and an empty ``rejected()`` for connectors that never reject."""
+    """Context-manager plumbing and ``rejected()`` for every connector."""
+
+    #: Set by connectors that can reject records, once a scan has been fully collected.
+    _rejected: pl.DataFrame | None = None
+    _can_reject = False
 
     def __init__(self, spec: SourceSpec, *, base_dir: Path) -> None:
         self.spec = spec
         self.base_dir = base_dir
 
     def rejected(self) -> pl.DataFrame:
-        """No records are rejected by this kind of source."""
-        return pl.DataFrame(schema=REJECTED_SCHEMA)
+        """Records the last completed scan could not read (see the connector's module)."""
+        if not self._can_reject:
+            return pl.DataFrame(schema=REJECTED_SCHEMA)
+        if self._rejected is None:
+            raise InvalidData(
+                f"source {self.spec.name!r}: no scan has been collected yet; collect scan() "
+                "before asking for rejected records"
+            )
+        return self._rejected
 
     def close(self) -> None:
         """Nothing to release."""

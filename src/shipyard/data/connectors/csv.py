@@ -11,15 +11,21 @@ of the scan and listed by ``connector.rejected()`` (after the scan was collected
 at most 10 kB) and ``_failed_checks``:
 
 - ``malformed_line: expected N fields, found M`` — wrong field count, including broken quoting
-  (pyarrow's ``invalid_row_handler``; an unclosed quote runs on to the next quote, so the lines it
-  swallowed are part of that one rejected record's text);
+  (pyarrow's ``invalid_row_handler``; an unclosed quote runs on to the next quote, so the lines
+  it swallowed are part of that one rejected record's text);
 - ``malformed_line: a quoted value spans lines`` — unless ``newlines_in_values: true``, a value
   with a line break means a quote was left open (it swallowed the lines up to the next quote);
 - ``nul_byte: column 'c'`` — a NUL character in a field;
 - ``invalid_value: column 'c' is not <type>`` — a value that does not parse as its ``columns`` type.
 
-For the last three, ``_line`` is rebuilt from the parsed fields. ``_row`` counts data records (after ``skip_rows`` and the header, blank lines not counted), good
-and rejected alike, so ``rows scanned + rows rejected`` = records in the file.
+For the last three, ``_line`` is rebuilt from the parsed fields. ``_row`` counts data records
+(after ``skip_rows`` and the header; blank lines do not count), good and rejected alike, so
+``rows scanned + rows rejected`` = records in the file.
+
+**Memory.** pyarrow parses one block at a time and reads up to 32 blocks ahead, so memory is
+about ``33 x block_size_bytes`` (1 MiB by default) plus the batches the consumer holds. A record
+longer than a block makes pyarrow fail; the file is then read again with blocks 16 times larger
+(up to 256 MiB), resuming after the rows already produced, so a 10 MB field just works.
 
 **Encodings.** The bytes pass through a streaming decoder before pyarrow sees them: ``utf8``
 (a leading BOM is dropped) fails on invalid UTF-8 with ``InvalidData`` naming the file and line
@@ -52,7 +58,7 @@ from shipyard.data.connectors.base import (
 from shipyard.data.dtypes import to_polars
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Generator, Iterator
     from pathlib import Path
 
     from shipyard.data.connectors.base import SourceSpec
@@ -60,6 +66,7 @@ if TYPE_CHECKING:
 __all__ = ["CsvConnector", "CsvOptions"]
 
 _CHUNK = 1 << 20
+MAX_BLOCK = 256 << 20
 _CODECS = {"utf8": ("utf-8-sig", "strict"), "utf8-lossy": ("utf-8-sig", "replace")}
 _Rejected = tuple[str, str, int, str, list[str]]
 
@@ -125,7 +132,7 @@ class _Utf8Stream(io.RawIOBase):
 class CsvConnector(ConnectorBase):
     """Reads ``uri`` (a path or glob) as CSV; see the module docstring."""
 
-    _rejected: pl.DataFrame | None = None
+    _can_reject = True
 
     def __init__(self, spec: SourceSpec, *, base_dir: Path) -> None:
         super().__init__(spec, base_dir=base_dir)
@@ -152,30 +159,18 @@ class CsvConnector(ConnectorBase):
             )
         return lf
 
-    def rejected(self) -> pl.DataFrame:
-        """Records the last completed scan left out (see the module docstring)."""
-        if self._rejected is None:
-            raise InvalidData(
-                f"source {self.spec.name!r}: no scan has been collected yet; collect scan() "
-                "before asking for rejected records"
-            )
-        return self._rejected
-
     # -- reading -------------------------------------------------------------------------------
 
-    def _open_reader(self, path: Path, raw: io.BufferedReader) -> _FileReader:
-        """Open pyarrow's reader on ``raw`` with every column as String."""
-        import pyarrow as pa  # type: ignore[import-untyped]
+    def _pyarrow_options(self, block: int, handler: Any) -> tuple[Any, Any, Any, int]:
+        """Pyarrow's read/parse/convert options and how many records precede the data."""
         import pyarrow.csv as pacsv  # type: ignore[import-untyped]
 
         o = self.options
-        file = _FileReader(path)
         renamed = o.has_header and o.column_names is not None
         skip = o.skip_rows + (1 if renamed else 0)
-        file.offset = skip + (1 if o.has_header and not renamed else 0)
         read = pacsv.ReadOptions(
             use_threads=False,  # serial parsing numbers records, in order
-            block_size=o.block_size_bytes,
+            block_size=block,
             skip_rows=skip,
             column_names=list(o.column_names) if o.column_names else None,
             autogenerate_column_names=not o.has_header and not o.column_names,
@@ -184,7 +179,7 @@ class CsvConnector(ConnectorBase):
             delimiter=o.delimiter,
             quote_char=o.quote_char or False,
             newlines_in_values=o.newlines_in_values,
-            invalid_row_handler=file.skip,
+            invalid_row_handler=handler,
         )
         convert = pacsv.ConvertOptions(
             null_values=list(o.null_values),
@@ -192,30 +187,55 @@ class CsvConnector(ConnectorBase):
             quoted_strings_can_be_null=False,
             check_utf8=False,  # _Utf8Stream already guarantees it
         )
-        try:  # a first open learns the column names, the second reads them all as strings
-            probe = pacsv.open_csv(_Utf8Stream(raw, path, o), read, parse, convert)
-            names = probe.schema.names
-            probe.close()
-            raw.seek(0)
-            file.bad.clear()
-            convert.column_types = {n: pa.string() for n in names}
-            file.reader = pacsv.open_csv(_Utf8Stream(raw, path, o), read, parse, convert)
-        except pa.ArrowInvalid as e:
-            raise InvalidData(
-                f"source {self.spec.name!r}: cannot read {path} as CSV: {e}"
-            ) from None
-        file.names = names if o.has_header or o.column_names else _generated(len(names))
+        return read, parse, convert, skip + (1 if o.has_header and not renamed else 0)
+
+    def _raw_names(self, path: Path, block: int) -> list[str]:
+        """The column names pyarrow sees, from the file's first ``block`` bytes."""
+        import pyarrow.csv as pacsv
+
+        read, parse, convert, _ = self._pyarrow_options(block, lambda _row: "skip")
+        with self._open(path) as raw:
+            head = _Utf8Stream(raw, path, self.options).read(block) or b""
+        probe = pacsv.open_csv(io.BytesIO(head), read, parse, convert)
+        probe.close()
+        return list(probe.schema.names)
+
+    def _open_reader(self, path: Path, block: int) -> _FileReader:
+        """Open pyarrow's streaming reader on ``path`` with every column as String."""
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        file = _FileReader(path)
+        read, parse, convert, file.offset = self._pyarrow_options(block, file.skip)
+        raw_names = self._raw_names(path, block)
+        convert.column_types = {n: pa.string() for n in raw_names}
+        file.handle = self._open(path)
+        file.reader = pacsv.open_csv(
+            _Utf8Stream(file.handle, path, self.options), read, parse, convert
+        )
+        file.names = self._names(raw_names)
         return file
 
     def _header(self, path: Path) -> list[str]:
-        with self._open(path) as raw:
-            file = self._open_reader(path, raw)
-            file.reader.close()
-        names = file.names
+        import pyarrow as pa
+
+        try:
+            raw_names = self._raw_names(path, self.options.block_size_bytes)
+        except pa.ArrowInvalid as e:
+            raise InvalidData(
+                f"source {self.spec.name!r}: cannot read the header of {path}: {e}; if the "
+                "header is long, raise csv.block_size_bytes"
+            ) from None
+        names = self._names(raw_names)
         if len(set(names)) != len(names):
             dupes = sorted({n for n in names if names.count(n) > 1})
             raise InvalidData(f"{path}: duplicate column names {dupes} in the header")
         return names
+
+    def _names(self, raw_names: list[str]) -> list[str]:
+        if self.options.has_header or self.options.column_names:
+            return raw_names
+        return [f"column_{i + 1}" for i in range(len(raw_names))]
 
     def _open(self, path: Path) -> io.BufferedReader:
         try:
@@ -229,49 +249,71 @@ class CsvConnector(ConnectorBase):
         rejected: list[_Rejected] = []
         first_row = 0
         for path in files:
-            if not path.stat().st_size:
-                continue
-            with self._open(path) as raw:
-                file = self._open_reader(path, raw)
-                yield from self._file_batches(file, names, types, first_row, rejected)
-                first_row += file.records
+            if path.stat().st_size:
+                first_row += yield from self._file_batches(path, names, types, first_row, rejected)
         self._rejected = rejected_frame(rejected).sort(ROW)
 
     def _file_batches(
         self,
-        file: _FileReader,
+        path: Path,
         names: list[str],
         types: dict[str, pl.DataType],
         first_row: int,
         rejected: list[_Rejected],
-    ) -> Iterator[pl.DataFrame]:
+    ) -> Generator[pl.DataFrame, None, int]:
+        """Yield the file's batches; return how many records it has.
+
+        A record longer than the block makes pyarrow fail; the file is then read again with
+        blocks 16 times larger (up to ``MAX_BLOCK``), resuming after the rows already yielded.
+        """
         import pyarrow as pa
 
-        if sorted(file.names) != sorted(names):
-            file.reader.close()
-            raise InvalidData(
-                f"source {self.spec.name!r}: {file.path} has columns {file.names}, the first "
-                f"file has {names}; give files with different columns their own source"
-            )
-        try:
-            for batch in file.reader:
-                frame = pl.from_arrow(batch)
-                assert isinstance(frame, pl.DataFrame)
-                frame = frame.rename(dict(zip(frame.columns, file.names, strict=True)))
-                rows = file.place(frame.height) + first_row
-                rejected.extend(file.take_rejected(self.spec.name, first_row, final=False))
-                frame = frame.select(names).with_columns(
-                    pl.lit(self.spec.name, dtype=pl.String).alias(SOURCE),
-                    pl.Series(ROW, rows, dtype=pl.Int64),
-                )
-                yield self._checked(frame, names, types, file.path, rejected)
-        except pa.ArrowInvalid as e:
-            raise InvalidData(
-                f"source {self.spec.name!r}: cannot read {file.path} as CSV: {e}"
-            ) from None
-        finally:
-            file.reader.close()
-        rejected.extend(file.take_rejected(self.spec.name, first_row, final=True))
+        block, resume = self.options.block_size_bytes, 0
+        while True:
+            file = _FileReader(path)
+            try:
+                file = self._open_reader(path, block)
+                file.resume = resume
+                if sorted(file.names) != sorted(names):
+                    raise InvalidData(
+                        f"source {self.spec.name!r}: {path} has columns {file.names}, the first"
+                        f" file has {names}; give files with different columns their own source"
+                    )
+                for batch in file.reader:
+                    yield self._frame(file, batch, names, types, first_row, rejected)
+                rejected.extend(file.take_rejected(self.spec.name, first_row, final=True))
+                return file.next_number
+            except pa.ArrowInvalid as e:
+                if "straddl" not in str(e) or block >= MAX_BLOCK:
+                    raise InvalidData(
+                        f"source {self.spec.name!r}: cannot read {path} as CSV: {e}"
+                    ) from None
+                block, resume = block * 16, file.next_number
+            finally:
+                file.close()
+
+    def _frame(
+        self,
+        file: _FileReader,
+        batch: Any,
+        names: list[str],
+        types: dict[str, pl.DataType],
+        first_row: int,
+        rejected: list[_Rejected],
+    ) -> pl.DataFrame:
+        frame = pl.from_arrow(batch)
+        assert isinstance(frame, pl.DataFrame)
+        frame = frame.rename(dict(zip(frame.columns, file.names, strict=True)))
+        numbers = file.place(frame.height)
+        rejected.extend(file.take_rejected(self.spec.name, first_row, final=False))
+        keep = numbers >= file.resume
+        if not keep.all():  # already yielded before a re-read with larger blocks
+            frame, numbers = frame.filter(pl.Series(keep)), numbers[keep]
+        frame = frame.select(names).with_columns(
+            pl.lit(self.spec.name, dtype=pl.String).alias(SOURCE),
+            pl.Series(ROW, numbers + first_row, dtype=pl.Int64),
+        )
+        return self._checked(frame, names, types, file.path, rejected)
 
     def _checked(
         self,
@@ -296,8 +338,8 @@ class CsvConnector(ConnectorBase):
             for c in names
         }
         typed = {c: _parse(c, t) for c, t in types.items()}
-        for c, t in types.items():
-            checks[f"invalid_value: column {c!r} is not {t}"] = (
+        for c in types:
+            checks[f"invalid_value: column {c!r} is not {(self.options.columns or {})[c]}"] = (
                 pl.col(c).is_not_null() & typed[c].is_null()
             )
         flags = frame.select(**{f"_{i}": e for i, e in enumerate(checks.values())})
@@ -306,15 +348,11 @@ class CsvConnector(ConnectorBase):
             reasons = list(checks)
             for index in any_bad.arg_true().to_list():
                 record = frame.row(index, named=True)
-                line = truncate_line(self._rebuild([record[c] for c in names]))
+                line = truncate_line(_rebuild([record[c] for c in names], self.options))
                 failed = [reasons[j] for j, flag in enumerate(flags.row(index)) if flag]
                 rejected.append((self.spec.name, str(path), record[ROW], line, failed))
             frame = frame.filter(~any_bad)
         return frame.with_columns(**typed) if typed else frame
-
-    def _rebuild(self, values: list[str | None]) -> str:
-        o = self.options
-        return o.delimiter.join(_quote(v, o.delimiter, o.quote_char) for v in values)
 
 
 class _FileReader:
@@ -327,7 +365,9 @@ class _FileReader:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.handle: io.BufferedReader | None = None
         self.reader: Any = None
+        self.resume = 0  # records below this number were yielded by an earlier read
         self.names: list[str] = []
         self.offset = 0
         self.bad: dict[int, tuple[str, str]] = {}
@@ -352,30 +392,31 @@ class _FileReader:
     def take_rejected(self, source: str, first_row: int, *, final: bool) -> list[_Rejected]:
         """Rejected records placed so far (all of them when ``final``), as rejected rows."""
         done = sorted(k for k in self.bad if final or k < self.next_number)
-        out = [self._rejected(source, first_row, k, *self.bad.pop(k)) for k in done]
+        out: list[_Rejected] = []
+        for k in done:
+            text, reason = self.bad.pop(k)
+            if k >= self.resume:  # else it was reported by an earlier read
+                out.append((source, str(self.path), first_row + k, truncate_line(text), [reason]))
         if final and done:
             self.next_number = max(self.next_number, done[-1] + 1)
         return out
 
-    def _rejected(self, source: str, first_row: int, k: int, text: str, reason: str) -> _Rejected:
-        return (source, str(self.path), first_row + k, truncate_line(text), [reason])
-
-    @property
-    def records(self) -> int:
-        """How many records (good and rejected) the file had, once fully read."""
-        return self.next_number
-
-
-def _quote(value: str | None, delimiter: str, quote: str | None) -> str:
-    if value is None:
-        return ""
-    if quote and any(c in value for c in (delimiter, quote, "\n", "\r")):
-        return quote + value.replace(quote, quote * 2) + quote
-    return value
+    def close(self) -> None:
+        """Close the reader and the file."""
+        if self.reader is not None:
+            self.reader.close()
+        if self.handle is not None:
+            self.handle.close()
 
 
-def _generated(count: int) -> list[str]:
-    return [f"column_{i + 1}" for i in range(count)]
+def _rebuild(values: list[str | None], o: CsvOptions) -> str:
+    """A CSV line from parsed fields, quoting the fields that need it."""
+    q, specials = o.quote_char, (o.delimiter, o.quote_char or "", "\n", "\r")
+    fields = [
+        q + v.replace(q, q * 2) + q if q and v and any(c and c in v for c in specials) else v or ""
+        for v in values
+    ]
+    return o.delimiter.join(fields)
 
 
 def _parse(column: str, dtype: pl.DataType) -> pl.Expr:

@@ -89,7 +89,7 @@ class HttpConnector(ConnectorBase):
         frame, misfits = records_frame(records, schema)
         assert not misfits, "a schema inferred from all records fits them all"
         lf = bookkeeping(frame, self.spec.name, 0).lazy()
-        if since is not None and self.spec.watermark is not None:
+        if since is not None and self.spec.watermark is not None and records:
             lf = lf.filter(
                 since_filter(self.spec.name, lf.collect_schema(), self.spec.watermark, since)
             )

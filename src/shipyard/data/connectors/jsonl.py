@@ -162,7 +162,7 @@ def records_frame(
 class JsonlConnector(ConnectorBase):
     """Reads ``uri`` (a path or glob) as JSON Lines; see the module docstring."""
 
-    _rejected: pl.DataFrame | None = None
+    _can_reject = True
 
     def scan(self, since: object | None = None) -> pl.LazyFrame:
         """Learn the fields (one read), then return the lazy scan (read again per collection)."""
@@ -179,20 +179,11 @@ class JsonlConnector(ConnectorBase):
         lf = lazy_from_batches(
             lambda: self._batches(files, schema), full, f"jsonl:{self.spec.name}"
         )
-        if since is not None and self.spec.watermark is not None:
+        if since is not None and self.spec.watermark is not None and schema:
             lf = lf.filter(
                 since_filter(self.spec.name, pl.Schema(full), self.spec.watermark, since)
             )
         return lf
-
-    def rejected(self) -> pl.DataFrame:
-        """Lines the last completed scan left out (see the module docstring)."""
-        if self._rejected is None:
-            raise InvalidData(
-                f"source {self.spec.name!r}: no scan has been collected yet; collect scan() "
-                "before asking for rejected lines"
-            )
-        return self._rejected
 
     def _lines(self, path: Path) -> Iterator[tuple[int, str, object]]:
         """``(line index, raw text, record or reason)`` per non-blank line; a reason is a str."""

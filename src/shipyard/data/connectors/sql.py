@@ -231,19 +231,35 @@ class SqlConnector(ConnectorBase):
         """Turn SQLAlchemy errors into Shipyard's, without the password."""
         try:
             yield
-        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError) as e:
-            raise SourceUnavailable(
-                f"source {self.spec.name!r}: cannot read {self.safe_url}: {self._scrub(e)}; "
-                "check the server is up and the URL is right"
+        except sa_exc.DBAPIError as e:
+            if self._unreachable(e):
+                raise SourceUnavailable(
+                    f"source {self.spec.name!r}: cannot read {self.safe_url}: {self._scrub(e)}; "
+                    "check the server is up and the URL is right"
+                ) from None
+            raise InvalidData(
+                f"source {self.spec.name!r}: reading {self.safe_url} failed: {self._scrub(e)}"
+            ) from None
+        except sa_exc.StatementError as e:  # a parameter (the watermark) could not be bound
+            raise InvalidData(
+                f"source {self.spec.name!r}: cannot run the query on {self.safe_url}: "
+                f"{self._scrub(e)}; check the watermark value's type"
             ) from None
         except sa_exc.TimeoutError as e:
             raise SourceUnavailable(
                 f"source {self.spec.name!r}: {self.safe_url} timed out: {self._scrub(e)}"
             ) from None
-        except sa_exc.DBAPIError as e:
-            raise InvalidData(
-                f"source {self.spec.name!r}: reading {self.safe_url} failed: {self._scrub(e)}"
-            ) from None
+
+    def _unreachable(self, error: sa_exc.DBAPIError) -> bool:
+        """Whether the error means the database could not be reached (retry may help)."""
+        if isinstance(error, sa_exc.InterfaceError) or error.connection_invalidated:
+            return True
+        if not isinstance(error, sa_exc.OperationalError):
+            return False
+        if self._url.get_backend_name() != "sqlite":
+            return True
+        # sqlite3 reports syntax errors and missing tables as OperationalError too.
+        return any(s in str(error.orig) for s in ("unable to open", "locked", "disk I/O"))
 
     def _scrub(self, error: sa_exc.SQLAlchemyError) -> str:
         orig = getattr(error, "orig", None) or error
