@@ -30,8 +30,13 @@ CSV_ROWS = [
     "5,eve,700,09/01/2024 08:15,2024-01-09T08:15:00,extra\n",  # too many fields → malformed
 ]
 API_RECORDS = [
-    {"id": 100 + i, "customer": f"api-{i}", "total": 10.0 + i,
-     "ts": f"2024-01-1{i}T09:00:00", "updated": f"2024-01-1{i}T09:00:00"}
+    {
+        "id": 100 + i,
+        "customer": f"api-{i}",
+        "total": 10.0 + i,
+        "ts": f"2024-01-1{i}T09:00:00",
+        "updated": f"2024-01-1{i}T09:00:00",
+    }
     for i in range(5)
 ]
 
@@ -65,20 +70,24 @@ def api() -> Iterator[str]:
 
 
 @pytest.fixture
-def shop_db(pg_url: str) -> Iterator[str]:
+def shop_db(pg_url: str) -> str:
     engine = sa.create_engine(pg_url)
     with engine.begin() as connection:
-        connection.execute(sa.text(
-            "CREATE TABLE store_orders (order_no bigint, client text, euros double precision, "
-            "sold_at timestamp, updated_at timestamp)"
-        ))
-        connection.execute(sa.text(
-            "INSERT INTO store_orders VALUES "
-            "(200, 'fay', 20.5, '2024-01-03 15:00', '2024-01-03 15:00'),"
-            "(201, 'gus', 31.0, '2024-01-04 16:00', '2024-01-04 16:00')"
-        ))
+        connection.execute(
+            sa.text(
+                "CREATE TABLE store_orders (order_no bigint, client text, euros double precision, "
+                "sold_at timestamp, updated_at timestamp)"
+            )
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO store_orders VALUES "
+                "(200, 'fay', 20.5, '2024-01-03 15:00', '2024-01-03 15:00'),"
+                "(201, 'gus', 31.0, '2024-01-04 16:00', '2024-01-04 16:00')"
+            )
+        )
     engine.dispose()
-    yield pg_url
+    return pg_url
 
 
 def write_project(root: Path, api: str, db: str, *, csv_rename: str = "OrderID") -> None:
@@ -189,9 +198,12 @@ def test_rerun_reuses_every_version_and_incremental_reads_only_new_rows(
         f.write("6,hal,1500,10/01/2024 10:00,2024-01-10T10:00:00\n")
     engine = sa.create_engine(shop_db)
     with engine.begin() as connection:
-        connection.execute(sa.text(
-            "INSERT INTO store_orders VALUES (202, 'ivy', 5.0, '2024-01-12 10:00', '2024-01-12 10:00')"
-        ))
+        connection.execute(
+            sa.text(
+                "INSERT INTO store_orders VALUES "
+                "(202, 'ivy', 5.0, '2024-01-12 10:00', '2024-01-12 10:00')"
+            )
+        )
     engine.dispose()
     third = run(project_root)
     ingest = {s.name: s.rows_out for s in third.stages if s.name.startswith("ingest")}
@@ -202,7 +214,9 @@ def test_rerun_reuses_every_version_and_incremental_reads_only_new_rows(
     assert final["order_id"].n_unique() == 11
 
 
-def test_a_renamed_source_column_fails_with_the_fix(project_root: Path, api: str, shop_db: str) -> None:
+def test_a_renamed_source_column_fails_with_the_fix(
+    project_root: Path, api: str, shop_db: str
+) -> None:
     run(project_root)
     csv = project_root / "data" / "orders.csv"
     csv.write_text(csv.read_text().replace("OrderID", "order_ref", 1))
@@ -244,8 +258,15 @@ def test_cli_runs_the_pipeline_and_shows_datasets(
     quarantined = cli("-C", root, "data", "quarantine", capsys=capsys)
     assert "malformed" in quarantined or "amount.min" in quarantined
     events_file = project_root / "lineage.json"
-    tree = cli("-C", root, "lineage", final.dataset_id[:12], "--openlineage", str(events_file),
-               capsys=capsys)
+    tree = cli(
+        "-C",
+        root,
+        "lineage",
+        final.dataset_id[:12],
+        "--openlineage",
+        str(events_file),
+        capsys=capsys,
+    )
     assert "shop.validated" in tree
     events = json.loads(events_file.read_text())
     assert all(e["eventType"] == "COMPLETE" for e in events)

@@ -13,8 +13,9 @@ from rich.table import Table
 from shipyard.cli.context import console, open_workspace
 from shipyard.cli.render import number, size, when
 
-app = typer.Typer(help="Dataset versions: list, show, profile, diff, quarantine.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Dataset versions: list, show, profile, diff, quarantine.", no_args_is_help=True
+)
 
 
 @app.command(name="list")
@@ -33,10 +34,19 @@ def list_(
         return
     table = Table(title=f"Datasets ({len(versions)})")
     for column in ("id", "name", "kind", "rows", "columns", "size", "created"):
-        table.add_column(column, justify="right" if column in ("rows", "columns", "size") else "left")
+        table.add_column(
+            column, justify="right" if column in ("rows", "columns", "size") else "left"
+        )
     for v in versions:
-        table.add_row(v.short_id, escape(v.name), v.kind, str(v.row_count), str(len(v.schema)),
-                      size(v.size_bytes), when(v.created_ms))
+        table.add_row(
+            v.short_id,
+            escape(v.name),
+            v.kind,
+            str(v.row_count),
+            str(len(v.schema)),
+            size(v.size_bytes),
+            when(v.created_ms),
+        )
     console.print(table)
 
 
@@ -53,8 +63,10 @@ def show(
         version = get_dataset(workspace, dataset)
         preview = read_dataset(workspace, version).head(rows).collect()
     console.print(f"[bold]{escape(version.name)}[/] {version.dataset_id} ({version.kind})")
-    console.print(f"{version.row_count} rows, {size(version.size_bytes)}, created "
-                  f"{when(version.created_ms)}, run {(version.run_id or '-')[:8]}")
+    console.print(
+        f"{version.row_count} rows, {size(version.size_bytes)}, created "
+        f"{when(version.created_ms)}, run {(version.run_id or '-')[:8]}"
+    )
     if version.parent_ids:
         console.print("parents: " + ", ".join(p[:12] for p in version.parent_ids))
     if version.lineage:
@@ -85,9 +97,13 @@ def profile(
     for col in prof.get("columns", []):
         top = col.get("top_values") or []
         table.add_row(
-            escape(str(col.get("name"))), str(col.get("dtype", "")),
-            str(col.get("nulls", "")), str(col.get("distinct", "")), _stat(col.get("min")),
-            _stat(col.get("mean")), _stat(col.get("max")),
+            escape(str(col.get("name"))),
+            str(col.get("dtype", "")),
+            str(col.get("nulls", "")),
+            str(col.get("distinct", "")),
+            _stat(col.get("min")),
+            _stat(col.get("mean")),
+            _stat(col.get("max")),
             escape(", ".join(f"{t['value']} ({t['count']})" for t in top[:3])),
         )
     console.print(table)
@@ -110,7 +126,9 @@ def diff(
 @app.command()
 def quarantine(
     ctx: typer.Context,
-    dataset: Annotated[str | None, typer.Argument(help="A quarantine version (default: newest).")] = None,
+    dataset: Annotated[
+        str | None, typer.Argument(help="A quarantine version (default: newest).")
+    ] = None,
     rows: Annotated[int, typer.Option(min=1, max=10_000, help="Rows to show.")] = 20,
 ) -> None:
     """Show quarantined rows with the checks each one failed."""
@@ -126,8 +144,10 @@ def quarantine(
         else:
             version = get_dataset(workspace, dataset)
         frame = read_dataset(workspace, version).head(rows).collect()
-    console.print(f"[bold]{escape(version.name)}[/] ({version.short_id}): "
-                  f"{version.row_count} row(s) in quarantine")
+    console.print(
+        f"[bold]{escape(version.name)}[/] ({version.short_id}): "
+        f"{version.row_count} row(s) in quarantine"
+    )
     table = Table()
     for column in frame.columns:
         table.add_column(escape(column))
@@ -165,7 +185,9 @@ def _cell(value: Any) -> str:
 
 
 def _stat(value: Any) -> str:
-    return number(value) if isinstance(value, int | float) else ("-" if value is None else str(value))
+    return (
+        number(value) if isinstance(value, int | float) else ("-" if value is None else str(value))
+    )
 
 
 def _plain(value: Any) -> Any:

@@ -8,7 +8,7 @@ Nothing is built at import time: each command opens the workspace it needs.
 from __future__ import annotations
 
 import sys
-from pathlib import Path  # noqa: TC003 - typer reads the annotations at runtime
+from pathlib import Path
 from typing import Annotated
 
 import typer

@@ -46,26 +46,42 @@ def run(ctx: typer.Context) -> None:
     from shipyard.pipeline.runner import run_pipeline
 
     project = load_project(_project_dir(ctx))
-    with open_workspace(ctx) as workspace, Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
-    ) as progress:
+    with (
+        open_workspace(ctx) as workspace,
+        Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+        ) as progress,
+    ):
         tasks: dict[str, TaskID] = {}
 
         def on_stage(name: str, state: str) -> None:
             if name not in tasks:
                 tasks[name] = progress.add_task(name, total=1)
             label = {"start": name, "cached": f"{name} (cached)", "done": name}[state]
-            progress.update(tasks[name], description=label,
-                            completed=0 if state == "start" else 1)
+            progress.update(tasks[name], description=label, completed=0 if state == "start" else 1)
 
         report = run_pipeline(workspace, project, on_stage=on_stage)
     table = Table(title=f"Pipeline run {report.run_id[:8]}")
-    for column in ("stage", "rows in", "rows out", "quarantined", "deduplicated", "time", "dataset"):
-        table.add_column(column, justify="right" if column.startswith(("rows", "quar", "dedup")) else "left")
+    for column in (
+        "stage",
+        "rows in",
+        "rows out",
+        "quarantined",
+        "deduplicated",
+        "time",
+        "dataset",
+    ):
+        table.add_column(
+            column, justify="right" if column.startswith(("rows", "quar", "dedup")) else "left"
+        )
     for stage in report.stages:
         table.add_row(
-            stage.name, str(stage.rows_in), str(stage.rows_out), str(stage.rows_quarantined),
-            str(stage.rows_deduplicated), "cached" if stage.cached else f"{stage.seconds:.2f}s",
+            stage.name,
+            str(stage.rows_in),
+            str(stage.rows_out),
+            str(stage.rows_quarantined),
+            str(stage.rows_deduplicated),
+            "cached" if stage.cached else f"{stage.seconds:.2f}s",
             (stage.dataset_id or "-")[:12],
         )
     console.print(table)
@@ -73,5 +89,6 @@ def run(ctx: typer.Context) -> None:
         for warning in stage.warnings:
             console.print(f"[yellow]warning[/] {escape(stage.name)}: {escape(warning)}")
     verdict = "[green]rows conserved[/]" if report.conserved else "[red]ROWS NOT CONSERVED[/]"
-    console.print(f"{verdict}; final dataset {report.final_dataset}; "
-                  f"{len(report.executed)} stage(s) executed")
+    console.print(
+        f"{verdict}; final dataset {report.final_dataset}; {len(report.executed)} stage(s) executed"
+    )

@@ -1,5 +1,7 @@
-"""Read one source for a pipeline run: the new rows, the lines that could not be read, the
-new watermark, the harmonized schema, and a fingerprint for cache keys.
+"""Read one source for a pipeline run.
+
+It returns the new rows, the lines that could not be read, the new watermark, the harmonized
+schema, and a fingerprint for cache keys.
 
 The delta a run reads (everything, or only rows past the last watermark) is materialized once
 here, so it can be counted, fingerprinted and validated without reading the source again; its
@@ -14,12 +16,12 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
-
 from shipyard.data.dtypes import type_name
 from shipyard.data.harmonize import harmonize
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from shipyard.data.connectors.base import Connector, SourceSpec
     from shipyard.data.harmonize import HarmonizeSpec
     from shipyard.store.datasets import SourceSnapshot
@@ -58,7 +60,10 @@ def read_source(
     if spec.watermark and raw.height:
         watermark = _json_value(raw.get_column(spec.watermark).max())
     result = harmonize(
-        raw.lazy(), harmonize_spec, source=spec.name, on_schema_drift=spec.on_schema_drift,
+        raw.lazy(),
+        harmonize_spec,
+        source=spec.name,
+        on_schema_drift=spec.on_schema_drift,
         count=False,
     )
     schema = [

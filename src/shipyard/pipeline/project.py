@@ -9,8 +9,7 @@ into messages that name the file, the line and the field. Sections of later issu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -23,6 +22,9 @@ from shipyard.data.contract import Contract
 from shipyard.data.features import FeaturesSpec
 from shipyard.data.harmonize import HarmonizeSpec
 from shipyard.pipeline.yaml_source import YamlDocument, load_yaml
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 

@@ -31,7 +31,6 @@ from shipyard.data.combine import combine
 from shipyard.data.connectors.base import open_connector
 from shipyard.data.datasets import dataset_store, find_cached, read_dataset, write_dataset
 from shipyard.data.features import add_features
-from shipyard.data.harmonize import harmonize
 from shipyard.data.schema_drift import SchemaSnapshot, apply_drift_policy, detect_drift
 from shipyard.data.validate import validate
 from shipyard.pipeline.cache import cache_key, code_hash
@@ -93,7 +92,6 @@ class PipelineReport:
         return all(s.conserved for s in self.stages)
 
 
-
 def run_pipeline(
     workspace: Workspace,
     project: Project,
@@ -117,7 +115,8 @@ def run_pipeline(
     notify = on_stage or (lambda _name, _state: None)
     when = now or dt.datetime.fromtimestamp(workspace.clock.now_ms() / 1000, tz=dt.UTC)
     with workspace.start_run(
-        name=f"pipeline:{spec.name}", experiment=f"{spec.name}-pipeline",
+        name=f"pipeline:{spec.name}",
+        experiment=f"{spec.name}-pipeline",
         tags={"kind": "pipeline"},
     ) as run:
         report = PipelineReport(run_id=run.run_id)
@@ -127,18 +126,24 @@ def run_pipeline(
         for index, step in enumerate(spec.steps):
             current = _run_step(workspace, project, run, report, index, step, current, notify)
         report.final_dataset = current.dataset_id
-        run.log_metrics({
-            "rows_read": sum(r.rows for r in reads.values()),
-            "rows_final": current.row_count,
-            "stages_executed": len(report.executed),
-        })
+        run.log_metrics(
+            {
+                "rows_read": sum(r.rows for r in reads.values()),
+                "rows_final": current.row_count,
+                "stages_executed": len(report.executed),
+            }
+        )
         run.set_tag("final_dataset", current.dataset_id)
         store = dataset_store(workspace)
         for name, read in reads.items():
             store.record_snapshot(
-                name, watermark=read.watermark, schema=read.schema,
-                created_ms=workspace.clock.now_ms(), row_count=read.rows,
-                dataset_id=validated.dataset_id, run_id=run.run_id,
+                name,
+                watermark=read.watermark,
+                schema=read.schema,
+                created_ms=workspace.clock.now_ms(),
+                row_count=read.rows,
+                dataset_id=validated.dataset_id,
+                run_id=run.run_id,
             )
     return report
 
@@ -171,8 +176,11 @@ def _ingest(
         reads[name] = read
         report.stages.append(
             StageOutcome(
-                name=f"ingest:{name}", dataset_id=None, cached=False,
-                rows_in=read.rows + read.rejected_rows, rows_out=read.rows,
+                name=f"ingest:{name}",
+                dataset_id=None,
+                cached=False,
+                rows_in=read.rows + read.rejected_rows,
+                rows_out=read.rows,
                 rows_quarantined=read.rejected_rows,
                 seconds=time.perf_counter() - started,
                 warnings=tuple(warnings + list(read.warnings)),
@@ -197,7 +205,8 @@ def _validate(
     key = cache_key(
         "validate",
         {
-            "contract": _dump(spec.contract), "combine": _dump(spec.combine),
+            "contract": _dump(spec.contract),
+            "combine": _dump(spec.combine),
             "sources": {n: _dump(s) for n, s in spec.sources.items()},
         },
         code=code_hash(harmonize_module, combine_module, validate_module),
@@ -205,7 +214,11 @@ def _validate(
         extra={n: r.fingerprint for n, r in reads.items()},
     )
     cached = find_cached(workspace, key)
-    if cached is None and previous is not None and not any(r.rows or r.rejected_rows for r in reads.values()):
+    if (
+        cached is None
+        and previous is not None
+        and not any(r.rows or r.rejected_rows for r in reads.values())
+    ):
         cached = previous  # incremental run with nothing new: the last version stands
     if cached is not None:
         notify("validate", "cached")
@@ -221,24 +234,42 @@ def _validate(
         checks = result.report()
         accepted = result.accepted
         if previous is not None:
-            accepted = pl.concat([read_dataset(workspace, previous), accepted], how="diagonal_relaxed")
+            accepted = pl.concat(
+                [read_dataset(workspace, previous), accepted], how="diagonal_relaxed"
+            )
         version = write_dataset(
-            workspace, accepted, name=name, parents=[previous] if previous else [],
-            cache_key=key, run_id=child.run_id,
+            workspace,
+            accepted,
+            name=name,
+            parents=[previous] if previous else [],
+            cache_key=key,
+            run_id=child.run_id,
             lineage={"step": "validate", "sources": sorted(reads)},
         )
         quarantined = _write_quarantine(workspace, spec.name, reads, result.quarantined, child)
         report.quarantine_datasets.extend(q.dataset_id for q in quarantined)
-        child.log_metrics({
-            "rows_in": checks.rows_in, "rows_accepted": checks.rows_accepted,
-            "rows_quarantined": checks.rows_quarantined,
-        })
-        child.log_artifact(json.dumps(checks.to_dict(), default=str).encode(), name="validation.json")
+        child.log_metrics(
+            {
+                "rows_in": checks.rows_in,
+                "rows_accepted": checks.rows_accepted,
+                "rows_quarantined": checks.rows_quarantined,
+            }
+        )
+        child.log_artifact(
+            json.dumps(checks.to_dict(), default=str).encode(), name="validation.json"
+        )
     report.stages.append(
         StageOutcome(
-            "validate", version.dataset_id, False, checks.rows_in, checks.rows_accepted,
-            checks.rows_quarantined, seconds=time.perf_counter() - started,
-            warnings=tuple(f"{check}: {rows} row(s) (policy warn)" for check, rows in checks.warnings.items()),
+            "validate",
+            version.dataset_id,
+            False,
+            checks.rows_in,
+            checks.rows_accepted,
+            checks.rows_quarantined,
+            seconds=time.perf_counter() - started,
+            warnings=tuple(
+                f"{check}: {rows} row(s) (policy warn)" for check, rows in checks.warnings.items()
+            ),
         )
     )
     notify("validate", "done")
@@ -263,8 +294,9 @@ def _run_step(
     cached = find_cached(workspace, key)
     if cached is not None:
         notify(stage, "cached")
-        report.stages.append(StageOutcome(stage, cached.dataset_id, True, current.row_count,
-                                          cached.row_count))
+        report.stages.append(
+            StageOutcome(stage, cached.dataset_id, True, current.row_count, cached.row_count)
+        )
         return cached
     notify(stage, "start")
     started = time.perf_counter()
@@ -278,18 +310,39 @@ def _run_step(
             quarantined_rows = result.report.rows_quarantined
             deduplicated = result.report.rows_deduplicated
             if quarantined_rows:
-                q = write_dataset(workspace, result.quarantined, name=f"{name}.quarantine",
-                                  kind="quarantine", parents=[current], run_id=child.run_id,
-                                  lineage={"step": stage})
+                q = write_dataset(
+                    workspace,
+                    result.quarantined,
+                    name=f"{name}.quarantine",
+                    kind="quarantine",
+                    parents=[current],
+                    run_id=child.run_id,
+                    lineage={"step": stage},
+                )
                 report.quarantine_datasets.append(q.dataset_id)
         else:
             frame = add_features(frame, step.features)
-        version = write_dataset(workspace, frame, name=name, parents=[current], cache_key=key,
-                                run_id=child.run_id, lineage={"step": stage, "params": params})
+        version = write_dataset(
+            workspace,
+            frame,
+            name=name,
+            parents=[current],
+            cache_key=key,
+            run_id=child.run_id,
+            lineage={"step": stage, "params": params},
+        )
         child.log_metrics({"rows_in": current.row_count, "rows_out": version.row_count})
     report.stages.append(
-        StageOutcome(stage, version.dataset_id, False, current.row_count, version.row_count,
-                     quarantined_rows, deduplicated, seconds=time.perf_counter() - started)
+        StageOutcome(
+            stage,
+            version.dataset_id,
+            False,
+            current.row_count,
+            version.row_count,
+            quarantined_rows,
+            deduplicated,
+            seconds=time.perf_counter() - started,
+        )
     )
     notify(stage, "done")
     return version
@@ -305,14 +358,28 @@ def _write_quarantine(
     written = []
     rows = quarantined.select(pl.len()).collect().item()
     if rows:
-        written.append(write_dataset(workspace, quarantined, name=f"{project_name}.quarantine",
-                                     kind="quarantine", run_id=run.run_id,
-                                     lineage={"step": "validate"}))
+        written.append(
+            write_dataset(
+                workspace,
+                quarantined,
+                name=f"{project_name}.quarantine",
+                kind="quarantine",
+                run_id=run.run_id,
+                lineage={"step": "validate"},
+            )
+        )
     rejected = [r.rejected for r in reads.values() if r.rejected_rows]
     if rejected:
-        written.append(write_dataset(workspace, pl.concat(rejected, how="diagonal_relaxed"),
-                                     name=f"{project_name}.rejected", kind="quarantine",
-                                     run_id=run.run_id, lineage={"step": "ingest"}))
+        written.append(
+            write_dataset(
+                workspace,
+                pl.concat(rejected, how="diagonal_relaxed"),
+                name=f"{project_name}.rejected",
+                kind="quarantine",
+                run_id=run.run_id,
+                lineage={"step": "ingest"},
+            )
+        )
     return written
 
 

@@ -163,7 +163,7 @@ class CsvConnector(ConnectorBase):
 
     def _pyarrow_options(self, block: int, handler: Any) -> tuple[Any, Any, Any, int]:
         """Pyarrow's read/parse/convert options and how many records precede the data."""
-        import pyarrow.csv as pacsv  # type: ignore[import-untyped]
+        import pyarrow.csv as pacsv
 
         o = self.options
         renamed = o.has_header and o.column_names is not None
