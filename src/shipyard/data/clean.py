@@ -155,19 +155,20 @@ def clean(lf: pl.LazyFrame, spec: CleanSpec) -> CleanResult:
         InvalidData: The input cannot be read.
     """
     schema = dict(_schema(lf))
-    casts = {
-        c: lenient_cast(c, _dtype(schema, c, "coerce"), to_polars(t))
-        for c, t in spec.coerce.items()
-    }
-    stage = lf.with_columns(value.alias(c) for c, (value, _) in casts.items())
-    schema.update({c: to_polars(t) for c, t in spec.coerce.items()})
+    for column in spec.coerce:
+        _dtype(schema, column, "coerce")
+    targets = {c: to_polars(t) for c, t in spec.coerce.items()}
+    bad = {c: f"{_T}bad{i}" for i, c in enumerate(targets)}
+    stage = lenient_cast(lf, targets, bad)
+    counts_in = stage.select(
+        pl.len().alias("rows"), *(pl.col(b).sum().alias(c) for c, b in bad.items())
+    )
+    stage = stage.drop(bad.values())
+    schema.update(targets)
     stage = stage.with_columns(_normalize(c, r, schema) for c, r in spec.normalize.items())
     deduped = _dedup(stage, spec.dedup, schema)
     impute = {c: (rule, _dtype(schema, c, "impute")) for c, rule in spec.impute.items()}
     fits = [_impute_stat(c, rule, dtype) for c, (rule, dtype) in impute.items()]
-    counts_in = lf.select(
-        pl.len().alias("rows"), *(b.sum().alias(c) for c, (_, b) in casts.items())
-    )
     stats_q = deduped.select(
         pl.len().alias("rows"),
         *(pl.col(c).null_count().alias(f"nulls.{c}") for c in impute),
@@ -206,7 +207,7 @@ def clean(lf: pl.LazyFrame, spec: CleanSpec) -> CleanResult:
         rows_out=int(fitted["rows"]) - int(final["held"]),
         rows_quarantined=int(final["held"]),
         rows_deduplicated=int(first["rows"]) - int(fitted["rows"]),
-        coerced_to_null={c: int(first[c]) for c in casts},
+        coerced_to_null={c: int(first[c]) for c in targets},
         imputed={c: int(fitted[f"nulls.{c}"]) - int(final[f"nulls.{c}"]) for c in impute},
         outliers={c: int(final[flags[c]]) for c in bounds},
         statistics=statistics,

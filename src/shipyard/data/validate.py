@@ -152,17 +152,12 @@ def _plan(lf: pl.LazyFrame, contract: Contract, duplicates: Sequence[pl.LazyFram
             "from the contract."
         )
     flags = {c.name: f"{_T}f{i}" for i, c in enumerate(checks)}
-    typed: list[pl.Expr] = []
-    raw: dict[str, str] = {}
-    for column, rule in contract.columns.items():
-        if schema[column] == rule.dtype:
-            typed.append(pl.lit(False).alias(flags[f"{column}.type"]))
-            continue
-        value, bad = lenient_cast(column, schema[column], rule.dtype)
-        raw[column] = f"{_T}raw{len(raw)}"
-        typed += [value.alias(column), pl.col(column).alias(raw[column])]
-        typed.append(bad.alias(flags[f"{column}.type"]))
-    frame = lf.with_columns(typed) if typed else lf
+    casts = {c: r.dtype for c, r in contract.columns.items() if schema[c] != r.dtype}
+    raw = {c: f"{_T}raw{i}" for i, c in enumerate(casts)}
+    frame = lf.with_columns(pl.col(c).alias(raw[c]) for c in casts) if casts else lf
+    frame = lenient_cast(frame, casts, {c: flags[f"{c}.type"] for c in casts})
+    same = [pl.lit(False).alias(flags[f"{c}.type"]) for c in contract.columns if c not in casts]
+    frame = frame.with_columns(same) if same else frame
     _check_sql(frame, contract)
     keys = [list(c.columns) for c in checks if c.kind == "unique"]
     dups = list(duplicates) or [
