@@ -9,7 +9,7 @@ clean (median imputation, IQR clipping, dedup by key keeping the latest) → Par
   ``harmonize`` (types) → ``validate`` (contract, quarantine with reasons) → ``clean`` → Parquet.
 
 Each variant runs in its own process so its peak RSS is its own (``ru_maxrss`` of the child).
-Target (issue #3): Shipyard's time ≤ 1.5× the floor's. With ``--big``, a ~3 GB CSV is generated
+Target (issue #3): Shipyard's time ≤ 1.5x the floor's. With ``--big``, a ~3 GB CSV is generated
 (then deleted) and Shipyard's peak RSS must stay under 1 GiB.
 
 Run: ``.venv/bin/python benchmarks/pipeline.py [--rows 10000000] [--big]``.
