@@ -5,18 +5,18 @@ uniqueness), compound unique keys, cross-column checks written as SQL expression
 Polars, never by us), and two dataset-level checks (row count bounds, freshness). Every check
 has a stable name, used in ``_failed_checks``, in reports and in error messages:
 
-=========================  ==============================================================
-``<column>.type``          a non-blank value does not parse as the contract type
-``<column>.not_null``      the value is missing (``nullable: false``)
-``<column>.min`` / ``.max`` the value is below ``min`` / above ``max`` (bounds inclusive)
-``<column>.allowed``       the value is not one of ``allowed``
-``<column>.regex``         the value does not match ``regex`` (a search; anchor with ^…$)
-``<column>.unique``        the value occurs more than once
-``unique(<a>,<b>)``        the compound key occurs more than once
-``check.<name>``           the SQL expression is false (null counts as passing, as in SQL)
-``row_count``              the batch has fewer than ``min`` or more than ``max`` rows
-``freshness``              the newest value of ``column`` is older than ``max_age``
-=========================  ==============================================================
+===========================  =============================================================
+``<column>.type``            a non-blank value does not parse as the contract type
+``<column>.not_null``        the value is missing (``nullable: false``)
+``<column>.min`` / ``.max``  the value is below ``min`` / above ``max`` (bounds inclusive)
+``<column>.allowed``         the value is not one of ``allowed``
+``<column>.regex``           the value does not match ``regex`` (a search; anchor it)
+``<column>.unique``          the value occurs more than once
+``unique(<a>,<b>)``          the compound key occurs more than once
+``check.<name>``             the SQL expression is false (null passes, as in SQL)
+``row_count``                the batch has fewer than ``min`` or more than ``max`` rows
+``freshness``                the newest value of ``column`` is older than ``max_age``
+===========================  =============================================================
 
 Each check's policy is its own ``policy`` (checks, row count, freshness), else its column's
 ``policy``, else the contract's ``policy`` (default ``quarantine``). Models are validated

@@ -413,13 +413,3 @@ def _write(
     finally:
         for temp in temps:
             temp.unlink(missing_ok=True)
-
-
-__all__ = [
-    "FAILED",
-    "DatasetFailure",
-    "ValidationReport",
-    "ValidationResult",
-    "validate",
-    "validate_to_parquet",
-]

@@ -144,6 +144,21 @@ def test_iqr_bounds_match_numpy_quantiles_and_clip() -> None:
     assert np.allclose(clipped, np.clip(VALUES, low, high))
 
 
+def test_outlier_bounds_are_fitted_on_observed_values_not_imputed_ones() -> None:
+    values = [1.0, 2.0, 3.0, 4.0, 100.0] + [None] * 20
+    observed = np.array([v for v in values if v is not None])
+    result = run(
+        {"x": values},
+        {"impute": {"x": "median"}, "outliers": {"x": {"method": "iqr", "action": "flag"}}},
+    )
+    q1, q3 = np.quantile(observed, [0.25, 0.75])
+    stats = result.report.statistics["outliers.x"]
+    assert (stats["q1"], stats["q3"]) == (q1, q3)
+    flags = result.frame.collect()["x_outlier"].to_list()
+    assert flags == [False, False, False, False, True] + [False] * 20  # 20 imputed 3.0s are fine
+    assert result.report.outliers == {"x": 1}
+
+
 def test_robust_z_matches_scipy_median_abs_deviation_and_flags() -> None:
     threshold = 3.5
     z = (VALUES - np.median(VALUES)) / median_abs_deviation(VALUES, scale="normal")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -194,6 +194,13 @@ def test_bounds_and_allowed_values_may_be_dates() -> None:
     assert contract.columns["d"].min == date(2024, 1, 1)
 
 
+def cast(values: list[str | None], target: pl.DataType) -> pl.DataFrame:
+    frame = pl.LazyFrame(
+        {"x": values, "keep": range(len(values))}, schema_overrides={"x": pl.String}
+    )
+    return lenient_cast(frame, {"x": target}, {"x": "bad"}).collect()
+
+
 @pytest.mark.parametrize(
     ("values", "target", "expected", "failed"),
     [
@@ -211,36 +218,51 @@ def test_bounds_and_allowed_values_may_be_dates() -> None:
             [date(2024, 1, 2), None, None],
             [0, 1, 1],
         ),
+        (["a", " b ", ""], pl.Categorical(), ["a", "b", None], [0, 0, 0]),
     ],
 )
 def test_lenient_cast_reads_csv_text(
     values: list[str | None], target: pl.DataType, expected: list[object], failed: list[int]
 ) -> None:
-    value, bad = lenient_cast("x", pl.String(), target)
-    out = pl.DataFrame({"x": values}, schema={"x": pl.String}).select(
-        value.alias("v"), bad.alias("b")
-    )
-    assert out["v"].to_list() == expected
-    assert out["b"].cast(pl.Int8).to_list() == failed
+    out = cast(values, target)
+    assert out.columns == ["x", "keep", "bad"]  # no temporary columns left
+    assert out.schema["x"] == target
+    assert out["x"].to_list() == expected
+    assert out["bad"].cast(pl.Int8).to_list() == failed
+
+
+def test_lenient_cast_of_non_text_columns_uses_polars_casts() -> None:
+    frame = pl.LazyFrame({"x": [1.0, 2.5, None, 1e30]})
+    out = lenient_cast(frame, {"x": pl.Int32()}, {"x": "bad"}).collect()
+    assert out["x"].to_list() == [1, 2, None, None]
+    assert out["bad"].to_list() == [False, False, False, True]
 
 
 def test_lenient_cast_reads_iso_datetimes_and_converts_offsets_to_utc() -> None:
-    from datetime import datetime
-
-    value, bad = lenient_cast("x", pl.String(), pl.Datetime("us"))
     texts = [
         "2024-01-02 10:00:00",
         "2024-01-02T10:00",
+        " 2024-01-02 10:00 ",
         "2024-01-02T12:00:00+02:00",
+        "2024-01-02T10:00:00.5Z",
         "2024-01-02",
         "soon",
-    ]
-    out = pl.DataFrame({"x": texts}).select(value.alias("v"), bad.alias("b"))
-    assert out["v"].to_list() == [
-        datetime(2024, 1, 2, 10),
-        datetime(2024, 1, 2, 10),
-        datetime(2024, 1, 2, 10),
-        datetime(2024, 1, 2),
+        "2024-01-02 25:00",
         None,
     ]
-    assert out["b"].to_list() == [False, False, False, False, True]
+    naive = cast(texts, pl.Datetime("us"))
+    expected = [
+        datetime(2024, 1, 2, 10),
+        datetime(2024, 1, 2, 10),
+        datetime(2024, 1, 2, 10),
+        datetime(2024, 1, 2, 10),
+        datetime(2024, 1, 2, 10, 0, 0, 500000),
+        datetime(2024, 1, 2),
+        None,
+        None,
+        None,
+    ]
+    assert naive["x"].to_list() == expected
+    assert naive["bad"].to_list() == [False] * 6 + [True, True, False]
+    aware = cast(texts, pl.Datetime("us", "UTC"))
+    assert aware["x"].to_list() == [None if e is None else e.replace(tzinfo=UTC) for e in expected]
