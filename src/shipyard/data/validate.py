@@ -28,13 +28,13 @@ length made the pass twice as slow (2M rows x 12 columns from CSV, 4.8 s against
   as midnight UTC.
 
 Passes over the data: ``validate`` runs one aggregate pass (failure counts, row counts, the
-newest ``freshness`` value and the duplicate keys, in one ``collect_all``) and raises
-``ValidationFailed`` when a ``fail`` check failed; writing both outputs is a second pass
-(``ValidationResult.sink_parquet``). ``validate_to_parquet`` needs **one** pass: both files
-and the counts come out of one query, written under temporary names that are renamed only
-when no ``fail`` check failed (two passes when a dataset check has policy ``quarantine``, as
-every row's fate then depends on the whole batch). A ``fail`` costs one more short read for
-up to 5 example rows.
+newest ``freshness`` value) and raises ``ValidationFailed`` when a ``fail`` check failed;
+writing both outputs is a second pass (``ValidationResult.sink_parquet``).
+``validate_to_parquet`` needs **one** pass: both files and the counts come out of one query
+over a cached input, written under temporary names that are renamed only when no ``fail``
+check failed (two passes when a dataset check has policy ``quarantine``: every row's fate then
+depends on the whole batch). Unique checks add one read of the key columns first. A ``fail``
+costs one more short read for up to 5 example rows.
 """
 
 from __future__ import annotations
@@ -183,6 +183,19 @@ def _plan(lf: pl.LazyFrame, contract: Contract, duplicates: Sequence[pl.LazyFram
     frame = frame.with_columns(quarantine.alias(_Q))
     columns = [c for c in schema if c != FAILED]
     return _Plan(frame, checks, flags, columns, raw, upstream, dups)
+
+
+def _prepared(lf: pl.LazyFrame, contract: Contract) -> _Plan:
+    """The plan over a cached input, with the duplicated keys collected first.
+
+    The cache lets the outputs and counts of one query share one read (3.2 s against 7.3 s for
+    the CSV connector's 1M rows); a blocking ``group_by`` fed by it would hold the whole input.
+    """
+    lf = lf.cache()
+    plan = _plan(lf, contract)
+    if not plan.duplicates:
+        return plan
+    return _plan(lf, contract, [d.lazy() for d in _collect(plan.duplicates)])
 
 
 def _failed(info: CheckInfo, contract: Contract, flags: Mapping[str, str]) -> pl.Expr:
@@ -338,9 +351,8 @@ def validate(
         InvalidData: The input cannot be read.
     """
     at = _as_utc(now) or datetime.now(UTC)
-    plan = _plan(lf, contract)
-    counts, *dups = _collect([plan.counts(contract), *plan.duplicates])
-    plan = _plan(lf, contract, [d.lazy() for d in dups])  # reuse the keys found, do not re-read
+    plan = _prepared(lf, contract)
+    counts = _collect([plan.counts(contract)])[0]
     report = _report(plan, contract, counts.row(0, named=True), at)
     _raise_on_fail(report, plan.split()[1])
     held = [f.name for f in report.dataset_failures if f.policy == "quarantine"]
@@ -370,7 +382,7 @@ def validate_to_parquet(
         result = validate(lf, contract, now=at)  # the whole batch's fate comes first
         result.sink_parquet(accepted_path, quarantined_path)
         return result.report()
-    plan = _plan(lf, contract)
+    plan = _prepared(lf, contract)
     reports: list[ValidationReport] = []
 
     def check(counts: pl.DataFrame, temps: list[Path]) -> None:
@@ -390,8 +402,7 @@ def _write(
 ) -> None:
     """Write ``frames`` and collect ``extra`` in one query; publish the files if ``check`` passes.
 
-    Files are written under temporary names beside their targets (fsynced), then renamed and
-    the directories fsynced; on any error the temporary files are removed.
+    Temporary files beside the targets (fsynced) are renamed, then the directory fsynced.
     """
     temps = [p.with_name(f".{p.name}.{uuid.uuid4().hex}.tmp") for p in paths]
     sinks = [
