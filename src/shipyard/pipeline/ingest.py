@@ -3,8 +3,10 @@
 It returns the new rows, the lines that could not be read, the new watermark, the harmonized
 schema, and a fingerprint for cache keys.
 
-The delta a run reads (everything, or only rows past the last watermark) is materialized once
-here, so it can be counted, fingerprinted and validated without reading the source again; its
+The delta a run reads (everything, or only rows past the last watermark) is streamed once into
+a Parquet file in the run's scratch folder, never held whole in memory, so it can be counted
+(from the file's footer), fingerprinted (the file's bytes; Polars writes identical bytes for
+identical rows with the pinned options) and validated without reading the source again. The
 raw watermark column is read before harmonization renames or casts anything.
 """
 
@@ -16,11 +18,15 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import polars as pl
+
+from shipyard.core.ids import CHUNK_SIZE
+from shipyard.data.datasets import WRITE_OPTIONS
 from shipyard.data.dtypes import type_name
 from shipyard.data.harmonize import harmonize
 
 if TYPE_CHECKING:
-    import polars as pl
+    from pathlib import Path
 
     from shipyard.data.connectors.base import Connector, SourceSpec
     from shipyard.data.harmonize import HarmonizeSpec
@@ -51,16 +57,20 @@ def read_source(
     spec: SourceSpec,
     harmonize_spec: HarmonizeSpec,
     previous: SourceSnapshot | None,
+    scratch: Path,
 ) -> SourceRead:
-    """Read the source's new rows and harmonize them (lazily, over the materialized delta)."""
+    """Read the source's new rows into ``scratch`` and harmonize them lazily over that file."""
     since = previous.watermark if (previous is not None and spec.watermark) else None
-    raw = connector.scan(since).collect()
+    path = scratch / f"{spec.name}.parquet"
+    connector.scan(since).sink_parquet(path, **WRITE_OPTIONS)
     rejected = connector.rejected()
+    raw = pl.scan_parquet(path)
+    rows = int(raw.select(pl.len()).collect().item())
     watermark = previous.watermark if previous is not None else None
-    if spec.watermark and raw.height:
-        watermark = _json_value(raw.get_column(spec.watermark).max())
+    if spec.watermark and rows:
+        watermark = _json_value(raw.select(pl.col(spec.watermark).max()).collect().item())
     result = harmonize(
-        raw.lazy(),
+        raw,
         harmonize_spec,
         source=spec.name,
         on_schema_drift=spec.on_schema_drift,
@@ -74,21 +84,23 @@ def read_source(
     return SourceRead(
         name=spec.name,
         frame=result.frame,
-        rows=raw.height,
+        rows=rows,
         rejected=rejected,
         watermark=watermark,
         schema=schema,
-        fingerprint=_fingerprint(raw, rejected),
+        fingerprint=_fingerprint(path, rejected),
         warnings=result.report.warnings,
     )
 
 
-def _fingerprint(raw: pl.DataFrame, rejected: pl.DataFrame) -> str:
+def _fingerprint(path: Path, rejected: pl.DataFrame) -> str:
     digest = hashlib.sha256()
-    for frame in (raw, rejected):
-        buffer = io.BytesIO()
-        frame.write_ipc(buffer, compression="uncompressed")
-        digest.update(buffer.getvalue())
+    with path.open("rb") as data:
+        for chunk in iter(lambda: data.read(CHUNK_SIZE), b""):
+            digest.update(chunk)
+    buffer = io.BytesIO()
+    rejected.write_ipc(buffer, compression="uncompressed")
+    digest.update(buffer.getvalue())
     return digest.hexdigest()
 
 

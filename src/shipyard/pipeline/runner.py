@@ -14,8 +14,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -114,13 +116,16 @@ def run_pipeline(
     spec = project.spec
     notify = on_stage or (lambda _name, _state: None)
     when = now or dt.datetime.fromtimestamp(workspace.clock.now_ms() / 1000, tz=dt.UTC)
-    with workspace.start_run(
-        name=f"pipeline:{spec.name}",
-        experiment=f"{spec.name}-pipeline",
-        tags={"kind": "pipeline"},
-    ) as run:
+    with (
+        workspace.start_run(
+            name=f"pipeline:{spec.name}",
+            experiment=f"{spec.name}-pipeline",
+            tags={"kind": "pipeline"},
+        ) as run,
+        tempfile.TemporaryDirectory(prefix="shipyard-run-") as scratch,
+    ):
         report = PipelineReport(run_id=run.run_id)
-        reads = _ingest(workspace, project, run, report, notify)
+        reads = _ingest(workspace, project, run, report, notify, Path(scratch))
         validated = _validate(workspace, project, run, report, reads, when, notify)
         current = validated
         for index, step in enumerate(spec.steps):
@@ -154,6 +159,7 @@ def _ingest(
     run: ActiveRun,
     report: PipelineReport,
     notify: Callable[[str, str], None],
+    scratch: Path,
 ) -> dict[str, SourceRead]:
     store = dataset_store(workspace)
     known = _known_rejects(workspace, project)
@@ -163,7 +169,9 @@ def _ingest(
         started = time.perf_counter()
         previous = store.latest_snapshot(name)
         with open_connector(source, base_dir=project.root) as connector:
-            read = read_source(connector, source, project.spec.harmonize_spec(name), previous)
+            read = read_source(
+                connector, source, project.spec.harmonize_spec(name), previous, scratch
+            )
         if known is not None and read.rejected_rows:
             fresh = read.rejected.join(known, on=_REJECT_KEY, how="anti", nulls_equal=True)
             read = dataclasses.replace(read, rejected=fresh)
