@@ -62,25 +62,18 @@ def run(ctx: typer.Context) -> None:
 
         report = run_pipeline(workspace, project, on_stage=on_stage)
     table = Table(title=f"Pipeline run {report.run_id[:8]}")
-    for column in (
-        "stage",
-        "rows in",
-        "rows out",
-        "quarantined",
-        "deduplicated",
-        "time",
-        "dataset",
-    ):
-        table.add_column(
-            column, justify="right" if column.startswith(("rows", "quar", "dedup")) else "left"
-        )
+    numeric = ("rows in", "rows out", "quarantined", "deduplicated", "rows/s")
+    for column in ("stage", *numeric, "time", "dataset"):
+        table.add_column(column, justify="right" if column in numeric else "left")
     for stage in report.stages:
+        speed = f"{stage.rows_in / stage.seconds:,.0f}" if stage.seconds and stage.rows_in else "-"
         table.add_row(
             stage.name,
-            str(stage.rows_in),
-            str(stage.rows_out),
-            str(stage.rows_quarantined),
-            str(stage.rows_deduplicated),
+            f"{stage.rows_in:,}",
+            f"{stage.rows_out:,}",
+            f"{stage.rows_quarantined:,}",
+            f"{stage.rows_deduplicated:,}",
+            speed,
             "cached" if stage.cached else f"{stage.seconds:.2f}s",
             (stage.dataset_id or "-")[:12],
         )

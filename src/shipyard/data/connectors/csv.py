@@ -217,20 +217,25 @@ class CsvConnector(ConnectorBase):
         return file
 
     def _header(self, path: Path) -> list[str]:
-        import pyarrow as pa
-
-        try:
-            raw_names = self._raw_names(path, self.options.block_size_bytes)
-        except pa.ArrowInvalid as e:
-            raise InvalidData(
-                f"source {self.spec.name!r}: cannot read the header of {path}: {e}; if the "
-                "header is long, raise csv.block_size_bytes"
-            ) from None
+        raw_names = self._fast_names(path)
+        if raw_names is None:
+            raw_names = self._pyarrow_names(path)
         names = self._names(raw_names)
         if len(set(names)) != len(names):
             dupes = sorted({n for n in names if names.count(n) > 1})
             raise InvalidData(f"{path}: duplicate column names {dupes} in the header")
         return names
+
+    def _pyarrow_names(self, path: Path) -> list[str]:
+        import pyarrow as pa
+
+        try:
+            return self._raw_names(path, self.options.block_size_bytes)
+        except pa.ArrowInvalid as e:
+            raise InvalidData(
+                f"source {self.spec.name!r}: cannot read the header of {path}: {e}; if the "
+                "header is long, raise csv.block_size_bytes"
+            ) from None
 
     def _names(self, raw_names: list[str]) -> list[str]:
         if self.options.has_header or self.options.column_names:
@@ -263,12 +268,20 @@ class CsvConnector(ConnectorBase):
     ) -> Generator[pl.DataFrame, None, int]:
         """Yield the file's batches; return how many records it has.
 
+        Polars parses the file while its lines are plain records (``_fast_batches``); from the
+        first block that is not, pyarrow reads the file, skipping the records already yielded.
         A record longer than the block makes pyarrow fail; the file is then read again with
         blocks 16 times larger (up to ``MAX_BLOCK``), resuming after the rows already yielded.
         """
+        resume = 0
+        if self._fast is not None:
+            resume, done = yield from self._fast_batches(path, names, types, first_row, rejected)
+            if done:
+                return resume
+
         import pyarrow as pa
 
-        block, resume = self.options.block_size_bytes, 0
+        block = self.options.block_size_bytes
         while True:
             file = _FileReader(path)
             try:
