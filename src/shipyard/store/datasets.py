@@ -13,7 +13,6 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from shipyard.core.errors import InvalidArgument, NotFound, RunNotFound
 from shipyard.store.dataset_entities import KINDS, DatasetVersion, SourceSnapshot
@@ -23,7 +22,7 @@ from shipyard.store.dataset_models import (
     DatasetRow,
     SourceSnapshotRow,
 )
-from shipyard.store.engine import run_write
+from shipyard.store.engine import run_write, upsert_insert
 from shipyard.store.models import RunRow
 
 if TYPE_CHECKING:
@@ -42,7 +41,6 @@ class DatasetStore:
 
     def __init__(self, store: SqlStore) -> None:
         self.engine = store.engine
-        self._dialect = self.engine.dialect.name
 
     # -- versions ---------------------------------------------------------------------------
 
@@ -87,7 +85,9 @@ class DatasetStore:
                 if found is None:
                     raise RunNotFound(f"no run {version.run_id!r} to attach the dataset to")
             inserted = connection.execute(
-                self._insert(DatasetRow).on_conflict_do_nothing(index_elements=["dataset_id"]),
+                upsert_insert(self.engine, DatasetRow).on_conflict_do_nothing(
+                    index_elements=["dataset_id"]
+                ),
                 row,
             )
             if inserted.rowcount and parents:
@@ -97,7 +97,7 @@ class DatasetStore:
                 )
             if cache_key is not None:
                 connection.execute(
-                    self._insert(DatasetCacheKeyRow).on_conflict_do_nothing(
+                    upsert_insert(self.engine, DatasetCacheKeyRow).on_conflict_do_nothing(
                         index_elements=["cache_key", "dataset_id"]
                     ),
                     {
@@ -329,14 +329,6 @@ class DatasetStore:
         )
         with self.engine.connect() as connection:
             return [_to_snapshot(r) for r in connection.execute(query)]
-
-    def _insert(self, row_class: type[Any]) -> Any:
-        """Return the dialect's INSERT, which knows ON CONFLICT (both backends support it)."""
-        if self._dialect == "postgresql":
-            return postgresql.insert(row_class)
-        if self._dialect == "sqlite":
-            return sqlite.insert(row_class)
-        raise InvalidArgument(f"unsupported dialect {self._dialect}")
 
 
 def _to_version(row: Any, parent_ids: tuple[str, ...]) -> DatasetVersion:

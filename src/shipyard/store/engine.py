@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
@@ -102,6 +103,16 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
     return engine
+
+
+def upsert_insert(engine: sa.Engine, row_class: type[Any]) -> Any:
+    """Return the dialect's INSERT, which knows ON CONFLICT (both supported backends do)."""
+    name = engine.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(row_class)
+    if name == "sqlite":
+        return sqlite.insert(row_class)
+    raise InvalidSettings(f"unsupported store dialect {name!r}")
 
 
 def _text_to_number(text: object) -> float | None:

@@ -11,12 +11,10 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 from shipyard.core.errors import (
     ExperimentNotFound,
-    InvalidArgument,
     ParamConflict,
     RunNotActive,
     RunNotFound,
@@ -24,7 +22,7 @@ from shipyard.core.errors import (
 )
 from shipyard.core.ids import new_id
 from shipyard.store import search as run_search
-from shipyard.store.engine import create_store_engine, run_write
+from shipyard.store.engine import create_store_engine, run_write, upsert_insert
 from shipyard.store.entities import (
     Artifact,
     Experiment,
@@ -94,7 +92,9 @@ class SqlStore:
 
         def _create(connection: sa.Connection) -> None:
             connection.execute(
-                self._insert(ExperimentRow).on_conflict_do_nothing(index_elements=["name"]),
+                upsert_insert(self.engine, ExperimentRow).on_conflict_do_nothing(
+                    index_elements=["name"]
+                ),
                 {"experiment_id": new_id(), "name": name, "created_ms": created_ms},
             )
 
@@ -271,7 +271,7 @@ class SqlStore:
         if not tags:
             return
         rows = [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
-        statement = self._insert(TagRow)
+        statement = upsert_insert(self.engine, TagRow)
         statement = statement.on_conflict_do_update(
             index_elements=["run_id", "key"], set_={"value": statement.excluded.value}
         )
@@ -341,7 +341,7 @@ class SqlStore:
         run_write(self.engine, _log)
 
     def _upsert_latest(self, connection: sa.Connection, latest: list[dict[str, Any]]) -> None:
-        statement = self._insert(LatestMetricRow)
+        statement = upsert_insert(self.engine, LatestMetricRow)
         excluded = statement.excluded
         table = LatestMetricRow.__table__
         newer = sa.or_(
@@ -387,7 +387,7 @@ class SqlStore:
 
     def add_artifact(self, artifact: Artifact) -> None:
         """Record a logical artifact name; logging the same name twice replaces the pointer."""
-        statement = self._insert(ArtifactRow)
+        statement = upsert_insert(self.engine, ArtifactRow)
         statement = statement.on_conflict_do_update(
             index_elements=["run_id", "name"],
             set_={
@@ -423,14 +423,6 @@ class SqlStore:
             Artifact(r.run_id, r.name, r.digest, r.size_bytes, r.media_type, r.created_ms)
             for r in rows
         ]
-
-    def _insert(self, row_class: type[Any]) -> Any:
-        """Return the dialect's INSERT, which knows ON CONFLICT (both backends support it)."""
-        if self._dialect == "postgresql":
-            return postgresql.insert(row_class)
-        if self._dialect == "sqlite":
-            return sqlite.insert(row_class)
-        raise InvalidArgument(f"unsupported dialect {self._dialect}")
 
 
 def _latest_by_key(rows: Sequence[tuple[str, str, float | None, int, int]]) -> list[dict[str, Any]]:
