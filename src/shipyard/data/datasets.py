@@ -167,8 +167,7 @@ def read_dataset(workspace: Workspace, dataset: str | DatasetVersion) -> pl.Lazy
     version = get_dataset(workspace, dataset)
     blobs = workspace.blobs
     if isinstance(blobs, LocalBlobStore):
-        blobs.open(version.digest).close()  # refuses symlinks and non-files before we scan
-        return pl.scan_parquet(blobs._path(version.digest))
+        return pl.scan_parquet(blobs.local_path(version.digest))
     return pl.read_parquet(io.BytesIO(blobs.get_bytes(version.digest))).lazy()
 
 

@@ -165,6 +165,19 @@ class LocalBlobStore:
         check_digest(digest)
         return self._blobs / digest[:2] / digest[2:]
 
+    def local_path(self, digest: str) -> Path:
+        """Return the file of a stored blob, for readers that scan files in place (Parquet).
+
+        The blob is opened first without following symlinks, so a missing, planted or
+        non-regular file is refused before its path is handed out.
+
+        Raises:
+            ArtifactNotFound: When no blob has this digest.
+            IntegrityFailure: When the blob path is a symlink or not a regular file.
+        """
+        os.close(self._open_fd(digest))
+        return self._path(digest)
+
     def _open_fd(self, digest: str) -> int:
         """Open the blob read-only without following any symlink below the root."""
         self._path(digest)
