@@ -60,12 +60,11 @@ deeper than 100 levels are refused, so parsing never hits Python's recursion lim
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
 from shipyard.core.errors import InvalidFilter
+from shipyard.store.filter_tokens import OPS_TEXT, Token, token_error, tokenize
 
 FieldKind: TypeAlias = Literal["metrics", "params", "tags", "attributes"]
 Op: TypeAlias = Literal[
@@ -147,153 +146,52 @@ _ORDERING: tuple[Op, ...] = ("<", "<=", ">", ">=")
 _CMP_OPS: dict[str, Op] = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", **{o: o for o in _ORDERING}}
 _NUMERIC = frozenset({Field("attributes", "start_time"), Field("attributes", "end_time")})
 _RESERVED = frozenset({"and", "or", "not", "in", "is", "like", "ilike", "null", "true", "false"})
-_OPS_TEXT = "=, !=, <, <=, >, >=, like, ilike, in, not in, is null or is not null"
 _VALUE_TEXT = "a quoted string, a number, true or false"
-
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*")
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_NUMBER_TAIL = re.compile(r"[A-Za-z0-9_.+\-]*")
-_OPERATOR = re.compile(r"[=!<>~^&|*%]+")
-
-_TokKind: TypeAlias = Literal["word", "string", "number", "op", "(", ")", ",", "backtick", "end"]
-_PUNCTUATION: dict[str, _TokKind] = {"(": "(", ")": ")", ",": ","}
-
-
-@dataclass(frozen=True, slots=True)
-class _Token:
-    kind: _TokKind
-    text: str  # exactly as written in the source
-    pos: int
-    value: str | float = ""  # decoded string, backtick name or number
-
-    def shown(self) -> str:
-        if self.kind == "end":
-            return "end of input"
-        return repr(self.text if len(self.text) <= 40 else self.text[:37] + "...")
-
-    def keyword(self) -> str:
-        return self.text.lower() if self.kind == "word" else ""
-
-
-def _error(tok: _Token, problem: str, expected: str) -> InvalidFilter:
-    return InvalidFilter(
-        f"{problem}: found {tok.shown()} at position {tok.pos}; expected {expected}"
-    )
-
-
-def _read_quoted(text: str, start: int) -> tuple[str, int]:
-    """Decode the quoted token starting at ``text[start]``; return its value and end index."""
-    quote, i = text[start], start + 1
-    out: list[str] = []
-    while i < len(text):
-        ch = text[i]
-        if ch == quote:
-            return "".join(out), i + 1
-        if ch == "\\" and i + 1 < len(text):
-            nxt = text[i + 1]
-            out.append(nxt if nxt in (quote, "\\") else ch + nxt)
-            i += 2
-            continue
-        out.append(ch)
-        i += 1
-    what = "backtick-quoted name" if quote == "`" else "string"
-    raise _error(
-        _Token("string", text[start:], start),
-        f"unterminated {what}",
-        f"a closing {quote} (escape a {quote} inside it as \\{quote})",
-    )
-
-
-def _tokenize(text: str) -> list[_Token]:
-    tokens: list[_Token] = []
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch.isspace():
-            i += 1
-        elif ch in "(),":
-            tokens.append(_Token(_PUNCTUATION[ch], ch, i))
-            i += 1
-        elif ch in "'\"`":
-            value, end = _read_quoted(text, i)
-            tokens.append(_Token("backtick" if ch == "`" else "string", text[i:end], i, value))
-            i = end
-        elif m := _WORD.match(text, i):
-            tokens.append(_Token("word", m.group(), i))
-            i = m.end()
-        elif m := _NUMBER.match(text, i):
-            tail = _NUMBER_TAIL.match(text, m.end())
-            if tail is not None and tail.group():
-                raise _error(
-                    _Token("number", text[i : tail.end()], i),
-                    "malformed number",
-                    "a number such as 42, -0.5 or 1e-3 followed by a space or operator",
-                )
-            number = float(m.group())
-            if not math.isfinite(number):
-                raise _error(
-                    _Token("number", m.group(), i), "number out of range", "a finite number"
-                )
-            tokens.append(_Token("number", m.group(), i, number))
-            i = m.end()
-        elif m := _OPERATOR.match(text, i):
-            if m.group() not in _CMP_OPS:
-                raise _error(_Token("op", m.group(), i), "unknown operator", f"one of {_OPS_TEXT}")
-            tokens.append(_Token("op", m.group(), i))
-            i = m.end()
-        else:
-            raise _error(
-                _Token("op", ch, i),
-                "unexpected character",
-                "a field, value, operator or parenthesis",
-            )
-    tokens.append(_Token("end", "", len(text)))
-    return tokens
 
 
 def _describe(field: Field) -> str:
     return field.name if field.kind == "attributes" else f"{field.kind}.{field.name}"
 
 
-def _check_op(field: Field, op: Op, tok: _Token) -> None:
+def _check_op(field: Field, op: Op, tok: Token) -> None:
     if op in ("like", "ilike") and (field.kind == "metrics" or field in _NUMERIC):
-        raise _error(
+        raise token_error(
             tok,
             f"{op} works only on params, tags and text attributes, not {_describe(field)}",
             "=, !=, <, <=, >, >=, in, not in or is [not] null for a number field",
         )
     if field == Field("attributes", "status") and op in _ORDERING:
-        raise _error(
+        raise token_error(
             tok,
             "status cannot be ordered",
             "=, !=, in, not in, like, ilike, is null or is not null",
         )
 
 
-def _check_value(
-    field: Field, op: Op, value: str | float | bool, tok: _Token
-) -> str | float | bool:
+def _check_value(field: Field, op: Op, value: str | float | bool, tok: Token) -> str | float | bool:
     """Enforce the type rules for one value (or one list item); return it, possibly normalised."""
     desc = _describe(field)
     if op in ("like", "ilike"):
         if not isinstance(value, str):
-            raise _error(tok, f"{op} needs a quoted pattern", "a quoted string such as 'cv-%'")
+            raise token_error(tok, f"{op} needs a quoted pattern", "a quoted string such as 'cv-%'")
         return value
     if field.kind == "metrics" or field in _NUMERIC:
         if isinstance(value, bool) or not isinstance(value, float):
             example = "epoch milliseconds such as 1700000000000" if field in _NUMERIC else "0.9"
-            raise _error(tok, f"{desc} compares only with numbers", f"a number ({example})")
+            raise token_error(tok, f"{desc} compares only with numbers", f"a number ({example})")
         return value
     if field.kind == "attributes":
         if not isinstance(value, str):
-            raise _error(tok, f"{desc} compares only with strings", "a quoted string such as 'abc'")
+            raise token_error(
+                tok, f"{desc} compares only with strings", "a quoted string such as 'abc'"
+            )
         if field.name == "status":
             if value.lower() not in STATUSES:
-                raise _error(tok, "unknown status", f"one of {', '.join(STATUSES)}")
+                raise token_error(tok, "unknown status", f"one of {', '.join(STATUSES)}")
             return value.lower()
         return value
     if isinstance(value, bool) and op not in ("=", "!="):
-        raise _error(tok, f"true/false cannot be used with {op}", "= or != with true/false")
+        raise token_error(tok, f"true/false cannot be used with {op}", "= or != with true/false")
     return value
 
 
@@ -303,28 +201,30 @@ class _Parser:
             raise InvalidFilter(
                 f"filter is {len(text)} characters long; expected at most {MAX_FILTER_LENGTH}"
             )
-        self.tokens = _tokenize(text)
+        self.tokens = tokenize(text)
         self.index = 0
         self.depth = 0
 
-    def peek(self) -> _Token:
+    def peek(self) -> Token:
         return self.tokens[self.index]
 
-    def next(self) -> _Token:
+    def next(self) -> Token:
         tok = self.tokens[self.index]
         if tok.kind != "end":
             self.index += 1
         return tok
 
-    def enter(self, tok: _Token) -> None:
+    def enter(self, tok: Token) -> None:
         self.depth += 1
         if self.depth > MAX_NESTING:
-            raise _error(tok, f"nesting deeper than {MAX_NESTING} levels", "a simpler expression")
+            raise token_error(
+                tok, f"nesting deeper than {MAX_NESTING} levels", "a simpler expression"
+            )
 
     def expect_end(self, expected: str) -> None:
         tok = self.peek()
         if tok.kind != "end":
-            raise _error(tok, "unexpected text", expected)
+            raise token_error(tok, "unexpected text", expected)
 
     def or_expr(self) -> Expr:
         items = [self.and_expr()]
@@ -357,11 +257,11 @@ class _Parser:
         self.next()
         self.enter(tok)
         if self.peek().kind == ")":
-            raise _error(self.peek(), "empty parentheses", "an expression inside ( )")
+            raise token_error(self.peek(), "empty parentheses", "an expression inside ( )")
         expr = self.or_expr()
         close = self.next()
         if close.kind != ")":
-            raise _error(close, f"unclosed '(' at position {tok.pos}", "')', 'and' or 'or'")
+            raise token_error(close, f"unclosed '(' at position {tok.pos}", "')', 'and' or 'or'")
         self.depth -= 1
         return expr
 
@@ -369,13 +269,13 @@ class _Parser:
         tok = self.next()
         expected = "a field such as metrics.auc, params.lr, tags.team or status"
         if tok.kind != "word" or tok.keyword() in _RESERVED:
-            raise _error(tok, "expected a field", expected)
+            raise token_error(tok, "expected a field", expected)
         prefix, dot, key = tok.text.partition(".")
         if not dot:
             return self.attribute(prefix, tok)
         kind = _PREFIXES.get(prefix.lower())
         if kind is None:
-            raise _error(
+            raise token_error(
                 tok,
                 f"unknown field prefix {prefix!r}",
                 "metrics., params., tags. or attributes. (or metric./m., param./p., tag./t., "
@@ -384,23 +284,25 @@ class _Parser:
         if not key:
             quoted = self.peek()
             if quoted.kind != "backtick" or quoted.pos != tok.pos + len(tok.text):
-                raise _error(quoted, f"missing key name after {tok.text!r}", "a key such as auc")
+                raise token_error(
+                    quoted, f"missing key name after {tok.text!r}", "a key such as auc"
+                )
             self.next()
             key = str(quoted.value)
             if not key:
-                raise _error(quoted, "empty backtick-quoted name", "a non-empty name")
+                raise token_error(quoted, "empty backtick-quoted name", "a non-empty name")
         return self.attribute(key, tok) if kind == "attributes" else Field(kind, key)
 
-    def attribute(self, name: str, tok: _Token) -> Field:
+    def attribute(self, name: str, tok: Token) -> Field:
         if name.lower() not in ATTRIBUTES:
-            raise _error(
+            raise token_error(
                 tok,
                 f"unknown attribute {name!r}",
                 f"one of {', '.join(ATTRIBUTES)} (or metrics.KEY, params.KEY, tags.KEY)",
             )
         return Field("attributes", name.lower())
 
-    def scalar(self, after: _Token) -> tuple[str | float | bool, _Token]:
+    def scalar(self, after: Token) -> tuple[str | float | bool, Token]:
         tok = self.next()
         if tok.kind in ("string", "number"):
             return tok.value, tok
@@ -408,31 +310,37 @@ class _Parser:
         if word in ("true", "false"):
             return word == "true", tok
         if word in ("nan", "inf", "infinity"):
-            raise _error(tok, "nan and inf are not accepted", "a finite number")
+            raise token_error(tok, "nan and inf are not accepted", "a finite number")
         if word == "null":
-            raise _error(tok, "null is not a value", "'is null' or 'is not null' to test for null")
+            raise token_error(
+                tok, "null is not a value", "'is null' or 'is not null' to test for null"
+            )
         if tok.kind == "word":
-            raise _error(tok, "unquoted text value", f"{_VALUE_TEXT} (quote text as '...')")
+            raise token_error(tok, "unquoted text value", f"{_VALUE_TEXT} (quote text as '...')")
         where = f"missing value after {after.shown()} at position {after.pos}"
-        raise _error(tok, where, _VALUE_TEXT)
+        raise token_error(tok, where, _VALUE_TEXT)
 
-    def items(self, after: _Token) -> list[tuple[str | float, _Token]]:
+    def items(self, after: Token) -> list[tuple[str | float, Token]]:
         tok = self.next()
         if tok.kind != "(":
-            raise _error(tok, f"missing list after {after.shown()}", "a list such as ('a', 'b')")
+            raise token_error(
+                tok, f"missing list after {after.shown()}", "a list such as ('a', 'b')"
+            )
         if self.peek().kind == ")":
-            raise _error(self.peek(), "empty list", "at least one value inside ( )")
-        items: list[tuple[str | float, _Token]] = []
+            raise token_error(self.peek(), "empty list", "at least one value inside ( )")
+        items: list[tuple[str | float, Token]] = []
         while True:
             value, value_tok = self.scalar(tok)
             if isinstance(value, bool):
-                raise _error(value_tok, "true/false cannot appear in a list", "strings or numbers")
+                raise token_error(
+                    value_tok, "true/false cannot appear in a list", "strings or numbers"
+                )
             items.append((value, value_tok))
             tok = self.next()
             if tok.kind == ")":
                 return items
             if tok.kind != ",":
-                raise _error(tok, "unterminated list", "',' or ')'")
+                raise token_error(tok, "unterminated list", "',' or ')'")
 
     def comparison(self) -> Comparison:
         field = self.field()
@@ -446,7 +354,7 @@ class _Parser:
         elif word == "not":
             tok = self.next()
             if tok.keyword() != "in":
-                raise _error(tok, "expected 'in' after 'not'", "not in ('a', 'b')")
+                raise token_error(tok, "expected 'in' after 'not'", "not in ('a', 'b')")
             op = "not in"
         elif word == "is":
             tok = self.next()
@@ -454,14 +362,14 @@ class _Parser:
             if negated:
                 tok = self.next()
             if tok.keyword() != "null":
-                raise _error(tok, "expected null after 'is'", "is null or is not null")
+                raise token_error(tok, "expected null after 'is'", "is null or is not null")
             op = "is not null" if negated else "is null"
         else:
             desc = _describe(field)
             problem = (
                 f"missing operator after {desc}" if op_tok.kind == "end" else "unknown operator"
             )
-            raise _error(op_tok, problem, f"one of {_OPS_TEXT}")
+            raise token_error(op_tok, problem, f"one of {OPS_TEXT}")
         _check_op(field, op, op_tok)
         value: Value = None
         if op in ("in", "not in"):
@@ -507,7 +415,7 @@ def parse_order_by(text: str) -> OrderKey:
     """
     parser = _Parser(text)
     if parser.peek().kind == "end":
-        raise _error(parser.peek(), "empty sort key", "a field such as metrics.auc desc")
+        raise token_error(parser.peek(), "empty sort key", "a field such as metrics.auc desc")
     field = parser.field()
     direction = parser.peek().keyword()
     if direction in ("asc", "desc"):
