@@ -288,19 +288,42 @@ def _rule(raw: str | CastRule) -> CastRule:
     return CastRule(type=raw) if isinstance(raw, str) else raw
 
 
-def _apply(lf: pl.LazyFrame, step: str, exprs: dict[str, tuple[pl.Expr, pl.Expr]]) -> pl.LazyFrame:
+@dataclass(frozen=True)
+class _Change:
+    """How one column changes: ``value`` and ``failed`` are functions of ``text``.
+
+    ``_apply`` computes ``text`` once into a temporary column, then the new values from it,
+    then the failure flags from the temporary and the new column, so that no expression is
+    evaluated twice (Polars would otherwise compute each cast once for the value and once more
+    for its flag).
+    """
+
+    text: pl.Expr  # the input, prepared (cast to text, stripped)
+    value: Callable[[pl.Expr], pl.Expr]  # text -> new value (null where it fails)
+    failed: Callable[[pl.Expr, pl.Expr], pl.Expr]  # (text, new value) -> failed
+
+
+def _apply(lf: pl.LazyFrame, step: str, changes: dict[str, _Change]) -> pl.LazyFrame:
     """Replace each column by its new value; list ``harmonize.<step>.<column>`` where it failed."""
-    if not exprs:
+    if not changes:
         return lf
+    taken = set(lf.collect_schema().names())
+    temp: dict[str, str] = {}
+    for i, column in enumerate(changes):
+        name = f"__harmonize_{step}_{i}"
+        while name in taken:
+            name = f"_{name}"
+        temp[column] = name
+    lf = lf.with_columns(change.text.alias(temp[c]) for c, change in changes.items())
+    lf = lf.with_columns(change.value(pl.col(temp[c])).alias(c) for c, change in changes.items())
     flags = [
-        pl.when(failed).then(pl.lit(f"harmonize.{step}.{c}")) for c, (_, failed) in exprs.items()
+        pl.when(change.failed(pl.col(temp[c]), pl.col(c))).then(pl.lit(f"harmonize.{step}.{c}"))
+        for c, change in changes.items()
     ]
     failed = pl.concat_list(
         [pl.col(FAILED).fill_null(EMPTY_CHECKS), pl.concat_list(flags).list.drop_nulls()]
     )
-    return lf.with_columns(
-        *(value.alias(c) for c, (value, _) in exprs.items()), failed.alias(FAILED)
-    )
+    return lf.with_columns(failed.alias(FAILED)).drop(list(temp.values()))
 
 
 def _map_dtype(values: list[Any]) -> pl.DataType | None:
@@ -316,39 +339,51 @@ def _map_dtype(values: list[Any]) -> pl.DataType | None:
     return None
 
 
-def _map_expr(column: str, spec: HarmonizeSpec) -> tuple[pl.Expr, pl.Expr]:
+def _map_expr(column: str, spec: HarmonizeSpec) -> _Change:
     """The mapped value of the column's text form, and 'value not in the map' (unless keep)."""
     mapping = spec.map[column]
-    text = pl.col(column).cast(pl.String)
     keys, targets = list(mapping), list(mapping.values())
     if spec.map_default == "keep":
-        return text.replace_strict(keys, targets, default=text, return_dtype=pl.String), pl.lit(
-            False
+        return _Change(
+            pl.col(column).cast(pl.String),
+            lambda text: text.replace_strict(keys, targets, default=text, return_dtype=pl.String),
+            lambda _text, _value: pl.lit(value=False),
         )
     dtype = _map_dtype(targets)
-    value = text.replace_strict(keys, targets, default=None, return_dtype=dtype)
-    return value, text.is_not_null() & ~text.is_in(keys)
+    return _Change(
+        pl.col(column).cast(pl.String),
+        lambda text: text.replace_strict(keys, targets, default=None, return_dtype=dtype),
+        lambda text, _value: text.is_not_null() & ~text.is_in(keys),
+    )
 
 
-def _cast_expr(column: str, source: pl.DataType, rule: CastRule) -> tuple[pl.Expr, pl.Expr]:
+def _cast_expr(column: str, source: pl.DataType, rule: CastRule) -> _Change:
     """The cast value (null where it does not parse) and 'had a value but did not parse'."""
     dtype = to_polars(rule.type)
     name = type_name(dtype)
     col = pl.col(column)
-    if source == pl.String or isinstance(source, pl.Categorical | pl.Enum):
-        stripped = col.cast(pl.String).str.strip_chars()
-        text: pl.Expr = pl.when(stripped != "").then(stripped)
+    if not (source == pl.String or isinstance(source, pl.Categorical | pl.Enum)):
+        return _Change(
+            col,
+            lambda value: value.cast(dtype, strict=False),
+            lambda value, cast: value.is_not_null() & cast.is_null(),
+        )
+
+    def parse(stripped: pl.Expr) -> pl.Expr:
+        text: pl.Expr = pl.when(stripped != "").then(stripped)  # blank: missing
         if name in _TEMPORAL:
-            value = _parse_time(text, rule.format, name)
-        elif name == "bool":
-            value = text.str.to_lowercase().replace_strict(_BOOL_TEXT, default=None)
-        else:
-            if rule.decimal_comma:
-                text = text.str.replace_all(r"[.\s]", "").str.replace(",", ".", literal=True)
-            value = text.cast(dtype, strict=False)
-        return value, text.is_not_null() & value.is_null()
-    value = col.cast(dtype, strict=False)
-    return value, col.is_not_null() & value.is_null()
+            return _parse_time(text, rule.format, name)
+        if name == "bool":
+            return text.str.to_lowercase().replace_strict(_BOOL_TEXT, default=None)
+        if rule.decimal_comma:
+            text = text.str.replace_all(r"[.\s]", "").str.replace(",", ".", literal=True)
+        return text.cast(dtype, strict=False)
+
+    return _Change(
+        col.cast(pl.String).str.strip_chars(),
+        parse,
+        lambda stripped, value: stripped.is_not_null() & (stripped != "") & value.is_null(),
+    )
 
 
 def _parse_time(text: pl.Expr, fmt: str | list[str] | None, name: str) -> pl.Expr:
