@@ -241,7 +241,7 @@ def main() -> None:
         )
         if args.big:
             csv.unlink()
-            big_rows = max(args.rows, 30_000_000)
+            big_rows = max(args.rows, 18_000_000)  # ~3 GB of CSV
             generate(csv, big_rows)
             print(f"generated {csv.stat().st_size / 1e9:.1f} GB for the memory check")
             big = measure("shipyard", csv, root)
