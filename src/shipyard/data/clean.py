@@ -28,9 +28,16 @@ Steps run in this order, each on the output of the one before:
 Statistics (means, medians, quantiles, MADs) are fitted on the whole batch in one aggregate
 query and recorded in the report so a run can be reproduced. Rows are conserved:
 ``rows_in == rows_out + rows_quarantined + rows_deduplicated``. ``clean`` reads its input
-twice to fit and count (every statistic and the coercion and dedup counts in one
-``collect_all``; then the outlier and forward-fill counts, skipped when there are none). The
-returned frames are lazy; dedup holds the batch in memory (hash or window by key).
+to count (rows, coercion failures), to fit (every statistic, after dedup) and then for the
+outlier and forward-fill counts (skipped when there are none), each in Polars' streaming
+engine. The returned frames are lazy and stream.
+
+Dedup by ``key`` holds no row: the key columns are read (split by hash into parts of at most
+4M rows, one read each: a ``group_by`` over 18M distinct keys alone takes 1 GiB) to find the
+duplicated keys, then the rows of those keys (key, ``keep_latest_by``, row index) are ranked
+in memory, and the losers are dropped from the stream by an anti-join on the row index. A
+window ``.over(key)`` on the whole frame held every column: 1.8 GiB peak RSS on 6M rows x 12
+columns, against 0.7 GiB now. Dedup without ``key`` (whole rows) still hashes every row.
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ if TYPE_CHECKING:
 FAILED = "_failed_checks"
 _T = "__shipyard_"
 _CFG = ConfigDict(extra="forbid", frozen=True)
+_PART = 4_000_000  # rows per part of the duplicate-key search (see _duplicated_keys)
+_SEED = 0x5EED
 _Z = 0.6744897501960817  # the normal distribution's 75th percentile: MAD / _Z estimates sigma
 
 
@@ -169,7 +178,8 @@ def clean(lf: pl.LazyFrame, spec: CleanSpec) -> CleanResult:
     stage = stage.drop(bad.values())
     schema.update(targets)
     stage = stage.with_columns(_normalize(c, r, schema) for c, r in spec.normalize.items())
-    deduped = _dedup(stage, spec.dedup, schema)
+    first = _collect([counts_in])[0].row(0, named=True)
+    deduped = _dedup(stage, spec.dedup, schema, int(first["rows"]))
     impute = {c: (rule, _dtype(schema, c, "impute")) for c, rule in spec.impute.items()}
     fits = [_impute_stat(c, rule, dtype) for c, (rule, dtype) in impute.items()]
     stats_q = deduped.select(
@@ -178,7 +188,7 @@ def clean(lf: pl.LazyFrame, spec: CleanSpec) -> CleanResult:
         *(e.alias(f"impute.{c}") for c, e in zip(impute, fits, strict=True) if e is not None),
         *_outlier_aggs(spec, schema),
     )
-    first, fitted = (df.row(0, named=True) for df in _collect([counts_in, stats_q]))
+    fitted = _collect([stats_q])[0].row(0, named=True)
     statistics: dict[str, dict[str, Any]] = {
         k: {"value": v} for k, v in fitted.items() if k.startswith("impute.")
     }
@@ -237,7 +247,7 @@ def _schema(lf: pl.LazyFrame) -> pl.Schema:
 
 def _collect(frames: list[pl.LazyFrame]) -> list[pl.DataFrame]:
     try:
-        return pl.collect_all(frames)
+        return pl.collect_all(frames, engine="streaming")
     except pl.exceptions.PolarsError as e:
         raise InvalidData(f"clean: could not compute over the input: {e}") from e
 
@@ -273,7 +283,7 @@ def _normalize(column: str, rule: NormalizeRule, schema: Mapping[str, pl.DataTyp
 
 
 def _dedup(
-    lf: pl.LazyFrame, rule: DedupRule | None, schema: Mapping[str, pl.DataType]
+    lf: pl.LazyFrame, rule: DedupRule | None, schema: Mapping[str, pl.DataType], rows_in: int
 ) -> pl.LazyFrame:
     if rule is None:
         return lf
@@ -283,12 +293,45 @@ def _dedup(
     key = [rule.key] if isinstance(rule.key, str) else rule.key
     for column in key:
         _dtype(schema, column, "dedup")
-    if rule.keep_latest_by is None:
-        return lf.unique(subset=key, keep="first", maintain_order=True)
-    _dtype(schema, rule.keep_latest_by, "dedup")
-    index = f"{_T}index"  # a window, not a sort: 5 times faster on 1M rows, order kept
-    latest = pl.col(index).sort_by([rule.keep_latest_by, index], nulls_last=False).last()
-    return lf.with_row_index(index).filter(pl.col(index) == latest.over(key)).drop(index)
+    order = rule.keep_latest_by
+    if order is not None:
+        _dtype(schema, order, "dedup")
+    index = f"{_T}index"
+    rows = lf.select(list(dict.fromkeys([*key, *([order] if order else [])]))).with_row_index(index)
+    dups = _duplicated_keys(rows, key, rows_in)
+    if dups.is_empty():
+        return lf
+    # Only the rows of duplicated keys (usually few) are ranked, by the same rule as before:
+    # the greatest ``order`` (nulls oldest), ties to the later row; else the first row.
+    twins = _collect([rows.join(dups.lazy(), on=key, how="semi", nulls_equal=True)])[0]
+    if order is None:
+        kept = pl.col(index).min()
+    else:
+        kept = pl.col(index).sort_by([order, index], nulls_last=False).last()
+    losers = twins.filter(pl.col(index) != kept.over(key)).select(index)
+    return (
+        lf.with_row_index(index)
+        .join(losers.lazy(), on=index, how="anti", maintain_order="left")
+        .drop(index)
+    )
+
+
+def _duplicated_keys(rows: pl.LazyFrame, key: list[str], count: int) -> pl.DataFrame:
+    """The keys that occur more than once (null parts included, as ``over`` groups them).
+
+    A ``group_by`` over all keys holds every distinct key (18M int64 keys: 1 GiB of RSS), so
+    the keys are split by hash into parts of at most ``_PART`` rows, one read of the key
+    columns each; a part's table is then the most held at once.
+    """
+    parts = max(1, math.ceil(count / _PART))
+    found = []
+    for part in range(parts):
+        own = rows.select(key)
+        if parts > 1:
+            own = own.filter(pl.struct(key).hash(_SEED) % parts == part)
+        counted = own.group_by(key).agg(pl.len().alias(f"{_T}n"))
+        found.append(counted.filter(pl.col(f"{_T}n") > 1).select(key))
+    return pl.concat([_collect([f])[0] for f in found])
 
 
 def _impute_stat(column: str, rule: ImputeRule, dtype: pl.DataType) -> pl.Expr | None:

@@ -307,3 +307,37 @@ def test_rows_are_conserved_on_random_frames(
         assert all(
             names == ["outlier.x"] for names in result.quarantined.collect()[FAILED].to_list()
         )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.integers(0, 4)),
+            st.one_of(st.none(), st.integers(0, 2)),
+            st.one_of(st.none(), st.integers(0, 3)),
+        ),
+        max_size=40,
+    ),
+    parts=st.integers(1, 3),
+    latest=st.booleans(),
+)
+def test_dedup_matches_a_window_over_the_key(
+    rows: list[tuple[int | None, int | None, int | None]],
+    parts: int,
+    latest: bool,
+) -> None:
+    # The key search may be split into parts (bounded memory); the rows kept must not change.
+    import shipyard.data.clean as module
+
+    frame = pl.DataFrame(
+        rows, schema={"a": pl.Int64, "b": pl.Int64, "t": pl.Int64}, orient="row"
+    ).with_row_index("_row")
+    rule: dict[str, Any] = {"key": ["a", "b"]} | ({"keep_latest_by": "t"} if latest else {})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "_PART", max(1, math.ceil(len(rows) / parts)))
+        out = run(frame, {"dedup": rule}).frame.collect()
+    i = pl.col("_row")
+    kept = i.sort_by(["t", "_row"], nulls_last=False).last() if latest else i.min()
+    expected = frame.filter(i == kept.over(["a", "b"]))
+    assert out.equals(expected)

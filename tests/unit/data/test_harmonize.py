@@ -167,6 +167,19 @@ def test_existing_failed_checks_are_kept() -> None:
     ]
 
 
+def test_casts_and_maps_add_no_columns_and_evaluate_each_cast_once() -> None:
+    lf = source("o", {"n": ["1", "x"], "m": ["a", "b"], "__harmonize_cast_0": ["kept", "kept"]})
+    result = run(lf, cast={"n": "int64"}, map={"m": {"a": "A"}})
+    frame = result.frame.collect()
+    assert frame.columns == ["n", "m", "__harmonize_cast_0", "_source", "_row", "_failed_checks"]
+    assert frame["__harmonize_cast_0"].to_list() == ["kept", "kept"]
+    assert frame["_failed_checks"].to_list() == [[], ["harmonize.map.m", "harmonize.cast.n"]]
+    # The flag reads the cast column, not a second copy of the cast expression.
+    plan = result.frame.explain()
+    assert 'col("n").is_null()' in plan
+    assert ".cast(Int64).is_null()" not in plan
+
+
 def test_numeric_casts_from_numbers_count_overflow() -> None:
     lf = source("o", {"n": [1, 300, None]})
     result = run(lf, cast={"n": "int8"})

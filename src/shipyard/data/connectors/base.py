@@ -81,8 +81,9 @@ class CsvOptions(BaseModel):
     comment_prefix: str | None = Field(None, min_length=1)  # lines starting with it are dropped
     newlines_in_values: bool = False  # else a value spanning lines is a malformed record
     columns: dict[str, str] | None = None  # column -> contract type name (dtypes.py)
-    # pyarrow reads up to 32 blocks ahead; a longer record makes the file be re-read with
-    # larger blocks (see connectors/csv.py).
+    # Polars parses 4 blocks of whole lines at a time; pyarrow (where lines are not plain)
+    # reads up to 32 blocks ahead, and a longer record makes it re-read the file with larger
+    # blocks (see connectors/csv.py).
     block_size_bytes: int = Field(1 << 20, ge=1 << 12, le=256 << 20)
 
     @field_validator("columns")

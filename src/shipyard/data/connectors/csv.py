@@ -1,9 +1,20 @@
 """CSV files and globs of CSV files, streamed, with malformed lines kept aside.
 
-Parsing is pyarrow's streaming CSV reader (``pyarrow.csv.open_csv``, single-threaded so that it
-numbers records) behind a Polars IO source: a scan reads one block (``block_size_bytes``) at a
-time, so files larger than memory stream into ``sink_parquet``. Every column is String unless
-``csv.columns`` types it; typing is harmonization's job.
+A scan is a Polars IO source that reads a file block by block (``4 x block_size_bytes`` of
+whole lines at a time), so files larger than memory stream into ``sink_parquet``. Every column
+is String unless ``csv.columns`` types it; typing is harmonization's job. Two parsers share the
+work and give the same rows, record numbers and rejected records:
+
+- **Polars** (multi-threaded) parses a block when its lines are plain records: no quote, or
+  quotes that enclose whole fields within the line; no lone CR. It first checks that cheaply
+  (without quotes: counts of line ends and delimiters, and Polars refusing a line with too many
+  fields; with quotes: a regex per line). Lines with the wrong number of fields (and no quote)
+  are rejected, the rest parsed.
+- **pyarrow**'s streaming reader (``pyarrow.csv.open_csv``, single-threaded so that it numbers
+  records) takes over from the first block that is not plain (broken quoting, a value spanning
+  lines, a lone CR, a quoted null value such as ``"NA"``), and for the whole file when the lines
+  up to the header are not plain. It reads the file from the start and skips the records
+  already produced, so it costs a second read of those.
 
 **Rejected records.** Nothing is silently dropped. A record that cannot become a row is left out
 of the scan and listed by ``connector.rejected()`` (after the scan was collected), with
@@ -22,16 +33,20 @@ For the last three, ``_line`` is rebuilt from the parsed fields. ``_row`` counts
 (after ``skip_rows`` and the header; blank lines do not count), good and rejected alike, so
 ``rows scanned + rows rejected`` = records in the file.
 
-**Memory.** pyarrow parses one block at a time and reads up to 32 blocks ahead, so memory is
-about ``33 x block_size_bytes`` (1 MiB by default) plus the batches the consumer holds. A record
-longer than a block makes pyarrow fail; the file is then read again with blocks 16 times larger
-(up to 256 MiB), resuming after the rows already produced, so a 10 MB field just works.
+**Memory.** The Polars path holds a block, its parsed rows and a few copies: about 60 MB with
+the default ``block_size_bytes`` (1 MiB), plus the batches the consumer holds; a line longer
+than a block makes that block longer. pyarrow parses one block at a time and reads up to 32
+blocks ahead, so memory is about ``33 x block_size_bytes``. A record longer than a block makes
+pyarrow fail; the file is then read again with blocks 16 times larger (up to 256 MiB), resuming
+after the rows already produced, so a 10 MB field just works.
 
-**Encodings.** The bytes pass through a streaming decoder before pyarrow sees them: ``utf8``
-(a leading BOM is dropped) fails on invalid UTF-8 with ``InvalidData`` naming the file and line
-and suggesting ``utf8-lossy`` (invalid bytes become U+FFFD) or ``latin1`` (transcoded). With
+**Encodings.** The bytes pass through a streaming decoder before parsing: ``utf8`` (a leading
+BOM is dropped) fails on invalid UTF-8 with ``InvalidData`` naming the file and line and
+suggesting ``utf8-lossy`` (invalid bytes become U+FFFD) or ``latin1`` (transcoded); for plain
+``utf8`` Polars checks the bytes as it parses and the line is found when it refuses them. With
 ``comment_prefix``, lines starting with it are dropped before parsing (even inside a quoted
-multi-line value). Spreadsheet formulas (``=SUM(A1)``, ``@x``) are data and are kept verbatim.
+multi-line value). A last line without a line break reads as if it had one. Spreadsheet
+formulas (``=SUM(A1)``, ``@x``) are data and are kept verbatim.
 """
 
 from __future__ import annotations
@@ -69,8 +84,10 @@ __all__ = ["CsvConnector", "CsvOptions"]
 
 _CHUNK = 1 << 20
 MAX_BLOCK = 256 << 20
-FAST_BLOCKS = 16  # Polars reads 16 x block_size_bytes at a time
+FAST_BLOCKS = 4  # the Polars path reads 4 x block_size_bytes at a time
 _BOM = b"\xef\xbb\xbf"
+# Polars decompresses bytes that start like gzip, zlib, zstd or lz4 data; such text goes to pyarrow
+_MAGIC = (b"\x1f\x8b", b"x\x01", b"x^", b"x\x9c", b"x\xda", b"(\xb5/\xfd", b'\x04"M\x18')
 _CODECS = {"utf8": ("utf-8-sig", "strict"), "utf8-lossy": ("utf-8-sig", "replace")}
 _Rejected = tuple[str, str, int, str, list[str]]
 
@@ -120,6 +137,20 @@ class _Utf8Stream(io.RawIOBase):
         return filled
 
     def _generate(self) -> Iterator[bytes]:
+        """The bytes, always ending with a line break.
+
+        Without one, pyarrow reads a last line ``"",`` as two empty texts; with it, as an empty
+        text and a null (an unquoted empty field), like every other line and like Polars.
+        """
+        last = b"\n"
+        for chunk in self._decoded():
+            if chunk:
+                last = chunk[-1:]
+                yield chunk
+        if last not in (b"\n", b"\r"):
+            yield b"\n"
+
+    def _decoded(self) -> Iterator[bytes]:
         codec, errors = _CODECS.get(self._options.encoding, ("latin-1", "strict"))
         decoder = codecs.getincrementaldecoder(codec)(errors)
         prefix = self._options.comment_prefix
@@ -357,10 +388,10 @@ class CsvConnector(ConnectorBase):
         size = self.options.block_size_bytes
         with self._open(path) as raw:
             head = _Utf8Stream(raw, path, self.options).read(size) or b""
-        found = self._preamble(head.removeprefix(_BOM), at_eof=len(head) < size)
+        found = self._preamble(head.removeprefix(_BOM))
         return None if found is None else found[0]
 
-    def _preamble(self, data: bytes, *, at_eof: bool) -> tuple[list[str], int] | None:
+    def _preamble(self, data: bytes) -> tuple[list[str], int] | None:
         """The raw column names and where the data starts, as pyarrow would read them.
 
         pyarrow skips ``skip_rows`` lines (blank ones count), then blank lines, then the header;
@@ -373,9 +404,7 @@ class CsvConnector(ConnectorBase):
         def line(pos: int) -> tuple[str, int] | None:
             end = data.find(b"\n", pos)
             if end < 0:
-                if not at_eof or pos >= len(data):
-                    return None
-                end = len(data)
+                return None
             try:
                 text = data[pos:end].decode("utf-8").removesuffix("\r")
             except UnicodeDecodeError:
@@ -392,7 +421,7 @@ class CsvConnector(ConnectorBase):
             return list(o.column_names), pos
         while (found := line(pos)) is not None and not found[0]:
             pos = found[1]  # blank lines before the header or the first record
-        if found is None or not plan.plain(found[0], None):
+        if found is None or not plan.plain(found[0], None) or found[0].encode().startswith(_MAGIC):
             return None
         fields = plan.split(found[0])
         if o.has_header:
@@ -424,7 +453,7 @@ class CsvConnector(ConnectorBase):
             offset = 0  # of pending[0] in the file, where the stream is the file's bytes
             if head.startswith(_BOM):
                 head, offset = head[len(_BOM) :], len(_BOM)
-            found = self._preamble(head, at_eof=False)
+            found = self._preamble(head)
             if found is None:
                 return 0, False
             raw_names, start = found
@@ -433,12 +462,19 @@ class CsvConnector(ConnectorBase):
             more, pending, offset = head[start:], b"", offset + start
             first = first_row  # the record number of the next block's first record
             while True:
-                pending = pending + more if pending else more
-                cut = len(pending) if eof else pending.rfind(b"\n") + 1
-                if cut:
-                    block, pending = pending[:cut], pending[cut:]
+                cut = more.rfind(b"\n") + 1  # blocks end at a line end (the stream's too)
+                if eof:
+                    block, pending = pending, b""
+                elif not cut:  # no line ends in it: read on
+                    block, pending = b"", pending + more
+                elif pending or cut < len(more):
+                    block = b"".join((pending, memoryview(more)[:cut]))
+                    pending = more[cut:]
+                else:
+                    block, pending = more, b""
+                if block:
                     parsed = self._parse_utf8(path, block, file_names, names, offset, first)
-                    offset += cut
+                    offset += len(block)
                     if parsed is None:
                         return records, False
                     frame, bad, count = parsed
@@ -467,13 +503,13 @@ class CsvConnector(ConnectorBase):
         offset, first = where
         try:
             return self._parse_block(block, file_names, names, first)
-        except pl.exceptions.ComputeError:
+        except (pl.exceptions.PolarsError, OSError):
             try:
                 block.decode("utf-8")
             except UnicodeDecodeError as e:
                 line = _lines_in(path, offset) + block[: e.start].count(b"\n") + 1
                 raise _invalid_utf8(path, line) from None
-            raise
+            return None  # whatever Polars could not read, pyarrow reads
 
     def _parse_block(
         self, block: bytes, file_names: list[str], names: list[str], first: int
@@ -487,11 +523,15 @@ class CsvConnector(ConnectorBase):
         """
         plan = self._fast
         assert plan is not None
+        if block.startswith(_MAGIC):
+            return None
         n = len(file_names)
         quoted = plan.quote is not None and plan.quote.encode() in block
         if quoted and any(f"{plan.quote}{v}{plan.quote}".encode() in block for v in plan.nulls):
             return None  # pyarrow keeps a quoted null value as text, Polars would not
         cr = b"\r" in block
+        if not quoted and (frame := self._parse_plain(block, file_names, names, first)) is not None:
+            return frame, [], frame.height
         line = pl.col("line")
         fields = line.str.count_matches(plan.delimiter, literal=True) + 1
         has_quote = line.str.contains(plan.quote or "", literal=True)
@@ -501,20 +541,10 @@ class CsvConnector(ConnectorBase):
         lone_cr = line.str.contains("\r", literal=True)
         good = (line != "") & well & ~lone_cr if cr else (line != "") & well
         lines = pl.scan_lines(block)
-        # Check the lines and parse them at once; the parse is dropped if a line is not good.
-        summary = lines.select(pl.len().alias("n"), good.all().alias("ok"))
-        parse = (
-            self._scan_block(block, file_names)
-            .with_row_index(ROW)
-            .select(*names, pl.col(ROW).cast(pl.Int64) + first)
-        )
-        try:
-            check, frame = pl.collect_all([summary, parse], engine="streaming")
-        except pl.exceptions.PolarsError:  # not plain CSV; the check says where
-            check, frame = summary.collect(), pl.DataFrame()
-        total, ok = check.row(0)
+        total, ok = lines.select(pl.len(), good.all()).collect().row(0)
         if ok:
-            return (self._bookkeeping(frame), [], total) if frame.height == total else None
+            frame = self._rows(self._scan_block(block, file_names), names, first).collect()
+            return (frame, [], total) if frame.height == total else None
         detail = lines.select(
             line,
             good.alias("good"),
@@ -538,6 +568,8 @@ class CsvConnector(ConnectorBase):
         ]
         kept = detail["line"].filter(detail["good"])
         data = "".join(f"{t}\n" for t in kept).encode()
+        if data.startswith(_MAGIC):
+            return None
         frame = (
             self._scan_block(data, file_names).select(names).collect()
             if data
@@ -545,13 +577,53 @@ class CsvConnector(ConnectorBase):
         )
         if frame.height != kept.len():
             return None
-        frame = frame.with_columns(record.filter(detail["good"]).alias(ROW))
+        frame = frame.with_columns(
+            pl.lit(self.spec.name, dtype=pl.String).alias(SOURCE),
+            record.filter(detail["good"]).alias(ROW),
+        )
         count = int(detail.height - detail["blank"].sum())
-        return self._bookkeeping(frame), malformed, count
+        return frame, malformed, count
 
-    def _bookkeeping(self, frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.with_columns(pl.lit(self.spec.name, dtype=pl.String).alias(SOURCE)).select(
-            *frame.columns[:-1], SOURCE, ROW
+    def _parse_plain(
+        self, block: bytes, file_names: list[str], names: list[str], first: int
+    ) -> pl.DataFrame | None:
+        """Parse a block without quotes whose lines all have the right number of fields.
+
+        Without quotes, a line is a record and its fields are its delimiters plus one. Polars
+        fails on a line with too many fields; so with no failure, no lone CR, as many rows as
+        lines and (n - 1) x lines delimiters in all, every line has exactly n - 1 (a blank line
+        has none, so there is none; with one column, blank lines are looked for). Returns None
+        where that does not hold (``_parse_block`` then looks line by line).
+        """
+        plan = self._fast
+        assert plan is not None
+        n = len(file_names)
+        data = np.frombuffer(block, dtype=np.uint8)
+        if not block.endswith(b"\n"):
+            return None
+        if b"\r" in block:
+            cr = np.flatnonzero(data == ord("\r"))
+            if not (data[cr + 1] == ord("\n")).all():
+                return None  # a lone CR ends a record for pyarrow
+        if n == 1 and (
+            block.startswith((b"\n", b"\r\n")) or b"\n\n" in block or b"\n\r\n" in block
+        ):
+            return None  # blank lines are not records
+        lines = int(np.count_nonzero(data == ord("\n")))
+        if np.count_nonzero(data == ord(plan.delimiter)) != (n - 1) * lines:
+            return None
+        try:
+            frame = self._rows(self._scan_block(block, file_names), names, first).collect()
+        except pl.exceptions.PolarsError:
+            return None  # a line with too many fields (or invalid UTF-8: found again later)
+        return frame if frame.height == lines else None
+
+    def _rows(self, lf: pl.LazyFrame, names: list[str], first: int) -> pl.LazyFrame:
+        """``names``, ``_source`` and ``_row`` (the records numbered from ``first``)."""
+        return lf.with_row_index(ROW).select(
+            *names,
+            pl.lit(self.spec.name, dtype=pl.String).alias(SOURCE),
+            pl.col(ROW).cast(pl.Int64) + first,
         )
 
     def _scan_block(self, data: bytes, file_names: list[str]) -> pl.LazyFrame:
@@ -567,7 +639,6 @@ class CsvConnector(ConnectorBase):
             null_values=plan.nulls or None,
             empty_string_is_null=plan.empty_is_null,
             raise_if_empty=False,
-            truncate_ragged_lines=True,  # a block's parse is only kept when it has no such line
         )
 
     def _frame(

@@ -14,6 +14,7 @@ import pytest
 
 from shipyard.core.errors import InvalidData, SourceUnavailable
 from shipyard.data.connectors.base import REJECTED_SCHEMA, SourceSpec, max_watermark, open_connector
+from shipyard.data.connectors.csv import CsvConnector
 
 
 def write(directory: Path, name: str, content: str | bytes) -> Path:
@@ -384,3 +385,137 @@ def test_stopping_early_closes_cleanly(tmp_path: Path) -> None:
     with open_connector(SourceSpec(name="s", uri="o.csv"), base_dir=tmp_path) as connector:
         assert connector.scan().head(3).collect()["a"].to_list() == ["0", "1", "2"]
         assert connector.scan().filter(pl.col("a") == "499999").collect().height == 1
+
+
+# ── the Polars path and the pyarrow path ─────────────────────────────────────────────────────
+
+
+def read_via(
+    directory: Path, uri: str, *, polars: bool, **csv: Any
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Read with the Polars path (pyarrow takes over where a block is not plain) or pyarrow's."""
+    spec = SourceSpec(name="orders", uri=uri, csv=csv or None)
+    with open_connector(spec, base_dir=directory) as connector:
+        assert isinstance(connector, CsvConnector)
+        if not polars:
+            connector._fast = None  # pyarrow reads every file
+        return connector.scan().collect(), connector.rejected()
+
+
+@pytest.fixture
+def no_pyarrow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail if a read falls back to pyarrow's reader."""
+
+    def refuse(*_args: Any) -> None:
+        raise AssertionError("pyarrow read the file")
+
+    monkeypatch.setattr(CsvConnector, "_open_reader", refuse)
+
+
+GOOD = "".join(f"{i},name {i},{i}.5\n" for i in range(3000))
+QUOTED = "".join(f'{i},"last, first {i}","say ""{i}"""\r\n' for i in range(3000))
+MALFORMED = "".join(
+    f"{i},x\n" if i % 7 == 3 else f"{i},x,y,z\n" if i % 11 == 5 else f"{i},x,{i}\n"
+    for i in range(3000)
+)
+SAME_BOTH_WAYS: dict[str, tuple[bytes, dict[str, Any]]] = {
+    "well-formed": (("id,name,v\n" + GOOD).encode(), {}),
+    "quoted with CRLF and blank lines": (("id,name,v\r\n\r\n" + QUOTED + "\r\n").encode(), {}),
+    "malformed lines and blank lines": (("id,name,v\n" + MALFORMED + "\n\n7,a,b").encode(), {}),
+    "broken quoting after many blocks": (
+        ("id,name,v\n" + GOOD + '3000,"unclosed,x\n3001,a,b\n"\n' + GOOD).encode(),
+        {"block_size_bytes": 4096},
+    ),
+    "a value spanning lines": (
+        ("id,name,v\n" + GOOD + '3000,"two\nlines",x\n' + GOOD).encode(),
+        {"block_size_bytes": 4096, "newlines_in_values": True},
+    ),
+    "lone carriage returns": (
+        ("id,name,v\n" + GOOD + "1,a,b\r2,c,d\n" + GOOD).encode(),
+        {"block_size_bytes": 4096},
+    ),
+    "NUL bytes and typed columns": (
+        ("id,name,v\n" + GOOD + "x,a\x00b,1\n" + "1,b,zz\n" + GOOD).encode(),
+        {"columns": {"id": "int64", "v": "float64"}, "block_size_bytes": 4096},
+    ),
+    "null values": (
+        ('id,name,v\n1,NA,"x"\n2,"",\n3,-,"N"\n' + GOOD).encode(),
+        {"null_values": ["NA", "-", ""]},
+    ),
+    "null values, quoted and not": (
+        ('id,name,v\n1,NA,"NA"\n2,"",\n3,-,x\n' + GOOD).encode(),
+        {"null_values": ["NA", "-", ""]},
+    ),
+    "BOM, skipped rows and a last line without line break": (
+        b"\xef\xbb\xbfexported by X\n\nid,name,v\n" + GOOD.encode() + b'4,"",',
+        {"skip_rows": 1},
+    ),
+    "latin1 and comments": (
+        ("id,name,v\n# note\n" + GOOD + "9,Zürich,é\n").encode("latin-1"),
+        {"encoding": "latin1", "comment_prefix": "#"},
+    ),
+    "no header": (GOOD.encode(), {"has_header": False}),
+    "column names over a header": (("a,b,c\n" + GOOD).encode(), {"column_names": ["i", "n", "v"]}),
+    "tab-separated without quoting": (
+        GOOD.replace(",", "\t").replace("name", '"name').encode(),
+        {"delimiter": "\t", "quote_char": None, "has_header": False},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SAME_BOTH_WAYS))
+def test_polars_and_pyarrow_paths_give_the_same_rows_and_rejects(tmp_path: Path, case: str) -> None:
+    content, options = SAME_BOTH_WAYS[case]
+    write(tmp_path, "o.csv", content)
+    fast, fast_rejected = read_via(tmp_path, "o.csv", polars=True, **options)
+    slow, slow_rejected = read_via(tmp_path, "o.csv", polars=False, **options)
+    assert fast.height > 0
+    assert fast.equals(slow)
+    assert fast_rejected.equals(slow_rejected)
+
+
+@pytest.mark.usefixtures("no_pyarrow")
+def test_plain_files_are_read_by_polars_alone(tmp_path: Path) -> None:
+    write(tmp_path, "a.csv", "id,name,v\r\n\r\n" + QUOTED)
+    write(tmp_path, "b.csv", "v,id,name\n" + MALFORMED + "\n")
+    frame, rejected = read(tmp_path, "*.csv", block_size_bytes=4096)
+    good = [r for r in MALFORMED.splitlines() if r.count(",") == 2]
+    assert frame.height == 3000 + len(good)
+    assert frame["_row"].to_list()[:3] == [0, 1, 2]
+    assert frame.row(1, named=True) == {
+        "id": "1",
+        "name": "last, first 1",
+        "v": 'say "1"',
+        "_source": "orders",
+        "_row": 1,
+    }
+    assert frame.height + rejected.height == 6000
+    assert rejected["_line"][0] == "3,x"
+    assert rejected["_row"][0] == 3003
+    assert rejected["_failed_checks"][0].to_list() == ["malformed_line: expected 3 fields, found 2"]
+
+
+def test_broken_quoting_far_into_a_file_hands_over_to_pyarrow(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", "id,name,v\n" + GOOD + '3000,"unclosed,x\n3001,a,b\n"\n' + GOOD)
+    frame, rejected = read(tmp_path, "o.csv", block_size_bytes=4096)
+    assert frame["_row"].to_list() == list(range(3000)) + list(range(3001, 6001))
+    assert frame["id"].to_list()[2998:3002] == ["2998", "2999", "0", "1"]
+    assert rejected["_row"].to_list() == [3000]
+    assert rejected["_line"][0].startswith('3000,"unclosed,x\n3001,a,b\n"')
+
+
+def test_invalid_utf8_in_a_later_block_names_the_line(tmp_path: Path) -> None:
+    write(tmp_path, "o.csv", ("id,name,v\n" + GOOD).encode() + b"1,caf\xe9,2\n")
+    with pytest.raises(InvalidData, match="invalid UTF-8 at line 3002"):
+        read(tmp_path, "o.csv", block_size_bytes=4096)
+
+
+def test_lines_that_look_like_compressed_data_are_text(tmp_path: Path) -> None:
+    # Polars decompresses bytes starting like zlib ("x^") or lz4; such blocks go to pyarrow.
+    write(tmp_path, "o.csv", "a,b\nx^1,2\n" + "".join(f"x{i},y\n" for i in range(3000)))
+    frame, rejected = read(tmp_path, "o.csv", block_size_bytes=4096)
+    assert frame["a"].to_list()[:2] == ["x^1", "x0"]
+    assert frame.height == 3001
+    assert rejected.is_empty()
+    write(tmp_path, "o.csv", "x^a,b\n1,2\n")
+    assert read(tmp_path, "o.csv")[0].columns[0] == "x^a"
