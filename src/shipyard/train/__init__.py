@@ -1,0 +1,1 @@
+"""Training and validation: splits, tuning, imbalance, evaluation, reference profiles."""

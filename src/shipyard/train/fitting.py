@@ -1,0 +1,141 @@
+"""Build one candidate's pipeline and fit it on one set of rows.
+
+The pipeline is preprocessing -> optional sampler -> estimator, so whatever is learned from data
+(imputation values, scales, categories, synthetic rows) is learned from the rows passed to
+``fit_pipeline`` and nothing else. Boosters stop early on a slice of those same rows, never on
+validation or test rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from shipyard.train.estimators import build_estimator, estimator_kind
+from shipyard.train.imbalance import balanced_sample_weight, make_sampler
+from shipyard.train.preprocess import build_preprocessor
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from shipyard.train.preprocess import Columns
+    from shipyard.train.spec import Task, TrainSpec
+
+_EARLY_STOPPING_SHARE = 0.1
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An estimator name with its full parameter set (fixed params plus sampled ones)."""
+
+    estimator: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """Flat params for the run: ``estimator`` plus each parameter."""
+        return {"estimator": self.estimator, **self.params}
+
+
+def build_pipeline(
+    spec: TrainSpec, task: Task, columns: Columns, candidate: Candidate, *, minority_rows: int
+) -> Any:
+    """Return the unfitted pipeline for ``candidate`` (imbalanced-learn's when it resamples)."""
+    estimator = build_estimator(
+        candidate.estimator,
+        task,
+        candidate.params,
+        seed=spec.seed,
+        class_weight=spec.imbalance.class_weight if task != "regression" else None,
+    )
+    steps: list[tuple[str, Any]] = [
+        ("preprocess", build_preprocessor(spec.preprocess, columns, seed=spec.seed))
+    ]
+    sampler = None
+    if task != "regression":
+        sampler = make_sampler(spec.imbalance, seed=spec.seed, minority_rows=minority_rows)
+    if sampler is None:
+        from sklearn.pipeline import Pipeline
+
+        return Pipeline([*steps, ("model", estimator)])
+    from imblearn.pipeline import Pipeline as ImbPipeline
+
+    return ImbPipeline([*steps, ("resample", sampler), ("model", estimator)])
+
+
+def fit_pipeline(
+    pipeline: Any,
+    x: pd.DataFrame,
+    y: np.ndarray[Any, Any],
+    *,
+    spec: TrainSpec,
+    task: Task,
+    candidate: Candidate,
+) -> Any:
+    """Fit ``pipeline`` on these rows only and return it.
+
+    LightGBM and XGBoost stop early on a held-back share of these rows (stratified for
+    classification); the other estimators fit all of them. XGBoost gets balanced sample weights
+    when the spec asks for balanced classes, since it has no ``class_weight``.
+    """
+    kind = estimator_kind(candidate.estimator, task)
+    weighted = (
+        kind.booster == "xgboost"
+        and task != "regression"
+        and spec.imbalance.class_weight == "balanced"
+        and "resample" not in pipeline.named_steps
+    )
+    rounds = spec.early_stopping_rounds
+    if kind.booster is None or rounds is None or len(y) < 50:
+        fit_params = {"model__sample_weight": balanced_sample_weight(y)} if weighted else {}
+        pipeline.fit(x, y, **fit_params)
+        return pipeline
+    return _fit_with_early_stopping(pipeline, x, y, task, kind.booster, rounds, weighted, spec.seed)
+
+
+def _fit_with_early_stopping(
+    pipeline: Any,
+    x: pd.DataFrame,
+    y: np.ndarray[Any, Any],
+    task: Task,
+    booster: str,
+    rounds: int,
+    weighted: bool,
+    seed: int,
+) -> Any:
+    from sklearn.model_selection import train_test_split
+
+    stratify = y if task != "regression" and np.min(np.bincount(y.astype(np.int64))) >= 2 else None
+    x_fit, x_stop, y_fit, y_stop = train_test_split(
+        x, y, test_size=_EARLY_STOPPING_SHARE, stratify=stratify, random_state=seed
+    )
+    steps = pipeline.named_steps
+    xt = steps["preprocess"].fit_transform(x_fit, y_fit)
+    yt = y_fit
+    if "resample" in steps:
+        xt, yt = steps["resample"].fit_resample(xt, y_fit)
+    x_stop_t = steps["preprocess"].transform(x_stop)
+    model = steps["model"]
+    kwargs: dict[str, Any] = {"eval_set": [(x_stop_t, y_stop)]}
+    if weighted:
+        kwargs["sample_weight"] = balanced_sample_weight(yt)
+    if booster == "lightgbm":
+        import lightgbm
+
+        kwargs["callbacks"] = [lightgbm.early_stopping(rounds, verbose=False)]
+    else:
+        model.set_params(early_stopping_rounds=rounds)
+        kwargs["verbose"] = False
+    model.fit(xt, yt, **kwargs)
+    return pipeline
+
+
+def predict_scores(
+    pipeline: Any, x: pd.DataFrame, task: Task
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
+    """Return (predictions, class probabilities or None) at the default decision rule."""
+    if task == "regression":
+        return np.asarray(pipeline.predict(x), dtype=np.float64), None
+    proba = np.asarray(pipeline.predict_proba(x), dtype=np.float64)
+    return np.argmax(proba, axis=1).astype(np.int64), proba
