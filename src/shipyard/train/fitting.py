@@ -117,16 +117,17 @@ def _fit_with_early_stopping(
         xt, yt = steps["resample"].fit_resample(xt, y_fit)
     x_stop_t = steps["preprocess"].transform(x_stop)
     model = steps["model"]
-    kwargs: dict[str, Any] = {"eval_set": [(x_stop_t, y_stop)]}
+    kwargs: dict[str, Any] = {}
     if weighted:
         kwargs["sample_weight"] = balanced_sample_weight(yt)
     if booster == "lightgbm":
         import lightgbm
 
+        kwargs["eval_X"], kwargs["eval_y"] = (x_stop_t,), (y_stop,)
         kwargs["callbacks"] = [lightgbm.early_stopping(rounds, verbose=False)]
     else:
         model.set_params(early_stopping_rounds=rounds)
-        kwargs["verbose"] = False
+        kwargs["eval_set"], kwargs["verbose"] = [(x_stop_t, y_stop)], False
     model.fit(xt, yt, **kwargs)
     return pipeline
 

@@ -100,7 +100,10 @@ def tune_threshold(
 
 def _f1(precision: np.ndarray[Any, Any], recall: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     total = precision + recall
-    return np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+    f1: np.ndarray[Any, Any] = np.divide(
+        2 * precision * recall, total, out=np.zeros_like(total), where=total > 0
+    )
+    return f1
 
 
 def _cost(y: np.ndarray[Any, Any], decided: np.ndarray[Any, Any], spec: ThresholdSpec) -> float:
@@ -130,5 +133,5 @@ def balanced_sample_weight(y: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """Per-row weights equivalent to ``class_weight='balanced'`` (for XGBoost, which lacks it)."""
     from sklearn.utils.class_weight import compute_sample_weight
 
-    result: np.ndarray[Any, Any] = compute_sample_weight("balanced", y)
-    return result
+    weights: np.ndarray[Any, Any] = np.asarray(compute_sample_weight("balanced", y), np.float64)
+    return weights

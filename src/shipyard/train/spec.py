@@ -159,6 +159,7 @@ class TrainSpec(BaseModel):
     early_stopping_rounds: int | None = Field(30, ge=1)
     slices: list[str] = Field(default_factory=list)
     bootstrap_resamples: int = Field(1000, ge=0, le=100_000)
+    explain: bool = Field(True, description="permutation importances and evaluation plots")
     seed: int = 0
     # YAML says ``register:``; ``BaseModel`` already has an attribute of that name.
     registration: RegisterSpec | None = Field(None, alias="register")

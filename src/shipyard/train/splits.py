@@ -105,7 +105,7 @@ def cv_splitter(spec: CVSpec, split: SplitSpec, task: Task, *, seed: int) -> Any
     """Return the scikit-learn splitter used on the training rows."""
     from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, TimeSeriesSplit
 
-    strategy = spec.strategy
+    strategy: str = spec.strategy
     if strategy == "auto":
         strategy = {
             "group": "group",

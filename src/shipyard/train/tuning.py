@@ -1,0 +1,364 @@
+"""Hyperparameter search with Optuna, every trial a tracked child run.
+
+A trial picks an estimator and its parameters, then is scored by cross-validation on the
+training rows only (the folds are fixed up front, so trials compete on identical rows). After
+each fold the running mean goes to the pruner, so hopeless trials stop early. With extra
+objectives (latency, size) the study is multi-objective and its Pareto front is kept; the winner
+is the front's best on the primary metric.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from shipyard.core.errors import InvalidArgument, InvalidData
+from shipyard.store.entities import RunStatus
+from shipyard.train.estimators import estimator_kind
+from shipyard.train.fitting import Candidate, build_pipeline, fit_pipeline, predict_scores
+from shipyard.train.metrics import compute_metric, greater_is_better
+from shipyard.train.space import Param, grid_values, parse_space, suggest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import optuna
+    import pandas as pd
+
+    from shipyard.track.run import ActiveRun
+    from shipyard.train.preprocess import Columns
+    from shipyard.train.spec import Task, TrainSpec
+    from shipyard.train.splits import IntArray
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What one trial tried and scored."""
+
+    number: int
+    estimator: str
+    params: dict[str, Any]
+    state: str
+    fold_scores: list[float] = field(default_factory=list)
+    latency_us: float | None = None
+    size_bytes: int | None = None
+    duration_s: float = 0.0
+    run_id: str | None = None
+
+    @property
+    def mean(self) -> float:
+        """Mean cross-validated score (NaN when no fold finished)."""
+        return float(np.mean(self.fold_scores)) if self.fold_scores else math.nan
+
+    @property
+    def std(self) -> float:
+        """Spread of the fold scores."""
+        return float(np.std(self.fold_scores)) if self.fold_scores else math.nan
+
+    @property
+    def candidate(self) -> Candidate:
+        """The estimator and parameters to refit."""
+        return Candidate(self.estimator, dict(self.params))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (for the run's trials table artifact)."""
+        return {**asdict(self), "mean": self.mean, "std": self.std}
+
+
+@dataclass(frozen=True)
+class TuningResult:
+    """The search's winner, every trial, and the Pareto front (multi-objective only)."""
+
+    best: TrialOutcome
+    trials: list[TrialOutcome]
+    pareto: list[TrialOutcome]
+    metric: str
+    objectives: list[str]
+
+
+@dataclass
+class _Context:
+    spec: TrainSpec
+    task: Task
+    columns: Columns
+    x: pd.DataFrame
+    y: np.ndarray[Any, Any]
+    folds: list[tuple[IntArray, IntArray]]
+    metric: str
+    n_classes: int
+    minority_rows: int
+    run: ActiveRun | None
+    spaces: dict[str, dict[str, Param]]
+    outcomes: dict[int, TrialOutcome] = field(default_factory=dict)
+    numbers: itertools.count[int] = field(default_factory=itertools.count)
+    on_trial: Callable[[TrialOutcome], None] | None = None
+
+
+def tune(
+    spec: TrainSpec,
+    task: Task,
+    columns: Columns,
+    x: pd.DataFrame,
+    y: np.ndarray[Any, Any],
+    folds: list[tuple[IntArray, IntArray]],
+    *,
+    metric: str,
+    n_classes: int,
+    run: ActiveRun | None = None,
+    on_trial: Callable[[TrialOutcome], None] | None = None,
+) -> TuningResult:
+    """Search the spec's estimators and spaces; return the best trial by CV score.
+
+    Raises:
+        InvalidArgument: A bad space (e.g. a float range with the grid sampler).
+        InvalidData: Every trial failed; the message carries the first failure.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(logging.WARNING)
+    spaces = {
+        e.name: parse_space(e.space, where=f"train.estimators.{e.name}.space")
+        for e in spec.estimators
+    }
+    minority = _minority_rows_per_fold(y, folds) if task != "regression" else 0
+    ctx = _Context(
+        spec,
+        task,
+        columns,
+        x,
+        y,
+        folds,
+        metric,
+        n_classes,
+        minority,
+        run,
+        spaces,
+        on_trial=on_trial,
+    )
+    objectives: list[str] = list(spec.tuning.objectives)
+    primary: Literal["minimize", "maximize"] = (
+        "maximize" if greater_is_better(metric) else "minimize"
+    )
+    secondary: list[Literal["minimize", "maximize"]] = ["minimize"] * len(objectives)
+    directions = [primary, *secondary]
+    budget = spec.tuning.trials
+    deadline = None if spec.tuning.timeout_s is None else time.monotonic() + spec.tuning.timeout_s
+    studies: list[optuna.Study] = []
+    plans = _grid_plans(spec, spaces) if spec.tuning.sampler == "grid" else [(None, None)]
+    for estimator, grid in plans:
+        if budget <= 0 or (deadline is not None and time.monotonic() >= deadline):
+            break
+        study = optuna.create_study(
+            directions=directions,
+            sampler=_sampler(spec, grid),
+            pruner=_pruner(spec, len(objectives), len(folds)),
+        )
+        n_trials = budget if grid is None else min(budget, math.prod(len(v) for v in grid.values()))
+        timeout = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+        study.optimize(
+            lambda trial, est=estimator: _objective(ctx, trial, est),  # type: ignore[misc]
+            n_trials=n_trials,
+            timeout=timeout,
+            n_jobs=spec.tuning.n_jobs,
+            catch=(Exception,),
+        )
+        budget -= len(study.trials)
+        studies.append(study)
+    return _result(ctx, studies, objectives)
+
+
+def _minority_rows_per_fold(
+    y: np.ndarray[Any, Any], folds: Sequence[tuple[IntArray, IntArray]]
+) -> int:
+    return int(min(np.bincount(y[train].astype(np.int64)).min() for train, _ in folds))
+
+
+def _grid_plans(
+    spec: TrainSpec, spaces: dict[str, dict[str, Param]]
+) -> list[tuple[str | None, dict[str, list[Any]] | None]]:
+    """One grid study per estimator: a grid over conditional spaces would repeat trials."""
+    plans: list[tuple[str | None, dict[str, list[Any]] | None]] = []
+    for e in spec.estimators:
+        grid = {f"{e.name}.{k}": grid_values(k, p) for k, p in spaces[e.name].items()}
+        plans.append((e.name, grid or {"_": [0]}))
+    return plans
+
+
+def _sampler(spec: TrainSpec, grid: dict[str, list[Any]] | None) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    if grid is not None:
+        return optuna.samplers.GridSampler(grid, seed=spec.seed)
+    if spec.tuning.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=spec.seed)
+    return optuna.samplers.TPESampler(
+        seed=spec.seed, n_startup_trials=min(10, max(spec.tuning.trials // 4, 2))
+    )
+
+
+def _pruner(spec: TrainSpec, extra_objectives: int, n_folds: int) -> optuna.pruners.BasePruner:
+    import optuna
+
+    if not spec.tuning.pruning or extra_objectives or n_folds < 3:
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+
+
+def _choose(ctx: _Context, trial: optuna.Trial, estimator: str | None) -> Candidate:
+    names = [e.name for e in ctx.spec.estimators]
+    if estimator is None:
+        estimator = (
+            names[0] if len(names) == 1 else str(trial.suggest_categorical("estimator", names))
+        )
+    fixed = next(e.params for e in ctx.spec.estimators if e.name == estimator)
+    sampled = {k: suggest(trial, f"{estimator}.{k}", p) for k, p in ctx.spaces[estimator].items()}
+    return Candidate(estimator, {**fixed, **sampled})
+
+
+def _objective(
+    ctx: _Context, trial: optuna.Trial, estimator: str | None
+) -> float | tuple[float, ...]:
+    import optuna
+
+    started = time.perf_counter()
+    number = next(ctx.numbers)  # optuna numbers restart in each grid study; ours do not
+    trial.set_user_attr("shipyard_trial", number)
+    candidate = _choose(ctx, trial, estimator)
+    child = None
+    if ctx.run is not None and ctx.spec.tuning.child_runs:
+        child = ctx.run.child(
+            name=f"trial-{number}", params=candidate.describe(), tags={"kind": "trial"}
+        )
+    scores: list[float] = []
+    latency = size = None
+    state = "complete"
+    try:
+        for step, (train, valid) in enumerate(ctx.folds):
+            pipeline = build_pipeline(
+                ctx.spec, ctx.task, ctx.columns, candidate, minority_rows=ctx.minority_rows
+            )
+            fit_pipeline(
+                pipeline,
+                ctx.x.iloc[train],
+                ctx.y[train],
+                spec=ctx.spec,
+                task=ctx.task,
+                candidate=candidate,
+            )
+            x_valid = ctx.x.iloc[valid]
+            timer = time.perf_counter()
+            pred, proba = predict_scores(pipeline, x_valid, ctx.task)
+            latency = (time.perf_counter() - timer) / max(len(valid), 1) * 1e6
+            score = compute_metric(ctx.metric, ctx.task, ctx.y[valid], pred, proba, ctx.n_classes)
+            if score is None or not math.isfinite(score):
+                raise InvalidData(
+                    f"{ctx.metric} is undefined on fold {step}; use more rows or another metric"
+                )
+            scores.append(float(score))
+            if child is not None:
+                child.log_metric(f"fold_{ctx.metric}", score, step=step)
+            if len(ctx.spec.tuning.objectives) == 0:
+                trial.report(float(np.mean(scores)), step)
+                if trial.should_prune():
+                    state = "pruned"
+                    raise optuna.TrialPruned
+        if "size" in ctx.spec.tuning.objectives:
+            from skops.io import dumps
+
+            size = len(dumps(pipeline))
+    except optuna.TrialPruned:
+        raise
+    except Exception as e:
+        state = "failed"
+        _end_child(child, RunStatus.FAILED, f"{type(e).__name__}: {e}")
+        child = None
+        raise
+    finally:
+        outcome = TrialOutcome(
+            number,
+            candidate.estimator,
+            candidate.params,
+            state,
+            scores,
+            latency,
+            size,
+            time.perf_counter() - started,
+            None if child is None else child.run_id,
+        )
+        ctx.outcomes[number] = outcome
+        if child is not None:
+            _finish_child(child, ctx.metric, outcome)
+        if ctx.on_trial is not None:
+            ctx.on_trial(outcome)
+    values = [float(np.mean(scores))]
+    values += [
+        latency or 0.0 if o == "latency" else float(size or 0) for o in ctx.spec.tuning.objectives
+    ]
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def _finish_child(child: ActiveRun, metric: str, outcome: TrialOutcome) -> None:
+    if outcome.fold_scores:
+        child.log_metrics({f"cv_{metric}": outcome.mean, f"cv_{metric}_std": outcome.std})
+    extras = {
+        "latency_us": outcome.latency_us,
+        "size_bytes": outcome.size_bytes,
+        "duration_s": outcome.duration_s,
+    }
+    child.log_metrics({k: float(v) for k, v in extras.items() if v is not None})
+    child.set_tag("trial_state", outcome.state)
+    _end_child(child, RunStatus.FINISHED, None)
+
+
+def _end_child(child: ActiveRun | None, status: RunStatus, error: str | None) -> None:
+    if child is not None:
+        child.end(status, error)
+
+
+def _result(ctx: _Context, studies: list[optuna.Study], objectives: list[str]) -> TuningResult:
+    import optuna
+
+    trials = [ctx.outcomes[n] for n in sorted(ctx.outcomes)]
+    complete = [t for t in trials if t.state == "complete" and t.fold_scores]
+    if not complete:
+        failed = [
+            ft.system_attrs.get("fail_reason", "")
+            for s in studies
+            for ft in s.trials
+            if ft.state == optuna.trial.TrialState.FAIL
+        ]
+        reason = next((r for r in failed if r), "no trial finished within the budget")
+        raise InvalidData(f"train: every tuning trial failed; first failure: {reason}")
+    sign = 1.0 if greater_is_better(ctx.metric) else -1.0
+    pareto: list[TrialOutcome] = []
+    if objectives:
+        numbers = {ft.user_attrs["shipyard_trial"] for s in studies for ft in s.best_trials}
+        pareto = [t for t in complete if t.number in numbers]
+    pool = pareto or complete
+    best = max(pool, key=lambda t: sign * t.mean)
+    return TuningResult(best, trials, pareto, ctx.metric, objectives)
+
+
+def check_search(spec: TrainSpec, task: Task) -> None:
+    """Fail fast on unknown estimators, bad spaces or a grid over a continuous range.
+
+    Raises:
+        InvalidArgument: The first problem found, naming the estimator.
+    """
+    for e in spec.estimators:
+        estimator_kind(e.name, task)
+        parse_space(e.space, where=f"train.estimators.{e.name}.space")
+    if spec.tuning.sampler != "grid":
+        return
+    for e in spec.estimators:
+        for k, p in parse_space(e.space, where=f"train.estimators.{e.name}.space").items():
+            try:
+                grid_values(k, p)
+            except InvalidArgument as err:
+                raise InvalidArgument(f"train.estimators.{e.name}: {err}") from err
