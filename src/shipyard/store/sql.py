@@ -142,9 +142,30 @@ class SqlStore:
 
     # -- runs -------------------------------------------------------------------------------
 
-    def create_run(self, values: Mapping[str, Any]) -> None:
-        """Insert a run row; ``values`` holds every non-nullable column of ``RunRow``."""
-        run_write(self.engine, lambda c: c.execute(sa.insert(RunRow), dict(values)))
+    def create_run(
+        self,
+        values: Mapping[str, Any],
+        *,
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """Insert a run row with its first params and tags, in one transaction.
+
+        ``values`` holds every non-nullable column of ``RunRow``. One transaction instead of
+        three matters for runs started by the hundred (tuning trials, folds).
+        """
+        run_id = values["run_id"]
+
+        def _create(connection: sa.Connection) -> None:
+            connection.execute(sa.insert(RunRow), dict(values))
+            if params:
+                rows = [{"run_id": run_id, "key": k, "value": v} for k, v in params.items()]
+                connection.execute(sa.insert(ParamRow), rows)
+            if tags:
+                rows = [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
+                connection.execute(sa.insert(TagRow), rows)
+
+        run_write(self.engine, _create)
 
     def end_run(
         self, run_id: str, status: RunStatus, end_ms: int, error: str | None, resources: Resources

@@ -27,7 +27,7 @@ from shipyard.track import environment, signals
 from shipyard.track.heartbeat import Heartbeat
 from shipyard.track.resources import ResourceMeter
 from shipyard.track.run import ActiveRun
-from shipyard.track.validation import MAX_NOTE_LENGTH, check_key
+from shipyard.track.validation import MAX_NOTE_LENGTH, check_key, param_text, tag_text
 from shipyard.track.writer import MetricWriter
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ class Workspace:
         )
         self.heartbeat = Heartbeat(self.store, clock, tracking.heartbeat_interval_s)
         self._active: dict[str, ActiveRun] = {}
+        self._experiment_ids: dict[str, str] = {}  # experiments are never deleted
         self._lock = threading.Lock()
         self._closed = False
         _open_workspaces.add(self)
@@ -97,8 +98,15 @@ class Workspace:
         experiment_name = check_key(experiment or DEFAULT_EXPERIMENT, "experiment name")
         run_name = check_key(name, "run name") if name is not None else None
         parent_id = parent.run_id if isinstance(parent, ActiveRun) else parent
+        checked_params = {
+            check_key(k, "param name"): param_text(k, v) for k, v in (params or {}).items()
+        }
+        checked_tags = {check_key(k, "tag name"): tag_text(k, v) for k, v in (tags or {}).items()}
         now = self.clock.now_ms()
-        exp = self.store.get_or_create_experiment(experiment_name, now)
+        experiment_id = self._experiment_ids.get(experiment_name)
+        if experiment_id is None:
+            experiment_id = self.store.get_or_create_experiment(experiment_name, now).experiment_id
+            self._experiment_ids[experiment_name] = experiment_id
         run_id = new_id()
         code = (
             environment.code_version(str(self.settings.project_dir))
@@ -108,7 +116,7 @@ class Workspace:
         self.store.create_run(
             {
                 "run_id": run_id,
-                "experiment_id": exp.experiment_id,
+                "experiment_id": experiment_id,
                 "parent_run_id": parent_id,
                 "name": run_name or f"run-{run_id[:8]}",
                 "status": RunStatus.RUNNING.value,
@@ -121,7 +129,9 @@ class Workspace:
                 "git_commit": code.commit,
                 "git_dirty": code.dirty,
                 "environment": environment.process_environment(),
-            }
+            },
+            params=checked_params,
+            tags=checked_tags,
         )
         meter = ResourceMeter()
         run = ActiveRun(
@@ -131,14 +141,6 @@ class Workspace:
             self._active[run_id] = run
         self.heartbeat.register(run_id, meter)
         signals.install()
-        try:
-            if params:
-                run.log_params(params)
-            if tags:
-                run.set_tags(tags)
-        except BaseException as e:
-            run.end(RunStatus.FAILED, error=f"{type(e).__name__}: {e}")
-            raise
         return run
 
     def end_run(

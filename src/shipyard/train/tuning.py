@@ -312,7 +312,8 @@ def _finish_child(child: ActiveRun, metric: str, outcome: TrialOutcome) -> None:
         "duration_s": outcome.duration_s,
     }
     child.log_metrics({k: float(v) for k, v in extras.items() if v is not None})
-    child.set_tag("trial_state", outcome.state)
+    if outcome.state != "complete":  # one write less for the common case
+        child.set_tag("trial_state", outcome.state)
     _end_child(child, RunStatus.FINISHED, None)
 
 

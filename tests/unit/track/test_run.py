@@ -262,3 +262,22 @@ def test_unsupported_artifact_objects(workspace: Workspace, tmp_path) -> None:
             run.log_artifact({"a": 1})
         with pytest.raises(InvalidArgument, match="does not exist"):
             run.log_artifact(tmp_path / "missing.txt")
+
+
+def test_a_start_with_a_bad_param_or_tag_leaves_no_run_behind(workspace: Workspace) -> None:
+    with pytest.raises(InvalidName):
+        workspace.start_run(name="bad", params={"../x": 1})
+    with pytest.raises(InvalidName):
+        workspace.start_run(name="bad", tags={"a\x00b": "v"})
+    assert workspace.search_runs("name = 'bad'") == []
+
+
+def test_params_and_tags_given_at_start_are_stored_with_the_run(workspace: Workspace) -> None:
+    with workspace.start_run(name="r", params={"lr": 0.1}, tags={"team": "risk"}) as run:
+        child = run.child("c", params={"fold": 2}, tags={"kind": "fold"})
+        child.end()
+    stored = workspace.get_run(child.run_id)
+    assert stored.params == {"fold": "2"}
+    assert stored.tags == {"kind": "fold"}
+    assert stored.parent_run_id == run.run_id
+    assert workspace.get_run(run.run_id).params == {"lr": "0.1"}

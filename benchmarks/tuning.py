@@ -1,0 +1,182 @@
+"""Tuning bookkeeping: 200 Optuna trials through Shipyard vs. the same trials in a bare loop.
+
+Both sides search the same space of a small model (a scaled logistic regression on
+scikit-learn's breast_cancer data) with the same TPE sampler seed, the same median pruner,
+the same three cross-validation folds and the same metric (ROC-AUC), so they propose the same
+parameters and fit the same models. The floor is a hand-written Optuna loop: build the
+pipeline, fit each fold, score with ``sklearn.metrics.roc_auc_score``, report, prune.
+Shipyard's side is ``shipyard.train.tuning.tune`` with a real tracked run on the embedded
+SQLite workspace: every trial becomes a child run with its params, fold scores, CV mean and
+spread, latency, duration, state and resource use.
+
+Target (issue #4): Shipyard's bookkeeping adds at most 10% to the total time.
+Run: ``.venv/bin/python benchmarks/tuning.py [--trials 200] [--repeat 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import optuna
+import polars as pl
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_breast_cancer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+from shipyard.core.settings import load_settings
+from shipyard.track.workspace import Workspace
+from shipyard.train.preprocess import model_input, resolve_columns
+from shipyard.train.spec import EstimatorSpec, TrainSpec
+from shipyard.train.splits import cv_folds
+from shipyard.train.tuning import tune
+
+TARGET = 1.10
+SEED = 0
+FOLDS = 3
+
+
+def data() -> tuple[pl.DataFrame, np.ndarray]:
+    frame = load_breast_cancer(as_frame=True).frame
+    frame.columns = [c.replace(" ", "_") for c in frame.columns]
+    df = pl.from_pandas(frame)
+    return df, df["target"].to_numpy()
+
+
+def spec(trials: int) -> TrainSpec:
+    return TrainSpec(
+        target="target",
+        estimators=[
+            EstimatorSpec(
+                name="logistic",
+                params={"max_iter": 200},
+                space={"C": {"low": 1e-4, "high": 100.0, "log": True}},
+            )
+        ],
+        tuning={"trials": trials, "sampler": "tpe"},
+        cv={"folds": FOLDS},
+        seed=SEED,
+    )
+
+
+def floor(trials: int) -> float:
+    """A bare Optuna loop doing the same search."""
+    df, y = data()
+    features = [c for c in df.columns if c != "target"]
+    x = df.select(features).to_pandas()
+    folds = list(StratifiedKFold(FOLDS, shuffle=True, random_state=SEED).split(x, y))
+
+    def objective(trial: optuna.Trial) -> float:
+        c = trial.suggest_float("logistic.C", 1e-4, 100.0, log=True)
+        scores = []
+        for step, (train, valid) in enumerate(folds):
+            model = Pipeline(
+                [
+                    (
+                        "preprocess",
+                        ColumnTransformer(
+                            [
+                                (
+                                    "numeric",
+                                    Pipeline(
+                                        [
+                                            ("impute", SimpleImputer(strategy="median")),
+                                            ("scale", StandardScaler()),
+                                        ]
+                                    ),
+                                    features,
+                                )
+                            ]
+                        ),
+                    ),
+                    (
+                        "model",
+                        LogisticRegression(C=c, l1_ratio=0.0, max_iter=200, random_state=SEED),
+                    ),
+                ]
+            )
+            model.fit(x.iloc[train], y[train])
+            scores.append(roc_auc_score(y[valid], model.predict_proba(x.iloc[valid])[:, 1]))
+            trial.report(float(np.mean(scores)), step)
+            if trial.should_prune():
+                raise optuna.TrialPruned
+        return float(np.mean(scores))
+
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(
+            seed=SEED, n_startup_trials=min(10, max(trials // 4, 2))
+        ),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+    )
+    started = time.perf_counter()
+    study.optimize(objective, n_trials=trials)
+    return time.perf_counter() - started
+
+
+def shipyard(trials: int, directory: Path) -> tuple[float, int]:
+    """The same search through Shipyard, tracked: returns (seconds, child runs recorded)."""
+    df, _ = data()
+    s = spec(trials)
+    columns = resolve_columns(s, df.schema)
+    x = model_input(df, columns)
+    y = df["target"].to_numpy()
+    folds = cv_folds(StratifiedKFold(FOLDS, shuffle=True, random_state=SEED), x, y, None)
+    settings = load_settings(
+        project_dir=directory,
+        store_url=f"sqlite:///{directory / 'shipyard.db'}",
+        artifact_root=str(directory / "artifacts"),
+    )
+    with Workspace(settings) as workspace:
+        started = time.perf_counter()
+        with workspace.start_run(name="tuning-bench", experiment="bench") as run:
+            tune(s, "binary", columns, x, y, folds, metric="roc_auc", n_classes=2, run=run)
+        elapsed = time.perf_counter() - started
+        children = len(workspace.search_runs(f"parent_run_id = '{run.run_id}'", limit=None))
+    return elapsed, children
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(logging.WARNING)
+    warnings.simplefilter("ignore")
+    floors: list[float] = []
+    ours: list[float] = []
+    with threadpool_limits(1):  # what the trainer does; the floor gets the same
+        for i in range(args.repeat):
+            floors.append(floor(args.trials))
+            with tempfile.TemporaryDirectory() as tmp:
+                seconds, children = shipyard(args.trials, Path(tmp))
+            ours.append(seconds)
+            print(
+                f"repeat {i + 1}: floor {floors[-1]:.2f}s, shipyard {seconds:.2f}s ({children} child runs)"
+            )
+    f, s = statistics.median(floors), statistics.median(ours)
+    per_trial_ms = (s - f) / args.trials * 1000
+    print(
+        f"{args.trials} trials: floor {f:.2f}s ({f / args.trials * 1000:.1f} ms/trial), "
+        f"shipyard {s:.2f}s; bookkeeping {per_trial_ms:+.2f} ms/trial"
+    )
+    ratio = s / f
+    print(
+        f"RESULT tuning_overhead ratio={ratio:.3f} target={TARGET} {'ok' if ratio <= TARGET else 'MISS'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
