@@ -164,7 +164,8 @@ def main() -> None:
                 seconds, children = shipyard(args.trials, Path(tmp))
             ours.append(seconds)
             print(
-                f"repeat {i + 1}: floor {floors[-1]:.2f}s, shipyard {seconds:.2f}s ({children} child runs)"
+                f"repeat {i + 1}: floor {floors[-1]:.2f}s, "
+                f"shipyard {seconds:.2f}s ({children} child runs)"
             )
     f, s = statistics.median(floors), statistics.median(ours)
     per_trial_ms = (s - f) / args.trials * 1000
@@ -173,9 +174,8 @@ def main() -> None:
         f"shipyard {s:.2f}s; bookkeeping {per_trial_ms:+.2f} ms/trial"
     )
     ratio = s / f
-    print(
-        f"RESULT tuning_overhead ratio={ratio:.3f} target={TARGET} {'ok' if ratio <= TARGET else 'MISS'}"
-    )
+    verdict = "ok" if ratio <= TARGET else "MISS"
+    print(f"RESULT tuning_overhead ratio={ratio:.3f} target={TARGET} {verdict}")
 
 
 if __name__ == "__main__":
