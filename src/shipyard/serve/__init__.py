@@ -1,0 +1,1 @@
+"""Serving: HTTP and batch inference, traffic policies, prediction log, load tests."""

@@ -1,0 +1,142 @@
+"""Models held in memory by a server, and the atomic swap that replaces one without a hiccup.
+
+A ``ServedModel`` is immutable: one registry version with its compiled contract and its own
+batcher. Swapping (an alias moved, a rollback) builds the new one in the background and then
+replaces a single reference; a request that already holds the old object finishes on it, and the
+old batcher is closed only once nothing has used it for a grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from shipyard.serve.batching import MicroBatcher
+from shipyard.serve.contract import InputContract, UnseenPolicy
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from shipyard.registry.bundle import Bundle
+    from shipyard.registry.inference import Predictions
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One request's share of a batch: predictions and, for classifiers, probabilities."""
+
+    labels: list[Any]
+    probabilities: list[list[float]] | None
+
+
+def _split(result: Predictions, sizes: list[int]) -> list[Scored]:
+    labels = np.asarray(result.labels).tolist()
+    proba = None if result.proba is None else np.asarray(result.proba).tolist()
+    out, start = [], 0
+    for n in sizes:
+        out.append(
+            Scored(labels[start : start + n], None if proba is None else proba[start : start + n])
+        )
+        start += n
+    return out
+
+
+@dataclass
+class ServedModel:
+    """One loaded model version, ready to answer requests."""
+
+    name: str
+    version: int
+    bundle: Bundle
+    contract: InputContract
+    batcher: MicroBatcher
+    loaded_at: float = field(default_factory=time.time)
+
+    @classmethod
+    def build(
+        cls, name: str, version: int, bundle: Bundle, *, unseen: UnseenPolicy, max_batch_rows: int
+    ) -> ServedModel:
+        """Compile the contract and the batcher for ``bundle``."""
+        batcher = MicroBatcher(bundle.predict, _split, max_rows=max_batch_rows)
+        return cls(name, version, bundle, InputContract(bundle.manifest, unseen=unseen), batcher)
+
+    async def score(self, frame: pl.DataFrame) -> Scored:
+        """Predict one request's rows (batched with concurrent requests)."""
+        result: Scored = await self.batcher.submit(frame)
+        return result
+
+    def describe(self) -> dict[str, Any]:
+        """Model metadata for ``GET /v2/models/{name}``."""
+        m = self.bundle.manifest
+        return {
+            "name": self.name,
+            "versions": [str(self.version)],
+            "platform": f"shipyard-{m.model_format}",
+            "task": m.task,
+            "classes": m.classes,
+            "inputs": [
+                {
+                    "name": f.name,
+                    "datatype": _v2_type(f.dtype),
+                    "shape": [-1],
+                    "categories": f.categories,
+                }
+                for f in m.features
+            ],
+            "outputs": [
+                {"name": "predict", "datatype": "BYTES" if m.classes else "FP64", "shape": [-1]}
+            ],
+        }
+
+
+def _v2_type(dtype: str) -> str:
+    if dtype.startswith(("int", "uint")):
+        return dtype.upper().replace("UINT", "UINT").replace("INT", "INT")
+    if dtype.startswith("float"):
+        return "FP64" if dtype == "float64" else "FP32"
+    if dtype == "bool":
+        return "BOOL"
+    return "BYTES"
+
+
+class ModelSlot:
+    """The current model for one name/variant; ``swap`` replaces it atomically."""
+
+    def __init__(self, model: ServedModel, *, grace_s: float = 30.0) -> None:
+        self._model = model
+        self._lock = threading.Lock()
+        self._grace_s = grace_s
+        self._retired: list[tuple[float, ServedModel]] = []
+
+    @property
+    def model(self) -> ServedModel:
+        """The model new requests should use (read once per request)."""
+        return self._model
+
+    def swap(self, model: ServedModel) -> ServedModel:
+        """Make ``model`` current and return the one it replaced."""
+        with self._lock:
+            old, self._model = self._model, model
+            self._retired.append((time.monotonic(), old))
+        return old
+
+    async def reap(self) -> None:
+        """Close batchers of models retired longer ago than the grace period."""
+        now = time.monotonic()
+        with self._lock:
+            done = [m for t, m in self._retired if now - t >= self._grace_s]
+            self._retired = [(t, m) for t, m in self._retired if now - t < self._grace_s]
+        for model in done:
+            await model.batcher.close()
+
+    async def close(self) -> None:
+        """Close every batcher this slot ever held."""
+        with self._lock:
+            models = [self._model, *(m for _, m in self._retired)]
+            self._retired = []
+        await asyncio.gather(*(m.batcher.close() for m in models))

@@ -1,0 +1,201 @@
+"""A server's moving parts: loaded models per alias, routers, the alias watcher, counters.
+
+The runtime is what the HTTP layer calls; it knows nothing of HTTP. Models come from a
+``ModelSource`` (the registry in production), which says which version an alias points to and
+loads verified bundles. The watcher polls the source and swaps models whose alias moved — the
+way a registry promotion or rollback reaches every replica without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from shipyard.core.errors import NotFound
+from shipyard.serve.host import ModelSlot, Scored, ServedModel
+from shipyard.serve.traffic import DeploySpec, Route, Router, ServedModelSpec
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from shipyard.registry.bundle import Bundle
+
+log = logging.getLogger("shipyard.serve")
+
+
+class ModelSource(Protocol):
+    """Where a server finds its models (the registry, or anything with the same answers)."""
+
+    def resolve(self, model: str, alias: str) -> int:
+        """Return the version ``model@alias`` points to now."""
+
+    def load(self, model: str, version: int) -> Bundle:
+        """Return the verified bundle of ``model`` version ``version``."""
+
+    def promote(self, model: str, alias: str, version: int, *, reason: str) -> None:
+        """Point ``alias`` at ``version`` (a canary that passed)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One scored request: who answered and with what."""
+
+    model: ServedModel
+    alias: str
+    scored: Scored
+    shadow: asyncio.Task[tuple[ServedModel, str, Scored | None]] | None
+
+
+class Runtime:
+    """Loaded models and routing for every served name of a deploy spec."""
+
+    def __init__(self, spec: DeploySpec, source: ModelSource, *, max_batch_rows: int = 256) -> None:
+        self.spec = spec
+        self.source = source
+        self.max_batch_rows = max_batch_rows
+        self.slots: dict[tuple[str, str], ModelSlot] = {}
+        self.routers = {name: Router(name, served) for name, served in spec.models.items()}
+        self.ready = False
+        self.swaps = 0
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Load every alias of every served name, then start watching for alias moves."""
+        for name, served in self.spec.models.items():
+            for alias in served.aliases():
+                model = await asyncio.to_thread(self._load, name, served.model, alias)
+                self.slots[(name, alias)] = ModelSlot(model)
+        self.ready = True
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def stop(self) -> None:
+        """Stop watching and release the batchers (after in-flight requests were answered)."""
+        self.ready = False
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        await asyncio.gather(*(slot.close() for slot in self.slots.values()))
+
+    def _load(self, name: str, registered: str, alias: str) -> ServedModel:
+        version = self.source.resolve(registered, alias)
+        bundle = self.source.load(registered, version)
+        return ServedModel.build(
+            name,
+            version,
+            bundle,
+            unseen=self.spec.unseen_categories,
+            max_batch_rows=self.max_batch_rows,
+        )
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.spec.poll_interval_s)
+            try:
+                await self.refresh()
+            except Exception:  # a registry hiccup must not stop serving the loaded models
+                log.exception("checking the registry for alias moves failed; will retry")
+
+    async def refresh(self) -> int:
+        """Swap in the new version of every alias that moved; return how many were swapped."""
+        swapped = 0
+        for (name, alias), slot in list(self.slots.items()):
+            registered = self.spec.models[name].model
+            version = await asyncio.to_thread(self.source.resolve, registered, alias)
+            if version == slot.model.version:
+                continue
+            fresh = await asyncio.to_thread(self._load, name, registered, alias)
+            old = slot.swap(fresh)
+            swapped += 1
+            log.info("swapped %s@%s: version %s -> %s", name, alias, old.version, fresh.version)
+        for slot in self.slots.values():
+            await slot.reap()
+        self.swaps += swapped
+        return swapped
+
+    def served(self, name: str) -> ServedModel:
+        """The champion currently answering for ``name``.
+
+        Raises:
+            NotFound: The server does not serve ``name``.
+        """
+        router = self.routers.get(name)
+        if router is None:
+            raise NotFound(f"no model named {name!r} is served here; see GET /v2/models")
+        return self.slots[(name, router.spec.champion)].model
+
+    async def answer(self, name: str, frame: pl.DataFrame, headers: dict[str, str]) -> Answer:
+        """Route, score, feed the canary judge, and start the shadow copy."""
+        router = self.routers.get(name)
+        if router is None:
+            raise NotFound(f"no model named {name!r} is served here; see GET /v2/models")
+        route: Route = router.route(headers)
+        model = self.slots[(name, route.answer)].model
+        started = time.perf_counter()
+        try:
+            scored = await model.score(frame)
+        except Exception:
+            self._judge(router, route.answer, error=True, started=started, scored=None)
+            raise
+        self._judge(router, route.answer, error=False, started=started, scored=scored)
+        shadow = None
+        if route.shadow is not None:
+            shadow = asyncio.get_running_loop().create_task(self._shadow(name, route.shadow, frame))
+        return Answer(model, route.answer, scored, shadow)
+
+    async def _shadow(
+        self, name: str, alias: str, frame: pl.DataFrame
+    ) -> tuple[ServedModel, str, Scored | None]:
+        model = self.slots[(name, alias)].model
+        try:
+            return model, alias, await model.score(frame)
+        except Exception:  # the shadow never affects the answer; its failure is only logged
+            log.exception("shadow model %s@%s failed", name, alias)
+            return model, alias, None
+
+    def _judge(
+        self, router: Router, alias: str, *, error: bool, started: float, scored: Scored | None
+    ) -> None:
+        score = None
+        if scored is not None and scored.labels:
+            first = scored.probabilities[0][-1] if scored.probabilities else scored.labels[0]
+            score = float(first) if isinstance(first, int | float) else None
+        decision = router.observe(
+            alias, error=error, latency_ms=(time.perf_counter() - started) * 1000, score=score
+        )
+        if decision == "promote":
+            policy = router.spec.policy
+            challenger = self.slots[(router.name, getattr(policy, "challenger", alias))].model
+            try:
+                self.source.promote(
+                    router.spec.model,
+                    router.spec.champion,
+                    challenger.version,
+                    reason=f"canary: {router.canary.reason}",
+                )
+            except Exception:
+                log.exception("promoting the canary of %s failed", router.name)
+        elif decision == "rollback":
+            log.warning("canary of %s rolled back: %s", router.name, router.canary.reason)
+
+    def set_policy(self, name: str, spec: ServedModelSpec) -> None:
+        """Replace ``name``'s routing (its canary state starts afresh)."""
+        self.routers[name] = Router(name, spec)
+
+    def describe(self) -> dict[str, Any]:
+        """Every served name with its loaded versions and policy state."""
+        return {
+            name: {
+                "model": router.spec.model,
+                "versions": {
+                    alias: self.slots[(name, alias)].model.version
+                    for alias in router.spec.aliases()
+                },
+                **router.status(),
+            }
+            for name, router in self.routers.items()
+        }

@@ -1,0 +1,120 @@
+"""Runtime behaviour: hot swap without failed requests, shadow, canary on real models."""
+
+from __future__ import annotations
+
+import asyncio
+
+import polars as pl
+import pytest
+
+from shipyard.serve.runtime import Runtime
+from shipyard.serve.traffic import DeploySpec
+
+ROWS = pl.DataFrame({"tenure": [3.0, 40.0], "charges": [90.0, 20.0], "plan": ["basic", "pro"]})
+
+
+def _runtime(source, **model):
+    spec = DeploySpec(models={"churn": {"model": "churn", **model}}, poll_interval_s=3600)
+    return Runtime(spec, source)
+
+
+def test_an_alias_move_swaps_models_while_requests_keep_flowing(source):
+    async def scenario():
+        runtime = _runtime(source)
+        await runtime.start()
+        errors, versions = 0, []
+
+        async def stream():
+            nonlocal errors
+            for _ in range(200):
+                try:
+                    answer = await runtime.answer("churn", ROWS, {})
+                    versions.append(answer.model.version)
+                except Exception:
+                    errors += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(stream())
+        await asyncio.sleep(0.01)
+        source.aliases[("churn", "production")] = 2
+        swapped = await runtime.refresh()
+        await task
+        await runtime.stop()
+        return swapped, errors, versions
+
+    swapped, errors, versions = asyncio.run(scenario())
+    assert swapped == 1
+    assert errors == 0
+    assert versions[0] == 1
+    assert versions[-1] == 2
+    assert versions == sorted(versions)  # once swapped, never back
+
+
+def test_shadow_scores_the_challenger_without_affecting_the_answer(source, bundles):
+    async def scenario():
+        runtime = _runtime(source, policy={"type": "shadow"})
+        await runtime.start()
+        answer = await runtime.answer("churn", ROWS, {})
+        shadow_model, alias, shadow_scored = await answer.shadow
+        await runtime.stop()
+        return answer, shadow_model, alias, shadow_scored
+
+    answer, shadow_model, alias, shadow_scored = asyncio.run(scenario())
+    assert answer.alias == "production"
+    assert answer.model.version == 1
+    assert (alias, shadow_model.version) == ("challenger", 2)
+    assert shadow_scored.probabilities == bundles[2].predict(ROWS).proba.tolist()
+
+
+def test_a_failing_challenger_canary_rolls_back_by_itself(source):
+    async def scenario():
+        runtime = _runtime(
+            source,
+            policy={"type": "canary", "percent": 50, "min_requests": 5, "max_error_rate": 0.2},
+        )
+        await runtime.start()
+        challenger = runtime.slots[("churn", "challenger")].model
+
+        def broken(_frame):
+            raise RuntimeError("challenger crashed")
+
+        challenger.batcher._predict = broken
+        outcomes = []
+        for i in range(200):
+            try:
+                answer = await runtime.answer("churn", ROWS, {"x-request-key": str(i)})
+                outcomes.append(answer.alias)
+            except RuntimeError:
+                outcomes.append("error")
+        status = runtime.routers["churn"].canary
+        await runtime.stop()
+        return outcomes, status
+
+    outcomes, status = asyncio.run(scenario())
+    assert status.status == "rolled_back"
+    assert outcomes.count("error") == 5  # judged after min_requests, then no more traffic
+    assert set(outcomes[-100:]) == {"production"}
+
+
+def test_micro_batching_merges_concurrent_requests(source, bundles):
+    async def scenario():
+        runtime = _runtime(source)
+        await runtime.start()
+        answers = await asyncio.gather(*(runtime.answer("churn", ROWS, {}) for _ in range(50)))
+        batcher = runtime.slots[("churn", "production")].model.batcher
+        await runtime.stop()
+        return answers, batcher
+
+    answers, batcher = asyncio.run(scenario())
+    expected = bundles[1].predict(ROWS).labels.tolist()
+    assert all(a.scored.labels == expected for a in answers)
+    assert batcher.rows == 100
+    assert batcher.batches < 50
+
+
+def test_unknown_model_is_not_found(source):
+    from shipyard.core.errors import NotFound
+
+    runtime = _runtime(source)
+    with pytest.raises(NotFound):
+        runtime.served("nope")
