@@ -1,0 +1,1 @@
+"""Registry: safe model bundles, versions, aliases and promotion gates."""
