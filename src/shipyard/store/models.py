@@ -156,3 +156,4 @@ class NoteRow(Base):
 
 
 from shipyard.store import dataset_models as _dataset_models  # noqa: E402, F401 - on Base.metadata
+from shipyard.store import registry_models as _registry_models  # noqa: E402, F401 - on Base.metadata

@@ -1,0 +1,319 @@
+"""The model registry users call: register bundles, resolve references, promote through the gate.
+
+A version is a verified bundle stored as a content-addressed blob; loading re-checks the blob's
+sha256 against the one recorded at registration, so a bundle edited on disk is refused. Aliases
+move only through ``promote`` (gated, or forced with a reason) and ``rollback``; every move and
+every refusal is in the alias history with who, when and why.
+
+References: ``name`` (latest version), ``name:3`` (version 3), ``name@production`` (an alias).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shipyard.core.errors import InvalidArgument, NotFound
+from shipyard.data.datasets import read_dataset
+from shipyard.registry.bundle import Bundle, read_bundle
+from shipyard.registry.gate import GateVerdict, run_gate
+from shipyard.store.registry import AliasEvent, ModelVersion, RegistryStore
+from shipyard.track.environment import user_name
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from shipyard.track.workspace import Workspace
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_REF = re.compile(r"^(?P<name>[^@:]+)(?:@(?P<alias>[^@:]+)|:(?P<version>\d+))?$")
+
+
+@dataclass(frozen=True)
+class PromotionResult:
+    """What ``promote`` did: moved or not, from where to where, and the gate's verdict."""
+
+    moved: bool
+    name: str
+    alias: str
+    from_version: int | None
+    to_version: int
+    action: str
+    verdict: GateVerdict | None
+    event: AliasEvent
+
+    def describe(self) -> str:
+        """One line for people."""
+        where = f"{self.name}@{self.alias}"
+        gate = "" if self.verdict is None else f"; gate {self.verdict.summary()}"
+        if not self.moved:
+            return f"{where} stays at version {self.from_version}{gate}"
+        return f"{where}: version {self.from_version} -> {self.to_version} ({self.action}){gate}"
+
+
+def check_name(name: str, what: str = "model name") -> str:
+    """Return ``name`` if it is a valid model or alias name.
+
+    Raises:
+        InvalidArgument: Anything but 1-100 letters, digits and ``_.-`` starting alphanumeric.
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidArgument(
+            f"{what} {name!r} must be 1-100 letters, digits or _.- and start with a letter or digit"
+        )
+    return name
+
+
+class ModelRegistry:
+    """Versions, aliases and promotions over a workspace's store and blobs."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self.store = RegistryStore(workspace.store.engine)
+
+    # -- versions ---------------------------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        bundle: Path | bytes,
+        *,
+        run_id: str | None = None,
+        description: str | None = None,
+        actor: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ModelVersion:
+        """Validate ``bundle`` (a path or its bytes), store it, and record the next version.
+
+        Nothing is stored unless the bundle reads back clean (safe types, checksums, contract).
+        The same ``idempotency_key`` returns the version it registered the first time.
+
+        Raises:
+            InvalidArgument: Bad name; InvalidData/IntegrityFailure: the bundle is refused.
+        """
+        check_name(name)
+        data = bundle.read_bytes() if isinstance(bundle, Path) else bytes(bundle)
+        loaded = read_bundle(data)  # refuses before anything is written
+        blob = self.workspace.blobs.put_bytes(data)
+        m = loaded.manifest
+        values = {
+            "name": name,
+            "bundle_sha256": blob.digest,
+            "size_bytes": blob.size_bytes,
+            "run_id": run_id or m.lineage.run_id,
+            "task": m.task,
+            "primary_metric": m.primary_metric,
+            "metrics": _headline(m.metrics),
+            "lineage": m.lineage.model_dump(mode="json"),
+            "description": description,
+            "created_by": actor or user_name(),
+            "created_ms": self.workspace.clock.now_ms(),
+        }
+        version, _ = self.store.create_version(values, idempotency_key=idempotency_key)
+        return version
+
+    def get(self, ref: str) -> ModelVersion:
+        """Resolve ``name``, ``name:N`` or ``name@alias`` to a version.
+
+        Raises:
+            InvalidArgument: Malformed reference. NotFound: no such model, version or alias.
+        """
+        match = _REF.match(ref.strip()) if isinstance(ref, str) else None
+        if match is None:
+            raise InvalidArgument(f"model reference {ref!r}: use name, name:3 or name@production")
+        name, alias, version = match["name"], match["alias"], match["version"]
+        if version is not None:
+            return self.store.get_version(name, int(version))
+        if alias is not None:
+            held = self.store.resolve_alias(name, alias)
+            if held is None:
+                raise NotFound(f"{name}@{alias} points nowhere yet; promote a version to it first")
+            return self.store.get_version(name, held)
+        return self.store.latest_version(name)
+
+    def load(self, ref: str | ModelVersion) -> Bundle:
+        """Return the verified bundle of a version (its blob must still match its sha256).
+
+        Raises:
+            IntegrityFailure: The stored blob was modified after registration.
+            ArtifactNotFound: The blob is missing.
+        """
+        version = ref if isinstance(ref, ModelVersion) else self.get(ref)
+        data = self.workspace.blobs.get_bytes(version.bundle_sha256)
+        return read_bundle(data, expected_sha256=version.bundle_sha256)
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        """Every version of ``name``, oldest first."""
+        return self.store.list_versions(name)
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """Every model with its version count, latest version and aliases."""
+        return self.store.list_models()
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """Every alias of ``name``."""
+        return self.store.aliases(name)
+
+    def history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
+        """Alias moves and refusals of ``name``, oldest first."""
+        return self.store.history(name, alias)
+
+    # -- aliases ----------------------------------------------------------------------------
+
+    def promote(
+        self,
+        name: str,
+        version: int,
+        *,
+        alias: str = "production",
+        margin: float = 0.0,
+        force: bool = False,
+        reason: str | None = None,
+        actor: str | None = None,
+        test_data: pl.DataFrame | None = None,
+    ) -> PromotionResult:
+        """Ask the gate to move ``alias`` to ``version``; with ``force``, skip it (reason required).
+
+        The gate compares the candidate with the current holder on the same test rows (the
+        candidate's held-out split unless ``test_data`` is given). A refusal is recorded and
+        returned (``moved=False``), not raised.
+
+        Raises:
+            InvalidArgument: ``force`` without a reason, or a bad alias name.
+            Conflict: The alias moved while the gate ran.
+        """
+        check_name(alias, "alias")
+        if force and not (reason and reason.strip()):
+            raise InvalidArgument("--force needs a reason (it is recorded in the alias history)")
+        who = actor or user_name()
+        now = self.workspace.clock.now_ms()
+        candidate_version = self.store.get_version(name, version)
+        current = self.store.resolve_alias(name, alias)
+        if force:
+            event = self.store.move_alias(
+                name,
+                alias,
+                to_version=version,
+                expected_from=current,
+                action="force",
+                actor=who,
+                reason=reason,
+                gate=None,
+                at_ms=now,
+            )
+            return PromotionResult(True, name, alias, current, version, "force", None, event)
+        candidate = self.load(candidate_version)
+        champion = None if current is None else self.load(self.store.get_version(name, current))
+        frame = test_data if test_data is not None else self._test_frame(candidate)
+        verdict = run_gate(candidate, champion, frame, margin=margin)
+        if not verdict.passed:
+            event = self.store.record_refusal(
+                name,
+                alias,
+                candidate=version,
+                current=current,
+                actor=who,
+                reason=reason,
+                gate=verdict.to_dict(),
+                at_ms=now,
+            )
+            return PromotionResult(False, name, alias, current, version, "refused", verdict, event)
+        event = self.store.move_alias(
+            name,
+            alias,
+            to_version=version,
+            expected_from=current,
+            action="promote",
+            actor=who,
+            reason=reason,
+            gate=verdict.to_dict(),
+            at_ms=now,
+        )
+        return PromotionResult(True, name, alias, current, version, "promote", verdict, event)
+
+    def rollback(
+        self,
+        name: str,
+        alias: str = "production",
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> PromotionResult:
+        """Move ``alias`` back to the version it held before its last move.
+
+        Raises:
+            NotFound: The alias never moved from an earlier version.
+        """
+        current = self.store.resolve_alias(name, alias)
+        moves = [
+            e
+            for e in self.store.history(name, alias)
+            if e.action != "refused" and e.to_version == current
+        ]
+        previous = moves[-1].from_version if moves else None
+        if current is None or previous is None:
+            raise NotFound(f"{name}@{alias} has no earlier version to roll back to")
+        event = self.store.move_alias(
+            name,
+            alias,
+            to_version=previous,
+            expected_from=current,
+            action="rollback",
+            actor=actor or user_name(),
+            reason=reason,
+            gate=None,
+            at_ms=self.workspace.clock.now_ms(),
+        )
+        return PromotionResult(True, name, alias, current, previous, "rollback", None, event)
+
+    def compare(
+        self, name: str, versions: list[int], *, test_data: pl.DataFrame | None = None
+    ) -> list[dict[str, Any]]:
+        """Versions side by side: their recorded metrics and, on one test frame, fresh scores.
+
+        Without ``test_data`` the newest version's held-out split is used for all of them.
+        """
+        chosen = [self.store.get_version(name, v) for v in versions]
+        if not chosen:
+            raise InvalidArgument("compare needs at least one version")
+        bundles = [self.load(v) for v in chosen]
+        frame = test_data if test_data is not None else self._test_frame(bundles[-1])
+        rows = []
+        for version, bundle in zip(chosen, bundles, strict=True):
+            verdict = run_gate(bundle, None, frame, margin=0.0)
+            rows.append(
+                {
+                    "version": version.version,
+                    "estimator": version.metrics.get("estimator"),
+                    "metric": version.primary_metric,
+                    "recorded_test": version.metrics.get("test"),
+                    "same_rows_score": verdict.candidate_score,
+                    "rows": verdict.rows,
+                    "created_ms": version.created_ms,
+                    "run_id": version.run_id,
+                }
+            )
+        return rows
+
+    def _test_frame(self, candidate: Bundle) -> pl.DataFrame:
+        test_id = candidate.manifest.lineage.dataset_ids.get("test")
+        if not test_id:
+            raise InvalidArgument(
+                "the candidate's bundle names no test dataset; "
+                "pass test data, or --force with a reason"
+            )
+        return read_dataset(self.workspace, test_id).collect()
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The metrics worth a column in listings (the bundle keeps everything)."""
+    scores = metrics.get("scores") or {}
+    return {
+        "test": scores.get("test"),
+        "cv_mean": scores.get("cv_mean"),
+        "validation": scores.get("validation"),
+        "estimator": metrics.get("estimator"),
+        "generalization": (metrics.get("generalization") or {}).get("verdict"),
+    }

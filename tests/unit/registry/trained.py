@@ -1,0 +1,53 @@
+"""Real bundles trained on a small churn-like frame, with their test split stored as a dataset."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from shipyard.data.datasets import write_dataset
+from shipyard.registry.packaging import write_training_bundle
+from shipyard.track.workspace import Workspace
+from shipyard.train.spec import EstimatorSpec, TrainSpec
+from shipyard.train.trainer import train
+
+
+def churn(n: int = 600, seed: int = 0) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    plan = rng.choice(["basic", "plus", "pro"], n)
+    tenure = rng.integers(1, 60, n).astype(float)
+    charges = rng.normal(50, 15, n)
+    logit = -0.08 * tenure + 0.01 * (charges - 50) + np.where(plan == "basic", 1.5, -1.0) + 1.5
+    churned = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return pl.DataFrame({"tenure": tenure, "charges": charges, "plan": plan, "churned": churned})
+
+
+def bundle_file(
+    workspace: Workspace, directory: Path, *, features: list[str] | None = None, name: str = "m"
+) -> Path:
+    """Train, store the test split in ``workspace``, write the bundle; return its path."""
+    spec = TrainSpec(
+        target="churned",
+        features=features,
+        estimators=[EstimatorSpec(name="logistic")],
+        tuning={"trials": 1},
+        cv={"folds": 2},
+        bootstrap_resamples=20,
+        explain=False,
+    )
+    result = train(spec, churn())
+    test = write_dataset(workspace, result.test_frame, name="churn.test")
+    path = directory / f"{name}.shipyard"
+    write_training_bundle(
+        result,
+        path,
+        name=name,
+        created_at=dt.datetime.now(dt.UTC),
+        run_id=None,
+        dataset_ids={"test": test.dataset_id},
+        code_version=None,
+    )
+    return path
