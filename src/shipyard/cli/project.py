@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -12,6 +12,10 @@ from rich.table import Table
 from shipyard.cli.context import CliState, console, open_workspace
 from shipyard.core.errors import AlreadyExists
 from shipyard.core.settings import PROJECT_FILE
+
+if TYPE_CHECKING:
+    from shipyard.pipeline.runner import PipelineReport
+    from shipyard.pipeline.training import TrainingOutcome
 
 
 def _project_dir(ctx: typer.Context) -> Path:
@@ -39,28 +43,59 @@ def init(
 
 
 def run(ctx: typer.Context) -> None:
-    """Run the pipeline of shipyard.yaml: ingest, validate, clean, features, datasets."""
-    from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+    """Run the pipeline of shipyard.yaml: ingest, validate, clean, features, datasets, train."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from shipyard.pipeline.project import load_project
     from shipyard.pipeline.runner import run_pipeline
+    from shipyard.train.tuning import TrialOutcome
 
     project = load_project(_project_dir(ctx))
+    trials = project.spec.train.tuning.trials if project.spec.train else 0
     with (
         open_workspace(ctx) as workspace,
         Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
         ) as progress,
     ):
         tasks: dict[str, TaskID] = {}
 
         def on_stage(name: str, state: str) -> None:
             if name not in tasks:
-                tasks[name] = progress.add_task(name, total=1)
+                total = trials if name == "train" else 1
+                tasks[name] = progress.add_task(name, total=total)
             label = {"start": name, "cached": f"{name} (cached)", "done": name}[state]
-            progress.update(tasks[name], description=label, completed=0 if state == "start" else 1)
+            progress.update(tasks[name], description=label)
+            if state != "start":
+                progress.update(tasks[name], completed=progress.tasks[tasks[name]].total)
 
-        report = run_pipeline(workspace, project, on_stage=on_stage)
+        def on_trial(trial: TrialOutcome) -> None:
+            progress.update(
+                tasks["train"],
+                advance=1,
+                description=f"train: trial {trial.number} {trial.estimator} {trial.state}",
+            )
+
+        report = run_pipeline(workspace, project, on_stage=on_stage, on_trial=on_trial)
+    _print_stages(report)
+    if report.training is not None:
+        _print_training(report.training)
+
+
+def _print_stages(report: PipelineReport) -> None:
     table = Table(title=f"Pipeline run {report.run_id[:8]}")
     numeric = ("rows in", "rows out", "quarantined", "deduplicated", "rows/s")
     for column in ("stage", *numeric, "time", "dataset"):
@@ -85,3 +120,43 @@ def run(ctx: typer.Context) -> None:
     console.print(
         f"{verdict}; final dataset {report.final_dataset}; {len(report.executed)} stage(s) executed"
     )
+
+
+def _print_training(outcome: TrainingOutcome) -> None:
+    if outcome.result is None:
+        console.print(
+            f"train: unchanged data and spec; reused run {outcome.run_id[:8]} "
+            f"(bundle {outcome.bundle_sha256[:12]})"
+        )
+        return
+    result = outcome.result
+    table = Table(title=f"Model: {result.tuning.best.estimator} ({result.task})")
+    for column in ("metric", "value", "95% interval"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for name, value in result.evaluation.metrics.items():
+        interval = "-" if value.low is None else f"{value.low:.4f} - {value.high:.4f}"
+        shown = "-" if value.value is None else f"{value.value:.4f}"
+        table.add_row(f"test {name}", shown, interval)
+    console.print(table)
+    s = result.scores
+    console.print(
+        f"{result.metric}: train {_fmt(s['train'])}, cv {_fmt(s['cv_mean'])} "
+        f"\u00b1 {_fmt(s['cv_std'])}, validation {_fmt(s['validation'])}, test {_fmt(s['test'])}"
+    )
+    colour = "green" if result.generalization.verdict == "ok" else "yellow"
+    console.print(
+        f"[{colour}]generalization {result.generalization.verdict}[/]: "
+        f"{escape(result.generalization.message)}"
+    )
+    if result.threshold is not None:
+        console.print(
+            f"decision threshold {result.threshold.threshold:.4f} ({escape(result.threshold.goal)})"
+        )
+    if outcome.version is not None:
+        console.print(f"registered {outcome.version.name} version {outcome.version.version}")
+    if outcome.promotion is not None:
+        console.print(escape(outcome.promotion.describe()))
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

@@ -2,8 +2,8 @@
 
 Each section's model lives with the code that uses it (``SourceSpec`` in the connectors,
 ``Contract`` in ``data.contract``, ...); this module composes them, and turns validation errors
-into messages that name the file, the line and the field. Sections of later issues (``train``,
-``deploy``, ``monitor``, ``budget``) are accepted as mappings until their models land.
+into messages that name the file, the line and the field. Sections of later issues (``deploy``,
+``monitor``, ``budget``) are accepted as mappings until their models land.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from shipyard.data.contract import Contract
 from shipyard.data.features import FeaturesSpec
 from shipyard.data.harmonize import HarmonizeSpec
 from shipyard.pipeline.yaml_source import YamlDocument, load_yaml
+from shipyard.train.spec import TrainSpec
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -57,7 +58,7 @@ class ProjectFile(BaseModel):
     combine: CombineSpec | None = None
     contract: Contract | None = None
     steps: list[Step] = Field(default_factory=list)
-    train: dict[str, Any] | None = None
+    train: TrainSpec | None = None
     deploy: dict[str, Any] | None = None
     monitor: dict[str, Any] | None = None
     budget: dict[str, Any] | None = None

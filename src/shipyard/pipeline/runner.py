@@ -38,6 +38,7 @@ from shipyard.data.validate import validate
 from shipyard.pipeline.cache import cache_key, code_hash
 from shipyard.pipeline.ingest import SourceRead, read_source
 from shipyard.pipeline.project import CleanStep, FeaturesStep
+from shipyard.pipeline.training import TrainingOutcome, run_training
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from shipyard.store.datasets import DatasetVersion
     from shipyard.track.run import ActiveRun
     from shipyard.track.workspace import Workspace
+    from shipyard.train.tuning import TrialOutcome
 
 
 _REJECT_KEY = ["_source", "_file", "_row", "_line"]
@@ -82,6 +84,7 @@ class PipelineReport:
     stages: list[StageOutcome] = field(default_factory=list)
     final_dataset: str | None = None
     quarantine_datasets: list[str] = field(default_factory=list)
+    training: TrainingOutcome | None = None
 
     @property
     def executed(self) -> list[str]:
@@ -99,6 +102,7 @@ def run_pipeline(
     project: Project,
     *,
     on_stage: Callable[[str, str], None] | None = None,
+    on_trial: Callable[[TrialOutcome], None] | None = None,
     now: dt.datetime | None = None,
 ) -> PipelineReport:
     """Run the project's pipeline inside a tracked run and return what happened.
@@ -107,6 +111,7 @@ def run_pipeline(
         workspace: Where runs and datasets go.
         project: The loaded project file.
         on_stage: Called with (stage name, "start" | "cached" | "done") for progress displays.
+        on_trial: Called after each tuning trial of the ``train`` stage.
         now: The time freshness checks compare with (default: the workspace clock).
 
     Raises:
@@ -150,7 +155,31 @@ def run_pipeline(
                 dataset_id=validated.dataset_id,
                 run_id=run.run_id,
             )
+        if spec.train is not None:
+            notify("train", "start")
+            report.training = run_training(
+                workspace,
+                spec.train,
+                _training_data(workspace, spec.train.data, current),
+                project=spec.name,
+                project_dir=project.root,
+                parent=run,
+                on_trial=on_trial,
+            )
+            notify("train", "cached" if report.training.cached else "done")
     return report
+
+
+def _training_data(workspace: Workspace, named: str | None, current: DatasetVersion) -> str:
+    """Return the dataset to train on.
+
+    That is the one ``train.data`` names (an id, or a dataset name's newest version), else the
+    pipeline's final dataset.
+    """
+    if named is None:
+        return current.dataset_id
+    versions = dataset_store(workspace).list_versions(named)
+    return versions[0].dataset_id if versions else named
 
 
 def _ingest(

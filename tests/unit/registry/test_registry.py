@@ -44,7 +44,7 @@ def test_bad_names_and_bad_bundles_store_nothing(workspace: Workspace, files) ->
     before = set(workspace.blobs.iter_digests())  # the test splits
     with pytest.raises(InvalidArgument):
         registry.register("../x", files["good"])
-    with pytest.raises(Exception, match="pickle|zip|bundle"):
+    with pytest.raises(Exception, match=r"pickle|zip|bundle"):
         registry.register("churn", b"\x80\x04\x95not a bundle")
     assert registry.list_models() == []
     assert set(workspace.blobs.iter_digests()) == before

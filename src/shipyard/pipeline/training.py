@@ -1,0 +1,145 @@
+"""The ``train:`` stage: dataset version in, registered (and maybe promoted) bundle out.
+
+Training is cached like every other stage: the key is the dataset version, the spec's hash and
+the training code. Re-running with nothing changed finds the earlier run by that key and reuses
+its bundle, so ``shipyard run`` twice does the work once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shipyard.data.datasets import get_dataset, read_dataset, write_dataset
+from shipyard.pipeline.cache import code_hash
+from shipyard.registry.packaging import write_training_bundle
+from shipyard.registry.registry import ModelRegistry
+from shipyard.store.entities import RunStatus
+from shipyard.track.environment import code_version
+from shipyard.train import fitting, preprocess, trainer, tuning
+from shipyard.train.trainer import train
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from shipyard.registry.registry import PromotionResult
+    from shipyard.store.registry import ModelVersion
+    from shipyard.track.run import ActiveRun
+    from shipyard.track.workspace import Workspace
+    from shipyard.train.spec import TrainSpec
+    from shipyard.train.trainer import TrainResult
+    from shipyard.train.tuning import TrialOutcome
+
+BUNDLE_ARTIFACT = "model.shipyard"
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """What the training stage produced."""
+
+    run_id: str
+    bundle_sha256: str
+    test_dataset: str
+    cached: bool
+    result: TrainResult | None
+    version: ModelVersion | None = None
+    promotion: PromotionResult | None = None
+
+
+def training_key(spec: TrainSpec, dataset_id: str) -> str:
+    """Hash of what determines the model: data version, spec, and the training code."""
+    code = code_hash(trainer, tuning, fitting, preprocess)
+    return f"{dataset_id[:16]}-{spec.fingerprint()[:16]}-{code[:16]}"
+
+
+def run_training(
+    workspace: Workspace,
+    spec: TrainSpec,
+    dataset: str,
+    *,
+    project: str = "project",
+    project_dir: Path | None = None,
+    parent: ActiveRun | None = None,
+    on_trial: Callable[[TrialOutcome], None] | None = None,
+    reuse: bool = True,
+) -> TrainingOutcome:
+    """Train on dataset version ``dataset``; bundle, register and promote as the spec says.
+
+    A refused promotion is not an error: the gate's verdict is in ``promotion`` and the alias
+    history, and the alias stays where it was.
+    """
+    version = get_dataset(workspace, dataset)
+    key = training_key(spec, version.dataset_id)
+    if reuse and (earlier := _earlier_run(workspace, project, key)) is not None:
+        return earlier
+    frame = read_dataset(workspace, version).collect()
+    run = (
+        parent.child(name="train", tags={"kind": "train", "train_key": key})
+        if parent is not None
+        else workspace.start_run(
+            name="train", experiment=f"{project}-train", tags={"kind": "train", "train_key": key}
+        )
+    )
+    try:
+        result = train(spec, frame, run=run, on_trial=on_trial)
+        test = write_dataset(
+            workspace,
+            result.test_frame if result.test_frame is not None else frame.head(0),
+            name=f"{version.name}.test",
+            parents=[version],
+            run_id=run.run_id,
+            lineage={"step": "split", "seed": spec.seed, "split": spec.split.model_dump()},
+        )
+        name = spec.registration.model if spec.registration else None
+        commit = code_version(str(project_dir or Path.cwd())).commit
+        with tempfile.TemporaryDirectory(prefix="shipyard-bundle-") as tmp:
+            path = Path(tmp) / BUNDLE_ARTIFACT
+            sha = write_training_bundle(
+                result,
+                path,
+                name=name,
+                created_at=dt.datetime.fromtimestamp(workspace.clock.now_ms() / 1000, tz=dt.UTC),
+                run_id=run.run_id,
+                dataset_ids={"source": version.dataset_id, "test": test.dataset_id},
+                code_version=commit,
+            )
+            run.log_artifact(path, name=BUNDLE_ARTIFACT)
+            run.set_tags({"bundle_sha256": sha, "test_dataset": test.dataset_id})
+            registered, promotion = _register(workspace, spec, path, run.run_id)
+    except BaseException as e:
+        run.end(RunStatus.FAILED, f"{type(e).__name__}: {e}")
+        raise
+    run.end()
+    return TrainingOutcome(run.run_id, sha, test.dataset_id, False, result, registered, promotion)
+
+
+def _register(
+    workspace: Workspace, spec: TrainSpec, bundle: Path, run_id: str
+) -> tuple[ModelVersion | None, PromotionResult | None]:
+    if spec.registration is None:
+        return None, None
+    registry = ModelRegistry(workspace)
+    reg = spec.registration
+    version = registry.register(reg.model, bundle, run_id=run_id, idempotency_key=f"run:{run_id}")
+    if reg.promote_to is None:
+        return version, None
+    promotion = registry.promote(
+        reg.model, version.version, alias=reg.promote_to, margin=reg.margin
+    )
+    return version, promotion
+
+
+def _earlier_run(workspace: Workspace, project: str, key: str) -> TrainingOutcome | None:
+    found = workspace.search_runs(
+        f"tags.train_key = '{key}' and status = 'finished'", order_by=["start_time desc"], limit=1
+    )
+    if not found:
+        return None
+    run = found[0]
+    sha, test = run.tags.get("bundle_sha256"), run.tags.get("test_dataset")
+    if not sha or not test:
+        return None
+    return TrainingOutcome(run.run_id, sha, test, True, None)
