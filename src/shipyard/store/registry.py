@@ -67,6 +67,7 @@ class AliasEvent:
     reason: str | None
     gate: dict[str, Any] | None
     at_ms: int
+    idempotency_key: str | None = None
 
 
 class RegistryStore:
@@ -83,7 +84,10 @@ class RegistryStore:
         """Insert the next version of ``values["name"]``; return it and whether it is new.
 
         ``values`` holds every column but ``version`` and ``idempotency_key``. A key seen before
-        returns the version it created (``False``), whatever ``values`` says now.
+        returns the version it created (``False``) if it named the same model and bundle.
+
+        Raises:
+            Conflict: The key was used for another model or bundle, or writers kept colliding.
         """
         name = values["name"]
         for _ in range(_REGISTER_ATTEMPTS):
@@ -103,7 +107,13 @@ class RegistryStore:
                 sa.select(ModelVersionRow).where(ModelVersionRow.idempotency_key == key)
             ).first()
             if found is not None:
-                return _version(found), False
+                earlier = _version(found)
+                if (earlier.name, earlier.bundle_sha256) != (name, values["bundle_sha256"]):
+                    raise Conflict(
+                        f"idempotency key {key!r} already registered {earlier.ref} with bundle "
+                        f"{earlier.bundle_sha256[:12]}; use a new key for a different bundle"
+                    )
+                return earlier, False
         c.execute(
             upsert_insert(self.engine, RegisteredModelRow).on_conflict_do_nothing(
                 index_elements=["name"]
@@ -218,34 +228,40 @@ class RegistryStore:
         reason: str | None,
         gate: dict[str, Any] | None,
         at_ms: int,
+        idempotency_key: str | None = None,
     ) -> AliasEvent:
         """Point ``alias`` at ``to_version`` if it still points at ``expected_from``.
 
+        The check, the move and the event row are one transaction; on PostgreSQL a concurrent
+        mover that read the same holder finds the row changed (its update matches nothing) or
+        the row inserted (a unique violation), and gets ``Conflict``. A repeated
+        ``idempotency_key`` returns the event it recorded the first time and moves nothing.
+
         Raises:
-            Conflict: The alias moved since the caller looked (compare-and-set failed).
+            Conflict: The alias moved since the caller looked (compare-and-set failed), or the
+                key was used for another move.
             NotFound: ``to_version`` does not exist.
         """
         self.get_version(name, to_version)
 
         def _move(c: sa.Connection) -> AliasEvent:
+            earlier = self._replay(c, idempotency_key, name, alias, to_version)
+            if earlier is not None:
+                return earlier
             current = c.execute(
                 sa.select(ModelAliasRow.version).where(
                     ModelAliasRow.name == name, ModelAliasRow.alias == alias
                 )
             ).scalar()
             if current != expected_from:
-                raise Conflict(
-                    f"{name}@{alias} moved to version {current} meanwhile "
-                    f"(expected {expected_from}); "
-                    "look again and retry"
-                )
+                raise _moved(name, alias, current, expected_from)
             if current is None:
                 c.execute(
                     sa.insert(ModelAliasRow),
                     {"name": name, "alias": alias, "version": to_version, "updated_ms": at_ms},
                 )
             else:
-                c.execute(
+                updated = c.execute(
                     sa.update(ModelAliasRow)
                     .where(
                         ModelAliasRow.name == name,
@@ -254,11 +270,31 @@ class RegistryStore:
                     )
                     .values(version=to_version, updated_ms=at_ms)
                 )
+                if updated.rowcount != 1:  # another transaction moved it after our read
+                    raise _moved(name, alias, None, expected_from)
             return self._event(
-                c, name, alias, action, current, to_version, actor, reason, gate, at_ms
+                c,
+                name,
+                alias,
+                action,
+                current,
+                to_version,
+                actor,
+                reason,
+                gate,
+                at_ms,
+                idempotency_key,
             )
 
-        return run_write(self.engine, _move)
+        try:
+            return run_write(self.engine, _move)
+        except IntegrityError as e:
+            # A concurrent first move inserted the alias row, or recorded this key, first.
+            if idempotency_key is not None:
+                earlier = self.event_by_key(idempotency_key)
+                if earlier is not None:
+                    return _same_move(earlier, idempotency_key, name, alias, to_version)
+            raise _moved(name, alias, self.resolve_alias(name, alias), expected_from) from e
 
     def record_refusal(
         self,
@@ -271,14 +307,77 @@ class RegistryStore:
         reason: str | None,
         gate: dict[str, Any],
         at_ms: int,
+        idempotency_key: str | None = None,
     ) -> AliasEvent:
-        """Record a promotion the gate refused (the alias does not move)."""
-        return run_write(
-            self.engine,
-            lambda c: self._event(
-                c, name, alias, "refused", current, candidate, actor, reason, gate, at_ms
-            ),
-        )
+        """Record a promotion the gate refused (the alias does not move).
+
+        Raises:
+            Conflict: ``idempotency_key`` was used for another move.
+        """
+
+        def _refuse(c: sa.Connection) -> AliasEvent:
+            earlier = self._replay(c, idempotency_key, name, alias, candidate)
+            if earlier is not None:
+                return earlier
+            return self._event(
+                c,
+                name,
+                alias,
+                "refused",
+                current,
+                candidate,
+                actor,
+                reason,
+                gate,
+                at_ms,
+                idempotency_key,
+            )
+
+        try:
+            return run_write(self.engine, _refuse)
+        except IntegrityError:
+            earlier = None if idempotency_key is None else self.event_by_key(idempotency_key)
+            if earlier is None or idempotency_key is None:
+                raise
+            return _same_move(earlier, idempotency_key, name, alias, candidate)
+
+    def event_by_key(self, idempotency_key: str) -> AliasEvent | None:
+        """The alias event recorded under ``idempotency_key``, or None."""
+        with self.engine.connect() as c:
+            row = c.execute(
+                sa.select(AliasEventRow).where(AliasEventRow.idempotency_key == idempotency_key)
+            ).first()
+        return None if row is None else _alias_event(row)
+
+    def _replay(
+        self, c: sa.Connection, key: str | None, name: str, alias: str, to_version: int
+    ) -> AliasEvent | None:
+        if key is None:
+            return None
+        row = c.execute(
+            sa.select(AliasEventRow).where(AliasEventRow.idempotency_key == key)
+        ).first()
+        return None if row is None else _same_move(_alias_event(row), key, name, alias, to_version)
+
+    def previous_holder(self, name: str, alias: str) -> int | None:
+        """The version a rollback of ``alias`` returns to, or None when there is none.
+
+        Moves are replayed as a stack: promote, force and set push the new holder, a rollback
+        pops the current one, refusals change nothing. So rolling back twice undoes the last
+        two promotions, and a rollback is never itself "rolled back" into the bad version.
+        """
+        holders: list[int] = []
+        for event in self.history(name, alias):
+            if event.action == "refused" or event.to_version is None:
+                continue
+            if event.action == "rollback":
+                while holders and holders[-1] != event.to_version:
+                    holders.pop()
+                if not holders:
+                    holders.append(event.to_version)
+            else:
+                holders.append(event.to_version)
+        return holders[-2] if len(holders) >= 2 else None
 
     def _event(
         self,
@@ -292,6 +391,7 @@ class RegistryStore:
         reason: str | None,
         gate: dict[str, Any] | None,
         at_ms: int,
+        idempotency_key: str | None = None,
     ) -> AliasEvent:
         values = {
             "name": name,
@@ -303,6 +403,7 @@ class RegistryStore:
             "reason": reason,
             "gate": gate,
             "at_ms": at_ms,
+            "idempotency_key": idempotency_key,
         }
         event_id = c.execute(
             sa.insert(AliasEventRow).returning(AliasEventRow.event_id), values
@@ -316,21 +417,39 @@ class RegistryStore:
             query = query.where(AliasEventRow.alias == alias)
         with self.engine.connect() as c:
             rows = c.execute(query.order_by(AliasEventRow.event_id)).all()
-        return [
-            AliasEvent(
-                r.event_id,
-                r.name,
-                r.alias,
-                r.action,
-                r.from_version,
-                r.to_version,
-                r.actor,
-                r.reason,
-                r.gate,
-                r.at_ms,
-            )
-            for r in rows
-        ]
+        return [_alias_event(r) for r in rows]
+
+
+def _alias_event(r: Any) -> AliasEvent:
+    return AliasEvent(
+        event_id=int(r.event_id),
+        name=r.name,
+        alias=r.alias,
+        action=r.action,
+        from_version=r.from_version,
+        to_version=r.to_version,
+        actor=r.actor,
+        reason=r.reason,
+        gate=r.gate,
+        at_ms=int(r.at_ms),
+        idempotency_key=r.idempotency_key,
+    )
+
+
+def _moved(name: str, alias: str, current: int | None, expected: int | None) -> Conflict:
+    now = "elsewhere" if current is None else f"to version {current}"
+    return Conflict(
+        f"{name}@{alias} moved {now} meanwhile (expected {expected}); look again and retry"
+    )
+
+
+def _same_move(earlier: AliasEvent, key: str, name: str, alias: str, to_version: int) -> AliasEvent:
+    if (earlier.name, earlier.alias, earlier.to_version) != (name, alias, to_version):
+        raise Conflict(
+            f"idempotency key {key!r} was already used to move {earlier.name}@{earlier.alias} "
+            f"to version {earlier.to_version}; use a new key for a different move"
+        )
+    return earlier
 
 
 def _version(row: Any) -> ModelVersion:

@@ -83,3 +83,4 @@ class AliasEventRow(Base):
     reason: Mapped[str | None] = mapped_column(String(2000))
     gate: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     at_ms: Mapped[int] = mapped_column(BigInteger)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)

@@ -72,7 +72,9 @@ def upgrade() -> None:
         sa.Column("reason", sa.String(length=2000), nullable=True),
         sa.Column("gate", sa.JSON(), nullable=True),
         sa.Column("at_ms", sa.BigInteger(), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=200), nullable=True),
         sa.PrimaryKeyConstraint("event_id"),
+        sa.UniqueConstraint("idempotency_key"),
     )
     op.create_index("ix_alias_events_name_alias", "alias_events", ["name", "alias", "event_id"])
 
