@@ -7,16 +7,18 @@ both scores) is stored with the alias event whether the candidate passes or not.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import polars as pl
 
+from shipyard.core.errors import InvalidArgument
+from shipyard.registry.inference import check_input
 from shipyard.train.metrics import compute_metric, greater_is_better
 
 if TYPE_CHECKING:
-    import polars as pl
-
     from shipyard.registry.bundle import Bundle
 
 
@@ -65,7 +67,20 @@ def _fmt(value: float | None) -> str:
 def run_gate(
     candidate: Bundle, champion: Bundle | None, test_frame: pl.DataFrame, *, margin: float
 ) -> GateVerdict:
-    """Judge ``candidate`` against ``champion`` (None: no holder yet) on ``test_frame``."""
+    """Judge ``candidate`` against ``champion`` (None: no holder yet) on ``test_frame``.
+
+    Checks, in order: the contract (both models can read the rows, predict the same target and
+    know the same classes; every target label is one the candidate knows), the candidate's
+    sanity (finite predictions, probabilities that form a distribution, not one answer for
+    every row when the truth varies), and that it beats the holder by more than ``margin`` in
+    the direction of the candidate's primary metric. A holder that cannot be scored on these
+    rows does not block the candidate; the verdict says so.
+
+    Raises:
+        InvalidArgument: ``margin`` is negative or not finite.
+    """
+    if not math.isfinite(margin) or margin < 0:
+        raise InvalidArgument(f"margin must be a finite number >= 0, got {margin}")
     manifest = candidate.manifest
     metric = manifest.primary_metric
     better = greater_is_better(metric)
@@ -73,11 +88,19 @@ def run_gate(
     candidate_score = champion_score = None
     if checks[0].passed:
         y, n_classes = _truth(candidate, test_frame)
-        candidate_score, sanity = _score(candidate, test_frame, y, n_classes, "candidate")
+        candidate_score, sanity = _score(
+            candidate, test_frame, y, n_classes, "candidate", metric=metric
+        )
         checks.append(sanity)
         if champion is not None:
             champion_score, champion_sanity = _score(
-                champion, test_frame, y, n_classes, "holder", classes=manifest.classes
+                champion,
+                test_frame,
+                y,
+                n_classes,
+                "holder",
+                metric=metric,
+                classes=manifest.classes,
             )
             if not champion_sanity.passed:
                 checks.append(
@@ -89,7 +112,8 @@ def run_gate(
                     )
                 )
                 champion_score = None
-        checks.append(_beats(candidate_score, champion_score, better, margin))
+        if sanity.passed:
+            checks.append(_beats(candidate_score, champion_score, better, margin))
     passed = all(c.passed for c in checks)
     return GateVerdict(
         passed, metric, better, candidate_score, champion_score, margin, test_frame.height, checks
@@ -98,41 +122,54 @@ def run_gate(
 
 def _contract(candidate: Bundle, champion: Bundle | None, frame: pl.DataFrame) -> GateCheck:
     m = candidate.manifest
-    problems = []
+    problems: list[str] = []
+    notes: list[str] = []
+    if frame.height == 0:
+        problems.append("the test data is empty")
     if m.target not in frame.columns:
         problems.append(f"the test data has no target column {m.target!r}")
-    missing = [f for f in m.feature_names if f not in frame.columns]
-    if missing:
-        problems.append(f"the test data lacks feature(s) {', '.join(missing)}")
+    elif m.classes is not None:
+        known = {str(c) for c in m.classes}
+        labels = sorted({str(v) for v in frame[m.target].drop_nulls().unique().to_list()})
+        strange = [v for v in labels if v not in known]
+        if strange:
+            problems.append(
+                f"the test target holds label(s) the candidate does not know: "
+                f"{', '.join(map(repr, strange[:5]))}"
+            )
+    for who, bundle in (("candidate", candidate), ("holder", champion)):
+        if bundle is None:
+            continue
+        for problem in check_input(bundle.manifest, frame):
+            line = f"{who}: {problem.message}"
+            (notes if problem.kind == "unseen" else problems).append(line)
     if champion is not None:
         h = champion.manifest
         if (h.task, h.target) != (m.task, m.target):
             problems.append(
                 f"the holder predicts {h.task} {h.target!r}, the candidate {m.task} {m.target!r}"
             )
-        if (
+        elif (
             h.classes is not None
             and m.classes is not None
             and sorted(map(str, h.classes)) != sorted(map(str, m.classes))
         ):
             problems.append("the holder and the candidate know different classes")
-        gone = [f for f in h.feature_names if f not in frame.columns]
-        if gone:
-            problems.append(f"the test data lacks the holder's feature(s) {', '.join(gone)}")
-    if frame.height == 0:
-        problems.append("the test data is empty")
     if problems:
         return GateCheck("contract", False, "; ".join(problems))
-    return GateCheck("contract", True, "same task, target and classes; every feature present")
+    detail = "same task, target and classes; every feature present and of its type"
+    return GateCheck("contract", True, "; ".join([detail, *notes]))
 
 
 def _truth(candidate: Bundle, frame: pl.DataFrame) -> tuple[np.ndarray[Any, Any], int]:
+    """The target as codes in the candidate's class order (-1: null), or floats (NaN: null)."""
     m = candidate.manifest
     target = frame[m.target]
     if m.classes is None:
-        return target.cast(float).to_numpy(), 0
+        return target.cast(pl.Float64).fill_null(float("nan")).to_numpy(), 0
     index = {str(c): i for i, c in enumerate(m.classes)}
-    codes = np.array([index.get(str(v), -1) for v in target.to_list()], dtype=np.int64)
+    # str() as the manifest's classes are compared everywhere (Polars would write "true").
+    codes = np.array([-1 if v is None else index[str(v)] for v in target.to_list()], dtype=np.int64)
     return codes, len(m.classes)
 
 
@@ -142,51 +179,64 @@ def _score(
     y: np.ndarray[Any, Any],
     n_classes: int,
     who: str,
+    *,
+    metric: str,
     classes: list[Any] | None = None,
 ) -> tuple[float | None, GateCheck]:
+    """Score ``bundle`` with ``metric`` (the candidate's) against codes in ``classes`` order."""
     m = bundle.manifest
+    name = f"{who}_sanity"
     try:
         predictions = bundle.predict(frame)
-    except Exception as e:
-        return None, GateCheck(
-            f"{who}_sanity", False, f"{who} failed to predict: {type(e).__name__}: {e}"
-        )
-    known = y >= 0 if n_classes else np.ones(len(y), dtype=bool)
+    except Exception as e:  # any failure to predict is a verdict, not a crash of the gate
+        return None, GateCheck(name, False, f"{who} failed to predict: {type(e).__name__}: {e}")
+    known = y >= 0 if n_classes else np.isfinite(y)
+    if not known.any():
+        return None, GateCheck(name, False, "the test target has no values")
+    truth_varies = len(np.unique(y[known])) > 1
+    proba = None
+    pred: np.ndarray[Any, Any]
     if n_classes == 0:
         pred = np.asarray(predictions.labels, dtype=np.float64)
         if not np.all(np.isfinite(pred)):
-            return None, GateCheck(f"{who}_sanity", False, f"{who} predicts non-finite values")
-        proba = None
+            return None, GateCheck(name, False, f"{who} predicts non-finite values")
+        if truth_varies and np.ptp(pred[known]) == 0:
+            return None, GateCheck(name, False, f"{who} predicts the same value for every row")
     else:
+        # Columns and codes in the candidate's class order, whatever order this model uses.
         order = [str(c) for c in (classes or m.classes or [])]
         own = [str(c) for c in (m.classes or [])]
-        columns = [own.index(c) for c in order]
-        proba = None if predictions.proba is None else np.asarray(predictions.proba)[:, columns]
-        pred = np.array([order.index(str(v)) for v in predictions.labels], dtype=np.int64)
-        if proba is not None and (
-            not np.all(np.isfinite(proba)) or np.abs(proba.sum(axis=1) - 1).max() > 1e-3
-        ):
-            return None, GateCheck(
-                f"{who}_sanity", False, f"{who} returns probabilities that are not a distribution"
-            )
-        if (
-            len(np.unique(y[known])) > 1
-            and len(np.unique(pred)) == 1
-            and proba is not None
-            and np.ptp(proba[:, -1]) == 0
-        ):
-            return None, GateCheck(
-                f"{who}_sanity", False, f"{who} gives the same answer for every row"
-            )
+        remap = np.array([order.index(c) for c in own], dtype=np.int64)
+        pred = remap[np.asarray(predictions.codes, dtype=np.int64)]
+        if predictions.proba is not None:
+            proba = np.asarray(predictions.proba, dtype=np.float64)[
+                :, [own.index(c) for c in order]
+            ]
+            if (
+                not np.all(np.isfinite(proba))
+                or proba.min(initial=0.0) < 0
+                or proba.max(initial=0.0) > 1
+                or np.abs(proba.sum(axis=1) - 1).max(initial=0.0) > 1e-4
+            ):
+                return None, GateCheck(
+                    name, False, f"{who} returns probabilities that are not a distribution"
+                )
+        constant = len(np.unique(pred[known])) == 1 and (
+            proba is None or float(np.ptp(proba[known], axis=0).max()) == 0
+        )
+        if truth_varies and constant:
+            return None, GateCheck(name, False, f"{who} gives the same answer for every row")
     score = compute_metric(
-        m.primary_metric,
+        metric,
         m.task,
         y[known],
         pred[known],
         None if proba is None else proba[known],
         n_classes,
     )
-    return score, GateCheck(f"{who}_sanity", True, f"{who} predictions are finite and varied")
+    dropped = int((~known).sum())
+    note = f"; {dropped} row(s) without a target left out" if dropped else ""
+    return score, GateCheck(name, True, f"{who} predictions are finite and varied{note}")
 
 
 def _beats(
@@ -199,7 +249,7 @@ def _beats(
     if champion is None:
         return GateCheck("beats_holder", True, "no holder to beat")
     gain = candidate - champion if better else champion - candidate
-    if gain > margin or (margin == 0 and gain >= 0 and gain > 0):
+    if gain > margin:
         return GateCheck("beats_holder", True, f"better by {gain:.4f} (margin {margin:g})")
     return GateCheck(
         "beats_holder",
