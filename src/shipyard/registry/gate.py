@@ -48,6 +48,12 @@ class GateVerdict:
         """JSON-safe form, stored with the alias event."""
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateVerdict:
+        """Rebuild a verdict stored by ``to_dict`` (an alias event's ``gate``)."""
+        fields = {k: v for k, v in data.items() if k != "checks"}
+        return cls(**fields, checks=[GateCheck(**c) for c in data.get("checks", [])])
+
     def summary(self) -> str:
         """One line for people: the scores and the first failed check."""
         scores = (

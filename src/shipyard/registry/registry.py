@@ -6,6 +6,11 @@ move only through ``promote`` (gated, or forced with a reason) and ``rollback``;
 every refusal is in the alias history with who, when and why.
 
 References: ``name`` (latest version), ``name:3`` (version 3), ``name@production`` (an alias).
+
+The gate applies to every alias (``production``, ``challenger`` or any other name): a candidate
+must beat that alias's current holder; the first holder of an alias passes on the contract and
+sanity checks alone. Moving an alias without the gate takes ``force`` and a reason. The actor
+defaults to the operating-system user until Shipyard has identities of its own.
 """
 
 from __future__ import annotations
@@ -15,7 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.core.errors import InvalidArgument, NotFound
+from shipyard.core.errors import (
+    ArtifactNotFound,
+    Conflict,
+    IntegrityFailure,
+    InvalidArgument,
+    NotFound,
+)
 from shipyard.data.datasets import read_dataset
 from shipyard.registry.bundle import Bundle, read_bundle
 from shipyard.registry.gate import GateVerdict, run_gate
@@ -28,6 +39,8 @@ if TYPE_CHECKING:
     from shipyard.track.workspace import Workspace
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+# Column widths of the registry tables (store/registry_models.py): refused here, with a message.
+_LIMITS = {"description": 2000, "reason": 2000, "actor": 200, "idempotency key": 200, "run": 32}
 _REF = re.compile(r"^(?P<name>[^@:]+)(?:@(?P<alias>[^@:]+)|:(?P<version>\d+))?$")
 
 
@@ -91,9 +104,13 @@ class ModelRegistry:
         The same ``idempotency_key`` returns the version it registered the first time.
 
         Raises:
-            InvalidArgument: Bad name; InvalidData/IntegrityFailure: the bundle is refused.
+            InvalidArgument: Bad name or over-long text; InvalidData/IntegrityFailure: the bundle
+                is refused. Conflict: the key registered another model or bundle before.
         """
         check_name(name)
+        _check_lengths(
+            description=description, actor=actor, run=run_id, **{"idempotency key": idempotency_key}
+        )
         data = bundle.read_bytes() if isinstance(bundle, Path) else bytes(bundle)
         loaded = read_bundle(data)  # refuses before anything is written
         blob = self.workspace.blobs.put_bytes(data)
@@ -141,8 +158,20 @@ class ModelRegistry:
             ArtifactNotFound: The blob is missing.
         """
         version = ref if isinstance(ref, ModelVersion) else self.get(ref)
-        data = self.workspace.blobs.get_bytes(version.bundle_sha256)
-        return read_bundle(data, expected_sha256=version.bundle_sha256)
+        try:
+            data = self.workspace.blobs.get_bytes(version.bundle_sha256)
+            return read_bundle(data, expected_sha256=version.bundle_sha256)
+        except IntegrityFailure as e:
+            raise IntegrityFailure(
+                f"model version {version.ref} (bundle {version.bundle_sha256[:12]}) failed its "
+                f"integrity check and was not loaded: {e.message}"
+            ) from e
+        except ArtifactNotFound as e:
+            raise ArtifactNotFound(
+                f"the bundle of model version {version.ref} ({version.bundle_sha256[:12]}) is "
+                "missing from the artifact store; restore it from a backup or register the "
+                "model again"
+            ) from e
 
     def versions(self, name: str) -> list[ModelVersion]:
         """Every version of ``name``, oldest first."""
@@ -173,24 +202,36 @@ class ModelRegistry:
         reason: str | None = None,
         actor: str | None = None,
         test_data: pl.DataFrame | None = None,
+        idempotency_key: str | None = None,
     ) -> PromotionResult:
         """Ask the gate to move ``alias`` to ``version``; with ``force``, skip it (reason required).
 
         The gate compares the candidate with the current holder on the same test rows (the
         candidate's held-out split unless ``test_data`` is given). A refusal is recorded and
-        returned (``moved=False``), not raised.
+        returned (``moved=False``), not raised. A repeated ``idempotency_key`` returns what the
+        first call did (moved or refused) without running the gate or moving anything again.
 
         Raises:
-            InvalidArgument: ``force`` without a reason, or a bad alias name.
-            Conflict: The alias moved while the gate ran.
+            InvalidArgument: ``force`` without a reason, a bad alias name, or the version
+                already holds the alias.
+            Conflict: The alias moved while the gate ran, or the key was used for another move.
         """
         check_name(alias, "alias")
+        _check_lengths(reason=reason, actor=actor, **{"idempotency key": idempotency_key})
         if force and not (reason and reason.strip()):
             raise InvalidArgument("--force needs a reason (it is recorded in the alias history)")
+        if idempotency_key is not None:
+            earlier = self.store.event_by_key(idempotency_key)
+            if earlier is not None:
+                return _replayed(earlier, idempotency_key, name, alias, version)
         who = actor or user_name()
         now = self.workspace.clock.now_ms()
         candidate_version = self.store.get_version(name, version)
         current = self.store.resolve_alias(name, alias)
+        if current == version:
+            raise InvalidArgument(
+                f"{name}@{alias} already points to version {version}; nothing to promote"
+            )
         if force:
             event = self.store.move_alias(
                 name,
@@ -202,6 +243,7 @@ class ModelRegistry:
                 reason=reason,
                 gate=None,
                 at_ms=now,
+                idempotency_key=idempotency_key,
             )
             return PromotionResult(True, name, alias, current, version, "force", None, event)
         candidate = self.load(candidate_version)
@@ -218,6 +260,7 @@ class ModelRegistry:
                 reason=reason,
                 gate=verdict.to_dict(),
                 at_ms=now,
+                idempotency_key=idempotency_key,
             )
             return PromotionResult(False, name, alias, current, version, "refused", verdict, event)
         event = self.store.move_alias(
@@ -230,6 +273,7 @@ class ModelRegistry:
             reason=reason,
             gate=verdict.to_dict(),
             at_ms=now,
+            idempotency_key=idempotency_key,
         )
         return PromotionResult(True, name, alias, current, version, "promote", verdict, event)
 
@@ -241,18 +285,20 @@ class ModelRegistry:
         actor: str | None = None,
         reason: str | None = None,
     ) -> PromotionResult:
-        """Move ``alias`` back to the version it held before its last move.
+        """Move ``alias`` back to the version it held before the move that brought the current one.
+
+        Rollbacks unwind like a stack (``RegistryStore.previous_holder``): after promoting 1, 2
+        and 3, two rollbacks lead to 2 and then 1, never back to 3. No gate runs: a rollback
+        returns to a version that held the alias before.
 
         Raises:
-            NotFound: The alias never moved from an earlier version.
+            NotFound: The alias has no earlier holder to return to.
+            Conflict: The alias moved meanwhile.
         """
+        check_name(alias, "alias")
+        _check_lengths(reason=reason, actor=actor)
         current = self.store.resolve_alias(name, alias)
-        moves = [
-            e
-            for e in self.store.history(name, alias)
-            if e.action != "refused" and e.to_version == current
-        ]
-        previous = moves[-1].from_version if moves else None
+        previous = self.store.previous_holder(name, alias)
         if current is None or previous is None:
             raise NotFound(f"{name}@{alias} has no earlier version to roll back to")
         event = self.store.move_alias(
@@ -305,6 +351,32 @@ class ModelRegistry:
                 "pass test data, or --force with a reason"
             )
         return read_dataset(self.workspace, test_id).collect()
+
+
+def _check_lengths(**texts: str | None) -> None:
+    for what, text in texts.items():
+        if text is not None and len(text) > _LIMITS[what]:
+            raise InvalidArgument(f"the {what} is {len(text)} characters; at most {_LIMITS[what]}")
+
+
+def _replayed(event: AliasEvent, key: str, name: str, alias: str, version: int) -> PromotionResult:
+    """What a promotion recorded under ``key`` did, as ``promote`` returned it then."""
+    if (event.name, event.alias, event.to_version) != (name, alias, version):
+        raise Conflict(
+            f"idempotency key {key!r} was already used to move {event.name}@{event.alias} to "
+            f"version {event.to_version}; use a new key for a different promotion"
+        )
+    verdict = None if event.gate is None else GateVerdict.from_dict(event.gate)
+    return PromotionResult(
+        event.action != "refused",
+        name,
+        alias,
+        event.from_version,
+        version,
+        event.action,
+        verdict,
+        event,
+    )
 
 
 def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
