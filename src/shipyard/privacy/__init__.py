@@ -1,0 +1,1 @@
+"""Personal data: PII detection, pseudonymization, masking, generalization, k-anonymity, erasure."""

@@ -1,0 +1,238 @@
+"""Erasure on a real workspace: every version rewritten without the subject, old files gone."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from shipyard.core.errors import ArtifactNotFound, InvalidArgument
+from shipyard.data.datasets import (
+    dataset_store,
+    find_cached,
+    get_dataset,
+    list_datasets,
+    read_dataset,
+    write_dataset,
+)
+from shipyard.privacy.erasure import erase_subject, erasure_successor
+from shipyard.privacy.pseudonym import subject_digest
+from shipyard.privacy.transform import PrivacySpec, apply_privacy
+from shipyard.store.artifacts.local import LocalBlobStore
+from shipyard.store.dataset_entities import DatasetVersion
+from shipyard.track.workspace import Workspace
+
+SUBJECT = "ann@example.com"
+KEY = b"erasure-test-key-0123456789abcdef"
+
+
+def customers(extra: int = 0) -> pl.DataFrame:
+    emails = [SUBJECT, "bob@example.com", SUBJECT, "cy@example.com", None, "di@example.com"]
+    emails += [f"user{i}@example.com" for i in range(extra)]
+    return pl.DataFrame(
+        {
+            "email": emails,
+            "age": [34 + i for i in range(len(emails))],
+            "spend": [float(i) * 1.5 for i in range(len(emails))],
+        }
+    )
+
+
+@dataclass
+class Setup:
+    v1: DatasetVersion
+    v2: DatasetVersion
+    quarantine: DatasetVersion
+    features: DatasetVersion
+    unrelated: DatasetVersion
+    other_subjects: DatasetVersion
+    train_run: str
+    pipeline_run: str
+    unrelated_run: str
+
+
+def populate(ws: Workspace) -> Setup:
+    v1 = write_dataset(ws, customers(), name="customers")
+    v2 = write_dataset(ws, customers(extra=4), name="customers", parents=[v1], cache_key="k2")
+    bad = (
+        customers()
+        .head(3)
+        .with_columns(_failed_checks=pl.lit(["age_max"], dtype=pl.List(pl.String)))
+    )
+    quarantine = write_dataset(ws, bad, name="customers", kind="quarantine")
+    features = write_dataset(
+        ws, read_dataset(ws, v2).drop("email"), name="customers.features", parents=[v2]
+    )
+    unrelated = write_dataset(ws, pl.DataFrame({"sku": [1, 2]}), name="products")
+    other_subjects = write_dataset(
+        ws, pl.DataFrame({"email": ["zed@example.com", None]}), name="contacts"
+    )
+    dataset_store(ws).record_snapshot(
+        "crm", watermark=None, schema=[], created_ms=1, dataset_id=v1.dataset_id
+    )
+    with ws.start_run(
+        name="train", tags={"kind": "train", "train_key": f"{v2.dataset_id[:16]}-aaaa-bbbb"}
+    ) as run:
+        train_run = run.run_id
+    with ws.start_run(name="pipeline", tags={"final_dataset": v2.dataset_id}) as run:
+        pipeline_run = run.run_id
+    with ws.start_run(name="other", tags={"final_dataset": unrelated.dataset_id}) as run:
+        unrelated_run = run.run_id
+    return Setup(
+        v1, v2, quarantine, features, unrelated, other_subjects, train_run, pipeline_run,
+        unrelated_run,
+    )  # fmt: skip
+
+
+def readable_versions(ws: Workspace) -> list[DatasetVersion]:
+    return [v for v in list_datasets(ws) if ws.blobs.exists(v.digest)]
+
+
+def test_erasure_rewrites_every_version_and_destroys_the_old_files(workspace: Workspace) -> None:
+    ws = workspace
+    setup = populate(ws)
+    before = {v.dataset_id: read_dataset(ws, v).collect() for v in list_datasets(ws)}
+    assert SUBJECT in json.dumps(setup.v1.profile)  # among the top values: must be scrubbed
+    old = [setup.v1, setup.v2, setup.quarantine]
+    assert isinstance(ws.blobs, LocalBlobStore)
+    old_files = [ws.blobs.local_path(v.digest) for v in old]
+
+    report = erase_subject(ws, column="email", value=SUBJECT, actor="dpo", key=KEY)
+
+    # Every version that held the subject, and only those, was rewritten.
+    assert [v.old_id for v in report.versions] == [v.dataset_id for v in old]
+    assert [v.rows_erased for v in report.versions] == [2, 2, 2]
+    assert report.rows_erased == 6
+    for erased in report.versions:
+        assert erased.rows_before == erased.rows_after + erased.rows_erased
+        new = get_dataset(ws, erased.new_id or "")
+        assert new.row_count == erased.rows_after
+        assert new.parent_ids == (erased.old_id,)
+        assert new.run_id == report.run_id
+        assert new.lineage == {
+            "step": "erasure",
+            "erased_version": erased.old_id,
+            "subject_column": "email",
+            "subject_digest": subject_digest(SUBJECT, KEY),
+            "rows_erased": 2,
+        }
+        assert erasure_successor(ws, erased.old_id) == new
+        # Other rows intact, in order: the old rows less the subject's.
+        expected = before[erased.old_id].filter(
+            pl.col("email").ne_missing(SUBJECT)  # null emails are kept
+        )
+        assert_frame_equal(read_dataset(ws, new).collect(), expected)
+
+    # The old files are gone from disk and the old versions cannot be read.
+    assert all(not path.exists() for path in old_files)
+    assert sorted(report.destroyed_blobs) == sorted(v.digest for v in old)
+    for version in old:
+        with pytest.raises(ArtifactNotFound):
+            read_dataset(ws, version.dataset_id).collect()
+
+    # No readable version holds the subject; nothing in the metadata names them in clear.
+    for version in readable_versions(ws):
+        frame = read_dataset(ws, version).collect()
+        if "email" in frame.columns:
+            assert SUBJECT not in frame["email"].to_list()
+    for version in list_datasets(ws):
+        assert SUBJECT not in json.dumps([version.profile, version.lineage, version.schema])
+    run = ws.get_run(report.run_id or "")
+    assert SUBJECT not in json.dumps([run.params, run.tags])
+    assert run.tags["subject_digest"] == report.subject_digest
+
+    # Versions without the subject are untouched.
+    for version in (setup.unrelated, setup.other_subjects, setup.features):
+        assert_frame_equal(read_dataset(ws, version).collect(), before[version.dataset_id])
+
+    # Lineage: what people still have to do.
+    assert report.runs_to_retrain == (setup.train_run,)
+    assert report.other_runs == (setup.pipeline_run,)
+    assert report.derived_versions == (setup.features.dataset_id,)
+    assert report.sources == ("crm",)
+    assert report.artifacts == ()
+    assert report.audit.actor == "dpo"
+    assert report.audit.action == "erase"
+    assert report.audit.object == "subject:email"
+    assert report.audit.digest == subject_digest(SUBJECT, KEY)
+    assert SUBJECT not in json.dumps(report.audit.details)
+
+    # A pipeline with unchanged inputs now finds the erased version under its cache key.
+    cached = find_cached(ws, "k2")
+    assert cached is not None
+    assert cached.dataset_id == report.versions[1].new_id
+
+    # Erasing again changes nothing: the old versions are known to be gone.
+    again = erase_subject(ws, column="email", value=SUBJECT, key=KEY)
+    assert again.versions == ()
+    assert again.run_id is None
+    assert set(again.already_erased) == {v.dataset_id for v in old}
+
+
+def test_an_interrupted_erasure_is_completed_by_running_it_again(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup = populate(workspace)
+    monkeypatch.setenv("SHIPYARD_FAULT", "privacy.erasure.before_delete:raise")
+    with pytest.raises(OSError, match="injected fault"):
+        erase_subject(workspace, column="email", value=SUBJECT, key=KEY)
+    assert workspace.blobs.exists(setup.v1.digest)  # new versions written, old files kept
+    failed = workspace.search_runs("tags.kind = 'erasure'")
+    assert [r.status.value for r in failed] == ["failed"]
+
+    monkeypatch.delenv("SHIPYARD_FAULT")
+    report = erase_subject(workspace, column="email", value=SUBJECT, key=KEY)
+    assert len(report.versions) == 3
+    assert not workspace.blobs.exists(setup.v1.digest)
+    successor = erasure_successor(workspace, setup.v1.dataset_id)
+    assert successor is not None
+    assert successor.dataset_id == report.versions[0].new_id
+    for version in readable_versions(workspace):
+        frame = read_dataset(workspace, version).collect()
+        assert "email" not in frame.columns or SUBJECT not in frame["email"].to_list()
+
+
+def test_dry_run_changes_nothing(workspace: Workspace) -> None:
+    setup = populate(workspace)
+    count = len(list_datasets(workspace))
+    report = erase_subject(workspace, column="email", value=SUBJECT, dry_run=True)
+    assert [(v.old_id, v.new_id, v.rows_erased) for v in report.versions] == [
+        (setup.v1.dataset_id, None, 2),
+        (setup.v2.dataset_id, None, 2),
+        (setup.quarantine.dataset_id, None, 2),
+    ]
+    assert report.run_id is None
+    assert report.destroyed_blobs == ()
+    assert report.runs_to_retrain == (setup.train_run,)
+    assert len(list_datasets(workspace)) == count
+    assert all(workspace.blobs.exists(v.digest) for v in list_datasets(workspace))
+    # Without a key the digest is a plain SHA-256 (documented as guessable).
+    assert report.subject_digest.startswith("sha256:")
+
+
+def test_pseudonymized_copies_are_found_with_the_key(workspace: Workspace) -> None:
+    ws = workspace
+    masked = apply_privacy(customers().lazy(), PrivacySpec(pseudonymize=["email"]), KEY)
+    version = write_dataset(ws, masked, name="customers.private")
+    assert erase_subject(ws, column="email", value=SUBJECT, dry_run=True).versions == ()
+    report = erase_subject(ws, column="email", value=SUBJECT, key=KEY)
+    assert [(v.old_id, v.rows_erased) for v in report.versions] == [(version.dataset_id, 2)]
+
+
+def test_integer_subject_columns_and_bad_input(workspace: Workspace) -> None:
+    ws = workspace
+    write_dataset(ws, pl.DataFrame({"customer_id": [7, 8, 7, 9]}), name="orders")
+    report = erase_subject(ws, column="customer_id", value="7")
+    assert [v.rows_erased for v in report.versions] == [2]
+    assert read_dataset(ws, report.versions[0].new_id or "").collect()["customer_id"].to_list() == [
+        8,
+        9,
+    ]
+    with pytest.raises(InvalidArgument, match="non-empty value"):
+        erase_subject(ws, column="customer_id", value="")
+    write_dataset(ws, pl.DataFrame({"tags": [["a"], ["b"]]}), name="tagged")
+    with pytest.raises(InvalidArgument, match="scalar columns only"):
+        erase_subject(ws, column="tags", value="a")
