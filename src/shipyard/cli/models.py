@@ -1,4 +1,9 @@
-"""``shipyard models``: register, list, show, promote, rollback, compare, history, card."""
+"""``shipyard models``: register, list, show, promote, rollback, compare, history, card.
+
+References are ``name`` (the latest version), ``name:3`` (version 3) or ``name@production`` (an
+alias). ``promote`` exits 1 when the gate refuses (the alias stays where it was), so scripts can
+tell; user errors (a bad name, ``--force`` without ``--reason``) exit 2 with one line.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,10 @@ from shipyard.cli.context import console, open_workspace
 from shipyard.cli.render import number, when
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from shipyard.registry.registry import ModelRegistry, PromotionResult
+    from shipyard.track.workspace import Workspace
 
 app = typer.Typer(
     help="The model registry: versions, aliases, gated promotion, model cards.",
@@ -21,10 +29,10 @@ app = typer.Typer(
 )
 
 
-def _registry(workspace: object) -> ModelRegistry:
-    from shipyard.registry.registry import ModelRegistry
+def _registry(workspace: Workspace) -> ModelRegistry:
+    from shipyard.registry.registry import ModelRegistry  # lazily: keeps `--help` fast
 
-    return ModelRegistry(workspace)  # type: ignore[arg-type]
+    return ModelRegistry(workspace)
 
 
 @app.command()
@@ -41,10 +49,16 @@ def register(
     description: Annotated[
         str | None, typer.Option(help="Intended use, shown on the model card.")
     ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option("--key", help="Idempotency key: a retry with the same key registers once."),
+    ] = None,
 ) -> None:
     """Check a bundle (safe types, checksums, contract) and register it as the next version."""
     with open_workspace(ctx) as workspace:
-        version = _registry(workspace).register(name, bundle, run_id=run, description=description)
+        version = _registry(workspace).register(
+            name, bundle, run_id=run, description=description, idempotency_key=key
+        )
     console.print(
         f"registered [bold]{escape(version.ref)}[/] (bundle {version.bundle_sha256[:12]})"
     )
@@ -74,7 +88,9 @@ def show(
     with open_workspace(ctx) as workspace:
         registry = _registry(workspace)
         name = ref.split("@")[0].split(":")[0]
-        versions = registry.versions(name) if ref == name else [registry.get(ref)]
+        versions = [registry.get(ref)] if ref != name else registry.versions(name)
+        if not versions:
+            registry.get(name)  # raises NotFound with what to do next
         aliases = registry.aliases(name)
     table = Table(title=f"Model {escape(name)}")
     for column in (
@@ -103,6 +119,14 @@ def show(
             escape(v.created_by),
         )
     console.print(table)
+    if ref != name:  # one version: what the table has no room for
+        v = versions[0]
+        datasets = v.lineage.get("dataset_ids") or {}
+        console.print(f"bundle sha256 {v.bundle_sha256}, run {escape(v.run_id or '-')}")
+        for role, dataset in sorted(datasets.items()):
+            console.print(f"dataset ({escape(str(role))}): {escape(str(dataset))}")
+        if v.description:
+            console.print(f"description: {escape(v.description)}")
 
 
 @app.command()
@@ -116,11 +140,29 @@ def promote(
     ] = 0.0,
     force: Annotated[bool, typer.Option("--force", help="Skip the gate (needs --reason).")] = False,
     reason: Annotated[str | None, typer.Option(help="Why; recorded in the alias history.")] = None,
+    key: Annotated[
+        str | None,
+        typer.Option("--key", help="Idempotency key: a retry with the same key acts once."),
+    ] = None,
+    test_dataset: Annotated[
+        str | None,
+        typer.Option(help="Dataset id to judge on (default: the candidate's own test split)."),
+    ] = None,
 ) -> None:
-    """Move an alias to a version if the gate agrees (it must beat the holder on the same rows)."""
+    """Move an alias to a version if the gate agrees (it must beat the holder on the same rows).
+
+    Exits 1 when the gate refuses; the refusal and its numbers are in `shipyard models history`.
+    """
     with open_workspace(ctx) as workspace:
         result = _registry(workspace).promote(
-            name, version, alias=alias, margin=margin, force=force, reason=reason
+            name,
+            version,
+            alias=alias,
+            margin=margin,
+            force=force,
+            reason=reason,
+            idempotency_key=key,
+            test_data=_frame(workspace, test_dataset),
         )
     _print_result(result)
     if not result.moved:
@@ -184,10 +226,16 @@ def compare(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Model name.")],
     versions: Annotated[list[int], typer.Argument(help="Versions to compare.")],
+    test_dataset: Annotated[
+        str | None,
+        typer.Option(help="Dataset id to score on (default: the last version's test split)."),
+    ] = None,
 ) -> None:
-    """Versions side by side, re-scored on the same test rows (the newest one's split)."""
+    """Versions side by side, re-scored on the same test rows (the last one's split)."""
     with open_workspace(ctx) as workspace:
-        rows = _registry(workspace).compare(name, versions)
+        rows = _registry(workspace).compare(
+            name, versions, test_data=_frame(workspace, test_dataset)
+        )
     table = Table(title=f"{escape(name)}: {rows[0]['metric']} on the same {rows[0]['rows']:,} rows")
     for column in ("version", "estimator", "recorded test", "same-rows score", "run"):
         table.add_column(column)
@@ -214,7 +262,7 @@ def card(
     ] = False,
 ) -> None:
     """Write the model card: intended use, lineage, metrics with intervals, slices, limitations."""
-    from shipyard.registry.card import model_card_html, model_card_markdown
+    from shipyard.registry.card import card_plots, model_card_html, model_card_markdown
 
     with open_workspace(ctx) as workspace:
         registry = _registry(workspace)
@@ -224,18 +272,28 @@ def card(
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{version.name}-v{version.version}"
     (out / f"{stem}.md").write_text(
-        model_card_markdown(version, bundle, events, plots_dir=f"{stem}-plots")
+        model_card_markdown(version, bundle, events, plots_dir=f"{stem}-plots"), encoding="utf-8"
     )
-    plots = bundle.plots()
+    plots = card_plots(bundle)  # plain *.png names only: safe as file names
     if plots:
         (out / f"{stem}-plots").mkdir(exist_ok=True)
         for name, png in plots.items():
             (out / f"{stem}-plots" / name).write_bytes(png)
     written = [f"{stem}.md"]
     if html:
-        (out / f"{stem}.html").write_text(model_card_html(version, bundle, events))
+        (out / f"{stem}.html").write_text(
+            model_card_html(version, bundle, events), encoding="utf-8"
+        )
         written.append(f"{stem}.html")
     console.print(f"wrote {', '.join(escape(str(out / w)) for w in written)}")
+
+
+def _frame(workspace: Workspace, dataset: str | None) -> pl.DataFrame | None:
+    if dataset is None:
+        return None
+    from shipyard.data.datasets import read_dataset
+
+    return read_dataset(workspace, dataset).collect()
 
 
 def _print_result(result: PromotionResult) -> None:

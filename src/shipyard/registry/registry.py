@@ -347,8 +347,8 @@ class ModelRegistry:
         test_id = candidate.manifest.lineage.dataset_ids.get("test")
         if not test_id:
             raise InvalidArgument(
-                "the candidate's bundle names no test dataset; "
-                "pass test data, or --force with a reason"
+                "the candidate's bundle names no test dataset; pass test data "
+                "(--test-dataset ID in the CLI), or --force with a reason"
             )
         return read_dataset(self.workspace, test_id).collect()
 

@@ -116,3 +116,53 @@ def test_card_escapes_user_text_in_html(tmp_path, bundles):
         html = model_card_html(version, registry.load(version), [])
     assert "<script>" not in html
     assert "&lt;script&gt;" in html
+
+
+def test_keys_details_and_card_files(capsys, monkeypatch, tmp_path):
+    from shipyard.data.datasets import write_dataset
+    from tests.unit.registry.bundles import bundle_bytes, held_out
+
+    monkeypatch.setenv("COLUMNS", "250")
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 16
+    path = tmp_path / "b.shipyard"
+    path.write_bytes(
+        bundle_bytes(
+            tmp_path,
+            extra_files={"plots/roc.png": png, "plots/a b.png": png},
+            name="src",
+        )
+    )
+    for _ in range(2):
+        code, out, err = cli(capsys, "models", "register", "cancer", str(path), "--key", "k1")
+        assert code == 0, err
+        assert "cancer:1" in out
+    code, out, err = cli(capsys, "models", "show", "cancer:1")
+    assert code == 0, err
+    assert "bundle sha256" in out
+    code, _, err = cli(capsys, "models", "show", "nothing")
+    assert code == 2
+    assert "no model named 'nothing'" in err
+    code, out, err = cli(capsys, "models", "promote", "cancer", "1", "--key", "p1", "--force")
+    assert code == 2
+    assert "needs a reason" in err
+    code, _, err = cli(capsys, "models", "promote", "cancer", "1")
+    assert code == 2
+    assert "--test-dataset" in err
+    with Workspace.open(tmp_path) as workspace:
+        test = write_dataset(workspace, held_out("binary"), name="held-out").dataset_id
+    code, out, err = cli(capsys, "models", "promote", "cancer", "1", "--test-dataset", test)
+    assert code == 0, out + err
+    assert "ok candidate_sanity" in out
+    code, out, err = cli(capsys, "models", "promote", "cancer", "1")
+    assert code == 2
+    assert "already points to version 1" in err
+    cards = tmp_path / "cards"
+    code, out, err = cli(capsys, "models", "card", "cancer@production", "--out", str(cards))
+    assert code == 0, err
+    assert sorted(p.name for p in cards.rglob("*")) == [
+        "cancer-v1-plots",
+        "cancer-v1.md",
+        "roc.png",
+    ]
+    assert (cards / "cancer-v1-plots" / "roc.png").read_bytes() == png
+    assert "](<cancer-v1-plots/roc.png>)" in (cards / "cancer-v1.md").read_text()
