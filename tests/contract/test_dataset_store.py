@@ -164,3 +164,14 @@ def test_source_snapshots(store: DatasetStore, workspace: Workspace) -> None:
     assert store.snapshots_for([produced.dataset_id]) == [second]
     assert store.latest_snapshot("customers") == other
     assert other.watermark is None
+
+
+def test_writing_a_known_version_again_keeps_its_first_parents(store: DatasetStore) -> None:
+    raw = store.insert_version(version("orders.raw", content="r"))
+    other = store.insert_version(version("orders.other", content="o"))
+    child = version(content="k", parent_ids=(raw.dataset_id,))
+    store.insert_version(child)
+    again = store.insert_version(child)  # the same child with the same parent: no error
+    assert again.parent_ids == (raw.dataset_id,)
+    moved = store.insert_version(version(content="k", parent_ids=(other.dataset_id,)))
+    assert moved.parent_ids == (raw.dataset_id,)  # first write wins on both backends

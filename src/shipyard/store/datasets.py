@@ -84,13 +84,14 @@ class DatasetStore:
                 ).first()
                 if found is None:
                     raise RunNotFound(f"no run {version.run_id!r} to attach the dataset to")
+            # RETURNING, not rowcount: psycopg reports -1 rows for ON CONFLICT DO NOTHING.
             inserted = connection.execute(
-                upsert_insert(self.engine, DatasetRow).on_conflict_do_nothing(
-                    index_elements=["dataset_id"]
-                ),
+                upsert_insert(self.engine, DatasetRow)
+                .on_conflict_do_nothing(index_elements=["dataset_id"])
+                .returning(DatasetRow.dataset_id),
                 row,
-            )
-            if inserted.rowcount and parents:
+            ).first()
+            if inserted is not None and parents:
                 connection.execute(
                     sa.insert(DatasetParentRow),
                     [{"dataset_id": version.dataset_id, "parent_id": p} for p in parents],
