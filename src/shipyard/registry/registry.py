@@ -314,6 +314,38 @@ class ModelRegistry:
         )
         return PromotionResult(True, name, alias, current, previous, "rollback", None, event)
 
+    def check_invariants(self, *, load_aliases: bool = True) -> list[str]:
+        """List breaches of RELIABILITY.md invariants 1-2; empty when the registry is sound.
+
+        Every version's blob exists and hashes to its recorded sha256; versions of each model
+        are 1..n without gaps; every alias points to an existing version, which (with
+        ``load_aliases``) reads back as a verified bundle. Meant for fault tests and ``doctor``
+        style checks: it reads every blob once.
+        """
+        problems: list[str] = []
+        for model in self.store.list_models():
+            versions = self.store.list_versions(model["name"])
+            numbers = [v.version for v in versions]
+            if numbers != list(range(1, len(numbers) + 1)):
+                problems.append(f"{model['name']}: versions {numbers} are not 1..{len(numbers)}")
+            for v in versions:
+                try:
+                    sound = self.workspace.blobs.verify(v.bundle_sha256)
+                except ArtifactNotFound:
+                    problems.append(f"{v.ref}: bundle blob {v.bundle_sha256[:12]} is missing")
+                    continue
+                if not sound:
+                    problems.append(f"{v.ref}: bundle blob {v.bundle_sha256[:12]} is corrupt")
+            for alias, number in sorted(model["aliases"].items()):
+                if number not in numbers:
+                    problems.append(f"{model['name']}@{alias} points to missing version {number}")
+                elif load_aliases:
+                    try:
+                        self.load(self.store.get_version(model["name"], number))
+                    except (IntegrityFailure, ArtifactNotFound, InvalidArgument) as e:
+                        problems.append(f"{model['name']}@{alias} does not load: {e.message}")
+        return problems
+
     def compare(
         self, name: str, versions: list[int], *, test_data: pl.DataFrame | None = None
     ) -> list[dict[str, Any]]:

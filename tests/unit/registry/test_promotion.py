@@ -217,3 +217,21 @@ def test_idempotent_registration_and_key_reuse(
     assert first.created_by == "ana"
     with pytest.raises(InvalidArgument, match="description"):
         registry.register("cancer", bundles["good"], description="x" * 2001)
+
+
+def test_invariants_hold_and_breaches_are_named(
+    registry: ModelRegistry, bundles: dict[str, bytes], workspace: Workspace
+) -> None:
+    good = registry.register("cancer", bundles["good"])
+    weak = registry.register("cancer", bundles["weak"])
+    registry.promote("cancer", 1)
+    assert registry.check_invariants() == []
+    path = workspace.blobs.local_path(good.bundle_sha256)
+    path.chmod(0o644)
+    path.write_bytes(path.read_bytes()[:-10])
+    workspace.blobs.local_path(weak.bundle_sha256).unlink()
+    problems = registry.check_invariants()
+    assert len(problems) == 3, problems
+    assert problems[0] == f"cancer:1: bundle blob {good.bundle_sha256[:12]} is corrupt"
+    assert problems[1] == f"cancer:2: bundle blob {weak.bundle_sha256[:12]} is missing"
+    assert problems[2].startswith("cancer@production does not load")
