@@ -1,10 +1,11 @@
 """``shipyard demo``: a real tracked job, end to end, on the embedded workspace.
 
-Until the full lifecycle demo (data → train → serve → monitor) lands, this trains a logistic
+First a tracking demo: it trains a logistic
 regression by SGD on scikit-learn's bundled breast-cancer data with 5-fold cross-validation,
 for three regularization strengths: one parent run per strength, one child run per fold,
 per-epoch metrics, a Parquet artifact of fold scores and a note. Then it searches and compares
-the runs it made, as a user would.
+the runs it made, as a user would. Then (``--lifecycle``, the default) the lifecycle demo of
+``lifecycle_demo``: raw CSV → validated dataset → tuned model → registry and gate → HTTP.
 """
 
 from __future__ import annotations
@@ -31,8 +32,15 @@ def demo(
     ctx: typer.Context,
     epochs: Annotated[int, typer.Option(min=1, max=500, help="SGD epochs per fold.")] = 30,
     folds: Annotated[int, typer.Option(min=2, max=20, help="Cross-validation folds.")] = 5,
+    lifecycle: Annotated[
+        bool,
+        typer.Option(
+            "--lifecycle/--no-lifecycle",
+            help="After the tracking demo, run data → training → registry → serving.",
+        ),
+    ] = True,
 ) -> None:
-    """Run a small cross-validated training job and track everything it does."""
+    """Track a cross-validated job, then carry a model from raw data to an HTTP endpoint."""
     import polars as pl
 
     try:
@@ -103,6 +111,13 @@ def demo(
         f"[bold]shipyard runs show {parent_ids[0][:8]}[/], "
         "[bold]shipyard experiments list[/]"
     )
+    if lifecycle:
+        from shipyard.cli.lifecycle_demo import run_lifecycle
+        from shipyard.core.settings import load_settings
+
+        state = ctx.obj
+        project = state.project_dir if state is not None and state.project_dir else None
+        run_lifecycle((project or load_settings().project_dir) / ".shipyard")
 
 
 def _train_fold(

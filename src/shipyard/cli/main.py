@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from shipyard.cli import data, demo, experiments, models, privacy, project, runs, workspace
+from shipyard.cli import data, demo, experiments, models, privacy, project, runs, serve, workspace
 from shipyard.cli.context import CliState, err_console
 from shipyard.core.errors import ShipyardError
 
@@ -33,6 +33,10 @@ app.command(name="init")(project.init)
 app.command(name="run")(project.run)
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
+app.command(name="serve")(serve.serve)
+app.command(name="predict")(serve.predict)
+app.command(name="export")(serve.export)
+app.add_typer(serve.deploy_app, name="deploy")
 app.command(name="lineage")(data.lineage)
 app.add_typer(privacy.app, name="privacy")
 app.command(name="erase")(privacy.erase)

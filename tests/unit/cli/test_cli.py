@@ -654,7 +654,7 @@ def test_script_json_lines_are_machine_readable(logged: Logged) -> None:
 
 @pytest.mark.slow
 def test_demo_tracks_parents_and_folds(tmp_path: Path) -> None:
-    result = shipyard("demo", "--epochs", "2", "--folds", "2")
+    result = shipyard("demo", "--epochs", "2", "--folds", "2", "--no-lifecycle")
     assert result.returncode == 0, result.stderr
     assert "best run: sgd-alpha-" in result.stdout
     with Workspace.open(tmp_path) as ws:

@@ -26,9 +26,17 @@ def churn(n: int = 600, seed: int = 0) -> pl.DataFrame:
 
 
 def bundle_file(
-    workspace: Workspace, directory: Path, *, features: list[str] | None = None, name: str = "m"
+    workspace: Workspace,
+    directory: Path,
+    *,
+    features: list[str] | None = None,
+    name: str = "m",
+    extra_column: str | None = None,
 ) -> Path:
-    """Train, store the test split in ``workspace``, write the bundle; return its path."""
+    """Train, store the test split in ``workspace``, write the bundle; return its path.
+
+    ``extra_column`` adds a categorical column (so the model needs an input others lack).
+    """
     spec = TrainSpec(
         target="churned",
         features=features,
@@ -38,7 +46,11 @@ def bundle_file(
         bootstrap_resamples=20,
         explain=False,
     )
-    result = train(spec, churn())
+    frame = churn()
+    if extra_column is not None:
+        regions = ["north", "south"] * (frame.height // 2)
+        frame = frame.with_columns(pl.Series(extra_column, regions))
+    result = train(spec, frame)
     test = write_dataset(workspace, result.test_frame, name="churn.test")
     path = directory / f"{name}.shipyard"
     write_training_bundle(

@@ -1,6 +1,5 @@
-import yaml
-
 import pytest
+import yaml
 
 from shipyard.core.errors import InvalidArgument
 from shipyard.serve.export import dockerfile, kubernetes, kubernetes_yaml

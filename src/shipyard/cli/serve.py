@@ -1,0 +1,164 @@
+"""``shipyard serve``, ``predict``, ``export`` and ``deploy``: models out into the world."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from shipyard.cli.context import CliState, console, open_workspace
+from shipyard.core.errors import InvalidArgument
+
+deploy_app = typer.Typer(help="Change traffic policies of running servers.", no_args_is_help=True)
+
+
+def _project_dir(ctx: typer.Context) -> Path:
+    state: CliState = ctx.obj
+    if state is not None and state.project_dir is not None:
+        return state.project_dir
+    from shipyard.core.settings import load_settings
+
+    return load_settings().project_dir
+
+
+def serve(
+    ctx: typer.Context,
+    refs: Annotated[
+        list[str] | None,
+        typer.Argument(help="model@alias to serve (default: deploy: in shipyard.yaml)."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+    log_dir: Annotated[
+        Path | None, typer.Option(help="Prediction log folder (default .shipyard/predictions).")
+    ] = None,
+    no_log: Annotated[bool, typer.Option("--no-log", help="Do not keep a prediction log.")] = False,
+) -> None:
+    """Serve registered models over HTTP (V2 inference protocol + plain JSON + /metrics)."""
+    from shipyard.serve.server import ServerConfig, deploy_from_refs, run_server
+    from shipyard.serve.traffic import DeploySpec
+
+    project = _project_dir(ctx)
+    if refs:
+        deploy = deploy_from_refs(refs)
+    else:
+        from shipyard.pipeline.project import load_project
+
+        section = load_project(project).spec.deploy
+        if not section:
+            raise InvalidArgument(
+                "name models to serve (e.g. churn@production) or add a deploy: section"
+            )
+        deploy = DeploySpec.model_validate(section)
+    logs = None if no_log else str(log_dir or project / ".shipyard" / "predictions")
+    config = ServerConfig(project_dir=str(project), deploy=deploy, prediction_log=logs)
+    console.print(
+        f"serving {', '.join(deploy.models)} on http://{host}:{port} with {workers} worker(s)"
+    )
+    run_server(config, host=host, port=port, workers=workers)
+
+
+def predict(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="model@alias or model:version.")],
+    source: Annotated[
+        Path, typer.Argument(help="Input .csv or .parquet.", exists=True, dir_okay=False)
+    ],
+    output: Annotated[Path, typer.Argument(help="Output .parquet or .csv.")],
+    chunk_rows: Annotated[
+        int, typer.Option(min=1, help="Rows per chunk (memory stays flat).")
+    ] = 50_000,
+    unseen: Annotated[
+        str, typer.Option(help="Unseen categories: error (reject the row) or unknown.")
+    ] = "error",
+) -> None:
+    """Score a large file in chunks; rows that cannot be scored go to a reject file with reasons."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from shipyard.registry.registry import ModelRegistry
+    from shipyard.serve.batch import score_file
+
+    if unseen not in ("error", "unknown"):
+        raise InvalidArgument("--unseen is error or unknown")
+    with open_workspace(ctx) as workspace:
+        bundle = ModelRegistry(workspace).load(ref)
+    with Progress(
+        TextColumn("scoring"),
+        BarColumn(),
+        TextColumn("{task.completed:,} rows"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("score", total=None)
+        report = score_file(
+            bundle,
+            source,
+            output,
+            chunk_rows=chunk_rows,
+            unseen=unseen,
+            on_chunk=lambda n: progress.advance(task, n),
+        )
+    console.print(
+        f"{report.rows_in:,} rows: {report.rows_scored:,} scored into "
+        f"{escape(str(report.output))}, "
+        f"{report.rows_rejected:,} rejected"
+        + (f" ({escape(str(report.rejects))})" if report.rejects else "")
+    )
+
+
+def export(
+    ref: Annotated[str, typer.Argument(help="model@alias.")],
+    to: Annotated[str, typer.Option("--to", help="docker or kubernetes.")] = "docker",
+    out: Annotated[Path, typer.Option(help="Folder to write into.")] = Path("deploy"),
+    image: Annotated[
+        str, typer.Option(help="Container image for Kubernetes.")
+    ] = "shipyard-model:latest",
+    replicas: Annotated[int, typer.Option(min=1, help="Minimum replicas.")] = 2,
+) -> None:
+    """Write a Dockerfile or Kubernetes manifests (Deployment with probes, Service, HPA)."""
+    from shipyard.serve.export import dockerfile, kubernetes, kubernetes_yaml
+
+    out.mkdir(parents=True, exist_ok=True)
+    if to == "docker":
+        path = out / "Dockerfile"
+        path.write_text(dockerfile(ref))
+    elif to == "kubernetes":
+        path = out / "kubernetes.yaml"
+        path.write_text(kubernetes_yaml(kubernetes(ref, image=image, replicas=replicas)))
+    else:
+        raise InvalidArgument("--to is docker or kubernetes")
+    console.print(f"wrote {escape(str(path))}")
+
+
+@deploy_app.command("policy")
+def set_policy(
+    url: Annotated[str, typer.Argument(help="Server base URL, e.g. http://127.0.0.1:8000.")],
+    name: Annotated[str, typer.Argument(help="Served model name.")],
+    policy: Annotated[
+        str, typer.Argument(help='Policy JSON, e.g. \'{"type": "canary", "percent": 10}\' or null.')
+    ],
+) -> None:
+    """Replace a served model's traffic policy (A/B, canary, shadow) on a running server."""
+    import httpx
+
+    token = os.environ.get("SHIPYARD_ADMIN_TOKEN")
+    if not token:
+        raise InvalidArgument("set SHIPYARD_ADMIN_TOKEN to the server's admin token")
+    try:
+        body = json.loads(policy)
+    except json.JSONDecodeError as e:
+        raise InvalidArgument(f"policy is not JSON: {e}") from e
+    answer = httpx.put(
+        f"{url.rstrip('/')}/admin/models/{name}/policy",
+        json=body,
+        headers={"authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    if answer.status_code != 200:
+        raise InvalidArgument(f"the server refused ({answer.status_code}): {answer.text}")
+    console.print_json(answer.text)

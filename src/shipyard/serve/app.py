@@ -1,0 +1,298 @@
+"""The HTTP face of a model server: V2 inference protocol, plain JSON, metrics, admin.
+
+Bodies are read with a hard size limit (413), parsed with orjson (400 on malformed JSON or a
+non-JSON content type: 415), checked against the model's contract (422 naming the field) and
+only then scored. The prediction log is fed after the answer is ready and never blocks it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import time
+import uuid
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from shipyard.core.errors import InvalidData, NotFound
+from shipyard.serve.contract import ContractError
+from shipyard.serve.payloads import plain_columns, plain_response, v2_columns, v2_response
+from shipyard.serve.traffic import ServedModelSpec
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from shipyard.serve.prediction_log import PredictionLog
+    from shipyard.serve.runtime import Answer, Runtime
+
+ADMIN_TOKEN_ENV = "SHIPYARD_ADMIN_TOKEN"  # noqa: S105 (the variable name, not a secret)
+
+
+class HttpError(Exception):
+    """An error answered with ``status`` and a JSON ``{"error": ..., "detail": ...}``."""
+
+    def __init__(self, status: int, error: str, detail: Any = None) -> None:
+        super().__init__(error)
+        self.status, self.error, self.detail = status, error, detail
+
+
+class Metrics:
+    """Prometheus series of one server (a private registry: several apps can share a process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "shipyard_requests",
+            "Answered prediction requests",
+            ["model", "variant", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "shipyard_request_seconds",
+            "Prediction request latency",
+            ["model", "variant"],
+            registry=self.registry,
+        )
+        self.rows = Counter(
+            "shipyard_rows", "Rows scored", ["model", "variant"], registry=self.registry
+        )
+        self.log_depth = Gauge(
+            "shipyard_prediction_log_queue_depth",
+            "Records waiting to be written",
+            registry=self.registry,
+        )
+        self.log_dropped = Gauge(
+            "shipyard_prediction_log_dropped",
+            "Records dropped by the overflow policy",
+            registry=self.registry,
+        )
+        self.swaps = Gauge(
+            "shipyard_model_swaps", "Hot swaps after alias moves", registry=self.registry
+        )
+
+
+def create_app(
+    runtime: Runtime,
+    *,
+    prediction_log: PredictionLog | None = None,
+    max_body_bytes: int | None = None,
+) -> FastAPI:
+    """Build the ASGI app serving ``runtime``'s models."""
+    limit = max_body_bytes or runtime.spec.max_body_bytes
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if prediction_log is not None:
+            prediction_log.start()
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()  # uvicorn has already drained in-flight requests
+            if prediction_log is not None:
+                prediction_log.close()
+
+    app = FastAPI(title="Shipyard model server", lifespan=lifespan)
+
+    @app.exception_handler(HttpError)
+    async def _http_error(_: Request, e: HttpError) -> JSONResponse:
+        return JSONResponse({"error": e.error, "detail": e.detail}, status_code=e.status)
+
+    @app.exception_handler(ContractError)
+    async def _contract_error(_: Request, e: ContractError) -> JSONResponse:
+        detail = [p.to_dict() for p in e.problems]
+        return JSONResponse(
+            {"error": "the input does not match the model's contract", "detail": detail},
+            status_code=422,
+        )
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, e: NotFound) -> JSONResponse:
+        return JSONResponse({"error": str(e)}, status_code=404)
+
+    @app.exception_handler(InvalidData)
+    async def _invalid(_: Request, e: InvalidData) -> JSONResponse:
+        return JSONResponse({"error": str(e)}, status_code=422)
+
+    @app.get("/v2/health/live")
+    async def live() -> dict[str, bool]:
+        """Liveness: the process answers."""
+        return {"live": True}
+
+    @app.get("/v2/health/ready")
+    async def ready() -> JSONResponse:
+        """Readiness: every model is loaded and the server is not shutting down."""
+        return JSONResponse({"ready": runtime.ready}, status_code=200 if runtime.ready else 503)
+
+    @app.get("/v2/models/{name}")
+    async def model_metadata(name: str) -> dict[str, Any]:
+        """V2 model metadata: versions, inputs with types and categories, outputs."""
+        return runtime.served(name).describe()
+
+    @app.get("/v2/models/{name}/ready")
+    async def model_ready(name: str) -> dict[str, Any]:
+        """V2 per-model readiness."""
+        runtime.served(name)
+        return {"name": name, "ready": runtime.ready}
+
+    @app.post("/v2/models/{name}/infer")
+    async def infer(name: str, request: Request) -> Response:
+        """Open Inference Protocol V2: one tensor per feature column."""
+        runtime.served(name)  # 404 before reading the body
+        body = await _json_body(request, limit)
+        columns, given_id = v2_columns(body)
+        answer, request_id, seconds = await _score(name, columns, request, given_id)
+        classes = answer.model.bundle.manifest.classes
+        payload = v2_response(
+            answer.scored,
+            model=name,
+            version=answer.model.version,
+            request_id=request_id,
+            classes=classes,
+        )
+        _after(name, answer, columns, request_id, seconds)
+        return _json(payload)
+
+    @app.post("/models/{name}/predict")
+    async def predict(name: str, request: Request) -> Response:
+        """Plain JSON: records ``[{col: val}]`` or columns ``{col: [vals]}``."""
+        runtime.served(name)  # 404 before reading the body
+        body = await _json_body(request, limit)
+        columns = plain_columns(body)
+        answer, request_id, seconds = await _score(name, columns, request, None)
+        classes = answer.model.bundle.manifest.classes
+        payload = plain_response(
+            answer.scored,
+            model=name,
+            version=answer.model.version,
+            variant=answer.alias,
+            request_id=request_id,
+            classes=classes,
+        )
+        _after(name, answer, columns, request_id, seconds)
+        return _json(payload)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        """Prometheus exposition of request, latency, batching and prediction-log series."""
+        if prediction_log is not None:
+            metrics.log_depth.set(prediction_log.depth)
+            metrics.log_dropped.set(prediction_log.dropped)
+        metrics.swaps.set(runtime.swaps)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/admin/models")
+    async def admin_models(request: Request) -> dict[str, Any]:
+        """Every served name: loaded versions, policy and canary state."""
+        _require_admin(request)
+        return runtime.describe()
+
+    @app.put("/admin/models/{name}/policy")
+    async def set_policy(name: str, request: Request) -> dict[str, Any]:
+        """Replace a served name's traffic policy at run time (aliases must already be loaded)."""
+        _require_admin(request)
+        body = await _json_body(request, limit)
+        router = runtime.routers.get(name)
+        if router is None:
+            raise NotFound(f"no model named {name!r} is served here")
+        try:
+            spec = ServedModelSpec.model_validate({**router.spec.model_dump(), "policy": body})
+        except ValueError as e:
+            raise HttpError(422, "invalid policy", str(e)) from e
+        missing = [a for a in spec.aliases() if (name, a) not in runtime.slots]
+        if missing:
+            raise HttpError(
+                409, f"alias(es) {', '.join(missing)} are not loaded; restart with them in deploy:"
+            )
+        runtime.set_policy(name, spec)
+        described: dict[str, Any] = runtime.describe()[name]
+        return described
+
+    async def _score(
+        name: str, columns: dict[str, list[Any]], request: Request, given_id: str | None
+    ) -> tuple[Answer, str, float]:
+        started = time.perf_counter()
+        request_id = given_id or request.headers.get("x-request-id") or uuid.uuid4().hex
+        model = runtime.served(name)
+        frame = model.contract.frame(columns)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            answer = await runtime.answer(name, frame, headers)
+        except (ContractError, InvalidData):
+            raise
+        except NotFound:
+            raise
+        except Exception as e:
+            metrics.requests.labels(name, "?", "error").inc()
+            raise HttpError(
+                503, "the model failed to score this request; it has been logged", type(e).__name__
+            ) from e
+        seconds = time.perf_counter() - started
+        metrics.requests.labels(name, answer.alias, "ok").inc()
+        metrics.latency.labels(name, answer.alias).observe(seconds)
+        metrics.rows.labels(name, answer.alias).inc(frame.height)
+        return answer, request_id, seconds
+
+    def _after(
+        name: str, answer: Answer, columns: dict[str, list[Any]], request_id: str, seconds: float
+    ) -> None:
+        if prediction_log is None:
+            return
+        from shipyard.serve.logging_hooks import log_answer
+
+        log_answer(prediction_log, name, answer, columns, request_id, seconds)
+
+    return app
+
+
+def _json(payload: Any) -> Response:
+    return Response(
+        orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
+    )
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    """Read at most ``limit`` bytes (413 beyond), then parse JSON (400/415 on failure)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HttpError(413, f"request body over {limit} bytes; send fewer rows per request")
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if kind not in ("application/json", ""):
+        raise HttpError(415, f"content type {kind!r} is not accepted; send application/json")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HttpError(413, f"request body over {limit} bytes; send fewer rows per request")
+        chunks.append(chunk)
+    try:
+        return orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError as e:
+        raise HttpError(
+            400, "the body is not valid JSON (NaN and Infinity are not JSON)", str(e)
+        ) from e
+
+
+def _require_admin(request: Request) -> None:
+    expected = os.environ.get(ADMIN_TOKEN_ENV)
+    if not expected:
+        raise HttpError(
+            403, f"admin endpoints are off; set {ADMIN_TOKEN_ENV} on the server to enable them"
+        )
+    given = request.headers.get("authorization", "")
+    token = given.removeprefix("Bearer ").strip()
+    if not token or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise HttpError(401, "a valid admin bearer token is required")
