@@ -55,15 +55,34 @@ class ServedModel:
     bundle: Bundle
     contract: InputContract
     batcher: MicroBatcher
+    engine: str = "native"
     loaded_at: float = field(default_factory=time.time)
 
     @classmethod
     def build(
-        cls, name: str, version: int, bundle: Bundle, *, unseen: UnseenPolicy, max_batch_rows: int
+        cls,
+        name: str,
+        version: int,
+        bundle: Bundle,
+        *,
+        unseen: UnseenPolicy,
+        max_batch_rows: int,
+        fast_path: bool = True,
     ) -> ServedModel:
-        """Compile the contract and the batcher for ``bundle``."""
-        batcher = MicroBatcher(bundle.predict, _split, max_rows=max_batch_rows)
-        return cls(name, version, bundle, InputContract(bundle.manifest, unseen=unseen), batcher)
+        """Compile the contract, choose the engine (verified ONNX or native), make the batcher."""
+        predict: Any = bundle.predict
+        engine = "native"
+        if fast_path:
+            from shipyard.serve.fast_path import OnnxPredictor
+
+            onnx, why = OnnxPredictor.try_build(bundle)
+            if onnx is not None:
+                predict, engine = onnx, "onnx"
+            else:
+                engine = why
+        batcher = MicroBatcher(predict, _split, max_rows=max_batch_rows)
+        contract = InputContract(bundle.manifest, unseen=unseen)
+        return cls(name, version, bundle, contract, batcher, engine)
 
     async def score(self, frame: pl.DataFrame) -> Scored:
         """Predict one request's rows (batched with concurrent requests)."""
@@ -77,6 +96,7 @@ class ServedModel:
             "name": self.name,
             "versions": [str(self.version)],
             "platform": f"shipyard-{m.model_format}",
+            "engine": self.engine,
             "task": m.task,
             "classes": m.classes,
             "inputs": [

@@ -89,6 +89,7 @@ class Runtime:
             version,
             bundle,
             unseen=self.spec.unseen_categories,
+            fast_path=self.spec.fast_path,
             max_batch_rows=self.max_batch_rows,
         )
 

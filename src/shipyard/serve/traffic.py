@@ -97,6 +97,7 @@ class DeploySpec(BaseModel):
     unseen_categories: Literal["error", "unknown"] = "error"
     max_body_bytes: int = Field(1_000_000, ge=1_000)
     poll_interval_s: float = Field(2.0, gt=0)
+    fast_path: bool = True  # serve a verified ONNX export when the model has one
 
 
 @dataclass(frozen=True)

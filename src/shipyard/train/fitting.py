@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from shipyard.train.spec import Task, TrainSpec
 
 _EARLY_STOPPING_SHARE = 0.1
+_LINEAR = frozenset({"logistic", "linear"})
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,12 @@ def build_pipeline(
         class_weight=spec.imbalance.class_weight if task != "regression" else None,
     )
     steps: list[tuple[str, Any]] = [
-        ("preprocess", build_preprocessor(spec.preprocess, columns, seed=spec.seed))
+        (
+            "preprocess",
+            build_preprocessor(
+                spec.preprocess, columns, seed=spec.seed, linear=candidate.estimator in _LINEAR
+            ),
+        )
     ]
     sampler = None
     if task != "regression":

@@ -111,8 +111,13 @@ def model_input(frame: pl.DataFrame, columns: Columns) -> pd.DataFrame:
     return pdf
 
 
-def build_preprocessor(spec: PreprocessSpec, columns: Columns, *, seed: int) -> Any:
-    """Return the unfitted ColumnTransformer for these columns."""
+def build_preprocessor(
+    spec: PreprocessSpec, columns: Columns, *, seed: int, linear: bool = True
+) -> Any:
+    """Return the unfitted ColumnTransformer for these columns.
+
+    ``linear`` says whether the estimator is scale-sensitive (``scale: auto`` scales only then).
+    """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
@@ -121,7 +126,7 @@ def build_preprocessor(spec: PreprocessSpec, columns: Columns, *, seed: int) -> 
     transformers: list[tuple[str, Any, list[str]]] = []
     if columns.numeric:
         steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy=spec.impute_numeric))]
-        if spec.scale == "standard":
+        if spec.scale == "standard" or (spec.scale == "auto" and linear):
             steps.append(("scale", StandardScaler()))
         transformers.append(("numeric", Pipeline(steps), list(columns.numeric)))
     if columns.categorical:

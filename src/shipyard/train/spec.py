@@ -102,7 +102,9 @@ class PreprocessSpec(BaseModel):
     """Feature preprocessing, fitted inside the model pipeline (training folds only)."""
 
     model_config = _STRICT
-    scale: Literal["standard", "none"] = "standard"
+    # auto: standard scaling for linear models, none for trees (they split on order, and
+    # unscaled inputs keep float32 ONNX exports exact).
+    scale: Literal["auto", "standard", "none"] = "auto"
     categorical: Literal["onehot", "ordinal", "target"] = "onehot"
     impute_numeric: Literal["median", "mean"] = "median"
     max_categories: int | None = Field(50, ge=2)

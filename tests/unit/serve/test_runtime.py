@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -63,7 +64,8 @@ def test_shadow_scores_the_challenger_without_affecting_the_answer(source, bundl
     assert answer.alias == "production"
     assert answer.model.version == 1
     assert (alias, shadow_model.version) == ("challenger", 2)
-    assert shadow_scored.probabilities == bundles[2].predict(ROWS).proba.tolist()
+    expected = bundles[2].predict(ROWS).proba  # the server may run the verified ONNX export
+    assert np.allclose(shadow_scored.probabilities, expected, atol=1e-5)
 
 
 def test_a_failing_challenger_canary_rolls_back_by_itself(source):
@@ -118,3 +120,21 @@ def test_unknown_model_is_not_found(source):
     runtime = _runtime(source)
     with pytest.raises(NotFound):
         runtime.served("nope")
+
+
+def test_the_verified_onnx_fast_path_serves_and_agrees_with_the_native_model(source, bundles):
+    async def scenario(fast_path: bool):
+        spec = DeploySpec(
+            models={"churn": {"model": "churn"}}, poll_interval_s=3600, fast_path=fast_path
+        )
+        runtime = Runtime(spec, source)
+        await runtime.start()
+        answer = await runtime.answer("churn", ROWS, {})
+        await runtime.stop()
+        return answer
+
+    fast, native = asyncio.run(scenario(True)), asyncio.run(scenario(False))
+    assert fast.model.engine == "onnx"
+    assert native.model.engine == "native"
+    assert fast.scored.labels == native.scored.labels
+    assert np.allclose(fast.scored.probabilities, native.scored.probabilities, atol=1e-5)

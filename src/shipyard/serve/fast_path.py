@@ -1,0 +1,83 @@
+"""The compiled fast path: serve through onnxruntime when the ONNX export agrees with the model.
+
+A scikit-learn pipeline spends ~10 ms per call on input validation and dispatch, whatever the
+row count; onnxruntime runs the same graph in microseconds. At load, the bundle is exported
+(``registry.onnx_export``, which verifies the export against the native model on the bundle's
+reference sample and refuses any disagreement); the server uses it only if that succeeds and
+falls back to the native pipeline otherwise, saying why in the model metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from shipyard.registry.inference import Predictions, feature_roles
+
+if TYPE_CHECKING:
+    from shipyard.registry.bundle import Bundle
+
+log = logging.getLogger("shipyard.serve")
+
+
+class OnnxPredictor:
+    """``Bundle.predict`` semantics (threshold, class labels) over an onnxruntime session."""
+
+    def __init__(self, bundle: Bundle, onnx_bytes: bytes) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1  # one request batch per worker thread; no pool spin
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        self.manifest = bundle.manifest
+        roles = feature_roles(bundle.manifest, bundle.model)
+        self.numeric, self.categorical = list(roles.numeric), list(roles.categorical)
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.proba_index = (
+            outputs.index("probabilities") if "probabilities" in outputs else len(outputs) - 1
+        )
+        self.classes = np.asarray(bundle.manifest.classes or [])
+
+    @classmethod
+    def try_build(cls, bundle: Bundle) -> tuple[OnnxPredictor | None, str]:
+        """Export and verify; return the predictor, or None and the reason it is not used."""
+        from shipyard.registry.onnx_export import export_onnx
+
+        sample = bundle.reference_sample()
+        if sample is None or sample.height == 0:
+            return None, "no reference sample to verify an ONNX export on"
+        try:
+            return cls(
+                bundle, export_onnx(bundle, sample)
+            ), "onnx export verified on the reference sample"
+        except Exception as e:  # unsupported model kinds, disagreement: the native path serves
+            log.info("serving %s natively: %s", bundle.manifest.name, e)
+            return None, f"native: {e}"
+
+    def __call__(self, frame: pl.DataFrame) -> Predictions:
+        """Predict ``frame`` (already checked and typed by the input contract)."""
+        feed: dict[str, np.ndarray[Any, Any]] = {}
+        if self.numeric:
+            # One conversion for all numeric columns: per-column Polars calls cost ~0.3 ms each.
+            block = frame.select(self.numeric).to_numpy().astype(np.float32)  # null -> NaN
+            for j, name in enumerate(self.numeric):
+                feed[name] = block[:, j : j + 1]
+        for name in self.categorical:
+            values = frame.get_column(name).to_list()
+            feed[name] = np.array([v if isinstance(v, str) else "" for v in values], dtype=object)
+            feed[name] = feed[name].reshape(-1, 1)
+        outputs = self.session.run(None, feed)
+        m = self.manifest
+        if m.task == "regression":
+            return Predictions(np.asarray(outputs[0], dtype=np.float64).reshape(-1), None, None)
+        proba = np.asarray(outputs[self.proba_index], dtype=np.float64)
+        if m.task == "binary":
+            threshold = 0.5 if m.threshold is None else m.threshold
+            codes = (proba[:, 1] >= threshold).astype(np.int64)
+        else:
+            codes = np.argmax(proba, axis=1).astype(np.int64)
+        return Predictions(self.classes[codes], proba, codes)
