@@ -13,11 +13,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 
 from shipyard.registry.inference import Predictions, feature_roles
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from shipyard.registry.bundle import Bundle
 
 log = logging.getLogger("shipyard.serve")
