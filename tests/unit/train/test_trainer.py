@@ -288,3 +288,10 @@ def test_in_fold_smote_with_threshold_beats_the_naive_model_on_pr_auc_and_recall
     assert treated.evaluation.metrics["pr_auc"].value > naive.evaluation.metrics["pr_auc"].value
     assert treated.evaluation.metrics["recall"].value > naive.evaluation.metrics["recall"].value
     assert list(treated.evaluation.metrics)[:2] == ["pr_auc", "balanced_accuracy"]
+
+
+def test_parallel_trials_run_every_trial_once():
+    spec = _quick(tuning={"trials": 6, "n_jobs": 2, "sampler": "random"}, explain=False)
+    result = train(spec, _cancer())
+    assert sorted(t.number for t in result.tuning.trials) == list(range(6))
+    assert all(t.state in ("complete", "pruned") for t in result.tuning.trials)
