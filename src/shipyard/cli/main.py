@@ -14,7 +14,18 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from shipyard.cli import data, demo, experiments, models, privacy, project, runs, serve, workspace
+from shipyard.cli import (
+    data,
+    demo,
+    experiments,
+    loadtest,
+    models,
+    privacy,
+    project,
+    runs,
+    serve,
+    workspace,
+)
 from shipyard.cli.context import CliState, err_console
 from shipyard.core.errors import ShipyardError
 
@@ -37,6 +48,7 @@ app.command(name="serve")(serve.serve)
 app.command(name="predict")(serve.predict)
 app.command(name="export")(serve.export)
 app.add_typer(serve.deploy_app, name="deploy")
+app.command(name="loadtest")(loadtest.loadtest)
 app.command(name="lineage")(data.lineage)
 app.add_typer(privacy.app, name="privacy")
 app.command(name="erase")(privacy.erase)

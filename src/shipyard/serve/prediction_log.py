@@ -1,43 +1,79 @@
 """The prediction log: every answer, written in batches to hourly Parquet partitions.
 
-Requests only enqueue (``record`` never touches the disk); a writer thread takes up to
-``batch_size`` records at a time and writes each batch as a new Parquet file under
-``date=YYYY-MM-DD/hour=HH/`` (temp file, fsync, rename), readable by monitoring with one hive
-scan. The queue is bounded: when it is full a record is dropped and counted (``overflow="drop"``)
-or the caller waits up to ``block_timeout_s`` first (``"block"``) — memory never grows without
-bound. ``close`` writes everything queued before returning, which is what a graceful shutdown
-calls last. Invariant: records written + dropped + duplicates = records offered.
+Requests only enqueue (``record`` never touches the disk); one writer thread gathers up to
+``batch_size`` records, or whatever arrived within ``flush_interval_s`` of the first, and writes
+them as new Parquet files (zstd) under ``date=YYYY-MM-DD/hour=HH/part-<uuid>.parquet``, one
+per hour the batch touches (by each record's ``ts_ms``, UTC), with the durability protocol of
+RELIABILITY.md lesson 5: temp file, fsync, rename, fsync the directory. Monitoring reads it all
+back with one hive scan (``read_prediction_log``).
+
+Bounded memory. The queue holds at most ``max_queue`` records; beyond it the overflow policy
+applies: ``"drop"`` (default) refuses the record at once and counts it in ``dropped``;
+``"block"`` makes the caller wait up to ``block_timeout_s`` for room (backpressure), then drops
+and counts it the same way. Besides the queue, the writer holds one batch, and the duplicate
+filter remembers a window of recent keys (``max(4 * max_queue, 100_000)``).
+
+Duplicates. A key seen again within that window is not logged and is counted in
+``duplicates``. The key is ``(request_id, variant)``, not the request id alone: a shadow answer
+is logged under its request's id with variant ``shadow:<alias>`` (see ``logging_hooks``), so a
+request has at most one row per variant and exactly one row for the variant that answered.
+
+Write errors never stop the writer. A partition file that fails to write counts one in
+``errors``; the records not yet on disk are retried once after a short pause, and if that fails
+too they are dropped and counted (never written twice: partitions that succeeded are not
+retried). A record that cannot be turned into a row (a wrong type) is dropped and counted alone.
+
+Shutdown. ``close`` refuses new records (counted as dropped), waits for callers blocked in
+``record``, writes everything queued, then stops the writer; a graceful server shutdown calls it
+last. Invariant (RELIABILITY.md 4): ``written + dropped + duplicates`` = records offered, once
+``flush`` or ``close`` has returned True.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
 import os
 import queue
 import threading
+import time
 import uuid
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import polars as pl
 
+from shipyard.core import faults
+from shipyard.core.clock import SYSTEM_CLOCK, Clock
+from shipyard.core.errors import InvalidArgument
+
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
-SCHEMA = {
-    "request_id": pl.String,
-    "model": pl.String,
-    "version": pl.Int64,
-    "variant": pl.String,
-    "ts_ms": pl.Int64,
-    "latency_ms": pl.Float64,
-    "inputs_json": pl.String,
-    "outputs_json": pl.String,
-    "prediction": pl.String,
-    "probability": pl.Float64,
-    "status": pl.Int64,
+log = logging.getLogger("shipyard.serve")
+
+SCHEMA: dict[str, pl.DataType] = {
+    "request_id": pl.String(),
+    "model": pl.String(),
+    "version": pl.Int64(),
+    "variant": pl.String(),
+    "ts_ms": pl.Int64(),
+    "latency_ms": pl.Float64(),
+    "inputs_json": pl.String(),
+    "outputs_json": pl.String(),
+    "prediction": pl.String(),
+    "probability": pl.Float64(),
+    "status": pl.Int64(),
 }
+"""Columns of every partition file, in order. ``inputs_json``/``outputs_json`` hold the request's
+columns and the full answer as JSON; ``prediction`` is the first row's label as text and
+``probability`` its positive-class (last) probability, for monitors that need one number."""
+
+PARTITION_FORMAT = "date=%Y-%m-%d/hour=%H"
+HIVE_SCHEMA = {"date": pl.String(), "hour": pl.Int32()}
 
 
 @dataclass(frozen=True)
@@ -57,11 +93,51 @@ class PredictionRecord:
     status: int = 200
 
 
+@dataclass
+class _Flush:
+    """A marker in the queue: the writer sets ``done`` once everything before it is written."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+
+
 _STOP = object()
 
 
+def write_part_atomic(folder: Path, frame: pl.DataFrame) -> None:
+    """Write ``frame`` as a new Parquet file in ``folder``: temp, fsync, rename, fsync dir.
+
+    An error (fsync included) propagates and leaves no temp file; the caller retries with a new
+    file, never on the same descriptor.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"part-{uuid.uuid4().hex}.parquet"
+    tmp = folder / f".{name}.tmp"
+    try:
+        faults.hit("prediction_log.before_write")
+        frame.write_parquet(tmp, compression="zstd")
+        with tmp.open("rb") as f:
+            os.fsync(f.fileno())
+        faults.hit("prediction_log.after_tmp_write")
+        tmp.replace(folder / name)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class PredictionLog:
-    """A bounded queue drained by one writer thread into hourly Parquet files."""
+    """A bounded queue drained by one writer thread into hourly Parquet files.
+
+    Attributes:
+        written: Records on disk.
+        dropped: Records refused (full queue, closed log) or lost to write errors.
+        duplicates: Records refused because their key was logged recently.
+        errors: Failed write attempts (each failed partition file counts one).
+    """
 
     def __init__(
         self,
@@ -72,19 +148,57 @@ class PredictionLog:
         flush_interval_s: float = 1.0,
         overflow: Literal["drop", "block"] = "drop",
         block_timeout_s: float = 1.0,
+        retry_delay_s: float = 0.5,
+        clock: Clock = SYSTEM_CLOCK,
+        write_part: Callable[[Path, pl.DataFrame], None] = write_part_atomic,
     ) -> None:
+        """Configure the log; nothing is written until ``start``.
+
+        Args:
+            root: Folder of the hive partitions.
+            max_queue: Records that may wait in memory.
+            batch_size: Most records per write.
+            flush_interval_s: Longest a record waits for its batch to fill.
+            overflow: ``"drop"`` or ``"block"`` (wait up to ``block_timeout_s``, then drop).
+            block_timeout_s: How long ``record`` may block under ``"block"``.
+            retry_delay_s: Pause before the one retry of a failed write.
+            clock: Source of ``now_ms`` for callers stamping records.
+            write_part: Writes one partition file (a seam for other file systems and tests).
+
+        Raises:
+            InvalidArgument: A size or interval that is not positive, or an unknown policy.
+        """
+        if max_queue < 1 or batch_size < 1 or flush_interval_s <= 0 or block_timeout_s < 0:
+            raise InvalidArgument(
+                "prediction log: max_queue and batch_size must be >= 1, flush_interval_s > 0 "
+                "and block_timeout_s >= 0"
+            )
+        if overflow not in ("drop", "block"):
+            raise InvalidArgument(
+                f"prediction log overflow must be drop or block, not {overflow!r}"
+            )
         self.root = root
+        self.max_queue = max_queue
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self.overflow = overflow
         self.block_timeout_s = block_timeout_s
+        self.retry_delay_s = retry_delay_s
+        self._clock = clock
+        self._write_part = write_part
         self._queue: queue.Queue[object] = queue.Queue(maxsize=max_queue)
         # Recent (request id, variant) keys, bounded: duplicates are retries of recent requests.
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._max_seen = max(4 * max_queue, 100_000)
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # signalled when no caller is in put()
+        self._putting = 0
+        self._io_lock = threading.Lock()  # one writer at a time (thread or a draining caller)
         self._thread: threading.Thread | None = None
+        self._close_lock = threading.Lock()
         self._closed = False
+        self._stop_sent = False
+        self._drained = False
         self.written = 0
         self.dropped = 0
         self.duplicates = 0
@@ -95,8 +209,17 @@ class PredictionLog:
         """Records waiting to be written (a metric)."""
         return self._queue.qsize()
 
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called (new records are refused)."""
+        return self._closed
+
+    def now_ms(self) -> int:
+        """Return the log's clock time, for stamping ``PredictionRecord.ts_ms``."""
+        return self._clock.now_ms()
+
     def start(self) -> None:
-        """Start the writer thread (idempotent)."""
+        """Start the writer thread (idempotent; does nothing once closed)."""
         with self._lock:
             if self._thread is None and not self._closed:
                 self.root.mkdir(parents=True, exist_ok=True)
@@ -106,108 +229,238 @@ class PredictionLog:
                 self._thread.start()
 
     def record(self, entry: PredictionRecord) -> bool:
-        """Enqueue one record; False if it was dropped (full queue) or a duplicate."""
+        """Enqueue one record without touching the disk.
+
+        Under ``"drop"`` this never blocks; under ``"block"`` it waits up to
+        ``block_timeout_s`` for room.
+
+        Returns:
+            True if queued; False if dropped (full queue, closed log) or a duplicate, each
+            counted.
+        """
         key = (entry.request_id, entry.variant)
         with self._lock:
+            if self._closed:
+                self.dropped += 1
+                return False
             if key in self._seen:
                 self.duplicates += 1
                 return False
             self._seen[key] = None
             if len(self._seen) > self._max_seen:
                 self._seen.popitem(last=False)
+            self._putting += 1
         try:
             if self.overflow == "block":
                 self._queue.put(entry, timeout=self.block_timeout_s)
             else:
                 self._queue.put_nowait(entry)
+            accepted = True
         except queue.Full:
-            with self._lock:
-                self.dropped += 1
-                self._seen.pop(key, None)
-            return False
-        return True
-
-    def close(self, timeout_s: float = 30.0) -> None:
-        """Write everything queued, then stop the writer (idempotent)."""
+            accepted = False
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
+            self._putting -= 1
+            if not accepted:
+                self.dropped += 1
+                self._seen.pop(key, None)  # never logged: a retry of it may be
+            if self._putting == 0:
+                self._idle.notify_all()
+        return accepted
+
+    def flush(self, timeout_s: float = 30.0) -> bool:
+        """Wait until every record queued before this call is on disk (or counted as lost).
+
+        Without a running writer (not started, or closed) the caller writes the queue itself.
+
+        Returns:
+            False if that did not happen within ``timeout_s``.
+        """
+        if self._closed:  # close drains everything; a marker behind its stop would never run
             thread = self._thread
-        if thread is None:
-            return
-        self._queue.put(_STOP)  # blocks while full: the writer is draining
-        thread.join(timeout_s)
+            if thread is not None:
+                thread.join(timeout_s)
+            return not self._writer_alive() and self._queue.empty()
+        if not self._writer_alive():
+            self._drain_here()
+            return True
+        marker = _Flush()
+        deadline = time.monotonic() + timeout_s
+        try:
+            self._queue.put(marker, timeout=timeout_s)
+        except queue.Full:
+            return False
+        return marker.done.wait(max(0.0, deadline - time.monotonic()))
+
+    def close(self, timeout_s: float = 30.0) -> bool:
+        """Refuse new records, write everything queued, stop the writer.
+
+        Idempotent; a call after one that timed out tries again.
+
+        Returns:
+            True once the queue is fully drained; False if the writer was still busy after
+            ``timeout_s`` (it keeps draining in the background; ``depth`` says how much is left).
+        """
+        deadline = time.monotonic() + timeout_s
+        with self._close_lock:
+            with self._lock:
+                if self._drained:
+                    return True
+                self._closed = True
+                # Callers inside put() finish first, so nothing lands behind the stop marker.
+                self._idle.wait_for(lambda: self._putting == 0, timeout=timeout_s)
+                thread = self._thread
+            if thread is None or not thread.is_alive():
+                self._drain_here()
+                self._drained = True
+                return True
+            if not self._stop_sent:
+                try:
+                    self._queue.put(_STOP, timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Full:
+                    return False
+                self._stop_sent = True
+            thread.join(max(0.0, deadline - time.monotonic()))
+            self._drained = not thread.is_alive()
+            return self._drained
+
+    # -- the writer --------------------------------------------------------------------------
+
+    def _writer_alive(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
 
     def _run(self) -> None:
         stop = False
         while not stop:
             batch: list[PredictionRecord] = []
+            markers: list[_Flush] = []
             try:
-                item = self._queue.get(timeout=self.flush_interval_s)
-            except queue.Empty:
-                continue
-            while True:
-                if item is _STOP:
-                    stop = True
-                    break
-                assert isinstance(item, PredictionRecord)
-                batch.append(item)
-                if len(batch) >= self.batch_size:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
+                stop = self._take(batch, markers)
                 self._write(batch)
+            except Exception:  # the writer must outlive any bug; nothing is lost uncounted
+                log.exception("prediction log: writing a batch failed; %d rows dropped", len(batch))
+                with self._lock:
+                    self.errors += 1
+                    self.dropped += len(batch)
+            finally:
+                for marker in markers:
+                    marker.done.set()
+
+    def _take(self, batch: list[PredictionRecord], markers: list[_Flush]) -> bool:
+        """Fill ``batch`` (until full, a marker, or the interval ends); True at the stop marker."""
+        item = self._queue.get()
+        deadline = time.monotonic() + self.flush_interval_s
+        while True:
+            if item is _STOP:
+                return True
+            if isinstance(item, _Flush):
+                markers.append(item)
+                return False
+            assert isinstance(item, PredictionRecord)
+            batch.append(item)
+            remaining = deadline - time.monotonic()
+            if len(batch) >= self.batch_size or remaining <= 0:
+                return False
+            try:
+                item = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                return False
+
+    def _drain_here(self) -> None:
+        """Write whatever is queued, in the calling thread (no writer is running)."""
+        while True:
+            batch: list[PredictionRecord] = []
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < self.batch_size:
+                    item = self._queue.get_nowait()
+                    if isinstance(item, PredictionRecord):
+                        batch.append(item)
+                    elif isinstance(item, _Flush):
+                        item.done.set()
+            if not batch:
+                return
+            self._write(batch)
 
     def _write(self, batch: list[PredictionRecord]) -> None:
-        frame = pl.DataFrame([asdict(r) for r in batch], schema=SCHEMA)
-        hours = frame.with_columns(
-            pl.from_epoch("ts_ms", time_unit="ms")
-            .dt.strftime("date=%Y-%m-%d/hour=%H")
-            .alias("_part")
-        )
-        for attempt in range(2):
-            try:
-                for (part,), rows in hours.group_by("_part"):
-                    _write_atomic(self.root / str(part), rows.drop("_part"))
-                with self._lock:
-                    self.written += len(batch)
-                return
-            except OSError:
-                if attempt == 1:
+        if not batch:
+            return
+        with self._io_lock:
+            frame = self._frame(batch)
+            parts = frame.with_columns(
+                pl.from_epoch("ts_ms", time_unit="ms").dt.strftime(PARTITION_FORMAT).alias("_part")
+            ).partition_by("_part", as_dict=True, include_key=False)
+            pending = {str(key[0]): rows for key, rows in parts.items()}
+            for attempt in range(2):
+                if attempt:
+                    time.sleep(self.retry_delay_s)
+                for part, rows in list(pending.items()):
+                    try:
+                        self._write_part(self.root / part, rows)
+                    except Exception as e:  # any failure: count it, retry once, then drop
+                        log.warning("prediction log: writing %s failed: %s", part, e)
+                        with self._lock:
+                            self.errors += 1
+                        continue
+                    del pending[part]
+                    with self._lock:
+                        self.written += rows.height
+                if not pending:
+                    return
+            lost = sum(rows.height for rows in pending.values())
+            log.error("prediction log: %d rows dropped after a failed retry", lost)
+            with self._lock:
+                self.dropped += lost
+
+    def _frame(self, batch: list[PredictionRecord]) -> pl.DataFrame:
+        """The batch as a frame; records that do not fit the schema are dropped and counted."""
+        rows = [asdict(r) for r in batch]
+        try:
+            return pl.DataFrame(rows, schema=SCHEMA, orient="row")
+        except Exception:  # find the offending records instead of losing the batch
+            good = []
+            for row in rows:
+                try:
+                    pl.DataFrame([row], schema=SCHEMA, orient="row")
+                except Exception:
                     with self._lock:
                         self.errors += 1
-                        self.dropped += len(batch)
-
-
-def _write_atomic(folder: Path, frame: pl.DataFrame) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"part-{uuid.uuid4().hex}.parquet"
-    tmp = folder / f".{name}.tmp"
-    frame.write_parquet(tmp, compression="zstd")
-    with tmp.open("rb") as f:
-        os.fsync(f.fileno())
-    tmp.replace(folder / name)
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+                        self.dropped += 1
+                    continue
+                good.append(row)
+            log.error("prediction log: %d malformed records dropped", len(rows) - len(good))
+            return pl.DataFrame(good, schema=SCHEMA, orient="row")
 
 
 def read_prediction_log(
     root: Path, *, since_ms: int | None = None, until_ms: int | None = None
 ) -> pl.LazyFrame:
-    """All logged predictions under ``root`` (hive partitions), optionally within a time range."""
+    """All logged predictions under ``root``, optionally with ``since_ms <= ts_ms < until_ms``.
+
+    The time bounds also prune partitions (date and hour), so a window reads only its hours.
+    """
     if not any(root.glob("date=*/hour=*/*.parquet")):
         return pl.DataFrame(schema=SCHEMA).lazy()
-    lf = pl.scan_parquet(root / "**" / "*.parquet", hive_partitioning=True)
+    lf = pl.scan_parquet(
+        root / "date=*" / "hour=*" / "*.parquet",
+        schema=SCHEMA,  # known: no file is opened just to infer it
+        hive_partitioning=True,
+        hive_schema=HIVE_SCHEMA,
+    )
     if since_ms is not None:
-        day = dt.datetime.fromtimestamp(since_ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d")
-        lf = lf.filter(pl.col("date").cast(pl.String) >= day, pl.col("ts_ms") >= since_ms)
+        day, hour = _partition_of(since_ms)
+        lf = lf.filter(
+            (pl.col("date") > day) | ((pl.col("date") == day) & (pl.col("hour") >= hour)),
+            pl.col("ts_ms") >= since_ms,
+        )
     if until_ms is not None:
-        lf = lf.filter(pl.col("ts_ms") < until_ms)
+        day, hour = _partition_of(until_ms)
+        lf = lf.filter(
+            (pl.col("date") < day) | ((pl.col("date") == day) & (pl.col("hour") <= hour)),
+            pl.col("ts_ms") < until_ms,
+        )
     return lf.select(list(SCHEMA))
+
+
+def _partition_of(ts_ms: int) -> tuple[str, int]:
+    moment = dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.UTC)
+    return moment.strftime("%Y-%m-%d"), moment.hour
