@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 
 def _record(
+    log: PredictionLog,
     name: str,
     model: ServedModel,
     variant: str,
@@ -40,7 +41,7 @@ def _record(
         model=name,
         version=model.version,
         variant=variant,
-        ts_ms=int(time.time() * 1000),
+        ts_ms=log.now_ms(),  # the log's clock: tests can inject one
         latency_ms=latency_ms,
         inputs_json=orjson.dumps(columns).decode(),
         outputs_json=orjson.dumps(
@@ -63,7 +64,14 @@ def log_answer(
     """Enqueue the answer's row, and the shadow's row once the shadow finishes."""
     log.record(
         _record(
-            name, answer.model, answer.alias, answer.scored, columns, request_id, seconds * 1000
+            log,
+            name,
+            answer.model,
+            answer.alias,
+            answer.scored,
+            columns,
+            request_id,
+            seconds * 1000,
         )
     )
     if answer.shadow is None:
@@ -77,6 +85,8 @@ def log_answer(
         if scored is None:
             return
         latency = (time.perf_counter() - started) * 1000
-        log.record(_record(name, model, f"shadow:{alias}", scored, columns, request_id, latency))
+        log.record(
+            _record(log, name, model, f"shadow:{alias}", scored, columns, request_id, latency)
+        )
 
     answer.shadow.add_done_callback(_shadow_done)
