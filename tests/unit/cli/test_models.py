@@ -9,7 +9,7 @@ import pytest
 
 from shipyard.cli import main
 from shipyard.track.workspace import Workspace
-from tests.unit.registry.trained import bundle_file
+from tests.unit.registry.trained import cached_bundle_file as bundle_file
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

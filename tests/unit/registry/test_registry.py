@@ -10,7 +10,7 @@ import pytest
 from shipyard.core.errors import Conflict, IntegrityFailure, InvalidArgument, NotFound
 from shipyard.registry.registry import ModelRegistry
 from shipyard.track.workspace import Workspace
-from tests.unit.registry.trained import bundle_file
+from tests.unit.registry.trained import cached_bundle_file as bundle_file
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from shipyard.data.datasets import write_dataset
+from shipyard.data.datasets import read_dataset, write_dataset
+from shipyard.registry.bundle import read_bundle
 from shipyard.registry.packaging import write_training_bundle
 from shipyard.track.workspace import Workspace
 from shipyard.train.spec import EstimatorSpec, TrainSpec
@@ -62,4 +63,29 @@ def bundle_file(
         dataset_ids={"test": test.dataset_id},
         code_version=None,
     )
+    return path
+
+
+_TRAINED: dict[tuple[str, tuple[str, ...] | None], tuple[bytes, pl.DataFrame, str]] = {}
+
+
+def cached_bundle_file(
+    workspace: Workspace, directory: Path, *, features: list[str] | None = None, name: str = "m"
+) -> Path:
+    """``bundle_file``, trained once per process: later workspaces get the same bundle bytes.
+
+    The test split is written into each workspace again; its dataset id is a content hash, so
+    it equals the one the bundle names (checked, so a change there fails loudly).
+    """
+    key = (name, None if features is None else tuple(features))
+    if key not in _TRAINED:
+        path = bundle_file(workspace, directory, features=features, name=name)
+        test_id = read_bundle(path).manifest.lineage.dataset_ids["test"]
+        _TRAINED[key] = (path.read_bytes(), read_dataset(workspace, test_id).collect(), test_id)
+        return path
+    data, test_frame, test_id = _TRAINED[key]
+    written = write_dataset(workspace, test_frame, name="churn.test")
+    assert written.dataset_id == test_id, "dataset ids are no longer content hashes"
+    path = directory / f"{name}.shipyard"
+    path.write_bytes(data)
     return path
