@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from shipyard.pipeline.training import TrainingOutcome
 
 
-def _project_dir(ctx: typer.Context) -> Path:
+def project_dir(ctx: typer.Context) -> Path:
+    """The project folder: ``--project-dir``, else the settings' (env or cwd)."""
     state: CliState = ctx.obj
     if state is not None and state.project_dir is not None:
         return state.project_dir
@@ -34,7 +35,7 @@ def init(
     """Write a commented starter shipyard.yaml in the project folder."""
     from shipyard.pipeline.starter import STARTER
 
-    path = _project_dir(ctx) / PROJECT_FILE
+    path = project_dir(ctx) / PROJECT_FILE
     if path.exists() and not force:
         raise AlreadyExists(f"{path} exists; use --force to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +59,7 @@ def run(ctx: typer.Context) -> None:
     from shipyard.pipeline.runner import run_pipeline
     from shipyard.train.tuning import TrialOutcome
 
-    project = load_project(_project_dir(ctx))
+    project = load_project(project_dir(ctx))
     trials = project.spec.train.tuning.trials if project.spec.train else 0
     with (
         open_workspace(ctx) as workspace,

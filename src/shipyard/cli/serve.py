@@ -10,19 +10,11 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from shipyard.cli.context import CliState, console, open_workspace
+from shipyard.cli.context import console, open_workspace
+from shipyard.cli.project import project_dir
 from shipyard.core.errors import InvalidArgument
 
 deploy_app = typer.Typer(help="Change traffic policies of running servers.", no_args_is_help=True)
-
-
-def _project_dir(ctx: typer.Context) -> Path:
-    state: CliState = ctx.obj
-    if state is not None and state.project_dir is not None:
-        return state.project_dir
-    from shipyard.core.settings import load_settings
-
-    return load_settings().project_dir
 
 
 def serve(
@@ -43,7 +35,7 @@ def serve(
     from shipyard.serve.server import ServerConfig, deploy_from_refs, run_server
     from shipyard.serve.traffic import DeploySpec
 
-    project = _project_dir(ctx)
+    project = project_dir(ctx)
     if refs:
         deploy = deploy_from_refs(refs)
     else:

@@ -16,25 +16,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shipyard.core.errors import InvalidArgument, InvalidData
+from shipyard.serve.contract import NUMERIC_TYPES
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from shipyard.registry.bundle import Bundle
-
-_NUMERIC = {
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "float32",
-    "float64",
-}
 
 
 @dataclass(frozen=True)
@@ -77,7 +65,7 @@ def _split_valid(
     casts: list[pl.Expr] = []
     for f in manifest.features:
         column = pl.col(f.name)
-        if f.dtype in _NUMERIC:
+        if f.dtype in NUMERIC_TYPES:
             cast = column.cast(pl.Float64, strict=False)
             reasons.append(
                 pl.when(column.is_not_null() & cast.is_null()).then(

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
 MAX_ROWS = 10_000
 UnseenPolicy = Literal["error", "unknown"]
-_NUMERIC = {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}
-_NUMERIC |= {"float32", "float64"}
+NUMERIC_TYPES = frozenset(
+    {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64"}
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class InputContract:
         self.columns = [
             _Column(
                 f.name,
-                "number" if f.dtype in _NUMERIC else "bool" if f.dtype == "bool" else "text",
+                "number" if f.dtype in NUMERIC_TYPES else "bool" if f.dtype == "bool" else "text",
                 True,  # the pipeline imputes missing values; nulls are allowed
                 frozenset(f.categories) if f.categories is not None else None,
             )
