@@ -20,6 +20,7 @@ from shipyard.cli import (
     experiments,
     loadtest,
     models,
+    monitor,
     privacy,
     project,
     runs,
@@ -52,6 +53,7 @@ app.command(name="loadtest")(loadtest.loadtest)
 app.command(name="lineage")(data.lineage)
 app.add_typer(privacy.app, name="privacy")
 app.command(name="erase")(privacy.erase)
+app.add_typer(monitor.app, name="monitor")
 
 
 @app.callback()

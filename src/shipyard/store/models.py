@@ -155,5 +155,8 @@ class NoteRow(Base):
     created_ms: Mapped[int] = mapped_column(BigInteger)
 
 
+from shipyard.store import cost_models as _cost_models  # noqa: E402, F401 - on Base.metadata
 from shipyard.store import dataset_models as _dataset_models  # noqa: E402, F401 - on Base.metadata
+from shipyard.store import monitor_models as _monitor_models  # noqa: E402, F401 - on Base.metadata
 from shipyard.store import registry_models as _registry_models  # noqa: E402, F401 - on Base.metadata
+from shipyard.store import security_models as _security_models  # noqa: E402, F401 - on Base.metadata

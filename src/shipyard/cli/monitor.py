@@ -1,0 +1,10 @@
+"""``shipyard monitor``: drift, feedback labels, alerts, reports, and the monitor loop."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    help="Watch served models: drift, performance on feedback labels, anomalies, alerts.",
+    no_args_is_help=True,
+)

@@ -1,0 +1,1 @@
+"""Monitoring: drift, performance and concept drift, anomalies, alerts, retraining triggers."""

@@ -1,0 +1,1 @@
+"""Security: identities, API tokens, roles, the one permission table, audit, encryption."""

@@ -1,0 +1,9 @@
+"""Rows for monitoring (alerts, feedback labels, monitor state).
+
+Rows of the same ``Base`` as ``shipyard.store.models`` (imported at its bottom so
+``Base.metadata`` holds them); created by migration ``0004_monitoring``.
+"""
+
+from __future__ import annotations
+
+from shipyard.store.models import Base  # noqa: F401 - tables land here
