@@ -41,6 +41,26 @@ class TrackingSettings(BaseModel):
     capture_git: bool = True
 
 
+class CostSettings(BaseModel):
+    """What the workspace's compute is priced as; see docs/cost.md.
+
+    Attributes:
+        instance_type: The catalog instance that runs and servers are priced on.
+        purchase: ``on_demand``, ``spot`` or ``reserved``: which of its hourly prices applies.
+        catalog: A price catalog file merged over the shipped one (default: ``<project>/prices.yaml``
+            when present).
+        metering: Measure model CPU time per request in the server (``SHIPYARD_COST__METERING=0``
+            turns it off).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    instance_type: str = "m5.large"
+    purchase: str = Field("on_demand", pattern="^(on_demand|spot|reserved)$")
+    catalog: Path | None = None
+    metering: bool = True
+
+
 class Settings(BaseSettings):
     """Root settings of a Shipyard workspace.
 
@@ -60,6 +80,7 @@ class Settings(BaseSettings):
     store_url: str | None = None
     artifact_root: str | None = None
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    cost: CostSettings = Field(default_factory=CostSettings)
 
     @property
     def state_dir(self) -> Path:
@@ -128,6 +149,8 @@ class ProjectFileSource(PydanticBaseSettingsSource):
                 values[key] = workspace[key]
         if "tracking" in document:
             values["tracking"] = document["tracking"]
+        if "cost" in document:
+            values["cost"] = document["cost"]
         return values
 
 

@@ -54,6 +54,7 @@ class ProjectFile(BaseModel):
     name: str = Field("project", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
     workspace: dict[str, Any] | None = None  # read by core.settings
     tracking: dict[str, Any] | None = None  # read by core.settings
+    cost: dict[str, Any] | None = None  # read by core.settings
     sources: dict[str, SourceSpec] = Field(default_factory=dict)
     combine: CombineSpec | None = None
     contract: Contract | None = None
