@@ -3,7 +3,7 @@
 Each section's model lives with the code that uses it (``SourceSpec`` in the connectors,
 ``Contract`` in ``data.contract``, ...); this module composes them, and turns validation errors
 into messages that name the file, the line and the field. Sections of later issues (``deploy``,
-``monitor``, ``budget``) are accepted as mappings until their models land.
+``budget``) are accepted as mappings until their models land.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from shipyard.data.connectors.base import SourceSpec
 from shipyard.data.contract import Contract
 from shipyard.data.features import FeaturesSpec
 from shipyard.data.harmonize import HarmonizeSpec
+from shipyard.monitor.config import MonitorConfig
 from shipyard.pipeline.yaml_source import YamlDocument, load_yaml
 from shipyard.train.spec import TrainSpec
 
@@ -61,7 +62,7 @@ class ProjectFile(BaseModel):
     steps: list[Step] = Field(default_factory=list)
     train: TrainSpec | None = None
     deploy: dict[str, Any] | None = None
-    monitor: dict[str, Any] | None = None
+    monitor: MonitorConfig | None = None
     budget: dict[str, Any] | None = None
 
     @model_validator(mode="before")
