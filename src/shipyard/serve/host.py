@@ -9,6 +9,7 @@ old batcher is closed only once nothing has used it for a grace period.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,21 +27,58 @@ if TYPE_CHECKING:
     from shipyard.registry.inference import Predictions
 
 
+METERING_ENV = "SHIPYARD_COST__METERING"
+
+
 @dataclass(frozen=True)
 class Scored:
-    """One request's share of a batch: predictions and, for classifiers, probabilities."""
+    """One request's share of a batch: predictions, class probabilities and model CPU seconds.
+
+    ``cpu_seconds`` is the request's share (by rows) of the CPU time the batch's model call
+    took in its worker thread; 0.0 when metering is off.
+    """
 
     labels: list[Any]
     probabilities: list[list[float]] | None
+    cpu_seconds: float = 0.0
 
 
-def _split(result: Predictions, sizes: list[int]) -> list[Scored]:
+@dataclass(frozen=True)
+class _Metered:
+    result: Predictions
+    cpu_ns: int
+
+
+def metering_enabled() -> bool:
+    """Whether servers meter model CPU (on unless ``SHIPYARD_COST__METERING`` is 0/false/off)."""
+    return os.environ.get(METERING_ENV, "1").strip().lower() not in ("0", "false", "off", "no")
+
+
+def _metered(predict: Any) -> Any:
+    # The model call runs in one worker thread (MicroBatcher uses asyncio.to_thread), so that
+    # thread's CPU clock is the batch's cost; two clock reads per batch keep metering cheap.
+    def call(frame: pl.DataFrame) -> _Metered:
+        started = time.thread_time_ns()
+        result = predict(frame)
+        return _Metered(result, time.thread_time_ns() - started)
+
+    return call
+
+
+def _split(result: Predictions | _Metered, sizes: list[int]) -> list[Scored]:
+    cpu_ns, total = 0, max(sum(sizes), 1)
+    if isinstance(result, _Metered):
+        cpu_ns, result = result.cpu_ns, result.result
     labels = np.asarray(result.labels).tolist()
     proba = None if result.proba is None else np.asarray(result.proba).tolist()
     out, start = [], 0
     for n in sizes:
         out.append(
-            Scored(labels[start : start + n], None if proba is None else proba[start : start + n])
+            Scored(
+                labels[start : start + n],
+                None if proba is None else proba[start : start + n],
+                cpu_ns * n / total / 1e9,
+            )
         )
         start += n
     return out
@@ -80,6 +118,8 @@ class ServedModel:
                 predict, engine = onnx, "onnx"
             else:
                 engine = why
+        if metering_enabled():
+            predict = _metered(predict)
         batcher = MicroBatcher(predict, _split, max_rows=max_batch_rows)
         contract = InputContract(bundle.manifest, unseen=unseen)
         return cls(name, version, bundle, contract, batcher, engine)

@@ -1,0 +1,152 @@
+"""Serving meters: a real server on 127.0.0.1 counts CPU and predictions per version.
+
+The server runs in this process (uvicorn on a thread, port 0) with real trained bundles, the load
+comes from the project's load generator, and the counters are read from ``GET /metrics`` as an
+operator's scraper would.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import httpx
+import orjson
+import pytest
+import uvicorn
+
+from shipyard.core.errors import InvalidArgument
+from shipyard.cost.attribution import cost_per_thousand_predictions
+from shipyard.cost.catalog import ActiveInstance, load_catalog
+from shipyard.cost.meters import difference, parse_serving_meters
+from shipyard.serve.app import create_app
+from shipyard.serve.host import METERING_ENV
+from shipyard.serve.loadtest import run_load
+from shipyard.serve.runtime import Runtime
+from shipyard.serve.traffic import DeploySpec
+from tests.unit.serve.conftest import MemorySource, make_bundle
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from shipyard.registry.bundle import Bundle
+
+ROWS = [{"tenure": float(t), "charges": 50.0 + t, "plan": "basic"} for t in range(1, 9)]
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    return make_bundle(tmp_path_factory.mktemp("bundle"))
+
+
+def _source(bundle: Bundle) -> MemorySource:
+    source = MemorySource()
+    source.bundles[("churn", 3)] = bundle
+    source.aliases[("churn", "production")] = 3
+    return source
+
+
+def _serve(bundle: Bundle) -> Iterator[str]:
+    spec = DeploySpec(models={"churn": {"model": "churn"}}, poll_interval_s=60)
+    app = create_app(Runtime(spec, _source(bundle)))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.started
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.fixture
+def server(bundle: Bundle) -> Iterator[str]:
+    yield from _serve(bundle)
+
+
+def _meters(url: str) -> list:
+    return parse_serving_meters(httpx.get(f"{url}/metrics").text)
+
+
+def test_cost_per_thousand_predictions_from_a_load_test_matches_the_counters(server: str) -> None:
+    before = _meters(server)
+    report = run_load(
+        f"{server}/models/churn/predict",
+        body=orjson.dumps(ROWS),
+        headers={"content-type": "application/json"},
+        concurrency=4,
+        duration_s=0.8,
+    )
+    assert report.errors == 0
+    [meter] = difference(_meters(server), before)
+    assert (meter.model, meter.version, meter.variant) == ("churn", 3, "production")
+    # The server counted every request the generator saw answered, and 8 predictions in each.
+    assert meter.requests == report.ok > 10
+    assert meter.predictions == len(ROWS) * report.ok
+    assert meter.cpu_seconds > 0
+    m5 = ActiveInstance(load_catalog().instance("m5.large"), "on_demand")
+    per_thousand = cost_per_thousand_predictions(meter.cpu_seconds, meter.predictions, m5)
+    assert per_thousand is not None
+    by_hand = meter.cpu_seconds / meter.predictions * 1000 / 3600 * 0.096 / 2
+    assert float(per_thousand) == pytest.approx(by_hand, rel=1e-12)
+    # Model CPU per request cannot exceed the wall time the generator measured for it.
+    assert meter.cpu_seconds / meter.requests <= report.latency_ms.max / 1000
+
+
+def test_metering_off_counts_requests_but_no_cpu(
+    bundle: Bundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(METERING_ENV, "0")
+    for url in _serve(bundle):
+        for _ in range(3):
+            assert httpx.post(f"{url}/models/churn/predict", json=ROWS[:2]).status_code == 200
+        [meter] = _meters(url)
+    assert (meter.requests, meter.predictions, meter.cpu_seconds) == (3, 6, 0.0)
+
+
+def test_parse_ignores_other_series_and_refuses_non_prometheus_text() -> None:
+    text = (
+        "# TYPE shipyard_version_cpu_seconds counter\n"
+        'shipyard_version_cpu_seconds_total{model="m",version="2",variant="a"} 1.5\n'
+        'shipyard_version_cpu_seconds_created{model="m",version="2",variant="a"} 1.7e9\n'
+        "# TYPE shipyard_version_rows counter\n"
+        'shipyard_version_rows_total{model="m",version="2",variant="a"} 300\n'
+        "# TYPE other counter\n"
+        'other_total{model="m",version="2",variant="a"} 9\n'
+    )
+    [meter] = parse_serving_meters(text)
+    assert (meter.cpu_seconds, meter.predictions, meter.requests) == (1.5, 300, 0)
+    with pytest.raises(InvalidArgument, match="Prometheus"):
+        parse_serving_meters("{not: metrics}\n<html>")
+
+
+def test_storage_usage_counts_each_blob_once_with_its_tier(tmp_path: Path) -> None:
+    from shipyard.core.settings import load_settings
+    from shipyard.cost.meters import storage_usage
+    from shipyard.store.cost_models import BlobTierRow
+    from shipyard.track.workspace import Workspace
+
+    with Workspace(load_settings(project_dir=tmp_path)) as ws:
+        with ws.start_run(name="a") as run:
+            run.log_artifact(b"x" * 1000, name="big.bin")
+            run.log_artifact(b"x" * 1000, name="same-content.bin")
+            run.log_artifact(b"y" * 10, name="small.bin")
+        usage = storage_usage(ws.store.engine)
+        assert sorted(b.size_bytes for b in usage) == [10, 1000]
+        assert {b.tier for b in usage} == {"hot"}
+        big = next(b for b in usage if b.size_bytes == 1000)
+        with ws.store.engine.begin() as c:
+            row = {"digest": big.digest, "tier": "archive", "changed_ms": 0}
+            c.execute(BlobTierRow.__table__.insert().values(**row))
+        tiers = {b.size_bytes: b.tier for b in storage_usage(ws.store.engine)}
+    assert tiers == {1000: "archive", 10: "hot"}
