@@ -34,10 +34,13 @@ SCHEMA: dict[str, pl.DataType] = {
     "prediction": pl.String(),
     "probability": pl.Float64(),
     "status": pl.Int64(),
+    "anomaly_score": pl.Float64(),
 }
 """Columns of every partition file, in order. ``inputs_json``/``outputs_json`` hold the request's
 columns and the full answer as JSON; ``prediction`` is the first row's label as text and
-``probability`` its positive-class (last) probability, for monitors that need one number."""
+``probability`` its positive-class (last) probability, for monitors that need one number.
+``anomaly_score`` (nullable) is the request's largest robust z-score against the model's
+training reference (``shipyard.monitor.anomaly``); files written before it existed read as null."""
 
 PARTITION_FORMAT = "date=%Y-%m-%d/hour=%H"
 HIVE_SCHEMA = {"date": pl.String(), "hour": pl.Int32()}
@@ -83,6 +86,7 @@ def read_prediction_log(
         schema=SCHEMA,  # known: no file is opened just to infer it
         hive_partitioning=True,
         hive_schema=HIVE_SCHEMA,
+        missing_columns="insert",  # older parts lack later nullable columns (anomaly_score)
     )
     if since_ms is not None:
         day, hour = _partition_of(since_ms)

@@ -3,10 +3,15 @@
 Called after the response body is ready; ``PredictionLog.record`` only enqueues, so nothing
 here waits on disk. A shadow answer is logged when it completes, under the same request id with
 the variant ``shadow:<alias>``, so the two outputs sit side by side for comparison.
+
+Each row also carries the request's input anomaly score against the answering model's training
+reference (``shipyard.monitor.anomaly``): vectorized over the request's rows, and never allowed
+to fail the request (a scoring error logs the row with a null score).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +25,20 @@ if TYPE_CHECKING:
     from shipyard.serve.host import Scored, ServedModel
     from shipyard.serve.prediction_log import PredictionLog
     from shipyard.serve.runtime import Answer
+
+logger = logging.getLogger("shipyard.serve")
+
+
+def anomaly_score(model: ServedModel, columns: dict[str, list[Any]]) -> float | None:
+    """The request's input anomaly score for ``model``; None without a reference or on error."""
+    from shipyard.monitor.anomaly import scorer_for
+
+    try:
+        scorer = scorer_for(model.bundle)
+        return None if scorer is None else scorer.score_columns(columns)
+    except Exception:  # a monitoring aid must never fail or drop the answer it describes
+        logger.warning("anomaly score of %s v%s failed", model.name, model.version, exc_info=True)
+        return None
 
 
 def _record(
@@ -50,6 +69,7 @@ def _record(
         prediction=None if first is None else str(first),
         probability=probability,
         status=200,
+        anomaly_score=anomaly_score(model, columns),
     )
 
 

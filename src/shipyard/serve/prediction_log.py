@@ -73,6 +73,7 @@ class PredictionRecord:
     prediction: str | None
     probability: float | None
     status: int = 200
+    anomaly_score: float | None = None
 
 
 @dataclass
