@@ -145,7 +145,7 @@ class MonitoringStore:
         if limit is not None:
             query = query.limit(limit)
         with self.engine.connect() as c:
-            found = c.execute(query).scalars().all()
+            found = c.execute(query).all()
         return [_observation(r) for r in reversed(found)]
 
     # -- alerts -----------------------------------------------------------------------------
@@ -189,7 +189,7 @@ class MonitoringStore:
                 .where(row.rule == rule, row.model == model, row.subject == subject)
                 .order_by(row.last_seen_ms.desc())
                 .limit(1)
-            ).scalar_one_or_none()
+            ).first()
             if latest is not None and now_ms - latest.last_seen_ms < cooldown_ms:
                 c.execute(
                     sa.update(row)
@@ -372,13 +372,13 @@ class MonitoringStore:
         if limit is not None:
             query = query.limit(limit)
         with self.engine.connect() as c:
-            return [_alert(r) for r in c.execute(query).scalars().all()]
+            return [_alert(r) for r in c.execute(query).all()]
 
     def _alert(self, c: sa.Connection, alert_id: str, *, for_update: bool = False) -> AlertRecord:
         query = sa.select(MonitorAlertRow).where(MonitorAlertRow.alert_id == alert_id)
         if for_update and c.dialect.name == "postgresql":
             query = query.with_for_update()
-        found = c.execute(query).scalar_one_or_none()
+        found = c.execute(query).first()
         if found is None:
             raise NotFound(f"no alert {alert_id!r}; `shipyard monitor alerts` lists them")
         return _alert(found)
@@ -413,7 +413,7 @@ def _lock_rule(c: sa.Connection, rule: str) -> None:
     )
 
 
-def _observation(r: MonitorObservationRow) -> StoredObservation:
+def _observation(r: Any) -> StoredObservation:
     return StoredObservation(
         observation_id=r.observation_id,
         model=r.model,
@@ -432,7 +432,7 @@ def _observation(r: MonitorObservationRow) -> StoredObservation:
     )
 
 
-def _alert(r: MonitorAlertRow) -> AlertRecord:
+def _alert(r: Any) -> AlertRecord:
     return AlertRecord(
         alert_id=r.alert_id,
         rule=r.rule,
