@@ -7,6 +7,7 @@ only then scored. The prediction log is fed after the answer is ready and never 
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import os
 import time
@@ -27,6 +28,7 @@ from prometheus_client import (
 )
 
 from shipyard.core.errors import InvalidData, NotFound
+from shipyard.monitor.feedback import MAX_LABELS_PER_REQUEST, FeedbackStore, parse_feedback_json
 from shipyard.serve.contract import ContractError
 from shipyard.serve.payloads import plain_columns, plain_response, v2_columns, v2_response
 from shipyard.serve.traffic import ServedModelSpec
@@ -102,9 +104,16 @@ def create_app(
     *,
     prediction_log: PredictionLog | None = None,
     max_body_bytes: int | None = None,
+    feedback: FeedbackStore | None = None,
 ) -> FastAPI:
-    """Build the ASGI app serving ``runtime``'s models."""
+    """Build the ASGI app serving ``runtime``'s models.
+
+    Feedback labels are kept next to the prediction log unless ``feedback`` names a store;
+    without either, ``POST /models/{name}/feedback`` answers 503.
+    """
     limit = max_body_bytes or runtime.spec.max_body_bytes
+    if feedback is None and prediction_log is not None:
+        feedback = FeedbackStore.beside(prediction_log.root, clock=prediction_log)
     metrics = Metrics()
 
     @asynccontextmanager
@@ -198,6 +207,25 @@ def create_app(
         )
         _after(name, answer, columns, request_id, seconds)
         return _json(payload)
+
+    @app.post("/models/{name}/feedback")
+    async def post_feedback(name: str, request: Request) -> Response:
+        """Ground truth for earlier answers: ``{request_id, label[, ts_ms]}`` or a list of them."""
+        runtime.served(name)  # 404 before reading the body
+        if feedback is None:
+            raise HttpError(503, "feedback is off: this server keeps no prediction log")
+        body = await _json_body(request, limit)
+        if isinstance(body, list) and len(body) > MAX_LABELS_PER_REQUEST:
+            raise HttpError(413, f"over {MAX_LABELS_PER_REQUEST} labels; send them in batches")
+        labels = parse_feedback_json(body)  # InvalidData: 422 naming the item
+
+        def store() -> dict[str, Any]:
+            if prediction_log is not None:  # so labels for answers still queued match
+                prediction_log.flush(timeout_s=5.0)
+            assert feedback is not None
+            return feedback.add(name, labels).to_dict()
+
+        return _json(await asyncio.to_thread(store))
 
     @app.get("/metrics")
     async def prometheus() -> Response:
