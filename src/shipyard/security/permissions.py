@@ -1,0 +1,223 @@
+"""THE permission table: every action Shipyard guards, and the roles allowed to do it.
+
+One table, read by the model server's HTTP guard (``HTTP_ROUTES`` names each route's action),
+by the CLI (``CLI_COMMANDS``), and by the tests, which check every role against every action and
+fail when a server route or CLI command has no entry. Anything not in the table is denied
+(MLflow's route check was fail-open for unmapped routes; ours is not). One function decides:
+``check`` returns a decision with its reason, ``require`` raises on a denial.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from shipyard.core.errors import PermissionDenied
+from shipyard.security.roles import Role, at_least
+
+if TYPE_CHECKING:
+    from shipyard.security.identities import Identity
+
+
+class Action(StrEnum):
+    """Something a caller may or may not do."""
+
+    WORKSPACE_READ = "workspace.read"
+    WORKSPACE_INIT = "workspace.init"
+    RUNS_READ = "runs.read"
+    RUNS_WRITE = "runs.write"
+    RUNS_DELETE = "runs.delete"
+    DATA_METADATA = "data.metadata"
+    DATA_READ = "data.read"
+    DATA_READ_RAW = "data.read_raw"
+    MODELS_READ = "models.read"
+    MODELS_REGISTER = "models.register"
+    MODELS_PROMOTE = "models.promote"
+    MODELS_ROLLBACK = "models.rollback"
+    REPORTS_READ = "reports.read"
+    SCORE_BATCH = "score.batch"
+    SERVE_READ = "serve.read"
+    SERVE_PREDICT = "serve.predict"
+    SERVE_METRICS = "serve.metrics"
+    SERVE_ADMIN_READ = "serve.admin_read"
+    SERVE_DEPLOY = "serve.deploy"
+    SERVE_POLICY = "serve.policy"
+    LOADTEST = "loadtest.run"
+    PRIVACY_ERASE = "privacy.erase"
+    USERS_MANAGE = "users.manage"
+    ROLES_MANAGE = "roles.manage"
+    TOKENS_MANAGE = "tokens.manage"
+    KEYS_MANAGE = "keys.manage"
+    AUDIT_READ = "audit.read"
+
+
+_VIEWER = at_least(Role.VIEWER)
+_DATA_SCIENTIST = at_least(Role.DATA_SCIENTIST)
+_ML_ENGINEER = at_least(Role.ML_ENGINEER)
+_ADMIN = at_least(Role.ADMIN)
+
+#: Action -> the roles allowed to do it. Every ``Action`` has an entry (a test checks it).
+PERMISSIONS: dict[Action, frozenset[Role]] = {
+    Action.WORKSPACE_READ: _VIEWER,
+    Action.WORKSPACE_INIT: _ADMIN,
+    Action.RUNS_READ: _VIEWER,
+    Action.RUNS_WRITE: _DATA_SCIENTIST,
+    Action.RUNS_DELETE: _ML_ENGINEER,
+    Action.DATA_METADATA: _VIEWER,
+    Action.DATA_READ: _DATA_SCIENTIST,  # pseudonymized content, profiles, diffs
+    Action.DATA_READ_RAW: _ADMIN,  # raw personal data (quarantined rows hold raw input)
+    Action.MODELS_READ: _VIEWER,
+    Action.MODELS_REGISTER: _DATA_SCIENTIST,
+    Action.MODELS_PROMOTE: _ML_ENGINEER,
+    Action.MODELS_ROLLBACK: _ML_ENGINEER,
+    Action.REPORTS_READ: _VIEWER,
+    Action.SCORE_BATCH: _DATA_SCIENTIST,
+    Action.SERVE_READ: _VIEWER,
+    Action.SERVE_PREDICT: _VIEWER,
+    Action.SERVE_METRICS: _VIEWER,
+    Action.SERVE_ADMIN_READ: _ML_ENGINEER,
+    Action.SERVE_DEPLOY: _ML_ENGINEER,
+    Action.SERVE_POLICY: _ML_ENGINEER,
+    Action.LOADTEST: _ML_ENGINEER,
+    Action.PRIVACY_ERASE: _ADMIN,
+    Action.USERS_MANAGE: _ADMIN,
+    Action.ROLES_MANAGE: _ADMIN,
+    Action.TOKENS_MANAGE: _ADMIN,
+    Action.KEYS_MANAGE: _ADMIN,
+    Action.AUDIT_READ: _ADMIN,
+}
+
+#: Routes anyone may call: the health probes, and nothing else.
+PUBLIC = "public"
+
+#: (method, route template) of the model server -> its action, or ``PUBLIC``.
+HTTP_ROUTES: dict[tuple[str, str], Action | str] = {
+    ("GET", "/v2/health/live"): PUBLIC,
+    ("GET", "/v2/health/ready"): PUBLIC,
+    ("GET", "/v2/models/{name}"): Action.SERVE_READ,
+    ("GET", "/v2/models/{name}/ready"): Action.SERVE_READ,
+    ("POST", "/v2/models/{name}/infer"): Action.SERVE_PREDICT,
+    ("POST", "/models/{name}/predict"): Action.SERVE_PREDICT,
+    ("GET", "/metrics"): Action.SERVE_METRICS,
+    ("GET", "/admin/models"): Action.SERVE_ADMIN_READ,
+    ("PUT", "/admin/models/{name}/policy"): Action.SERVE_POLICY,
+    ("GET", "/openapi.json"): Action.SERVE_READ,
+    ("GET", "/docs"): Action.SERVE_READ,
+    ("GET", "/docs/oauth2-redirect"): Action.SERVE_READ,
+    ("GET", "/redoc"): Action.SERVE_READ,
+}
+
+#: ``shipyard`` command path -> its action. A group's entry covers commands of the group
+#: that have none of their own (``monitor`` covers ``monitor drift``).
+CLI_COMMANDS: dict[str, Action] = {
+    "workspace init": Action.WORKSPACE_INIT,
+    "workspace info": Action.WORKSPACE_READ,
+    "runs list": Action.RUNS_READ,
+    "runs show": Action.RUNS_READ,
+    "runs compare": Action.RUNS_READ,
+    "runs note": Action.RUNS_WRITE,
+    "runs gc": Action.RUNS_DELETE,
+    "experiments list": Action.RUNS_READ,
+    "demo": Action.RUNS_WRITE,
+    "init": Action.RUNS_WRITE,
+    "run": Action.RUNS_WRITE,
+    "data list": Action.DATA_METADATA,
+    "data show": Action.DATA_METADATA,
+    "data profile": Action.DATA_READ,
+    "data diff": Action.DATA_READ,
+    "data quarantine": Action.DATA_READ_RAW,
+    "lineage": Action.DATA_METADATA,
+    "models register": Action.MODELS_REGISTER,
+    "models list": Action.MODELS_READ,
+    "models show": Action.MODELS_READ,
+    "models promote": Action.MODELS_PROMOTE,
+    "models rollback": Action.MODELS_ROLLBACK,
+    "models history": Action.MODELS_READ,
+    "models compare": Action.MODELS_READ,
+    "models card": Action.REPORTS_READ,
+    "serve": Action.SERVE_DEPLOY,
+    "predict": Action.SCORE_BATCH,
+    "export": Action.SERVE_DEPLOY,
+    "deploy policy": Action.SERVE_POLICY,
+    "loadtest": Action.LOADTEST,
+    "privacy detect": Action.DATA_READ,
+    "privacy kanon": Action.DATA_READ,
+    "erase": Action.PRIVACY_ERASE,
+    "monitor": Action.REPORTS_READ,
+    "users create": Action.USERS_MANAGE,
+    "users list": Action.USERS_MANAGE,
+    "users disable": Action.USERS_MANAGE,
+    "tokens create": Action.TOKENS_MANAGE,
+    "tokens list": Action.TOKENS_MANAGE,
+    "tokens revoke": Action.TOKENS_MANAGE,
+    "roles grant": Action.ROLES_MANAGE,
+    "roles revoke": Action.ROLES_MANAGE,
+    "roles list": Action.ROLES_MANAGE,
+    "audit verify": Action.AUDIT_READ,
+    "audit list": Action.AUDIT_READ,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Whether an identity may do an action, and why (for messages and the audit log)."""
+
+    allowed: bool
+    reason: str
+
+
+def allowed_roles(action: Action | str) -> frozenset[Role]:
+    """The roles allowed to do ``action``; empty (deny) for anything not in the table."""
+    try:
+        return PERMISSIONS.get(Action(action), frozenset())
+    except ValueError:
+        return frozenset()
+
+
+def check(identity: Identity, action: Action | str) -> Decision:
+    """Decide whether ``identity`` may do ``action`` in its project."""
+    roles = allowed_roles(action)
+    if not roles:
+        return Decision(False, f"{action!s} is not in the permission table, so it is denied")
+    if identity.role is None:
+        return Decision(False, f"{identity.name} holds no role in project {identity.project}")
+    if identity.role in roles:
+        return Decision(True, f"{identity.name} is {identity.role} in {identity.project}")
+    weakest = min(roles, key=lambda r: r.rank)
+    return Decision(
+        False,
+        f"{identity.name} is {identity.role} in project {identity.project}; "
+        f"{action!s} needs {weakest} or above",
+    )
+
+
+def require(identity: Identity, action: Action | str) -> None:
+    """Raise unless ``identity`` may do ``action``: the one check every caller uses.
+
+    Raises:
+        PermissionDenied: The identity's role (or lack of one) does not allow it.
+    """
+    decision = check(identity, action)
+    if not decision.allowed:
+        raise PermissionDenied(
+            f"permission denied: {decision.reason}; an admin can grant it with "
+            "`shipyard roles grant`"
+        )
+
+
+def route_action(method: str, path: str) -> Action | str | None:
+    """The action of a server route (``HEAD`` counts as ``GET``), or None when unmapped."""
+    method = "GET" if method.upper() == "HEAD" else method.upper()
+    return HTTP_ROUTES.get((method, path))
+
+
+def command_action(command: str) -> Action | None:
+    """The action of a CLI command path, falling back to its group's entry; None if neither."""
+    parts = command.split()
+    while parts:
+        found = CLI_COMMANDS.get(" ".join(parts))
+        if found is not None:
+            return found
+        parts.pop()
+    return None
