@@ -86,7 +86,8 @@ class Cost:
         )
 
 
-def _priced(instance: InstanceType | ActiveInstance, purchase: str | None) -> ActiveInstance:
+def priced(instance: InstanceType | ActiveInstance, purchase: str | None) -> ActiveInstance:
+    """Return ``instance`` with a purchase option (``purchase``, its own, else on_demand)."""
     if isinstance(instance, ActiveInstance):
         if purchase is None or purchase == instance.purchase:
             return instance
@@ -136,7 +137,7 @@ def run_cost(
         InvalidArgument: Unknown rule or purchase option.
     """
     checked = _check_rule(rule)
-    active = _priced(instance, purchase)
+    active = priced(instance, purchase)
     hourly = active.hourly
     if checked == "cpu_share":
         seconds = resources.cpu_seconds
@@ -180,7 +181,7 @@ def total_cost(
     purchase: str | None = None,
 ) -> Cost:
     """Price a set of runs (an experiment, a model's lineage), counting each CPU second once."""
-    active = _priced(instance, purchase)
+    active = priced(instance, purchase)
     total = Cost(ZERO, _check_rule(rule), 0.0, active.hourly, active.instance.name, active.purchase)
     for run in attributable(runs):
         total = total + run_cost(run.resources, active, rule)
@@ -251,7 +252,7 @@ def cost_per_thousand_predictions(
         raise InvalidArgument("CPU seconds and predictions cannot be negative")
     if predictions == 0:
         return None
-    active = _priced(instance, None)
+    active = priced(instance, None)
     per_prediction = cpu_share_usd(cpu_seconds, active.instance, active.hourly) / predictions
     return per_prediction * 1000
 
