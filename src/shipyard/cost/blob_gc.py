@@ -1,0 +1,295 @@
+"""The blob garbage collector: delete blobs no run, dataset or model version refers to.
+
+(Not to be confused with ``shipyard.track.gc``, which ends runs whose process died.)
+
+Every blob writer stores the blob first and commits the row that refers to it second, so at
+any moment the store may hold a blob whose row is not committed yet. The collector therefore
+never trusts a single look. It works mark-then-sweep:
+
+1. **Mark.** List the store's blobs, read every live reference (``blob_refs``), and take as
+   candidates the unreferenced blobs older than the grace period: a blob whose file was
+   modified after ``now - grace`` may belong to a write in progress and is left alone. Where
+   the store cannot tell a blob's age (some object stores), the blob must already have been a
+   candidate of a sweep that started at least ``grace`` ago. The sweep and its candidates are
+   committed to the metadata store before anything is deleted.
+2. **Sweep.** For each chunk of candidates, ask the metadata store again which are referenced
+   *now* (a row committed after the mark wins), delete the others' files, then record them as
+   deleted.
+
+So a blob file is deleted only after the metadata has said, twice, that nothing refers to it.
+A crash at any point leaves every referenced blob in place: the worst it leaves is a sweep
+marked but not finished, which the next run records as ``abandoned`` before it marks afresh.
+
+The one window this cannot close without a lock shared with every writer: a writer that finds
+an *old, unreferenced* blob already stored (content addressing makes its write a no-op) and
+commits its row in the instant between the sweep's re-check and the delete. That needs the very
+same bytes to be re-written at that instant; ``check_references`` (run at the end of every
+sweep, and by ``shipyard gc``) reports any reference left without its blob.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from shipyard.core import faults
+from shipyard.core.errors import ArtifactNotFound, IntegrityFailure, InvalidArgument
+from shipyard.core.ids import new_id
+from shipyard.cost import blob_refs
+from shipyard.store.artifacts.local import LocalBlobStore
+from shipyard.store.cost_models import GcCandidateRow, GcSweepRow
+from shipyard.store.engine import run_write
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from shipyard.store.artifacts.base import BlobStore
+    from shipyard.track.workspace import Workspace
+
+DEFAULT_GRACE_S = 3600.0
+_CHUNK = 200
+
+
+@dataclass(frozen=True)
+class GcReport:
+    """What a sweep found, and what it deleted (or would delete, on a dry run).
+
+    Attributes:
+        sweep_id: Id of the recorded sweep; None on a dry run.
+        dry_run: Whether nothing was changed.
+        blobs_seen: Blobs in the store when the mark listed it.
+        referenced: Distinct digests with a live reference.
+        candidates: Digest -> size of unreferenced blobs past the grace period.
+        recent: Unreferenced blobs left alone because they are inside the grace period (or
+            their age could not be read).
+        deleted: Digests whose files this sweep deleted (empty on a dry run).
+        kept_referenced: Candidates that gained a reference between the mark and the sweep.
+        missing: Referenced digests with no blob in the store (see ``check_references``).
+        temp_removed: Temp files of crashed writers removed.
+    """
+
+    sweep_id: str | None
+    dry_run: bool
+    blobs_seen: int
+    referenced: int
+    candidates: dict[str, int]
+    recent: int
+    deleted: list[str] = field(default_factory=list)
+    kept_referenced: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    temp_removed: int = 0
+
+    @property
+    def bytes_freed(self) -> int:
+        """Bytes the deleted blobs took, or the candidates would free on a dry run."""
+        if self.dry_run:
+            return sum(self.candidates.values())
+        return sum(self.candidates[d] for d in self.deleted)
+
+    @property
+    def freed(self) -> dict[str, int]:
+        """Digest -> size of what went (or would go, on a dry run)."""
+        if self.dry_run:
+            return dict(self.candidates)
+        return {d: self.candidates[d] for d in self.deleted}
+
+
+def collect_garbage(
+    workspace: Workspace,
+    *,
+    grace_s: float = DEFAULT_GRACE_S,
+    dry_run: bool = False,
+    also_released: Iterable[tuple[str, str]] = (),
+) -> GcReport:
+    """Mark unreferenced blobs, then (unless ``dry_run``) delete them; see the module docstring.
+
+    Args:
+        workspace: The workspace whose blob store and metadata store are collected.
+        grace_s: Blobs modified less than this many seconds ago are never deleted.
+        dry_run: Only report what would be deleted; write nothing.
+        also_released: ``(kind, ref)`` pairs to count as released (a retention plan that a dry
+            run has not applied). Refused on a real run: apply the plan first.
+
+    Raises:
+        InvalidArgument: A negative grace period, or ``also_released`` on a real run.
+    """
+    if grace_s < 0:
+        raise InvalidArgument(f"the grace period must be >= 0 seconds, got {grace_s}")
+    hypothetical = set(also_released)
+    if hypothetical and not dry_run:
+        raise InvalidArgument("apply the retention plan before a real sweep; pass it to dry runs")
+    engine, blobs = workspace.store.engine, workspace.blobs
+    started_ms = workspace.clock.now_ms()
+    cutoff_ms = started_ms - round(grace_s * 1000)
+
+    listed = list(blobs.iter_digests())
+    with engine.connect() as c:
+        live = blob_refs.live_references(c, hypothetical)
+    referenced = {r.digest for r in live}
+    unreferenced = [d for d in listed if d not in referenced]
+    ages = {d: _modified_ms(blobs, d) for d in unreferenced}
+    marked_before = _marked_before(engine, [d for d, age in ages.items() if age is None], cutoff_ms)
+    candidates: dict[str, int] = {}
+    for digest, age in ages.items():
+        old_enough = age is not None and age <= cutoff_ms
+        if old_enough or (age is None and digest in marked_before):
+            size = _size(blobs, digest)
+            if size is not None:
+                candidates[digest] = size
+    missing = sorted(referenced - set(listed))
+    recent = len(unreferenced) - len(candidates)
+    if dry_run:
+        return GcReport(
+            None, True, len(listed), len(referenced), candidates, recent, [], [], missing
+        )
+
+    sweep_id = new_id()
+    _mark(engine, sweep_id, started_ms, grace_s, len(listed), candidates)
+    faults.hit("gc.after_mark")
+    deleted, kept = _sweep(workspace, sweep_id, sorted(candidates), cutoff_ms)
+    sweep_temp = getattr(blobs, "sweep_temp", None)
+    temp_removed = int(sweep_temp(grace_s)) if callable(sweep_temp) else 0
+    freed = sum(candidates[d] for d in deleted)
+    run_write(
+        engine,
+        lambda c: c.execute(
+            sa.update(GcSweepRow)
+            .where(GcSweepRow.sweep_id == sweep_id)
+            .values(
+                status="done",
+                finished_ms=workspace.clock.now_ms(),
+                deleted=len(deleted),
+                bytes_freed=freed,
+            )
+        ),
+    )
+    missing = check_references(workspace)
+    return GcReport(
+        sweep_id,
+        False,
+        len(listed),
+        len(referenced),
+        candidates,
+        recent,
+        deleted,
+        kept,
+        missing,
+        temp_removed,
+    )
+
+
+def _mark(
+    engine: sa.Engine,
+    sweep_id: str,
+    started_ms: int,
+    grace_s: float,
+    blobs_seen: int,
+    candidates: dict[str, int],
+) -> None:
+    def _write(c: sa.Connection) -> None:
+        c.execute(
+            sa.update(GcSweepRow).where(GcSweepRow.status == "marked").values(status="abandoned")
+        )
+        c.execute(
+            sa.insert(GcSweepRow).values(
+                sweep_id=sweep_id,
+                status="marked",
+                started_ms=started_ms,
+                finished_ms=None,
+                grace_seconds=grace_s,
+                blobs_seen=blobs_seen,
+                candidates=len(candidates),
+                deleted=0,
+                bytes_freed=0,
+            )
+        )
+        if candidates:
+            c.execute(
+                sa.insert(GcCandidateRow),
+                [
+                    {"sweep_id": sweep_id, "digest": d, "size_bytes": s, "deleted_ms": None}
+                    for d, s in sorted(candidates.items())
+                ],
+            )
+
+    run_write(engine, _write)
+
+
+def _sweep(
+    workspace: Workspace, sweep_id: str, candidates: Sequence[str], cutoff_ms: int
+) -> tuple[list[str], list[str]]:
+    engine, blobs = workspace.store.engine, workspace.blobs
+    deleted: list[str] = []
+    kept: list[str] = []
+    for start in range(0, len(candidates), _CHUNK):
+        chunk = candidates[start : start + _CHUNK]
+        with engine.connect() as c:
+            now_referenced = blob_refs.still_referenced(c, chunk)
+        gone: list[str] = []
+        for digest in chunk:
+            age = _modified_ms(blobs, digest)
+            if digest in now_referenced or (age is not None and age > cutoff_ms):
+                kept.append(digest)  # referenced since the mark, or written again
+                continue
+            faults.hit("gc.before_delete")
+            blobs.delete(digest)
+            gone.append(digest)
+        if gone:
+            _record_deleted(engine, sweep_id, gone, workspace.clock.now_ms())
+            deleted.extend(gone)
+        faults.hit("gc.after_chunk")
+    return deleted, kept
+
+
+def _record_deleted(engine: sa.Engine, sweep_id: str, gone: list[str], at_ms: int) -> None:
+    def _write(c: sa.Connection) -> None:
+        c.execute(
+            sa.update(GcCandidateRow)
+            .where(GcCandidateRow.sweep_id == sweep_id, GcCandidateRow.digest.in_(gone))
+            .values(deleted_ms=at_ms)
+        )
+
+    run_write(engine, _write)
+
+
+def check_references(workspace: Workspace) -> list[str]:
+    """Return the digests that a live reference names but the blob store lacks (sorted)."""
+    with workspace.store.engine.connect() as c:
+        referenced = {r.digest for r in blob_refs.live_references(c)}
+    return sorted(d for d in referenced if not workspace.blobs.exists(d))
+
+
+def _modified_ms(blobs: BlobStore, digest: str) -> int | None:
+    """When the blob's file last changed, where the store can tell (local files)."""
+    if not isinstance(blobs, LocalBlobStore):
+        return None
+    try:
+        return os.stat(blobs.local_path(digest)).st_mtime_ns // 1_000_000
+    except (ArtifactNotFound, IntegrityFailure, FileNotFoundError):
+        return None  # gone since the listing, or planted: never a candidate on its age
+
+
+def _size(blobs: BlobStore, digest: str) -> int | None:
+    try:
+        return blobs.size(digest)
+    except (ArtifactNotFound, IntegrityFailure, FileNotFoundError):
+        return None
+
+
+def _marked_before(engine: sa.Engine, digests: Sequence[str], cutoff_ms: int) -> set[str]:
+    """Digests that a sweep started at or before ``cutoff_ms`` already found unreferenced."""
+    found: set[str] = set()
+    with engine.connect() as c:
+        for start in range(0, len(digests), _CHUNK):
+            chunk = list(digests[start : start + _CHUNK])
+            found.update(
+                c.execute(
+                    sa.select(GcCandidateRow.digest)
+                    .join(GcSweepRow, GcSweepRow.sweep_id == GcCandidateRow.sweep_id)
+                    .where(GcCandidateRow.digest.in_(chunk), GcSweepRow.started_ms <= cutoff_ms)
+                ).scalars()
+            )
+    return found
