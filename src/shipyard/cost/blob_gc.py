@@ -236,6 +236,7 @@ def _sweep(
                 continue
             faults.hit("gc.before_delete")
             blobs.delete(digest)
+            faults.hit("gc.after_delete")
             gone.append(digest)
         if gone:
             _record_deleted(engine, sweep_id, gone, workspace.clock.now_ms())
