@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import typer
 
+from shipyard.cli import monitor_alerts
+
 app = typer.Typer(
     help="Watch served models: drift, performance on feedback labels, anomalies, alerts.",
     no_args_is_help=True,
 )
+
+app.command("alerts")(monitor_alerts.alerts)
+app.command("history")(monitor_alerts.history)
