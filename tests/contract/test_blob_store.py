@@ -1,9 +1,11 @@
-"""One contract for every BlobStore backend: local disk and the fsspec in-memory twin."""
+"""One contract for every BlobStore backend: local disk, the fsspec in-memory twin, and the
+encrypting wrapper over each (AES-256-GCM, small chunks so that blobs span many of them)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +16,11 @@ import pytest
 from shipyard.core.errors import ArtifactNotFound, IntegrityFailure, InvalidArgument
 from shipyard.core.ids import CHUNK_SIZE
 from shipyard.store.artifacts import BlobStore, open_blob_store
+from shipyard.store.artifacts.encrypted import EncryptedBlobStore
 from shipyard.store.artifacts.fsspec_store import FsspecBlobStore
 from shipyard.store.artifacts.local import LocalBlobStore
+from shipyard.store.encryption import BlobKeyStore
+from shipyard.store.sql import SqlStore
 from tests.corpus import BAD_URIS
 
 BAD_DIGESTS = [
@@ -30,13 +35,48 @@ BAD_DIGESTS = [
 ]
 
 
-@pytest.fixture(params=["local", "memory", "memory-single-put"])
+@pytest.fixture(
+    params=["local", "memory", "memory-single-put", "encrypted-local", "encrypted-memory"]
+)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
+    if request.param.startswith("encrypted-"):
+        migrated = request.getfixturevalue("migrated_keys_db")
+        yield from _encrypted(request.param.removeprefix("encrypted-"), tmp_path, migrated)
+        return
     if request.param == "local":
         yield LocalBlobStore(tmp_path / "store")
         return
     name = f"shipyard-test-{uuid.uuid4().hex}"
     yield FsspecBlobStore(f"memory://{name}", object_store=request.param == "memory-single-put")
+    fs = fsspec.filesystem("memory")
+    if fs.exists(f"/{name}"):
+        fs.rm(f"/{name}", recursive=True)
+
+
+@pytest.fixture(scope="session")
+def migrated_keys_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite store at the head revision, copied per test (migrating takes ~0.2 s)."""
+    path = tmp_path_factory.mktemp("keys") / "keys.db"
+    SqlStore(f"sqlite:///{path}").close()
+    return path
+
+
+def _encrypted(inner_kind: str, tmp_path: Path, migrated: Path) -> Iterator[BlobStore]:
+    from shipyard.security.envelope import Envelope
+    from shipyard.security.keys import MasterKey
+
+    master = MasterKey.from_bytes(hashlib.sha256(b"contract").digest())
+    shutil.copyfile(migrated, tmp_path / "keys.db")
+    sql = SqlStore(f"sqlite:///{tmp_path / 'keys.db'}")
+    keys = BlobKeyStore(sql.engine)
+    name = f"shipyard-test-{uuid.uuid4().hex}"
+    inner: BlobStore = (
+        LocalBlobStore(tmp_path / "store")
+        if inner_kind == "local"
+        else FsspecBlobStore(f"memory://{name}")
+    )
+    yield EncryptedBlobStore(inner, keys, Envelope(master, chunk_bytes=4096))
+    sql.close()
     fs = fsspec.filesystem("memory")
     if fs.exists(f"/{name}"):
         fs.rm(f"/{name}", recursive=True)
@@ -130,13 +170,16 @@ def test_iter_digests_lists_every_blob(store: BlobStore) -> None:
 def test_writes_leave_no_temp_files(store: BlobStore) -> None:
     store.put_bytes(b"a")
     store.put_bytes(b"a")
-    assert isinstance(store, LocalBlobStore | FsspecBlobStore)
+    assert isinstance(store, LocalBlobStore | FsspecBlobStore | EncryptedBlobStore)
     assert store.sweep_temp(0) == 0
 
 
 def test_url_reopens_the_same_store(store: BlobStore) -> None:
     info = store.put_bytes(b"reopen me")
     again = open_blob_store(store.url)
+    if isinstance(store, EncryptedBlobStore):  # the URL names where the ciphertext lives
+        assert type(again) is type(store.inner)
+        again = EncryptedBlobStore(again, store.keys, store.cipher)
     assert type(again) is type(store)
     assert again.get_bytes(info.digest) == b"reopen me"
 

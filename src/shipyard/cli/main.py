@@ -15,9 +15,11 @@ import typer
 from rich.markup import escape
 
 from shipyard.cli import (
+    cost,
     data,
     demo,
     experiments,
+    keys,
     loadtest,
     models,
     monitor,
@@ -54,6 +56,8 @@ app.command(name="lineage")(data.lineage)
 app.add_typer(privacy.app, name="privacy")
 app.command(name="erase")(privacy.erase)
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(cost.app, name="cost")
+app.add_typer(keys.app, name="keys")
 
 
 @app.callback()

@@ -30,11 +30,18 @@ def serve(
         Path | None, typer.Option(help="Prediction log folder (default .shipyard/predictions).")
     ] = None,
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not keep a prediction log.")] = False,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="PEM certificate chain: serve HTTPS (with --tls-key).")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="PEM private key of --tls-cert (unencrypted).")
+    ] = None,
 ) -> None:
     """Serve registered models over HTTP (V2 inference protocol + plain JSON + /metrics)."""
-    from shipyard.serve.server import ServerConfig, deploy_from_refs, run_server
+    from shipyard.serve.server import ServerConfig, deploy_from_refs, run_server, tls_options
     from shipyard.serve.traffic import DeploySpec
 
+    tls = tls_options(tls_cert, tls_key)
     project = project_dir(ctx)
     if refs:
         deploy = deploy_from_refs(refs)
@@ -49,10 +56,11 @@ def serve(
         deploy = DeploySpec.model_validate(section)
     logs = None if no_log else str(log_dir or project / ".shipyard" / "predictions")
     config = ServerConfig(project_dir=str(project), deploy=deploy, prediction_log=logs)
+    scheme = "https" if tls else "http"
     console.print(
-        f"serving {', '.join(deploy.models)} on http://{host}:{port} with {workers} worker(s)"
+        f"serving {', '.join(deploy.models)} on {scheme}://{host}:{port} with {workers} worker(s)"
     )
-    run_server(config, host=host, port=port, workers=workers)
+    run_server(config, host=host, port=port, workers=workers, **tls)
 
 
 def predict(

@@ -61,6 +61,26 @@ class CostSettings(BaseModel):
     metering: bool = True
 
 
+class EncryptionSettings(BaseModel):
+    """Encryption at rest of artifacts and dataset files; see docs/security.md.
+
+    Attributes:
+        enabled: Encrypt every new blob (AES-256-GCM, one data key per blob, wrapped by the
+            master key). Blobs written before stay readable.
+        key_file: A file holding the base64 master key (mode 600); relative to the project.
+            Wins over ``key_env``.
+        key_env: The environment variable holding the base64 master key when there is no file.
+        chunk_bytes: Plaintext bytes per encrypted chunk (memory per stream is about two).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    key_file: Path | None = None
+    key_env: str = Field("SHIPYARD_MASTER_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    chunk_bytes: int = Field(1 << 20, ge=4096, le=64 << 20)
+
+
 class Settings(BaseSettings):
     """Root settings of a Shipyard workspace.
 
@@ -81,6 +101,7 @@ class Settings(BaseSettings):
     artifact_root: str | None = None
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     cost: CostSettings = Field(default_factory=CostSettings)
+    encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
 
     @property
     def state_dir(self) -> Path:
@@ -144,7 +165,7 @@ class ProjectFileSource(PydanticBaseSettingsSource):
         workspace = document.get("workspace") or {}
         if not isinstance(workspace, dict):
             raise InvalidSettings(f"{path}: 'workspace' must be a mapping")
-        for key in ("store_url", "artifact_root"):
+        for key in ("store_url", "artifact_root", "encryption"):
             if key in workspace:
                 values[key] = workspace[key]
         if "tracking" in document:

@@ -10,6 +10,7 @@ in-flight requests, then the app's shutdown drains the prediction log.
 from __future__ import annotations
 
 import os
+import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shipyard.core.errors import InvalidArgument
 from shipyard.serve.traffic import DeploySpec, ServedModelSpec
+from shipyard.store.security import SecurityStore
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -36,13 +38,16 @@ class ServerConfig(BaseModel):
     prediction_log: str | None = None
     log_overflow: Literal["drop", "block"] = "drop"
     max_batch_rows: int = Field(256, ge=1)
+    project: str = "project"  # whose role bindings decide what a token may do
+    auth_cache_s: float = Field(5.0, ge=0, le=60)
 
 
 class RegistrySource:
     """The registry as a ``ModelSource``."""
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: ModelRegistry, audit_store: SecurityStore | None = None) -> None:
         self.registry = registry
+        self.audit_store = audit_store
 
     def resolve(self, model: str, alias: str) -> int:
         """The version ``model@alias`` points to."""
@@ -57,6 +62,11 @@ class RegistrySource:
         self.registry.promote(
             model, version, alias=alias, force=True, reason=reason, actor="canary"
         )
+        if self.audit_store is not None:
+            from shipyard.security.audit import record
+
+            detail = {"to": version, "reason": reason}
+            record(self.audit_store, "canary", "models.promote", f"{model}@{alias}", detail=detail)
 
 
 def deploy_from_refs(refs: list[str]) -> DeploySpec:
@@ -81,21 +91,25 @@ def deploy_from_refs(refs: list[str]) -> DeploySpec:
 def build_app(config: ServerConfig) -> FastAPI:
     """Build one worker's app from its configuration."""
     from shipyard.registry.registry import ModelRegistry
+    from shipyard.security.accounts import Accounts
     from shipyard.serve.app import create_app
+    from shipyard.serve.auth import ServerAuth
     from shipyard.serve.prediction_log import PredictionLog
     from shipyard.serve.runtime import Runtime
     from shipyard.track.workspace import Workspace
 
     workspace = Workspace.open(Path(config.project_dir))
+    security = SecurityStore(workspace.store.engine)
+    auth = ServerAuth(Accounts(security), project=config.project, cache_ttl_s=config.auth_cache_s)
     runtime = Runtime(
         config.deploy,
-        RegistrySource(ModelRegistry(workspace)),
+        RegistrySource(ModelRegistry(workspace), audit_store=security),
         max_batch_rows=config.max_batch_rows,
     )
     log = None
     if config.prediction_log is not None:
         log = PredictionLog(Path(config.prediction_log), overflow=config.log_overflow)
-    return create_app(runtime, prediction_log=log)
+    return create_app(runtime, auth=auth, prediction_log=log)
 
 
 def app_from_environment() -> FastAPI:
@@ -104,6 +118,42 @@ def app_from_environment() -> FastAPI:
     if not raw:
         raise InvalidArgument(f"{CONFIG_ENV} is not set; start servers with `shipyard serve`")
     return build_app(ServerConfig.model_validate_json(raw))
+
+
+def tls_options(cert: Path | None, key: Path | None) -> dict[str, Any]:
+    """Return uvicorn's TLS options for a certificate chain and its key, checked up front.
+
+    The pair is loaded once here, so a missing file, a key that does not match the
+    certificate or a passphrase-protected key fails with one clear line before any worker
+    starts (an encrypted key would otherwise make OpenSSL prompt on the terminal).
+
+    Args:
+        cert: PEM certificate chain (server certificate first); None with ``key`` for plain HTTP.
+        key: PEM private key of the certificate, unencrypted.
+
+    Raises:
+        InvalidArgument: Only one of the two is given, or they cannot be used together.
+    """
+    if cert is None and key is None:
+        return {}
+    if cert is None or key is None:
+        raise InvalidArgument("TLS needs both --tls-cert and --tls-key")
+    for path in (cert, key):
+        if not path.is_file():
+            raise InvalidArgument(f"TLS file {path} does not exist or is not a file")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+
+    def _no_passphrase() -> bytes:
+        raise InvalidArgument(f"TLS key {key} is passphrase-protected; give an unencrypted key")
+
+    try:
+        context.load_cert_chain(cert, key, password=_no_passphrase)
+    except ssl.SSLError as e:
+        raise InvalidArgument(
+            f"cannot serve TLS with certificate {cert} and key {key}: {e.reason or e}; "
+            "check that both are PEM and that the key belongs to the certificate"
+        ) from e
+    return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
 
 
 def run_server(

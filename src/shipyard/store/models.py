@@ -157,6 +157,7 @@ class NoteRow(Base):
 
 from shipyard.store import cost_models as _cost_models  # noqa: E402, F401 - on Base.metadata
 from shipyard.store import dataset_models as _dataset_models  # noqa: E402, F401 - on Base.metadata
+from shipyard.store import encryption_models as _encryption  # noqa: E402, F401 - on Base.metadata
 from shipyard.store import monitor_models as _monitor_models  # noqa: E402, F401 - on Base.metadata
 from shipyard.store import registry_models as _registry_models  # noqa: E402, F401 - on Base.metadata
 from shipyard.store import security_models as _security_models  # noqa: E402, F401 - on Base.metadata

@@ -33,6 +33,7 @@ from shipyard.track.writer import MetricWriter
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from shipyard.store.artifacts import BlobStore
     from shipyard.store.entities import Resources
     from shipyard.track.payloads import Payload
 
@@ -47,7 +48,17 @@ class Workspace:
         self.settings = settings
         self.clock = clock
         self.store = SqlStore(settings.resolved_store_url)
-        self.blobs = open_blob_store(settings.resolved_artifact_root)
+        self.blobs: BlobStore = open_blob_store(settings.resolved_artifact_root)
+        if settings.encryption.enabled:
+            from shipyard.security.at_rest import encrypted_blob_store
+
+            try:
+                self.blobs = encrypted_blob_store(
+                    settings, self.blobs, self.store.engine, clock=clock
+                )
+            except BaseException:
+                self.store.close()
+                raise
         tracking = settings.tracking
         self.writer = MetricWriter(
             self.store,

@@ -1,0 +1,133 @@
+"""Encryption at rest for a workspace: its blob store wrapped, and master-key rotation.
+
+``encrypted_blob_store`` is what the workspace calls when ``encryption.enabled`` is set: it
+loads the master key, checks it is the workspace's current key (adopting it on first use), and
+wraps the plain blob store. ``rotate_master_key`` re-wraps every data key from an old master key
+to a new one, one row per transaction, without touching the data: after a crash a rerun with the
+same two keys finishes the rest (see docs/security.md for the procedure).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from shipyard.core import faults
+from shipyard.core.clock import SYSTEM_CLOCK, Clock
+from shipyard.core.errors import Conflict, InvalidArgument, InvalidSettings
+from shipyard.security.envelope import Envelope, rewrap
+from shipyard.security.keys import load_master_key
+from shipyard.store.artifacts.encrypted import EncryptedBlobStore
+from shipyard.store.encryption import BlobKeyStore, MasterKeyMismatch
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from shipyard.core.settings import Settings
+    from shipyard.security.keys import MasterKey
+    from shipyard.store.artifacts.base import BlobStore
+
+__all__ = ["RotationReport", "encrypted_blob_store", "rotate_master_key", "settings_master_key"]
+
+_BATCH = 500
+
+
+def settings_master_key(settings: Settings) -> MasterKey | None:
+    """Load the master key the settings name (key file, else environment variable).
+
+    Raises:
+        InvalidSettings: When the key source is set but unreadable or malformed.
+    """
+    config = settings.encryption
+    key_file = config.key_file
+    if key_file is not None and not key_file.is_absolute():
+        key_file = settings.project_dir / key_file
+    return load_master_key(key_file=key_file, env_var=config.key_env)
+
+
+def encrypted_blob_store(
+    settings: Settings, inner: BlobStore, engine: sa.Engine, *, clock: Clock = SYSTEM_CLOCK
+) -> EncryptedBlobStore:
+    """Wrap ``inner`` so that blobs are encrypted under the settings' master key.
+
+    Raises:
+        InvalidSettings: When no master key is configured, or it cannot be read.
+        MasterKeyMismatch: When the key is not the workspace's current master key.
+    """
+    master = settings_master_key(settings)
+    if master is None:
+        raise InvalidSettings(
+            "encryption at rest is on but no master key is set: set "
+            f"${settings.encryption.key_env} (base64, 32 bytes) or encryption.key_file; "
+            "`shipyard keys generate` makes a key"
+        )
+    keys = BlobKeyStore(engine)
+    keys.require_current(master.key_id, clock.now_ms())
+    cipher = Envelope(master, chunk_bytes=settings.encryption.chunk_bytes)
+    return EncryptedBlobStore(inner, keys, cipher, clock=clock)
+
+
+@dataclass(frozen=True, slots=True)
+class RotationReport:
+    """What one ``rotate_master_key`` call did.
+
+    Attributes:
+        old_key_id: The key the data keys were wrapped under.
+        new_key_id: The key they are wrapped under now.
+        rewrapped: Data keys re-wrapped by this call.
+        skipped: Rows another writer changed while this call ran (re-read and handled).
+    """
+
+    old_key_id: str
+    new_key_id: str
+    rewrapped: int
+    skipped: int
+
+
+def rotate_master_key(
+    keys: BlobKeyStore, old: MasterKey, new: MasterKey, *, clock: Clock = SYSTEM_CLOCK
+) -> RotationReport:
+    """Re-wrap every data key from ``old`` to ``new`` and make ``new`` the current key.
+
+    Safe to rerun: ``new`` becomes current first (so writers holding ``old`` stop adding rows
+    under it), each row is re-wrapped in its own transaction, and ``old`` is marked retired only
+    when no row remains under it.
+
+    Raises:
+        InvalidArgument: When ``old`` and ``new`` are the same key.
+        MasterKeyMismatch: When ``old`` is not the current key (nor, for a rerun, the key being
+            rotated away from), so the data cannot be under it.
+        Conflict: When rows remain under a third key from an unfinished earlier rotation.
+    """
+    if old.key_id == new.key_id:
+        raise InvalidArgument(f"the old and new master keys are the same key ({old.key_id})")
+    history = keys.master_keys()
+    known = {record.key_id: record for record in history}
+    current = history[-1].key_id if history else None
+    rerun = current == new.key_id and old.key_id in known
+    if current is not None and current != old.key_id and not rerun:
+        raise MasterKeyMismatch(
+            f"the old key {old.key_id} is not this workspace's current master key "
+            f"({current}); give the key the data is under as the old key"
+        )
+    leftover = {
+        k: n for k, n in keys.counts_by_key().items() if k not in {old.key_id, new.key_id} and n
+    }
+    if leftover:
+        shown = ", ".join(f"{n} under {k}" for k, n in sorted(leftover.items()))
+        raise Conflict(
+            f"data keys remain under other master keys ({shown}) from an unfinished rotation; "
+            "finish that rotation first"
+        )
+    keys.activate(new.key_id, clock.now_ms())
+    rewrapped = skipped = 0
+    while batch := keys.under_key(old.key_id, _BATCH):
+        for row in batch:
+            fresh = rewrap(row.digest, row.key, old, new)
+            if keys.replace_wrapped(row.digest, row.key, fresh, clock.now_ms()):
+                rewrapped += 1
+                faults.hit("keys.after_rewrap")
+            else:
+                skipped += 1  # deleted or re-wrapped meanwhile; the next batch re-reads
+    keys.retire([old.key_id], clock.now_ms())
+    return RotationReport(old.key_id, new.key_id, rewrapped, skipped)
