@@ -36,6 +36,7 @@ from shipyard.train.tuning import TrialOutcome, TuningResult, check_search, tune
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from shipyard.cost.budget import TrialBudget
     from shipyard.track.run import ActiveRun
 
 _MAX_CLASSES = 200
@@ -97,6 +98,7 @@ def train(
     *,
     run: ActiveRun | None = None,
     on_trial: Callable[[TrialOutcome], None] | None = None,
+    cost_budget: TrialBudget | None = None,
 ) -> TrainResult:
     """Train, tune and evaluate the model ``spec`` describes on ``frame``.
 
@@ -105,6 +107,7 @@ def train(
         frame: The full dataset; it is split here.
         run: The tracked run to log to (trials become its child runs).
         on_trial: Called after each trial (progress display).
+        cost_budget: CPU time tuning may spend (``shipyard.cost.budget.trial_budget``).
 
     Raises:
         InvalidData: The data cannot support the spec (missing columns, one class, too few
@@ -125,7 +128,19 @@ def train(
         _log_setup(run, spec, task, metric, columns, split, dropped)
     with _single_threaded_quiet_fits():
         return _train(
-            spec, task, metric, columns, labelled, x, y, classes, split, dropped, run, on_trial
+            spec,
+            task,
+            metric,
+            columns,
+            labelled,
+            x,
+            y,
+            classes,
+            split,
+            dropped,
+            run,
+            on_trial,
+            cost_budget,
         )
 
 
@@ -142,6 +157,7 @@ def _train(
     dropped: int,
     run: ActiveRun | None,
     on_trial: Callable[[TrialOutcome], None] | None,
+    cost_budget: TrialBudget | None = None,
 ) -> TrainResult:
     n_classes = 0 if classes is None else len(classes)
     x_train, y_train = x.iloc[split.train], y[split.train]
@@ -160,6 +176,7 @@ def _train(
         n_classes=n_classes,
         run=run,
         on_trial=on_trial,
+        cost_budget=cost_budget,
     )
     best = result.best.candidate
     minority = int(np.bincount(y_train.astype(np.int64)).min()) if n_classes else 0

@@ -5,6 +5,10 @@ training rows only (the folds are fixed up front, so trials compete on identical
 each fold the running mean goes to the pruner, so hopeless trials stop early. With extra
 objectives (latency, size) the study is multi-objective and its Pareto front is kept; the winner
 is the front's best on the primary metric.
+
+With a cost budget (``shipyard.cost.budget.TrialBudget``), each trial's CPU time is measured and
+no further trial starts once the next one, estimated as the most expensive so far, would not fit
+in what is left; the reason, with its numbers, is tagged on the run as ``tuning.stopped_reason``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from shipyard.core.errors import InvalidArgument, InvalidData
+from shipyard.core.errors import Conflict, InvalidArgument, InvalidData
 from shipyard.store.entities import RunStatus
 from shipyard.train.estimators import estimator_kind
 from shipyard.train.fitting import Candidate, build_pipeline, fit_pipeline, predict_scores
@@ -31,6 +35,7 @@ if TYPE_CHECKING:
     import optuna
     import pandas as pd
 
+    from shipyard.cost.budget import TrialBudget
     from shipyard.track.run import ActiveRun
     from shipyard.train.preprocess import Columns
     from shipyard.train.spec import Task, TrainSpec
@@ -50,6 +55,7 @@ class TrialOutcome:
     size_bytes: int | None = None
     duration_s: float = 0.0
     run_id: str | None = None
+    cpu_s: float = 0.0
 
     @property
     def mean(self) -> float:
@@ -80,6 +86,7 @@ class TuningResult:
     pareto: list[TrialOutcome]
     metric: str
     objectives: list[str]
+    stopped_reason: str | None = None
 
 
 @dataclass
@@ -98,6 +105,8 @@ class _Context:
     outcomes: dict[int, TrialOutcome] = field(default_factory=dict)
     numbers: itertools.count[int] = field(default_factory=itertools.count)
     on_trial: Callable[[TrialOutcome], None] | None = None
+    cost_budget: TrialBudget | None = None
+    stopped_reason: str | None = None
 
 
 def tune(
@@ -112,12 +121,17 @@ def tune(
     n_classes: int,
     run: ActiveRun | None = None,
     on_trial: Callable[[TrialOutcome], None] | None = None,
+    cost_budget: TrialBudget | None = None,
 ) -> TuningResult:
     """Search the spec's estimators and spaces; return the best trial by CV score.
+
+    ``cost_budget`` is the CPU time the search may spend; trials stop starting before it is
+    overrun (see the module docstring).
 
     Raises:
         InvalidArgument: A bad space (e.g. a float range with the grid sampler).
         InvalidData: Every trial failed; the message carries the first failure.
+        Conflict: ``cost_budget`` is used up before the first trial.
     """
     import optuna
 
@@ -140,7 +154,10 @@ def tune(
         run,
         spaces,
         on_trial=on_trial,
+        cost_budget=cost_budget,
     )
+    if cost_budget is not None and (reason := cost_budget.stop_reason([])) is not None:
+        raise Conflict(f"train: no tuning trial started: {reason}")
     objectives: list[str] = list(spec.tuning.objectives)
     primary: Literal["minimize", "maximize"] = (
         "maximize" if greater_is_better(metric) else "minimize"
@@ -153,6 +170,8 @@ def tune(
     plans = _grid_plans(spec, spaces) if spec.tuning.sampler == "grid" else [(None, None)]
     for estimator, grid in plans:
         if budget <= 0 or (deadline is not None and time.monotonic() >= deadline):
+            break
+        if ctx.stopped_reason is not None:
             break
         study = optuna.create_study(
             directions=directions,
@@ -167,10 +186,24 @@ def tune(
             timeout=timeout,
             n_jobs=spec.tuning.n_jobs,
             catch=(Exception,),
+            callbacks=[lambda study, _trial: _check_cost_budget(ctx, study)],
         )
         budget -= len(study.trials)
         studies.append(study)
+    if ctx.stopped_reason is not None and run is not None:
+        run.set_tag("tuning.stopped_reason", ctx.stopped_reason)
     return _result(ctx, studies, objectives)
+
+
+def _check_cost_budget(ctx: _Context, study: optuna.Study) -> None:
+    """After each trial: stop the study when the next trial would overrun the cost budget."""
+    if ctx.cost_budget is None:
+        return
+    if ctx.stopped_reason is None:
+        spent = [o.cpu_s for o in list(ctx.outcomes.values())]
+        ctx.stopped_reason = ctx.cost_budget.stop_reason(spent)
+    if ctx.stopped_reason is not None:
+        study.stop()
 
 
 def _minority_rows_per_fold(
@@ -227,6 +260,9 @@ def _objective(
     import optuna
 
     started = time.perf_counter()
+    # Process CPU: with n_jobs > 1 overlapping trials each see the others' CPU too, so the
+    # estimate errs high (trials already running when the search stops still finish).
+    cpu_started = time.process_time()
     number = next(ctx.numbers)  # optuna numbers restart in each grid study; ours do not
     trial.set_user_attr("shipyard_trial", number)
     candidate = _choose(ctx, trial, estimator)
@@ -290,6 +326,7 @@ def _objective(
             size,
             time.perf_counter() - started,
             None if child is None else child.run_id,
+            time.process_time() - cpu_started,
         )
         ctx.outcomes[number] = outcome
         if child is not None:
@@ -343,7 +380,7 @@ def _result(ctx: _Context, studies: list[optuna.Study], objectives: list[str]) -
         pareto = [t for t in complete if t.number in numbers]
     pool = pareto or complete
     best = max(pool, key=lambda t: sign * t.mean)
-    return TuningResult(best, trials, pareto, ctx.metric, objectives)
+    return TuningResult(best, trials, pareto, ctx.metric, objectives, ctx.stopped_reason)
 
 
 def check_search(spec: TrainSpec, task: Task) -> None:
