@@ -2,8 +2,8 @@
 
 Each section's model lives with the code that uses it (``SourceSpec`` in the connectors,
 ``Contract`` in ``data.contract``, ...); this module composes them, and turns validation errors
-into messages that name the file, the line and the field. Sections of later issues (``deploy``,
-``budget``) are accepted as mappings until their models land.
+into messages that name the file, the line and the field. The ``deploy`` section of a later issue is
+accepted as a mapping until its model lands.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from shipyard.core.errors import InvalidArgument, InvalidProjectFile
 from shipyard.core.settings import PROJECT_FILE
+from shipyard.cost.budget import BudgetSection
+from shipyard.cost.retention import RetentionPolicy
 from shipyard.data.clean import CleanSpec
 from shipyard.data.combine import CombineSpec
 from shipyard.data.connectors.base import SourceSpec
@@ -63,7 +65,8 @@ class ProjectFile(BaseModel):
     train: TrainSpec | None = None
     deploy: dict[str, Any] | None = None
     monitor: MonitorConfig | None = None
-    budget: dict[str, Any] | None = None
+    budget: BudgetSection | None = None
+    retention: RetentionPolicy | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -165,6 +165,7 @@ def run_pipeline(
                 project_dir=project.root,
                 parent=run,
                 on_trial=on_trial,
+                budget=spec.budget,
             )
             notify("train", "cached" if report.training.cached else "done")
     return report

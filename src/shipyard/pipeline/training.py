@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shipyard.cost.budget import trial_budget
 from shipyard.data.datasets import get_dataset, read_dataset, write_dataset
 from shipyard.pipeline.cache import code_hash
 from shipyard.registry.packaging import write_training_bundle
@@ -25,6 +26,7 @@ from shipyard.train.trainer import train
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from shipyard.cost.budget import BudgetSection
     from shipyard.registry.registry import PromotionResult
     from shipyard.store.registry import ModelVersion
     from shipyard.track.run import ActiveRun
@@ -65,6 +67,7 @@ def run_training(
     parent: ActiveRun | None = None,
     on_trial: Callable[[TrialOutcome], None] | None = None,
     reuse: bool = True,
+    budget: BudgetSection | None = None,
 ) -> TrainingOutcome:
     """Train on dataset version ``dataset``; bundle, register and promote as the spec says.
 
@@ -84,7 +87,9 @@ def run_training(
         )
     )
     try:
-        result = train(spec, frame, run=run, on_trial=on_trial)
+        # After the cache check: a reused model spends nothing, so a spent budget cannot stop it.
+        cost_budget = trial_budget(workspace, budget, run.experiment) if budget else None
+        result = train(spec, frame, run=run, on_trial=on_trial, cost_budget=cost_budget)
         test = write_dataset(
             workspace,
             result.test_frame if result.test_frame is not None else frame.head(0),

@@ -170,3 +170,31 @@ def test_trial_budget_takes_the_tightest_covering_budget(workspace: Workspace) -
     used_up = BudgetSection.model_validate({"limits": [{"name": "tiny", "cpu_hours": 1e-9}]})
     with pytest.raises(Conflict, match="budget tiny is used up"):
         trial_budget(workspace, used_up, "churn")
+
+
+def test_shipyard_yaml_declares_budgets_and_retention(tmp_path) -> None:
+    from shipyard.core.errors import InvalidProjectFile
+    from shipyard.pipeline.project import load_project
+
+    (tmp_path / "shipyard.yaml").write_text(
+        "name: churn\n"
+        "budget:\n"
+        "  limits:\n"
+        "    - {name: monthly, usd: '40'}\n"
+        "    - {name: tuning, experiment: churn-pipeline, cpu_hours: 2, thresholds: [0.8, 0.5]}\n"
+        "retention:\n"
+        "  keep_versions: 3\n"
+        "  cold_after_days: 30\n"
+    )
+    spec = load_project(tmp_path).spec
+    assert spec.budget is not None
+    assert spec.budget.get("monthly").limit == Decimal("40")
+    assert spec.budget.get("tuning").thresholds == (0.5, 0.8)
+    assert spec.retention is not None
+    assert spec.retention.keep_versions == 3
+
+    (tmp_path / "shipyard.yaml").write_text(
+        "budget:\n  limits:\n    - {name: x, usd: '1', cpu_hours: 1}\n"
+    )
+    with pytest.raises(InvalidProjectFile, match="exactly one of usd or cpu_hours"):
+        load_project(tmp_path)
