@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from shipyard.cli import monitor_alerts
+from shipyard.cli import monitor_alerts, monitor_feedback
 
 app = typer.Typer(
     help="Watch served models: drift, performance on feedback labels, anomalies, alerts.",
@@ -13,3 +13,4 @@ app = typer.Typer(
 
 app.command("alerts")(monitor_alerts.alerts)
 app.command("history")(monitor_alerts.history)
+app.command("feedback")(monitor_feedback.feedback)

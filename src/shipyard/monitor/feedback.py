@@ -273,7 +273,7 @@ class FeedbackStore:
         *,
         predictions: Path | None = None,
         clock: Clock = SYSTEM_CLOCK,
-        match_lookback_ms: int = MATCH_LOOKBACK_MS,
+        match_lookback_ms: int | None = MATCH_LOOKBACK_MS,
     ) -> None:
         """Keep labels under ``root``; match them against the prediction log at ``predictions``.
 
@@ -281,7 +281,8 @@ class FeedbackStore:
             root: Folder of the feedback parts.
             predictions: Folder of the prediction log; None reports every label unmatched.
             clock: Source of ``received_ms``.
-            match_lookback_ms: How far back ``add`` looks for the labelled predictions.
+            match_lookback_ms: How far back ``add`` looks for the labelled predictions (30
+                days; None reads the whole log, for imports of old labels).
         """
         self.root = root
         self.predictions = predictions
@@ -291,9 +292,20 @@ class FeedbackStore:
         self._last_ms = 0
 
     @classmethod
-    def beside(cls, predictions: Path, *, clock: Clock = SYSTEM_CLOCK) -> FeedbackStore:
+    def beside(
+        cls,
+        predictions: Path,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        match_lookback_ms: int | None = MATCH_LOOKBACK_MS,
+    ) -> FeedbackStore:
         """The store next to a prediction log: ``<predictions>/../feedback``."""
-        return cls(predictions.parent / "feedback", predictions=predictions, clock=clock)
+        return cls(
+            predictions.parent / "feedback",
+            predictions=predictions,
+            clock=clock,
+            match_lookback_ms=match_lookback_ms,
+        )
 
     def _received_ms(self) -> int:
         with self._lock:  # strictly increasing: two batches never tie on "last wins"
@@ -338,7 +350,10 @@ class FeedbackStore:
         if self.predictions is None:
             return set()
         found = (
-            read_prediction_log(self.predictions, since_ms=now - self.match_lookback_ms)
+            read_prediction_log(
+                self.predictions,
+                since_ms=None if self.match_lookback_ms is None else now - self.match_lookback_ms,
+            )
             .filter(pl.col("model") == model, pl.col("request_id").is_in(ids.implode()))
             .select(pl.col("request_id").unique())
             .collect()
