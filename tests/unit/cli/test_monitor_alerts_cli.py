@@ -117,20 +117,15 @@ def test_alerts_table_filters_and_json(
     assert rules("--since", "2000-01-01") == rules()
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
+def test_alerts_bad_options_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    for args, message in [
         (["--severity", "urgent"], "--severity must be one of info, warning, critical"),
         (["--since", "yesterday"], "--since 'yesterday': give a span back from now"),
         (["--status", "open"], "--status must be firing or resolved"),
-    ],
-)
-def test_alerts_bad_options_exit_2(
-    capsys: pytest.CaptureFixture[str], args: list[str], message: str
-) -> None:
-    code, _, err = cli(capsys, "monitor", "alerts", *args)
-    assert code == 2
-    assert message in err
+    ]:
+        code, _, err = cli(capsys, "monitor", "alerts", *args)
+        assert code == 2, args
+        assert message in err
 
 
 def test_history_series(

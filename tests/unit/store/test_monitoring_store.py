@@ -105,7 +105,7 @@ def test_observations_round_trip_and_filter(store: MonitoringStore) -> None:
     assert {o.model for o in store.observations()} == {"churn", "fraud"}
 
 
-def test_repeats_within_the_cooldown_are_one_episode(store: MonitoringStore) -> None:
+def test_episodes_repeat_resolve_and_rate_limit(store: MonitoringStore) -> None:
     first, new = raise_(store, T0)
     assert new
     assert (first.repeat_count, first.status, first.notify_state) == (0, "firing", "pending")
@@ -126,32 +126,32 @@ def test_repeats_within_the_cooldown_are_one_episode(store: MonitoringStore) -> 
     assert new
     assert later.alert_id != first.alert_id
 
-
-def test_resolve_and_flapping(store: MonitoringStore) -> None:
-    first, _ = raise_(store, T0)
-    assert store.resolve("psi-high", "churn", "tenure", now_ms=T0 + 10) == 1
-    assert store.resolve("psi-high", "churn", "tenure", now_ms=T0 + 20) == 0
-    resolved = store.get_alert(first.alert_id)
+    # resolved, then back within the cooldown: the same episode fires again, counted
+    flapping, _ = raise_(store, T0, model="fraud")
+    assert store.resolve("psi-high", "fraud", "tenure", now_ms=T0 + 10) == 1
+    assert store.resolve("psi-high", "fraud", "tenure", now_ms=T0 + 20) == 0
+    resolved = store.get_alert(flapping.alert_id)
     assert (resolved.status, resolved.resolved_ms) == ("resolved", T0 + 10)
-    # back within the cooldown: the same episode fires again, counted, not re-notified
-    back, new = raise_(store, T0 + 30)
+    back, new = raise_(store, T0 + 30, model="fraud")
     assert not new
     assert (back.alert_id, back.status, back.resolved_ms, back.repeat_count) == (
-        first.alert_id,
+        flapping.alert_id,
         "firing",
         None,
         1,
     )
 
-
-def test_rate_limit_per_rule_and_period(store: MonitoringStore) -> None:
-    states = [raise_(store, T0 + i, subject=f"f{i}", rate_max=2)[0].notify_state for i in range(4)]
+    # rate limits count notifying episodes per rule and period
+    states = [
+        raise_(store, T0 + i, rule="rl", subject=f"f{i}", rate_max=2)[0].notify_state
+        for i in range(4)
+    ]
     assert states == ["pending", "pending", "rate_limited", "rate_limited"]
-    # other rules have their own budget
-    assert raise_(store, T0, rule="other", rate_max=2)[0].notify_state == "pending"
-    # the period passed: notifications again
-    assert raise_(store, T0 + HOUR + 5, subject="g", rate_max=2)[0].notify_state == "pending"
-    assert raise_(store, T0, subject="quiet", notify=False, rule="silent")[0].notify_state == "none"
+    assert raise_(store, T0, rule="rl-other", rate_max=2)[0].notify_state == "pending"
+    after = raise_(store, T0 + HOUR + 5, rule="rl", subject="g", rate_max=2)[0]
+    assert after.notify_state == "pending"
+    quiet = raise_(store, T0, subject="quiet", notify=False, rule="silent")[0]
+    assert quiet.notify_state == "none"
 
 
 def test_notifications_and_outcome(store: MonitoringStore) -> None:
