@@ -25,6 +25,7 @@ from shipyard.cli import (
     monitor,
     privacy,
     project,
+    retention,
     runs,
     serve,
     workspace,
@@ -56,6 +57,8 @@ app.command(name="lineage")(data.lineage)
 app.add_typer(privacy.app, name="privacy")
 app.command(name="erase")(privacy.erase)
 app.add_typer(monitor.app, name="monitor")
+app.command(name="gc")(retention.gc)
+app.add_typer(retention.budget_app, name="budget")
 app.add_typer(cost.app, name="cost")
 app.add_typer(keys.app, name="keys")
 

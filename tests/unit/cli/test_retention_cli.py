@@ -1,0 +1,97 @@
+"""``shipyard gc`` and ``shipyard budget status`` on the embedded workspace of tmp_path."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from shipyard.cli import main
+from shipyard.registry.registry import ModelRegistry
+from shipyard.track.workspace import Workspace
+from tests.unit.registry.bundles import WEAK, bundle_bytes
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = 0
+    try:
+        main.run(list(args))
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, _ANSI.sub("", out), _ANSI.sub("", err)
+
+
+def test_gc_dry_run_lists_then_gc_deletes(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    with Workspace.open(tmp_path) as workspace:
+        registry = ModelRegistry(workspace)
+        for i, features in enumerate([None, WEAK["binary"], ["mean_radius"]]):
+            registry.register("cancer", bundle_bytes(tmp_path, features=features, name=f"b{i}"))
+        registry.promote("cancer", 1, force=True, reason="ship")
+        orphan = workspace.blobs.put_bytes(b"nobody's").digest
+        v2 = registry.get("cancer:2").bundle_sha256
+    (tmp_path / "shipyard.yaml").write_text("name: p\nretention:\n  keep_versions: 1\n")
+
+    code, out, _ = cli(capsys, "gc", "--dry-run", "--grace-hours", "0")
+    assert code == 0, out
+    assert "would release 1" in out
+    assert "cancer:2" in out
+    assert "2 of 4 blobs would free" in out
+    assert "/month of storage" in out
+
+    code, out, _ = cli(capsys, "gc", "--grace-hours", "0", "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["dry_run"] is False
+    assert set(report["freed"]) == {orphan, v2}
+    assert report["releases"][0]["ref"] == "cancer:2"
+    assert float(report["usd_per_month_saved"]) > 0
+    assert report["missing"] == []
+    with Workspace.open(tmp_path) as workspace:
+        assert not workspace.blobs.exists(v2)
+        assert ModelRegistry(workspace).load("cancer@production").manifest.task == "binary"
+
+    code, out, _ = cli(capsys, "gc", "--grace-hours", "-1")
+    assert code == 2
+
+
+def test_budget_status_shows_thresholds_and_exits_1_when_used_up(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = cli(capsys, "budget", "status")
+    assert code == 0
+    assert "no budgets" in out
+    with Workspace.open(tmp_path) as workspace, workspace.start_run(experiment="e"):
+        end = time.process_time() + 0.05
+        while time.process_time() < end:
+            sum(range(1000))
+    (tmp_path / "shipyard.yaml").write_text(
+        "name: p\nbudget:\n  limits:\n"
+        "    - {name: roomy, usd: '1000', period: all}\n"
+        "    - {name: tiny, experiment: e, cpu_hours: 0.000001, period: all}\n"
+    )
+    code, out, _ = cli(capsys, "budget", "status")
+    assert code == 1
+    assert "roomy" in out
+    assert "tiny" in out
+    assert "50%, 80%, 100%" in out
+    code, out, _ = cli(capsys, "budget", "status", "--json")
+    statuses = {s["budget"]: s for s in json.loads(out)}
+    assert statuses["tiny"]["crossed"] == [0.5, 0.8, 1.0]
+    assert statuses["roomy"]["crossed"] == []
+    assert statuses["roomy"]["unit"] == "usd"
+
+    (tmp_path / "shipyard.yaml").write_text("budget:\n  limits: [{name: x}]\n")
+    code, _, err = cli(capsys, "budget", "status")
+    assert code == 2
+    assert "exactly one of usd or cpu_hours" in err
