@@ -135,6 +135,10 @@ class DriftReference:
             )
         sample = bundle.reference_sample()
         profile = ReferenceProfile.from_dict(data, sample)
+        # the stored profile's keys may be sorted; reports follow the model's feature order
+        order = {name: i for i, name in enumerate(bundle.manifest.feature_names)}
+        ranked = sorted(profile.features.items(), key=lambda kv: order.get(kv[0], len(order)))
+        profile.features = dict(ranked)
         categories = {f.name: f.categories for f in bundle.manifest.features if f.categories}
         output = output_profile(bundle, profile) if outputs and profile.sample.height else None
         return cls.from_profile(profile, outputs=output, known_categories=categories)
@@ -467,7 +471,10 @@ class _Judge:
                     "wasserstein",
                     w,
                     cut,
-                    judged and cut is not None and w > cut,
+                    judged
+                    and present >= self.config.wasserstein_min_rows
+                    and cut is not None
+                    and w > cut,
                     detail={"std_units": w / std if std > 0 else None},
                 ),
             )

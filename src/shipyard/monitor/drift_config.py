@@ -55,6 +55,9 @@ class DriftConfig(BaseModel):
         alpha: Family-wise significance level of the KS and chi-square tests of one window.
         correction: ``bonferroni`` (each test at ``alpha / tests``) or ``none``.
         min_rows: Fewer present values than this: measured, not judged (too noisy).
+        wasserstein_min_rows: Fewer present values than this: Wasserstein measured, not
+            judged. Its sampling noise alone is near 0.1 standard deviations at a few hundred
+            rows (Evidently, too, uses it only above 1,000); KS covers small windows.
         features: Per-feature overrides, by feature name (``__prediction__`` too).
     """
 
@@ -67,6 +70,7 @@ class DriftConfig(BaseModel):
     alpha: float = Field(default=0.01, gt=0, lt=1)
     correction: Literal["bonferroni", "none"] = "bonferroni"
     min_rows: int = Field(default=100, ge=1)
+    wasserstein_min_rows: int = Field(default=1000, ge=1)
     features: dict[str, FeatureThresholds] = Field(default_factory=dict)
 
     def limit(self, feature: str, name: str) -> float:

@@ -40,7 +40,7 @@ class DecodedLog:
 
     Attributes:
         frame: ``META`` columns, then one column per schema entry, one row per scored row.
-        requests: Log rows decoded (successful answers of the chosen variants).
+        requests: Log rows read (successful answers of the chosen variants), malformed included.
         malformed: Log rows left out: unreadable JSON, or feature lists of unequal lengths.
     """
 
@@ -102,7 +102,7 @@ def decode_log(
     rows = frame.select(*META, "inputs_json", "outputs_json").collect()
     features = {k: v for k, v in schema.items() if k not in _OUTPUTS}
     outputs = {k: v for k, v in schema.items() if k in _OUTPUTS}
-    unreadable = 0
+    read, unreadable = rows.height, 0
     try:
         wide = _decode_both(rows, features, outputs)
     except pl.exceptions.ComputeError:  # unparseable JSON somewhere: find it the slow way
@@ -120,7 +120,7 @@ def decode_log(
         *_output_columns(outputs),
     )
     decoded = wide.select(*META, *lists).explode(lists) if lists else wide.select(META)
-    return DecodedLog(decoded, rows.height, unreadable + uneven)
+    return DecodedLog(decoded, read, unreadable + uneven)
 
 
 def _decode_both(
