@@ -22,6 +22,11 @@ PG_ADMIN_URL = os.environ.get(
     "SHIPYARD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REQUIRE_SERVICES = os.environ.get("SHIPYARD_REQUIRE_SERVICES") == "1"
+
+# pytest-xdist workers start with COLUMNS=80 and LINES=24 set; rich would fix its consoles'
+# size when shipyard.cli is first imported, and the CLI tests that widen the terminal would fail.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
