@@ -240,6 +240,17 @@ def main() -> None:
             results["shipyard 100-row c=8"] = measure(url, body100, 8, args.duration)
         finally:
             stop(server)
+        # Cost metering off (docs/cost.md): the same server without the per-batch CPU clock.
+        port = _port()
+        server = start(
+            [shipyard_bin, "serve", "m@production", "--port", str(port), "--workers", "1"],
+            {**env, "SHIPYARD_COST__METERING": "0"}, f"http://127.0.0.1:{port}/v2/health/ready",
+        )  # fmt: skip
+        try:
+            url = f"http://127.0.0.1:{port}/models/m/predict"
+            results["metering off c=8"] = measure(url, body1, 8, args.duration)
+        finally:
+            stop(server)
     print(f"{'point':<24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
     for name, r in results.items():
         print(
@@ -256,6 +267,10 @@ def main() -> None:
     t1, t2 = TARGETS["serving_throughput_c32"], TARGETS["serving_p99_c8"]
     print(f"RESULT serving_throughput_c32 ratio={throughput:.3f} target={t1} {ok1}")
     print(f"RESULT serving_p99_c8 ratio={p99_ratio:.3f} target={t2} {ok2}")
+    # Throughput without metering over throughput with it: 1.00 means metering is free.
+    metering = results["metering off c=8"]["rps"] / results["shipyard c=8"]["rps"]
+    ok3 = "ok" if metering <= 1.03 else "MISS"
+    print(f"RESULT serving_metering_overhead ratio={metering:.3f} target=1.03 {ok3}")
 
 
 if __name__ == "__main__":
