@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from shipyard.core.errors import Conflict, InvalidArgument
+from shipyard.core.errors import Conflict, InvalidArgument, InvalidProjectFile
 from shipyard.cost.attribution import cpu_share_usd
 from shipyard.cost.budget import (
     Budget,
@@ -20,6 +21,7 @@ from shipyard.cost.budget import (
     trial_budget,
 )
 from shipyard.cost.catalog import active_instance
+from shipyard.pipeline.project import load_project
 from shipyard.track.workspace import Workspace
 
 sqlite_only = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
@@ -172,10 +174,7 @@ def test_trial_budget_takes_the_tightest_covering_budget(workspace: Workspace) -
         trial_budget(workspace, used_up, "churn")
 
 
-def test_shipyard_yaml_declares_budgets_and_retention(tmp_path) -> None:
-    from shipyard.core.errors import InvalidProjectFile
-    from shipyard.pipeline.project import load_project
-
+def test_shipyard_yaml_declares_budgets_and_retention(tmp_path: Path) -> None:
     (tmp_path / "shipyard.yaml").write_text(
         "name: churn\n"
         "budget:\n"
