@@ -60,7 +60,7 @@ __all__ = [
     "output_profile",
 ]
 
-BLOCK_BYTES = 64 << 20
+BLOCK_BYTES = 32 << 20
 """Numeric columns are sorted in blocks of about this size, so memory stays a few columns."""
 
 
