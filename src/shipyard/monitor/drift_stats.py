@@ -12,8 +12,8 @@ therefore touch each current column once, in one sort, and derive every statisti
 * the two-sample Kolmogorov-Smirnov statistic is read at the reference points only: with both
   samples sorted, ``F_ref - F_cur`` is largest at a reference point and ``F_cur - F_ref`` just
   before one, so two ``searchsorted`` of the (small) reference into the column replace scipy's
-  two searches of the merged samples. The values are the same floating-point numbers scipy
-  computes, so the statistic matches ``scipy.stats.ks_2samp`` exactly;
+  two searches of the merged samples. The candidates are the same count differences scipy
+  computes, so the statistic matches ``scipy.stats.ks_2samp`` to rounding (tests pin 1e-9);
 * the Wasserstein distance integrates ``|F_ref - F_cur|`` over the merged samples, built by
   scattering the reference into the sorted column (its positions come from the same
   ``searchsorted``), not by sorting the union again.
@@ -216,8 +216,8 @@ def _ks_and_wasserstein(
 
     ``F_ref`` steps up only at reference points, so ``F_ref - F_cur`` peaks at one;
     ``F_cur - F_ref`` peaks at the last current point before a reference point, where
-    ``F_cur = #cur < r`` and ``F_ref = #ref < r``. Both use the counts scipy uses, divided
-    the same way, so the maximum is bit-for-bit scipy's.
+    ``F_cur = #cur < r`` and ``F_ref = #ref < r``. Both are count differences scipy also
+    evaluates, divided the same way, so the maximum is scipy's up to rounding.
     """
     r = reference.values
     n1, n2 = r.size, current.size
