@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from shipyard.cli import monitor_alerts, monitor_feedback
+from shipyard.cli import monitor_alerts, monitor_feedback, monitor_run
 
 app = typer.Typer(
     help="Watch served models: drift, performance on feedback labels, anomalies, alerts.",
@@ -14,3 +14,5 @@ app = typer.Typer(
 app.command("alerts")(monitor_alerts.alerts)
 app.command("history")(monitor_alerts.history)
 app.command("feedback")(monitor_feedback.feedback)
+app.command("run")(monitor_run.run)
+app.command("report")(monitor_run.report)
