@@ -56,8 +56,8 @@ def show(
     dataset: Annotated[str, typer.Argument(help="Dataset id or unique prefix (6+).")],
     rows: Annotated[int, typer.Option(min=0, max=1000, help="Rows to preview.")] = 10,
 ) -> None:
-    """Show a version: schema, lineage details and the first rows."""
-    from shipyard.data.datasets import get_dataset, read_dataset
+    """Show a version: schema, personal-data tags, lineage details and the first rows."""
+    from shipyard.data.datasets import get_dataset, pii_tags, read_dataset
 
     with open_workspace(ctx) as workspace:
         version = get_dataset(workspace, dataset)
@@ -69,6 +69,8 @@ def show(
     )
     if version.parent_ids:
         console.print("parents: " + ", ".join(p[:12] for p in version.parent_ids))
+    if tags := pii_tags(version):
+        console.print("personal data: " + escape(", ".join(f"{c} ({t})" for c, t in tags.items())))
     if version.lineage:
         console.print("lineage: " + escape(json.dumps(version.lineage)))
     if rows:
@@ -92,13 +94,14 @@ def profile(
         version = get_dataset(workspace, dataset)
     prof = dataset_profile(version).to_dict()
     table = Table(title=f"Profile of {escape(version.name)} ({version.short_id})")
-    for column in ("column", "type", "nulls", "distinct", "min", "mean", "max", "top"):
+    for column in ("column", "type", "pii", "nulls", "distinct", "min", "mean", "max", "top"):
         table.add_column(column)
     for col in prof.get("columns", []):
         top = col.get("top_values") or []
         table.add_row(
             escape(str(col.get("name"))),
             str(col.get("dtype", "")),
+            escape(str(col.get("pii") or "-")),
             str(col.get("nulls", "")),
             str(col.get("distinct", "")),
             _stat(col.get("min")),

@@ -170,6 +170,11 @@ def _print_followups(report: ErasureReport) -> None:
         console.print(
             "retrain (trained on erased data): " + ", ".join(r[:8] for r in report.runs_to_retrain)
         )
+    if report.model_versions:
+        console.print(
+            "model versions trained on erased data (retrain and replace them): "
+            + escape(", ".join(report.model_versions))
+        )
     if report.derived_versions:
         console.print(
             "check by hand (derived from erased data, no subject column): "

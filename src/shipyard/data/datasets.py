@@ -15,6 +15,12 @@ quarantine of two steps) stays two versions sharing one blob. Row order is part 
 A Polars upgrade that changes its Parquet encoder can give the same data a new id: a new
 version and a cache miss, never a wrong match.
 
+**Personal-data tags.** ``pii`` maps columns to what they hold (``email``, ``phone``, ...,
+``pseudonymized``); the tags live in the version's profile, whose tagged columns keep counts
+only (see ``shipyard.data.profile``). Without ``pii`` a version inherits its parents' tags for
+the columns it still has, so a step, or an erasure, that forgets them does not put the values
+of a personal-data column back into the metadata store.
+
 "Same inputs + same step code = same version" is the job of cache keys: the caller (the
 pipeline) hashes its inputs, step code and params into ``cache_key``; ``find_cached`` returns
 the version last produced under that key.
@@ -80,6 +86,7 @@ def write_dataset(
     cache_key: str | None = None,
     run_id: str | None = None,
     lineage: Mapping[str, Any] | None = None,
+    pii: Mapping[str, str] | None = None,
 ) -> DatasetVersion:
     """Write ``frame`` as a version of dataset ``name`` and return the stored version.
 
@@ -97,6 +104,8 @@ def write_dataset(
         run_id: The run producing it.
         lineage: JSON details for lineage (``{"step": "clean", ...}``); ``step`` names the
             OpenLineage job.
+        pii: Personal-data tags by column (see the module docstring); None inherits the
+            parents' tags.
 
     Raises:
         InvalidArgument: Bad name, kind, frame type, or lineage that is not JSON.
@@ -113,6 +122,8 @@ def write_dataset(
     if not isinstance(frame, pl.LazyFrame | pl.DataFrame):
         raise InvalidArgument(f"write_dataset takes a Polars frame, not {type(frame).__name__}")
     lineage_json = _json_object(lineage)
+    parent_ids = tuple(sorted({p if isinstance(p, str) else p.dataset_id for p in parents}))
+    tags = dict(pii) if pii is not None else _inherited_pii(workspace, parent_ids)
     lf = frame.lazy()
     if kind == "data":
         lf = lf.select([c for c in lf.collect_schema().names() if not c.startswith("_")])
@@ -122,7 +133,7 @@ def write_dataset(
         lf.sink_parquet(path, **WRITE_OPTIONS)
         scan = pl.scan_parquet(path)
         rows = scan.select(pl.len()).collect().item()  # from the footer, no data read
-        prof = profile(scan, exact_distinct=rows <= EXACT_DISTINCT_MAX_ROWS)
+        prof = profile(scan, exact_distinct=rows <= EXACT_DISTINCT_MAX_ROWS).with_pii(tags)
         schema = [{"name": n, "type": type_name(t)} for n, t in scan.collect_schema().items()]
         blob = workspace.blobs.put_file(path)
 
@@ -138,9 +149,26 @@ def write_dataset(
         lineage=lineage_json,
         run_id=run_id,
         created_ms=workspace.clock.now_ms(),
-        parent_ids=tuple(sorted({p if isinstance(p, str) else p.dataset_id for p in parents})),
+        parent_ids=parent_ids,
     )
     return dataset_store(workspace).insert_version(version, cache_key=cache_key)
+
+
+def pii_tags(version: DatasetVersion) -> dict[str, str]:
+    """Return a version's personal-data tags by column (empty when none was tagged)."""
+    return {
+        c["name"]: c["pii"]
+        for c in (version.profile or {}).get("columns", [])
+        if isinstance(c.get("pii"), str)
+    }
+
+
+def _inherited_pii(workspace: Workspace, parent_ids: Iterable[str]) -> dict[str, str]:
+    """Return the union of the parents' tags (a missing parent is reported by the insert)."""
+    tags: dict[str, str] = {}
+    for version in dataset_store(workspace).get_many(parent_ids).values():
+        tags.update(pii_tags(version))
+    return tags
 
 
 def _json_object(value: Mapping[str, Any] | None) -> dict[str, Any] | None:

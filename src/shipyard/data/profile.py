@@ -25,18 +25,26 @@ What each column gets, by kind:
 
 Exact quantiles buffer the numeric columns in memory as Float64 (8 bytes per value); everything
 else streams. Measured: 20 M rows x 4 columns profile and write in ~9 s at 1.2 GB peak RSS.
+
+**Personal data.** A column tagged as personal data (``pii``: ``email``, ``phone``, ...,
+or ``pseudonymized``; see ``Profile.with_pii``) keeps only its counts: top values, min, max,
+quantiles and histogram would copy people's values into the metadata store, where no erasure
+of a dataset's files would reach them.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import polars as pl
 
 from shipyard.data.dtypes import type_name
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 HISTOGRAM_BINS = 20
@@ -73,6 +81,7 @@ class ColumnProfile:
     quantiles: dict[float, float | None] = field(default_factory=dict)
     histogram: Histogram | None = None
     top_values: tuple[tuple[Scalar, int], ...] = ()
+    pii: str | None = None
 
     @property
     def null_rate(self) -> float | None:
@@ -102,7 +111,7 @@ class ColumnProfile:
                 "counts": list(self.histogram.counts),
             },
             "top_values": [{"value": v, "count": n} for v, n in self.top_values],
-        }
+        } | ({"pii": self.pii} if self.pii is not None else {})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ColumnProfile:
@@ -127,6 +136,20 @@ class ColumnProfile:
             if hist is None
             else Histogram(tuple(float(e) for e in hist["edges"]), tuple(hist["counts"])),
             top_values=tuple((t["value"], t["count"]) for t in data.get("top_values") or ()),
+            pii=data.get("pii"),
+        )
+
+    def redacted(self, tag: str) -> ColumnProfile:
+        """Return this profile tagged ``tag``, with counts only (no values of the column)."""
+        return ColumnProfile(
+            name=self.name,
+            dtype=self.dtype,
+            kind=self.kind,
+            count=self.count,
+            nulls=self.nulls,
+            distinct=self.distinct,
+            nan_count=self.nan_count,
+            pii=tag,
         )
 
 
@@ -148,6 +171,19 @@ class Profile:
             if col.name == name:
                 return col
         raise KeyError(name)
+
+    @property
+    def pii(self) -> dict[str, str]:
+        """Return the personal-data tag of each tagged column, in column order."""
+        return {c.name: c.pii for c in self.columns if c.pii is not None}
+
+    def with_pii(self, tags: Mapping[str, str]) -> Profile:
+        """Return the profile with the columns named in ``tags`` tagged and redacted.
+
+        Tags of columns the profile does not have are ignored (a step may have dropped them).
+        """
+        columns = tuple(c.redacted(tags[c.name]) if c.name in tags else c for c in self.columns)
+        return replace(self, columns=columns)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the profile as JSON-safe values."""

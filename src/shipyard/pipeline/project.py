@@ -25,6 +25,7 @@ from shipyard.data.features import FeaturesSpec
 from shipyard.data.harmonize import HarmonizeSpec
 from shipyard.monitor.config import MonitorConfig
 from shipyard.pipeline.yaml_source import YamlDocument, load_yaml
+from shipyard.privacy.step import PrivacyStepSpec
 from shipyard.train.spec import TrainSpec
 
 if TYPE_CHECKING:
@@ -47,7 +48,14 @@ class FeaturesStep(BaseModel):
     features: FeaturesSpec
 
 
-Step = CleanStep | FeaturesStep
+class PrivacyStep(BaseModel):
+    """``- privacy: {...}`` in ``steps:`` (see ``shipyard.privacy.step``)."""
+
+    model_config = _STRICT
+    privacy: PrivacyStepSpec
+
+
+Step = CleanStep | FeaturesStep | PrivacyStep
 
 
 class ProjectFile(BaseModel):

@@ -37,14 +37,15 @@ from shipyard.data.schema_drift import SchemaSnapshot, apply_drift_policy, detec
 from shipyard.data.validate import validate
 from shipyard.pipeline.cache import cache_key, code_hash
 from shipyard.pipeline.ingest import SourceRead, read_source
-from shipyard.pipeline.project import CleanStep, FeaturesStep
+from shipyard.pipeline.privacy_stage import ingest_tags, run_privacy_stage
+from shipyard.pipeline.project import CleanStep, PrivacyStep
 from shipyard.pipeline.training import TrainingOutcome, run_training
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from shipyard.data.contract import Contract
-    from shipyard.pipeline.project import Project
+    from shipyard.pipeline.project import Project, Step
     from shipyard.store.datasets import DatasetVersion
     from shipyard.track.run import ActiveRun
     from shipyard.track.workspace import Workspace
@@ -267,6 +268,7 @@ def _validate(
     with run.child(name="validate") as child:
         frames = {n: r.frame for n, r in reads.items()}
         combined = combine(frames, spec.combine) if spec.combine else _single(frames)
+        pii = ingest_tags(combined)
         contract = spec.contract or _empty_contract()
         result = validate(combined, contract, now=now)
         checks = result.report()
@@ -283,8 +285,9 @@ def _validate(
             cache_key=key,
             run_id=child.run_id,
             lineage={"step": "validate", "sources": sorted(reads)},
+            pii=pii,
         )
-        quarantined = _write_quarantine(workspace, spec.name, reads, result.quarantined, child)
+        quarantined = _write_quarantine(workspace, spec.name, reads, result.quarantined, child, pii)
         report.quarantine_datasets.extend(q.dataset_id for q in quarantined)
         child.log_metrics(
             {
@@ -320,10 +323,36 @@ def _run_step(
     run: ActiveRun,
     report: PipelineReport,
     index: int,
-    step: CleanStep | FeaturesStep,
+    step: Step,
     current: DatasetVersion,
     notify: Callable[[str, str], None],
 ) -> DatasetVersion:
+    if isinstance(step, PrivacyStep):
+        stage = f"{index}:privacy"
+        done = run_privacy_stage(
+            workspace,
+            run,
+            spec=step.privacy,
+            stage=stage,
+            name=f"{project.spec.name}.{index}.privacy",
+            current=current,
+            project_root=project.root,
+            notify=notify,
+        )
+        if done.suppressed is not None:
+            report.quarantine_datasets.append(done.suppressed.dataset_id)
+        report.stages.append(
+            StageOutcome(
+                stage,
+                done.version.dataset_id,
+                done.cached,
+                current.row_count,
+                done.version.row_count,
+                done.rows_suppressed,
+                seconds=done.seconds,
+            )
+        )
+        return done.version
     kind = "clean" if isinstance(step, CleanStep) else "features"
     stage = f"{index}:{kind}"
     params = _dump(step)
@@ -392,6 +421,7 @@ def _write_quarantine(
     reads: dict[str, SourceRead],
     quarantined: pl.LazyFrame,
     run: ActiveRun,
+    pii: dict[str, str],
 ) -> list[DatasetVersion]:
     written = []
     rows = quarantined.select(pl.len()).collect().item()
@@ -404,6 +434,7 @@ def _write_quarantine(
                 kind="quarantine",
                 run_id=run.run_id,
                 lineage={"step": "validate"},
+                pii=pii,
             )
         )
     rejected = [r.rejected for r in reads.values() if r.rejected_rows]
@@ -416,6 +447,7 @@ def _write_quarantine(
                 kind="quarantine",
                 run_id=run.run_id,
                 lineage={"step": "ingest"},
+                pii=pii,
             )
         )
     return written

@@ -43,6 +43,7 @@ from shipyard.privacy.pseudonym import pseudonym, subject_digest
 from shipyard.privacy.references import (
     artifacts_sharing,
     descendants,
+    model_versions_of,
     runs_referencing,
     upstream_sources,
 )
@@ -117,6 +118,8 @@ class ErasureReport:
         destroyed_blobs: Digests of the deleted Parquet blobs.
         already_erased: Versions with the column whose blob was already gone (skipped).
         runs_to_retrain: Runs that trained a model on an erased version: retrain them.
+        model_versions: Registered model versions (``name:version``) those runs produced:
+            retrain and replace them (their bundles may hold the subject's data).
         other_runs: Other runs naming an erased version (pipeline runs, ...).
         derived_versions: Versions derived from an erased one that were not rewritten (they
             lack the column): they may still hold the subject's data in another form.
@@ -133,6 +136,7 @@ class ErasureReport:
     destroyed_blobs: tuple[str, ...]
     already_erased: tuple[str, ...]
     runs_to_retrain: tuple[str, ...]
+    model_versions: tuple[str, ...]
     other_runs: tuple[str, ...]
     derived_versions: tuple[str, ...]
     sources: tuple[str, ...]
@@ -237,6 +241,7 @@ def erase_subject(
         destroyed_blobs=tuple(destroyed),
         already_erased=tuple(already),
         runs_to_retrain=tuple(trained),
+        model_versions=tuple(model_versions_of(workspace, trained)),
         other_runs=tuple(other),
         derived_versions=tuple(derived),
         sources=tuple(upstream_sources(store, erased_ids)),

@@ -10,7 +10,8 @@ store only (no data is read):
 * which versions were derived from an erased one (they may carry the subject's data under
   another column name, pseudonymized, or aggregated);
 * which sources were read to produce them (the subject must be erased there too);
-* which run artifacts share an erased blob.
+* which run artifacts share an erased blob;
+* which registered model versions those training runs produced (``name:version``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from shipyard.store.models import ArtifactRow, ParamRow, TagRow
+from shipyard.store.registry_models import ModelVersionRow
 from shipyard.store.search import load_runs
 
 if TYPE_CHECKING:
@@ -101,3 +103,16 @@ def artifacts_sharing(workspace: Workspace, digests: Iterable[str]) -> list[tupl
     )
     with workspace.store.engine.connect() as connection:
         return [(r, n) for r, n in connection.execute(query)]
+
+
+def model_versions_of(workspace: Workspace, run_ids: Iterable[str]) -> list[str]:
+    """Return ``name:version`` of the registered model versions these runs produced."""
+    ids = sorted(set(run_ids))
+    refs: list[tuple[str, int]] = []
+    with workspace.store.engine.connect() as connection:
+        for start in range(0, len(ids), _CHUNK):
+            query = sa.select(ModelVersionRow.name, ModelVersionRow.version).where(
+                ModelVersionRow.run_id.in_(ids[start : start + _CHUNK])
+            )
+            refs.extend((name, version) for name, version in connection.execute(query))
+    return [f"{name}:{version}" for name, version in sorted(refs)]
