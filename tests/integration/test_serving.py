@@ -19,14 +19,17 @@ import polars as pl
 import pytest
 
 from shipyard.registry.registry import ModelRegistry
+from shipyard.security.accounts import Accounts
+from shipyard.security.identities import local_identity
 from shipyard.serve.prediction_log import read_prediction_log
+from shipyard.store.security import SecurityStore
 from shipyard.track.workspace import Workspace
 from tests.unit.registry.trained import bundle_file
 
 pytestmark = pytest.mark.slow
 
 SHIPYARD = Path(sys.executable).with_name("shipyard")
-TOKEN = "integration-admin-token-0123456789"
+TOKEN = ""  # an admin token of the served workspace, minted by the server fixture
 ROW = {"tenure": 12.0, "charges": 70.0, "plan": "basic"}
 
 
@@ -71,8 +74,15 @@ deploy:
 
 @pytest.fixture
 def server(project: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    global TOKEN  # read by the helpers below
     port = _port()
-    env = {**os.environ, "SHIPYARD_ADMIN_TOKEN": TOKEN, "SHIPYARD_PROJECT_DIR": str(project)}
+    with Workspace.open(project) as workspace:
+        accounts = Accounts(SecurityStore(workspace.store.engine))
+        me = local_identity("project")
+        accounts.ensure_user(me, "ci")
+        accounts.grant(me, "ci", "admin", "project")
+        TOKEN = accounts.create_token(me, "ci").text
+    env = {**os.environ, "SHIPYARD_PROJECT_DIR": str(project)}
     process = subprocess.Popen(
         [str(SHIPYARD), "serve", "--port", str(port), "--workers", "1"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -94,8 +104,13 @@ def server(project: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
         process.wait(timeout=60)
 
 
+def _bearer() -> dict[str, str]:
+    return {"authorization": f"Bearer {TOKEN}"}
+
+
 def _predict(client: httpx.Client, user: str) -> httpx.Response:
-    return client.post("/models/churn/predict", json=[ROW], headers={"x-user": user})
+    headers = {"x-user": user, "authorization": f"Bearer {TOKEN}"}
+    return client.post("/models/churn/predict", json=[ROW], headers=headers)
 
 
 def _policy(url: str, policy: object) -> None:
@@ -155,7 +170,7 @@ def test_ab_split_sticky_canary_shadow_hot_swap_and_graceful_stop(project: Path,
         stop = threading.Event()
 
         def stream() -> None:
-            with httpx.Client(base_url=url, timeout=10) as c:
+            with httpx.Client(base_url=url, timeout=10, headers=_bearer()) as c:
                 while not stop.is_set():
                     r = _predict(c, "steady")
                     results.append(
@@ -181,7 +196,7 @@ def test_ab_split_sticky_canary_shadow_hot_swap_and_graceful_stop(project: Path,
     failures: list[str] = []
 
     def load(k: int) -> None:
-        with httpx.Client(base_url=url, timeout=10) as c:
+        with httpx.Client(base_url=url, timeout=10, headers=_bearer()) as c:
             for i in range(400):
                 try:
                     r = _predict(c, f"term-{k}-{i}")

@@ -179,14 +179,24 @@ def _serve_and_call(workspace: Workspace, root: Path) -> None:
     import uvicorn
 
     from shipyard.registry.registry import ModelRegistry
+    from shipyard.security.accounts import Accounts
+    from shipyard.security.identities import local_identity
     from shipyard.serve.app import create_app
+    from shipyard.serve.auth import ServerAuth
     from shipyard.serve.prediction_log import PredictionLog, read_prediction_log
     from shipyard.serve.runtime import Runtime
     from shipyard.serve.server import RegistrySource, deploy_from_refs
+    from shipyard.store.security import SecurityStore
 
     logs = root / ".shipyard" / "predictions"
+    accounts = Accounts(SecurityStore(workspace.store.engine))
+    me = local_identity("project", source="demo")  # the demo's own token, for its own client
+    accounts.ensure_user(me, "demo-client", service=True)
+    accounts.grant(me, "demo-client", "viewer", "project")
+    token = accounts.create_token(me, "demo-client", expires_in_days=1)
     app = create_app(
         Runtime(deploy_from_refs(["cancer@production"]), RegistrySource(ModelRegistry(workspace))),
+        auth=ServerAuth(accounts, project="project"),
         prediction_log=PredictionLog(logs),
     )
     port = _free_port()
@@ -205,7 +215,8 @@ def _serve_and_call(workspace: Workspace, root: Path) -> None:
 
     sample = load_breast_cancer(as_frame=True).frame.drop(columns="target").head(10)
     sample.columns = [c.replace(" ", "_") for c in sample.columns]
-    with httpx.Client(base_url=url, timeout=10) as client:
+    bearer = {"authorization": f"Bearer {token.text}"}
+    with httpx.Client(base_url=url, timeout=10, headers=bearer) as client:
         answers = [
             client.post("/models/cancer/predict", json=[row]).json()
             for row in sample.to_dict(orient="records")

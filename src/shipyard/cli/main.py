@@ -27,6 +27,7 @@ from shipyard.cli import (
     project,
     retention,
     runs,
+    security,
     serve,
     workspace,
 )
@@ -57,6 +58,10 @@ app.command(name="lineage")(data.lineage)
 app.add_typer(privacy.app, name="privacy")
 app.command(name="erase")(privacy.erase)
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(security.users_app, name="users")
+app.add_typer(security.tokens_app, name="tokens")
+app.add_typer(security.roles_app, name="roles")
+app.add_typer(security.audit_app, name="audit")
 app.command(name="gc")(retention.gc)
 app.add_typer(retention.budget_app, name="budget")
 app.add_typer(cost.app, name="cost")

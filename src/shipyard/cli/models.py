@@ -153,7 +153,11 @@ def promote(
 
     Exits 1 when the gate refuses; the refusal and its numbers are in `shipyard models history`.
     """
+    from shipyard.cli.access import authorize, record
+    from shipyard.security.permissions import Action
+
     with open_workspace(ctx) as workspace:
+        me = authorize(ctx, workspace, Action.MODELS_PROMOTE, f"{name}@{alias}")
         result = _registry(workspace).promote(
             name,
             version,
@@ -163,6 +167,12 @@ def promote(
             reason=reason,
             idempotency_key=key,
             test_data=_frame(workspace, test_dataset),
+            actor=me.name,
+        )
+        detail = {"from": result.from_version, "to": version, "force": force, "reason": reason}
+        outcome = "ok" if result.moved else "refused"
+        record(
+            workspace, me, Action.MODELS_PROMOTE, f"{name}@{alias}", outcome=outcome, detail=detail
         )
     _print_result(result)
     if not result.moved:
@@ -177,8 +187,14 @@ def rollback(
     reason: Annotated[str | None, typer.Option(help="Why; recorded in the alias history.")] = None,
 ) -> None:
     """Move an alias back to the version it held before its last move."""
+    from shipyard.cli.access import authorize, record
+    from shipyard.security.permissions import Action
+
     with open_workspace(ctx) as workspace:
-        result = _registry(workspace).rollback(name, alias, reason=reason)
+        me = authorize(ctx, workspace, Action.MODELS_ROLLBACK, f"{name}@{alias}")
+        result = _registry(workspace).rollback(name, alias, reason=reason, actor=me.name)
+        detail = {"from": result.from_version, "to": result.to_version, "reason": reason}
+        record(workspace, me, Action.MODELS_ROLLBACK, f"{name}@{alias}", detail=detail)
     _print_result(result)
 
 

@@ -132,7 +132,11 @@ def erase(
             f"note: ${escape(key_env)} is not set: the audit digest will be a plain SHA-256 "
             "and pseudonymized copies of the value will not be found"
         )
+    from shipyard.cli.access import authorize, record
+    from shipyard.security.permissions import Action
+
     with open_workspace(ctx) as workspace:
+        me = authorize(ctx, workspace, Action.PRIVACY_ERASE, f"subject:{subject_column}")
         plan = erase_subject(workspace, column=subject_column, value=value, key=key, dry_run=True)
         console.print(f"subject {plan.subject_digest[:24]}… in column {escape(subject_column)}")
         if not plan.versions:
@@ -151,7 +155,17 @@ def erase(
         ):
             console.print("nothing changed")
             raise typer.Exit(1)
-        report = erase_subject(workspace, column=subject_column, value=value, key=key)
+        report = erase_subject(
+            workspace, column=subject_column, value=value, key=key, actor=me.name
+        )
+        # The keyed digest of the subject, never the value, goes into the audit log.
+        record(
+            workspace,
+            me,
+            Action.PRIVACY_ERASE,
+            f"{report.audit.object}#{report.audit.digest}",
+            detail=report.audit.details,
+        )
     console.print(
         f"erased {report.rows_erased} row(s) from {len(report.versions)} version(s) in run "
         f"{(report.run_id or '-')[:8]}; {len(report.destroyed_blobs)} file(s) destroyed"

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from shipyard.cli.access import TOKEN_ENV, project_name
 from shipyard.cli.context import console, open_workspace
 from shipyard.cli.project import project_dir
 from shipyard.core.errors import InvalidArgument
@@ -55,7 +56,9 @@ def serve(
             )
         deploy = DeploySpec.model_validate(section)
     logs = None if no_log else str(log_dir or project / ".shipyard" / "predictions")
-    config = ServerConfig(project_dir=str(project), deploy=deploy, prediction_log=logs)
+    config = ServerConfig(
+        project_dir=str(project), deploy=deploy, prediction_log=logs, project=project_name(ctx)
+    )
     scheme = "https" if tls else "http"
     console.print(
         f"serving {', '.join(deploy.models)} on {scheme}://{host}:{port} with {workers} worker(s)"
@@ -146,9 +149,9 @@ def set_policy(
     """Replace a served model's traffic policy (A/B, canary, shadow) on a running server."""
     import httpx
 
-    token = os.environ.get("SHIPYARD_ADMIN_TOKEN")
+    token = os.environ.get(TOKEN_ENV)
     if not token:
-        raise InvalidArgument("set SHIPYARD_ADMIN_TOKEN to the server's admin token")
+        raise InvalidArgument(f"set {TOKEN_ENV} to an API token of an ml-engineer or admin")
     try:
         body = json.loads(policy)
     except json.JSONDecodeError as e:

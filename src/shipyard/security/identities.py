@@ -100,3 +100,16 @@ def local_user() -> str:
         return getpass.getuser()
     except (OSError, KeyError):
         return f"uid-{os.getuid()}"
+
+
+def local_identity(project: str, source: str = "cli:local") -> Identity:
+    """The OS user acting on an embedded workspace it owns: ``admin`` there.
+
+    Whoever can write the workspace's files can change anything in it anyway; the role only
+    makes that explicit, and the audit log still names the OS user.
+    """
+    from shipyard.security.roles import Role
+
+    return Identity(
+        name=local_user(), kind=Kind.LOCAL, project=project, role=Role.ADMIN, source=source
+    )

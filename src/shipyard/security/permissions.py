@@ -36,9 +36,11 @@ class Action(StrEnum):
     MODELS_PROMOTE = "models.promote"
     MODELS_ROLLBACK = "models.rollback"
     REPORTS_READ = "reports.read"
+    COST_READ = "cost.read"
     SCORE_BATCH = "score.batch"
     SERVE_READ = "serve.read"
     SERVE_PREDICT = "serve.predict"
+    SERVE_FEEDBACK = "serve.feedback"
     SERVE_METRICS = "serve.metrics"
     SERVE_ADMIN_READ = "serve.admin_read"
     SERVE_DEPLOY = "serve.deploy"
@@ -72,9 +74,11 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.MODELS_PROMOTE: _ML_ENGINEER,
     Action.MODELS_ROLLBACK: _ML_ENGINEER,
     Action.REPORTS_READ: _VIEWER,
+    Action.COST_READ: _VIEWER,
     Action.SCORE_BATCH: _DATA_SCIENTIST,
     Action.SERVE_READ: _VIEWER,
     Action.SERVE_PREDICT: _VIEWER,
+    Action.SERVE_FEEDBACK: _VIEWER,  # the callers of predict send the labels back
     Action.SERVE_METRICS: _VIEWER,
     Action.SERVE_ADMIN_READ: _ML_ENGINEER,
     Action.SERVE_DEPLOY: _ML_ENGINEER,
@@ -99,6 +103,7 @@ HTTP_ROUTES: dict[tuple[str, str], Action | str] = {
     ("GET", "/v2/models/{name}/ready"): Action.SERVE_READ,
     ("POST", "/v2/models/{name}/infer"): Action.SERVE_PREDICT,
     ("POST", "/models/{name}/predict"): Action.SERVE_PREDICT,
+    ("POST", "/models/{name}/feedback"): Action.SERVE_FEEDBACK,
     ("GET", "/metrics"): Action.SERVE_METRICS,
     ("GET", "/admin/models"): Action.SERVE_ADMIN_READ,
     ("PUT", "/admin/models/{name}/policy"): Action.SERVE_POLICY,
@@ -145,6 +150,10 @@ CLI_COMMANDS: dict[str, Action] = {
     "privacy kanon": Action.DATA_READ,
     "erase": Action.PRIVACY_ERASE,
     "monitor": Action.REPORTS_READ,
+    "gc": Action.RUNS_DELETE,
+    "budget": Action.COST_READ,
+    "cost": Action.COST_READ,
+    "keys": Action.KEYS_MANAGE,
     "users create": Action.USERS_MANAGE,
     "users list": Action.USERS_MANAGE,
     "users disable": Action.USERS_MANAGE,

@@ -8,8 +8,6 @@ only then scored. The prediction log is fed after the answer is ready and never 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import os
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -29,6 +27,8 @@ from prometheus_client import (
 
 from shipyard.core.errors import InvalidData, NotFound
 from shipyard.monitor.feedback import MAX_LABELS_PER_REQUEST, FeedbackStore, parse_feedback_json
+from shipyard.security.permissions import Action
+from shipyard.serve.auth import AuthMiddleware
 from shipyard.serve.contract import ContractError
 from shipyard.serve.payloads import plain_columns, plain_response, v2_columns, v2_response
 from shipyard.serve.traffic import ServedModelSpec
@@ -36,10 +36,9 @@ from shipyard.serve.traffic import ServedModelSpec
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from shipyard.serve.auth import ServerAuth
     from shipyard.serve.prediction_log import PredictionLog
     from shipyard.serve.runtime import Answer, Runtime
-
-ADMIN_TOKEN_ENV = "SHIPYARD_ADMIN_TOKEN"  # noqa: S105 (the variable name, not a secret)
 
 
 class HttpError(Exception):
@@ -102,6 +101,7 @@ class Metrics:
 def create_app(
     runtime: Runtime,
     *,
+    auth: ServerAuth,
     prediction_log: PredictionLog | None = None,
     max_body_bytes: int | None = None,
     feedback: FeedbackStore | None = None,
@@ -109,7 +109,8 @@ def create_app(
     """Build the ASGI app serving ``runtime``'s models.
 
     Feedback labels are kept next to the prediction log unless ``feedback`` names a store;
-    without either, ``POST /models/{name}/feedback`` answers 503.
+    without either, ``POST /models/{name}/feedback`` answers 503. Every route but the health
+    probes needs a bearer token that ``auth`` accepts (see ``shipyard.serve.auth``).
     """
     limit = max_body_bytes or runtime.spec.max_body_bytes
     if feedback is None and prediction_log is not None:
@@ -129,6 +130,7 @@ def create_app(
                 prediction_log.close()
 
     app = FastAPI(title="Shipyard model server", lifespan=lifespan)
+    app.add_middleware(AuthMiddleware, auth=auth, router=app.router)
 
     @app.exception_handler(HttpError)
     async def _http_error(_: Request, e: HttpError) -> JSONResponse:
@@ -239,13 +241,11 @@ def create_app(
     @app.get("/admin/models")
     async def admin_models(request: Request) -> dict[str, Any]:
         """Every served name: loaded versions, policy and canary state."""
-        _require_admin(request)
         return runtime.describe()
 
     @app.put("/admin/models/{name}/policy")
     async def set_policy(name: str, request: Request) -> dict[str, Any]:
         """Replace a served name's traffic policy at run time (aliases must already be loaded)."""
-        _require_admin(request)
         body = await _json_body(request, limit)
         router = runtime.routers.get(name)
         if router is None:
@@ -260,6 +260,9 @@ def create_app(
                 409, f"alias(es) {', '.join(missing)} are not loaded; restart with them in deploy:"
             )
         runtime.set_policy(name, spec)
+        await asyncio.to_thread(
+            auth.record, request.state.identity, Action.SERVE_POLICY, name, detail={"policy": body}
+        )
         described: dict[str, Any] = runtime.describe()[name]
         return described
 
@@ -330,15 +333,3 @@ async def _json_body(request: Request, limit: int) -> Any:
         raise HttpError(
             400, "the body is not valid JSON (NaN and Infinity are not JSON)", str(e)
         ) from e
-
-
-def _require_admin(request: Request) -> None:
-    expected = os.environ.get(ADMIN_TOKEN_ENV)
-    if not expected:
-        raise HttpError(
-            403, f"admin endpoints are off; set {ADMIN_TOKEN_ENV} on the server to enable them"
-        )
-    given = request.headers.get("authorization", "")
-    token = given.removeprefix("Bearer ").strip()
-    if not token or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise HttpError(401, "a valid admin bearer token is required")

@@ -14,6 +14,7 @@ from shipyard.serve.app import create_app
 from shipyard.serve.prediction_log import PredictionLog, read_prediction_log
 from shipyard.serve.runtime import Runtime
 from shipyard.serve.traffic import DeploySpec
+from tests.unit.serve.tokens import ServerTokens
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -34,9 +35,10 @@ def log(tmp_path: Path) -> PredictionLog:
 
 
 @pytest.fixture
-def client(source, log: PredictionLog) -> Iterator[TestClient]:
-    app = create_app(Runtime(_spec(), source), prediction_log=log)
-    with TestClient(app, raise_server_exceptions=False) as c:
+def client(source, log: PredictionLog, tmp_path: Path) -> Iterator[TestClient]:
+    tokens = ServerTokens(tmp_path / "security")
+    app = create_app(Runtime(_spec(), source), auth=tokens.auth, prediction_log=log)
+    with TestClient(app, raise_server_exceptions=False, headers=tokens.headers()) as c:
         yield c
 
 
@@ -129,8 +131,11 @@ def test_bad_bodies_get_a_precise_4xx_and_store_nothing(
 
 def test_too_many_labels_and_unknown_models(source, tmp_path: Path) -> None:
     log = PredictionLog(tmp_path / "predictions")
-    app = create_app(Runtime(_spec(max_body_bytes=2_000_000), source), prediction_log=log)
-    with TestClient(app, raise_server_exceptions=False) as c:
+    tokens = ServerTokens(tmp_path / "security")
+    app = create_app(
+        Runtime(_spec(max_body_bytes=2_000_000), source), auth=tokens.auth, prediction_log=log
+    )
+    with TestClient(app, raise_server_exceptions=False, headers=tokens.headers()) as c:
         many = [{"request_id": str(i), "label": 1} for i in range(10_001)]
         answer = c.post(
             "/models/churn/feedback",
@@ -143,8 +148,10 @@ def test_too_many_labels_and_unknown_models(source, tmp_path: Path) -> None:
         assert missing.status_code == 404
 
 
-def test_without_a_prediction_log_feedback_is_off(source) -> None:
-    with TestClient(create_app(Runtime(_spec(), source)), raise_server_exceptions=False) as c:
+def test_without_a_prediction_log_feedback_is_off(source, tmp_path: Path) -> None:
+    tokens = ServerTokens(tmp_path / "security")
+    app = create_app(Runtime(_spec(), source), auth=tokens.auth)
+    with TestClient(app, raise_server_exceptions=False, headers=tokens.headers()) as c:
         answer = c.post("/models/churn/feedback", json={"request_id": "a", "label": 1})
         assert answer.status_code == 503
         assert "no prediction log" in answer.text
