@@ -8,8 +8,10 @@ operator's scraper would.
 from __future__ import annotations
 
 import socket
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -27,10 +29,10 @@ from shipyard.serve.loadtest import run_load
 from shipyard.serve.runtime import Runtime
 from shipyard.serve.traffic import DeploySpec
 from tests.unit.serve.conftest import MemorySource, make_bundle
+from tests.unit.serve.tokens import ServerTokens
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     from shipyard.registry.bundle import Bundle
 
@@ -49,9 +51,14 @@ def _source(bundle: Bundle) -> MemorySource:
     return source
 
 
+BEARER: dict[str, str] = {}  # an admin token of the test server, set by _serve
+
+
 def _serve(bundle: Bundle) -> Iterator[str]:
     spec = DeploySpec(models={"churn": {"model": "churn"}}, poll_interval_s=60)
-    app = create_app(Runtime(spec, _source(bundle)))
+    tokens = ServerTokens(Path(tempfile.mkdtemp(prefix="shipyard-auth-")))
+    BEARER.update(tokens.headers())
+    app = create_app(Runtime(spec, _source(bundle)), auth=tokens.auth)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
@@ -75,7 +82,7 @@ def server(bundle: Bundle) -> Iterator[str]:
 
 
 def _meters(url: str) -> list:
-    return parse_serving_meters(httpx.get(f"{url}/metrics").text)
+    return parse_serving_meters(httpx.get(f"{url}/metrics", headers=BEARER).text)
 
 
 def test_cost_per_thousand_predictions_from_a_load_test_matches_the_counters(server: str) -> None:
@@ -83,7 +90,7 @@ def test_cost_per_thousand_predictions_from_a_load_test_matches_the_counters(ser
     report = run_load(
         f"{server}/models/churn/predict",
         body=orjson.dumps(ROWS),
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", **BEARER},
         concurrency=4,
         duration_s=0.8,
     )
@@ -109,7 +116,8 @@ def test_metering_off_counts_requests_but_no_cpu(
     monkeypatch.setenv(METERING_ENV, "0")
     for url in _serve(bundle):
         for _ in range(3):
-            assert httpx.post(f"{url}/models/churn/predict", json=ROWS[:2]).status_code == 200
+            answer = httpx.post(f"{url}/models/churn/predict", json=ROWS[:2], headers=BEARER)
+            assert answer.status_code == 200
         [meter] = _meters(url)
     assert (meter.requests, meter.predictions, meter.cpu_seconds) == (3, 6, 0.0)
 
