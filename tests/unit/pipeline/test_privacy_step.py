@@ -16,6 +16,7 @@ from shipyard.core.errors import InvalidProjectFile, InvalidSettings, Validation
 from shipyard.data.datasets import list_datasets, pii_tags, read_dataset
 from shipyard.pipeline.project import PrivacyStep, load_project
 from shipyard.pipeline.runner import PipelineReport, run_pipeline
+from shipyard.privacy.erasure import erase_subject
 from shipyard.privacy.pseudonym import pseudonym
 from shipyard.track.workspace import Workspace
 
@@ -342,3 +343,40 @@ def test_a_privacy_step_parses(tmp_path: Path) -> None:
         "width": 20.0,
         "cap": None,
     }
+
+
+TRAIN = """\
+train:
+  target: churned
+  features: [age, spend]
+  estimators: [{name: logistic}]
+  tuning: {trials: 1}
+  cv: {folds: 2}
+  bootstrap_resamples: 20
+  explain: false
+  register: {model: churn}
+"""
+
+
+def test_erasure_after_the_privacy_step_leaves_no_raw_value_in_the_workspace(
+    tmp_path: Path, key: str
+) -> None:
+    root = write_project(tmp_path, PSEUDONYMIZE, extra=TRAIN)
+    report = run(root)
+    assert report.training is not None
+    assert report.training.version is not None
+    state = root / ".shipyard"
+    # Before: the validated version holds the subject's raw values (its Parquet file).
+    assert files_holding(state, RAW) != []
+    with Workspace.open(root) as workspace:
+        erased = erase_subject(workspace, column="email", value=SUBJECT, key=key.encode())
+        names = {v.name for v in erased.versions}
+        # Found in clear (validated) and by pseudonym (privacy output, training test split).
+        assert {"crm.validated", "crm.0.privacy", "crm.0.privacy.test"} <= names
+        assert erased.runs_to_retrain == (report.training.run_id,)
+        assert erased.model_versions == ("churn:1",)
+        assert erased.sources == ("customers",)  # the source file is the user's to erase
+    # After: no file Shipyard keeps (metadata store, blobs, artifacts) holds the subject's
+    # email, phone or card number; the source CSV outside .shipyard is not Shipyard's.
+    assert files_holding(state, RAW) == []
+    assert RAW[0] in (root / "data" / "customers.csv").read_text()
