@@ -1,29 +1,49 @@
-"""The lifecycle part of ``shipyard demo``: data to a served model, on the embedded workspace.
+"""The lifecycle part of ``shipyard demo``: two sources to a served, watched, retrained model.
 
-It writes a small project (a CSV with a few broken lines, a contract, a train section) into
-``.shipyard/demo-project``, runs it, registers and promotes the model, shows the gate refusing a
-weaker challenger, a forced promotion and a rollback, writes the model card, serves the model
-over HTTP on 127.0.0.1 for a few real requests, and batch-scores the CSV. Every step is a real
-call of the same code the commands use.
+It writes a small project into ``.shipyard/demo-project``: breast-cancer biopsies split between
+a CSV file (with three broken lines) and a clinic's SQLite table (other column names), harmonized,
+combined, validated with a quarantine, then trained with cross-validation and tuning. Then, each
+step a real call of the same code the commands use:
+
+1. ``shipyard run``: ingest, harmonize, validate, train, register, promote;
+2. the gate refuses a weaker challenger; a forced promotion and a rollback; the model card;
+3. ``shipyard serve`` on 127.0.0.1 with its own API token: a few calls, a bad request;
+4. traffic replayed over HTTP, with the scanner "recalibrated" halfway (injected drift), and
+   the ground truth sent back as feedback labels;
+5. ``shipyard monitor run --once``: drift found on the recalibrated features, an alert, a
+   retrain on the clinic's new labelled scans, and the gate deciding the alias;
+6. batch scoring, the HTML monitoring report, and what it all cost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import polars as pl
 from rich.markup import escape
 from rich.table import Table
 
 from shipyard.cli.context import console
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import httpx
+
     from shipyard.track.workspace import Workspace
+
+MODEL = "cancer"
+CLINIC_NAMES = {"mean_radius": "radius_mean", "mean_texture": "texture_mean"}
+"""The clinic's database names two columns its own way; ``harmonize.rename`` maps them back."""
+CSV_ROWS = 380
 
 PROJECT = """\
 name: cancer
@@ -32,6 +52,13 @@ sources:
     uri: data/biopsies.csv
     csv:
       columns: {COLUMNS}
+  clinic:
+    uri: sqlite:///{DATABASE}
+    table: scans
+    harmonize:
+      rename: {RENAME}
+combine:
+  union: [biopsies, clinic]
 contract:
   policy: quarantine
   columns:
@@ -50,79 +77,158 @@ train:
   cv: {folds: 3}
   bootstrap_resamples: 300
   register: {model: cancer, promote_to: production}
+monitor:
+  notifiers:
+    log: {type: log}
+  rules:
+    - name: input-drift
+      statistic: psi
+      feature: "*"
+      above: 0.25
+      window: 300 rows
+      severity: critical
+      action: retrain
+    - name: accuracy-drop
+      metric: accuracy
+      below: 0.9
+      severity: warning
 """
 
 
-def write_project(root: Path) -> None:
-    """The demo project: breast-cancer biopsies as a CSV with three broken lines."""
+@dataclass
+class DemoSummary:
+    """What the demo did, for the closing table."""
+
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    paths: list[tuple[str, Path]] = field(default_factory=list)
+
+    def add(self, step: str, result: str) -> None:
+        """Record one step's outcome."""
+        self.rows.append((step, result))
+
+
+def biopsies() -> pl.DataFrame:
+    """scikit-learn's breast-cancer data with column names fit for a project file."""
     from sklearn.datasets import load_breast_cancer
 
-    frame = load_breast_cancer(as_frame=True).frame
-    frame.columns = [c.replace(" ", "_") for c in frame.columns]
+    frame = pl.from_pandas(load_breast_cancer(as_frame=True).frame)
+    return frame.rename({c: c.replace(" ", "_") for c in frame.columns})
+
+
+def write_project(root: Path) -> None:
+    """The demo project: a CSV with three broken lines and the clinic's SQLite table."""
+    import sqlalchemy as sa
+
+    frame = biopsies()
     (root / "data").mkdir(parents=True, exist_ok=True)
-    lines = frame.to_csv(index=False).splitlines()
+    lines = frame.head(CSV_ROWS).write_csv().splitlines()
     lines[5] = lines[5].rsplit(",", 3)[0]  # too few fields: quarantined by the connector
     lines[9] = "-" + lines[9]  # negative radius: quarantined by the contract
     lines.insert(12, "not,a,row")
     (root / "data" / "biopsies.csv").write_text("\n".join(lines) + "\n")
+
+    database = (root / "data" / "clinic.db").resolve()
+    clinic = frame.slice(CSV_ROWS).rename(CLINIC_NAMES)
+    engine = sa.create_engine(f"sqlite:///{database}")
+    try:
+        columns = [
+            sa.Column(c, sa.Integer if c == "target" else sa.Float, nullable=False)
+            for c in clinic.columns
+        ]
+        scans = sa.Table("scans", sa.MetaData(), *columns)
+        scans.create(engine)
+        with engine.begin() as connection:
+            connection.execute(scans.insert(), clinic.to_dicts())
+    finally:
+        engine.dispose()
+
     types = {c: "int64" if c == "target" else "float64" for c in frame.columns}
-    columns = "{" + ", ".join(f"{c}: {t}" for c, t in types.items()) + "}"
-    (root / "shipyard.yaml").write_text(PROJECT.replace("{COLUMNS}", columns))
+    project = (
+        PROJECT.replace("{COLUMNS}", "{" + ", ".join(f"{c}: {t}" for c, t in types.items()) + "}")
+        .replace("{DATABASE}", str(database))
+        .replace("{RENAME}", "{" + ", ".join(f"{v}: {k}" for k, v in CLINIC_NAMES.items()) + "}")
+    )
+    (root / "shipyard.yaml").write_text(project)
 
 
-def run_lifecycle(workspace_root: Path) -> None:
-    """Run every stage and print what happened."""
+def run_lifecycle(workspace_root: Path) -> DemoSummary:
+    """Run every stage, print what happened, and end with a summary table."""
     from shipyard.cli.project import _print_stages, _print_training
     from shipyard.pipeline.project import load_project
     from shipyard.pipeline.runner import run_pipeline
-    from shipyard.registry.card import model_card_html, model_card_markdown
     from shipyard.registry.registry import ModelRegistry
     from shipyard.track.workspace import Workspace
 
+    started = time.monotonic()
+    summary = DemoSummary()
     root = workspace_root / "demo-project"
     if root.exists():  # the demo's own scratch project: start afresh every time
         shutil.rmtree(root)
     write_project(root)
-    console.rule("1. data and training: shipyard run")
+    console.rule("1. data and training: shipyard run (CSV + SQLite → harmonize → validate → train)")
     with Workspace.open(root) as workspace:
         report = run_pipeline(workspace, load_project(root), on_stage=lambda n, s: None)
         _print_stages(report)
         assert report.training is not None
         _print_training(report.training)
+        validated = next((s for s in report.stages if s.name == "validate"), None)
+        quarantined = sum(s.rows_quarantined for s in report.stages)
+        summary.add(
+            "data",
+            f"2 sources, {validated.rows_out if validated else '?'} rows validated, "
+            f"{quarantined} quarantined with reasons",
+        )
         registry = ModelRegistry(workspace)
+        first = registry.get(f"{MODEL}@production")
+        summary.add("train + register", f"{MODEL} version {first.version} → production")
 
         console.rule("2. the gate: a weaker challenger is refused")
         assert report.final_dataset is not None
         weak = _weak_challenger(workspace, root, report.final_dataset)
-        refused = registry.promote("cancer", weak.version, actor="demo")
+        refused = registry.promote(MODEL, weak.version, actor="demo")
         console.print(f"[red]{escape(refused.describe())}[/]")
         forced = registry.promote(
-            "cancer", weak.version, force=True, reason="demo: forced", actor="demo"
+            MODEL, weak.version, force=True, reason="demo: forced", actor="demo"
         )
         console.print(f"[yellow]{escape(forced.describe())}[/]")
-        back = registry.rollback("cancer", actor="demo", reason="demo: the forced model was worse")
+        back = registry.rollback(MODEL, actor="demo", reason="demo: the forced model was worse")
         console.print(f"[green]{escape(back.describe())}[/]")
         _history(registry)
+        summary.add("gate", f"version {weak.version} refused; forced, then rolled back")
+        summary.paths.append(("model card", _write_card(registry, root)))
 
-        version = registry.get("cancer@production")
-        bundle = registry.load(version)
-        cards = root / "cards"
-        cards.mkdir(exist_ok=True)
-        (cards / "cancer.md").write_text(
-            model_card_markdown(version, bundle, registry.history("cancer"), plots_dir=None)
-        )
-        (cards / "cancer.html").write_text(
-            model_card_html(version, bundle, registry.history("cancer"))
-        )
-        console.print(f"model card: {escape(str(cards / 'cancer.html'))}")
+        console.rule("3. serving: HTTP on 127.0.0.1 with an API token")
+        with _served(workspace, root) as client:
+            _first_calls(client, summary)
 
-        console.rule("3. serving: HTTP on 127.0.0.1, then batch scoring")
-        _serve_and_call(workspace, root)
-        _batch(registry, root)
-    console.print(
-        f"\nthe demo project is in {escape(str(root))}; "
-        f"try: shipyard -C {escape(str(root))} models list"
+            console.rule("4. traffic: the scanner is recalibrated halfway (injected drift)")
+            _traffic(client, summary)
+
+            console.rule("5. monitoring: drift → alert → retrain → gate")
+            _monitor(workspace, root, client, summary)
+
+        console.rule("6. batch scoring, the monitoring report and the cost")
+        _batch(registry, root, summary)
+        summary.paths.append(("monitoring report", _report(workspace, root)))
+        _cost(workspace, summary)
+    _print_summary(summary, root, time.monotonic() - started)
+    return summary
+
+
+def _write_card(registry: Any, root: Path) -> Path:
+    from shipyard.registry.card import model_card_html, model_card_markdown
+
+    version = registry.get(f"{MODEL}@production")
+    bundle = registry.load(version)
+    cards = root / "cards"
+    cards.mkdir(exist_ok=True)
+    history = registry.history(MODEL)
+    (cards / f"{MODEL}.md").write_text(
+        model_card_markdown(version, bundle, history, plots_dir=None)
     )
+    (cards / f"{MODEL}.html").write_text(model_card_html(version, bundle, history))
+    console.print(f"model card: {escape(str(cards / f'{MODEL}.html'))}")
+    return cards / f"{MODEL}.html"
 
 
 def _weak_challenger(workspace: Workspace, root: Path, dataset_id: str) -> Any:
@@ -174,7 +280,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _serve_and_call(workspace: Workspace, root: Path) -> None:
+@contextlib.contextmanager
+def _served(workspace: Workspace, root: Path) -> Iterator[httpx.Client]:
+    """The model server on a free local port, and a client holding the demo's own token."""
     import httpx
     import uvicorn
 
@@ -183,70 +291,209 @@ def _serve_and_call(workspace: Workspace, root: Path) -> None:
     from shipyard.security.identities import local_identity
     from shipyard.serve.app import create_app
     from shipyard.serve.auth import ServerAuth
-    from shipyard.serve.prediction_log import PredictionLog, read_prediction_log
+    from shipyard.serve.prediction_log import PredictionLog
     from shipyard.serve.runtime import Runtime
     from shipyard.serve.server import RegistrySource, deploy_from_refs
     from shipyard.store.security import SecurityStore
 
-    logs = root / ".shipyard" / "predictions"
     accounts = Accounts(SecurityStore(workspace.store.engine))
     me = local_identity("project", source="demo")  # the demo's own token, for its own client
     accounts.ensure_user(me, "demo-client", service=True)
     accounts.grant(me, "demo-client", "viewer", "project")
     token = accounts.create_token(me, "demo-client", expires_in_days=1)
     app = create_app(
-        Runtime(deploy_from_refs(["cancer@production"]), RegistrySource(ModelRegistry(workspace))),
+        Runtime(
+            deploy_from_refs([f"{MODEL}@production"]), RegistrySource(ModelRegistry(workspace))
+        ),
         auth=ServerAuth(accounts, project="project"),
-        prediction_log=PredictionLog(logs),
+        prediction_log=PredictionLog(root / ".shipyard" / "predictions"),
     )
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
+    for _ in range(400):
+        with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
                 break
-        except httpx.HTTPError:
-            pass
         time.sleep(0.05)
-    from sklearn.datasets import load_breast_cancer
-
-    sample = load_breast_cancer(as_frame=True).frame.drop(columns="target").head(10)
-    sample.columns = [c.replace(" ", "_") for c in sample.columns]
+    console.print(f"serving {MODEL}@production at {url} (token created for 'demo-client')")
     bearer = {"authorization": f"Bearer {token.text}"}
-    with httpx.Client(base_url=url, timeout=10, headers=bearer) as client:
-        answers = [
-            client.post("/models/cancer/predict", json=[row]).json()
-            for row in sample.to_dict(orient="records")
-        ]
-        bad = client.post("/models/cancer/predict", json=[{"mean_radius": "big"}])
-        metadata = client.get("/v2/models/cancer").json()
-    server.should_exit = True
-    thread.join(timeout=30)
+    try:
+        with httpx.Client(base_url=url, timeout=30, headers=bearer) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def _first_calls(client: httpx.Client, summary: DemoSummary) -> None:
+    sample = biopsies().drop("target").head(3)
+    answers = [
+        client.post(f"/models/{MODEL}/predict", json=[row]).json() for row in sample.to_dicts()
+    ]
+    bad = client.post(f"/models/{MODEL}/predict", json=[{"mean_radius": "big"}])
+    anonymous = client.post(
+        f"/models/{MODEL}/predict", json=sample.head(1).to_dicts(), headers={"authorization": ""}
+    )
+    metadata = client.get(f"/v2/models/{MODEL}").json()
     first = answers[0]
     console.print(
-        f"POST /models/cancer/predict → version {first['version']}, "
+        f"POST /models/{MODEL}/predict → version {first['version']}, "
         f"prediction {first['predictions'][0]}, "
-        f"p(1) = {first['probabilities'][0]['1']:.3f}; {len(answers)} requests answered"
+        f"p(1) = {first['probabilities'][0]['1']:.3f}"
     )
     console.print(f"a bad request → {bad.status_code}: {escape(str(bad.json()['detail'][0]))}")
+    console.print(f"without the token → {anonymous.status_code}")
     console.print(
-        f"GET /v2/models/cancer → {len(metadata['inputs'])} inputs, versions {metadata['versions']}"
+        f"GET /v2/models/{MODEL} → {len(metadata['inputs'])} inputs, "
+        f"versions {metadata['versions']}"
     )
-    logged = read_prediction_log(logs).collect().height
-    console.print(f"prediction log: {logged} rows written to {escape(str(logs))}")
+    summary.add(
+        "serve", f"HTTP answers; bad input {bad.status_code}, no token {anonymous.status_code}"
+    )
 
 
-def _batch(registry: Any, root: Path) -> None:
+def _traffic(client: httpx.Client, summary: DemoSummary) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from shipyard.cli.demo_monitoring import (
+        RECALIBRATED,
+        REQUESTS,
+        replay,
+        send_feedback,
+        traffic,
+    )
+
+    cases = traffic(biopsies())
+    with Progress(
+        TextColumn("replaying requests"), BarColumn(), MofNCompleteColumn(), console=console
+    ) as progress:
+        task = progress.add_task("replay", total=REQUESTS)
+        ids, errors = replay(
+            client, cases, target="target", on_request=lambda: progress.advance(task)
+        )
+    shifted = ", ".join(f"{c} x{k}" for c, k in RECALIBRATED.items())
+    console.print(
+        f"{len(ids)} requests answered ({errors} failed); from request {REQUESTS // 2} on: "
+        f"{escape(shifted)}"
+    )
+    labels = cases.get_column("target").to_list()[: len(ids)]
+    matched, unmatched = send_feedback(client, ids, labels)
+    console.print(f"POST /models/{MODEL}/feedback: {matched} labels matched, {unmatched} not")
+    summary.add(
+        "traffic", f"{len(ids)} requests, drift injected at {REQUESTS // 2}; {matched} labels"
+    )
+
+
+def _monitor(workspace: Workspace, root: Path, client: httpx.Client, summary: DemoSummary) -> None:
+    from shipyard.cli.demo_monitoring import add_new_scans, monitor_once
+    from shipyard.cli.monitor_run import print_pass
+
+    added = add_new_scans(
+        root / "data" / "clinic.db", biopsies().sample(n=250, seed=11), CLINIC_NAMES
+    )
+    console.print(f"the clinic adds {added} labelled scans from the recalibrated scanner")
+    result = monitor_once(workspace, root)
+    print_pass(result)
+    drifted = ", ".join(result.drifted_features) or "none"
+    summary.add("drift", f"flagged: {drifted}")
+    summary.add("alerts", ", ".join(sorted({a.rule for a in result.evaluation.opened})) or "none")
+    for outcome in result.retrains:
+        numbers = outcome.numbers
+        scores = ""
+        if "candidate_score" in numbers and "holder_score" in numbers:
+            scores = f" (roc_auc {numbers['candidate_score']:.4f} vs {numbers['holder_score']:.4f})"
+        summary.add("retrain + gate", outcome.text + scores)
+        if outcome.promoted:
+            _answered_by_new_version(client, outcome.version)
+
+
+def _answered_by_new_version(client: httpx.Client, version: int | None) -> None:
+    """The server's alias watcher swaps the model in place; show a request it answers."""
+    row = biopsies().drop("target").head(1).to_dicts()
+    for _ in range(100):
+        answer = client.post(f"/models/{MODEL}/predict", json=row).json()
+        if answer.get("version") == version:
+            console.print(f"the running server now answers with version {version} (hot swap)")
+            return
+        time.sleep(0.1)
+    console.print(f"the server has not swapped to version {version} yet (it polls the registry)")
+
+
+def _batch(registry: Any, root: Path, summary: DemoSummary) -> None:
     from shipyard.serve.batch import score_file
 
     report = score_file(
-        registry.load("cancer@production"), root / "data" / "biopsies.csv", root / "scored.parquet"
+        registry.load(f"{MODEL}@production"),
+        root / "data" / "biopsies.csv",
+        root / "scored.parquet",
     )
     console.print(
         f"batch: {report.rows_in} rows → {report.rows_scored} scored, "
         f"{report.rows_rejected} rejected "
         f"({'conserved' if report.conserved else 'NOT conserved'})"
+    )
+    summary.add("batch", f"{report.rows_scored} scored, {report.rows_rejected} rejected")
+    summary.paths.append(("batch scores", root / "scored.parquet"))
+
+
+def _report(workspace: Workspace, root: Path) -> Path:
+    from shipyard.monitor.logfiles import read_prediction_log
+    from shipyard.monitor.report import build_report
+    from shipyard.store.monitoring import MonitoringStore
+
+    probabilities = (
+        read_prediction_log(root / ".shipyard" / "predictions")
+        .select("probability")
+        .drop_nulls()
+        .collect()
+        .get_column("probability")
+        .to_list()
+    )
+    report = build_report(
+        MonitoringStore(workspace.store.engine),
+        MODEL,
+        probabilities=probabilities,
+        now_ms=workspace.clock.now_ms(),
+    )
+    path = root / "reports" / f"{MODEL}-monitoring.html"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(report.html, encoding="utf-8")
+    console.print(f"monitoring report: {escape(str(path))} ({report.observations} observations)")
+    return path
+
+
+def _cost(workspace: Workspace, summary: DemoSummary) -> None:
+    from shipyard.cost.attribution import group_costs, total_cost
+    from shipyard.cost.catalog import active_instance, catalog_for
+
+    catalog = catalog_for(workspace.settings)
+    active = active_instance(workspace.settings, catalog)
+    runs = workspace.search_runs(limit=None)
+    table = Table(title=f"cost on {active.instance.name} ({active.purchase}, CPU share)")
+    table.add_column("experiment")
+    table.add_column("CPU s", justify="right")
+    table.add_column(catalog.currency, justify="right")
+    for name, cost in sorted(group_costs(runs, active, "experiment").items()):
+        table.add_row(escape(name), f"{cost.seconds:.1f}", f"{cost.usd:.6f}")
+    console.print(table)
+    total = total_cost(runs, active)
+    console.print(f"[dim]{escape(catalog.label())}[/]")
+    summary.add("cost", f"{total.usd:.5f} {catalog.currency} for {total.seconds:.0f} CPU-seconds")
+
+
+def _print_summary(summary: DemoSummary, root: Path, seconds: float) -> None:
+    table = Table(title=f"the lifecycle in {seconds:.0f} s")
+    table.add_column("step")
+    table.add_column("result")
+    for step, result in summary.rows:
+        table.add_row(step, escape(result))
+    console.print(table)
+    for what, path in summary.paths:
+        console.print(f"{what}: {escape(str(path))}")
+    console.print(
+        f"the demo project is in {escape(str(root))}; try: "
+        f"shipyard -C {escape(str(root))} models list | monitor alerts | cost report"
     )

@@ -274,7 +274,8 @@ def _series_plot(series: pl.DataFrame, title: str, *, highlight: tuple[str, ...]
     if thresholds.len():
         ax.axhline(float(thresholds.median()), color="red", linestyle=":", label="threshold")  # type: ignore[arg-type]
     ax.set_title(title)
-    ax.legend(loc="upper left", fontsize="x-small", ncol=2)
+    if subjects:
+        ax.legend(loc="upper left", fontsize="x-small", ncol=2)
     figure.autofmt_xdate()
     return _png(figure)
 

@@ -15,7 +15,8 @@ A pass, for the model at ``train.register.model`` and its alias:
 4. service anomalies (latency, error rate, request rate, anomalous inputs) and budgets;
 5. store the new observations (a window already stored is not stored again), judge them with
    the alert rules and notify;
-6. for each new alert whose rule says ``action: retrain``: re-run the pipeline on fresh data.
+6. if any new alert's rule says ``action: retrain``: re-run the pipeline on fresh data, once
+   per pass however many alerts asked.
    The candidate goes through the registry's promotion gate, so it takes the alias only if it
    beats the holder on the same rows; the outcome, promoted or refused with both scores, is
    recorded on the alert and sent to its notifiers.
@@ -189,11 +190,14 @@ def monitor_pass(
     engine = AlertEngine.from_config(store, config, workspace.clock)
     outcome.observations = fresh
     outcome.evaluation = engine.evaluate(fresh)
-    act = retrain or (lambda alert: retrain_project(workspace, project, alert))
-    for alert in outcome.evaluation.retrain_requests:
-        result = act(alert)
-        engine.record_outcome(alert.alert_id, result.text, result.numbers)
+    requests = outcome.evaluation.retrain_requests
+    if requests:
+        # several features drifting at once is one reason to retrain, not several retrains
+        act = retrain or (lambda alert: retrain_project(workspace, project, alert))
+        result = act(requests[0])
         outcome.retrains.append(result)
+        for alert in requests:
+            engine.record_outcome(alert.alert_id, result.text, result.numbers)
     return outcome
 
 
