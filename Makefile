@@ -30,7 +30,7 @@ check: $(STAMP)  ## Lint, format check, types and layering.
 	$(BIN)/lint-imports
 
 test: check  ## Checks, then the whole test suite (slow tests included).
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
 
 bench: $(STAMP)  ## Run the benchmarks (prints RESULT lines).
 	$(BIN)/python benchmarks/tracking.py

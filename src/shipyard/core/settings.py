@@ -47,8 +47,8 @@ class CostSettings(BaseModel):
     Attributes:
         instance_type: The catalog instance that runs and servers are priced on.
         purchase: ``on_demand``, ``spot`` or ``reserved``: which of its hourly prices applies.
-        catalog: A price catalog file merged over the shipped one (default: ``<project>/prices.yaml``
-            when present).
+        catalog: A price catalog file merged over the shipped one (default:
+            ``<project>/prices.yaml`` when present).
         metering: Measure model CPU time per request in the server (``SHIPYARD_COST__METERING=0``
             turns it off).
     """

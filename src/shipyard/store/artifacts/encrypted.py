@@ -4,8 +4,9 @@ The wrapper keeps the blob-store contract: blobs are still addressed by the SHA-
 *plaintext* (so registry and dataset digests mean the same with encryption on or off). Under
 the hood each blob is sealed by a ``BlobCipher`` (``shipyard.security.envelope.Envelope``:
 AES-256-GCM under a fresh data key, the digest bound in as associated data) and the ciphertext
-is stored in the inner store under *its own* digest. A ``blob_keys`` row maps the plaintext digest to the
-ciphertext digest and the wrapped data key; rotating the master key rewrites those rows only.
+is stored in the inner store under *its own* digest. A ``blob_keys`` row maps the plaintext
+digest to the ciphertext digest and the wrapped data key; rotating the master key rewrites
+those rows only.
 
 Order of writes: ciphertext first, then its key row. A crash between the two leaves an
 unreferenced ciphertext (listed by ``iter_digests`` as a blob nothing references, which garbage
