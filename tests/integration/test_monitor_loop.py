@@ -60,6 +60,14 @@ monitor:
       above: 0.25
       severity: critical
       action: retrain
+    - name: over-budget
+      statistic: fraction_used
+      kind: budget
+      above: 1.0
+budget:
+  tuning: false
+  limits:
+    - {{name: tiny, cpu_hours: 0.000001}}
 """
 
 
@@ -152,7 +160,11 @@ def test_drift_raises_the_alert_and_a_better_retrained_model_is_promoted(trained
         assert flagged
         assert min(flagged) > T0 + 30 * MINUTE
         opened = result.evaluation.opened
-        assert [a.rule for a in opened] == ["x1-drift"]
+        assert sorted(a.rule for a in opened) == ["over-budget", "x1-drift"]
+        budget = next(a for a in opened if a.rule == "over-budget")
+        assert budget.subject == "tiny"
+        assert budget.value > 1.0  # the first training run alone spent more than the limit
+        opened = [a for a in opened if a.rule == "x1-drift"]
         assert len(result.retrains) == 1
         outcome = result.retrains[0]
         assert outcome.promoted, outcome.text
@@ -168,10 +180,10 @@ def test_drift_raises_the_alert_and_a_better_retrained_model_is_promoted(trained
         assert accuracy
         assert min(o.value for o in accuracy) < max(o.value for o in accuracy)
 
-        # a second pass over the same period stores nothing twice and raises nothing new
+        # a second pass over the same period stores no window twice and raises nothing new
         again = monitor_pass(workspace, load_project(root))
-        assert again.observations == []
-        assert again.evaluation.opened == []
+        assert [o.kind for o in again.observations] == ["budget"]  # budgets are "now"
+        assert again.evaluation.opened == []  # the budget alert is still open: a repeat
 
 
 def test_a_worse_retrained_model_is_refused_and_the_alias_stays(trained: Path) -> None:
@@ -193,3 +205,24 @@ def test_a_worse_retrained_model_is_refused_and_the_alias_stays(trained: Path) -
         assert outcome.numbers["candidate_score"] < outcome.numbers["holder_score"]
         assert "refused version 2" in outcome.text
         assert ModelRegistry(workspace).get("loop@production").version == 1
+
+
+def test_a_retrain_that_fails_is_recorded_and_the_loop_goes_on(trained: Path) -> None:
+    root = trained
+    clock = ManualClock(T0 + 60 * MINUTE)
+    traffic = pl.concat([_rows(1800, seed=2), _rows(1800, seed=3, shift=1.5)])
+    (root / "data" / "rows.parquet").unlink()  # the source is gone when the retrain runs
+    with Workspace.open(root, clock=clock) as workspace:
+        _serve_traffic(workspace, root, clock, traffic)
+        result = monitor_pass(workspace, load_project(root))
+
+        assert len(result.retrains) == 1
+        outcome = result.retrains[0]
+        assert not outcome.promoted
+        assert outcome.text.startswith("retrain failed:")
+        assert "rows.parquet" in outcome.text
+        assert ModelRegistry(workspace).get("loop@production").version == 1
+        alert = next(a for a in result.evaluation.opened if a.rule == "x1-drift")
+        stored = MonitoringStore(workspace.store.engine).get_alert(alert.alert_id)
+        assert stored.outcome is not None
+        assert stored.outcome["text"] == outcome.text

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import polars as pl
 
-from shipyard.core.errors import InvalidArgument, InvalidData
+from shipyard.core.errors import InvalidArgument, ShipyardError
 from shipyard.cost.budget import budget_status
 from shipyard.monitor.alerts import AlertEngine, Evaluation
 from shipyard.monitor.anomaly import service_anomalies
@@ -214,7 +214,7 @@ def retrain_project(workspace: Workspace, project: Project, alert: AlertRecord) 
     before = registry.get(f"{model}@{alias}").version
     try:
         report = run_pipeline(workspace, project)
-    except (InvalidArgument, InvalidData) as e:
+    except ShipyardError as e:  # bad new data, a used-up budget...: recorded, the loop goes on
         return RetrainOutcome(alert.alert_id, False, f"retrain failed: {e.message}", {}, None)
     training = report.training
     if training is None or training.cached or training.version is None:
