@@ -28,17 +28,10 @@ from shipyard.core.errors import InvalidFilter, InvalidSettings, RunNotFound, Sh
 from shipyard.store.entities import RunStatus
 from shipyard.track.run import ActiveRun
 from shipyard.track.workspace import Workspace
+from tests.unit.cli.running import ANSI, Result, cli
 
 SHIPYARD = Path(sys.executable).with_name("shipyard")
 WIDTH = 200
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
 
 
 @pytest.fixture(autouse=True)
@@ -48,20 +41,6 @@ def _wide_plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         monkeypatch.delenv(name, raising=False)
     assert context.console.width == WIDTH, "COLUMNS was fixed when rich's console was built"
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> Result:
-    """Run ``shipyard *args`` in this process; return its exit code and captured output."""
-    capsys.readouterr()
-    code: Any = 0
-    try:
-        main.run(list(args))
-    except SystemExit as e:
-        code = e.code
-    captured = capsys.readouterr()
-    return Result(
-        0 if code is None else int(code), _ANSI.sub("", captured.out), _ANSI.sub("", captured.err)
-    )
 
 
 def shipyard(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -435,7 +414,7 @@ def test_runs_compare_highlights_differences_and_the_best_metric(
     rows = {
         m.group(1): line
         for line in capsys.readouterr().out.splitlines()
-        if (m := re.search(r"((?:params|metrics)\.\w+)", _ANSI.sub("", line)))
+        if (m := re.search(r"((?:params|metrics)\.\w+)", ANSI.sub("", line)))
     }
     yellow, bold = "\x1b[33m", "\x1b[1m"
     assert yellow in rows["params.model"]  # logreg vs lgbm

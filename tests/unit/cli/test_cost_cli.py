@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,25 +11,12 @@ import polars as pl
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from shipyard.cli import main
 from shipyard.core.settings import load_settings
 from shipyard.cost.attribution import run_cost
 from shipyard.cost.catalog import active_instance
 from shipyard.serve.load_report import save_load_report, summarize
 from shipyard.track.workspace import Workspace
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = 0
-    try:
-        main.run(list(args))
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, _ANSI.sub("", out), _ANSI.sub("", err)
+from tests.unit.cli.running import cli
 
 
 @pytest.fixture(scope="module")

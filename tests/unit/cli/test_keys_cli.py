@@ -6,39 +6,17 @@ import base64
 import json
 import re
 import stat
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from shipyard.cli import main
 from shipyard.track.workspace import Workspace
+from tests.unit.cli.running import cli
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 MARKER = b"cli-marker-8d1e"
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> Result:
-    capsys.readouterr()
-    code: Any = 0
-    try:
-        main.run(list(args))
-    except SystemExit as e:
-        code = e.code
-    captured = capsys.readouterr()
-    return Result(
-        0 if code is None else int(code), _ANSI.sub("", captured.out), _ANSI.sub("", captured.err)
-    )
 
 
 @pytest.fixture(autouse=True)

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
-from shipyard.cli import main
 from shipyard.track.workspace import Workspace
+from tests.unit.cli.running import cli
 from tests.unit.registry.trained import cached_bundle_file as bundle_file
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = 0
-    try:
-        main.run(list(args))
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, _ANSI.sub("", out), _ANSI.sub("", err)
 
 
 @pytest.fixture

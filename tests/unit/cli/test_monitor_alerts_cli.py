@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 
 import pytest
 
-from shipyard.cli import main
 from shipyard.core.clock import ManualClock
 from shipyard.monitor.alerts import AlertEngine
 from shipyard.monitor.config import AlertRule
@@ -17,20 +15,9 @@ from shipyard.monitor.notify import LogNotifier
 from shipyard.monitor.signals import Observation
 from shipyard.store.monitoring import MonitoringStore
 from shipyard.track.workspace import Workspace
+from tests.unit.cli.running import cli
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 HOUR = 3_600_000
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = 0
-    try:
-        main.run(list(args))
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, _ANSI.sub("", out), _ANSI.sub("", err)
 
 
 def observe(

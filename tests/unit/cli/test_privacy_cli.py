@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import io
-import re
-from dataclasses import dataclass
-from typing import Any
 
 import polars as pl
 import pytest
 
-from shipyard.cli import context, main
+from shipyard.cli import context
 from shipyard.data.datasets import list_datasets, read_dataset, write_dataset
 from shipyard.track.workspace import Workspace
+from tests.unit.cli.running import cli
 
 SUBJECT = "ann@example.com"
 WIDTH = 200
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
 
 
 @pytest.fixture(autouse=True)
@@ -32,19 +22,6 @@ def _wide_plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         monkeypatch.delenv(name, raising=False)
     assert context.console.width == WIDTH
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> Result:
-    capsys.readouterr()
-    code: Any = 0
-    try:
-        main.run(list(args))
-    except SystemExit as e:
-        code = e.code
-    captured = capsys.readouterr()
-    return Result(
-        0 if code is None else int(code), _ANSI.sub("", captured.out), _ANSI.sub("", captured.err)
-    )
 
 
 def people() -> pl.DataFrame:

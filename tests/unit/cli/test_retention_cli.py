@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 
 import pytest
 
-from shipyard.cli import main
 from shipyard.registry.registry import ModelRegistry
 from shipyard.track.workspace import Workspace
+from tests.unit.cli.running import cli
 from tests.unit.registry.bundles import WEAK, bundle_bytes
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = 0
-    try:
-        main.run(list(args))
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, _ANSI.sub("", out), _ANSI.sub("", err)
 
 
 def test_gc_dry_run_lists_then_gc_deletes(
