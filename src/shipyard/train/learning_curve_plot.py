@@ -1,0 +1,75 @@
+"""The learning-curve figure: test score (mean ± std over repeats) and cost per fit, by rows.
+
+The x axis is the number of training rows on a log-2 scale, so equal steps are doublings and a
+flattening curve reads as diminishing returns per doubling. Drawn like ``shipyard.cost.plots``:
+a ``Figure`` on the Agg canvas (no pyplot, no global state), written atomically.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from shipyard.train.learning_curve import LearningCurve
+
+
+def learning_curve_chart(curve: LearningCurve, *, currency: str, path: Path) -> Path:
+    """Write the curve of ``curve`` as a PNG at ``path`` and return the path."""
+    figure = Figure(figsize=(7, 4.2))
+    ax = figure.add_subplot()
+    shown = [p for p in curve.points if p.mean is not None]
+    rows = [p.rows for p in shown]
+    ax.errorbar(
+        rows,
+        [p.mean or 0.0 for p in shown],
+        yerr=[p.std or 0.0 for p in shown],
+        marker="o",
+        capsize=3,
+        color="#4c72b0",
+        label=f"test {curve.metric} (mean ± std, {curve.repeats} repeats)",
+    )
+    for p in shown:
+        ax.annotate(
+            f"{p.fraction:.0%}",
+            (p.rows, p.mean or 0.0),
+            textcoords="offset points",
+            xytext=(0, 8),
+            ha="center",
+            fontsize=8,
+        )
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("training rows (log 2 scale)")
+    ax.set_ylabel(f"test {curve.metric}")
+    ax.set_title(f"Learning curve: {curve.candidate.estimator}, {curve.test_rows:,} test rows")
+    handles, labels = ax.get_legend_handles_labels()
+    priced = [p for p in curve.points if p.cost_usd is not None]
+    if priced:
+        cost_ax = ax.twinx()
+        (line,) = cost_ax.plot(
+            [p.rows for p in priced],
+            [float(p.cost_usd or 0) for p in priced],
+            linestyle="--",
+            marker="s",
+            color="#dd8452",
+            label=f"cost per fit ({currency})",
+        )
+        cost_ax.set_ylabel(f"{currency} per fit")
+        handles.append(line)
+        labels.append(line.get_label())
+    ax.legend(handles, labels, loc="lower right", fontsize=8)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(figure)
+    tmp = path.with_suffix(".png.tmp")
+    figure.savefig(tmp, format="png", dpi=110)
+    tmp.replace(path)  # atomic: a reader never sees half a PNG
+    return path
