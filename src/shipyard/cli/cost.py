@@ -17,6 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from shipyard.cli import cost_curve
 from shipyard.cli.context import console, open_workspace
 from shipyard.core.errors import InvalidArgument, NotFound
 
@@ -29,6 +30,8 @@ app = typer.Typer(
     help="Cost: spend by project, experiment, model or day; advice; right-sizing.",
     no_args_is_help=True,
 )
+
+app.command("curve")(cost_curve.curve)
 
 GROUPINGS = ("project", "experiment", "model", "day")
 
