@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from shipyard.cli.context import console, open_workspace
+from shipyard.cli.exposure import RAW_PII_HELP, masked_note, visible_rows
 from shipyard.cli.render import number, size, when
 
 app = typer.Typer(
@@ -55,13 +56,24 @@ def show(
     ctx: typer.Context,
     dataset: Annotated[str, typer.Argument(help="Dataset id or unique prefix (6+).")],
     rows: Annotated[int, typer.Option(min=0, max=1000, help="Rows to preview.")] = 10,
+    raw_pii: Annotated[bool, typer.Option("--raw-pii", help=RAW_PII_HELP)] = False,
 ) -> None:
-    """Show a version: schema, personal-data tags, lineage details and the first rows."""
+    """Show a version: schema, personal-data tags, lineage details and the first rows.
+
+    The rows need data.read (data-scientist); raw personal data in them needs data.read_pii.
+    """
+    from shipyard.cli.access import authorize
     from shipyard.data.datasets import get_dataset, pii_tags, read_dataset
+    from shipyard.security.permissions import Action, check
 
     with open_workspace(ctx) as workspace:
+        me = authorize(ctx, workspace, Action.DATA_METADATA, f"dataset:{dataset}")
         version = get_dataset(workspace, dataset)
-        preview = read_dataset(workspace, version).head(rows).collect()
+        may_read = check(me, Action.DATA_READ).allowed
+        frame = read_dataset(workspace, version).head(rows if may_read else 0).collect()
+        preview, exposure = visible_rows(
+            workspace, me, version, frame, command="data show", raw_pii=raw_pii
+        )
     console.print(f"[bold]{escape(version.name)}[/] {version.dataset_id} ({version.kind})")
     console.print(
         f"{version.row_count} rows, {size(version.size_bytes)}, created "
@@ -73,7 +85,11 @@ def show(
         console.print("personal data: " + escape(", ".join(f"{c} ({t})" for c, t in tags.items())))
     if version.lineage:
         console.print("lineage: " + escape(json.dumps(version.lineage)))
-    if rows:
+    if rows and not may_read:
+        console.print(f"rows hidden: reading rows needs {Action.DATA_READ} (data-scientist)")
+    elif rows:
+        if note := masked_note(exposure):
+            console.print(escape(note))
         table = Table(title="Preview")
         for column in preview.columns:
             table.add_column(escape(column))
@@ -133,11 +149,18 @@ def quarantine(
         str | None, typer.Argument(help="A quarantine version (default: newest).")
     ] = None,
     rows: Annotated[int, typer.Option(min=1, max=10_000, help="Rows to show.")] = 20,
+    raw_pii: Annotated[bool, typer.Option("--raw-pii", help=RAW_PII_HELP)] = False,
 ) -> None:
-    """Show quarantined rows with the checks each one failed."""
+    """Show quarantined rows with the checks each one failed (raw personal data masked).
+
+    Needs data.read (data-scientist); raw personal data in the rows needs data.read_pii.
+    """
+    from shipyard.cli.access import authorize
     from shipyard.data.datasets import get_dataset, list_datasets, read_dataset
+    from shipyard.security.permissions import Action
 
     with open_workspace(ctx) as workspace:
+        me = authorize(ctx, workspace, Action.DATA_READ, f"dataset:{dataset or 'quarantine'}")
         if dataset is None:
             versions = list_datasets(workspace, kind="quarantine")
             if not versions:
@@ -146,11 +169,20 @@ def quarantine(
             version = versions[0]
         else:
             version = get_dataset(workspace, dataset)
-        frame = read_dataset(workspace, version).head(rows).collect()
+        frame, exposure = visible_rows(
+            workspace,
+            me,
+            version,
+            read_dataset(workspace, version).head(rows).collect(),
+            command="data quarantine",
+            raw_pii=raw_pii,
+        )
     console.print(
         f"[bold]{escape(version.name)}[/] ({version.short_id}): "
         f"{version.row_count} row(s) in quarantine"
     )
+    if note := masked_note(exposure):
+        console.print(escape(note))
     table = Table()
     for column in frame.columns:
         table.add_column(escape(column))

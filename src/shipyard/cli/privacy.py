@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from shipyard.cli.context import console, err_console, open_workspace
+from shipyard.cli.exposure import RAW_PII_HELP, masked_note, visible_rows
 from shipyard.core.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -68,16 +69,33 @@ def kanon(
     ] = None,
     k: Annotated[int, typer.Option("--k", min=1, help="The k to check against.")] = 5,
     smallest: Annotated[int, typer.Option(min=1, max=1000, help="Classes to list.")] = 10,
+    raw_pii: Annotated[bool, typer.Option("--raw-pii", help=RAW_PII_HELP)] = False,
 ) -> None:
-    """Report k-anonymity (and l-diversity) of a version over quasi-identifiers."""
+    """Report k-anonymity (and l-diversity) of a version over quasi-identifiers.
+
+    The smallest classes show quasi-identifier values: raw personal data among them is
+    masked without data.read_pii, and audited with it.
+    """
+    import polars as pl
+
+    from shipyard.cli.access import authorize
     from shipyard.data.datasets import get_dataset, read_dataset
     from shipyard.privacy.kanon import k_anonymity
+    from shipyard.security.permissions import Action
 
     columns = [c.strip() for c in qi.split(",") if c.strip()]
     with open_workspace(ctx) as workspace:
+        me = authorize(ctx, workspace, Action.DATA_READ, f"dataset:{dataset}")
         version = get_dataset(workspace, dataset)
         report = k_anonymity(
             read_dataset(workspace, version), columns, sensitive=sensitive, n_smallest=smallest
+        )
+        values = pl.DataFrame(
+            {c: [_text(cls.values[c]) for cls in report.smallest] for c in columns},
+            schema=dict.fromkeys(columns, pl.String),
+        )
+        shown, exposure = visible_rows(
+            workspace, me, version, values, command="privacy kanon", raw_pii=raw_pii
         )
     verdict = "[green]holds[/]" if report.satisfies(k) else "[red]does not hold[/]"
     console.print(
@@ -92,12 +110,18 @@ def kanon(
     console.print(
         f"rows in classes below {k}: {report.rows_at_risk(k)} ({report.classes_below(k)} classes)"
     )
+    if note := masked_note(exposure):
+        console.print(escape(note))
     table = Table(title="Smallest classes")
     for column in [*columns, "rows"]:
         table.add_column(escape(column), justify="right" if column == "rows" else "left")
-    for cls in report.smallest:
-        table.add_row(*(escape(str(cls.values[c])) for c in columns), str(cls.size))
+    for cls, row in zip(report.smallest, shown.iter_rows(), strict=True):
+        table.add_row(*(escape(str(v)) for v in row), str(cls.size))
     console.print(table)
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def erase(
@@ -120,6 +144,8 @@ def erase(
     from shipyard.privacy.erasure import erase_subject
     from shipyard.privacy.pseudonym import load_key
 
+    if not subject_column.strip():
+        raise InvalidArgument("--subject-column is empty; name the column identifying the subject")
     if value == "-":
         value = sys.stdin.readline().rstrip("\r\n")
     if not value:

@@ -30,7 +30,7 @@ class Action(StrEnum):
     RUNS_DELETE = "runs.delete"
     DATA_METADATA = "data.metadata"
     DATA_READ = "data.read"
-    DATA_READ_RAW = "data.read_raw"
+    DATA_READ_PII = "data.read_pii"
     MODELS_READ = "models.read"
     MODELS_REGISTER = "models.register"
     MODELS_PROMOTE = "models.promote"
@@ -68,7 +68,9 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.RUNS_DELETE: _ML_ENGINEER,
     Action.DATA_METADATA: _VIEWER,
     Action.DATA_READ: _DATA_SCIENTIST,  # pseudonymized content, profiles, diffs
-    Action.DATA_READ_RAW: _ADMIN,  # raw personal data (quarantined rows hold raw input)
+    # Raw values of columns tagged as personal data; without it they are shown masked
+    # (shipyard.privacy.exposure), and every read with it is audited.
+    Action.DATA_READ_PII: _ADMIN,
     Action.MODELS_READ: _VIEWER,
     Action.MODELS_REGISTER: _DATA_SCIENTIST,
     Action.MODELS_PROMOTE: _ML_ENGINEER,
@@ -131,7 +133,7 @@ CLI_COMMANDS: dict[str, Action] = {
     "data show": Action.DATA_METADATA,
     "data profile": Action.DATA_READ,
     "data diff": Action.DATA_READ,
-    "data quarantine": Action.DATA_READ_RAW,
+    "data quarantine": Action.DATA_READ,  # raw PII columns masked without data.read_pii
     "lineage": Action.DATA_METADATA,
     "models register": Action.MODELS_REGISTER,
     "models list": Action.MODELS_READ,

@@ -33,7 +33,7 @@ WEAKEST = {
     Action.RUNS_DELETE: ML,
     Action.DATA_METADATA: V,
     Action.DATA_READ: DS,
-    Action.DATA_READ_RAW: AD,
+    Action.DATA_READ_PII: AD,
     Action.MODELS_READ: V,
     Action.MODELS_REGISTER: DS,
     Action.MODELS_PROMOTE: ML,
