@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -30,6 +30,21 @@ from shipyard.monitor.feedback import MAX_LABELS_PER_REQUEST, FeedbackStore, par
 from shipyard.security.permissions import Action
 from shipyard.serve.auth import AuthMiddleware
 from shipyard.serve.contract import ContractError
+from shipyard.serve.openapi import (
+    BODY,
+    FEEDBACK_ANSWER,
+    FEEDBACK_BODY,
+    GUARDED,
+    INFER_ANSWER,
+    INFER_BODY,
+    POLICY_BODY,
+    PREDICT_ANSWER,
+    PREDICT_BODY,
+    READY_ANSWER,
+    errors,
+    json_answer,
+    json_body,
+)
 from shipyard.serve.payloads import plain_columns, plain_response, v2_columns, v2_response
 from shipyard.serve.traffic import ServedModelSpec
 
@@ -157,23 +172,33 @@ def create_app(
         """Liveness: the process answers."""
         return {"live": True}
 
-    @app.get("/v2/health/ready")
+    @app.get(
+        "/v2/health/ready",
+        responses={
+            200: json_answer(READY_ANSWER),
+            503: json_answer(READY_ANSWER, "A model is not loaded, or the server is stopping."),
+        },
+    )
     async def ready() -> JSONResponse:
         """Readiness: every model is loaded and the server is not shutting down."""
         return JSONResponse({"ready": runtime.ready}, status_code=200 if runtime.ready else 503)
 
-    @app.get("/v2/models/{name}")
+    @app.get("/v2/models/{name}", responses=errors(*GUARDED, 404))
     async def model_metadata(name: str) -> dict[str, Any]:
         """V2 model metadata: versions, inputs with types and categories, outputs."""
         return runtime.served(name).describe()
 
-    @app.get("/v2/models/{name}/ready")
+    @app.get("/v2/models/{name}/ready", responses=errors(*GUARDED, 404))
     async def model_ready(name: str) -> dict[str, Any]:
         """V2 per-model readiness."""
         runtime.served(name)
         return {"name": name, "ready": runtime.ready}
 
-    @app.post("/v2/models/{name}/infer")
+    @app.post(
+        "/v2/models/{name}/infer",
+        responses={200: json_answer(INFER_ANSWER), **errors(*GUARDED, *BODY, 404, 503)},
+        openapi_extra=json_body(INFER_BODY),
+    )
     async def infer(name: str, request: Request) -> Response:
         """Open Inference Protocol V2: one tensor per feature column."""
         runtime.served(name)  # 404 before reading the body
@@ -191,7 +216,11 @@ def create_app(
         _after(name, answer, columns, request_id, seconds)
         return _json(payload)
 
-    @app.post("/models/{name}/predict")
+    @app.post(
+        "/models/{name}/predict",
+        responses={200: json_answer(PREDICT_ANSWER), **errors(*GUARDED, *BODY, 404, 503)},
+        openapi_extra=json_body(PREDICT_BODY),
+    )
     async def predict(name: str, request: Request) -> Response:
         """Plain JSON: records ``[{col: val}]`` or columns ``{col: [vals]}``."""
         runtime.served(name)  # 404 before reading the body
@@ -210,7 +239,11 @@ def create_app(
         _after(name, answer, columns, request_id, seconds)
         return _json(payload)
 
-    @app.post("/models/{name}/feedback")
+    @app.post(
+        "/models/{name}/feedback",
+        responses={200: json_answer(FEEDBACK_ANSWER), **errors(*GUARDED, *BODY, 404, 503)},
+        openapi_extra=json_body(FEEDBACK_BODY),
+    )
     async def post_feedback(name: str, request: Request) -> Response:
         """Ground truth for earlier answers: ``{request_id, label[, ts_ms]}`` or a list of them."""
         runtime.served(name)  # 404 before reading the body
@@ -229,7 +262,7 @@ def create_app(
 
         return _json(await asyncio.to_thread(store))
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse, responses=errors(*GUARDED))
     async def prometheus() -> Response:
         """Prometheus exposition of request, latency, batching and prediction-log series."""
         if prediction_log is not None:
@@ -238,12 +271,16 @@ def create_app(
         metrics.swaps.set(runtime.swaps)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/admin/models")
+    @app.get("/admin/models", responses=errors(*GUARDED))
     async def admin_models(request: Request) -> dict[str, Any]:
         """Every served name: loaded versions, policy and canary state."""
         return runtime.describe()
 
-    @app.put("/admin/models/{name}/policy")
+    @app.put(
+        "/admin/models/{name}/policy",
+        responses=errors(*GUARDED, *BODY, 404, 409),
+        openapi_extra=json_body(POLICY_BODY),
+    )
     async def set_policy(name: str, request: Request) -> dict[str, Any]:
         """Replace a served name's traffic policy at run time (aliases must already be loaded)."""
         body = await _json_body(request, limit)
