@@ -11,9 +11,24 @@ in the same run, each server with one uvicorn worker, the load coming from a sep
   native pipeline (``bundle.predict``) and its verified ONNX export;
 - ``shipyard serve`` with its prediction log on: contract checks, micro-batching, routing.
 
+The server wants a bearer token on every route but the health probes, so the benchmark
+creates a viewer service account in the temporary workspace and sends its token, as any
+client does (the HTTP floor has no auth: what auth costs is part of Shipyard's overhead).
+
+Metering (docs/cost.md) is measured apart, because its cost is small and a 2-core box shared
+with other work is noisy: two servers run side by side for the whole comparison, one with
+metering and one with ``SHIPYARD_COST__METERING=0``, and the same generator process loads
+both at the same time in each round (c=8 each), so whatever else the box does hits both
+alike. Each round gives each server's own CPU time per request (from the OS, so a busy box
+slows a round down but hardly changes it); the figure is the median over rounds of on/off.
+Throughput (off/on) is printed beside it but is far noisier. ``--metering alternate`` loads
+one server after the other instead (order alternating), for comparison: about twice the
+round-to-round spread. The wrapper's own cost per batch, timed in process, is printed too.
+
 Targets (issue #5): at concurrency 32, Shipyard's throughput >= 60% of the HTTP floor's; p99
-at concurrency 8 within 3x of (HTTP floor p99 + in-process 1-row predict time).
-Run: ``.venv/bin/python benchmarks/serving.py [--duration 5]``.
+at concurrency 8 within 3x of (HTTP floor p99 + in-process 1-row predict time); metering
+costs at most 3% server CPU per request.
+Run: ``.venv/bin/python benchmarks/serving.py [--duration 5] [--rounds 8]`` or ``--quick``.
 """
 
 from __future__ import annotations
@@ -39,7 +54,11 @@ import numpy as np
 import polars as pl
 
 FEATURES = [f"f{i}" for i in range(20)]
-TARGETS = {"serving_throughput_c32": 0.60, "serving_p99_c8": 3.0}
+TARGETS = {
+    "serving_throughput_c32": 0.60,
+    "serving_p99_c8": 3.0,
+    "serving_metering_overhead": 1.03,
+}
 
 
 def _port() -> int:
@@ -48,67 +67,116 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_ready(url: str, timeout_s: float = 60) -> None:
+def _run_point(job: dict[str, Any]) -> list[tuple[int, int, list[float]]]:
+    """Closed-loop load on every URL of ``job["urls"]`` at once, ``job["concurrency"]`` each,
+    for ``job["duration"]`` seconds: per URL (ok, errors, latencies in seconds)."""
     import httpx
 
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} never became ready")
+    concurrency = int(job["concurrency"])
 
-
-def _load(url: str, body: bytes, concurrency: int, duration_s: float, queue: Any) -> None:
-    """Closed-loop load for ``duration_s`` seconds; puts (ok, errors, latencies) on the queue."""
-    import httpx
-
-    async def main() -> tuple[int, int, list[float]]:
+    async def load(
+        client: httpx.AsyncClient, url: str, stop: float
+    ) -> tuple[int, int, list[float]]:
         latencies: list[float] = []
         errors = 0
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        headers = {"content-type": "application/json"}
-        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-            stop = time.perf_counter() + duration_s
 
-            async def worker() -> None:
-                nonlocal errors
-                while time.perf_counter() < stop:
-                    started = time.perf_counter()
-                    try:
-                        response = await client.post(url, content=body, headers=headers)
-                        ok = response.status_code == 200
-                    except httpx.HTTPError:
-                        ok = False
-                    if ok:
-                        latencies.append(time.perf_counter() - started)
-                    else:
-                        errors += 1
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < stop:
+                started = time.perf_counter()
+                try:
+                    response = await client.post(url, content=job["body"])
+                    ok = response.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors += 1
 
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
         return len(latencies), errors, latencies
 
-    queue.put(asyncio.run(main()))
+    async def main() -> list[tuple[int, int, list[float]]]:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        headers = {"content-type": "application/json", **job["headers"]}
+        clients = [
+            httpx.AsyncClient(limits=limits, timeout=30, headers=headers) for _ in job["urls"]
+        ]
+        try:
+            stop = time.perf_counter() + job["duration"]
+            return list(
+                await asyncio.gather(
+                    *(load(c, url, stop) for c, url in zip(clients, job["urls"], strict=True))
+                )
+            )
+        finally:
+            for client in clients:
+                await client.aclose()
+
+    return asyncio.run(main())
 
 
-def measure(url: str, body: bytes, concurrency: int, duration_s: float) -> dict[str, float]:
-    """Throughput and latency percentiles of one load point, generated in another process."""
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    process = ctx.Process(target=_load, args=(url, body, concurrency, duration_s, queue))
-    process.start()
-    ok, errors, latencies = queue.get(timeout=duration_s + 120)
-    process.join()
-    ms = np.array(latencies) * 1000 if latencies else np.array([float("nan")])
-    return {
-        "rps": ok / duration_s,
-        "errors": float(errors),
-        "p50_ms": float(np.percentile(ms, 50)),
-        "p99_ms": float(np.percentile(ms, 99)),
-    }
+def _generator_loop(connection: Any) -> None:
+    """The load generator process: run each job it is sent until it gets None."""
+    while (job := connection.recv()) is not None:
+        connection.send(_run_point(job))
+
+
+class Generator:
+    """One long-lived load generator process (not sharing a GIL with any server).
+
+    Every point of the run comes from the same process, so the number of processes on the
+    box stays the same from one point to the next and no point pays an interpreter start.
+    """
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.headers = headers
+        self.connection, child = ctx.Pipe()
+        self.process = ctx.Process(target=_generator_loop, args=(child,), daemon=True)
+        self.process.start()
+        child.close()
+
+    def measure(
+        self, url: str, body: bytes, concurrency: int, duration_s: float
+    ) -> dict[str, float]:
+        """Throughput and latency percentiles of one load point."""
+        return self.measure_together([url], body, concurrency, duration_s)[0]
+
+    def measure_together(
+        self, urls: list[str], body: bytes, concurrency: int, duration_s: float
+    ) -> list[dict[str, float]]:
+        """Load every URL at once (``concurrency`` each); one point per URL."""
+        job = {
+            "urls": urls,
+            "body": body,
+            "concurrency": concurrency,
+            "duration": duration_s,
+            "headers": self.headers,
+        }
+        self.connection.send(job)
+        if not self.connection.poll(duration_s + 120):
+            raise RuntimeError(f"the load generator did not answer for {urls}")
+        points = []
+        for ok, errors, latencies in self.connection.recv():
+            ms = np.array(latencies) * 1000 if latencies else np.array([float("nan")])
+            points.append(
+                {
+                    "rps": ok / duration_s,
+                    "requests": float(ok + errors),
+                    "errors": float(errors),
+                    "p50_ms": float(np.percentile(ms, 50)),
+                    "p99_ms": float(np.percentile(ms, 99)),
+                }
+            )
+        return points
+
+    def close(self) -> None:
+        self.connection.send(None)
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
 
 
 FLOOR_APP = textwrap.dedent(
@@ -128,9 +196,23 @@ FLOOR_APP = textwrap.dedent(
 
 
 def start(args: list[str], env: dict[str, str], ready: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_ready(ready)
-    return process
+    """Start a server and wait until ``ready`` answers 200; on failure show its stderr."""
+    import httpx
+
+    with tempfile.TemporaryFile() as errors:  # the child keeps its own descriptor
+        process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+        deadline = time.monotonic() + 180  # a busy 2-core box can take a while to import
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if httpx.get(ready, timeout=1).status_code == 200:
+                    return process
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        stop(process)
+        errors.seek(0)
+        tail = errors.read().decode(errors="replace")[-3000:]
+    raise SystemExit(f"{' '.join(args)} never became ready ({ready}):\n{tail}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -183,10 +265,138 @@ def in_process_ms(predict: Any, rows: pl.DataFrame, repeat: int = 200) -> float:
     return statistics.median(times) * 1000
 
 
+def create_token(directory: Path, project: str) -> str:
+    """A token of a viewer service account (may predict) for the benchmark's own server."""
+    from shipyard.security.accounts import Accounts
+    from shipyard.security.identities import local_identity
+    from shipyard.store.security import SecurityStore
+    from shipyard.track.workspace import Workspace
+
+    with Workspace.open(directory) as workspace:
+        accounts = Accounts(SecurityStore(workspace.store.engine))
+        me = local_identity(project, source="benchmark")
+        accounts.ensure_user(me, "serving-benchmark", service=True)
+        accounts.grant(me, "serving-benchmark", "viewer", project)
+        return accounts.create_token(me, "serving-benchmark", expires_in_days=1).text
+
+
+def check_auth(url: str, body: bytes, headers: dict[str, str]) -> None:
+    """Fail fast unless the server refuses no token and answers the benchmark's token."""
+    import httpx
+
+    plain = {"content-type": "application/json"}
+    refused = httpx.post(url, content=body, headers=plain, timeout=30).status_code
+    answered = httpx.post(url, content=body, headers={**plain, **headers}, timeout=30)
+    if refused != 401 or answered.status_code != 200:
+        raise SystemExit(
+            f"{url}: without a token {refused} (expected 401), with the benchmark's token "
+            f"{answered.status_code} (expected 200): {answered.text[:200]}"
+        )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children so far (from the OS)."""
+    import psutil
+
+    process = psutil.Process(pid)
+    total = 0.0
+    for p in [process, *process.children(recursive=True)]:
+        times = p.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def serve_shipyard(
+    shipyard_bin: str, directory: Path, env: dict[str, str], *, log: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``shipyard serve m@production`` with one worker; returns the process and predict URL."""
+    port = _port()
+    process = start(
+        [shipyard_bin, "serve", "m@production", "--port", str(port), "--workers", "1",
+         "--log-dir", str(directory / log)],
+        env, f"http://127.0.0.1:{port}/v2/health/ready",
+    )  # fmt: skip
+    return process, f"http://127.0.0.1:{port}/models/m/predict"
+
+
+def metering_rounds(
+    generator: Generator,
+    servers: dict[str, tuple[subprocess.Popen[bytes], str]],
+    body: bytes,
+    rounds: int,
+    duration_s: float,
+    *,
+    together: bool,
+) -> list[dict[str, dict[str, float]]]:
+    """On/off rounds at c=8: each side's throughput and server CPU ms per request.
+
+    ``together``: both servers are loaded at the same time in every round (so whatever else
+    the box does hits both alike); otherwise one after the other, the order alternating.
+    """
+    for _, url in servers.values():  # warm both (connections, first batches, caches)
+        generator.measure(url, body, 8, 1.0)
+    out: list[dict[str, dict[str, float]]] = []
+    for i in range(rounds):
+        order = ["on", "off"] if i % 2 == 0 else ["off", "on"]
+        groups = [order] if together else [[side] for side in order]
+        row: dict[str, dict[str, float]] = {}
+        for group in groups:
+            pids = [servers[side][0].pid for side in group]
+            before = [cpu_seconds(pid) for pid in pids]
+            points = generator.measure_together(
+                [servers[side][1] for side in group], body, 8, duration_s
+            )
+            for side, pid, start_s, point in zip(group, pids, before, points, strict=True):
+                used = cpu_seconds(pid) - start_s
+                point["cpu_ms_per_request"] = used * 1000 / max(point["requests"], 1.0)
+                row[side] = point
+        out.append(row)
+        print(
+            f"metering round {i + 1}/{rounds} ({order[0]} first): "
+            f"on {row['on']['rps']:.0f} req/s {row['on']['cpu_ms_per_request']:.3f} ms CPU/req, "
+            f"off {row['off']['rps']:.0f} req/s {row['off']['cpu_ms_per_request']:.3f} ms CPU/req"
+        )
+    return out
+
+
+def wrapper_us(repeat: int = 200_000) -> float:
+    """What metering adds to one batch in process: the server's own wrapper around predict
+    (two thread CPU clock reads), timed around a predict that does nothing."""
+    from shipyard.serve.host import _metered
+
+    def nothing(frame: Any) -> Any:
+        return frame
+
+    metered = _metered(nothing)
+    best = []
+    for call in (nothing, metered):
+        runs = []
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(repeat):
+                call(None)
+            runs.append(time.perf_counter() - started)
+        best.append(min(runs))
+    return (best[1] - best[0]) / repeat * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per load point")
+    parser.add_argument("--rounds", type=int, default=10, help="metering on/off rounds")
+    parser.add_argument(
+        "--round-duration", type=float, default=3.0, help="seconds per metering round side"
+    )
+    parser.add_argument("--quick", action="store_true", help="2 s points, 6 metering rounds of 2 s")
+    parser.add_argument(
+        "--metering",
+        choices=["together", "alternate"],
+        default="together",
+        help="load the on and off servers at the same time, or one after the other",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.duration, args.rounds, args.round_duration = 2.0, 6, 2.0
     shipyard_bin = str(Path(sys.executable).with_name("shipyard"))
     rng = np.random.default_rng(1)
     one = {f: float(v) for f, v in zip(FEATURES, rng.normal(size=20), strict=True)}
@@ -207,70 +417,108 @@ def main() -> None:
         onnx1 = in_process_ms(onnx, pl.DataFrame([one]))
         # The stricter floor: the faster of the two ways the model can predict in process.
         predict1 = min(native1, onnx1)
+        wrapper = wrapper_us()
         print(
             f"in-process predict: native 1 row {native1:.3f} ms, 100 rows {native100:.3f} ms; "
             f"verified ONNX 1 row {onnx1:.3f} ms"
         )
         (directory / "floor_app.py").write_text(FLOOR_APP)
         (directory / "shipyard.yaml").write_text("name: bench\n")
+        auth = {"authorization": f"Bearer {create_token(directory, 'bench')}"}
         env = {**os.environ, "SHIPYARD_PROJECT_DIR": str(directory), "PYTHONPATH": str(directory)}
+        env.pop("SHIPYARD_COST__METERING", None)  # on unless a side turns it off
         results: dict[str, dict[str, float]] = {}
-        port = _port()
-        uvicorn_args = ["-m", "uvicorn", "floor_app:app", "--log-level", "warning"]
-        floor = start(
-            [sys.executable, *uvicorn_args, "--port", str(port)],
-            env,
-            f"http://127.0.0.1:{port}/docs",
-        )
+        generator = Generator(auth)
         try:
-            url = f"http://127.0.0.1:{port}/models/m/predict"
-            for c in (1, 8, 32):
-                results[f"floor c={c}"] = measure(url, body1, c, args.duration)
+            port = _port()
+            uvicorn_args = ["-m", "uvicorn", "floor_app:app", "--log-level", "warning"]
+            floor = start(
+                [sys.executable, *uvicorn_args, "--port", str(port)],
+                env,
+                f"http://127.0.0.1:{port}/docs",
+            )
+            try:
+                url = f"http://127.0.0.1:{port}/models/m/predict"
+                for c in (1, 8, 32):
+                    results[f"floor c={c}"] = generator.measure(url, body1, c, args.duration)
+            finally:
+                stop(floor)
+            server, url = serve_shipyard(shipyard_bin, directory, env, log="predictions")
+            try:
+                check_auth(url, body1, auth)
+                for c in (1, 8, 32):
+                    results[f"shipyard c={c}"] = generator.measure(url, body1, c, args.duration)
+                results["shipyard 100-row c=8"] = generator.measure(url, body100, 8, args.duration)
+            finally:
+                stop(server)
+            # Cost metering on vs off (docs/cost.md): both servers up for the whole comparison.
+            servers = {
+                "on": serve_shipyard(shipyard_bin, directory, env, log="predictions-on"),
+                "off": serve_shipyard(
+                    shipyard_bin,
+                    directory,
+                    {**env, "SHIPYARD_COST__METERING": "0"},
+                    log="predictions-off",
+                ),
+            }
+            try:
+                for _, url in servers.values():
+                    check_auth(url, body1, auth)
+                rounds = metering_rounds(
+                    generator,
+                    servers,
+                    body1,
+                    args.rounds,
+                    args.round_duration,
+                    together=args.metering == "together",
+                )
+            finally:
+                for process, _ in servers.values():
+                    stop(process)
         finally:
-            stop(floor)
-        port = _port()
-        server = start(
-            [shipyard_bin, "serve", "m@production", "--port", str(port), "--workers", "1"],
-            env, f"http://127.0.0.1:{port}/v2/health/ready",
-        )  # fmt: skip
-        try:
-            url = f"http://127.0.0.1:{port}/models/m/predict"
-            for c in (1, 8, 32):
-                results[f"shipyard c={c}"] = measure(url, body1, c, args.duration)
-            results["shipyard 100-row c=8"] = measure(url, body100, 8, args.duration)
-        finally:
-            stop(server)
-        # Cost metering off (docs/cost.md): the same server without the per-batch CPU clock.
-        port = _port()
-        server = start(
-            [shipyard_bin, "serve", "m@production", "--port", str(port), "--workers", "1"],
-            {**env, "SHIPYARD_COST__METERING": "0"}, f"http://127.0.0.1:{port}/v2/health/ready",
-        )  # fmt: skip
-        try:
-            url = f"http://127.0.0.1:{port}/models/m/predict"
-            results["metering off c=8"] = measure(url, body1, 8, args.duration)
-        finally:
-            stop(server)
+            generator.close()
     print(f"{'point':<24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
     for name, r in results.items():
         print(
             f"{name:<24}{r['rps']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}{r['errors']:>8.0f}"
         )
+    failed = {name: r["errors"] for name, r in results.items() if r["errors"]}
+    failed.update(
+        {
+            f"metering {side}": row[side]["errors"]
+            for row in rounds
+            for side in row
+            if row[side]["errors"]
+        }
+    )
+    if failed:
+        print(f"WARNING: requests failed: {failed}")
     throughput = results["shipyard c=32"]["rps"] / results["floor c=32"]["rps"]
     budget = results["floor c=8"]["p99_ms"] + predict1
     p99_ratio = results["shipyard c=8"]["p99_ms"] / budget
     print(f"c=32 throughput: {throughput:.2f} of the HTTP floor (target >= 0.60)")
     p99 = results["shipyard c=8"]["p99_ms"]
     print(f"c=8 p99: {p99:.2f} ms vs floor p99 + predict {budget:.2f} ms")
-    ok1 = "ok" if throughput >= TARGETS["serving_throughput_c32"] else "MISS"
-    ok2 = "ok" if p99_ratio <= TARGETS["serving_p99_c8"] else "MISS"
+    cpu_ratios = [r["on"]["cpu_ms_per_request"] / r["off"]["cpu_ms_per_request"] for r in rounds]
+    rps_ratios = [r["off"]["rps"] / r["on"]["rps"] for r in rounds]
+    cpu_on = statistics.median(r["on"]["cpu_ms_per_request"] for r in rounds)
+    cpu_off = statistics.median(r["off"]["cpu_ms_per_request"] for r in rounds)
+    metering = statistics.median(cpu_ratios)
+    print(f"metering wrapper in process: {wrapper:.2f} us per batch")
+    print(
+        f"metering: server CPU per request on {cpu_on:.3f} ms, off {cpu_off:.3f} ms; "
+        f"on/off per round {', '.join(f'{x:.3f}' for x in cpu_ratios)}; "
+        f"throughput off/on median {statistics.median(rps_ratios):.3f}"
+    )
+    ok1 = "ok" if throughput >= TARGETS["serving_throughput_c32"] and not failed else "MISS"
+    ok2 = "ok" if p99_ratio <= TARGETS["serving_p99_c8"] and not failed else "MISS"
     t1, t2 = TARGETS["serving_throughput_c32"], TARGETS["serving_p99_c8"]
     print(f"RESULT serving_throughput_c32 ratio={throughput:.3f} target={t1} {ok1}")
     print(f"RESULT serving_p99_c8 ratio={p99_ratio:.3f} target={t2} {ok2}")
-    # Throughput without metering over throughput with it: 1.00 means metering is free.
-    metering = results["metering off c=8"]["rps"] / results["shipyard c=8"]["rps"]
-    ok3 = "ok" if metering <= 1.03 else "MISS"
-    print(f"RESULT serving_metering_overhead ratio={metering:.3f} target=1.03 {ok3}")
+    # Server CPU per request with metering over without it (median of rounds): 1.00 is free.
+    ok3 = "ok" if metering <= TARGETS["serving_metering_overhead"] and not failed else "MISS"
+    t3 = TARGETS["serving_metering_overhead"]
+    print(f"RESULT serving_metering_overhead ratio={metering:.3f} target={t3} {ok3}")
 
 
 if __name__ == "__main__":

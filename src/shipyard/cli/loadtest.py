@@ -1,8 +1,17 @@
-"""``shipyard loadtest``: load a running server, show what it did, keep the result as a run."""
+"""``shipyard loadtest``: load a running server, show what it did, keep the result as a run.
+
+The model server wants a bearer token, so the command sends ``$SHIPYARD_TOKEN`` (the token the
+rest of the CLI acts with) as ``Authorization: Bearer ...`` unless ``--token`` gives another,
+``--header Authorization:...`` sets the header itself, or ``--anonymous`` sends none. The
+token is never printed or stored: the saved report keeps header names only, and the table
+says where the token came from. Refused requests (401, 403) are counted like any other error,
+with a line that says what they usually mean.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,6 +19,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from shipyard.cli.access import TOKEN_ENV
 from shipyard.cli.context import console, open_workspace
 from shipyard.core.errors import InvalidArgument
 
@@ -43,6 +53,16 @@ def loadtest(
     header: Annotated[
         list[str] | None, typer.Option(help="Request header as Name:value (repeatable).")
     ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Bearer token to send (default ${TOKEN_ENV}; prefer the variable: "
+            "options show in the process list)."
+        ),
+    ] = None,
+    anonymous: Annotated[
+        bool, typer.Option("--anonymous", help=f"Send no token, even if ${TOKEN_ENV} is set.")
+    ] = False,
     arrival: Annotated[
         str, typer.Option(help="Open loop spacing: poisson or uniform.")
     ] = "poisson",
@@ -62,6 +82,7 @@ def loadtest(
     if arrival not in ("poisson", "uniform"):
         raise InvalidArgument(f"--arrival must be poisson or uniform, not {arrival!r}")
     payload, headers = _request(body, body_file, header or [])
+    auth = _authorize(headers, token, anonymous=anonymous)
     report = run_load(
         url,
         method=method or ("POST" if payload else "GET"),
@@ -75,8 +96,10 @@ def loadtest(
         arrival="uniform" if arrival == "uniform" else "poisson",
         max_in_flight=max_in_flight,
     )
-    console.print(_table(report))
+    console.print(_table(report, auth))
     console.print(escape(render_histogram(report.histogram)), highlight=False)
+    for hint in _refusal_hints(report, auth):
+        console.print(hint, style="yellow", highlight=False)
     if save:
         with open_workspace(ctx) as workspace:
             run_id = save_load_report(workspace, report, target=url)
@@ -111,7 +134,47 @@ def _request(
     return payload, headers
 
 
-def _table(report: LoadReport) -> Table:
+def _authorize(headers: dict[str, str], token: str | None, *, anonymous: bool) -> str:
+    """Add the bearer token the options name to ``headers``; say where it came from."""
+    given = any(name.lower() == "authorization" for name in headers)
+    if token is not None and (anonymous or given):
+        raise InvalidArgument("give one of --token, --anonymous or --header Authorization:...")
+    if given:
+        return "Authorization from --header"
+    if anonymous:
+        return "none (--anonymous)"
+    source = "--token"
+    if token is None:
+        token, source = os.environ.get(TOKEN_ENV), f"${TOKEN_ENV}"
+        if token is None:
+            return f"none (${TOKEN_ENV} is not set)"
+    token = token.strip()
+    if not token or any(c.isspace() or not c.isprintable() for c in token):
+        raise InvalidArgument(f"the token from {source} is empty or holds spaces/control chars")
+    headers["authorization"] = f"Bearer {token}"
+    return f"bearer token from {source}"
+
+
+def _refusal_hints(report: LoadReport, auth: str) -> list[str]:
+    """One line per kind of refusal (401, 403) saying what it usually means."""
+    hints = []
+    unauthorized = report.status_counts.get("401", 0)
+    if unauthorized:
+        fix = (
+            "the token was not accepted (expired, revoked or another workspace's)"
+            if auth.startswith(("bearer", "Authorization"))
+            else f"the server wants a token: set ${TOKEN_ENV} or pass --token"
+        )
+        hints.append(f"{unauthorized} request(s) refused with 401: {fix}")
+    forbidden = report.status_counts.get("403", 0)
+    if forbidden:
+        hints.append(
+            f"{forbidden} request(s) refused with 403: the token's role may not call this route"
+        )
+    return hints
+
+
+def _table(report: LoadReport, auth: str) -> Table:
     config = report.config
     load = (
         f"{config['concurrency']} concurrent"
@@ -121,6 +184,7 @@ def _table(report: LoadReport) -> Table:
     table = Table(title=f"{config['method']} {escape(config['url'])} — {load}", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
+    table.add_row("auth", escape(auth))
     table.add_row("requests", str(report.requests))
     table.add_row("errors", f"{report.errors} ({report.error_rate:.1%})")
     for kind, count in report.errors_by_kind.items():
