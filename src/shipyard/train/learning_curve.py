@@ -167,24 +167,30 @@ class LearningCurve:
         return out
 
     def summary(self) -> str:
-        """One plain sentence about the last step: what the rest of the data buys, for what."""
+        """One plain sentence about the last doubling: what the rest of the data buys, for what.
+
+        The step compared is from the share nearest half the largest one (50% -> 100% with the
+        default fractions) to the largest, so the sentence reads as the price of the last
+        doubling of the data whatever shares were asked for.
+        """
         if len(self.points) < 2:
             only = self.points[0]
             return (
                 f"{only.fraction:.0%} of the training rows ({only.rows:,}) scores "
                 f"{_score(only.mean)} {self.metric}; give two or more fractions to see a trend"
             )
-        gain = self.gains()[-1]
-        a, b = self.points[-2], self.points[-1]
-        if gain.score_delta is None:
+        b = self.points[-1]
+        a = min(self.points[:-1], key=lambda p: (abs(p.fraction - b.fraction / 2), -p.fraction))
+        delta = None if a.mean is None or b.mean is None else b.mean - a.mean
+        if delta is None:
             change = f"leaves {self.metric} undefined"
         else:
-            better = (gain.score_delta > 0) == self.greater_is_better
-            verdict = "no change" if gain.score_delta == 0 else "better" if better else "worse"
-            change = f"adds {gain.score_delta:+.4f} {self.metric} ({verdict})"
+            better = (delta > 0) == self.greater_is_better
+            verdict = "no change" if delta == 0 else "better" if better else "worse"
+            change = f"adds {delta:+.4f} {self.metric} ({verdict})"
         cost = (
-            f"{gain.cost_ratio:.1f}x the training cost"
-            if gain.cost_ratio is not None
+            f"{b.mean_cpu_seconds / a.mean_cpu_seconds:.1f}x the training cost"
+            if a.mean_cpu_seconds > 0.0
             else "a training cost too small to measure at the smaller share"
         )
         line = (
@@ -192,7 +198,7 @@ class LearningCurve:
             f"({a.rows:,} to {b.rows:,} rows) {change} for {cost}"
         )
         spread = max((p.std or 0.0) for p in (a, b))
-        if gain.score_delta is not None and self.repeats > 1 and abs(gain.score_delta) <= spread:
+        if delta is not None and self.repeats > 1 and abs(delta) <= spread:
             line += f"; the step is within the spread of repeats (±{spread:.4f})"
         return line
 

@@ -43,6 +43,8 @@ def learning_curve_chart(curve: LearningCurve, *, currency: str, path: Path) -> 
             fontsize=8,
         )
     ax.set_xscale("log", base=2)
+    ax.set_xticks(rows, [f"{r:,}" for r in rows])
+    ax.minorticks_off()
     ax.set_xlabel("training rows (log 2 scale)")
     ax.set_ylabel(f"test {curve.metric}")
     ax.set_title(f"Learning curve: {curve.candidate.estimator}, {curve.test_rows:,} test rows")
@@ -58,6 +60,7 @@ def learning_curve_chart(curve: LearningCurve, *, currency: str, path: Path) -> 
             color="#dd8452",
             label=f"cost per fit ({currency})",
         )
+        cost_ax.set_ylim(bottom=0)  # from zero: a flat cost reads flat, not as noise blown up
         cost_ax.set_ylabel(f"{currency} per fit")
         handles.append(line)
         labels.append(line.get_label())

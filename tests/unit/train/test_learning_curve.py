@@ -206,3 +206,16 @@ def test_good_fractions_parse() -> None:
 def test_repeats_are_bounded(cancer) -> None:
     with pytest.raises(InvalidArgument, match="--repeats must be 1 to 20"):
         learning_curve(SPEC, cancer, LOGISTIC, repeats=0)
+
+
+def test_the_summary_prices_the_last_doubling_of_the_data() -> None:
+    points = tuple(
+        _point(f, int(400 * f), 0.9 + 0.01 * i, 0.01 * (i + 1))
+        for i, f in enumerate((0.1, 0.25, 0.5, 0.75, 1.0))
+    )
+    curve = LearningCurve("binary", "roc_auc", True, LOGISTIC, 400, 100, 1, 0, points)
+    assert curve.summary() == (
+        "going from 50% to 100% of the data (200 to 400 rows) adds +0.0200 roc_auc (better) "
+        "for 1.7x the training cost"
+    )
+    assert len(curve.gains()) == 4  # the table still shows every step
