@@ -32,8 +32,13 @@ check: $(STAMP)  ## Lint, format check, types and layering.
 test: check  ## Checks, then the whole test suite (slow tests included).
 	$(BIN)/pytest -q -n auto
 
-bench: $(STAMP)  ## Run the benchmarks (prints RESULT lines).
+# Quick sizes (a few minutes on 2 cores); each script's --help gives its full-size options.
+bench: $(STAMP)  ## Run every benchmark at a quick size (prints RESULT lines).
 	$(BIN)/python benchmarks/tracking.py
+	$(BIN)/python benchmarks/pipeline.py --rows 1000000
+	$(BIN)/python benchmarks/tuning.py --trials 100 --repeat 3
+	$(BIN)/python benchmarks/serving.py --quick
+	$(BIN)/python benchmarks/drift.py --rows 200000 --reference-rows 50000
 
 format: $(STAMP)  ## Format and fix what ruff can.
 	$(BIN)/ruff format src tests benchmarks
