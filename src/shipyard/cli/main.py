@@ -32,7 +32,7 @@ from shipyard.cli import (
     workspace,
 )
 from shipyard.cli.context import CliState, err_console
-from shipyard.core.errors import ShipyardError
+from shipyard.core.errors import InvalidArgument, ShipyardError
 
 app = typer.Typer(
     name="shipyard",
@@ -93,6 +93,7 @@ def run(argv: list[str] | None = None) -> None:
     """
     args = sys.argv[1:] if argv is None else argv
     try:
+        _refuse_nul(args)
         app(args=args, prog_name="shipyard", standalone_mode=True)
     except ShipyardError as e:
         if "--debug" in args:
@@ -102,6 +103,17 @@ def run(argv: list[str] | None = None) -> None:
             f"[bold red]error:[/] {escape(e.message)}", highlight=False, soft_wrap=True
         )
         sys.exit(2)
+
+
+def _refuse_nul(args: list[str]) -> None:
+    """A NUL byte fits no name, path or filter, and PostgreSQL text refuses it outright.
+
+    A shell cannot pass one, but ``run([...])`` from Python can. The argument is named by
+    position, not quoted: it may be a secret (``erase --value``).
+    """
+    for number, arg in enumerate(args, start=1):
+        if "\x00" in arg:
+            raise InvalidArgument(f"argument {number} contains a NUL character; remove it")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from shipyard.track.workspace import Workspace
 
 _SEVERITIES = ("info", "warning", "critical")
+_LAST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 _SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
 _NOTIFY_STYLE = {"sent": "green", "partial": "yellow", "failed": "red", "pending": "yellow"}
 
@@ -197,6 +198,9 @@ def history(
 def parse_time(text: str | None, now_ms: int, option: str) -> int | None:
     """``24h`` (that long before ``now_ms``) or an ISO date/time, as epoch milliseconds.
 
+    Times before 1970 (a span longer than the epoch, year 1) become 0, so they mean "from
+    the start"; nothing the stores hold is older.
+
     Raises:
         InvalidArgument: Neither form; the message names the option.
     """
@@ -205,9 +209,11 @@ def parse_time(text: str | None, now_ms: int, option: str) -> int | None:
     from shipyard.monitor.config import parse_duration_ms  # lazily: keeps `--help` fast
 
     try:
-        return now_ms - parse_duration_ms(text)
+        span_ms: int | None = parse_duration_ms(text)
     except InvalidArgument:
-        pass
+        span_ms = None  # not a span: perhaps a date
+    if span_ms is not None:
+        return _clamp(now_ms - span_ms)
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
@@ -215,9 +221,21 @@ def parse_time(text: str | None, now_ms: int, option: str) -> int | None:
             f"{option} {text!r}: give a span back from now (30m, 24h, 7d) or an ISO date/time "
             "(2026-12-01 or 2026-12-01T08:00)"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()  # local time, as the tables show it
-    return int(moment.timestamp() * 1000)
+    try:
+        if moment.tzinfo is None:
+            moment = moment.astimezone()  # local time, as the tables show it
+        return _clamp(int(moment.timestamp() * 1000))
+    except (ValueError, OverflowError, OSError):  # year 1 or 9999 shifted off the calendar
+        return 0 if moment.year < 1970 else _LAST_MS
+
+
+def _clamp(ms: int) -> int:
+    """Keep a bound within what the stores hold (64-bit epoch ms; nothing before 1970).
+
+    ``--since 100000d`` or ``--since 0001-01-01`` then means "from the start", as asked,
+    instead of overflowing the database's integer type.
+    """
+    return min(max(ms, 0), _LAST_MS)
 
 
 def _at_least(severity: str | None) -> list[str] | None:

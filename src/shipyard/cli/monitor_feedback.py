@@ -42,7 +42,12 @@ def feedback(
     ],
     model: Annotated[str, typer.Option("--model", "-m", help="The served model's name.")],
     log_dir: Annotated[
-        Path | None, typer.Option(help="Prediction log folder (default .shipyard/predictions).")
+        Path | None,
+        typer.Option(
+            help="Prediction log folder (default .shipyard/predictions).",
+            exists=True,
+            file_okay=False,
+        ),
     ] = None,
     window: Annotated[
         int | None, typer.Option(min=1, help="Metrics per window of this many labels.")
@@ -53,10 +58,15 @@ def feedback(
     from shipyard.monitor.feedback import FeedbackStore, join_labels, read_feedback_file
     from shipyard.monitor.logfiles import read_prediction_log
     from shipyard.monitor.performance import concept_drift, performance_observations
+    from shipyard.registry.registry import ModelRegistry, check_name
 
+    # Like the server's 404: labels for a model the registry lacks would never be scored.
+    with open_workspace(ctx) as workspace:
+        ModelRegistry(workspace).get(check_name(model))
+    labels = read_feedback_file(file)  # validated whole before anything is stored
     predictions = log_dir or project_dir(ctx) / ".shipyard" / "predictions"
     store = FeedbackStore.beside(predictions, match_lookback_ms=None)  # old labels match too
-    receipt = store.add(model, read_feedback_file(file))
+    receipt = store.add(model, labels)
     log = read_prediction_log(predictions).filter(_model_is(model))
     joined = join_labels(log, store.labels(model))
     observations: list[Observation] = []

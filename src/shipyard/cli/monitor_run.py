@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -12,9 +13,23 @@ from rich.table import Table
 
 from shipyard.cli.context import console, open_workspace
 from shipyard.cli.project import project_dir
+from shipyard.core.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from shipyard.pipeline.monitoring import MonitorPass
+
+# A pass every millisecond would spin; time.sleep overflows on spans of millennia.
+_MIN_INTERVAL_MS = 1_000
+_MAX_INTERVAL_MS = 366 * 86_400_000
+
+PredictionsOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Prediction log folder (default .shipyard/predictions).",
+        exists=True,
+        file_okay=False,
+    ),
+]
 
 
 def run(
@@ -24,9 +39,7 @@ def run(
         str | None,
         typer.Option(help="Time between passes, e.g. 15m (default: monitor.schedule.interval)."),
     ] = None,
-    predictions: Annotated[
-        Path | None, typer.Option(help="Prediction log folder (default .shipyard/predictions).")
-    ] = None,
+    predictions: PredictionsOption = None,
     no_retrain: Annotated[
         bool,
         typer.Option("--no-retrain", help="Record retrain requests but do not retrain."),
@@ -38,13 +51,12 @@ def run(
     monitor: section of shipyard.yaml, and for rules with `action: retrain` re-runs the
     pipeline; the new model takes the alias only if it beats the current one.
     """
-    from shipyard.monitor.config import parse_duration_ms
     from shipyard.pipeline.monitoring import RetrainOutcome, monitor_pass, run_forever
     from shipyard.pipeline.project import load_project
 
+    every_ms = _interval_ms(interval) if interval else None
     project = load_project(project_dir(ctx))
     config = project.spec.monitor
-    every_ms = parse_duration_ms(interval) if interval else None
     if every_ms is None:
         every_ms = config.schedule.interval if config is not None else 900_000
 
@@ -70,6 +82,23 @@ def run(
         run_forever(step, every_ms / 1000, sleep=time.sleep)
     except KeyboardInterrupt:
         console.print("stopped")
+
+
+def _interval_ms(text: str) -> int:
+    """``--interval`` in milliseconds, between a second and a year.
+
+    Raises:
+        InvalidArgument: Not a duration, or outside those bounds.
+    """
+    from shipyard.monitor.config import parse_duration_ms
+
+    try:
+        every_ms = parse_duration_ms(text)
+    except InvalidArgument as e:
+        raise InvalidArgument(f"--interval: {e.message}") from None
+    if not _MIN_INTERVAL_MS <= every_ms <= _MAX_INTERVAL_MS:
+        raise InvalidArgument(f"--interval {text!r} must be between 1s and 366d")
+    return every_ms
 
 
 def print_pass(result: MonitorPass) -> None:
@@ -115,9 +144,7 @@ def report(
     since: Annotated[
         str | None, typer.Option(help="Only since this long ago (24h) or this ISO date.")
     ] = None,
-    predictions: Annotated[
-        Path | None, typer.Option(help="Prediction log folder (default .shipyard/predictions).")
-    ] = None,
+    predictions: PredictionsOption = None,
 ) -> None:
     """Write a self-contained HTML report: drift over time, predictions, performance, alerts."""
     import polars as pl
@@ -125,11 +152,16 @@ def report(
     from shipyard.cli.monitor_alerts import parse_time
     from shipyard.monitor.logfiles import read_prediction_log
     from shipyard.monitor.report import build_report
+    from shipyard.registry.registry import ModelRegistry, check_name
     from shipyard.store.monitoring import MonitoringStore
 
+    check_name(model)  # it also names the default file: never a path
     root = project_dir(ctx)
     target = out or root / "reports" / f"{model}.html"
+    if target.is_dir():
+        raise InvalidArgument(f"--out {target} is a folder; give a file name such as report.html")
     with open_workspace(ctx) as workspace:
+        ModelRegistry(workspace).get(model)  # NotFound, naming `shipyard models list`
         now = workspace.clock.now_ms()
         since_ms = parse_time(since, now, "--since")
         log = read_prediction_log(
@@ -150,10 +182,29 @@ def report(
             probabilities=probabilities,
             now_ms=now,
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(result.html, encoding="utf-8")
+    _write_report(target, result.html)
     drifted = ", ".join(result.drifted_features) or "none"
     console.print(
         f"wrote {escape(str(target))}: {result.observations} observations, "
         f"{result.alerts} alerts, drifted features: {escape(drifted)}"
     )
+
+
+def _write_report(target: Path, html: str) -> None:
+    """Write through a temporary file and rename: a reader never sees half a report.
+
+    Raises:
+        InvalidArgument: The folder cannot be created or the file written (the message says
+            which and why); no partial file is left behind.
+    """
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(target)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise InvalidArgument(
+            f"cannot write the report to {target}: {e.strerror or e}; choose another --out"
+        ) from e

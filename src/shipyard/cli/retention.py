@@ -54,6 +54,7 @@ def gc(
         typer.Option(
             "--grace-hours",
             min=0.0,
+            max=87_600.0,  # ten years; infinity would overflow the cutoff time
             help="Never delete a blob written less than this long ago (a write in progress).",
         ),
     ] = 1.0,

@@ -159,6 +159,10 @@ class ProjectFileSource(PydanticBaseSettingsSource):
             document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
             raise InvalidSettings(f"{path}: not valid YAML: {e}") from e
+        except UnicodeDecodeError as e:
+            raise InvalidSettings(f"{path} is not UTF-8 text: {e}; save it as UTF-8") from e
+        except OSError as e:
+            raise InvalidSettings(f"cannot read {path}: {e.strerror or e}") from e
         if not isinstance(document, dict):
             raise InvalidSettings(f"{path}: expected a mapping at the top level")
         values: dict[str, Any] = {}

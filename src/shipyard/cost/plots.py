@@ -6,10 +6,13 @@ state), as in ``shipyard.train.plots``; each function writes one PNG and returns
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from shipyard.core.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -20,11 +23,26 @@ if TYPE_CHECKING:
 
 
 def _save(figure: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``figure`` to ``path`` through a temporary file.
+
+    Raises:
+        InvalidArgument: ``path`` is a folder, or its folder cannot be created or written; no
+            temporary file is left behind.
+    """
+    if path.is_dir():
+        raise InvalidArgument(f"plot path {path} is a folder; give a file name such as cost.png")
     FigureCanvasAgg(figure)
-    tmp = path.with_suffix(".png.tmp")
-    figure.savefig(tmp, format="png", dpi=110)
-    tmp.replace(path)  # atomic: a reader never sees half a PNG
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(tmp, format="png", dpi=110)
+        tmp.replace(path)  # atomic: a reader never sees half a PNG
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise InvalidArgument(
+            f"cannot write the plot to {path}: {e.strerror or e}; choose another --plot"
+        ) from e
     return path
 
 
