@@ -103,6 +103,8 @@ def project_curve(
             "is nothing to refit; add one (at least `train: {target: COLUMN}`)"
         )
     shares = check_fractions(fractions)
+    if plot is not None and plot.is_dir():
+        raise InvalidArgument(f"--plot {plot} is a folder; give a file name such as curve.png")
     version = get_dataset(workspace, _dataset_ref(workspace, project, spec, dataset))
     candidate, source = _candidate(workspace, spec)
     frame = read_dataset(workspace, version).collect()

@@ -1,16 +1,19 @@
 """The learning-curve figure: test score (mean ± std over repeats) and cost per fit, by rows.
 
 The x axis is the number of training rows on a log-2 scale, so equal steps are doublings and a
-flattening curve reads as diminishing returns per doubling. Drawn like ``shipyard.cost.plots``:
-a ``Figure`` on the Agg canvas (no pyplot, no global state), written atomically.
+flattening curve reads as diminishing returns per doubling. Drawn and written as
+``shipyard.cost.plots`` draws and writes: a ``Figure`` on the Agg canvas (no pyplot, no global
+state), written atomically by that module's writer.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+# The cost figures' writer: atomic, and an unwritable path or a folder is one clear error.
+from shipyard.cost.plots import _save
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -67,12 +70,3 @@ def learning_curve_chart(curve: LearningCurve, *, currency: str, path: Path) -> 
     ax.legend(handles, labels, loc="lower right", fontsize=8)
     figure.tight_layout()
     return _save(figure, path)
-
-
-def _save(figure: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(figure)
-    tmp = path.with_suffix(".png.tmp")
-    figure.savefig(tmp, format="png", dpi=110)
-    tmp.replace(path)  # atomic: a reader never sees half a PNG
-    return path

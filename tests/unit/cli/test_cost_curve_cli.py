@@ -106,3 +106,13 @@ def test_repeats_must_be_positive(capsys, tmp_path: Path) -> None:
     code, _, err = cli(capsys, "-C", str(root), "cost", "curve", "--repeats", "0")
     assert code == 2
     assert "--repeats" in err
+
+
+def test_a_folder_as_plot_path_exits_2_before_any_fit(capsys, trained: str) -> None:
+    with Workspace.open(trained) as workspace:
+        before = len(workspace.search_runs(experiments=["bc-curves"], limit=None))
+    code, _, err = cli(capsys, "-C", trained, "cost", "curve", "--plot", trained)
+    assert code == 2
+    assert "is a folder; give a file name such as curve.png" in err
+    with Workspace.open(trained) as workspace:
+        assert len(workspace.search_runs(experiments=["bc-curves"], limit=None)) == before
