@@ -61,8 +61,9 @@ def feedback(
     from shipyard.registry.registry import ModelRegistry, check_name
 
     # Like the server's 404: labels for a model the registry lacks would never be scored.
+    check_name(model)
     with open_workspace(ctx) as workspace:
-        ModelRegistry(workspace).get(check_name(model))
+        ModelRegistry(workspace).get(model)
     labels = read_feedback_file(file)  # validated whole before anything is stored
     predictions = log_dir or project_dir(ctx) / ".shipyard" / "predictions"
     store = FeedbackStore.beside(predictions, match_lookback_ms=None)  # old labels match too
