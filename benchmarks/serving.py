@@ -327,6 +327,7 @@ def metering_rounds(
     duration_s: float,
     *,
     together: bool,
+    concurrency: int = 8,
 ) -> list[dict[str, dict[str, float]]]:
     """On/off rounds at c=8: each side's throughput and server CPU ms per request.
 
@@ -334,7 +335,7 @@ def metering_rounds(
     the box does hits both alike); otherwise one after the other, the order alternating.
     """
     for _, url in servers.values():  # warm both (connections, first batches, caches)
-        generator.measure(url, body, 8, 1.0)
+        generator.measure(url, body, concurrency, 1.0)
     out: list[dict[str, dict[str, float]]] = []
     for i in range(rounds):
         order = ["on", "off"] if i % 2 == 0 else ["off", "on"]
@@ -344,7 +345,7 @@ def metering_rounds(
             pids = [servers[side][0].pid for side in group]
             before = [cpu_seconds(pid) for pid in pids]
             points = generator.measure_together(
-                [servers[side][1] for side in group], body, 8, duration_s
+                [servers[side][1] for side in group], body, concurrency, duration_s
             )
             for side, pid, start_s, point in zip(group, pids, before, points, strict=True):
                 used = cpu_seconds(pid) - start_s
@@ -354,9 +355,21 @@ def metering_rounds(
         print(
             f"metering round {i + 1}/{rounds} ({order[0]} first): "
             f"on {row['on']['rps']:.0f} req/s {row['on']['cpu_ms_per_request']:.3f} ms CPU/req, "
-            f"off {row['off']['rps']:.0f} req/s {row['off']['cpu_ms_per_request']:.3f} ms CPU/req"
+            f"off {row['off']['rps']:.0f} req/s {row['off']['cpu_ms_per_request']:.3f} ms CPU/req",
+            flush=True,
         )
     return out
+
+
+def median_interval(values: list[float]) -> tuple[float, float]:
+    """A 95% bootstrap confidence interval of the median of ``values``."""
+    from scipy.stats import bootstrap
+
+    found = bootstrap(
+        (np.asarray(values),), np.median, confidence_level=0.95, method="percentile",
+        n_resamples=5000, random_state=np.random.default_rng(0),
+    )  # fmt: skip
+    return float(found.confidence_interval.low), float(found.confidence_interval.high)
 
 
 def wrapper_us(repeat: int = 200_000) -> float:
@@ -383,11 +396,11 @@ def wrapper_us(repeat: int = 200_000) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per load point")
-    parser.add_argument("--rounds", type=int, default=10, help="metering on/off rounds")
+    parser.add_argument("--rounds", type=int, default=16, help="metering on/off rounds")
     parser.add_argument(
         "--round-duration", type=float, default=3.0, help="seconds per metering round side"
     )
-    parser.add_argument("--quick", action="store_true", help="2 s points, 6 metering rounds of 2 s")
+    parser.add_argument("--quick", action="store_true", help="2 s points, 8 metering rounds of 2 s")
     parser.add_argument(
         "--metering",
         choices=["together", "alternate"],
@@ -396,7 +409,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.quick:
-        args.duration, args.rounds, args.round_duration = 2.0, 6, 2.0
+        args.duration, args.rounds, args.round_duration = 2.0, 8, 2.0
     shipyard_bin = str(Path(sys.executable).with_name("shipyard"))
     rng = np.random.default_rng(1)
     one = {f: float(v) for f, v in zip(FEATURES, rng.normal(size=20), strict=True)}
@@ -420,7 +433,8 @@ def main() -> None:
         wrapper = wrapper_us()
         print(
             f"in-process predict: native 1 row {native1:.3f} ms, 100 rows {native100:.3f} ms; "
-            f"verified ONNX 1 row {onnx1:.3f} ms"
+            f"verified ONNX 1 row {onnx1:.3f} ms",
+            flush=True,
         )
         (directory / "floor_app.py").write_text(FLOOR_APP)
         (directory / "shipyard.yaml").write_text("name: bench\n")
@@ -504,7 +518,15 @@ def main() -> None:
     cpu_on = statistics.median(r["on"]["cpu_ms_per_request"] for r in rounds)
     cpu_off = statistics.median(r["off"]["cpu_ms_per_request"] for r in rounds)
     metering = statistics.median(cpu_ratios)
-    print(f"metering wrapper in process: {wrapper:.2f} us per batch")
+    low, high = median_interval(cpu_ratios)
+    print(
+        f"metering wrapper in process: {wrapper:.2f} us per batch "
+        f"({wrapper / 1000 / cpu_off:.2%} of the server's CPU per request)"
+    )
+    print(
+        f"metering on/off CPU per request: median {metering:.3f}, 95% interval of the median "
+        f"{low:.3f}-{high:.3f} (bootstrap), round-to-round sd {statistics.stdev(cpu_ratios):.3f}"
+    )
     print(
         f"metering: server CPU per request on {cpu_on:.3f} ms, off {cpu_off:.3f} ms; "
         f"on/off per round {', '.join(f'{x:.3f}' for x in cpu_ratios)}; "
