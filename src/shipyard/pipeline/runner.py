@@ -40,6 +40,7 @@ from shipyard.pipeline.ingest import SourceRead, read_source
 from shipyard.pipeline.privacy_stage import ingest_tags, run_privacy_stage
 from shipyard.pipeline.project import CleanStep, PrivacyStep
 from shipyard.pipeline.training import TrainingOutcome, run_training
+from shipyard.privacy.exposure import RAW_LINE, RAW_LINE_KIND
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -447,7 +448,9 @@ def _write_quarantine(
                 kind="quarantine",
                 run_id=run.run_id,
                 lineage={"step": "ingest"},
-                pii=pii,
+                # A line that did not parse is raw input no detector has read: tagged, its
+                # profile keeps counts only and showing it needs data.read_pii.
+                pii={**pii, RAW_LINE: RAW_LINE_KIND},
             )
         )
     return written
