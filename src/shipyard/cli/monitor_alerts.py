@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import math
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
 from rich.markup import escape
@@ -141,7 +141,11 @@ def history(
 ) -> None:
     """The stored observations of a model (drift, performance, ...), oldest window first."""
     from shipyard.monitor.history import ObservationHistory  # lazily: keeps `--help` fast
+    from shipyard.monitor.signals import ObservationKind
 
+    kinds = get_args(ObservationKind)
+    if kind is not None and kind not in kinds:
+        raise InvalidArgument(f"--kind must be one of {', '.join(kinds)}, got {kind!r}")
     with open_workspace(ctx) as workspace:
         now = workspace.clock.now_ms()
         found = ObservationHistory(_store(workspace)).query(

@@ -282,9 +282,10 @@ def test_parse_time_stays_within_what_the_stores_hold(text: str, expected: int) 
         (("monitor", "run", "--interval", "1ms"), "--interval '1ms' must be between 1s and 366d"),
         (("monitor", "run", "--interval", "400d"), "--interval '400d' must be between"),
         (("audit", "list", "--since", "yesterdayish"), "--since 'yesterdayish' is not an ISO"),
+        (("monitor", "history", "--model", "m", "--kind", "drfit"), "--kind must be one of drift"),
     ],
 )
-def test_malformed_times_and_intervals_are_one_line(
+def test_malformed_times_intervals_and_kinds_are_one_line(
     capsys: pytest.CaptureFixture[str], args: tuple[str, ...], fragment: str
 ) -> None:
     one_error_line(cli(capsys, *args), fragment)
