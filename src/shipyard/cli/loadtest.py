@@ -4,8 +4,8 @@ The model server wants a bearer token, so the command sends ``$SHIPYARD_TOKEN`` 
 rest of the CLI acts with) as ``Authorization: Bearer ...`` unless ``--token`` gives another,
 ``--header Authorization:...`` sets the header itself, or ``--anonymous`` sends none. The
 token is never printed or stored: the saved report keeps header names only, and the table
-says where the token came from. Refused requests (401, 403) are counted like any other error,
-with a line that says what they usually mean.
+says where the token came from. Refused requests (401, 403, 429) are counted like any other
+error, with a line that says what they usually mean.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def _authorize(headers: dict[str, str], token: str | None, *, anonymous: bool) -
         return "none (--anonymous)"
     source = "--token"
     if token is None:
-        token, source = os.environ.get(TOKEN_ENV), f"${TOKEN_ENV}"
+        token, source = os.environ.get(TOKEN_ENV, "").strip() or None, f"${TOKEN_ENV}"
         if token is None:
             return f"none (${TOKEN_ENV} is not set)"
     token = token.strip()
@@ -156,7 +156,7 @@ def _authorize(headers: dict[str, str], token: str | None, *, anonymous: bool) -
 
 
 def _refusal_hints(report: LoadReport, auth: str) -> list[str]:
-    """One line per kind of refusal (401, 403) saying what it usually means."""
+    """One line per kind of refusal (401, 403, 429) saying what it usually means."""
     hints = []
     unauthorized = report.status_counts.get("401", 0)
     if unauthorized:
@@ -170,6 +170,12 @@ def _refusal_hints(report: LoadReport, auth: str) -> list[str]:
     if forbidden:
         hints.append(
             f"{forbidden} request(s) refused with 403: the token's role may not call this route"
+        )
+    limited = report.status_counts.get("429", 0)
+    if limited and unauthorized:
+        hints.append(
+            f"{limited} request(s) refused with 429: after repeated bad tokens the server "
+            "refuses this address for a while"
         )
     return hints
 

@@ -151,11 +151,28 @@ def test_anonymous_ignores_the_environment_and_a_bad_token_is_called_not_accepte
     assert "none (--anonymous)" in out
     assert _row(out, "status 401") == _row(out, "requests")
     code, out, _ = _cli(
-        capsys, "loadtest", server.url, "--duration", "0.3", "--body", BODY,
+        capsys, "loadtest", server.url, "--duration", "1", "--body", BODY,
         "--no-save", "--token", "sy_notatoken_x",
     )  # fmt: skip
     assert code == 0
-    assert "refused with 401: the token was not accepted" in out
+    assert "sy_notatoken_x" not in out
+    # One request at a time: the first ten bad tokens are 401, then the address is refused.
+    requests = int(_row(out, "requests"))
+    assert requests > 10
+    assert _row(out, "status 401") == "10"
+    assert _row(out, "status 429") == str(requests - 10)
+    assert "10 request(s) refused with 401: the token was not accepted" in out
+    assert "refused with 429: after repeated bad tokens" in out
+
+
+def test_an_empty_token_variable_counts_as_no_token(
+    server: Server, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHIPYARD_TOKEN", "  ")
+    code, out, err = _load(capsys, server.url, "--no-save")
+    assert code == 0, err
+    assert "none ($SHIPYARD_TOKEN is not set)" in out
+    assert _row(out, "status 401") == _row(out, "requests")
 
 
 def test_a_role_without_predict_is_refused_with_403_and_said_so(
