@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from shipyard.registry.bundle import Bundle
 
 log = logging.getLogger("shipyard.serve")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class OnnxPredictor:
@@ -42,6 +43,7 @@ class OnnxPredictor:
             outputs.index("probabilities") if "probabilities" in outputs else len(outputs) - 1
         )
         self.classes = np.asarray(bundle.manifest.classes or [])
+        self.native = bundle.predict
 
     @classmethod
     def try_build(cls, bundle: Bundle) -> tuple[OnnxPredictor | None, str]:
@@ -64,7 +66,12 @@ class OnnxPredictor:
         feed: dict[str, np.ndarray[Any, Any]] = {}
         if self.numeric:
             # One conversion for all numeric columns: per-column Polars calls cost ~0.3 ms each.
-            block = frame.select(self.numeric).to_numpy().astype(np.float32)  # null -> NaN
+            wide = frame.select(self.numeric).to_numpy()  # null -> NaN
+            if (np.abs(wide) > _FLOAT32_MAX).any():
+                # float32 would make these +-inf and the graph's probabilities NaN (found by
+                # tests/integration/test_api_fuzz.py); the native model computes in float64.
+                return self.native(frame)
+            block = wide.astype(np.float32)
             for j, name in enumerate(self.numeric):
                 feed[name] = block[:, j : j + 1]
         for name in self.categorical:

@@ -177,7 +177,7 @@ _LABEL: dict[str, Any] = {
                 {"type": ["number", "integer", "boolean"]},
             ]
         },
-        "ts_ms": {"type": "integer", "minimum": 0},
+        "ts_ms": {"type": ["integer", "null"], "minimum": 0},
     },
 }
 
