@@ -21,14 +21,15 @@ metering and one with ``SHIPYARD_COST__METERING=0``, and the same generator proc
 both at the same time in each round (c=8 each), so whatever else the box does hits both
 alike. Each round gives each server's own CPU time per request (from the OS, so a busy box
 slows a round down but hardly changes it); the figure is the median over rounds of on/off.
-Throughput (off/on) is printed beside it but is far noisier. ``--metering alternate`` loads
-one server after the other instead (order alternating), for comparison: about twice the
-round-to-round spread. The wrapper's own cost per batch, timed in process, is printed too.
+A bootstrap 95% interval of that median and the throughput ratio (off/on, far noisier) are
+printed beside it. ``--metering alternate`` loads one server after the other instead (order
+alternating), for comparison: about twice the round-to-round spread. The wrapper's own cost
+per batch, timed in process, is printed too.
 
 Targets (issue #5): at concurrency 32, Shipyard's throughput >= 60% of the HTTP floor's; p99
 at concurrency 8 within 3x of (HTTP floor p99 + in-process 1-row predict time); metering
 costs at most 3% server CPU per request.
-Run: ``.venv/bin/python benchmarks/serving.py [--duration 5] [--rounds 8]`` or ``--quick``.
+Run: ``.venv/bin/python benchmarks/serving.py [--duration 5] [--rounds 16]`` or ``--quick``.
 """
 
 from __future__ import annotations
