@@ -376,12 +376,12 @@ def median_interval(values: list[float]) -> tuple[float, float]:
 def wrapper_us(repeat: int = 200_000) -> float:
     """What metering adds to one batch in process: the server's own wrapper around predict
     (two thread CPU clock reads), timed around a predict that does nothing."""
-    from shipyard.serve.host import _metered
+    from shipyard.serve.host import metered
 
     def nothing(frame: Any) -> Any:
         return frame
 
-    metered = _metered(nothing)
+    metered = metered(nothing)
     best = []
     for call in (nothing, metered):
         runs = []

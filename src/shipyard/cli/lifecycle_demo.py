@@ -153,7 +153,7 @@ def write_project(root: Path) -> None:
 
 def run_lifecycle(workspace_root: Path) -> DemoSummary:
     """Run every stage, print what happened, and end with a summary table."""
-    from shipyard.cli.project import _print_stages, _print_training
+    from shipyard.cli.project import print_stages, print_training
     from shipyard.pipeline.project import load_project
     from shipyard.pipeline.runner import run_pipeline
     from shipyard.registry.registry import ModelRegistry
@@ -168,9 +168,9 @@ def run_lifecycle(workspace_root: Path) -> DemoSummary:
     console.rule("1. data and training: shipyard run (CSV + SQLite → harmonize → validate → train)")
     with Workspace.open(root) as workspace:
         report = run_pipeline(workspace, load_project(root), on_stage=lambda n, s: None)
-        _print_stages(report)
+        print_stages(report)
         assert report.training is not None
-        _print_training(report.training)
+        print_training(report.training)
         validated = next((s for s in report.stages if s.name == "validate"), None)
         quarantined = sum(s.rows_quarantined for s in report.stages)
         summary.add(

@@ -91,12 +91,12 @@ def run(ctx: typer.Context) -> None:
             )
 
         report = run_pipeline(workspace, project, on_stage=on_stage, on_trial=on_trial)
-    _print_stages(report)
+    print_stages(report)
     if report.training is not None:
-        _print_training(report.training)
+        print_training(report.training)
 
 
-def _print_stages(report: PipelineReport) -> None:
+def print_stages(report: PipelineReport) -> None:
     table = Table(title=f"Pipeline run {report.run_id[:8]}")
     numeric = ("rows in", "rows out", "quarantined", "deduplicated", "rows/s")
     for column in ("stage", *numeric, "time", "dataset"):
@@ -123,7 +123,7 @@ def _print_stages(report: PipelineReport) -> None:
     )
 
 
-def _print_training(outcome: TrainingOutcome) -> None:
+def print_training(outcome: TrainingOutcome) -> None:
     if outcome.result is None:
         console.print(
             f"train: unchanged data and spec; reused run {outcome.run_id[:8]} "

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from shipyard.cost.tradeoffs import Candidate
 
 
-def _save(figure: Figure, path: Path) -> Path:
+def save_png(figure: Figure, path: Path) -> Path:
     """Write ``figure`` to ``path`` through a temporary file.
 
     Raises:
@@ -56,7 +56,7 @@ def spend_chart(costs: Mapping[str, Decimal], *, title: str, currency: str, path
     ax.set_xlabel(currency)
     ax.set_title(title)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def tradeoff_chart(
@@ -99,4 +99,4 @@ def tradeoff_chart(
     right.set_ylabel(f"best cv {metric} so far")
     right.set_title("Learning curve: returns per trial")
     figure.tight_layout()
-    return _save(figure, path)
+    return save_png(figure, path)

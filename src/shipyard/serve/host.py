@@ -54,7 +54,7 @@ def metering_enabled() -> bool:
     return os.environ.get(METERING_ENV, "1").strip().lower() not in ("0", "false", "off", "no")
 
 
-def _metered(predict: Any) -> Any:
+def metered(predict: Any) -> Any:
     # The model call runs in one worker thread (MicroBatcher uses asyncio.to_thread), so that
     # thread's CPU clock is the batch's cost; two clock reads per batch keep metering cheap.
     def call(frame: pl.DataFrame) -> _Metered:
@@ -119,7 +119,7 @@ class ServedModel:
             else:
                 engine = why
         if metering_enabled():
-            predict = _metered(predict)
+            predict = metered(predict)
         batcher = MicroBatcher(predict, _split, max_rows=max_batch_rows)
         contract = InputContract(bundle.manifest, unseen=unseen)
         return cls(name, version, bundle, contract, batcher, engine)

@@ -36,7 +36,7 @@ from shipyard.train.splits import hold_out
 
 # The trainer's own target encoding and fit conditions (one thread, no solver chatter), so a
 # curve point is fitted exactly as a training refit would be and its CPU seconds are one core's.
-from shipyard.train.trainer import _encode_target, _single_threaded_quiet_fits, infer_task
+from shipyard.train.trainer import encode_target, infer_task, single_threaded_quiet_fits
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -275,7 +275,7 @@ def learning_curve(
     task = spec.task or infer_task(labelled[spec.target])
     metric = spec.metric or DEFAULT_METRIC[task]
     check_metric(metric, task)
-    y, classes = _encode_target(labelled[spec.target], task)
+    y, classes = encode_target(labelled[spec.target], task)
     n_classes = 0 if classes is None else len(classes)
     split = hold_out(spec.split, labelled, y, task=task, seed=spec.seed)
     x = model_input(labelled, columns)
@@ -286,7 +286,7 @@ def learning_curve(
     scores: list[list[float | None]] = [[] for _ in shares]
     cpu: list[list[float]] = [[] for _ in shares]
     rows = [0] * len(shares)
-    with _single_threaded_quiet_fits():
+    with single_threaded_quiet_fits():
         # One unmeasured fit first: the first fit in a process pays for lazy imports and
         # caches (measured at 7x a warm fit), which would be charged to the smallest share.
         warm = split.train[_take(_nested_order(y_train, task, seed=spec.seed), shares[0], task)]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from matplotlib.figure import Figure
 
 # The cost figures' writer: atomic, and an unwritable path or a folder is one clear error.
-from shipyard.cost.plots import _save
+from shipyard.cost.plots import save_png
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -69,4 +69,4 @@ def learning_curve_chart(curve: LearningCurve, *, currency: str, path: Path) -> 
         labels.append(line.get_label())
     ax.legend(handles, labels, loc="lower right", fontsize=8)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_png(figure, path)

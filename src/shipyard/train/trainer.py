@@ -121,12 +121,12 @@ def train(
     metric = spec.metric or DEFAULT_METRIC[task]
     check_metric(metric, task)
     check_search(spec, task)
-    y, classes = _encode_target(labelled[spec.target], task)
+    y, classes = encode_target(labelled[spec.target], task)
     split = hold_out(spec.split, labelled, y, task=task, seed=spec.seed)
     x = model_input(labelled, columns)
     if run is not None:
         _log_setup(run, spec, task, metric, columns, split, dropped)
-    with _single_threaded_quiet_fits():
+    with single_threaded_quiet_fits():
         return _train(
             spec,
             task,
@@ -256,7 +256,7 @@ def _train(
     return out
 
 
-def _encode_target(target: pl.Series, task: Task) -> tuple[np.ndarray[Any, Any], list[Any] | None]:
+def encode_target(target: pl.Series, task: Task) -> tuple[np.ndarray[Any, Any], list[Any] | None]:
     if task == "regression":
         try:
             return target.cast(pl.Float64).to_numpy(), None
@@ -297,7 +297,7 @@ def _num(value: float | None) -> float:
 
 
 @contextmanager
-def _single_threaded_quiet_fits() -> Iterator[None]:
+def single_threaded_quiet_fits() -> Iterator[None]:
     """One thread per fit, and no solver chatter (convergence, experimental APIs).
 
     OpenMP and BLAS pools pay off on large fits only; on the small fits of CV folds they spin
