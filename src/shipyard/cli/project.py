@@ -97,6 +97,7 @@ def run(ctx: typer.Context) -> None:
 
 
 def print_stages(report: PipelineReport) -> None:
+    """One table row per stage: rows in and out, quarantined, cached or run, speed."""
     table = Table(title=f"Pipeline run {report.run_id[:8]}")
     numeric = ("rows in", "rows out", "quarantined", "deduplicated", "rows/s")
     for column in ("stage", *numeric, "time", "dataset"):
@@ -124,6 +125,7 @@ def print_stages(report: PipelineReport) -> None:
 
 
 def print_training(outcome: TrainingOutcome) -> None:
+    """What training chose, its test score with interval, and what the registry did."""
     if outcome.result is None:
         console.print(
             f"train: unchanged data and spec; reused run {outcome.run_id[:8]} "

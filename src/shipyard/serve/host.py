@@ -55,6 +55,8 @@ def metering_enabled() -> bool:
 
 
 def metered(predict: Any) -> Any:
+    """Wrap a batch predict so its CPU seconds are counted per model version and variant."""
+
     # The model call runs in one worker thread (MicroBatcher uses asyncio.to_thread), so that
     # thread's CPU clock is the batch's cost; two clock reads per batch keep metering cheap.
     def call(frame: pl.DataFrame) -> _Metered:

@@ -257,6 +257,7 @@ def _train(
 
 
 def encode_target(target: pl.Series, task: Task) -> tuple[np.ndarray[Any, Any], list[Any] | None]:
+    """The target as model labels: codes of the sorted classes, or floats for regression."""
     if task == "regression":
         try:
             return target.cast(pl.Float64).to_numpy(), None
