@@ -135,7 +135,39 @@ class InputAnomalyScorer:
         return frame.select(pl.max_horizontal(exprs).alias("anomaly_score")).to_series()
 
     def score_columns(self, columns: Mapping[str, Sequence[Any]]) -> float | None:
-        """Score one request given as ``{column: values}``: the largest row score, or None."""
+        """Score one request given as ``{column: values}``: the largest row score, or None.
+
+        This runs for every served request, so it stays in numpy and plain dicts: building a
+        Polars frame per request cost ~2 ms, half of a one-row prediction. Inputs numpy cannot
+        take as numbers (text in a numeric column, ragged lists) go through ``score_frame``,
+        which gives the same answer.
+        """
+        lengths = {len(columns[name]) for name in self.features if name in columns}
+        if len(lengths) > 1:
+            return None  # ragged columns: the contract would have refused them
+        present = [n for n in self._numeric if n.name in columns]
+        scores: list[float] = []
+        if present:
+            try:
+                values = np.array([columns[n.name] for n in present], dtype=np.float64)
+            except (TypeError, ValueError):  # text or ragged lists: the general path decides
+                return self._score_with_polars(columns)
+            if values.ndim != 2:
+                return self._score_with_polars(columns)
+            centers = np.array([n.center for n in present])[:, None]
+            scales = np.array([n.scale for n in present])[:, None]
+            with np.errstate(invalid="ignore", over="ignore"):
+                z = np.clip(np.abs((values - centers) / scales), 0, _MAX_SCORE)
+            if values.size and not np.isnan(z).all():
+                scores.append(float(np.nanmax(z)))
+        for cat in self._categorical:
+            for value in columns.get(cat.name, ()):
+                if value is None:
+                    continue
+                scores.append(cat.scores.get(_as_category(value), cat.unseen))
+        return max(scores) if scores else None
+
+    def _score_with_polars(self, columns: Mapping[str, Sequence[Any]]) -> float | None:
         data = {
             name: pl.Series(name, columns[name], strict=False)
             for name in self.features
@@ -149,6 +181,13 @@ class InputAnomalyScorer:
             return None
         worst = self.score_frame(frame).max()
         return None if worst is None else float(worst)  # type: ignore[arg-type]
+
+
+def _as_category(value: Any) -> str:
+    """A request value as the text Polars' cast to String gives (how categories are stored)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _numeric_center_scale(

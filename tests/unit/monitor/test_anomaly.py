@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shipyard.core.errors import InvalidArgument
 from shipyard.monitor.anomaly import (
@@ -217,3 +219,35 @@ def test_robust_z_and_arguments() -> None:
         service_anomalies(
             pl.DataFrame(schema=SCHEMA), model="m", now_ms=T0, window_ms=1, min_trailing=20
         )
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    charges=st.lists(
+        st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-9, 9)),
+        min_size=1,
+        max_size=4,
+    ),
+    plans=st.lists(
+        st.one_of(st.none(), st.sampled_from(["basic", "gold", "new", "1"])), max_size=4
+    ),
+)
+def test_the_per_request_path_agrees_with_the_frame_path(
+    scorer: InputAnomalyScorer, charges: list[Any], plans: list[Any]
+) -> None:
+    """score_columns (numpy, per request) must equal the Polars frame scoring on any input."""
+    columns: dict[str, list[Any]] = {
+        "charges": charges,
+        "plan": (plans + [None] * 4)[: len(charges)],
+    }
+    fast = scorer.score_columns(columns)
+    frame = scorer.score_frame(
+        pl.DataFrame(columns, schema={"charges": pl.Float64, "plan": pl.String})
+    )
+    slow = frame.max()
+    if slow is None:
+        assert fast is None
+    else:
+        assert fast == pytest.approx(float(slow), rel=1e-12)  # type: ignore[arg-type]
