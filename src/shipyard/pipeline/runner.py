@@ -39,8 +39,13 @@ from shipyard.pipeline.cache import cache_key, code_hash
 from shipyard.pipeline.ingest import SourceRead, read_source
 from shipyard.pipeline.privacy_stage import ingest_tags, run_privacy_stage
 from shipyard.pipeline.project import CleanStep, PrivacyStep
+from shipyard.pipeline.quarantine import (
+    REJECT_KEY,
+    incremental,
+    known_rejects,
+    write_quarantine,
+)
 from shipyard.pipeline.training import TrainingOutcome, run_training
-from shipyard.privacy.exposure import RAW_LINE, RAW_LINE_KIND
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -51,9 +56,6 @@ if TYPE_CHECKING:
     from shipyard.track.run import ActiveRun
     from shipyard.track.workspace import Workspace
     from shipyard.train.tuning import TrialOutcome
-
-
-_REJECT_KEY = ["_source", "_file", "_row", "_line"]
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,7 @@ def _ingest(
     scratch: Path,
 ) -> dict[str, SourceRead]:
     store = dataset_store(workspace)
-    known = _known_rejects(workspace, project)
+    known = known_rejects(workspace, project)
     reads: dict[str, SourceRead] = {}
     for name, source in project.spec.sources.items():
         notify(f"ingest:{name}", "start")
@@ -205,7 +207,7 @@ def _ingest(
                 connector, source, project.spec.harmonize_spec(name), previous, scratch
             )
         if known is not None and read.rejected_rows:
-            fresh = read.rejected.join(known, on=_REJECT_KEY, how="anti", nulls_equal=True)
+            fresh = read.rejected.join(known, on=REJECT_KEY, how="anti", nulls_equal=True)
             read = dataclasses.replace(read, rejected=fresh)
         drift = detect_drift(
             _snapshot(previous.schema) if previous else None, _snapshot(read.schema)
@@ -241,7 +243,7 @@ def _validate(
 ) -> DatasetVersion:
     spec = project.spec
     name = f"{spec.name}.validated"
-    previous = _previous_version(workspace, name) if _incremental(project) else None
+    previous = _previous_version(workspace, name) if incremental(project) else None
     key = cache_key(
         "validate",
         {
@@ -288,7 +290,7 @@ def _validate(
             lineage={"step": "validate", "sources": sorted(reads)},
             pii=pii,
         )
-        quarantined = _write_quarantine(workspace, spec.name, reads, result.quarantined, child, pii)
+        quarantined = write_quarantine(workspace, spec.name, reads, result.quarantined, child, pii)
         report.quarantine_datasets.extend(q.dataset_id for q in quarantined)
         child.log_metrics(
             {
@@ -416,68 +418,8 @@ def _run_step(
     return version
 
 
-def _write_quarantine(
-    workspace: Workspace,
-    project_name: str,
-    reads: dict[str, SourceRead],
-    quarantined: pl.LazyFrame,
-    run: ActiveRun,
-    pii: dict[str, str],
-) -> list[DatasetVersion]:
-    written = []
-    rows = quarantined.select(pl.len()).collect().item()
-    if rows:
-        written.append(
-            write_dataset(
-                workspace,
-                quarantined,
-                name=f"{project_name}.quarantine",
-                kind="quarantine",
-                run_id=run.run_id,
-                lineage={"step": "validate"},
-                pii=pii,
-            )
-        )
-    rejected = [r.rejected for r in reads.values() if r.rejected_rows]
-    if rejected:
-        written.append(
-            write_dataset(
-                workspace,
-                pl.concat(rejected, how="diagonal_relaxed"),
-                name=f"{project_name}.rejected",
-                kind="quarantine",
-                run_id=run.run_id,
-                lineage={"step": "ingest"},
-                # A line that did not parse is raw input no detector has read: tagged, its
-                # profile keeps counts only and showing it needs data.read_pii.
-                pii={**pii, RAW_LINE: RAW_LINE_KIND},
-            )
-        )
-    return written
-
-
 def _snapshot(schema: list[dict[str, str]]) -> SchemaSnapshot:
     return SchemaSnapshot(tuple((column["name"], column["type"]) for column in schema))
-
-
-def _known_rejects(workspace: Workspace, project: Project) -> pl.DataFrame | None:
-    """Return the unparseable lines earlier runs already quarantined (incremental runs only).
-
-    A watermark cannot filter lines that do not parse, so an incremental read meets them
-    again; they are recognized by source, file, line number and text and not counted twice.
-    """
-    if not _incremental(project):
-        return None
-    name = f"{project.spec.name}.rejected"
-    earlier = dataset_store(workspace).list_versions(name, kind="quarantine")
-    if not earlier:
-        return None
-    frames = [read_dataset(workspace, v).select(_REJECT_KEY) for v in earlier]
-    return pl.concat(frames, how="vertical_relaxed").collect()
-
-
-def _incremental(project: Project) -> bool:
-    return any(s.watermark for s in project.spec.sources.values())
 
 
 def _previous_version(workspace: Workspace, name: str) -> DatasetVersion | None:
