@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import copy
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +19,6 @@ import httpx
 import hypothesis
 import pytest
 import schemathesis
-import uvicorn
 from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
@@ -40,6 +36,7 @@ from shipyard.serve.app import create_app
 from shipyard.serve.prediction_log import PredictionLog
 from shipyard.serve.runtime import Runtime
 from shipyard.serve.traffic import DeploySpec
+from tests.servers import running
 from tests.unit.serve.conftest import MemorySource, make_bundle
 from tests.unit.serve.tokens import ServerTokens
 
@@ -79,21 +76,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tokens = ServerTokens(tmp / "security")
     log = PredictionLog(tmp / "predictions", clock=ManualClock(), flush_interval_s=30)
     app = create_app(Runtime(spec, source), auth=tokens.auth, prediction_log=log)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert server.started
-    try:
-        yield Served(f"http://127.0.0.1:{sock.getsockname()[1]}", tokens)
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with running(app, lifespan="on") as port:
+        yield Served(f"http://127.0.0.1:{port}", tokens)
 
 
 @pytest.fixture(scope="module")

@@ -9,15 +9,11 @@ never shows in the output or in the saved run.
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from shipyard.cli import main
 from shipyard.registry.bundle import Bundle
@@ -26,6 +22,7 @@ from shipyard.serve.app import create_app
 from shipyard.serve.runtime import Runtime
 from shipyard.serve.traffic import DeploySpec
 from shipyard.track.workspace import Workspace
+from tests.servers import running
 from tests.unit.serve.conftest import MemorySource, make_bundle
 from tests.unit.serve.tokens import ServerTokens
 
@@ -51,21 +48,8 @@ def server(bundle: Bundle, tmp_path: Path) -> Iterator[Server]:
     tokens = ServerTokens(tmp_path / "security")
     spec = DeploySpec(models={"churn": {"model": "churn"}}, poll_interval_s=60)
     app = create_app(Runtime(spec, source), auth=tokens.auth)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert uv.started
-    try:
-        yield Server(f"http://127.0.0.1:{sock.getsockname()[1]}/models/churn/predict", tokens)
-    finally:
-        uv.should_exit = True
-        thread.join(10)
-        sock.close()
+    with running(app, lifespan="on") as port:
+        yield Server(f"http://127.0.0.1:{port}/models/churn/predict", tokens)
 
 
 @pytest.fixture(autouse=True)

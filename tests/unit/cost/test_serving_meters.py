@@ -7,17 +7,13 @@ operator's scraper would.
 
 from __future__ import annotations
 
-import socket
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import orjson
 import pytest
-import uvicorn
 
 from shipyard.core.errors import InvalidArgument
 from shipyard.cost.attribution import cost_per_thousand_predictions
@@ -28,6 +24,7 @@ from shipyard.serve.host import METERING_ENV
 from shipyard.serve.loadtest import run_load
 from shipyard.serve.runtime import Runtime
 from shipyard.serve.traffic import DeploySpec
+from tests.servers import running
 from tests.unit.serve.conftest import MemorySource, make_bundle
 from tests.unit.serve.tokens import ServerTokens
 
@@ -59,21 +56,8 @@ def _serve(bundle: Bundle) -> Iterator[str]:
     tokens = ServerTokens(Path(tempfile.mkdtemp(prefix="shipyard-auth-")))
     BEARER.update(tokens.headers())
     app = create_app(Runtime(spec, _source(bundle)), auth=tokens.auth)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with running(app, lifespan="on") as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import socket
 import ssl
-import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -25,6 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from shipyard.core.errors import InvalidArgument
 from shipyard.serve.server import tls_options
+from tests.servers import running
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -78,21 +75,8 @@ async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def serve(options: dict[str, Any]) -> Iterator[int]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(hello, log_level="warning", lifespan="off", **options))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert server.started
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with running(hello, lifespan="off", **options) as port:
+        yield port
 
 
 @pytest.fixture
