@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import shutil
 import socket
 import threading
@@ -107,8 +108,9 @@ class DemoSummary:
         self.rows.append((step, result))
 
 
+@functools.cache
 def biopsies() -> pl.DataFrame:
-    """scikit-learn's breast-cancer data with column names fit for a project file."""
+    """scikit-learn's breast-cancer data with column names fit for a project file (read once)."""
     from sklearn.datasets import load_breast_cancer
 
     frame = pl.from_pandas(load_breast_cancer(as_frame=True).frame)
