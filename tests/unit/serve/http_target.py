@@ -58,7 +58,13 @@ def http_target(sleep_s: float = 0.0, fail_every: int = 0) -> Iterator[Target]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(http.server.ThreadingHTTPServer):
+        # The default listen backlog of 5 resets connections when a burst of new ones meets
+        # a busy machine (the accept thread starved by parallel tests): the client then counts
+        # a ReadError for a request this server never saw. Real servers listen deeper.
+        request_queue_size = 256
+
+    server = Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
