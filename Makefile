@@ -16,8 +16,11 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check 'uv>=0.4'
 
+# Bytecode is compiled at install: uv installs without it and this machine sets
+# PYTHONDONTWRITEBYTECODE, so otherwise every process compiles all it imports (seconds each).
 $(STAMP): $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --extra dev --quiet
+	$(UV) sync --frozen --extra dev --quiet --compile-bytecode
+	$(BIN)/python -m compileall -q src
 	@touch $(STAMP)
 
 demo: $(STAMP)  ## Run the demo job on the embedded workspace (./.shipyard).
