@@ -84,10 +84,27 @@ class HttpReceiver:
             thread.join()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@contextlib.contextmanager
+def refusing_port() -> Iterator[int]:
+    """A local port bound (so no other test can take it) but not listening: connects are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
+class _HeldSocketController(Controller):
+    """aiosmtpd's controller on a socket bound beforehand and held until the server owns it.
+
+    Binding port 0, closing and passing the number on lets another test take the port in
+    between (tests run in parallel); serving on the still-open socket cannot race.
+    """
+
+    def __init__(self, handler: Any, sock: socket.socket, **options: Any) -> None:
+        self._sock = sock
+        super().__init__(handler, hostname="127.0.0.1", port=int(sock.getsockname()[1]), **options)
+
+    def _create_server(self) -> Any:
+        return self.loop.create_server(self._factory_invoker, sock=self._sock, ssl=self.ssl_context)
 
 
 class _Inbox:
@@ -146,7 +163,8 @@ def smtp_server(
 ) -> Iterator[SmtpServer]:
     """aiosmtpd on 127.0.0.1; with ``tls_folder`` it requires STARTTLS, with ``login`` AUTH."""
     inbox = _Inbox()
-    port = free_port()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
     options: dict[str, Any] = {}
     cert_file = None
     if tls_folder is not None:
@@ -168,9 +186,10 @@ def smtp_server(
             return AuthResult(success=ok, handled=False)
 
         options.update(authenticator=check, auth_required=True, auth_require_tls=True)
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, **options)
+    controller = _HeldSocketController(inbox, sock, **options)
     controller.start()
     try:
-        yield SmtpServer(port, inbox, cert_file)
+        yield SmtpServer(controller.port, inbox, cert_file)
     finally:
         controller.stop()
+        sock.close()

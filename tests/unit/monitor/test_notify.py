@@ -20,7 +20,7 @@ from shipyard.monitor.notify import (
     build_notifiers,
     dispatch,
 )
-from tests.unit.monitor.receivers import HttpReceiver, free_port, smtp_server
+from tests.unit.monitor.receivers import HttpReceiver, refusing_port, smtp_server
 
 TOKEN = "T0K3N-s3cr3t-path"
 PASSWORD = "pa55-w0rd-secret"
@@ -105,8 +105,8 @@ def test_webhook_permanent_and_exhausted_failures(caplog: pytest.LogCaptureFixtu
 
 
 def test_a_dead_or_slow_notifier_does_not_stop_the_others() -> None:
-    dead_port = free_port()  # nothing listens there
     with (
+        refusing_port() as dead_port,
         HttpReceiver().running() as good,
         HttpReceiver(delay_s=1.0).running() as slow,
     ):
@@ -226,19 +226,20 @@ def test_email_with_starttls_and_login(
 
 
 def test_unreachable_smtp_is_retried_then_recorded() -> None:
-    mail = notifiers(
-        mail={
-            "type": "email",
-            "host": "127.0.0.1",
-            "port": free_port(),
-            "from": "ml@example.com",
-            "to": ["oncall@example.com"],
-            "retries": 2,
-            "backoff": "1ms",
-            "timeout": "1s",
-        }
-    )["mail"]
-    result = dispatch([mail], MESSAGE, sleep=lambda _: None)["mail"]
+    with refusing_port() as port:
+        mail = notifiers(
+            mail={
+                "type": "email",
+                "host": "127.0.0.1",
+                "port": port,
+                "from": "ml@example.com",
+                "to": ["oncall@example.com"],
+                "retries": 2,
+                "backoff": "1ms",
+                "timeout": "1s",
+            }
+        )["mail"]
+        result = dispatch([mail], MESSAGE, sleep=lambda _: None)["mail"]
     assert (result.ok, result.attempts) == (False, 3)
     assert "ConnectionRefusedError" in (result.error or "")
 
