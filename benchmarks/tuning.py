@@ -9,7 +9,8 @@ Shipyard's side is ``shipyard.train.tuning.tune`` with a real tracked run on the
 SQLite workspace: every trial becomes a child run with its params, fold scores, CV mean and
 spread, latency, duration, state and resource use.
 
-Target (issue #4): Shipyard's bookkeeping adds at most 10% to the total time.
+Target (issue #17): Shipyard's bookkeeping adds at most 10% to the total time. The sides
+alternate and each repetition gives its own ratio (``harness.py``).
 Run: ``.venv/bin/python benchmarks/tuning.py [--trials 200] [--repeat 3]``.
 """
 
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import polars as pl
+from harness import Comparison, interleave, report
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_breast_cancer
 from sklearn.impute import SimpleImputer
@@ -155,27 +157,26 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(logging.WARNING)
     warnings.simplefilter("ignore")
-    floors: list[float] = []
-    ours: list[float] = []
+    children: list[int] = []
+
+    def ours() -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            seconds, recorded = shipyard(args.trials, Path(tmp))
+        children.append(recorded)
+        return seconds
+
     with threadpool_limits(1):  # what the trainer does; the floor gets the same
-        for i in range(args.repeat):
-            floors.append(floor(args.trials))
-            with tempfile.TemporaryDirectory() as tmp:
-                seconds, children = shipyard(args.trials, Path(tmp))
-            ours.append(seconds)
-            print(
-                f"repeat {i + 1}: floor {floors[-1]:.2f}s, "
-                f"shipyard {seconds:.2f}s ({children} child runs)"
-            )
-    f, s = statistics.median(floors), statistics.median(ours)
-    per_trial_ms = (s - f) / args.trials * 1000
-    print(
-        f"{args.trials} trials: floor {f:.2f}s ({f / args.trials * 1000:.1f} ms/trial), "
-        f"shipyard {s:.2f}s; bookkeeping {per_trial_ms:+.2f} ms/trial"
+        comparison = interleave(
+            lambda: floor(args.trials), ours, Comparison("tuning_overhead", TARGET), args.repeat
+        )
+    if set(children) != {args.trials}:
+        raise SystemExit(f"expected {args.trials} child runs per study, recorded {children}")
+    f, o = statistics.median(comparison.floor), statistics.median(comparison.ours)
+    report(
+        f"{args.trials} trials (bare in-memory Optuna vs tracked): bookkeeping "
+        f"{(o - f) / args.trials * 1000:+.2f} ms/trial",
+        [comparison],
     )
-    ratio = s / f
-    verdict = "ok" if ratio <= TARGET else "MISS"
-    print(f"RESULT tuning_overhead ratio={ratio:.3f} target={TARGET} {verdict}")
 
 
 if __name__ == "__main__":
