@@ -25,6 +25,9 @@ $(STAMP): $(UV) pyproject.toml uv.lock
 
 demo: $(STAMP)  ## Run the demo job on the embedded workspace (./.shipyard).
 	$(BIN)/shipyard demo
+	@echo
+	@echo "The shipyard command lives in $(VENV)/: run 'source $(VENV)/bin/activate' to use it"
+	@echo "here (or call $(BIN)/shipyard), then: cd .shipyard/demo-project && shipyard models show cancer"
 
 check: $(STAMP)  ## Lint, format check, types and layering.
 	$(BIN)/ruff check src tests benchmarks

@@ -31,6 +31,7 @@ contract:
     order_id: {type: int64, nullable: false, unique: true}
     amount: {type: float64, min: 0}
     updated_at: {type: datetime, nullable: false}
+    returned: {type: bool, nullable: false}
   row_count: {min: 1}
 
 steps:
@@ -40,4 +41,12 @@ steps:
   - features:
       order_month: {date_part: {column: updated_at, part: month}}
       amount_log: {log1p: amount}
+
+# Train a model on the dataset the steps above produce (docs/training.md). A target is all it
+# needs: the other columns become features, the rows are split train / validation / test, and
+# the default model is fitted, scored once on the test rows with 95% intervals and bundled.
+train:
+  target: returned
+  exclude: [order_id]               # identifiers predict nothing that generalizes
+  register: {model: orders}         # add `promote_to: production` to ask the gate to promote
 """

@@ -26,6 +26,9 @@ def test_the_starter_file_is_a_valid_project(tmp_path: Path) -> None:
     assert spec.harmonize_spec("orders").rename == {"OrderID": "order_id"}
     assert spec.contract is not None
     assert [type(s) for s in spec.steps] == [CleanStep, FeaturesStep]
+    assert spec.train is not None
+    assert spec.train.target == "returned"
+    assert spec.train.target in spec.contract.columns  # the target the template trains on exists
 
 
 @pytest.mark.parametrize(
