@@ -22,7 +22,10 @@ def serve(
     ctx: typer.Context,
     refs: Annotated[
         list[str] | None,
-        typer.Argument(help="model@alias to serve (default: deploy: in shipyard.yaml)."),
+        typer.Argument(
+            help="model@alias (followed as it moves) or model:version (pinned) to serve "
+            "(default: the deploy: section of shipyard.yaml)."
+        ),
     ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
@@ -68,7 +71,9 @@ def serve(
 
 def predict(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="model@alias or model:version.")],
+    ref: Annotated[
+        str, typer.Argument(help="model@alias, model:version, or model (its latest version).")
+    ],
     source: Annotated[
         Path, typer.Argument(help="Input .csv or .parquet.", exists=True, dir_okay=False)
     ],

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipyard.core.errors import InvalidArgument
-from shipyard.serve.traffic import DeploySpec, ServedModelSpec
+from shipyard.serve.traffic import PINNED, DeploySpec, ServedModelSpec
 from shipyard.store.security import SecurityStore
 
 if TYPE_CHECKING:
@@ -50,8 +50,9 @@ class RegistrySource:
         self.audit_store = audit_store
 
     def resolve(self, model: str, alias: str) -> int:
-        """The version ``model@alias`` points to."""
-        return int(self.registry.get(f"{model}@{alias}").version)
+        """The version ``model@alias`` points to (or the pinned one, for ``:N``)."""
+        ref = f"{model}{alias}" if alias.startswith(PINNED) else f"{model}@{alias}"
+        return int(self.registry.get(ref).version)
 
     def load(self, model: str, version: int) -> Bundle:
         """The verified bundle of one version."""
@@ -70,17 +71,21 @@ class RegistrySource:
 
 
 def deploy_from_refs(refs: list[str]) -> DeploySpec:
-    """A deploy spec serving each ``name@alias`` under its model name.
+    """A deploy spec serving each ``name@alias`` (followed) or ``name:N`` (pinned).
 
     Raises:
-        InvalidArgument: A reference without ``@alias``, or a name given twice.
+        InvalidArgument: A reference in neither form, or a name given twice.
     """
     models: dict[str, ServedModelSpec] = {}
     for ref in refs:
         name, sep, alias = ref.partition("@")
+        if not sep:
+            name, sep, version = ref.partition(":")
+            alias = f"{PINNED}{version}" if version.isdigit() else ""
         if not sep or not name or not alias:
             raise InvalidArgument(
-                f"serve takes model@alias references, e.g. fraud@production; got {ref!r}"
+                "serve takes model@alias (follows the alias as it moves, e.g. fraud@production) "
+                f"or model:version (pinned, e.g. fraud:3); got {ref!r}"
             )
         if name in models:
             raise InvalidArgument(f"model {name!r} given twice; use a deploy: section for policies")

@@ -71,13 +71,34 @@ class ShadowPolicy(BaseModel):
 Policy = Annotated[ABPolicy | CanaryPolicy | ShadowPolicy, Field(discriminator="type")]
 
 
+#: A champion written ``:N`` pins version N instead of following an alias.
+PINNED = ":"
+
+
 class ServedModelSpec(BaseModel):
-    """One served name: the registered model, its champion alias and an optional policy."""
+    """One served name: the registered model, its champion and an optional policy.
+
+    The champion is an alias (``production``), followed as it moves, or a pinned version
+    (``:3``, from ``shipyard serve churn:3``), which never changes and so takes no policy: a
+    canary or A/B split needs an alias to move.
+    """
 
     model_config = _STRICT
     model: str
     champion: str = "production"
     policy: Policy | None = None
+
+    @model_validator(mode="after")
+    def _pinned_takes_no_policy(self) -> ServedModelSpec:
+        if self.champion.startswith(PINNED):
+            if not self.champion[1:].isdigit():
+                raise ValueError(f"a pinned champion is :<version>, got {self.champion!r}")
+            if self.policy is not None:
+                raise ValueError(
+                    f"{self.model}{self.champion} is a pinned version; a traffic policy needs "
+                    "the champion to be an alias (e.g. production)"
+                )
+        return self
 
     def aliases(self) -> list[str]:
         """Every alias this name needs loaded (champion first)."""
