@@ -233,7 +233,7 @@ def advise(
         if not metric:
             raise NotFound(f"run {parent.run_id[:12]} has no 'metric' param; is it a training run?")
         trials = workspace.search_runs(
-            f"parent_run_id = '{parent.run_id}'", experiments=[experiment], limit=None
+            f"parent_run_id = '{parent.run_id}'", experiments=[parent.experiment], limit=None
         )
         higher = greater_is_better(metric)
         found = candidates(trials, metric, active)
@@ -303,14 +303,27 @@ def advise(
 
 
 def _training_run(workspace: Workspace, experiment: str, run_id: str | None) -> Run:
+    """The newest training run of ``experiment``, at any depth.
+
+    ``shipyard run`` trains in a child run of the pipeline's run (experiment
+    ``<project>-pipeline``, tag ``kind=train``), a script usually in a root run; both count.
+    The project's name alone finds its pipeline's or its own training experiment too.
+    """
     if run_id is not None:
         return workspace.get_run(run_id)
-    roots = workspace.search_runs(
-        "parent_run_id is null", experiments=[experiment], order_by=["start_time desc"], limit=50
-    )
-    for root in roots:
-        if "metric" in root.params:
-            return root
+    known = {e.name for e in workspace.list_experiments()}
+    for name in (experiment, f"{experiment}-pipeline", f"{experiment}-train"):
+        if name not in known:
+            continue
+        runs = workspace.search_runs(
+            "parent_run_id is null or tags.kind = 'train'",
+            experiments=[name],
+            order_by=["start_time desc"],
+            limit=200,
+        )
+        for found in runs:
+            if "metric" in found.params:
+                return found
     raise NotFound(
         f"experiment {experiment!r} has no training run with tuning trials; "
         "`shipyard experiments list` shows the experiments"

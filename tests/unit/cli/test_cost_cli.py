@@ -163,3 +163,36 @@ def test_unknown_instance_in_settings_exits_2(capsys, tmp_path):
     assert code == 2
     assert "z9.huge" in err
     assert load_settings(project_dir=tmp_path).cost.instance_type == "z9.huge"
+
+
+def test_advise_finds_the_training_run_that_shipyard_run_nests(capsys, monkeypatch, tmp_path):
+    """``shipyard run`` trains in a child of the pipeline run, not in a root run."""
+    from shipyard.train.spec import EstimatorSpec, TrainSpec
+    from shipyard.train.trainer import train
+
+    monkeypatch.setenv("COLUMNS", "200")
+    data = load_breast_cancer(as_frame=True).frame.rename(columns=lambda c: c.replace(" ", "_"))
+    spec = TrainSpec(
+        target="target",
+        metric="roc_auc",
+        estimators=[
+            EstimatorSpec(name="logistic", space={"C": {"low": 0.01, "high": 10, "log": True}})
+        ],
+        tuning={"trials": 3, "sampler": "random"},
+        cv={"folds": 2},
+        bootstrap_resamples=20,
+        explain=False,
+    )
+    with (
+        Workspace.open(tmp_path) as ws,
+        ws.start_run(name="pipeline", experiment="clinic-pipeline") as pipeline,
+        pipeline.child(name="train", tags={"kind": "train"}) as training,
+    ):
+        train(spec, pl.from_pandas(data), run=training)
+        training_id = training.run_id
+    for experiment in ("clinic-pipeline", "clinic"):  # the project's name finds it too
+        code, out, err = cli(capsys, "-C", str(tmp_path), "cost", "advise", experiment, "--json")
+        assert code == 0, err
+        advice = json.loads(out)
+        assert advice["run_id"] == training_id
+        assert len(advice["best_so_far"]) == 3  # its trials, found under the nested run
