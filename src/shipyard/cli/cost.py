@@ -8,6 +8,7 @@ table ends with the rule and prices it used, so a figure can be checked by hand.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -18,8 +19,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from shipyard.cli import cost_curve
+from shipyard.cli.access import TOKEN_ENV
 from shipyard.cli.context import console, open_workspace
-from shipyard.core.errors import InvalidArgument, NotFound
+from shipyard.core.errors import InvalidArgument, NotFound, PermissionDenied
 
 if TYPE_CHECKING:
     from shipyard.cost.catalog import ActiveInstance, PriceCatalog
@@ -183,11 +185,22 @@ def _serving(server: str, active: ActiveInstance) -> list[dict[str, Any]]:
     from shipyard.cost.attribution import cost_per_thousand_predictions
     from shipyard.cost.meters import parse_serving_meters
 
+    # /metrics needs a token like every route but the health probes: send the one the rest of
+    # the CLI acts with, and say which to set when the server refuses.
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    headers = {"authorization": f"Bearer {token}"} if token else {}
     try:
-        answer = httpx.get(f"{server.rstrip('/')}/metrics", timeout=10.0)
-        answer.raise_for_status()
+        answer = httpx.get(f"{server.rstrip('/')}/metrics", timeout=10.0, headers=headers)
     except httpx.HTTPError as e:
         raise InvalidArgument(f"could not read {server}/metrics: {e}") from e
+    if answer.status_code in (401, 403):
+        hint = "was refused" if token else f"needs a token: set ${TOKEN_ENV}"
+        raise PermissionDenied(
+            f"{server}/metrics answered {answer.status_code}: the server {hint} "
+            "(a token of a user with serve.metrics, viewer or above)"
+        )
+    if answer.status_code != 200:
+        raise InvalidArgument(f"could not read {server}/metrics: HTTP {answer.status_code}")
     return [
         {
             "model": m.model,

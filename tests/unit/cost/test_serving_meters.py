@@ -142,3 +142,51 @@ def test_storage_usage_counts_each_blob_once_with_its_tier(tmp_path: Path) -> No
             c.execute(BlobTierRow.__table__.insert().values(**row))
         tiers = {b.size_bytes: b.tier for b in storage_usage(ws.store.engine)}
     assert tiers == {1000: "archive", 10: "hot"}
+
+
+def test_cost_report_reads_a_servers_counters_with_the_cli_token(
+    bundle: Bundle,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``cost report --server`` sends ``$SHIPYARD_TOKEN``; without it, it says what to set."""
+    from shipyard.security.accounts import Accounts
+    from shipyard.security.identities import local_identity
+    from shipyard.serve.auth import ServerAuth
+    from shipyard.store.security import SecurityStore
+    from shipyard.track.workspace import Workspace
+    from tests.unit.cli.running import cli
+
+    with Workspace.open(tmp_path) as workspace:  # the server and the CLI share one workspace
+        accounts = Accounts(SecurityStore(workspace.store.engine))
+        me = local_identity("project")
+        accounts.ensure_user(me, "ops")
+        accounts.grant(me, "ops", "viewer", "project")
+        token = accounts.create_token(me, "ops").text
+        spec = DeploySpec(models={"churn": {"model": "churn"}}, poll_interval_s=60)
+        auth = ServerAuth(accounts, project="project")
+        app = create_app(Runtime(spec, _source(bundle)), auth=auth)
+        with running(app, lifespan="on") as port:
+            url = f"http://127.0.0.1:{port}"
+            run_load(
+                f"{url}/models/churn/predict",
+                body=orjson.dumps(ROWS),
+                headers={"content-type": "application/json", "authorization": f"Bearer {token}"},
+                concurrency=2,
+                duration_s=0.3,
+            )
+            monkeypatch.setenv("COLUMNS", "200")
+            monkeypatch.delenv("SHIPYARD_TOKEN", raising=False)
+            code, _, err = cli(capsys, "-C", str(tmp_path), "cost", "report", "--server", url)
+            assert code == 2
+            assert "needs a token: set $SHIPYARD_TOKEN" in err
+
+            monkeypatch.setenv("SHIPYARD_TOKEN", token)
+            code, out, err = cli(
+                capsys, "-C", str(tmp_path), "cost", "report", "--server", url, "--json"
+            )
+    assert code == 0, err
+    serving = orjson.loads(out)["serving"]
+    assert [(s["model"], s["version"]) for s in serving] == [("churn", 3)]
+    assert serving[0]["predictions"] > 0
