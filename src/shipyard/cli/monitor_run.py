@@ -188,6 +188,15 @@ def report(
         f"wrote {escape(str(target))}: {result.observations} observations, "
         f"{result.alerts} alerts, drifted features: {escape(drifted)}"
     )
+    if result.observations == 0:
+        # A report before any monitoring pass is nearly empty; say what fills it.
+        step = (
+            "run `shipyard monitor run --once` to compute drift and performance from them"
+            if probabilities
+            else f"serve {model} (`shipyard serve {model}@production`), send it requests, then "
+            "run `shipyard monitor run --once`"
+        )
+        console.print(f"no monitoring pass has looked at {escape(model)} yet: {escape(step)}")
 
 
 def _write_report(target: Path, html: str) -> None:

@@ -163,6 +163,9 @@ def test_monitor_report_writes_the_file_whole(
     assert target.read_text(encoding="utf-8").rstrip().endswith("</html>")
     assert files_under(tmp_path) == {Path("new"), Path("new/churn.html")}  # no temporary left
     assert "wrote" in out
+    # Before any serving and monitoring pass, the report says what would fill it.
+    assert "no monitoring pass has looked at churn yet" in out
+    assert "shipyard serve churn@production" in out
 
 
 # -- monitor feedback -----------------------------------------------------------------------
