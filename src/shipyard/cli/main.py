@@ -92,6 +92,7 @@ def run(argv: list[str] | None = None) -> None:
     click, and its exceptions are no longer ``click.ClickException``.)
     """
     args = sys.argv[1:] if argv is None else argv
+    _quiet_library_warnings()
     try:
         _refuse_nul(args)
         app(args=args, prog_name="shipyard", standalone_mode=True)
@@ -103,6 +104,44 @@ def run(argv: list[str] | None = None) -> None:
             f"[bold red]error:[/] {escape(e.message)}", highlight=False, soft_wrap=True
         )
         sys.exit(2)
+
+
+def _quiet_library_warnings() -> None:
+    """Show a library's warning as one line naming the library, not its source file and line.
+
+    ``UserWarning: X does not have valid feature names`` under a path into site-packages tells
+    a user nothing they can act on; the message and where it came from may.
+    """
+    import warnings
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: object = None,
+        line: str | None = None,
+    ) -> None:
+        origin = _package_of(filename)
+        text = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
+        err_console.print(
+            f"[yellow]warning[/] ({escape(origin)}): {escape(text)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    warnings.showwarning = show
+
+
+def _package_of(filename: str) -> str:
+    """The top-level package a file belongs to (``sklearn``), or the file's name."""
+    parts = Path(filename).parts
+    for marker in ("site-packages", "dist-packages", "src"):
+        if marker in parts:
+            index = len(parts) - 1 - parts[::-1].index(marker)
+            if index + 1 < len(parts):
+                return Path(parts[index + 1]).stem
+    return Path(filename).stem
 
 
 def _refuse_nul(args: list[str]) -> None:
