@@ -42,6 +42,7 @@ test: check  ## Checks, then the whole test suite (slow tests included).
 # ratio); each script's --help gives its full-size options.
 bench: $(STAMP)  ## Run every benchmark at a quick size (prints RESULT lines).
 	$(BIN)/python benchmarks/tracking.py
+	$(BIN)/python benchmarks/cli.py --runs 1000 --repeat 3
 	$(BIN)/python benchmarks/pipeline.py --rows 3000000
 	$(BIN)/python benchmarks/tuning.py --trials 100 --repeat 3
 	$(BIN)/python benchmarks/serving.py --quick
