@@ -46,6 +46,7 @@ bench: $(STAMP)  ## Run every benchmark at a quick size (prints RESULT lines).
 	$(BIN)/python benchmarks/pipeline.py --rows 3000000
 	$(BIN)/python benchmarks/tuning.py --trials 100 --repeat 3
 	$(BIN)/python benchmarks/serving.py --quick
+	$(BIN)/python benchmarks/cold_start.py --repeat 3
 	$(BIN)/python benchmarks/drift.py --rows 200000 --reference-rows 50000
 
 format: $(STAMP)  ## Format and fix what ruff can.
