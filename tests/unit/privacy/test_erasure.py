@@ -21,12 +21,15 @@ from shipyard.data.datasets import (
 from shipyard.privacy.erasure import erase_subject, erasure_successor
 from shipyard.privacy.pseudonym import subject_digest
 from shipyard.privacy.transform import PrivacySpec, apply_privacy
+from shipyard.security.identities import Identity, Kind
+from shipyard.security.roles import Role
 from shipyard.store.artifacts.local import LocalBlobStore
 from shipyard.store.dataset_entities import DatasetVersion
 from shipyard.track.workspace import Workspace
 
 SUBJECT = "ann@example.com"
 KEY = b"erasure-test-key-0123456789abcdef"
+DPO = Identity(name="dpo", kind=Kind.USER, project="project", role=Role.ADMIN, source="test")
 
 
 def customers(extra: int = 0) -> pl.DataFrame:
@@ -100,7 +103,7 @@ def test_erasure_rewrites_every_version_and_destroys_the_old_files(workspace: Wo
     assert isinstance(ws.blobs, LocalBlobStore)
     old_files = [ws.blobs.local_path(v.digest) for v in old]
 
-    report = erase_subject(ws, column="email", value=SUBJECT, actor="dpo", key=KEY)
+    report = erase_subject(ws, DPO, column="email", value=SUBJECT, key=KEY)
 
     # Every version that held the subject, and only those, was rewritten.
     assert [v.old_id for v in report.versions] == [v.dataset_id for v in old]
@@ -154,11 +157,11 @@ def test_erasure_rewrites_every_version_and_destroys_the_old_files(workspace: Wo
     assert report.derived_versions == (setup.features.dataset_id,)
     assert report.sources == ("crm",)
     assert report.artifacts == ()
+    assert report.audit is not None
     assert report.audit.actor == "dpo"
-    assert report.audit.action == "erase"
-    assert report.audit.object == "subject:email"
-    assert report.audit.digest == subject_digest(SUBJECT, KEY)
-    assert SUBJECT not in json.dumps(report.audit.details)
+    assert report.audit.action == "privacy.erase"
+    assert report.audit.object == f"subject:email#{subject_digest(SUBJECT, KEY)}"
+    assert SUBJECT not in report.audit.detail_json
 
     # A pipeline with unchanged inputs now finds the erased version under its cache key.
     cached = find_cached(ws, "k2")
@@ -166,7 +169,7 @@ def test_erasure_rewrites_every_version_and_destroys_the_old_files(workspace: Wo
     assert cached.dataset_id == report.versions[1].new_id
 
     # Erasing again changes nothing: the old versions are known to be gone.
-    again = erase_subject(ws, column="email", value=SUBJECT, key=KEY)
+    again = erase_subject(ws, DPO, column="email", value=SUBJECT, key=KEY)
     assert again.versions == ()
     assert again.run_id is None
     assert set(again.already_erased) == {v.dataset_id for v in old}
@@ -178,13 +181,13 @@ def test_an_interrupted_erasure_is_completed_by_running_it_again(
     setup = populate(workspace)
     monkeypatch.setenv("SHIPYARD_FAULT", "privacy.erasure.before_delete:raise")
     with pytest.raises(OSError, match="injected fault"):
-        erase_subject(workspace, column="email", value=SUBJECT, key=KEY)
+        erase_subject(workspace, DPO, column="email", value=SUBJECT, key=KEY)
     assert workspace.blobs.exists(setup.v1.digest)  # new versions written, old files kept
     failed = workspace.search_runs("tags.kind = 'erasure'")
     assert [r.status.value for r in failed] == ["failed"]
 
     monkeypatch.delenv("SHIPYARD_FAULT")
-    report = erase_subject(workspace, column="email", value=SUBJECT, key=KEY)
+    report = erase_subject(workspace, DPO, column="email", value=SUBJECT, key=KEY)
     assert len(report.versions) == 3
     assert not workspace.blobs.exists(setup.v1.digest)
     successor = erasure_successor(workspace, setup.v1.dataset_id)
@@ -198,7 +201,7 @@ def test_an_interrupted_erasure_is_completed_by_running_it_again(
 def test_dry_run_changes_nothing(workspace: Workspace) -> None:
     setup = populate(workspace)
     count = len(list_datasets(workspace))
-    report = erase_subject(workspace, column="email", value=SUBJECT, dry_run=True)
+    report = erase_subject(workspace, DPO, column="email", value=SUBJECT, dry_run=True)
     assert [(v.old_id, v.new_id, v.rows_erased) for v in report.versions] == [
         (setup.v1.dataset_id, None, 2),
         (setup.v2.dataset_id, None, 2),
@@ -217,22 +220,22 @@ def test_pseudonymized_copies_are_found_with_the_key(workspace: Workspace) -> No
     ws = workspace
     masked = apply_privacy(customers().lazy(), PrivacySpec(pseudonymize=["email"]), KEY)
     version = write_dataset(ws, masked, name="customers.private")
-    assert erase_subject(ws, column="email", value=SUBJECT, dry_run=True).versions == ()
-    report = erase_subject(ws, column="email", value=SUBJECT, key=KEY)
+    assert erase_subject(ws, DPO, column="email", value=SUBJECT, dry_run=True).versions == ()
+    report = erase_subject(ws, DPO, column="email", value=SUBJECT, key=KEY)
     assert [(v.old_id, v.rows_erased) for v in report.versions] == [(version.dataset_id, 2)]
 
 
 def test_integer_subject_columns_and_bad_input(workspace: Workspace) -> None:
     ws = workspace
     write_dataset(ws, pl.DataFrame({"customer_id": [7, 8, 7, 9]}), name="orders")
-    report = erase_subject(ws, column="customer_id", value="7")
+    report = erase_subject(ws, DPO, column="customer_id", value="7")
     assert [v.rows_erased for v in report.versions] == [2]
     assert read_dataset(ws, report.versions[0].new_id or "").collect()["customer_id"].to_list() == [
         8,
         9,
     ]
     with pytest.raises(InvalidArgument, match="non-empty value"):
-        erase_subject(ws, column="customer_id", value="")
+        erase_subject(ws, DPO, column="customer_id", value="")
     write_dataset(ws, pl.DataFrame({"tags": [["a"], ["b"]]}), name="tagged")
     with pytest.raises(InvalidArgument, match="scalar columns only"):
-        erase_subject(ws, column="tags", value="a")
+        erase_subject(ws, DPO, column="tags", value="a")
