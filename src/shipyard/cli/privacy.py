@@ -255,6 +255,11 @@ def _print_followups(report: ErasureReport) -> None:
             "metadata rows still holding the value (handle by hand): "
             + escape(", ".join(f"{w} ({n})" for w, n in report.residual.items()))
         )
+    if report.compacted is False:
+        console.print(
+            "the metadata store was busy and not compacted: deleted rows may linger in its "
+            "free pages until `shipyard erase` runs again or the file is vacuumed"
+        )
     if report.artifacts:
         console.print(
             "run artifacts that shared a destroyed file: "

@@ -122,7 +122,8 @@ class ErasureReport:
         monitoring_rows: Monitoring rows deleted (found, in a dry run), per table.
         residual: Other metadata rows that hold the value, ``"table.column"`` -> rows: a
             person must handle them (a run param, a note); empty after a complete erasure.
-        compacted: Whether the SQLite store was rewritten so deleted rows left no bytes.
+        compacted: Whether the SQLite store was rewritten so deleted rows left no bytes
+            (None for PostgreSQL, whose dead rows stay until ``VACUUM FULL``).
         runs_to_retrain: Runs that trained a model on an erased version: retrain them.
         model_versions: Registered model versions (``name:version``) those runs produced:
             retrain and replace them (their bundles may hold the subject's data).
@@ -144,7 +145,7 @@ class ErasureReport:
     files: tuple[HolderResult, ...]
     monitoring_rows: dict[str, int]
     residual: dict[str, int]
-    compacted: bool
+    compacted: bool | None
     runs_to_retrain: tuple[str, ...]
     model_versions: tuple[str, ...]
     other_runs: tuple[str, ...]
@@ -255,7 +256,7 @@ def erase_subject(
         files=files,
         monitoring_rows={},
         residual={},
-        compacted=False,
+        compacted=None,
         runs_to_retrain=tuple(trained),
         model_versions=tuple(model_versions_of(workspace, trained)),
         other_runs=tuple(other),

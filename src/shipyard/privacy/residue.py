@@ -17,6 +17,7 @@ run that (docs/data.md).
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
@@ -80,15 +81,16 @@ def residual(found: dict[str, list[tuple[Any, ...]]]) -> dict[str, int]:
     }
 
 
-def compact(engine: sa.Engine) -> bool:
-    """Rewrite a SQLite store so deleted rows leave no bytes behind; False elsewhere.
+def compact(engine: sa.Engine) -> bool | None:
+    """Rewrite a SQLite store so deleted rows leave no bytes behind; None for other stores.
 
     Runs ``VACUUM`` (a fresh copy of the live rows) and truncates the write-ahead log, outside
-    any transaction. Another process reading the store at that moment keeps old pages in the
-    log: the checkpoint then reports it busy, and the next erasure or ``VACUUM`` finishes it.
+    any transaction. Returns False when another process held the store so that either could
+    not finish (old pages may then remain until the next erasure or ``VACUUM``); the erasure
+    itself is complete either way.
     """
     if engine.dialect.name != "sqlite":
-        return False
+        return None
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
@@ -96,6 +98,8 @@ def compact(engine: sa.Engine) -> bool:
         cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         busy = cursor.fetchone()
         cursor.close()
+    except sqlite3.OperationalError:  # locked or busy past the timeout: reported, not raised
+        return False
     finally:
         raw.close()
     return not (busy and busy[0])
