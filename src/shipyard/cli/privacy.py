@@ -139,8 +139,18 @@ def erase(
     key_file: Annotated[
         Path | None, typer.Option(help="File holding the pseudonymization key.")
     ] = None,
+    log_dir: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Another prediction log folder a server wrote (repeatable; "
+            ".shipyard/predictions is always searched)."
+        ),
+    ] = None,
 ) -> None:
-    """Erase a data subject's rows from every dataset version (new versions, old files gone)."""
+    """Erase a data subject everywhere: dataset versions, prediction logs, labels, rows."""
+    from shipyard.cli.access import acting_identity
+    from shipyard.cli.project import project_dir
+    from shipyard.monitor.erasure import log_holders
     from shipyard.privacy.erasure import erase_subject
     from shipyard.privacy.pseudonym import load_key
 
@@ -158,51 +168,69 @@ def erase(
             f"note: ${escape(key_env)} is not set: the audit digest will be a plain SHA-256 "
             "and pseudonymized copies of the value will not be found"
         )
-    from shipyard.cli.access import authorize, record
-    from shipyard.security.permissions import Action
-
+    holders = log_holders(project_dir(ctx), log_dir or [])
     with open_workspace(ctx) as workspace:
-        me = authorize(ctx, workspace, Action.PRIVACY_ERASE, f"subject:{subject_column}")
-        plan = erase_subject(workspace, column=subject_column, value=value, key=key, dry_run=True)
+        # The service checks the permission and audits both a denial and the erasure.
+        me = acting_identity(ctx, workspace)
+
+        def _erase(dry_run: bool) -> ErasureReport:
+            return erase_subject(
+                workspace,
+                me,
+                column=subject_column,
+                value=value,
+                key=key,
+                holders=holders,
+                dry_run=dry_run,
+            )
+
+        plan = _erase(dry_run=True)
         console.print(f"subject {plan.subject_digest[:24]}… in column {escape(subject_column)}")
-        if not plan.versions:
-            console.print("no stored dataset version holds this subject; nothing to erase")
-            _print_followups(plan)
-            return
         for v in plan.versions:
             console.print(
                 f"  {escape(v.name)} {v.old_id[:12]} ({v.kind}): {v.rows_erased} of "
                 f"{v.rows_before} rows"
             )
+        _print_touched(plan)
+        held = plan.versions or any(f.touched for f in plan.files) or plan.monitoring_rows
+        if not held:
+            console.print("no stored dataset version or log holds this subject; nothing to erase")
+            _print_followups(plan)
+            return
         if not yes and not typer.confirm(
-            f"Rewrite {len(plan.versions)} version(s) without {plan.rows_erased} row(s) and "
-            "destroy the old files?",
+            f"Rewrite {len(plan.versions)} version(s) without {plan.rows_erased} row(s), the "
+            "log files and rows above, and destroy the old files?",
             default=False,
         ):
             console.print("nothing changed")
             raise typer.Exit(1)
-        report = erase_subject(
-            workspace, column=subject_column, value=value, key=key, actor=me.name
-        )
-        # The keyed digest of the subject, never the value, goes into the audit log.
-        record(
-            workspace,
-            me,
-            Action.PRIVACY_ERASE,
-            f"{report.audit.object}#{report.audit.digest}",
-            detail=report.audit.details,
-        )
+        report = _erase(dry_run=False)
     console.print(
         f"erased {report.rows_erased} row(s) from {len(report.versions)} version(s) in run "
         f"{(report.run_id or '-')[:8]}; {len(report.destroyed_blobs)} file(s) destroyed"
     )
     for v in report.versions:
         console.print(f"  {escape(v.name)}: {v.old_id[:12]} -> {(v.new_id or '-')[:12]}")
+    _print_touched(report)
     _print_followups(report)
-    console.print(
-        f"audit: {report.audit.actor} {report.audit.action} {report.audit.object} "
-        f"{report.audit.digest}"
-    )
+    if report.audit is not None:
+        console.print(
+            f"audit: #{report.audit.seq} {report.audit.actor} {report.audit.action} "
+            f"{escape(report.audit.object)}"
+        )
+
+
+def _print_touched(report: ErasureReport) -> None:
+    verb = "holds" if report.dry_run else "erased"
+    for f in report.files:
+        if f.touched:
+            trimmed = f" ({f.rows_trimmed} trimmed)" if f.rows_trimmed else ""
+            console.print(
+                f"  {f.kind} {escape(f.location)}: {verb} {f.rows} row(s){trimmed} in "
+                f"{f.files} file(s)"
+            )
+    for table, rows in report.monitoring_rows.items():
+        console.print(f"  {table}: {verb} {rows} row(s)")
 
 
 def _print_followups(report: ErasureReport) -> None:
@@ -222,6 +250,16 @@ def _print_followups(report: ErasureReport) -> None:
         )
     if report.sources:
         console.print("erase the subject at the source too: " + escape(", ".join(report.sources)))
+    if report.residual:
+        console.print(
+            "metadata rows still holding the value (handle by hand): "
+            + escape(", ".join(f"{w} ({n})" for w, n in report.residual.items()))
+        )
+    if report.compacted is False:
+        console.print(
+            "the metadata store was busy and not compacted: deleted rows may linger in its "
+            "free pages until `shipyard erase` runs again or the file is vacuumed"
+        )
     if report.artifacts:
         console.print(
             "run artifacts that shared a destroyed file: "

@@ -72,6 +72,34 @@ def write_part_atomic(folder: Path, frame: pl.DataFrame) -> None:
         os.close(fd)
 
 
+def replace_part_atomic(path: Path, frame: pl.DataFrame) -> None:
+    """Put ``frame`` in place of the part at ``path`` (delete it when ``frame`` is empty).
+
+    For an erasure: temp file, fsync, rename over the old part, fsync the directory, so a
+    reader sees the old part or the new one, never both or half of one. Only erasure rewrites a
+    part; the server never does (it only adds new ones), so the two do not race.
+    """
+    folder = path.parent
+    if frame.height:
+        tmp = folder / f".{path.name}.erasure.tmp"
+        try:
+            frame.write_parquet(tmp, compression="zstd")
+            with tmp.open("rb") as f:
+                os.fsync(f.fileno())
+            faults.hit("logfiles.erasure.before_replace")
+            tmp.replace(path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    else:
+        path.unlink(missing_ok=True)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def read_prediction_log(
     root: Path, *, since_ms: int | None = None, until_ms: int | None = None
 ) -> pl.LazyFrame:

@@ -1,23 +1,35 @@
-"""Erasure of one data subject: every dataset version rewritten without their rows.
+"""Erasure of one data subject from everything Shipyard keeps: datasets, logs, labels, rows.
 
-``erase_subject(workspace, column="email", value="ann@example.com")`` finds every stored
-version (data and quarantine) that has the column and a row whose value in it, as text, equals
-``value`` exactly, or equals the value's pseudonym when a key is given (so versions that went
-through the privacy step are found too). For each such version, oldest first:
+``erase_subject(workspace, actor, column="email", value="ann@example.com", holders=...)``
+follows RELIABILITY.md lesson 10 (subject → rows → dataset versions → runs → model versions →
+prediction logs):
 
-1. a new version of the same name and kind is written without those rows; its parent is the
-   old version and its lineage JSON records ``step: erasure``, the old id, the column, the
-   row count removed and the subject's digest (never the value);
-2. in one transaction, the cache keys that led to the old version are moved to the new one
-   (so a pipeline run with unchanged inputs reuses the erased version instead of finding a
-   missing blob), and the old version's stored profile, whose top values and min/max can hold
-   the subject's values, is replaced by the new version's;
-3. when every version is rewritten, the old Parquet blobs are deleted from the blob store.
+1. **Guarded and audited.** ``actor`` must hold ``privacy.erase``; a denied attempt is audited
+   and raises ``PermissionDenied`` before anything is read. A completed erasure is audited in
+   the same transaction as its last metadata change (step 4), with the subject's digest and
+   what was touched, never the value. A dry run changes nothing and is not audited.
+2. **Dataset versions.** Every stored version (data and quarantine) whose subject column, as
+   text, equals the value (or its pseudonym under ``key``), and every rejected-lines version
+   whose raw ``_line`` holds it (``Subject.in_text``), oldest first: a new version of the same
+   name and kind is written without those rows (parent: the old version; lineage ``step:
+   erasure``, the old id, the column, the rows removed, the subject's digest); in one
+   transaction the old version's cache keys move to the new one and its stored profile (top
+   values, min/max) is replaced by the new one's; then the old Parquet blobs are deleted.
+3. **Files outside the dataset store**, through ``holders`` (``shipyard.privacy.holders``): the
+   prediction log and its feedback labels (``shipyard.monitor.erasure.log_holders``).
+4. **Metadata rows.** Every text and JSON column of every table is searched
+   (``shipyard.privacy.residue``): monitoring observations and alerts holding the value are
+   deleted, with the audit entry, in one transaction; any other row is reported (``residual``)
+   for a person to handle. On SQLite the file is then compacted so no free page keeps it.
+5. **Models.** Bundles are immutable, signed by their digest: they are not rewritten. The
+   report lists the runs and registered model versions trained on an erased version
+   (``model_versions``): for tabular models retraining is the honest default (lesson 10).
 
 The old version rows stay in the metadata store, as lineage history, with no blob behind them:
 reading one raises ``ArtifactNotFound``; ``erasure_successor`` finds what replaced it.
-Re-running an erasure is safe: versions already erased are skipped (their blob is gone), and
-an erasure interrupted before deleting is completed, reusing the new versions it wrote.
+Re-running an erasure is safe: versions already erased are skipped (their blob is gone), an
+erasure interrupted before deleting is completed, reusing the new versions it wrote, and log
+files already rewritten no longer match.
 
 **The digest.** ``hmac-sha256:<hex>`` under the pseudonymization key when one is given, else
 ``sha256:<hex>``, which anyone can test against a guessed email; pass the key (the CLI reads
@@ -30,16 +42,17 @@ storage reclaims them; bucket versioning and backups must be handled by their ow
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 import sqlalchemy as sa
 
 from shipyard.core import faults
-from shipyard.core.errors import IntegrityFailure, InvalidArgument
+from shipyard.core.errors import IntegrityFailure, InvalidArgument, PermissionDenied
 from shipyard.data.datasets import dataset_store, read_dataset, write_dataset
-from shipyard.privacy.pseudonym import pseudonym, subject_digest
+from shipyard.privacy.exposure import RAW_LINE
 from shipyard.privacy.references import (
     artifacts_sharing,
     descendants,
@@ -47,12 +60,21 @@ from shipyard.privacy.references import (
     runs_referencing,
     upstream_sources,
 )
+from shipyard.privacy.residue import ERASABLE, compact, delete_erasable, residual, rows_holding
+from shipyard.privacy.subject import Subject
+from shipyard.security import audit
+from shipyard.security.permissions import Action, check, require
 from shipyard.store.dataset_models import DatasetCacheKeyRow, DatasetRow
 from shipyard.store.engine import run_write, upsert_insert
-from shipyard.track.environment import user_name
+from shipyard.store.security import SecurityStore, append_audit
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from shipyard.privacy.holders import HolderResult, SubjectHolder
+    from shipyard.security.identities import Identity
     from shipyard.store.dataset_entities import DatasetVersion
+    from shipyard.store.security import AuditRecord
     from shipyard.track.workspace import Workspace
 
 ERASURE_STEP = "erasure"
@@ -85,38 +107,23 @@ class ErasedVersion:
 
 
 @dataclass(frozen=True, slots=True)
-class AuditEntry:
-    """The audit record of an erasure (the audit log itself is not built yet).
-
-    Attributes:
-        actor: Who asked for it.
-        action: ``erase``.
-        object: What was erased: ``subject:<column>``.
-        digest: The subject's digest (see the module docstring), never the value.
-        at_ms: When.
-        details: Versions rewritten (old → new), rows erased, the erasure run.
-    """
-
-    actor: str
-    action: str
-    object: str
-    digest: str
-    at_ms: int
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
 class ErasureReport:
-    """What an erasure did, and what is left for people to do.
+    """What an erasure did (or, in a dry run, would do), and what is left for people to do.
 
     Attributes:
         column: The subject column.
         subject_digest: The subject's digest.
         dry_run: True when nothing was changed.
-        run_id: The run that wrote the new versions (None when nothing was erased).
+        run_id: The run that wrote the new versions (None when no version was rewritten).
         versions: The versions rewritten, oldest first.
         destroyed_blobs: Digests of the deleted Parquet blobs.
         already_erased: Versions with the column whose blob was already gone (skipped).
+        files: Per holder and kind (prediction log, feedback): files and rows touched.
+        monitoring_rows: Monitoring rows deleted (found, in a dry run), per table.
+        residual: Other metadata rows that hold the value, ``"table.column"`` -> rows: a
+            person must handle them (a run param, a note); empty after a complete erasure.
+        compacted: Whether the SQLite store was rewritten so deleted rows left no bytes
+            (None for PostgreSQL, whose dead rows stay until ``VACUUM FULL``).
         runs_to_retrain: Runs that trained a model on an erased version: retrain them.
         model_versions: Registered model versions (``name:version``) those runs produced:
             retrain and replace them (their bundles may hold the subject's data).
@@ -125,7 +132,7 @@ class ErasureReport:
             lack the column): they may still hold the subject's data in another form.
         sources: Sources read to produce the erased versions: erase the subject there too.
         artifacts: ``(run_id, name)`` of run artifacts that shared a destroyed blob.
-        audit: The audit entry to write.
+        audit: The audit entry written (None in a dry run).
     """
 
     column: str
@@ -135,53 +142,71 @@ class ErasureReport:
     versions: tuple[ErasedVersion, ...]
     destroyed_blobs: tuple[str, ...]
     already_erased: tuple[str, ...]
+    files: tuple[HolderResult, ...]
+    monitoring_rows: dict[str, int]
+    residual: dict[str, int]
+    compacted: bool | None
     runs_to_retrain: tuple[str, ...]
     model_versions: tuple[str, ...]
     other_runs: tuple[str, ...]
     derived_versions: tuple[str, ...]
     sources: tuple[str, ...]
     artifacts: tuple[tuple[str, str], ...]
-    audit: AuditEntry
+    audit: AuditRecord | None = field(default=None)
 
     @property
     def rows_erased(self) -> int:
         """Rows removed over every version."""
         return sum(v.rows_erased for v in self.versions)
 
+    def summary(self) -> dict[str, object]:
+        """What was touched, per kind, as plain values (the audit entry's detail)."""
+        return {
+            "dry_run": self.dry_run,
+            "run_id": self.run_id,
+            "versions": {v.old_id: v.new_id for v in self.versions},
+            "rows_erased": self.rows_erased,
+            "files": [f.to_dict() for f in self.files if f.touched],
+            "monitoring_rows": self.monitoring_rows,
+            "residual": self.residual,
+            "model_versions": list(self.model_versions),
+        }
+
 
 def erase_subject(
     workspace: Workspace,
+    actor: Identity,
     *,
     column: str,
     value: str,
-    actor: str | None = None,
     key: bytes | None = None,
     dry_run: bool = False,
+    holders: Sequence[SubjectHolder] = (),
 ) -> ErasureReport:
-    """Rewrite every dataset version holding the subject without their rows.
+    """Erase a subject from every dataset version, the given holders and the metadata rows.
 
     Args:
         workspace: Where the versions are.
+        actor: Who asks; must hold ``privacy.erase`` in the workspace's project.
         column: The column identifying the subject (``email``, ``customer_id``).
         value: The subject's value in it, compared as text, exactly.
-        actor: Who asks (default: the operating-system user).
         key: The pseudonymization key: also matches the value's pseudonym, and makes the
             recorded digest an HMAC.
         dry_run: Only find and count; change nothing.
+        holders: Files kept outside the dataset store (``shipyard.monitor.erasure.log_holders``
+            for a project's prediction logs and feedback).
 
     Raises:
+        PermissionDenied: ``actor`` may not erase (the attempt is audited).
         InvalidArgument: Empty column or value, or a version whose column cannot be compared
             as text (a list or struct column).
         IntegrityFailure: A rewritten version does not have the expected row count.
     """
-    if not column or not isinstance(value, str) or not value:
-        raise InvalidArgument("erasure needs a subject column and a non-empty value")
-    digest = subject_digest(value, key)
-    candidates = [value] if key is None else [value, pseudonym(value, key)]
-    match = pl.col(column).cast(pl.String).is_in(candidates).fill_null(False)
+    subject = Subject.of(column, value, key)
+    _guard(workspace, actor, subject)
     store = dataset_store(workspace)
     versions = sorted(
-        (v for v in store.list_versions() if any(c["name"] == column for c in v.schema)),
+        (v for v in store.list_versions() if _match(subject, v) is not None),
         key=lambda v: (v.created_ms, v.dataset_id),
     )
     plan: list[tuple[DatasetVersion, int]] = []
@@ -190,7 +215,7 @@ def erase_subject(
         if not workspace.blobs.exists(version.digest):
             already.append(version.dataset_id)
             continue
-        found = _count(workspace, version, match, column)
+        found = _count(workspace, version, subject)
         if found:
             plan.append((version, found))
 
@@ -202,10 +227,10 @@ def erase_subject(
         with workspace.start_run(
             name="erase",
             experiment="privacy",
-            tags={"kind": "erasure", "subject_column": column, "subject_digest": digest},
+            tags={"kind": "erasure", "subject_column": column, "subject_digest": subject.digest},
         ) as run:
             run_id = run.run_id
-            done = [_rewrite(workspace, v, n, match, column, digest, run_id) for v, n in plan]
+            done = [_rewrite(workspace, v, n, subject, run_id) for v, n in plan]
             destroyed = sorted({v.digest for v, _ in plan})
             artifacts = artifacts_sharing(workspace, destroyed)
             faults.hit("privacy.erasure.before_delete")
@@ -214,40 +239,103 @@ def erase_subject(
             run.set_tags({"rows_erased": sum(d.rows_erased for d in done), "versions": len(done)})
     else:
         done = [ErasedVersion(v.dataset_id, None, v.name, v.kind, v.row_count, n) for v, n in plan]
+    files = tuple(r for holder in holders for r in holder.erase(subject, dry_run=dry_run))
 
     erased_ids = [v.dataset_id for v, _ in plan]
     rewritten = set(erased_ids) | {d.new_id for d in done if d.new_id}
     derived = sorted(set(descendants(store, erased_ids)) - rewritten - set(already))
     trained, other = runs_referencing(workspace, erased_ids, exclude=[run_id] if run_id else [])
-    audit = AuditEntry(
-        actor=actor or user_name(),
-        action="erase",
-        object=f"subject:{column}",
-        digest=digest,
-        at_ms=workspace.clock.now_ms(),
-        details={
-            "dry_run": dry_run,
-            "run_id": run_id,
-            "versions": {d.old_id: d.new_id for d in done},
-            "rows_erased": sum(d.rows_erased for d in done),
-        },
-    )
-    return ErasureReport(
+    report = ErasureReport(
         column=column,
-        subject_digest=digest,
+        subject_digest=subject.digest,
         dry_run=dry_run,
         run_id=run_id,
         versions=tuple(done),
         destroyed_blobs=tuple(destroyed),
         already_erased=tuple(already),
+        files=files,
+        monitoring_rows={},
+        residual={},
+        compacted=None,
         runs_to_retrain=tuple(trained),
         model_versions=tuple(model_versions_of(workspace, trained)),
         other_runs=tuple(other),
         derived_versions=tuple(derived),
         sources=tuple(upstream_sources(store, erased_ids)),
         artifacts=tuple(artifacts),
-        audit=audit,
     )
+    return _finish(workspace, actor, subject, report)
+
+
+def _finish(
+    workspace: Workspace, actor: Identity, subject: Subject, report: ErasureReport
+) -> ErasureReport:
+    """Delete the monitoring rows and write the audit entry, in one transaction; compact."""
+    engine = workspace.store.engine
+    if report.dry_run:
+        with engine.connect() as connection:
+            found = rows_holding(connection, subject)
+        monitoring = {
+            table: len({k for w, ks in found.items() if w.split(".")[0] == table for k in ks})
+            for table in ERASABLE
+        }
+        return _replace(
+            report,
+            monitoring_rows={t: n for t, n in monitoring.items() if n},
+            residual=residual(found),
+        )
+
+    def _work(connection: sa.Connection) -> ErasureReport:
+        found = rows_holding(connection, subject)
+        done = _replace(
+            report, monitoring_rows=delete_erasable(connection, found), residual=residual(found)
+        )
+        entry = audit.draft(
+            actor,
+            Action.PRIVACY_ERASE,
+            _audit_object(subject),
+            detail=done.summary(),
+            clock=workspace.clock,
+        )
+        return _replace(done, audit=append_audit(connection, entry))
+
+    finished = run_write(engine, _work)
+    return _replace(finished, compacted=compact(engine))
+
+
+def _guard(workspace: Workspace, actor: Identity, subject: Subject) -> None:
+    """Refuse (and audit) an actor without ``privacy.erase``, before anything is read."""
+    if not check(actor, Action.PRIVACY_ERASE).allowed:
+        audit.record(
+            SecurityStore(workspace.store.engine),
+            actor,
+            Action.PRIVACY_ERASE,
+            _audit_object(subject),
+            outcome="denied",
+            clock=workspace.clock,
+        )
+    try:
+        require(actor, Action.PRIVACY_ERASE)
+    except PermissionDenied as e:
+        raise PermissionDenied(f"{e}; erasure needs the admin role") from None
+
+
+def _audit_object(subject: Subject) -> str:
+    """``subject:<column>#<digest>``: the keyed digest of the subject, never the value."""
+    return f"subject:{subject.column}#{subject.digest}"
+
+
+def _replace(report: ErasureReport, **changes: object) -> ErasureReport:
+    return dataclasses.replace(report, **changes)  # type: ignore[arg-type]
+
+
+def _match(subject: Subject, version: DatasetVersion) -> pl.Expr | None:
+    """The rows of ``version`` holding the subject; None when it has neither column."""
+    names = {c["name"] for c in version.schema}
+    parts = [subject.row_match()] if subject.column in names else []
+    if RAW_LINE in names and subject.column != RAW_LINE:
+        parts.append(subject.text_match(RAW_LINE))
+    return pl.any_horizontal(parts) if parts else None
 
 
 def erasure_successor(workspace: Workspace, dataset_id: str) -> DatasetVersion | None:
@@ -265,13 +353,15 @@ def erasure_successor(workspace: Workspace, dataset_id: str) -> DatasetVersion |
     return None
 
 
-def _count(workspace: Workspace, version: DatasetVersion, match: pl.Expr, column: str) -> int:
+def _count(workspace: Workspace, version: DatasetVersion, subject: Subject) -> int:
+    match = _match(subject, version)
+    assert match is not None  # only versions with a column to search are counted
     try:
         return int(read_dataset(workspace, version).select(match.sum()).collect().item())
     except pl.exceptions.InvalidOperationError as e:
         raise InvalidArgument(
-            f"column {column!r} of dataset version {version.short_id} ({version.name}) cannot "
-            "be compared as text; erasure matches scalar columns only"
+            f"column {subject.column!r} of dataset version {version.short_id} ({version.name}) "
+            "cannot be compared as text; erasure matches scalar columns only"
         ) from e
 
 
@@ -279,12 +369,12 @@ def _rewrite(
     workspace: Workspace,
     old: DatasetVersion,
     found: int,
-    match: pl.Expr,
-    column: str,
-    digest: str,
+    subject: Subject,
     run_id: str,
 ) -> ErasedVersion:
-    new = _finished_earlier(workspace, old, found, digest)
+    match = _match(subject, old)
+    assert match is not None
+    new = _finished_earlier(workspace, old, found, subject.digest)
     new = new or write_dataset(
         workspace,
         read_dataset(workspace, old).filter(~match),
@@ -295,8 +385,8 @@ def _rewrite(
         lineage={
             "step": ERASURE_STEP,
             "erased_version": old.dataset_id,
-            "subject_column": column,
-            "subject_digest": digest,
+            "subject_column": subject.column,
+            "subject_digest": subject.digest,
             "rows_erased": found,
         },
     )

@@ -18,6 +18,7 @@ from shipyard.pipeline.project import PrivacyStep, load_project
 from shipyard.pipeline.runner import PipelineReport, run_pipeline
 from shipyard.privacy.erasure import erase_subject
 from shipyard.privacy.pseudonym import pseudonym
+from shipyard.security.identities import local_identity
 from shipyard.track.workspace import Workspace
 
 KEY = "privacy-step-test-key-0123456789abcdef"
@@ -369,7 +370,9 @@ def test_erasure_after_the_privacy_step_leaves_no_raw_value_in_the_workspace(
     # Before: the validated version holds the subject's raw values (its Parquet file).
     assert files_holding(state, RAW) != []
     with Workspace.open(root) as workspace:
-        erased = erase_subject(workspace, column="email", value=SUBJECT, key=key.encode())
+        erased = erase_subject(
+            workspace, local_identity("crm"), column="email", value=SUBJECT, key=key.encode()
+        )
         names = {v.name for v in erased.versions}
         # Found in clear (validated) and by pseudonym (privacy output, training test split).
         assert {"crm.validated", "crm.0.privacy", "crm.0.privacy.test"} <= names
