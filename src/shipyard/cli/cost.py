@@ -7,9 +7,7 @@ table ends with the rule and prices it used, so a figure can be checked by hand.
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -21,6 +19,7 @@ from rich.table import Table
 from shipyard.cli import cost_curve
 from shipyard.cli.access import TOKEN_ENV
 from shipyard.cli.context import console, open_workspace
+from shipyard.cli.render import write_json
 from shipyard.core.errors import InvalidArgument, NotFound, PermissionDenied
 
 if TYPE_CHECKING:
@@ -59,10 +58,6 @@ def _footer(catalog: PriceCatalog, active: ActiveInstance, rule: str) -> str:
         f"rule {rule} on {i.name} ({i.vcpus} vCPU) {active.purchase} "
         f"{active.hourly} {catalog.currency}/h; {catalog.label()}"
     )
-
-
-def _write_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, default=str, indent=2) + "\n")
 
 
 def _check_rule(rule: str) -> str:
@@ -116,7 +111,7 @@ def report(
         )
     footer = _footer(catalog, active, rule)
     if as_json:
-        _write_json(
+        write_json(
             {
                 "by": by,
                 "rule": rule,
@@ -258,7 +253,7 @@ def advise(
             found, front, curve, metric=metric, currency=catalog.currency, path=path
         )
     if as_json:
-        _write_json(
+        write_json(
             {
                 "experiment": experiment,
                 "run_id": parent.run_id,
@@ -386,7 +381,7 @@ def rightsize(
             headroom=headroom,
         )
     if as_json:
-        _write_json(
+        write_json(
             {
                 "target_rps": rps,
                 "target_p99_ms": p99_ms,

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from shipyard.cli.context import console, open_workspace
 from shipyard.cli.exposure import RAW_PII_HELP, masked_note, visible_rows
-from shipyard.cli.render import number, size, when
+from shipyard.cli.render import JsonOption, number, size, when, write_json
 
 app = typer.Typer(
     help="Dataset versions: list, show, profile, diff, quarantine.", no_args_is_help=True
@@ -24,12 +24,16 @@ def list_(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(help="Only versions of this dataset.")] = None,
     kind: Annotated[str | None, typer.Option(help="data or quarantine.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """List dataset versions, newest first."""
     from shipyard.data.datasets import list_datasets
 
     with open_workspace(ctx) as workspace:
         versions = list_datasets(workspace, name, kind=kind)
+    if as_json:
+        write_json([_version_json(v) for v in versions])
+        return
     if not versions:
         console.print("no datasets yet: `shipyard run` makes them")
         return
@@ -57,6 +61,7 @@ def show(
     dataset: Annotated[str, typer.Argument(help="Dataset id or unique prefix (6+).")],
     rows: Annotated[int, typer.Option(min=0, max=1000, help="Rows to preview.")] = 10,
     raw_pii: Annotated[bool, typer.Option("--raw-pii", help=RAW_PII_HELP)] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Show a version: schema, personal-data tags, lineage details and the first rows.
 
@@ -74,6 +79,16 @@ def show(
         preview, exposure = visible_rows(
             workspace, me, version, frame, command="data show", raw_pii=raw_pii
         )
+    if as_json:
+        write_json(
+            {
+                **_version_json(version),
+                "pii": pii_tags(version),
+                "rows": preview.to_dicts() if rows and may_read else None,
+                "masked": masked_note(exposure),
+            }
+        )
+        return
     console.print(f"[bold]{escape(version.name)}[/] {version.dataset_id} ({version.kind})")
     console.print(
         f"{version.row_count} rows, {size(version.size_bytes)}, created "
@@ -102,6 +117,7 @@ def show(
 def profile(
     ctx: typer.Context,
     dataset: Annotated[str, typer.Argument(help="Dataset id or unique prefix (6+).")],
+    as_json: JsonOption = False,
 ) -> None:
     """Show the per-column profile of a version."""
     from shipyard.data.datasets import dataset_profile, get_dataset
@@ -109,6 +125,9 @@ def profile(
     with open_workspace(ctx) as workspace:
         version = get_dataset(workspace, dataset)
     prof = dataset_profile(version).to_dict()
+    if as_json:
+        write_json({"dataset_id": version.dataset_id, "name": version.name, "profile": prof})
+        return
     table = Table(title=f"Profile of {escape(version.name)} ({version.short_id})")
     for column in ("column", "type", "pii", "nulls", "distinct", "min", "mean", "max", "top"):
         table.add_column(column)
@@ -133,12 +152,16 @@ def diff(
     ctx: typer.Context,
     a: Annotated[str, typer.Argument(help="Older version id or prefix.")],
     b: Annotated[str, typer.Argument(help="Newer version id or prefix.")],
+    as_json: JsonOption = False,
 ) -> None:
     """Compare two versions: schema changes, row counts, per-column profile deltas."""
     from shipyard.data.datasets import diff as dataset_diff
 
     with open_workspace(ctx) as workspace:
         result = dataset_diff(workspace, a, b)
+    if as_json:
+        write_json(result)
+        return
     console.print_json(json.dumps(_plain(result), default=str))
 
 
@@ -150,6 +173,7 @@ def quarantine(
     ] = None,
     rows: Annotated[int, typer.Option(min=1, max=10_000, help="Rows to show.")] = 20,
     raw_pii: Annotated[bool, typer.Option("--raw-pii", help=RAW_PII_HELP)] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Show quarantined rows with the checks each one failed (raw personal data masked).
 
@@ -164,7 +188,10 @@ def quarantine(
         if dataset is None:
             versions = list_datasets(workspace, kind="quarantine")
             if not versions:
-                console.print("nothing in quarantine")
+                if as_json:
+                    write_json(None)
+                else:
+                    console.print("nothing in quarantine")
                 return
             version = versions[0]
         else:
@@ -177,6 +204,11 @@ def quarantine(
             command="data quarantine",
             raw_pii=raw_pii,
         )
+    if as_json:
+        write_json(
+            {**_version_json(version), "rows": frame.to_dicts(), "masked": masked_note(exposure)}
+        )
+        return
     console.print(
         f"[bold]{escape(version.name)}[/] ({version.short_id}): "
         f"{version.row_count} row(s) in quarantine"
@@ -197,6 +229,7 @@ def lineage(
     openlineage: Annotated[
         Path | None, typer.Option("--openlineage", help="Also write OpenLineage events (JSON).")
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Print the upstream graph of a dataset version."""
     from shipyard.data.datasets import get_dataset
@@ -204,11 +237,31 @@ def lineage(
 
     with open_workspace(ctx) as workspace:
         graph = lineage_graph(workspace, get_dataset(workspace, dataset).dataset_id)
-    console.print(escape(render_tree(graph)))
+    if as_json:
+        write_json(graph)
+    else:
+        console.print(escape(render_tree(graph)))
     if openlineage is not None:
         events = openlineage_events(graph)
         openlineage.write_text(json.dumps(events, indent=2), encoding="utf-8")
         console.print(f"wrote {len(events)} OpenLineage event(s) to {escape(str(openlineage))}")
+
+
+def _version_json(v: Any) -> dict[str, Any]:
+    """The facts ``data list`` shows of a version, for scripts."""
+    return {
+        "dataset_id": v.dataset_id,
+        "name": v.name,
+        "kind": v.kind,
+        "rows": v.row_count,
+        "columns": len(v.schema),
+        "schema": v.schema,
+        "size_bytes": v.size_bytes,
+        "created_ms": v.created_ms,
+        "run_id": v.run_id,
+        "parent_ids": list(v.parent_ids),
+        "lineage": v.lineage,
+    }
 
 
 def _cell(value: Any) -> str:

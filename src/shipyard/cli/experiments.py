@@ -6,16 +6,19 @@ import typer
 from rich.table import Table
 
 from shipyard.cli.context import console, open_workspace
-from shipyard.cli.render import when
+from shipyard.cli.render import JsonOption, when, write_json
 
 app = typer.Typer(help="List experiments.", no_args_is_help=True)
 
 
 @app.command(name="list")
-def list_(ctx: typer.Context) -> None:
+def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List experiments with their number of runs."""
     with open_workspace(ctx) as workspace:
         experiments = workspace.list_experiments()
+    if as_json:
+        write_json(experiments)
+        return
     if not experiments:
         console.print("no experiments yet: start a run with shipyard.start_run(...)")
         return

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from shipyard.cli.context import console, open_workspace
-from shipyard.cli.render import number, when
+from shipyard.cli.render import JsonOption, jsonable, number, when, write_json
 
 if TYPE_CHECKING:
     import polars as pl
@@ -65,10 +65,13 @@ def register(
 
 
 @app.command("list")
-def list_models(ctx: typer.Context) -> None:
+def list_models(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Every model with its versions and aliases."""
     with open_workspace(ctx) as workspace:
         models = _registry(workspace).list_models()
+    if as_json:
+        write_json(models)
+        return
     table = Table(title="Models")
     for column in ("name", "versions", "latest", "aliases"):
         table.add_column(column)
@@ -82,7 +85,9 @@ def list_models(ctx: typer.Context) -> None:
 
 @app.command()
 def show(
-    ctx: typer.Context, ref: Annotated[str, typer.Argument(help="name, name:3 or name@alias.")]
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="name, name:3 or name@alias.")],
+    as_json: JsonOption = False,
 ) -> None:
     """A model's versions (or one version's details)."""
     with open_workspace(ctx) as workspace:
@@ -92,6 +97,21 @@ def show(
         if not versions:
             registry.get(name)  # raises NotFound with what to do next
         aliases = registry.aliases(name)
+    if as_json:
+        write_json(
+            {
+                "name": name,
+                "aliases": aliases,
+                "versions": [
+                    {
+                        **jsonable(v),
+                        "aliases": sorted(a for a, n in aliases.items() if n == v.version),
+                    }
+                    for v in versions
+                ],
+            }
+        )
+        return
     table = Table(title=f"Model {escape(name)}")
     for column in (
         "version",
@@ -203,10 +223,14 @@ def history(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Model name.")],
     alias: Annotated[str | None, typer.Option(help="Only this alias.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Every alias move and refused promotion: who, when, why, and the gate's numbers."""
     with open_workspace(ctx) as workspace:
         events = _registry(workspace).history(name, alias)
+    if as_json:
+        write_json(events)
+        return
     table = Table(title=f"Alias history of {escape(name)}")
     for column in ("when", "alias", "action", "from", "to", "who", "why", "gate"):
         table.add_column(column)
@@ -246,12 +270,16 @@ def compare(
         str | None,
         typer.Option(help="Dataset id to score on (default: the last version's test split)."),
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Versions side by side, re-scored on the same test rows (the last one's split)."""
     with open_workspace(ctx) as workspace:
         rows = _registry(workspace).compare(
             name, versions, test_data=_frame(workspace, test_dataset)
         )
+    if as_json:
+        write_json(rows)
+        return
     table = Table(title=f"{escape(name)}: {rows[0]['metric']} on the same {rows[0]['rows']:,} rows")
     for column in ("version", "estimator", "recorded test", "same-rows score", "run"):
         table.add_column(column)

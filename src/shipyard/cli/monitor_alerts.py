@@ -9,17 +9,14 @@ strict JSON (NaN as null) to stdout for scripts. Registered on the ``monitor`` g
 from __future__ import annotations
 
 import datetime as dt
-import json
-import math
-import sys
-from typing import TYPE_CHECKING, Annotated, Any, get_args
+from typing import TYPE_CHECKING, Annotated, get_args
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from shipyard.cli.context import console, open_workspace
-from shipyard.cli.render import number, when
+from shipyard.cli.render import number, when, write_json
 from shipyard.core.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -69,7 +66,7 @@ def alerts(
             limit=limit,
         )
     if as_json:
-        _write_json([a.to_dict() for a in found])
+        write_json([a.to_dict() for a in found])
         return
     if not found:
         console.print("no alerts match; `shipyard monitor alerts` without filters shows all")
@@ -158,7 +155,7 @@ def history(
             limit=limit,
         )
     if as_json:
-        _write_json(
+        write_json(
             [
                 {
                     "model": o.model,
@@ -250,18 +247,3 @@ def _at_least(severity: str | None) -> list[str] | None:
             f"--severity must be one of {', '.join(_SEVERITIES)}, got {severity!r}"
         )
     return list(_SEVERITIES[_SEVERITIES.index(severity) :])
-
-
-def _write_json(document: Any) -> None:
-    """Strict JSON on stdout, bypassing rich; NaN and infinities become null."""
-    sys.stdout.write(json.dumps(_finite(document), default=str, allow_nan=False) + "\n")
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -15,7 +12,16 @@ from rich.table import Table
 from rich.text import Text
 
 from shipyard.cli.context import console, open_workspace
-from shipyard.cli.render import duration, number, size, status, when
+from shipyard.cli.render import (
+    JsonOption,
+    duration,
+    jsonable,
+    number,
+    size,
+    status,
+    when,
+    write_json,
+)
 from shipyard.core.errors import InvalidArgument
 from shipyard.track.gc import find_dead_runs, mark_killed
 
@@ -54,7 +60,7 @@ def list_(
         )
     if as_json:
         for run in runs:
-            _write_json(_as_dict(run))
+            write_json(run)
         return
     if not runs:
         console.print("no runs match")
@@ -91,12 +97,12 @@ def show(
         notes = workspace.notes(run.run_id)
         children = workspace.search_runs(f"parent_run_id = '{run.run_id}'", limit=None)
     if as_json:
-        document = _as_dict(run) | {
+        document = jsonable(run) | {
             "artifacts": [dataclasses.asdict(a) for a in artifacts],
             "notes": [dataclasses.asdict(n) for n in notes],
             "children": [c.run_id for c in children],
         }
-        _write_json(document, indent=2)
+        write_json(document, indent=2)
         return
     resources = run.resources
     summary = Table(show_header=False, box=None)
@@ -150,6 +156,7 @@ def show(
 def compare(
     ctx: typer.Context,
     run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids or prefixes.")],
+    as_json: JsonOption = False,
 ) -> None:
     """Compare runs side by side; differing params highlighted, best metric values in bold.
 
@@ -159,6 +166,9 @@ def compare(
         raise InvalidArgument("compare needs at least two run ids")
     with open_workspace(ctx) as workspace:
         runs = [workspace.get_run(r) for r in run_ids]
+    if as_json:
+        write_json(runs)
+        return
     table = Table(title="Run comparison")
     table.add_column("", style="bold")
     for run in runs:
@@ -222,31 +232,6 @@ def gc(
     console.print(table)
     if not dry_run:
         console.print(f"marked {changed} run(s) killed")
-
-
-def _as_dict(run: Run) -> dict[str, Any]:
-    document = dataclasses.asdict(run)
-    document["status"] = run.status.value
-    return document
-
-
-def _write_json(document: dict[str, Any], indent: int | None = None) -> None:
-    """Write strict JSON to stdout, bypassing rich (no wrapping, no markup, no colour).
-
-    NaN and infinities have no JSON spelling; they are written as null.
-    """
-    text = json.dumps(_finite(document), default=str, indent=indent, allow_nan=False)
-    sys.stdout.write(text + "\n")
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 _LOWER_IS_BETTER = ("loss", "error", "mae", "mse", "rmse", "mape", "brier", "latency", "cost")

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from shipyard.cli.access import accounts_of, authorize, project_name
 from shipyard.cli.context import console, open_workspace
-from shipyard.cli.render import when
+from shipyard.cli.render import JsonOption, when, write_json
 from shipyard.core.errors import InvalidArgument
 from shipyard.security.permissions import Action
 
@@ -60,11 +60,14 @@ def users_disable(
 
 
 @users_app.command("list")
-def users_list(ctx: typer.Context) -> None:
+def users_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Every user and service account."""
     with open_workspace(ctx) as workspace:
         me = authorize(ctx, workspace, Action.USERS_MANAGE, "users")
         users = accounts_of(workspace).users(me)
+    if as_json:
+        write_json(users)
+        return
     table = Table(title="Users")
     for column in ("name", "kind", "created", "by", "disabled"):
         table.add_column(column)
@@ -108,12 +111,28 @@ def tokens_create(
 def tokens_list(
     ctx: typer.Context,
     user: Annotated[str | None, typer.Option("--user", help="Only this user's tokens.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Tokens by id (never the secret): owner, dates, state."""
     with open_workspace(ctx) as workspace:
         me = authorize(ctx, workspace, Action.TOKENS_MANAGE, "tokens")
         tokens = accounts_of(workspace).tokens(me, user)
         now = workspace.clock.now_ms()
+    if as_json:  # named fields only: a record may carry the secret's hash, never printed
+        write_json(
+            [
+                {
+                    "token_id": t.token_id,
+                    "user": t.user_name,
+                    "created_ms": t.created_ms,
+                    "expires_ms": t.expires_ms,
+                    "revoked_ms": t.revoked_ms,
+                    "description": t.description,
+                }
+                for t in tokens
+            ]
+        )
+        return
     table = Table(title="Tokens")
     for column in ("id", "user", "created", "expires", "state", "description"):
         table.add_column(column)
@@ -180,11 +199,15 @@ def roles_revoke(
 def roles_list(
     ctx: typer.Context,
     project: Annotated[str | None, typer.Option("--project", help="Only this project.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Who holds which role where."""
     with open_workspace(ctx) as workspace:
         me = authorize(ctx, workspace, Action.ROLES_MANAGE, "roles")
         bindings = accounts_of(workspace).roles(me, project)
+    if as_json:
+        write_json(bindings)
+        return
     table = Table(title="Roles")
     for column in ("project", "user", "role", "granted", "by"):
         table.add_column(column)

@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from shipyard.cli.context import console, open_workspace
-from shipyard.cli.render import size
+from shipyard.cli.render import JsonOption, size, write_json
 from shipyard.store.artifacts.local import LocalBlobStore
 
 app = typer.Typer(
@@ -27,7 +27,7 @@ def init(ctx: typer.Context) -> None:
 
 
 @app.command()
-def info(ctx: typer.Context) -> None:
+def info(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show the store, artifact root, schema version and how much is stored."""
     from shipyard.store.migrate import current_revision
 
@@ -39,6 +39,19 @@ def info(ctx: typer.Context) -> None:
         digests = list(workspace.blobs.iter_digests())
         blob_bytes = sum(workspace.blobs.size(d) for d in digests)
         revision = current_revision(workspace.store.engine)
+    if as_json:
+        write_json(
+            {
+                **details,
+                "schema_revision": revision,
+                "experiments": len(experiments),
+                "runs": run_count,
+                "metric_values": metric_count,
+                "blobs": len(digests),
+                "blob_bytes": blob_bytes,
+            }
+        )
+        return
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column()
