@@ -269,12 +269,12 @@ def in_process_ms(predict: Any, rows: pl.DataFrame, repeat: int = 200) -> float:
 def create_token(directory: Path, project: str) -> str:
     """A token of a viewer service account (may predict) for the benchmark's own server."""
     from shipyard.security.accounts import Accounts
+    from shipyard.security.audit_chain import security_store
     from shipyard.security.identities import local_identity
-    from shipyard.store.security import SecurityStore
     from shipyard.track.workspace import Workspace
 
     with Workspace.open(directory) as workspace:
-        accounts = Accounts(SecurityStore(workspace.store.engine))
+        accounts = Accounts(security_store(workspace.settings, workspace.store.engine))
         me = local_identity(project, source="benchmark")
         accounts.ensure_user(me, "serving-benchmark", service=True)
         accounts.grant(me, "serving-benchmark", "viewer", project)

@@ -20,9 +20,9 @@ import pytest
 
 from shipyard.registry.registry import ModelRegistry
 from shipyard.security.accounts import Accounts
+from shipyard.security.audit_chain import security_store
 from shipyard.security.identities import local_identity
 from shipyard.serve.prediction_log import read_prediction_log
-from shipyard.store.security import SecurityStore
 from shipyard.track.workspace import Workspace
 from tests.unit.registry.trained import bundle_file
 
@@ -77,7 +77,7 @@ def server(project: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     global TOKEN  # read by the helpers below
     port = _port()
     with Workspace.open(project) as workspace:
-        accounts = Accounts(SecurityStore(workspace.store.engine))
+        accounts = Accounts(security_store(workspace.settings, workspace.store.engine))
         me = local_identity("project")
         accounts.ensure_user(me, "ci")
         accounts.grant(me, "ci", "admin", "project")

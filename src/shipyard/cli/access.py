@@ -45,9 +45,10 @@ def project_name(ctx: typer.Context) -> str:
 def accounts_of(workspace: Workspace) -> Accounts:
     """The security service over ``workspace``'s store."""
     from shipyard.security.accounts import Accounts
-    from shipyard.store.security import SecurityStore
+    from shipyard.security.audit_chain import security_store
 
-    return Accounts(SecurityStore(workspace.store.engine), clock=workspace.clock)
+    store = security_store(workspace.settings, workspace.store.engine, clock=workspace.clock)
+    return Accounts(store, clock=workspace.clock)
 
 
 def acting_identity(ctx: typer.Context, workspace: Workspace) -> Identity:

@@ -290,15 +290,15 @@ def _served(workspace: Workspace, root: Path) -> Iterator[httpx.Client]:
 
     from shipyard.registry.registry import ModelRegistry
     from shipyard.security.accounts import Accounts
+    from shipyard.security.audit_chain import security_store
     from shipyard.security.identities import local_identity
     from shipyard.serve.app import create_app
     from shipyard.serve.auth import ServerAuth
     from shipyard.serve.prediction_log import PredictionLog
     from shipyard.serve.runtime import Runtime
     from shipyard.serve.server import RegistrySource, deploy_from_refs
-    from shipyard.store.security import SecurityStore
 
-    accounts = Accounts(SecurityStore(workspace.store.engine))
+    accounts = Accounts(security_store(workspace.settings, workspace.store.engine))
     me = local_identity("project", source="demo")  # the demo's own token, for its own client
     accounts.ensure_user(me, "demo-client", service=True)
     accounts.grant(me, "demo-client", "viewer", "project")

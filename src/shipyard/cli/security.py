@@ -2,14 +2,15 @@
 
 Every command here needs ``admin`` in the project (see ``shipyard.cli.access`` for who the CLI
 acts as). ``tokens create`` prints the token once; only its hash is stored. ``audit verify``
-exits 1 when the chain is broken and names the first bad entry.
+checks the keyed chain against the anchor file and exits 1 naming the first bad entry when the
+chain is broken or shorter than the anchor; ``audit anchor`` moves the anchor to the head.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -21,13 +22,20 @@ from shipyard.cli.render import JsonOption, when, write_json
 from shipyard.core.errors import InvalidArgument
 from shipyard.security.permissions import Action
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from shipyard.security.audit import Verification
+    from shipyard.security.audit_chain import AuditChain
+    from shipyard.store.security import SecurityStore
+
 users_app = typer.Typer(help="Users and service accounts.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens (shown once, stored as hashes).", no_args_is_help=True)
 roles_app = typer.Typer(
     help="Roles per project: viewer, data-scientist, ml-engineer, admin.", no_args_is_help=True
 )
 audit_app = typer.Typer(
-    help="The audit log: list entries, verify the hash chain.", no_args_is_help=True
+    help="The audit log: list entries, verify and anchor the keyed chain.", no_args_is_help=True
 )
 
 ProjectOption = Annotated[
@@ -223,25 +231,66 @@ def audit_verify(
     ctx: typer.Context,
     anchor: Annotated[
         str | None,
-        typer.Option(help="SEQ:HASH printed by an earlier verify: the log must still hold it."),
+        typer.Option(help="SEQ:HASH kept by hand: check against it instead of the anchor file."),
     ] = None,
 ) -> None:
-    """Check the hash chain; exit 1 naming the first bad entry when it is broken."""
+    """Check the keyed chain against its anchor; exit 1 naming the first bad entry."""
     from shipyard.security.audit import verify
+    from shipyard.security.audit_anchor import Anchor
 
     pinned = None
     if anchor is not None:
         seq, _, digest = anchor.partition(":")
         if not seq.isdigit() or len(digest) != 64:
             raise InvalidArgument("--anchor is SEQ:HASH, as printed by `shipyard audit verify`")
-        pinned = (int(seq), digest)
+        pinned = Anchor(int(seq), digest)
     with open_workspace(ctx) as workspace:
         authorize(ctx, workspace, Action.AUDIT_READ, "audit")
-        result = verify(accounts_of(workspace).store, anchor=pinned)
+        store = accounts_of(workspace).store
+        chain = _chain(store)
+        if pinned is None and chain.anchors is not None:
+            pinned = chain.anchors.read()
+        result = verify(store, anchor=pinned)
+    _report(result, None if anchor is not None or chain.anchors is None else chain.anchors.path)
+
+
+@audit_app.command("anchor")
+def audit_anchor(ctx: typer.Context) -> None:
+    """Verify the chain, then anchor its head in the anchor file (outside the database)."""
+    from shipyard.security.audit import verify
+
+    with open_workspace(ctx) as workspace:
+        authorize(ctx, workspace, Action.AUDIT_READ, "audit")
+        store = accounts_of(workspace).store
+        chain = _chain(store)
+        if chain.anchors is None:
+            raise InvalidArgument("this workspace keeps no audit anchor")
+        result = verify(store, anchor=chain.anchors.read())
+        if result.ok:
+            chain.write_anchor(store.get_audit(result.head_seq))
+    _report(result, chain.anchors.path)
+    if result.head_seq:
+        console.print(f"anchored in {escape(str(chain.anchors.path))}")
+
+
+def _chain(store: SecurityStore) -> AuditChain:
+    from shipyard.security.audit_chain import AuditChain
+
+    assert isinstance(store.sealer, AuditChain)
+    return store.sealer
+
+
+def _report(result: Verification, anchor_path: Path | None) -> None:
     if not result.ok:
         console.print(f"[red]audit log broken at entry {result.first_bad}[/]: {result.problem}")
         raise typer.Exit(1)
-    console.print(f"[green]ok[/]: {result.entries} entries verified")
+    against = (
+        "" if result.anchor_seq is None else f", up to the anchor at entry {result.anchor_seq}"
+    )
+    console.print(f"[green]ok[/]: {result.entries} entries verified{against}")
+    if result.warning is not None:
+        where = "" if anchor_path is None else f" (looked for {anchor_path})"
+        console.print(f"[yellow]warning[/]: {escape(result.warning)}{escape(where)}")
     console.print(f"head {result.head_seq}:{result.head_hash}")
 
 

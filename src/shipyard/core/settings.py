@@ -81,6 +81,27 @@ class EncryptionSettings(BaseModel):
     chunk_bytes: int = Field(1 << 20, ge=4096, le=64 << 20)
 
 
+class AuditSettings(BaseModel):
+    """How the audit log is keyed and anchored; see docs/security.md (threat model).
+
+    Attributes:
+        key_file: A file holding the base64 audit key (32 bytes, mode 600); relative to the
+            project. Wins over ``key_env``. Neither set: ``.shipyard/keys/audit.key``, created
+            on first use while the log holds no keyed entry.
+        key_env: The environment variable holding the base64 audit key when there is no file.
+        anchor_file: Where the chain's head is anchored, outside the database (relative to
+            the project; default ``.shipyard/audit-anchor.json``).
+        anchor_every: Anchor the head every N entries (1: after every entry).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    key_file: Path | None = None
+    key_env: str = Field("SHIPYARD_AUDIT_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    anchor_file: Path | None = None
+    anchor_every: int = Field(1, ge=1, le=1_000_000)
+
+
 class Settings(BaseSettings):
     """Root settings of a Shipyard workspace.
 
@@ -102,6 +123,7 @@ class Settings(BaseSettings):
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     cost: CostSettings = Field(default_factory=CostSettings)
     encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     @property
     def state_dir(self) -> Path:
@@ -169,7 +191,7 @@ class ProjectFileSource(PydanticBaseSettingsSource):
         workspace = document.get("workspace") or {}
         if not isinstance(workspace, dict):
             raise InvalidSettings(f"{path}: 'workspace' must be a mapping")
-        for key in ("store_url", "artifact_root", "encryption"):
+        for key in ("store_url", "artifact_root", "encryption", "audit"):
             if key in workspace:
                 values[key] = workspace[key]
         if "tracking" in document:

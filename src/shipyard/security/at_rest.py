@@ -1,8 +1,15 @@
 """Encryption at rest for a workspace: its blob store wrapped, and master-key rotation.
 
-``encrypted_blob_store`` is what the workspace calls when ``encryption.enabled`` is set: it
-loads the master key, checks it is the workspace's current key (adopting it on first use), and
-wraps the plain blob store. ``rotate_master_key`` re-wraps every data key from an old master key
+``workspace_blob_store`` is what the workspace calls when ``encryption.enabled`` is set or the
+workspace records a master key: it loads the master key, checks it is the workspace's current
+key (adopting it on first use, which records in the workspace that it is encrypted and under
+which key id), and wraps the plain blob store.
+
+Once a workspace is encrypted, encryption cannot be bypassed by a process that lacks the setting
+(issue 14): with the key at hand it encrypts anyway; without it, its blob store refuses every
+write (so it never leaves plaintext behind) and a read of an encrypted blob says that the blob
+is encrypted and which key it needs, instead of "no blob with digest ...". Blobs from before
+encryption stay readable. ``rotate_master_key`` re-wraps every data key from an old master key
 to a new one, one row per transaction, without touching the data: after a crash a rerun with the
 same two keys finishes the rest (see docs/security.md for the procedure).
 """
@@ -10,7 +17,7 @@ same two keys finishes the rest (see docs/security.md for the procedure).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from shipyard.core import faults
 from shipyard.core.clock import SYSTEM_CLOCK, Clock
@@ -21,13 +28,24 @@ from shipyard.store.artifacts.encrypted import EncryptedBlobStore
 from shipyard.store.encryption import BlobKeyStore, MasterKeyMismatch
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from typing import BinaryIO
+
     import sqlalchemy as sa
 
     from shipyard.core.settings import Settings
     from shipyard.security.keys import MasterKey
     from shipyard.store.artifacts.base import BlobStore
+    from shipyard.store.encryption import WrappedKey
 
-__all__ = ["RotationReport", "encrypted_blob_store", "rotate_master_key", "settings_master_key"]
+__all__ = [
+    "MasterKeyRequired",
+    "RotationReport",
+    "encrypted_blob_store",
+    "rotate_master_key",
+    "settings_master_key",
+    "workspace_blob_store",
+]
 
 _BATCH = 500
 
@@ -43,6 +61,60 @@ def settings_master_key(settings: Settings) -> MasterKey | None:
     if key_file is not None and not key_file.is_absolute():
         key_file = settings.project_dir / key_file
     return load_master_key(key_file=key_file, env_var=config.key_env)
+
+
+class MasterKeyRequired(InvalidSettings):
+    """The workspace is encrypted and this process has no master key to write or read with."""
+
+    code = "master_key_required"
+
+
+class _KeylessCipher:
+    """The cipher of a process without the master key: every seal and unseal is refused."""
+
+    def __init__(self, key_id: str, how_to: str) -> None:
+        self.key_id = key_id
+        self._how_to = how_to
+
+    def seal(self, name: str, chunks: Iterable[bytes]) -> NoReturn:
+        raise MasterKeyRequired(
+            f"this workspace is encrypted (master key {self.key_id}) and this process has no "
+            f"master key, so it will not write blob {name} in plaintext: {self._how_to}"
+        )
+
+    def unseal(self, name: str, wrapped: WrappedKey, stream: BinaryIO) -> Iterator[bytes]:
+        raise MasterKeyRequired(
+            f"blob {name} is encrypted under master key {wrapped.key_id} and this process has "
+            f"no master key to read it: {self._how_to}"
+        )
+
+
+def workspace_blob_store(
+    settings: Settings, inner: BlobStore, engine: sa.Engine, *, clock: Clock = SYSTEM_CLOCK
+) -> BlobStore:
+    """The workspace's blob store: encrypted when the settings or the workspace say so.
+
+    Returns:
+        ``inner`` for a workspace that never was encrypted and is not to be; an
+        ``EncryptedBlobStore`` under the master key when one is set; for an encrypted workspace
+        opened without a key, an ``EncryptedBlobStore`` that refuses to write and to decrypt.
+
+    Raises:
+        InvalidSettings: ``encryption.enabled`` is set but no master key is, or it is unreadable.
+        MasterKeyMismatch: The key is not the workspace's current master key.
+    """
+    recorded = BlobKeyStore(engine).current_key_id()
+    if recorded is None and not settings.encryption.enabled:
+        return inner
+    if settings_master_key(settings) is None and recorded is not None:
+        how_to = (
+            f"set ${settings.encryption.key_env} (base64) or encryption.key_file to the "
+            "workspace's master key (`shipyard keys status` lists its key ids)"
+        )
+        return EncryptedBlobStore(
+            inner, BlobKeyStore(engine), _KeylessCipher(recorded, how_to), clock=clock
+        )
+    return encrypted_blob_store(settings, inner, engine, clock=clock)
 
 
 def encrypted_blob_store(

@@ -1,26 +1,32 @@
-"""The audit log: an append-only hash chain of every state change and every raw-PII read.
+"""The audit log: an append-only, keyed hash chain of every state change and every raw-PII read.
 
 Each entry says who (actor), what (action, object), when (at_ms), from where (source) and the
 outcome, plus a small JSON detail that never holds a secret or a personal value in clear
-(erasures carry the subject's keyed digest). Entry ``n`` stores the hash of entry ``n-1``
-and its own hash: SHA-256 over the canonical JSON (sorted keys, no spaces, UTF-8) of all its
-fields including ``seq`` and ``prev_hash``. So editing an entry breaks its own hash, deleting
-one leaves a gap in ``seq``, and reordering breaks both; ``verify`` names the first bad entry.
+(erasures carry the subject's keyed digest). Entry ``n`` stores the hash of entry ``n-1`` and
+its own seal: HMAC-SHA-256, under the audit key named by its ``key_id``, of the canonical JSON
+(sorted keys, no spaces, UTF-8) of all its fields including ``seq``, ``prev_hash`` and
+``key_id``. Entries written before keying (``key_id`` NULL) carry a plain SHA-256 of the same
+JSON without ``key_id`` and still verify; none may follow a keyed entry.
 
-A chain cannot show that its newest entries were cut off (nothing comes after them). Keep the
-head that ``verify`` prints somewhere else (a ticket, a log shipper) and pass it back as an
-anchor to prove the log still reaches it.
+So editing an entry breaks its seal, and re-sealing needs the key, which is kept apart from the
+database (``shipyard.security.audit_chain``); deleting one leaves a gap in ``seq``; reordering
+breaks both. A chain cannot show that its newest entries were cut off (nothing comes after
+them): the anchor (``shipyard.security.audit_anchor``), kept outside the database and moved
+forward as entries are appended, does. ``verify`` names the first bad entry.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shipyard.core.clock import SYSTEM_CLOCK, Clock
-from shipyard.store.security import GENESIS_HASH, AuditRecord, AuditWrite
+from shipyard.security.audit_anchor import Anchor
+from shipyard.store.security import GENESIS_HASH, AuditLogMissing, AuditRecord, AuditWrite
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -38,10 +44,16 @@ def canonical_json(value: Any) -> str:
 
 
 def entry_hash(fields: Mapping[str, Any]) -> str:
-    """The hash of an entry: SHA-256 of the canonical JSON of its fields and ``prev_hash``."""
+    """The seal of a pre-HMAC entry: SHA-256 of the canonical JSON of its fields, ``prev_hash``."""
     body = {name: fields[name] for name in _HASHED}
     body["prev_hash"] = fields["prev_hash"]
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def entry_mac(fields: Mapping[str, Any], mac_key: bytes) -> str:
+    """The seal of a keyed entry: HMAC-SHA-256 of its fields, ``prev_hash`` and ``key_id``."""
+    body = {name: fields[name] for name in (*_HASHED, "prev_hash", "key_id")}
+    return hmac.new(mac_key, canonical_json(body).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def draft(
@@ -62,7 +74,7 @@ def draft(
     values["outcome"] = _clip(outcome, _LIMITS["outcome"])
     values["at_ms"] = clock.now_ms()
     values["detail_json"] = canonical_json(dict(detail or {}))
-    return AuditWrite(values=values, seal=entry_hash)
+    return AuditWrite(values=values)
 
 
 def record(
@@ -100,12 +112,14 @@ class Verification:
     """What ``verify`` found.
 
     Attributes:
-        ok: True when every entry checks out (and the anchor, if given, is there).
+        ok: True when every entry checks out and the log still reaches the anchor (if any).
         entries: Entries checked.
         first_bad: ``seq`` of the first bad entry (or where one is missing); None when ok.
         problem: What is wrong with it, in words.
         head_seq: ``seq`` of the newest entry (0 for an empty log).
-        head_hash: Its hash (the genesis hash for an empty log): keep it as an anchor.
+        head_hash: Its hash (the genesis hash for an empty log).
+        anchor_seq: ``seq`` of the anchor checked against; None when there was none.
+        warning: What this check could not prove (no anchor), or None.
     """
 
     ok: bool
@@ -114,55 +128,93 @@ class Verification:
     problem: str | None
     head_seq: int
     head_hash: str
+    anchor_seq: int | None = None
+    warning: str | None = None
 
 
-def verify(store: SecurityStore, *, anchor: tuple[int, str] | None = None) -> Verification:
+def verify(store: SecurityStore, *, anchor: Anchor | tuple[int, str] | None = None) -> Verification:
     """Walk the chain from the first entry and report the first one that does not check out.
 
     Args:
-        store: The security store to check.
-        anchor: ``(seq, hash)`` of an entry seen earlier; the log must still hold it unchanged.
+        store: The security store to check; its sealer checks each entry's seal.
+        anchor: An entry the log reached earlier (the anchor file's, or ``(seq, hash)`` kept by
+            hand): the log must still hold it unchanged, so a shorter log is caught.
+
+    Raises:
+        InvalidSettings: Keyed entries exist and this process holds no audit key to check them.
     """
+    pinned = Anchor(*anchor) if isinstance(anchor, tuple) else anchor
+    try:
+        result = _walk(store, pinned)
+    except AuditLogMissing as e:
+        return Verification(False, 0, 1, str(e), 0, GENESIS_HASH, _seq(pinned))
+    if pinned is None and result.ok:
+        warning = (
+            "no anchor to check against: removal of the newest entries (or of the whole log) "
+            "cannot be detected; `shipyard audit anchor` writes one"
+        )
+        return dataclasses.replace(result, warning=warning)
+    return result
+
+
+def _walk(store: SecurityStore, pinned: Anchor | None) -> Verification:
     expected_seq, prev, count = 1, GENESIS_HASH, 0
-    anchor_seen = anchor is None
+    keyed_seen = False
     for entry in store.iter_audit():
-        problem = _problem(entry, expected_seq, prev)
+        problem = _problem(store, entry, expected_seq, prev, keyed_seen=keyed_seen)
+        if (
+            problem is None
+            and pinned is not None
+            and entry.seq == pinned.seq
+            and entry.entry_hash != pinned.head_hash
+        ):
+            problem = (
+                f"entry {entry.seq} is not the entry the anchor recorded: it was changed "
+                "or replaced (entries removed, then new ones appended)"
+            )
         if problem is not None:
             bad = expected_seq if entry.seq != expected_seq else entry.seq
-            return Verification(False, count, bad, problem, expected_seq - 1, prev)
-        if anchor is not None and entry.seq == anchor[0]:
-            if entry.entry_hash != anchor[1]:
-                return Verification(
-                    False,
-                    count,
-                    entry.seq,
-                    f"entry {entry.seq} no longer has the anchored hash",
-                    entry.seq,
-                    entry.entry_hash,
-                )
-            anchor_seen = True
+            return Verification(False, count, bad, problem, expected_seq - 1, prev, _seq(pinned))
+        keyed_seen = keyed_seen or entry.key_id is not None
         count += 1
         expected_seq, prev = entry.seq + 1, entry.entry_hash
-    if not anchor_seen and anchor is not None:
-        return Verification(
-            False,
-            count,
-            anchor[0],
-            f"entry {anchor[0]} of the anchor is gone: the newest entries were removed",
-            expected_seq - 1,
-            prev,
-        )
-    return Verification(True, count, None, None, expected_seq - 1, prev)
+    head = expected_seq - 1
+    if pinned is not None and head < pinned.seq:
+        if count == 0:
+            problem = (
+                f"the audit log is empty but its anchor says it reached entry {pinned.seq}: "
+                "the whole log was deleted"
+            )
+        else:
+            problem = (
+                f"the audit log ends at entry {head} but its anchor says it reached entry "
+                f"{pinned.seq}: the newest {pinned.seq - head} entries were removed"
+            )
+        return Verification(False, count, head + 1, problem, head, prev, pinned.seq)
+    return Verification(True, count, None, None, head, prev, _seq(pinned))
 
 
-def _problem(entry: AuditRecord, expected_seq: int, prev: str) -> str | None:
+def _problem(
+    store: SecurityStore, entry: AuditRecord, expected_seq: int, prev: str, *, keyed_seen: bool
+) -> str | None:
     if entry.seq != expected_seq:
         return (
             f"entry {expected_seq} is missing (the next entry is {entry.seq}): "
             "entries were removed or renumbered"
         )
-    if entry.entry_hash != entry_hash(_fields(entry)):
-        return f"entry {entry.seq} was changed after it was written (its hash does not match)"
+    if entry.key_id is None and keyed_seen:
+        return (
+            f"entry {entry.seq} is not keyed but follows keyed entries: it was rewritten by "
+            "someone without the audit key"
+        )
+    expected = store.sealer.expected(_fields(entry))
+    if expected is None:
+        return (
+            f"entry {entry.seq} names audit key {entry.key_id}, not the key this process holds: "
+            "it was changed, or this process has the wrong audit key"
+        )
+    if not hmac.compare_digest(entry.entry_hash, expected):
+        return f"entry {entry.seq} was changed after it was written (its seal does not match)"
     if entry.prev_hash != prev:
         return (
             f"entry {entry.seq} does not follow entry {entry.seq - 1} (previous hash differs): "
@@ -172,7 +224,11 @@ def _problem(entry: AuditRecord, expected_seq: int, prev: str) -> str | None:
 
 
 def _fields(entry: AuditRecord) -> dict[str, Any]:
-    return {name: getattr(entry, name) for name in (*_HASHED, "prev_hash")}
+    return {name: getattr(entry, name) for name in (*_HASHED, "prev_hash", "key_id")}
+
+
+def _seq(anchor: Anchor | None) -> int | None:
+    return None if anchor is None else anchor.seq
 
 
 def _clip(text: str, limit: int) -> str:

@@ -167,6 +167,7 @@ CLI_COMMANDS: dict[str, Action] = {
     "roles list": Action.ROLES_MANAGE,
     "audit verify": Action.AUDIT_READ,
     "audit list": Action.AUDIT_READ,
+    "audit anchor": Action.AUDIT_READ,
 }
 
 

@@ -18,13 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shipyard.core.errors import InvalidArgument
 from shipyard.serve.traffic import PINNED, DeploySpec, ServedModelSpec
-from shipyard.store.security import SecurityStore
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from shipyard.registry.bundle import Bundle
     from shipyard.registry.registry import ModelRegistry
+    from shipyard.store.security import SecurityStore
 
 CONFIG_ENV = "SHIPYARD_SERVE_CONFIG"
 
@@ -97,6 +97,7 @@ def build_app(config: ServerConfig) -> FastAPI:
     """Build one worker's app from its configuration."""
     from shipyard.registry.registry import ModelRegistry
     from shipyard.security.accounts import Accounts
+    from shipyard.security.audit_chain import security_store
     from shipyard.serve.app import create_app
     from shipyard.serve.auth import ServerAuth
     from shipyard.serve.prediction_log import PredictionLog
@@ -104,7 +105,7 @@ def build_app(config: ServerConfig) -> FastAPI:
     from shipyard.track.workspace import Workspace
 
     workspace = Workspace.open(Path(config.project_dir))
-    security = SecurityStore(workspace.store.engine)
+    security = security_store(workspace.settings, workspace.store.engine)
     auth = ServerAuth(Accounts(security), project=config.project, cache_ttl_s=config.auth_cache_s)
     runtime = Runtime(
         config.deploy,

@@ -7,18 +7,25 @@ forks: on SQLite the write transaction already holds the database's write lock
 (``BEGIN IMMEDIATE``), on PostgreSQL a transaction-scoped advisory lock is taken first; the
 next ``seq`` and the previous hash are read under that lock, and ``seq`` being the primary key
 turns any race that slipped through into a retry rather than a fork.
+
+How an entry is sealed (which key, which MAC) is the ``AuditSealer``'s business, given to the
+store by the security package: the store hands it each entry's fields under the lock and tells
+it, after the commit, which entry became the head (so it can anchor the head outside the
+database). A store without a sealer cannot exist, so no code path writes unsealed entries.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from shipyard.core.errors import AlreadyExists, Conflict, NotFound
+from shipyard.core.errors import AlreadyExists, Conflict, IntegrityFailure, NotFound
 from shipyard.store.engine import run_write
 from shipyard.store.security_models import AuditRow, RoleBindingRow, TokenRow, UserRow
 
@@ -31,15 +38,40 @@ GENESIS_HASH = "0" * 64
 _APPEND_ATTEMPTS = 20
 
 
+class AuditLogMissing(IntegrityFailure):
+    """The audit log's table is gone from the metadata store (dropped, or a wrong database)."""
+
+    code = "audit_log_missing"
+
+
 @dataclass(frozen=True, slots=True)
 class AuditWrite:
-    """An audit entry to append: its fields, and how to seal it once ``seq`` is known.
-
-    ``seal`` receives the fields plus ``seq`` and ``prev_hash`` and returns the entry's hash.
-    """
+    """An audit entry to append: its fields, before ``seq``, ``prev_hash`` and the seal."""
 
     values: Mapping[str, Any]
-    seal: Callable[[Mapping[str, Any]], str]
+
+
+class AuditSealer(Protocol):
+    """Seals audit entries (``shipyard.security.audit_chain.AuditChain`` is the one in use)."""
+
+    def seal(self, fields: Mapping[str, Any], prev_key_id: str | None) -> tuple[str | None, str]:
+        """Return ``(key_id, entry_hash)`` for an entry following one sealed by ``prev_key_id``.
+
+        ``fields`` hold the entry's values, ``seq`` and ``prev_hash``. Raises (and so rolls the
+        transaction back) when this process may not append to the chain, e.g. without its key.
+        """
+        ...
+
+    def expected(self, fields: Mapping[str, Any]) -> str | None:
+        """Return the seal a stored entry with these fields (``key_id`` included) must carry.
+
+        None when it names a key this process does not hold; raises when it holds none.
+        """
+        ...
+
+    def committed(self, entry: AuditRecord, lookup: Callable[[int], AuditRecord | None]) -> None:
+        """Learn that ``entry`` is committed as the head; ``lookup`` reads an entry by ``seq``."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +124,21 @@ class AuditRecord:
     detail_json: str
     prev_hash: str
     entry_hash: str
+    key_id: str | None = None
 
 
 class SecurityStore:
-    """Users, tokens, role bindings and the audit log of one metadata store."""
+    """Users, tokens, role bindings and the audit log of one metadata store.
 
-    def __init__(self, engine: sa.Engine) -> None:
+    Attributes:
+        engine: The metadata store's engine.
+        sealer: Seals every audit entry this store appends (and anchors the head).
+    """
+
+    def __init__(self, engine: sa.Engine, sealer: AuditSealer) -> None:
         self.engine = engine
+        self.sealer = sealer
+        self._local = threading.local()  # the entries the current thread's write appended
 
     # -- users ------------------------------------------------------------------------------
 
@@ -113,7 +153,7 @@ class SecurityStore:
             if c.execute(sa.select(UserRow.name).where(UserRow.name == values["name"])).first():
                 raise AlreadyExists(f"user {values['name']!r} already exists")
             c.execute(sa.insert(UserRow), {"disabled_ms": None, **values})
-            append_audit(c, audit)
+            self._append(c, audit)
 
         self._write(_create, f"user {values['name']!r} already exists")
         found = self.get_user(values["name"])
@@ -145,7 +185,7 @@ class SecurityStore:
             )
             if done.rowcount != 1:
                 raise NotFound(f"no user named {name!r}; `shipyard users list` shows them")
-            append_audit(c, audit)
+            self._append(c, audit)
 
         self._write(_disable, "concurrent change")
 
@@ -164,7 +204,7 @@ class SecurityStore:
             ).first():
                 raise NotFound(f"no user named {values['user_name']!r}; create it first")
             c.execute(sa.insert(TokenRow), {"revoked_ms": None, **values})
-            append_audit(c, audit)
+            self._append(c, audit)
 
         self._write(_create, "token id collision; try again")
 
@@ -205,7 +245,7 @@ class SecurityStore:
                     .where(TokenRow.token_id == token_id)
                     .values(revoked_ms=at_ms)
                 )
-            append_audit(c, audit)
+            self._append(c, audit)
 
         self._write(_revoke, "concurrent change")
 
@@ -246,7 +286,7 @@ class SecurityStore:
                 )
             )
             c.execute(sa.insert(RoleBindingRow), dict(values))
-            append_audit(c, audit)
+            self._append(c, audit)
 
         self._write(_set, "concurrent role change; try again")
 
@@ -265,7 +305,7 @@ class SecurityStore:
             )
             if done.rowcount != 1:
                 raise NotFound(f"{user_name!r} holds no role in project {project!r}")
-            append_audit(c, audit)
+            self._append(c, audit)
 
         self._write(_remove, "concurrent role change; try again")
 
@@ -292,15 +332,29 @@ class SecurityStore:
     def append_audit(self, audit: AuditWrite) -> AuditRecord:
         """Append one audit entry on its own (for changes made elsewhere); return it."""
         written: AuditRecord = self._write(
-            lambda c: append_audit(c, audit), "audit chain kept colliding"
+            lambda c: self._append(c, audit), "audit chain kept colliding"
         )
         return written
 
+    def get_audit(self, seq: int) -> AuditRecord | None:
+        """The entry numbered ``seq``, or None.
+
+        Raises:
+            AuditLogMissing: The audit table is gone.
+        """
+        with self._audit_read() as c:
+            row = c.execute(sa.select(AuditRow).where(AuditRow.seq == seq)).first()
+        return None if row is None else AuditRecord(*_values(row, AuditRecord))
+
     def iter_audit(self, batch: int = 1000) -> Iterator[AuditRecord]:
-        """Every audit entry in ``seq`` order, read in batches (memory stays flat)."""
+        """Every audit entry in ``seq`` order, read in batches (memory stays flat).
+
+        Raises:
+            AuditLogMissing: The audit table is gone.
+        """
         after = -1
         while True:
-            with self.engine.connect() as c:
+            with self._audit_read() as c:
                 rows = c.execute(
                     sa.select(AuditRow)
                     .where(AuditRow.seq > after)
@@ -323,7 +377,11 @@ class SecurityStore:
         until_ms: int | None = None,
         limit: int = 100,
     ) -> list[AuditRecord]:
-        """The newest ``limit`` entries matching every filter given, oldest first."""
+        """The newest ``limit`` entries matching every filter given, oldest first.
+
+        Raises:
+            AuditLogMissing: The audit table is gone.
+        """
         query = sa.select(AuditRow)
         if actor is not None:
             query = query.where(AuditRow.actor == actor)
@@ -336,32 +394,73 @@ class SecurityStore:
             query = query.where(AuditRow.at_ms >= since_ms)
         if until_ms is not None:
             query = query.where(AuditRow.at_ms < until_ms)
-        with self.engine.connect() as c:
+        with self._audit_read() as c:
             rows = c.execute(query.order_by(AuditRow.seq.desc()).limit(limit)).all()
         return [AuditRecord(*_values(r, AuditRecord)) for r in reversed(rows)]
 
+    @contextlib.contextmanager
+    def _audit_read(self) -> Iterator[sa.Connection]:
+        try:
+            with self.engine.connect() as c:
+                yield c
+        except DBAPIError as e:
+            self._raise_if_missing(e)
+            raise
+
+    def _raise_if_missing(self, error: DBAPIError) -> None:
+        if isinstance(error, IntegrityError):
+            return
+        try:
+            present = sa.inspect(self.engine).has_table(AuditRow.__tablename__)
+        except DBAPIError:
+            return  # the store itself is unreachable: the original error says so
+        if not present:
+            raise AuditLogMissing(
+                f"the audit log table {AuditRow.__tablename__!r} is missing from the metadata "
+                "store (dropped, or this is not the workspace's database): restore it from a "
+                "backup; `shipyard audit verify` compares what is left with the anchor"
+            ) from error
+
+    def _append(self, c: sa.Connection, audit: AuditWrite) -> AuditRecord:
+        record = append_audit(c, audit, self.sealer)
+        self._local.appended.append(record)
+        return record
+
     def _write(self, work: Callable[[sa.Connection], Any], conflict: str) -> Any:
+        def attempt(c: sa.Connection) -> Any:
+            self._local.appended = []  # run_write may repeat the work after a failed attempt
+            return work(c)
+
         for _ in range(_APPEND_ATTEMPTS):
             try:
-                return run_write(self.engine, work)
+                result = run_write(self.engine, attempt)
             except IntegrityError:
                 continue  # another writer took this seq (or id) first: start again
+            except DBAPIError as e:
+                self._raise_if_missing(e)
+                raise
+            for entry in self._local.appended:
+                self.sealer.committed(entry, self.get_audit)
+            return result
         raise Conflict(conflict)
 
 
-def append_audit(c: sa.Connection, audit: AuditWrite) -> AuditRecord:
+def append_audit(c: sa.Connection, audit: AuditWrite, sealer: AuditSealer) -> AuditRecord:
     """Append ``audit`` inside the caller's write transaction, after the chain's last entry."""
     if c.dialect.name == "postgresql":
         c.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
     last = c.execute(
-        sa.select(AuditRow.seq, AuditRow.entry_hash).order_by(AuditRow.seq.desc()).limit(1)
+        sa.select(AuditRow.seq, AuditRow.entry_hash, AuditRow.key_id)
+        .order_by(AuditRow.seq.desc())
+        .limit(1)
     ).first()
     fields = {
         **audit.values,
         "seq": 1 if last is None else int(last.seq) + 1,
         "prev_hash": GENESIS_HASH if last is None else last.entry_hash,
     }
-    row = {**fields, "entry_hash": audit.seal(fields)}
+    key_id, sealed = sealer.seal(fields, None if last is None else last.key_id)
+    row = {**fields, "entry_hash": sealed, "key_id": key_id}
     c.execute(sa.insert(AuditRow), row)
     return AuditRecord(**row)
 

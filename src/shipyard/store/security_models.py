@@ -58,7 +58,11 @@ class RoleBindingRow(Base):
 
 
 class AuditRow(Base):
-    """One audit entry; ``entry_hash`` covers every other column and ``prev_hash``."""
+    """One audit entry; ``entry_hash`` covers every other column and ``prev_hash``.
+
+    ``key_id`` names the audit key whose HMAC ``entry_hash`` is (migration 0008); NULL for the
+    entries written before, whose ``entry_hash`` is a plain SHA-256.
+    """
 
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_at", "at_ms"),)
@@ -73,3 +77,4 @@ class AuditRow(Base):
     detail_json: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(32))

@@ -20,6 +20,7 @@ from shipyard.core.errors import ArtifactNotFound, InvalidArgument
 from shipyard.core.ids import new_id
 from shipyard.core.settings import Settings, load_settings
 from shipyard.store.artifacts import open_blob_store, safe_destination
+from shipyard.store.encryption import BlobKeyStore
 from shipyard.store.entities import Artifact, Experiment, MetricPoint, Note, Run, RunStatus
 from shipyard.store.filters import parse_filter, parse_order_by
 from shipyard.store.sql import SqlStore
@@ -49,16 +50,18 @@ class Workspace:
         self.clock = clock
         self.store = SqlStore(settings.resolved_store_url)
         self.blobs: BlobStore = open_blob_store(settings.resolved_artifact_root)
-        if settings.encryption.enabled:
-            from shipyard.security.at_rest import encrypted_blob_store
+        try:
+            # An encrypted workspace records its master key id (``master_keys``): the blobs
+            # stay encrypted, or locked, even for a process without ``encryption.enabled``.
+            if settings.encryption.enabled or BlobKeyStore(self.store.engine).current_key_id():
+                from shipyard.security.at_rest import workspace_blob_store
 
-            try:
-                self.blobs = encrypted_blob_store(
+                self.blobs = workspace_blob_store(
                     settings, self.blobs, self.store.engine, clock=clock
                 )
-            except BaseException:
-                self.store.close()
-                raise
+        except BaseException:
+            self.store.close()
+            raise
         tracking = settings.tracking
         self.writer = MetricWriter(
             self.store,

@@ -106,8 +106,46 @@ def test_roles_users_and_audit_verify_finds_tampering(capsys, monkeypatch, tmp_p
         c.execute(sa.text("DELETE FROM audit_log WHERE seq >= 2"))
     code, out, _ = cli(capsys, "audit", "verify", "--anchor", head)
     assert code == 1
-    assert "entry 4 of the anchor is gone" in out
+    assert "the newest 3 entries were removed" in out
     assert cli(capsys, "audit", "list", "--since", "yesterday")[0] == 2
+
+
+def test_audit_verify_checks_the_anchor_file_by_default(capsys, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    assert cli(capsys, "users", "create", "ann")[0] == 0
+    assert cli(capsys, "users", "create", "bob")[0] == 0
+    key_file = tmp_path / ".shipyard" / "keys" / "audit.key"
+    assert key_file.stat().st_mode & 0o077 == 0  # made on first use, private
+    code, out, _ = cli(capsys, "audit", "verify")
+    assert code == 0, out
+    assert "2 entries verified, up to the anchor at entry 2" in out
+
+    with Workspace.open(tmp_path) as workspace, workspace.store.engine.begin() as c:
+        c.execute(sa.text("DELETE FROM audit_log WHERE seq = 2"))
+    code, out, _ = cli(capsys, "audit", "verify")
+    assert code == 1
+    assert "broken at entry 2" in out
+    assert "anchor says it reached entry 2: the newest 1 entries were removed" in out
+    assert cli(capsys, "audit", "anchor")[0] == 1  # refuses to move the anchor over a cut
+
+    (tmp_path / ".shipyard" / "audit-anchor.json").unlink()
+    code, out, _ = cli(capsys, "audit", "verify")
+    assert code == 0
+    assert "warning" in out
+    assert "no anchor" in out
+    code, out, _ = cli(capsys, "audit", "anchor")
+    assert code == 0, out
+    assert "anchored in" in out
+
+    with Workspace.open(tmp_path) as workspace, workspace.store.engine.begin() as c:
+        c.execute(sa.text("DROP TABLE audit_log"))
+    code, out, err = cli(capsys, "audit", "verify")
+    assert code == 1
+    assert "audit log table 'audit_log' is missing" in out
+    code, _, err = cli(capsys, "audit", "list")
+    assert code == 2
+    assert "is missing from the metadata store" in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize("args", [["--anchor", "x"], ["--anchor", "3:abc"]])

@@ -9,6 +9,8 @@ import pytest
 
 from shipyard.core.clock import ManualClock
 from shipyard.security.accounts import Accounts
+from shipyard.security.audit_anchor import AnchorFile
+from shipyard.security.audit_chain import AuditChain, AuditKey
 from shipyard.security.identities import Identity, Kind
 from shipyard.security.roles import Role
 from shipyard.store.security import SecurityStore
@@ -17,15 +19,24 @@ from shipyard.store.sql import SqlStore
 PROJECT = "churn-project"
 
 
+#: The audit key of the test stores (32 fixed bytes; never a real key).
+AUDIT_KEY = AuditKey.from_bytes(b"audit-key-for-tests-0123456789ab")
+
+
+def chain(folder: Path) -> AuditChain:
+    """An audit chain under the tests' key, anchoring in ``folder``."""
+    return AuditChain(AUDIT_KEY, AnchorFile(folder / "audit-anchor.json"))
+
+
 def identity(role: Role | None, name: str = "someone", project: str = PROJECT) -> Identity:
     """An identity holding ``role`` in ``project``."""
     return Identity(name=name, kind=Kind.USER, project=project, role=role, source="test")
 
 
 @pytest.fixture
-def security_store(store_url: str) -> Iterator[SecurityStore]:
+def security_store(store_url: str, tmp_path: Path) -> Iterator[SecurityStore]:
     sql = SqlStore(store_url)
-    yield SecurityStore(sql.engine)
+    yield SecurityStore(sql.engine, chain(tmp_path))
     sql.close()
 
 
@@ -48,7 +59,7 @@ def admin() -> Identity:
 def lite_store(tmp_path: Path) -> Iterator[SecurityStore]:
     """A security store on SQLite only, for checks that do not depend on the backend."""
     sql = SqlStore(f"sqlite:///{tmp_path / 'lite.db'}")
-    yield SecurityStore(sql.engine)
+    yield SecurityStore(sql.engine, chain(tmp_path))
     sql.close()
 
 

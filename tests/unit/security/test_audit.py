@@ -1,4 +1,4 @@
-"""The audit hash chain: tampering with the table directly is found, appends never fork."""
+"""The audit chain: keyed seals, tampering with the table is found, appends never fork."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import threading
 
 import sqlalchemy as sa
 
-from shipyard.security.audit import entry_hash, record, verify
+from shipyard.security.audit import entry_hash, entry_mac, record, verify
 from shipyard.store.security import GENESIS_HASH, SecurityStore
+from tests.unit.security.conftest import AUDIT_KEY
 
 
 def _fill(store: SecurityStore, n: int) -> None:
@@ -29,9 +30,10 @@ def test_an_untouched_chain_verifies(security_store: SecurityStore) -> None:
     assert result.head_hash == entries[-1].entry_hash
     assert entries[0].prev_hash == GENESIS_HASH
     assert [e.prev_hash for e in entries[1:]] == [e.entry_hash for e in entries[:-1]]
-    assert entries[1].entry_hash == entry_hash(
-        {name: getattr(entries[1], name) for name in entries[1].__dataclass_fields__}
-    )
+    fields = {name: getattr(entries[1], name) for name in entries[1].__dataclass_fields__}
+    assert {e.key_id for e in entries} == {AUDIT_KEY.key_id}
+    assert entries[1].entry_hash == entry_mac(fields, AUDIT_KEY.mac_key)  # keyed, not SHA-256
+    assert entries[1].entry_hash != entry_hash(fields)
 
 
 def test_edited_deleted_and_reordered_entries_are_named(security_store: SecurityStore) -> None:
@@ -46,18 +48,28 @@ def test_edited_deleted_and_reordered_entries_are_named(security_store: Security
     _sql(security_store, "UPDATE audit_log SET actor = :a WHERE seq = 2", a=saved[2].actor)
     assert verify(security_store).ok
 
-    # Edit with a recomputed hash: entry 3 checks out alone, entry 4 no longer follows it.
+    # Edit with a recomputed (unkeyed) hash: without the key the seal cannot be redone.
     _sql(security_store, "UPDATE audit_log SET outcome = 'denied' WHERE seq = 3")
     forged = {**{k: getattr(saved[3], k) for k in saved[3].__dataclass_fields__}}
     forged["outcome"] = "denied"
     _sql(security_store, "UPDATE audit_log SET entry_hash = :h WHERE seq = 3", h=entry_hash(forged))
     result = verify(security_store)
-    assert (result.ok, result.first_bad) == (False, 4)
-    assert "entry 4 does not follow entry 3" in (result.problem or "")
+    assert (result.ok, result.first_bad) == (False, 3)
+    assert "entry 3 was changed" in (result.problem or "")
+    # ...nor by passing the entry off as one from before keying.
+    _sql(security_store, "UPDATE audit_log SET key_id = NULL WHERE seq = 3")
+    result = verify(security_store)
+    assert (result.ok, result.first_bad) == (False, 3)
+    assert "entry 3 is not keyed but follows keyed entries" in (result.problem or "")
+    _sql(security_store, "UPDATE audit_log SET key_id = 'f00d' WHERE seq = 3")
+    result = verify(security_store)
+    assert (result.ok, result.first_bad) == (False, 3)
+    assert "names audit key f00d" in (result.problem or "")
     _sql(
         security_store,
-        "UPDATE audit_log SET outcome = 'ok', entry_hash = :h WHERE seq = 3",
+        "UPDATE audit_log SET outcome = 'ok', entry_hash = :h, key_id = :k WHERE seq = 3",
         h=saved[3].entry_hash,
+        k=saved[3].key_id,
     )
     assert verify(security_store).ok
 
@@ -80,7 +92,7 @@ def test_edited_deleted_and_reordered_entries_are_named(security_store: Security
             c.execute(
                 sa.text(
                     "INSERT INTO audit_log VALUES (:seq, :at_ms, :actor, :action, :object, "
-                    ":source, :outcome, :detail_json, :prev_hash, :entry_hash)"
+                    ":source, :outcome, :detail_json, :prev_hash, :entry_hash, :key_id)"
                 ),
                 row,
             )
@@ -92,16 +104,17 @@ def test_edited_deleted_and_reordered_entries_are_named(security_store: Security
     assert (result.ok, result.first_bad) == (False, 5)
 
 
-def test_cut_off_newest_entries_are_caught_by_an_anchor(lite_store: SecurityStore) -> None:
+def test_cut_off_newest_entries_are_caught_by_a_hand_kept_anchor(lite_store: SecurityStore) -> None:
     _fill(lite_store, 4)
     head = verify(lite_store)
     anchor = (head.head_seq, head.head_hash)
     assert verify(lite_store, anchor=anchor).ok
     _sql(lite_store, "DELETE FROM audit_log WHERE seq = 4")
     assert verify(lite_store).ok  # a chain alone cannot see its end cut off...
+    assert "no anchor" in (verify(lite_store).warning or "")
     result = verify(lite_store, anchor=anchor)
     assert (result.ok, result.first_bad) == (False, 4)  # ...the anchor can
-    assert "newest entries were removed" in (result.problem or "")
+    assert "the newest 1 entries were removed" in (result.problem or "")
 
 
 def test_concurrent_appends_never_fork(security_store: SecurityStore) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from shipyard.security.accounts import Accounts
+from shipyard.security.audit_anchor import AnchorFile
+from shipyard.security.audit_chain import AuditChain, AuditKeySource
 from shipyard.security.identities import Identity, Kind
 from shipyard.security.roles import Role
 from shipyard.serve.auth import ServerAuth
@@ -21,7 +23,9 @@ class ServerTokens:
     def __init__(self, folder: Path, *, cache_ttl_s: float = 5.0) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.sql = SqlStore(f"sqlite:///{folder / 'security.db'}")
-        self.store = SecurityStore(self.sql.engine)
+        keys = AuditKeySource(default_file=folder / "audit.key")  # made on first use
+        chain = AuditChain(keys, AnchorFile(folder / "audit-anchor.json"))
+        self.store = SecurityStore(self.sql.engine, chain)
         self.accounts = Accounts(self.store)
         self.auth = ServerAuth(self.accounts, project=PROJECT, cache_ttl_s=cache_ttl_s)
 

@@ -9,6 +9,8 @@ import pytest
 
 from shipyard.core.clock import ManualClock
 from shipyard.security.audit import record
+from shipyard.security.audit_anchor import AnchorFile
+from shipyard.security.audit_chain import AuditChain, AuditKey
 from shipyard.store.security import SecurityStore
 from shipyard.store.sql import SqlStore
 
@@ -16,7 +18,8 @@ from shipyard.store.sql import SqlStore
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[SecurityStore]:
     sql = SqlStore(f"sqlite:///{tmp_path / 's.db'}")
-    yield SecurityStore(sql.engine)
+    key = AuditKey.from_bytes(bytes(32))
+    yield SecurityStore(sql.engine, AuditChain(key, AnchorFile(tmp_path / "anchor.json")))
     sql.close()
 
 
