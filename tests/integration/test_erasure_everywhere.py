@@ -24,9 +24,9 @@ from shipyard.monitor.feedback import FeedbackStore
 from shipyard.monitor.logfiles import read_prediction_log
 from shipyard.pipeline.project import load_project
 from shipyard.pipeline.runner import run_pipeline
+from shipyard.security.audit_chain import security_store
 from shipyard.serve.prediction_log import PredictionLog, PredictionRecord
 from shipyard.store.monitoring import MonitoringStore
-from shipyard.store.security import SecurityStore
 from shipyard.track.workspace import Workspace
 from tests.unit.cli.running import cli
 
@@ -205,7 +205,9 @@ def test_erase_leaves_no_file_and_no_row_holding_the_subject(
 
     # The erasure is in the audit log with the subject's digest and what it touched.
     with Workspace.open(root) as workspace:
-        entries = SecurityStore(workspace.store.engine).list_audit(action="privacy.erase")
+        entries = security_store(workspace.settings, workspace.store.engine).list_audit(
+            action="privacy.erase"
+        )
     assert [e.outcome for e in entries] == ["ok"]
     detail = orjson.loads(entries[0].detail_json)
     assert {f["kind"]: f["rows"] for f in detail["files"]} == {"prediction_log": 1, "feedback": 1}

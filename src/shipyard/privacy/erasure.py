@@ -63,10 +63,11 @@ from shipyard.privacy.references import (
 from shipyard.privacy.residue import ERASABLE, compact, delete_erasable, residual, rows_holding
 from shipyard.privacy.subject import Subject
 from shipyard.security import audit
+from shipyard.security.audit_chain import security_store
 from shipyard.security.permissions import Action, check, require
 from shipyard.store.dataset_models import DatasetCacheKeyRow, DatasetRow
 from shipyard.store.engine import run_write, upsert_insert
-from shipyard.store.security import SecurityStore, append_audit
+from shipyard.store.security import append_audit
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -285,6 +286,8 @@ def _finish(
             residual=residual(found),
         )
 
+    log = security_store(workspace.settings, engine, clock=workspace.clock)
+
     def _work(connection: sa.Connection) -> ErasureReport:
         found = rows_holding(connection, subject)
         done = _replace(
@@ -297,9 +300,11 @@ def _finish(
             detail=done.summary(),
             clock=workspace.clock,
         )
-        return _replace(done, audit=append_audit(connection, entry))
+        return _replace(done, audit=append_audit(connection, entry, log.sealer))
 
     finished = run_write(engine, _work)
+    if finished.audit is not None:  # anchored only once the entry has committed
+        log.sealer.committed(finished.audit, log.get_audit)
     return _replace(finished, compacted=compact(engine))
 
 
@@ -307,7 +312,7 @@ def _guard(workspace: Workspace, actor: Identity, subject: Subject) -> None:
     """Refuse (and audit) an actor without ``privacy.erase``, before anything is read."""
     if not check(actor, Action.PRIVACY_ERASE).allowed:
         audit.record(
-            SecurityStore(workspace.store.engine),
+            security_store(workspace.settings, workspace.store.engine, clock=workspace.clock),
             actor,
             Action.PRIVACY_ERASE,
             _audit_object(subject),

@@ -152,14 +152,14 @@ def test_cost_report_reads_a_servers_counters_with_the_cli_token(
 ) -> None:
     """``cost report --server`` sends ``$SHIPYARD_TOKEN``; without it, it says what to set."""
     from shipyard.security.accounts import Accounts
+    from shipyard.security.audit_chain import security_store
     from shipyard.security.identities import local_identity
     from shipyard.serve.auth import ServerAuth
-    from shipyard.store.security import SecurityStore
     from shipyard.track.workspace import Workspace
     from tests.unit.cli.running import cli
 
     with Workspace.open(tmp_path) as workspace:  # the server and the CLI share one workspace
-        accounts = Accounts(SecurityStore(workspace.store.engine))
+        accounts = Accounts(security_store(workspace.settings, workspace.store.engine))
         me = local_identity("project")
         accounts.ensure_user(me, "ops")
         accounts.grant(me, "ops", "viewer", "project")

@@ -22,12 +22,12 @@ from shipyard.privacy.erasure import erase_subject, erasure_successor
 from shipyard.privacy.pseudonym import subject_digest
 from shipyard.privacy.transform import PrivacySpec, apply_privacy
 from shipyard.security.audit import verify
+from shipyard.security.audit_chain import security_store
 from shipyard.security.identities import Identity, Kind
 from shipyard.security.roles import Role
 from shipyard.store.artifacts.local import LocalBlobStore
 from shipyard.store.dataset_entities import DatasetVersion
 from shipyard.store.monitoring import MonitoringStore
-from shipyard.store.security import SecurityStore
 from shipyard.track.workspace import Workspace
 
 SUBJECT = "ann@example.com"
@@ -248,7 +248,7 @@ def test_erasure_from_python_is_audited_with_the_digest_in_the_same_store(
     workspace: Workspace,
 ) -> None:
     setup = populate(workspace)
-    audit_log = SecurityStore(workspace.store.engine)
+    audit_log = security_store(workspace.settings, workspace.store.engine)
     erase_subject(workspace, DPO, column="email", value=SUBJECT, key=KEY, dry_run=True)
     assert audit_log.list_audit() == []  # a dry run changes nothing and is not audited
 
@@ -282,7 +282,7 @@ def test_an_actor_without_privacy_erase_is_refused_and_the_denial_audited(
             erase_subject(
                 workspace, viewer, column="email", value=SUBJECT, key=KEY, dry_run=dry_run
             )
-    entries = SecurityStore(workspace.store.engine).list_audit()
+    entries = security_store(workspace.settings, workspace.store.engine).list_audit()
     assert [(e.actor, e.action, e.outcome) for e in entries] == [
         ("val", "privacy.erase", "denied")
     ] * 2
