@@ -115,9 +115,11 @@ def read_bounded(source: Path | bytes, label: str, max_bytes: int) -> bytes:
                 "(raise SHIPYARD_REGISTRY__MAX_BUNDLE_BYTES for larger bundles)"
             )
         os.set_blocking(fd, True)
+        # Ask for what fstat saw plus one byte (a file growing meanwhile): ``read(n)`` allocates
+        # n bytes up front, so asking for ``max_bytes`` would cost the cap for every bundle.
         with open(fd, "rb", closefd=True) as stream:
-            data = stream.read(max_bytes + 1)
-        if len(data) > max_bytes:
+            data = stream.read(info.st_size + 1)
+        if len(data) > info.st_size or len(data) > max_bytes:
             raise InvalidData(f"bundle {label} grew past the limit of {max_bytes} bytes while read")
     if not data:
         raise InvalidData(
@@ -176,8 +178,7 @@ class CheckedZip(Mapping[str, bytes]):
             )
         seen: set[str] = set()
         for info in infos:
-            _check_member_info(info, label, seen, limits)
-        _check_layout(infos, label, getattr(self._archive, "start_dir", len(data)))
+            _check_member_info(info, label, seen)
         self.total_bytes = sum(info.file_size for info in infos)
         if self.total_bytes > limits.max_total_bytes:
             raise InvalidData(
@@ -185,6 +186,9 @@ class CheckedZip(Mapping[str, bytes]):
                 f"{limits.max_total_bytes} (a zip bomb, or a bundle larger than this workspace "
                 "accepts: raise SHIPYARD_REGISTRY__MAX_BUNDLE_BYTES); nothing was loaded"
             )
+        for info in infos:
+            _check_ratio(info, label, limits)
+        _check_layout(infos, label, getattr(self._archive, "start_dir", len(data)))
         self._infos = {info.filename: info for info in infos}
 
     def __getitem__(self, name: str) -> bytes:
@@ -216,7 +220,8 @@ class CheckedZip(Mapping[str, bytes]):
         # Room for one byte past the declaration: zipfile would otherwise stop there silently.
         probe = copy.copy(info)
         probe.file_size = info.file_size + 1
-        seen = 0
+        del probe.CRC  # checked below, once the size is known to be honest
+        seen, crc = 0, 0
         try:
             with self._archive.open(probe) as stream:
                 while chunk := stream.read(chunk_bytes):
@@ -227,6 +232,7 @@ class CheckedZip(Mapping[str, bytes]):
                             "bytes its header declares (a zip bomb that lies about its size); "
                             "nothing was loaded"
                         )
+                    crc = zlib.crc32(chunk, crc)
                     yield chunk
         except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, RuntimeError) as e:
             raise InvalidData(
@@ -236,6 +242,11 @@ class CheckedZip(Mapping[str, bytes]):
             raise InvalidData(
                 f"{self.label}: member {name!r} holds {seen} bytes but declares "
                 f"{info.file_size}; it is corrupt and nothing was loaded"
+            )
+        if crc != info.CRC:
+            raise InvalidData(
+                f"{self.label}: member {name!r} fails its CRC-32 check; it is corrupt and "
+                "nothing was loaded"
             )
 
     def close(self) -> None:
@@ -274,9 +285,7 @@ def _check_entry_count(data: bytes, label: str, max_members: int) -> None:
         position += _CD_HEADER_SIZE + name + extra + comment
 
 
-def _check_member_info(
-    info: zipfile.ZipInfo, label: str, seen: set[str], limits: ZipLimits
-) -> None:
+def _check_member_info(info: zipfile.ZipInfo, label: str, seen: set[str]) -> None:
     name = info.filename
     try:
         validate_artifact_name(name)
@@ -301,11 +310,13 @@ def _check_member_info(
             f"{label}: stored member {name!r} declares {info.file_size} bytes but holds "
             f"{info.compress_size}; it is corrupt and nothing was loaded"
         )
-    if info.file_size > limits.ratio_floor_bytes and info.file_size > limits.max_ratio * max(
-        info.compress_size, 1
-    ):
+
+
+def _check_ratio(info: zipfile.ZipInfo, label: str, limits: ZipLimits) -> None:
+    expanded, compressed = info.file_size, max(info.compress_size, 1)
+    if expanded > limits.ratio_floor_bytes and expanded > limits.max_ratio * compressed:
         raise InvalidData(
-            f"{label}: member {name!r} would expand {info.compress_size} bytes to "
+            f"{label}: member {info.filename!r} would expand {info.compress_size} bytes to "
             f"{info.file_size}, a ratio over {limits.max_ratio:g} (a zip bomb; real models do "
             "not compress that well); nothing was loaded"
         )
