@@ -167,7 +167,9 @@ def test_oversized_totals_are_refused_by_argument_and_by_setting(
     assert read_bundle(data).file("plots/0.png") == noise
     with pytest.raises(InvalidData, match="would expand to"):
         read_bundle(data, max_uncompressed=1 << 20)
-    monkeypatch.setenv("SHIPYARD_REGISTRY__MAX_BUNDLE_BYTES", str(1 << 20))
+    (tmp_path / "shipyard.yaml").write_text("registry:\n  max_bundle_bytes: 2097152\n")
+    assert load_settings(project_dir=tmp_path).registry.max_bundle_bytes == 2 << 20
+    monkeypatch.setenv("SHIPYARD_REGISTRY__MAX_BUNDLE_BYTES", str(1 << 20))  # wins over the file
     assert load_settings(project_dir=tmp_path).registry.max_bundle_bytes == 1 << 20
     capped = _workspace(tmp_path, "capped")
     try:
