@@ -317,6 +317,7 @@ def read_bundle(
     max_members: int = DEFAULT_MAX_MEMBERS,
     max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
     max_ratio: float = DEFAULT_MAX_RATIO,
+    label: str | None = None,
 ) -> Bundle:
     """Check a bundle thoroughly, then load it; nothing from the file runs before the checks.
 
@@ -331,6 +332,7 @@ def read_bundle(
         max_members: Most zip members accepted (in the bundle and in the model file).
         max_uncompressed: Most bytes the members may expand to (in the bundle and the model).
         max_ratio: Largest compression ratio of one member (beyond 1 MiB expanded).
+        label: What to call the bundle in messages (default: its path, or ``(bytes)``).
 
     Raises:
         InvalidData: Not a readable bundle: empty, too large, not a zip or truncated, unsafe or
@@ -339,7 +341,8 @@ def read_bundle(
         IntegrityFailure: Modified after registration (whole-file or per-member checksum), a
             pickle anywhere, a type outside the allow-list, a corrupt model.
     """
-    label = str(source) if isinstance(source, Path) else "(bytes)"
+    if label is None:
+        label = str(source) if isinstance(source, Path) else "(bytes)"
     data = read_bounded(source, label, max_bytes)
     sha = hashlib.sha256(data).hexdigest()
     if expected_sha256 is not None and sha != expected_sha256.lower():

@@ -114,11 +114,12 @@ class ModelRegistry:
             description=description, actor=actor, run=run_id, **{"idempotency key": idempotency_key}
         )
         limits = self.workspace.settings.registry
+        label = str(bundle) if isinstance(bundle, Path) else "(bytes)"
         if isinstance(bundle, Path):  # bounded, and never through a symlink
-            data = read_bounded(bundle, str(bundle), limits.max_bundle_bytes)
+            data = read_bounded(bundle, label, limits.max_bundle_bytes)
         else:
             data = bytes(bundle)
-        loaded = self._read(data, None)  # refuses before anything is written
+        loaded = self._read(data, None, label)  # refuses before anything is written
         blob = self.workspace.blobs.put_bytes(data)
         m = loaded.manifest
         values = {
@@ -172,7 +173,7 @@ class ModelRegistry:
                     f"its blob is {size} bytes, {version.size_bytes} were registered"
                 )
             data = self.workspace.blobs.get_bytes(version.bundle_sha256)
-            return self._read(data, version.bundle_sha256)
+            return self._read(data, version.bundle_sha256, f"of {version.ref}")
         except IntegrityFailure as e:
             raise IntegrityFailure(
                 f"model version {version.ref} (bundle {version.bundle_sha256[:12]}) failed its "
@@ -185,7 +186,7 @@ class ModelRegistry:
                 "model again"
             ) from e
 
-    def _read(self, data: bytes, expected_sha256: str | None) -> Bundle:
+    def _read(self, data: bytes, expected_sha256: str | None, label: str) -> Bundle:
         """The one way the registry reads a bundle: ``read_bundle`` under the workspace's caps."""
         limits = self.workspace.settings.registry
         return read_bundle(
@@ -195,6 +196,7 @@ class ModelRegistry:
             max_members=limits.max_bundle_members,
             max_uncompressed=limits.max_bundle_bytes,
             max_ratio=limits.max_compression_ratio,
+            label=label,
         )
 
     def versions(self, name: str) -> list[ModelVersion]:

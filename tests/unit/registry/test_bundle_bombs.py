@@ -9,6 +9,7 @@ instead of giving the clear refusal asserted here. Time and peak memory are meas
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import subprocess
@@ -243,3 +244,25 @@ def test_registering_through_a_symlink_is_refused(
     with pytest.raises(InvalidData, match="cannot be opened"):
         registry.register("churn", link)
     assert registry.register("churn", real).version == 1
+
+
+def test_only_the_checked_reader_opens_zips():
+    """Every load path (register, load, serve, hot swap, gate) ends in ``CheckedZip``.
+
+    Derived from the source rather than listed: no module but ``registry/archive.py`` imports
+    ``zipfile``, and only the registry calls ``read_bundle``.
+    """
+    src = ROOT / "src" / "shipyard"
+    importers, readers = set(), set()
+    for path in src.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        relative = path.relative_to(src).as_posix()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import) and any(a.name == "zipfile" for a in node.names):
+                importers.add(relative)
+            if isinstance(node, ast.ImportFrom) and node.module == "zipfile":
+                importers.add(relative)
+            if isinstance(node, ast.Name) and node.id == "read_bundle":
+                readers.add(relative)
+    assert importers == {"registry/archive.py"}
+    assert readers == {"registry/registry.py"}  # which reads under the workspace caps
