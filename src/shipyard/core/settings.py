@@ -102,6 +102,27 @@ class AuditSettings(BaseModel):
     anchor_every: int = Field(1, ge=1, le=1_000_000)
 
 
+class RegistrySettings(BaseModel):
+    """What a bundle may be before the registry reads it; see docs/registry.md.
+
+    Every path that reads a bundle (register, load, serve and its hot swap, promote and the
+    gate) checks these before decompressing anything, so a hostile zip costs milliseconds.
+
+    Attributes:
+        max_bundle_bytes: Largest bundle file, and most bytes its members may expand to
+            together (``SHIPYARD_REGISTRY__MAX_BUNDLE_BYTES``; default 1 GiB).
+        max_bundle_members: Most members in a bundle (and in the model file inside it).
+        max_compression_ratio: Largest expansion ratio of one member over 1 MiB; deflate reaches
+            about 1000:1 only on degenerate data such as zip bombs.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_bundle_bytes: int = Field(1 << 30, ge=1 << 20, le=64 << 30)
+    max_bundle_members: int = Field(10_000, ge=4, le=1_000_000)
+    max_compression_ratio: float = Field(200.0, ge=10.0, le=2000.0)
+
+
 class Settings(BaseSettings):
     """Root settings of a Shipyard workspace.
 
@@ -124,6 +145,7 @@ class Settings(BaseSettings):
     cost: CostSettings = Field(default_factory=CostSettings)
     encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
 
     @property
     def state_dir(self) -> Path:
@@ -158,7 +180,7 @@ class Settings(BaseSettings):
 
 
 class ProjectFileSource(PydanticBaseSettingsSource):
-    """Reads the ``workspace:`` and ``tracking:`` sections of ``shipyard.yaml``.
+    """Reads the ``workspace:``, ``tracking:``, ``cost:`` and ``registry:`` sections of the file.
 
     The project file also holds sections owned by other packages (sources, train, deploy...);
     those are ignored here.
@@ -196,8 +218,9 @@ class ProjectFileSource(PydanticBaseSettingsSource):
                 values[key] = workspace[key]
         if "tracking" in document:
             values["tracking"] = document["tracking"]
-        if "cost" in document:
-            values["cost"] = document["cost"]
+        for section in ("cost", "registry"):
+            if section in document:
+                values[section] = document[section]
         return values
 
 

@@ -14,9 +14,11 @@ names its arrays by object id, so two writes of one model still differ in ``mode
 atomically (temp file, fsync, rename, fsync of the directory; RELIABILITY.md lesson 5); the
 returned SHA-256 is what a registry records. ``read_bundle`` executes
 nothing from the file until every check has passed, in this order: size limit, whole-file
-SHA-256 against the registered one, not a pickle, a valid zip, safe and unique member names,
-bounded uncompressed size (zip bombs), a manifest that parses, every member's SHA-256 as listed
-and no unlisted member, no member that is a pickle, and every type in the model trusted. Only
+SHA-256 against the registered one, not a pickle, a valid zip whose directory passes
+``archive.CheckedZip`` (member count, safe and unique names, no symlinks, no overlapping members,
+bounded ratio and uncompressed total: zip bombs), a manifest that parses, no unlisted member,
+every member's SHA-256 as listed (streamed, so a member that lies about its size is refused at
+the first byte too many), no member that is a pickle, and every type in the model trusted. Only
 then is the model loaded.
 """
 
@@ -32,7 +34,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from shipyard.core.errors import ArtifactNotFound, IntegrityFailure, InvalidArgument, InvalidData
-from shipyard.registry.archive import read_bounded, read_members, write_atomic, zip_members
+from shipyard.registry.archive import (
+    DEFAULT_MAX_RATIO,
+    CheckedZip,
+    ZipLimits,
+    read_bounded,
+    write_atomic,
+    zip_members,
+)
 from shipyard.registry.inference import Predictions, check_input, predict
 from shipyard.registry.manifest import BundleManifest
 from shipyard.registry.safe_format import dump_model, load_model, looks_like_pickle
@@ -61,10 +70,12 @@ MODEL = "model.skops"
 REFERENCE = "reference.json"
 REFERENCE_SAMPLE = "reference_sample.parquet"
 RESERVED = frozenset({MANIFEST, MODEL, REFERENCE, REFERENCE_SAMPLE})
-DEFAULT_MAX_BYTES = 2 << 30
+# The defaults of ``RegistrySettings`` (core/settings.py), which the registry passes in.
+DEFAULT_MAX_BYTES = 1 << 30
 DEFAULT_MAX_MEMBERS = 10_000
-DEFAULT_MAX_UNCOMPRESSED = 4 << 30
+DEFAULT_MAX_UNCOMPRESSED = 1 << 30
 _MAX_MANIFEST_BYTES = 64 << 20
+_PICKLE_SCAN_BYTES = 1 << 20
 # Import name -> the distribution users install, for the libraries a model may need.
 _DISTRIBUTIONS = {
     "sklearn": "scikit-learn",
@@ -94,7 +105,8 @@ class Bundle:
         self.manifest = manifest
         self.model = model
         self.sha256 = sha256
-        self._members = dict(members)
+        # A CheckedZip (read_bundle) decompresses a member when asked; no copy is taken.
+        self._members = members
 
     def __repr__(self) -> str:
         name, task = self.manifest.name, self.manifest.task
@@ -150,8 +162,8 @@ class Bundle:
     def plots(self) -> dict[str, bytes]:
         """The ``plots/`` members, keyed by name without the ``plots/`` prefix."""
         return {
-            name.removeprefix("plots/"): data
-            for name, data in sorted(self._members.items())
+            name.removeprefix("plots/"): self._members[name]
+            for name in sorted(self._members)
             if name.startswith("plots/")
         }
 
@@ -304,8 +316,14 @@ def read_bundle(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_members: int = DEFAULT_MAX_MEMBERS,
     max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
+    max_ratio: float = DEFAULT_MAX_RATIO,
+    label: str | None = None,
 ) -> Bundle:
     """Check a bundle thoroughly, then load it; nothing from the file runs before the checks.
+
+    Memory stays of the order of the file plus its model: members are streamed through their
+    checksum in chunks, and only the manifest and ``model.skops`` are held whole; the other
+    members are decompressed again when asked for (``Bundle.file``).
 
     Args:
         source: The bundle file, or its bytes.
@@ -313,14 +331,18 @@ def read_bundle(
         max_bytes: Largest bundle file accepted.
         max_members: Most zip members accepted (in the bundle and in the model file).
         max_uncompressed: Most bytes the members may expand to (in the bundle and the model).
+        max_ratio: Largest compression ratio of one member (beyond 1 MiB expanded).
+        label: What to call the bundle in messages (default: its path, or ``(bytes)``).
 
     Raises:
         InvalidData: Not a readable bundle: empty, too large, not a zip or truncated, unsafe or
-            duplicate member names, a zip bomb, an invalid manifest.
+            duplicate member names, symlink members, a zip bomb (declared, overlapping, by
+            ratio, or lying about its size), an invalid manifest.
         IntegrityFailure: Modified after registration (whole-file or per-member checksum), a
             pickle anywhere, a type outside the allow-list, a corrupt model.
     """
-    label = str(source) if isinstance(source, Path) else "(bytes)"
+    if label is None:
+        label = str(source) if isinstance(source, Path) else "(bytes)"
     data = read_bounded(source, label, max_bytes)
     sha = hashlib.sha256(data).hexdigest()
     if expected_sha256 is not None and sha != expected_sha256.lower():
@@ -334,30 +356,26 @@ def read_bundle(
             f"bundle {label} is a pickle, not a bundle; Shipyard never loads pickles (loading "
             "one runs code) and nothing was loaded"
         )
-    members = read_members(data, label, max_members, max_uncompressed)
+    limits = ZipLimits(max_members, max_uncompressed, max_ratio)
+    members = CheckedZip(data, f"bundle {label}", limits)
     manifest = _parse_manifest(members, label)
-    _check_checksums(manifest, members, label)
-    for name, content in members.items():
-        if name != MODEL and looks_like_pickle(content):
-            raise IntegrityFailure(
-                f"bundle {label}: member {name!r} is a pickle; bundles never carry pickles and "
-                "nothing was loaded"
-            )
+    model_bytes = _check_members(manifest, members, label)
     model = load_model(
-        members[MODEL],
+        model_bytes,
         source=f"bundle {label}: {MODEL}",
         max_members=max_members,
         max_uncompressed=max_uncompressed,
+        max_ratio=max_ratio,
     )
     return Bundle(manifest, model, sha, members)
 
 
-def _parse_manifest(members: Mapping[str, bytes], label: str) -> BundleManifest:
-    raw = members.get(MANIFEST)
-    if raw is None:
+def _parse_manifest(members: CheckedZip, label: str) -> BundleManifest:
+    if MANIFEST not in members:
         raise InvalidData(f"bundle {label} has no {MANIFEST}; it is not a Shipyard bundle")
-    if len(raw) > _MAX_MANIFEST_BYTES:
+    if members.size(MANIFEST) > _MAX_MANIFEST_BYTES:
         raise InvalidData(f"bundle {label}: {MANIFEST} is larger than {_MAX_MANIFEST_BYTES} bytes")
+    raw = members[MANIFEST]
     try:
         return BundleManifest.model_validate_json(raw)
     except ValidationError as e:
@@ -367,7 +385,11 @@ def _parse_manifest(members: Mapping[str, bytes], label: str) -> BundleManifest:
         raise InvalidData(f"bundle {label}: {MANIFEST} is invalid: {problems}") from e
 
 
-def _check_checksums(manifest: BundleManifest, members: Mapping[str, bytes], label: str) -> None:
+def _check_members(manifest: BundleManifest, members: CheckedZip, label: str) -> bytes:
+    """Stream every member through its checksum and the pickle check; return the model's bytes.
+
+    The names are compared first, so an unlisted member is refused before it is decompressed.
+    """
     present = set(members) - {MANIFEST}
     listed = set(manifest.files)
     if MODEL not in listed:
@@ -383,10 +405,26 @@ def _check_checksums(manifest: BundleManifest, members: Mapping[str, bytes], lab
             f"bundle {label}: member(s) {', '.join(unlisted)} are not listed in the manifest; "
             "the bundle was modified and nothing was loaded"
         )
+    model = b""
     for name in sorted(listed):
-        actual = hashlib.sha256(members[name]).hexdigest()
+        digest, head, kept = hashlib.sha256(), b"", []
+        for chunk in members.stream(name):
+            digest.update(chunk)
+            if len(head) < _PICKLE_SCAN_BYTES:
+                head += chunk[: _PICKLE_SCAN_BYTES - len(head)]
+            if name == MODEL:
+                kept.append(chunk)
+        actual = digest.hexdigest()
         if actual != manifest.files[name].lower():
             raise IntegrityFailure(
                 f"bundle {label}: member {name!r} was modified: its SHA-256 is {actual}, the "
                 f"manifest says {manifest.files[name]}; nothing was loaded"
             )
+        if name == MODEL:
+            model = b"".join(kept)
+        elif looks_like_pickle(head):
+            raise IntegrityFailure(
+                f"bundle {label}: member {name!r} is a pickle; bundles never carry pickles and "
+                "nothing was loaded"
+            )
+    return model

@@ -29,6 +29,7 @@ from shipyard.core.errors import (
 )
 from shipyard.cost.blob_refs import MODEL_VERSION, model_version_ref, released
 from shipyard.data.datasets import read_dataset
+from shipyard.registry.archive import read_bounded
 from shipyard.registry.bundle import Bundle, read_bundle
 from shipyard.registry.gate import GateVerdict, run_gate
 from shipyard.store.registry import AliasEvent, ModelVersion, RegistryStore
@@ -112,8 +113,13 @@ class ModelRegistry:
         _check_lengths(
             description=description, actor=actor, run=run_id, **{"idempotency key": idempotency_key}
         )
-        data = bundle.read_bytes() if isinstance(bundle, Path) else bytes(bundle)
-        loaded = read_bundle(data)  # refuses before anything is written
+        limits = self.workspace.settings.registry
+        label = str(bundle) if isinstance(bundle, Path) else "(bytes)"
+        if isinstance(bundle, Path):  # bounded, and never through a symlink
+            data = read_bounded(bundle, label, limits.max_bundle_bytes)
+        else:
+            data = bytes(bundle)
+        loaded = self._read(data, None, label)  # refuses before anything is written
         blob = self.workspace.blobs.put_bytes(data)
         m = loaded.manifest
         values = {
@@ -160,8 +166,14 @@ class ModelRegistry:
         """
         version = ref if isinstance(ref, ModelVersion) else self.get(ref)
         try:
+            # The size first: a blob swapped on disk for a huge one is refused unread.
+            size = self.workspace.blobs.size(version.bundle_sha256)
+            if size != version.size_bytes:
+                raise IntegrityFailure(
+                    f"its blob is {size} bytes, {version.size_bytes} were registered"
+                )
             data = self.workspace.blobs.get_bytes(version.bundle_sha256)
-            return read_bundle(data, expected_sha256=version.bundle_sha256)
+            return self._read(data, version.bundle_sha256, f"of {version.ref}")
         except IntegrityFailure as e:
             raise IntegrityFailure(
                 f"model version {version.ref} (bundle {version.bundle_sha256[:12]}) failed its "
@@ -173,6 +185,19 @@ class ModelRegistry:
                 "missing from the artifact store; restore it from a backup or register the "
                 "model again"
             ) from e
+
+    def _read(self, data: bytes, expected_sha256: str | None, label: str) -> Bundle:
+        """The one way the registry reads a bundle: ``read_bundle`` under the workspace's caps."""
+        limits = self.workspace.settings.registry
+        return read_bundle(
+            data,
+            expected_sha256=expected_sha256,
+            max_bytes=limits.max_bundle_bytes,
+            max_members=limits.max_bundle_members,
+            max_uncompressed=limits.max_bundle_bytes,
+            max_ratio=limits.max_compression_ratio,
+            label=label,
+        )
 
     def versions(self, name: str) -> list[ModelVersion]:
         """Every version of ``name``, oldest first."""

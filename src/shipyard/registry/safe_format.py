@@ -8,8 +8,10 @@ read from the artifact (the mistake of MLflow GHSA-w582-9x45-8mpx).
 ``load_model`` checks, before anything from the file is constructed:
 
 1. the bytes are not a pickle (protocols 0-5, also gzip/zlib/bz2/xz-compressed as joblib writes);
-2. the skops zip is bounded (member count, uncompressed size) and each ``.npy`` header declares
-   no more data than the member holds, so a small file cannot make the loader allocate gigabytes;
+2. the skops zip passes ``archive.CheckedZip`` (the one checked zip reader: member count, names,
+   ratio, uncompressed total, every member streamed and verified), no member is a zip itself,
+   and each ``.npy`` header declares no more data than the member holds, so a small file cannot
+   make the loader allocate gigabytes;
 3. every node in the schema has a loader from ``TRUSTED_LOADERS`` and a type from
    ``TRUSTED_TYPES`` -- including the types skops would trust on its own -- and everything
    ``skops.io.get_untrusted_types`` reports is in ``TRUSTED_TYPES`` too;
@@ -40,13 +42,13 @@ import io
 import json
 import lzma
 import pickletools
-import zipfile
 import zlib
 from typing import Any
 
 import numpy as np
 
-from shipyard.core.errors import IntegrityFailure, InvalidArgument
+from shipyard.core.errors import IntegrityFailure, InvalidArgument, InvalidData
+from shipyard.registry.archive import DEFAULT_MAX_RATIO, CheckedZip, ZipLimits
 from shipyard.registry.tree_checks import check_tree_bounds
 
 TRUSTED_TYPES: frozenset[str] = frozenset(
@@ -136,7 +138,9 @@ TRUSTED_LOADERS: frozenset[str] = frozenset(
 )
 
 MAX_MODEL_MEMBERS = 200_000
-MAX_MODEL_UNCOMPRESSED = 8 << 30
+MAX_MODEL_UNCOMPRESSED = 1 << 30
+_HEADER_SCAN_BYTES = 1 << 16
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 _MAX_SCHEMA_BYTES = 256 << 20
 _SCAN_BYTES = 1 << 20
 _DECOMPRESSED_SCAN = 1 << 16
@@ -221,6 +225,7 @@ def audit(
     source: str = "model file",
     max_members: int = MAX_MODEL_MEMBERS,
     max_uncompressed: int = MAX_MODEL_UNCOMPRESSED,
+    max_ratio: float = DEFAULT_MAX_RATIO,
 ) -> set[str]:
     """Return every type a skops file would construct, constructing nothing.
 
@@ -233,9 +238,11 @@ def audit(
         source: What to call the file in error messages.
         max_members: Most zip members accepted.
         max_uncompressed: Most bytes the members may hold once decompressed.
+        max_ratio: Largest compression ratio of one member (``archive.ZipLimits``).
 
     Raises:
-        IntegrityFailure: The bytes are a pickle, or not a bounded, well-formed skops zip.
+        IntegrityFailure: The bytes are a pickle, or not a bounded, well-formed skops zip (read
+            by ``archive.CheckedZip``, every member streamed and verified, none a zip itself).
     """
     if looks_like_pickle(data):
         raise IntegrityFailure(
@@ -243,15 +250,14 @@ def audit(
             "code; nothing was loaded. Save the model with shipyard (skops format) instead"
         )
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        infos = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as e:
-        raise IntegrityFailure(
-            f"{source} is not a skops file (not a valid zip: {e}); nothing was loaded"
-        ) from e
-    with archive:
-        _check_members(archive, infos, source, max_members, max_uncompressed)
+        archive = CheckedZip(data, source, ZipLimits(max_members, max_uncompressed, max_ratio))
+        for name in archive:
+            _check_member(archive, name, source)
         schema = _read_schema(archive, source)
+    except InvalidData as e:
+        # The archive's reasons (not a zip, a bomb, a name) are integrity failures here.
+        done = "" if e.message.endswith("nothing was loaded") else "; nothing was loaded"
+        raise IntegrityFailure(f"{e.message}{done}") from e
     found, loaders = _schema_types(schema)
     found |= {f"skops:{loader}" for loader in loaders - TRUSTED_LOADERS}
     if not found <= TRUSTED_TYPES:
@@ -267,72 +273,62 @@ def audit(
     return found
 
 
-def _check_members(
-    archive: zipfile.ZipFile,
-    infos: list[zipfile.ZipInfo],
-    source: str,
-    max_members: int,
-    max_uncompressed: int,
-) -> None:
-    if len(infos) > max_members:
+def _check_member(archive: CheckedZip, name: str, source: str) -> None:
+    """Stream one member in full (size and CRC verified) and check what its start says.
+
+    An array's header must declare no more data than the member holds and no Python objects;
+    no member may be a zip itself (``numpy.load`` would open one as an ``.npz``, and a zip in
+    a zip is how recursive bombs nest), so the model file is the last level Shipyard unpacks.
+    """
+    head = b""
+    for chunk in archive.stream(name):
+        if len(head) < _HEADER_SCAN_BYTES:
+            head += chunk[: _HEADER_SCAN_BYTES - len(head)]
+    if head.startswith(_ZIP_MAGIC):
         raise IntegrityFailure(
-            f"{source} has {len(infos)} members, more than the limit of {max_members}; "
-            "nothing was loaded"
+            f"{source}: member {name} is itself a zip; nested archives are refused and nothing "
+            "was loaded"
         )
-    total = sum(info.file_size for info in infos)
-    if total > max_uncompressed:
-        raise IntegrityFailure(
-            f"{source} would expand to {total} bytes, more than the limit of {max_uncompressed} "
-            "(a zip bomb or an absurdly large model); nothing was loaded"
-        )
-    names = [info.filename for info in infos]
-    if len(set(names)) != len(names):
-        raise IntegrityFailure(f"{source} lists a member twice; nothing was loaded")
-    for info in infos:
-        if info.filename.endswith(".npy"):
-            _check_npy_header(archive, info, source)
+    if name.endswith(".npy"):
+        _check_npy_header(head, name, archive.size(name), source)
 
 
-def _check_npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> None:
+def _check_npy_header(head: bytes, name: str, size: int, source: str) -> None:
     """Refuse an array whose header declares more data than its member holds."""
     from numpy.lib import format as npy
 
+    stream = io.BytesIO(head)
     try:
-        with archive.open(info) as stream:
-            version = npy.read_magic(stream)
-            if version == (1, 0):
-                shape, _, dtype = npy.read_array_header_1_0(stream)
-            else:
-                shape, _, dtype = npy.read_array_header_2_0(stream)
-            offset = stream.tell()
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        version = npy.read_magic(stream)
+        if version == (1, 0):
+            shape, _, dtype = npy.read_array_header_1_0(stream)
+        else:
+            shape, _, dtype = npy.read_array_header_2_0(stream)
+        offset = stream.tell()
+    except (ValueError, OSError, EOFError) as e:
         raise IntegrityFailure(
-            f"{source}: array {info.filename} has an unreadable header ({e}); nothing was loaded"
+            f"{source}: array {name} has an unreadable header ({e}); nothing was loaded"
         ) from e
     if dtype.hasobject:
-        raise IntegrityFailure(
-            f"{source}: array {info.filename} holds Python objects; nothing was loaded"
-        )
+        raise IntegrityFailure(f"{source}: array {name} holds Python objects; nothing was loaded")
     declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-    if declared > info.file_size - offset:
+    if declared > size - offset:
         raise IntegrityFailure(
-            f"{source}: array {info.filename} declares {declared} bytes but holds "
-            f"{info.file_size - offset}; nothing was loaded"
+            f"{source}: array {name} declares {declared} bytes but holds {size - offset}; "
+            "nothing was loaded"
         )
 
 
-def _read_schema(archive: zipfile.ZipFile, source: str) -> Any:
-    try:
-        info = archive.getinfo("schema.json")
-    except KeyError:
+def _read_schema(archive: CheckedZip, source: str) -> Any:
+    if "schema.json" not in archive:
         raise IntegrityFailure(
             f"{source} has no schema.json, so it is not a skops file; nothing was loaded"
-        ) from None
-    if info.file_size > _MAX_SCHEMA_BYTES:
+        )
+    if archive.size("schema.json") > _MAX_SCHEMA_BYTES:
         raise IntegrityFailure(f"{source}: schema.json is too large; nothing was loaded")
     try:
-        return json.loads(archive.read(info))
-    except (ValueError, RecursionError, zipfile.BadZipFile, OSError, EOFError) as e:
+        return json.loads(archive["schema.json"])
+    except (ValueError, RecursionError) as e:
         raise IntegrityFailure(
             f"{source}: schema.json does not parse ({type(e).__name__}); nothing was loaded"
         ) from e
@@ -401,6 +397,7 @@ def load_model(
     source: str = "model file",
     max_members: int = MAX_MODEL_MEMBERS,
     max_uncompressed: int = MAX_MODEL_UNCOMPRESSED,
+    max_ratio: float = DEFAULT_MAX_RATIO,
 ) -> Any:
     """Load a skops model after checking every type it holds against ``TRUSTED_TYPES``.
 
@@ -409,13 +406,20 @@ def load_model(
         source: What to call the file in error messages (the bundle and member).
         max_members: Most zip members accepted.
         max_uncompressed: Most bytes the members may hold once decompressed.
+        max_ratio: Largest compression ratio of one member (``archive.ZipLimits``).
 
     Raises:
         IntegrityFailure: A pickle, a malformed or oversized file, a type outside the
             allow-list (all named), or tree node indices out of bounds. Nothing from the file
             is constructed before the type check passes.
     """
-    present = audit(data, source=source, max_members=max_members, max_uncompressed=max_uncompressed)
+    present = audit(
+        data,
+        source=source,
+        max_members=max_members,
+        max_uncompressed=max_uncompressed,
+        max_ratio=max_ratio,
+    )
     outside = sorted(present - TRUSTED_TYPES)
     if outside:
         raise IntegrityFailure(
