@@ -25,7 +25,6 @@ from shipyard.core.errors import IntegrityFailure, InvalidData
 from shipyard.registry.input_contract import (
     MISSING_COLUMN,
     UNSEEN,
-    ContractViolation,
     InputContract,
     ModelInput,
     group_problems,
@@ -74,12 +73,17 @@ def check_input(manifest: BundleManifest, frame: pl.DataFrame) -> list[InputProb
     contract = InputContract(
         manifest, manifest.input_policy.model_copy(update={"unseen_categories": "error"})
     )
-    try:
-        rejected = contract.check_frame(frame).rejected
-    except ContractViolation as e:
-        problems = e.problems
-    else:
-        problems = group_problems(rejected, contract.names)
+    missing = [n for n in contract.names if n not in frame.columns]
+    # The other columns are still checked: a stand-in null column is read, its problems dropped.
+    padded = frame.with_columns(pl.lit(None).alias(n) for n in missing)
+    rejected = [
+        (row, [(f, m) for f, m in pairs if f not in missing])
+        for row, pairs in contract.check_frame(padded).rejected
+    ]
+    problems = [
+        *contract.column_problems(frame.columns, allow_extra=True),
+        *group_problems([(r, p) for r, p in rejected if p], contract.names),
+    ]
     kinds: dict[str, Literal["missing", "type", "unseen"]] = {
         MISSING_COLUMN: "missing",
         UNSEEN: "unseen",
