@@ -242,6 +242,8 @@ class InputContract:
         text_to_number, text_to_bool = self.policy.text_to_number, self.policy.text_to_bool
         for f in self.fields:
             values = columns[f.name]
+            if f.kind == "number" and self._plain_numbers(f, values, numbers, bad):
+                continue
             target = texts if f.kind == "text" else numbers
             for row, value in enumerate(values):
                 decoded, message = _cell(f, value, text_to_number, text_to_bool)
@@ -251,6 +253,31 @@ class InputContract:
         if bad:
             raise ContractViolation(group_problems(sorted(bad.items()), self.names))
         return ModelInput(numbers, texts, self.number_names, self.text_names)
+
+    @staticmethod
+    def _plain_numbers(
+        f: _Field,
+        values: Sequence[Any],
+        numbers: np.ndarray[Any, Any],
+        bad: dict[int, list[tuple[str, str]]],
+    ) -> bool:
+        """The common case in one numpy call: every cell an int or float (not a bool)."""
+        if not all(type(v) is float or type(v) is int for v in values):
+            return False
+        try:
+            column = np.asarray(values, dtype=np.float64)
+        except OverflowError:  # an integer beyond float64: the cell-by-cell reader says so
+            return False
+        infinite = np.isinf(column)
+        if infinite.any():
+            for row in np.flatnonzero(infinite).tolist():
+                bad.setdefault(row, []).append((f.name, INFINITY))
+            column[infinite] = math.nan
+        if not f.nullable:
+            for row in np.flatnonzero(np.isnan(column) & ~infinite).tolist():
+                bad.setdefault(row, []).append((f.name, NULL))
+        numbers[:, f.slot] = column
+        return True
 
     # -- the vectorized reader: Polars frames (batch chunks, the Python API) -----------------
 
