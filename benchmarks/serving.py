@@ -428,7 +428,7 @@ def main() -> None:
         native100 = in_process_ms(bundle.predict, pl.DataFrame(hundred), repeat=50)
         onnx, _ = OnnxPredictor.try_build(bundle)
         assert onnx is not None, "the benchmark model should export to ONNX"
-        onnx1 = in_process_ms(onnx, pl.DataFrame([one]))
+        onnx1 = in_process_ms(onnx, bundle.contract.decode_frame(pl.DataFrame([one])))
         # The stricter floor: the faster of the two ways the model can predict in process.
         predict1 = min(native1, onnx1)
         wrapper = wrapper_us()

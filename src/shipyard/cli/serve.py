@@ -82,8 +82,12 @@ def predict(
         int, typer.Option(min=1, help="Rows per chunk (memory stays flat).")
     ] = 50_000,
     unseen: Annotated[
-        str, typer.Option(help="Unseen categories: error (reject the row) or unknown.")
-    ] = "error",
+        str | None,
+        typer.Option(
+            help="Unseen categories: error (reject the row) or unknown; default: the model's "
+            "manifest (input_policy.unseen_categories)."
+        ),
+    ] = None,
 ) -> None:
     """Score a large file in chunks; rows that cannot be scored go to a reject file with reasons."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -91,7 +95,7 @@ def predict(
     from shipyard.registry.registry import ModelRegistry
     from shipyard.serve.batch import score_file
 
-    if unseen not in ("error", "unknown"):
+    if unseen not in (None, "error", "unknown"):
         raise InvalidArgument("--unseen is error or unknown")
     with open_workspace(ctx) as workspace:
         bundle = ModelRegistry(workspace).load(ref)

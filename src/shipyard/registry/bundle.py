@@ -29,7 +29,7 @@ import importlib
 import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
@@ -42,7 +42,14 @@ from shipyard.registry.archive import (
     write_atomic,
     zip_members,
 )
-from shipyard.registry.inference import Predictions, check_input, predict
+from shipyard.registry.inference import (
+    Predictions,
+    check_input,
+    feature_roles,
+    predict,
+    predict_input,
+)
+from shipyard.registry.input_contract import InputContract
 from shipyard.registry.manifest import BundleManifest
 from shipyard.registry.safe_format import dump_model, load_model, looks_like_pickle
 from shipyard.store.artifacts.names import validate_artifact_name
@@ -52,6 +59,9 @@ if TYPE_CHECKING:
 
     import pandas as pd
     import polars as pl
+
+    from shipyard.registry.input_contract import ModelInput
+    from shipyard.train.preprocess import Columns
 
 __all__ = [
     "MANIFEST",
@@ -107,6 +117,8 @@ class Bundle:
         self.sha256 = sha256
         # A CheckedZip (read_bundle) decompresses a member when asked; no copy is taken.
         self._members = members
+        self._contract: InputContract | None = None
+        self._roles: Columns | None = None
 
     def __repr__(self) -> str:
         name, task = self.manifest.name, self.manifest.task
@@ -167,25 +179,54 @@ class Bundle:
             if name.startswith("plots/")
         }
 
+    @property
+    def contract(self) -> InputContract:
+        """The input contract compiled from the manifest (once per loaded bundle)."""
+        if self._contract is None:
+            self._contract = InputContract(self.manifest)
+        return self._contract
+
+    @property
+    def roles(self) -> Columns:
+        """The features split into numeric and categorical as the model encodes them."""
+        if self._roles is None:
+            self._roles = feature_roles(self.manifest, self.model)
+        return self._roles
+
     def check_input(self, frame: pl.DataFrame) -> list[str]:
         """List what is wrong with ``frame`` as model input; empty when it is fine.
 
-        Missing feature columns, columns that will not convert to the contract's type, and
-        categories never seen in training (the model treats those as unknown) each get one
-        message that names the column.
+        One message per field and problem, naming the rows (``field: problem (rows ...)``),
+        as HTTP serving and batch scoring word them. Categories never seen in training are
+        listed even when the manifest's policy scores them as unknown.
         """
         return [p.message for p in check_input(self.manifest, frame)]
 
-    def predict(self, frame: pl.DataFrame | pd.DataFrame) -> Predictions:
+    def predict(
+        self,
+        frame: pl.DataFrame | pd.DataFrame,
+        *,
+        unseen_categories: Literal["error", "unknown"] | None = None,
+    ) -> Predictions:
         """Predict labels (and class probabilities) for ``frame``.
 
-        Classification maps the model's codes to ``manifest.classes``; binary models apply
+        The frame is read through ``contract`` (columns other than the features are ignored);
+        ``unseen_categories`` overrides the manifest's policy for this call. Classification
+        maps the model's codes to ``manifest.classes``; binary models apply
         ``manifest.threshold`` (0.5 when None) to ``proba[:, 1]``.
 
         Raises:
-            InvalidData: A feature column is missing or will not convert (named).
+            ContractViolation: A feature column is missing or some values break the contract
+                (an ``InvalidData`` whose message names the fields and rows).
         """
-        return predict(self.manifest, self.model, frame)
+        contract = self.contract
+        if unseen_categories is not None and unseen_categories != contract.policy.unseen_categories:
+            contract = contract.with_policy(unseen_categories=unseen_categories)
+        return predict(self.manifest, self.model, frame, contract=contract)
+
+    def predict_input(self, inputs: ModelInput) -> Predictions:
+        """Predict rows already checked and decoded by ``contract`` (the serving path)."""
+        return predict_input(self.manifest, self.model, inputs, self.roles)
 
 
 # -- writing -----------------------------------------------------------------------------------

@@ -193,7 +193,9 @@ def _score(
     m = bundle.manifest
     name = f"{who}_sanity"
     try:
-        predictions = bundle.predict(frame)
+        # Unseen test categories are a note of the contract check, not a refusal: score them
+        # as the encoders' unknown whatever the serving policy (docs/serving.md).
+        predictions = bundle.predict(frame, unseen_categories="unknown")
     except Exception as e:  # any failure to predict is a verdict, not a crash of the gate
         return None, GateCheck(name, False, f"{who} failed to predict: {type(e).__name__}: {e}")
     known = y >= 0 if n_classes else np.isfinite(y)

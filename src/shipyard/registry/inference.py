@@ -1,14 +1,16 @@
 """Predicting with a bundle: the input contract enforced, codes mapped back to labels.
 
-Schema enforcement fails loudly (RELIABILITY.md lesson 8): a missing feature or a column that
-will not convert to its contract type is an ``InvalidData`` that names the column, never a
-silent NaN. Categories unseen in training are reported by ``check_input`` but do not stop a
-prediction, since the encoders were built to treat them as unknown.
+Schema enforcement fails loudly (RELIABILITY.md lesson 8): every frame is read through the
+bundle's compiled ``InputContract`` (``shipyard.registry.input_contract``), the same one HTTP
+serving and batch scoring use, so a missing feature, a value of the wrong kind, a missing value
+where the manifest says ``nullable: false``, infinity, or (under the strict default policy) an
+unseen category is a ``ContractViolation`` naming the field and rows, never a silent NaN.
 
-The frame reaches the pipeline through ``shipyard.train.preprocess.model_input``, the same
-conversion training used, so a column is never read one way in training and another in serving.
-Which columns are categorical is read from the fitted ``ColumnTransformer`` (the columns whose
-transformer encodes categories), so it always matches what the model was trained with.
+The decoded rows reach the pipeline as the frame training produced with
+``shipyard.train.preprocess.model_input``: numeric features as float64 with NaN, categorical
+ones as text objects with NaN. Which columns are categorical is read from the fitted
+``ColumnTransformer`` (the columns whose transformer encodes categories), so it always matches
+what the model was trained with.
 """
 
 from __future__ import annotations
@@ -20,8 +22,14 @@ import numpy as np
 import polars as pl
 
 from shipyard.core.errors import IntegrityFailure, InvalidData
-from shipyard.data.dtypes import to_polars
-from shipyard.train.preprocess import Columns, model_input
+from shipyard.registry.input_contract import (
+    MISSING_COLUMN,
+    UNSEEN,
+    InputContract,
+    ModelInput,
+    group_problems,
+)
+from shipyard.train.preprocess import Columns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,48 +65,30 @@ class InputProblem:
 
 
 def check_input(manifest: BundleManifest, frame: pl.DataFrame) -> list[InputProblem]:
-    """List the problems of ``frame`` against the manifest's contract, in feature order."""
-    problems: list[InputProblem] = []
-    for field in manifest.features:
-        name = field.name
-        if name not in frame.columns:
-            problems.append(
-                InputProblem(
-                    name,
-                    "missing",
-                    f"column {name!r} is missing (the model needs it as {field.dtype})",
-                )
-            )
-            continue
-        column = frame.get_column(name)
-        try:
-            column.cast(to_polars(field.dtype), strict=True)
-        except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as e:
-            problems.append(
-                InputProblem(
-                    name,
-                    "type",
-                    f"column {name!r} has type {column.dtype}, which does not convert to the "
-                    f"contract's {field.dtype}: {str(e).splitlines()[0]}",
-                )
-            )
-            continue
-        if field.categories is not None:
-            seen = set(field.categories)
-            values = column.drop_nulls().cast(pl.String).unique().sort().to_list()
-            unseen = [v for v in values if v not in seen]
-            if unseen:
-                shown = ", ".join(repr(v) for v in unseen[:_SHOWN])
-                more = f" and {len(unseen) - _SHOWN} more" if len(unseen) > _SHOWN else ""
-                problems.append(
-                    InputProblem(
-                        name,
-                        "unseen",
-                        f"column {name!r} has categories never seen in training: {shown}{more} "
-                        "(the model treats them as unknown)",
-                    )
-                )
-    return problems
+    """List the problems of ``frame`` against the manifest's contract, in feature order.
+
+    Unseen categories are always listed (kind ``unseen``), whatever the manifest's policy, so
+    a caller such as the promotion gate can tell them from values the model cannot take.
+    """
+    contract = InputContract(
+        manifest, manifest.input_policy.model_copy(update={"unseen_categories": "error"})
+    )
+    missing = [n for n in contract.names if n not in frame.columns]
+    # The other columns are still checked: a stand-in null column is read, its problems dropped.
+    padded = frame.with_columns(pl.lit(None).alias(n) for n in missing)
+    rejected = [
+        (row, [(f, m) for f, m in pairs if f not in missing])
+        for row, pairs in contract.check_frame(padded).rejected
+    ]
+    problems = [
+        *contract.column_problems(frame.columns, allow_extra=True),
+        *group_problems([(r, p) for r, p in rejected if p], contract.names),
+    ]
+    kinds: dict[str, Literal["missing", "type", "unseen"]] = {
+        MISSING_COLUMN: "missing",
+        UNSEEN: "unseen",
+    }
+    return [InputProblem(p.field, kinds.get(p.problem, "type"), p.describe()) for p in problems]
 
 
 def feature_roles(manifest: BundleManifest, model: Any) -> Columns:
@@ -132,25 +122,35 @@ def _encodes_categories(transformer: Any) -> bool:
 
 
 def predict(
-    manifest: BundleManifest, model: Any, frame: pl.DataFrame | pd.DataFrame
+    manifest: BundleManifest,
+    model: Any,
+    frame: pl.DataFrame | pd.DataFrame,
+    *,
+    contract: InputContract | None = None,
 ) -> Predictions:
     """Predict with ``model`` under ``manifest``'s contract (see ``Bundle.predict``).
 
     Raises:
-        InvalidData: A feature column is missing or will not convert (named in the message).
+        ContractViolation: A feature column is missing or some values break the contract
+            (an ``InvalidData``; the message names the fields and rows).
         IntegrityFailure: The model's output disagrees with the manifest's classes.
     """
-    rows = _as_polars(frame)
-    fatal = [p for p in check_input(manifest, rows) if p.kind != "unseen"]
-    if fatal:
-        columns = ", ".join(p.column for p in fatal)
-        details = "; ".join(p.message for p in fatal)
-        raise InvalidData(
-            f"input does not match the model's contract (column(s) {columns}): {details}"
-        )
-    if rows.height == 0:  # scikit-learn refuses empty input; the answer is known
+    contract = contract if contract is not None else InputContract(manifest)
+    inputs = contract.decode_frame(_as_polars(frame))
+    return predict_input(manifest, model, inputs, feature_roles(manifest, model))
+
+
+def predict_input(
+    manifest: BundleManifest, model: Any, inputs: ModelInput, roles: Columns
+) -> Predictions:
+    """Predict rows already checked and decoded by the contract (the serving path).
+
+    Raises:
+        IntegrityFailure: The model's output disagrees with the manifest's classes.
+    """
+    if inputs.height == 0:  # scikit-learn refuses empty input; the answer is known
         return _empty(manifest)
-    x = model_input(rows, feature_roles(manifest, model))[manifest.feature_names]
+    x = model_frame(manifest, inputs, roles)
     if manifest.task == "regression":
         return Predictions(np.asarray(model.predict(x), dtype=np.float64), None, None)
     classes = manifest.classes or []
@@ -166,6 +166,42 @@ def predict(
     else:
         codes = np.argmax(proba, axis=1).astype(np.int64)
     return Predictions(np.asarray(classes)[codes], proba, codes)
+
+
+def model_frame(manifest: BundleManifest, inputs: ModelInput, roles: Columns) -> pd.DataFrame:
+    """The pandas frame the pipeline takes, as ``model_input`` made it in training.
+
+    Numeric features are float64 with NaN; categorical ones plain objects with NaN for
+    missing (a number the model encodes as a category is written as Polars casts it).
+    """
+    import pandas as pd
+
+    categorical = set(roles.categorical)
+    data: dict[str, Any] = {}
+    for field in manifest.features:
+        name = field.name
+        if name in categorical:
+            data[name] = category_column(inputs, name, field.dtype, missing=np.nan)
+        else:
+            data[name] = inputs.number(name)
+    return pd.DataFrame(data, columns=manifest.feature_names)
+
+
+def category_column(
+    inputs: ModelInput, name: str, dtype: str, *, missing: Any
+) -> np.ndarray[Any, Any]:
+    """A categorical feature as an object array of text, ``missing`` where there is none."""
+    if name in inputs.text_names:
+        values = inputs.text(name)
+        return np.array([missing if v is None else v for v in values], dtype=object)
+    numbers = inputs.number(name)  # a number or boolean the model encodes as a category
+    if dtype == "bool":
+        spelled = [missing if np.isnan(v) else ("true" if v else "false") for v in numbers]
+    elif dtype.startswith(("int", "uint")):
+        spelled = [missing if np.isnan(v) else str(int(v)) for v in numbers]
+    else:
+        spelled = [missing if np.isnan(v) else str(float(v)) for v in numbers]
+    return np.array(spelled, dtype=object)
 
 
 def _empty(manifest: BundleManifest) -> Predictions:

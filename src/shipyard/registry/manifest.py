@@ -31,8 +31,10 @@ class FeatureField(BaseModel):
     Attributes:
         name: Column name, as the model's input frame has it.
         dtype: A contract type name of ``shipyard.data.dtypes`` (``float64``, ``string``, ...).
-        nullable: Whether the training rows had missing values here (the pipeline imputes
-            them, so this is information for monitoring, not a rule).
+        nullable: Whether the training rows had missing values here. It is a rule: a null (or
+            NaN) in a ``nullable: false`` feature is refused on every path
+            (``shipyard.registry.input_contract``), since the model never learned what a
+            missing value there means.
         categories: The distinct values seen in training, as text, for string, categorical
             and boolean columns; None when there were too many to list or for numbers.
     """
@@ -52,6 +54,30 @@ class FeatureField(BaseModel):
         return name
 
 
+class InputPolicy(BaseModel):
+    """How leniently the model's input is read; the defaults are the strict choices.
+
+    The same policy is applied by HTTP serving, batch scoring and ``Bundle.predict``
+    (``shipyard.registry.input_contract``), so one row gets one decision everywhere.
+
+    Attributes:
+        unseen_categories: ``error`` refuses a text value outside the feature's training
+            categories; ``unknown`` scores it as the encoders' unknown category.
+        text_to_number: Whether text spelling a decimal number (``"1.5"``, ``"-2e3"``) is read
+            as that number in a numeric feature. Off: text there is refused.
+        text_to_bool: Whether the text ``"true"`` / ``"false"`` is read as a boolean in a
+            boolean feature. Off: text there is refused. ``"1"``/``"0"`` never are.
+        infinity: Always ``error``: no model is trained on infinite values (stated so the
+            manifest says it, not only the code).
+    """
+
+    model_config = _STRICT
+    unseen_categories: Literal["error", "unknown"] = "error"
+    text_to_number: bool = False
+    text_to_bool: bool = False
+    infinity: Literal["error"] = "error"
+
+
 class Lineage(BaseModel):
     """Where a model came from: the run, the data versions, the code and the recipe."""
 
@@ -69,6 +95,8 @@ class BundleManifest(BaseModel):
     Attributes:
         classes: Label of each class code (code ``j`` means ``classes[j]``); None for regression.
         threshold: Cut on ``proba[:, 1]`` for binary models; None means 0.5.
+        input_policy: How leniently inputs are read (strict by default; older manifests
+            without it read as strict).
         requirements: Package -> version needed to load the model (``python`` included).
         files: Member name -> SHA-256 of every member except ``manifest.json``.
     """
@@ -81,6 +109,7 @@ class BundleManifest(BaseModel):
     features: list[FeatureField]
     classes: list[str | int | bool] | None = None
     threshold: float | None = None
+    input_policy: InputPolicy = Field(default_factory=InputPolicy)
     primary_metric: str
     metrics: dict[str, Any] = Field(default_factory=dict)
     lineage: Lineage = Field(default_factory=Lineage)

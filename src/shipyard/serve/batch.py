@@ -1,9 +1,15 @@
 """Batch scoring: a large CSV or Parquet file through a model in chunks, with memory flat.
 
 Rows are read ``chunk_rows`` at a time (Polars' batched CSV reader, pyarrow's Parquet batch
-iterator), checked row by row against the contract, scored, and appended to the output with a
-streaming writer. A row that cannot be scored goes to the reject file with its reasons; the
-counts add up: rows in = rows scored + rows rejected.
+iterator), checked against the bundle's input contract with vectorized expressions
+(``InputContract.check_frame``: the same rules and messages as an HTTP request), scored, and
+appended to the output with a streaming writer. A row that cannot be scored goes to the reject
+file with the reasons a 422 would give for it; the counts add up: rows in = rows scored + rows
+rejected.
+
+CSV has no types, so its cells are read by the CSV spelling of the feature's kind (digits for
+numbers, ``true``/``false`` for booleans): that is the file format, not coercion. Parquet
+columns keep their types and get the manifest's policy unchanged.
 """
 
 from __future__ import annotations
@@ -15,14 +21,15 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shipyard.core.errors import InvalidArgument, InvalidData
-from shipyard.serve.contract import NUMERIC_TYPES
+from shipyard.core.errors import InvalidArgument
+from shipyard.registry.input_contract import reasons
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from shipyard.registry.bundle import Bundle
+    from shipyard.registry.input_contract import FrameCheck, InputContract
 
 
 @dataclass(frozen=True)
@@ -53,57 +60,15 @@ def _chunks(path: Path, chunk_rows: int) -> Iterator[pl.DataFrame]:
     yield from scan.collect_batches(chunk_size=chunk_rows, engine="streaming")
 
 
-def _split_valid(
-    bundle: Bundle, chunk: pl.DataFrame, unseen: str
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Cast the features to the contract; rows with a failed cast or unseen category go aside."""
-    manifest = bundle.manifest
-    missing = [f.name for f in manifest.features if f.name not in chunk.columns]
-    if missing:
-        raise InvalidData(f"the input has no column(s) {', '.join(missing)}; the model needs them")
-    reasons: list[pl.Expr] = []
-    casts: list[pl.Expr] = []
-    for f in manifest.features:
-        column = pl.col(f.name)
-        if f.dtype in NUMERIC_TYPES:
-            cast = column.cast(pl.Float64, strict=False)
-            reasons.append(
-                pl.when(column.is_not_null() & cast.is_null()).then(
-                    pl.lit(f"{f.name}: not a number")
-                )
-            )
-        elif f.dtype == "bool":
-            text = column.cast(pl.String).str.to_lowercase()
-            cast = (
-                pl.when(text.is_in(["true", "1"]))
-                .then(True)
-                .when(text.is_in(["false", "0"]))
-                .then(False)
-            )
-            reasons.append(
-                pl.when(column.is_not_null() & cast.is_null()).then(
-                    pl.lit(f"{f.name}: not true/false")
-                )
-            )
-        else:
-            cast = column.cast(pl.String)
-            if f.categories is not None and unseen == "error":
-                reasons.append(
-                    pl.when(cast.is_not_null() & ~cast.is_in(f.categories)).then(
-                        pl.lit(f"{f.name}: unseen category")
-                    )
-                )
-        casts.append(cast.alias(f.name))
-    checked = chunk.with_row_index("_row").with_columns(
-        pl.concat_str(reasons, separator="; ", ignore_nulls=True).alias("_reasons")
-        if reasons
-        else pl.lit(None, pl.String).alias("_reasons")
-    )
-    bad = checked.filter(pl.col("_reasons").is_not_null() & (pl.col("_reasons") != ""))
-    good = checked.filter(pl.col("_reasons").is_null() | (pl.col("_reasons") == "")).with_columns(
-        casts
-    )
-    return good.drop("_reasons"), bad
+def contract_for(bundle: Bundle, source: Path, unseen: str | None) -> InputContract:
+    """The bundle's contract as batch scoring applies it to ``source``."""
+    contract = bundle.contract
+    changes: dict[str, object] = {}
+    if unseen is not None:
+        changes["unseen_categories"] = unseen
+    if source.suffix.lower() != ".parquet":  # CSV: text is the only spelling a cell has
+        changes |= {"text_to_number": True, "text_to_bool": True}
+    return contract.with_policy(**changes) if changes else contract
 
 
 def score_file(
@@ -113,20 +78,24 @@ def score_file(
     *,
     rejects: Path | None = None,
     chunk_rows: int = 50_000,
-    unseen: str = "error",
+    unseen: str | None = None,
     keep_columns: bool = True,
     on_chunk: Callable[[int], None] | None = None,
 ) -> BatchReport:
     """Score ``source`` into ``output`` (Parquet, or CSV by suffix) chunk by chunk.
 
+    ``unseen`` (``error`` or ``unknown``) overrides the manifest's ``unseen_categories``.
+
     Raises:
-        InvalidArgument: Unsupported file types. InvalidData: a feature column is missing.
+        InvalidArgument: Unsupported file types.
+        ContractViolation: A feature column is missing (an ``InvalidData``).
     """
     if output.suffix.lower() not in (".parquet", ".csv"):
         raise InvalidArgument(f"{output.name}: write .parquet or .csv")
     rejects = rejects or output.with_name(output.stem + ".rejects.csv")
     tmp_out = output.with_name(output.name + ".partial")
     tmp_rej = rejects.with_name(rejects.name + ".partial")
+    contract = contract_for(bundle, source, unseen)
     writer: Any = None
     rows_in = scored = rejected = chunks = offset = 0
     try:
@@ -135,22 +104,15 @@ def score_file(
             for chunk in _chunks(source, chunk_rows):
                 chunks += 1
                 rows_in += chunk.height
-                good, bad = _split_valid(bundle, chunk, unseen)
-                for row, reason in bad.select("_row", "_reasons").iter_rows():
-                    reject_file.write(f'{offset + row},"{reason}"\n')
-                rejected += bad.height
-                if good.height:
-                    predictions = bundle.predict(good)
-                    out = good.drop("_row") if keep_columns else pl.DataFrame()
+                check = contract.check_frame(chunk)
+                for row, pairs in check.rejected:
+                    reject_file.write(f'{offset + row},"{reasons(pairs)}"\n')
+                rejected += len(check.rejected)
+                if check.good.size:
+                    out = _scored(bundle, chunk, check, keep_columns=keep_columns)
                     out = out.with_columns(
-                        pl.Series("prediction", predictions.labels).alias("prediction")
+                        pl.Series("source_row", offset + check.good, dtype=pl.Int64)
                     )
-                    if predictions.proba is not None and bundle.manifest.classes is not None:
-                        for j, label in enumerate(bundle.manifest.classes):
-                            out = out.with_columns(
-                                pl.Series(f"proba_{label}", predictions.proba[:, j])
-                            )
-                    out = out.with_columns((pl.lit(offset) + good["_row"]).alias("source_row"))
                     writer = _write(out, tmp_out, writer, csv=output.suffix.lower() == ".csv")
                     scored += out.height
                 offset += chunk.height
@@ -169,6 +131,21 @@ def score_file(
             partial.unlink(missing_ok=True)
         raise
     return BatchReport(rows_in, scored, rejected, chunks, output, rejects if rejected else None)
+
+
+def _scored(
+    bundle: Bundle, chunk: pl.DataFrame, check: FrameCheck, *, keep_columns: bool
+) -> pl.DataFrame:
+    """The good rows (features as the contract read them) with predictions and probabilities."""
+    predictions = bundle.predict_input(check.inputs)
+    out = chunk.with_columns(check.typed)[check.good] if keep_columns else pl.DataFrame()
+    out = out.with_columns(pl.Series("prediction", predictions.labels))
+    if predictions.proba is not None and bundle.manifest.classes is not None:
+        out = out.with_columns(
+            pl.Series(f"proba_{label}", predictions.proba[:, j])
+            for j, label in enumerate(bundle.manifest.classes)
+        )
+    return out
 
 
 def _write(frame: pl.DataFrame, path: Path, writer: Any, *, csv: bool) -> Any:

@@ -15,21 +15,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import polars as pl
+from shipyard.registry.input_contract import ModelInput
 
-Predict = Callable[[pl.DataFrame], Any]
+Predict = Callable[[ModelInput], Any]
 
 
 @dataclass
 class _Pending:
-    frame: pl.DataFrame
+    frame: ModelInput
     future: asyncio.Future[Any] = field(repr=False)
 
 
 class MicroBatcher:
-    """Gathers frames for one model into batches and runs ``predict`` in a worker thread.
+    """Gathers decoded requests for one model into batches; runs ``predict`` in a worker thread.
 
-    ``predict`` takes the concatenated frame and returns something ``split`` can cut back into
+    ``predict`` takes the concatenated rows and returns something ``split`` can cut back into
     one result per request (by row counts).
     """
 
@@ -48,7 +48,7 @@ class MicroBatcher:
         self.batches = 0
         self.rows = 0
 
-    async def submit(self, frame: pl.DataFrame) -> Any:
+    async def submit(self, frame: ModelInput) -> Any:
         """Score ``frame`` (possibly together with other requests) and return its result."""
         if self._queue is None:
             self._queue = asyncio.Queue()
@@ -84,7 +84,7 @@ class MicroBatcher:
         live = [p for p in batch if not p.future.cancelled()]
         if not live:
             return
-        frame = live[0].frame if len(live) == 1 else pl.concat([p.frame for p in live])
+        frame = ModelInput.concat([p.frame for p in live])
         try:
             result = await asyncio.to_thread(self._predict, frame)
             parts = self._split(result, [p.frame.height for p in live])

@@ -1,93 +1,56 @@
-"""The request-side input contract: a bundle's features compiled once into fast checks.
+"""The request side of a model's input contract: JSON columns in, decoded model input out.
 
-Every request body is checked column by column on plain Python lists and numpy arrays before
-anything reaches the model, so a bad request is a 422 that names the field and the problem —
-never a 500 from deep inside scikit-learn. Checks are compiled at model load, not per request.
+The rules themselves live in ``shipyard.registry.input_contract`` (one contract for HTTP,
+batch scoring and the Python API, with the same messages); this module adds what only a
+request has: columns that must be lists of one length, an empty body, a row limit. A bad
+request is a ``ContractError`` (422) naming the field and rows, never a 500 from deep inside
+scikit-learn, and nothing on this path builds a Polars series: JSON values are decoded cell by
+cell straight into the numpy arrays the engines take.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import polars as pl
+from shipyard.registry.input_contract import ContractViolation, ModelInput, Problem
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from shipyard.registry.manifest import BundleManifest
+    from shipyard.registry.input_contract import InputContract
 
 MAX_ROWS = 10_000
 UnseenPolicy = Literal["error", "unknown"]
-NUMERIC_TYPES = frozenset(
-    {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64"}
-)
+ContractError = ContractViolation  # the name the HTTP layer has always caught
+
+__all__ = [
+    "MAX_ROWS",
+    "ContractError",
+    "Problem",
+    "RequestContract",
+    "UnseenPolicy",
+    "records_to_columns",
+]
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One reason a request cannot be scored (a 422 detail entry)."""
+class RequestContract:
+    """A served model's compiled contract, with the server's ``unseen_categories`` applied."""
 
-    field: str
-    problem: str
-    rows: tuple[int, ...] = ()
+    def __init__(self, contract: InputContract, *, unseen: UnseenPolicy | None = None) -> None:
+        if unseen is not None and unseen != contract.policy.unseen_categories:
+            contract = contract.with_policy(unseen_categories=unseen)
+        self.contract = contract
+        self.names = contract.names
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON shape of a 422 detail."""
-        out: dict[str, Any] = {"field": self.field, "problem": self.problem}
-        if self.rows:
-            out["rows"] = list(self.rows[:10])
-        return out
-
-
-class ContractError(Exception):
-    """The request broke the contract; ``problems`` says where."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        super().__init__("; ".join(f"{p.field}: {p.problem}" for p in problems))
-        self.problems = list(problems)
-
-
-@dataclass(frozen=True)
-class _Column:
-    name: str
-    kind: Literal["number", "bool", "text"]
-    nullable: bool
-    categories: frozenset[str] | None
-
-
-class InputContract:
-    """Checks and converts request columns into the frame the bundle predicts on."""
-
-    def __init__(self, manifest: BundleManifest, *, unseen: UnseenPolicy = "error") -> None:
-        self.unseen = unseen
-        self.columns = [
-            _Column(
-                f.name,
-                "number" if f.dtype in NUMERIC_TYPES else "bool" if f.dtype == "bool" else "text",
-                True,  # the pipeline imputes missing values; nulls are allowed
-                frozenset(f.categories) if f.categories is not None else None,
-            )
-            for f in manifest.features
-        ]
-        self.names = [c.name for c in self.columns]
-        self._known = set(self.names)
-
-    def frame(self, columns: Mapping[str, Sequence[Any]]) -> pl.DataFrame:
-        """Check ``columns`` (name -> values) and return them as a typed Polars frame.
+    def frame(self, columns: Mapping[str, Any]) -> ModelInput:
+        """Check request ``columns`` (name -> list of values) and decode them for the model.
 
         Raises:
-            ContractError: Missing, unknown or mistyped columns, non-finite numbers, unseen
-                categories (under the ``error`` policy), ragged or oversized input.
+            ContractError: Missing, unknown or mistyped columns, missing values where the
+                manifest says ``nullable: false``, infinity, unseen categories (under the
+                ``error`` policy), ragged, empty or oversized input.
         """
-        problems = [Problem(n, "missing column") for n in self.names if n not in columns]
-        problems += [
-            Problem(n, "unknown column; the model does not take it")
-            for n in columns
-            if n not in self._known
-        ]
+        problems = self.contract.column_problems(columns, allow_extra=False)
         lengths = {len(v) if isinstance(v, list) else -1 for v in columns.values()}
         if -1 in lengths:
             problems.append(Problem("inputs", "every column must be a list of values"))
@@ -99,59 +62,7 @@ class InputContract:
             problems.append(Problem("inputs", "no rows to score"))
         if problems:
             raise ContractError(problems)
-        series = []
-        for column in self.columns:
-            values = columns[column.name]
-            converted, problem = _convert(column, values, self.unseen)
-            if problem is not None:
-                problems.append(problem)
-            else:
-                series.append(converted)
-        if problems:
-            raise ContractError(problems)
-        return pl.DataFrame(series)
-
-
-def _convert(
-    column: _Column, values: Sequence[Any], unseen: UnseenPolicy
-) -> tuple[Any, Problem | None]:
-    if column.kind == "number":
-        bad = [i for i, v in enumerate(values) if not _is_number(v)]
-        if bad:
-            return None, Problem(column.name, "expected numbers (or null)", tuple(bad))
-        array = np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
-        if np.isinf(array).any():
-            rows = tuple(int(i) for i in np.flatnonzero(np.isinf(array)))
-            return None, Problem(column.name, "infinity is not a valid value", rows)
-        return pl.Series(column.name, array, nan_to_null=True), None
-    if column.kind == "bool":
-        bad = [i for i, v in enumerate(values) if v is not None and not isinstance(v, bool)]
-        if bad:
-            return None, Problem(column.name, "expected true/false (or null)", tuple(bad))
-        return pl.Series(column.name, list(values), dtype=pl.Boolean), None
-    bad = [i for i, v in enumerate(values) if v is not None and not isinstance(v, str)]
-    if bad:
-        return None, Problem(column.name, "expected text (or null)", tuple(bad))
-    if column.categories is not None and unseen == "error":
-        unknown = [i for i, v in enumerate(values) if v is not None and v not in column.categories]
-        if unknown:
-            shown = sorted({str(values[i]) for i in unknown})[:5]
-            return None, Problem(
-                column.name,
-                f"categories never seen in training: {', '.join(shown)}",
-                tuple(unknown),
-            )
-    return pl.Series(column.name, list(values), dtype=pl.String), None
-
-
-def _is_number(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return True
-    return isinstance(value, float) and not math.isnan(value)
+        return self.contract.decode_columns(columns)
 
 
 def records_to_columns(records: Sequence[Any]) -> dict[str, list[Any]]:

@@ -18,13 +18,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shipyard.serve.batching import MicroBatcher
-from shipyard.serve.contract import InputContract, UnseenPolicy
+from shipyard.serve.contract import RequestContract, UnseenPolicy
 
 if TYPE_CHECKING:
-    import polars as pl
-
     from shipyard.registry.bundle import Bundle
     from shipyard.registry.inference import Predictions
+    from shipyard.registry.input_contract import ModelInput
 
 
 METERING_ENV = "SHIPYARD_COST__METERING"
@@ -59,9 +58,9 @@ def metered(predict: Any) -> Any:
 
     # The model call runs in one worker thread (MicroBatcher uses asyncio.to_thread), so that
     # thread's CPU clock is the batch's cost; two clock reads per batch keep metering cheap.
-    def call(frame: pl.DataFrame) -> _Metered:
+    def call(inputs: ModelInput) -> _Metered:
         started = time.thread_time_ns()
-        result = predict(frame)
+        result = predict(inputs)
         return _Metered(result, time.thread_time_ns() - started)
 
     return call
@@ -93,7 +92,7 @@ class ServedModel:
     name: str
     version: int
     bundle: Bundle
-    contract: InputContract
+    contract: RequestContract
     batcher: MicroBatcher
     engine: str = "native"
     loaded_at: float = field(default_factory=time.time)
@@ -105,12 +104,12 @@ class ServedModel:
         version: int,
         bundle: Bundle,
         *,
-        unseen: UnseenPolicy,
+        unseen: UnseenPolicy | None,
         max_batch_rows: int,
         fast_path: bool = True,
     ) -> ServedModel:
         """Compile the contract, choose the engine (verified ONNX or native), make the batcher."""
-        predict: Any = bundle.predict
+        predict: Any = bundle.predict_input
         engine = "native"
         if fast_path:
             from shipyard.serve.fast_path import OnnxPredictor
@@ -123,12 +122,12 @@ class ServedModel:
         if metering_enabled():
             predict = metered(predict)
         batcher = MicroBatcher(predict, _split, max_rows=max_batch_rows)
-        contract = InputContract(bundle.manifest, unseen=unseen)
+        contract = RequestContract(bundle.contract, unseen=unseen)
         return cls(name, version, bundle, contract, batcher, engine)
 
-    async def score(self, frame: pl.DataFrame) -> Scored:
-        """Predict one request's rows (batched with concurrent requests)."""
-        result: Scored = await self.batcher.submit(frame)
+    async def score(self, inputs: ModelInput) -> Scored:
+        """Predict one request's decoded rows (batched with concurrent requests)."""
+        result: Scored = await self.batcher.submit(inputs)
         return result
 
     def describe(self) -> dict[str, Any]:

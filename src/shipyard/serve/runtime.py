@@ -20,9 +20,8 @@ from shipyard.serve.host import ModelSlot, Scored, ServedModel
 from shipyard.serve.traffic import DeploySpec, Route, Router, ServedModelSpec
 
 if TYPE_CHECKING:
-    import polars as pl
-
     from shipyard.registry.bundle import Bundle
+    from shipyard.registry.input_contract import ModelInput
 
 log = logging.getLogger("shipyard.serve")
 
@@ -129,7 +128,7 @@ class Runtime:
             raise NotFound(f"no model named {name!r} is served here; see GET /v2/models")
         return self.slots[(name, router.spec.champion)].model
 
-    async def answer(self, name: str, frame: pl.DataFrame, headers: dict[str, str]) -> Answer:
+    async def answer(self, name: str, frame: ModelInput, headers: dict[str, str]) -> Answer:
         """Route, score, feed the canary judge, and start the shadow copy."""
         router = self.routers.get(name)
         if router is None:
@@ -149,7 +148,7 @@ class Runtime:
         return Answer(model, route.answer, scored, shadow)
 
     async def _shadow(
-        self, name: str, alias: str, frame: pl.DataFrame
+        self, name: str, alias: str, frame: ModelInput
     ) -> tuple[ServedModel, str, Scored | None]:
         model = self.slots[(name, alias)].model
         try:

@@ -115,7 +115,8 @@ class DeploySpec(BaseModel):
 
     model_config = _STRICT
     models: dict[str, ServedModelSpec]
-    unseen_categories: Literal["error", "unknown"] = "error"
+    # None: each model's manifest decides (input_policy.unseen_categories, strict by default)
+    unseen_categories: Literal["error", "unknown"] | None = None
     max_body_bytes: int = Field(1_000_000, ge=1_000)
     poll_interval_s: float = Field(2.0, gt=0)
     fast_path: bool = True  # serve a verified ONNX export when the model has one

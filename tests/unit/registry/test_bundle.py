@@ -25,6 +25,7 @@ from shipyard.registry.bundle import (
     requirements_for,
     write_bundle,
 )
+from shipyard.registry.input_contract import MISSING_COLUMN, NOT_NUMBER, UNSEEN, ContractViolation
 from tests.corpus import BAD_NAMES
 from tests.unit.registry.models import (
     Fitted,
@@ -354,17 +355,21 @@ def test_check_input_and_predict_name_the_column(good_bundle: bytes):
         rows.drop("a").with_columns(pl.lit("purple").alias("color"), pl.lit("x").alias("b"))
     )
     assert len(problems) == 3
-    assert "'a' is missing" in problems[0]
-    assert "'b'" in problems[1]
-    assert "int64" in problems[1]
-    assert "'color'" in problems[2]
-    assert "'purple'" in problems[2]
-    with pytest.raises(InvalidData, match=r"column\(s\) a"):
+    # One wording on every path (shipyard.registry.input_contract): field, problem, rows.
+    assert problems[0] == f"a: {MISSING_COLUMN}"
+    assert problems[1].startswith(f"b: {NOT_NUMBER} (rows 0, 1, 2")
+    assert problems[2].startswith(f"color: {UNSEEN} (rows 0, 1")
+    with pytest.raises(ContractViolation, match=f"a: {MISSING_COLUMN}"):
         bundle.predict(rows.drop("a"))
-    with pytest.raises(InvalidData, match="'b'"):
+    with pytest.raises(InvalidData, match=f"b: {NOT_NUMBER}"):
         bundle.predict(rows.with_columns(pl.lit("x").alias("b")))
-    # unseen categories are reported but predicted (the encoder ignores them)
-    unseen = bundle.predict(rows.with_columns(pl.lit("purple").alias("color")))
+    # unseen categories are refused under the manifest's strict default, as over HTTP ...
+    with pytest.raises(ContractViolation, match=f"color: {UNSEEN}"):
+        bundle.predict(rows.with_columns(pl.lit("purple").alias("color")))
+    # ... and scored as unknown (the encoder ignores them) when the caller asks for that
+    unseen = bundle.predict(
+        rows.with_columns(pl.lit("purple").alias("color")), unseen_categories="unknown"
+    )
     assert unseen.labels.shape == (rows.height,)
 
 

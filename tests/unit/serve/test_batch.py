@@ -6,6 +6,7 @@ import polars as pl
 import pytest
 
 from shipyard.core.errors import InvalidData
+from shipyard.registry.input_contract import NOT_NUMBER, NULL, UNSEEN
 from shipyard.serve.batch import score_file
 
 
@@ -44,8 +45,9 @@ def test_chunks_are_scored_and_bad_rows_rejected_with_reasons(tmp_path, bundles,
     assert report.chunks >= 8
     assert report.conserved
     rejects = pl.read_csv(report.rejects)
-    expected_rejects = {10: "plan: unseen category"} | (
-        {30: "tenure: not a number"} if suffix == ".csv" else {}
+    # Row 20's null is refused: the training rows had no missing charges (nullable: false).
+    expected_rejects = {10: f"plan: {UNSEEN}", 20: f"charges: {NULL}"} | (
+        {30: f"tenure: {NOT_NUMBER}"} if suffix == ".csv" else {}
     )
     assert dict(zip(rejects["row"], rejects["reasons"], strict=True)) == expected_rejects
     scored = pl.read_parquet(out)

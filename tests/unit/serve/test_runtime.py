@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
-import polars as pl
 import pytest
 
+from shipyard.registry.input_contract import ModelInput
 from shipyard.serve.runtime import Runtime
 from shipyard.serve.traffic import DeploySpec
 
-ROWS = pl.DataFrame({"tenure": [3.0, 40.0], "charges": [90.0, 20.0], "plan": ["basic", "pro"]})
+# Two requests' rows as the contract decodes them (shipyard.registry.input_contract).
+ROWS = ModelInput(
+    np.array([[3.0, 90.0], [40.0, 20.0]]),
+    np.array([["basic"], ["pro"]], dtype=object),
+    ("tenure", "charges"),
+    ("plan",),
+)
 
 
 def _runtime(source, **model):
@@ -64,7 +70,7 @@ def test_shadow_scores_the_challenger_without_affecting_the_answer(source, bundl
     assert answer.alias == "production"
     assert answer.model.version == 1
     assert (alias, shadow_model.version) == ("challenger", 2)
-    expected = bundles[2].predict(ROWS).proba  # the server may run the verified ONNX export
+    expected = bundles[2].predict_input(ROWS).proba  # the server may run the verified ONNX export
     assert np.allclose(shadow_scored.probabilities, expected, atol=1e-5)
 
 
@@ -108,7 +114,7 @@ def test_micro_batching_merges_concurrent_requests(source, bundles):
         return answers, batcher
 
     answers, batcher = asyncio.run(scenario())
-    expected = bundles[1].predict(ROWS).labels.tolist()
+    expected = bundles[1].predict_input(ROWS).labels.tolist()
     assert all(a.scored.labels == expected for a in answers)
     assert batcher.rows == 100
     assert batcher.batches < 50
