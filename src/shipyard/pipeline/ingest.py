@@ -45,6 +45,8 @@ class SourceRead:
     schema: list[dict[str, str]]
     fingerprint: str
     warnings: tuple[str, ...] = ()
+    lines_unaccounted: int = 0  # lines the connector read that are neither rows nor rejects
+    seconds: float = 0.0
 
     @property
     def rejected_rows(self) -> int:
@@ -76,11 +78,28 @@ def read_source(
         on_schema_drift=spec.on_schema_drift,
         count=False,
     )
+    inferred = _inferred(connector, harmonize_spec)
     schema = [
         {"name": name, "type": type_name(dtype)}
+        | ({"inferred": inferred[name]} if name in inferred else {})
         for name, dtype in result.frame.collect_schema().items()
         if not name.startswith("_")
     ]
+    unaccounted = getattr(connector, "lines_unaccounted", None) or 0
+    warnings = result.report.warnings
+    if inferred:
+        found = ", ".join(f"{name}: {kind}" for name, kind in inferred.items())
+        warnings = (
+            *warnings,
+            f"column types inferred from the start of the file: {found} (declare "
+            "csv.columns, or cast in harmonize, to read them otherwise)",
+        )
+    if unaccounted:
+        warnings = (
+            *warnings,
+            f"{unaccounted} line(s) of source {spec.name!r} are neither a row nor a rejected "
+            "record: please report this with the file",
+        )
     return SourceRead(
         name=spec.name,
         frame=result.frame,
@@ -89,8 +108,15 @@ def read_source(
         watermark=watermark,
         schema=schema,
         fingerprint=_fingerprint(path, rejected),
-        warnings=result.report.warnings,
+        warnings=warnings,
+        lines_unaccounted=unaccounted,
     )
+
+
+def _inferred(connector: Connector, spec: HarmonizeSpec) -> dict[str, str]:
+    """The connector's inferred column types, by harmonized (renamed) column name."""
+    found: dict[str, str] = getattr(connector, "inferred", None) or {}
+    return {spec.rename.get(name, name): kind for name, kind in found.items()}
 
 
 def _fingerprint(path: Path, rejected: pl.DataFrame) -> str:
