@@ -43,6 +43,7 @@ from shipyard.pipeline.incremental import (
     whole_sources,
 )
 from shipyard.pipeline.ingest import SourceRead, read_source
+from shipyard.pipeline.model_cleaning import plan_cleaning
 from shipyard.pipeline.privacy_stage import ingest_tags, run_privacy_stage
 from shipyard.pipeline.project import CleanStep, PrivacyStep
 from shipyard.pipeline.quarantine import (
@@ -147,8 +148,14 @@ def run_pipeline(
         reads = ingested.reads
         validated = _validate(workspace, project, run, report, ingested, when, notify)
         current = validated
-        for index, step in enumerate(spec.steps):
+        cleaning = plan_cleaning(spec)
+        for index, step in enumerate(cleaning.steps):
             current = _run_step(workspace, project, run, report, index, step, current, notify)
+            if index in cleaning.moved:
+                report.stages[-1] = dataclasses.replace(
+                    report.stages[-1],
+                    warnings=(*report.stages[-1].warnings, cleaning.moved[index]),
+                )
         report.final_dataset = current.dataset_id
         run.log_metrics(
             {
@@ -173,7 +180,7 @@ def run_pipeline(
             notify("train", "start")
             report.training = run_training(
                 workspace,
-                spec.train,
+                cleaning.train_spec(spec.train),
                 _training_data(workspace, spec.train.data, current),
                 project=spec.name,
                 project_dir=project.root,

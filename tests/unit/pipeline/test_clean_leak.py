@@ -19,6 +19,8 @@ from shipyard.track.workspace import Workspace
 from shipyard.train.cleaning import fitted_cleaning
 from shipyard.train.preprocess import model_input
 
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # two projects are trained
+
 N = 100  # rows 0-59 train, 60-79 validation, 80-99 test (time split)
 
 PROJECT = """

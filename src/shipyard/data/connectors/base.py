@@ -291,6 +291,9 @@ def since_filter(name: str, schema: pl.Schema, column: str, since: object) -> pl
         text = since.isoformat() if isinstance(since, dt.date | dt.time) else str(since)
         return pl.col(column) > pl.lit(text)
     try:
+        if isinstance(since, str) and dtype.is_numeric():
+            # A text watermark recorded before the column was typed (inferred CSV types).
+            since = pl.Series([since]).str.strip_chars().cast(dtype, strict=True)[0]
         return pl.col(column) > pl.lit(since, dtype=dtype)
     except (TypeError, ValueError, pl.exceptions.PolarsError) as e:
         raise InvalidArgument(

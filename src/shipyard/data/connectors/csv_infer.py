@@ -73,8 +73,8 @@ def infer_types(
             truncate_ragged_lines=True,
             raise_if_empty=False,
         )
-    except (pl.exceptions.PolarsError, ValueError):
-        return {}
+    except (pl.exceptions.PolarsError, ValueError, OSError):
+        return {}  # Polars cannot read the sample: leave the columns as text
     if frame.width != len(names):
         return {}
     frame.columns = names

@@ -16,6 +16,8 @@ from shipyard.core.errors import InvalidData, SourceUnavailable
 from shipyard.data.connectors.base import REJECTED_SCHEMA, SourceSpec, max_watermark, open_connector
 from shipyard.data.connectors.csv import CsvConnector
 
+TEXT: dict[str, Any] = {"infer_types": False}  # columns stay text (inference: test_csv_infer.py)
+
 
 def write(directory: Path, name: str, content: str | bytes) -> Path:
     path = directory / name
@@ -29,7 +31,9 @@ def write(directory: Path, name: str, content: str | bytes) -> Path:
 def read(
     directory: Path, uri: str, since: object | None = None, watermark: str | None = None, **csv: Any
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    spec = SourceSpec(name="orders", uri=uri, csv=csv or None, watermark=watermark)
+    # These tests are about parsing: columns stay text (type inference: test_csv_infer.py).
+    csv = {"infer_types": False, **csv}
+    spec = SourceSpec(name="orders", uri=uri, csv=csv, watermark=watermark)
     with open_connector(spec, base_dir=directory) as connector:
         frame = connector.scan(since).collect()
         return frame, connector.rejected()
@@ -282,7 +286,9 @@ def test_duplicate_header_names_are_refused(tmp_path: Path) -> None:
 
 def test_rejected_before_a_scan_was_collected(tmp_path: Path) -> None:
     write(tmp_path, "o.csv", "a\n1\n")
-    with open_connector(SourceSpec(name="s", uri="o.csv"), base_dir=tmp_path) as connector:
+    with open_connector(
+        SourceSpec(name="s", uri="o.csv", csv=TEXT), base_dir=tmp_path
+    ) as connector:
         lf = connector.scan()
         with pytest.raises(InvalidData, match="collect"):
             connector.rejected()
@@ -331,7 +337,9 @@ def test_unknown_watermark_column(tmp_path: Path) -> None:
 
 def test_scan_is_lazy_and_can_be_collected_twice(tmp_path: Path) -> None:
     write(tmp_path, "o.csv", "a,b\n1,x\n2\n")
-    with open_connector(SourceSpec(name="s", uri="o.csv"), base_dir=tmp_path) as connector:
+    with open_connector(
+        SourceSpec(name="s", uri="o.csv", csv=TEXT), base_dir=tmp_path
+    ) as connector:
         lf = connector.scan()
         assert lf.select("a").filter(pl.col("a") == "1").collect()["a"].to_list() == ["1"]
         assert lf.collect().height == 1
@@ -361,7 +369,8 @@ def test_a_million_rows_stream_with_modest_memory(tmp_path: Path) -> None:
             return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
         def run(uri):
-            with open_connector(SourceSpec(name="s", uri=uri), base_dir=Path("/")) as c:
+            spec = SourceSpec(name="s", uri=uri, csv={{"infer_types": False}})
+            with open_connector(spec, base_dir=Path("/")) as c:
                 query = c.scan().select(pl.len(), pl.col("amount").str.len_bytes().sum())
                 counts = query.collect(engine="streaming").row(0)
                 return counts, c.rejected().height
@@ -385,7 +394,9 @@ def test_a_million_rows_stream_with_modest_memory(tmp_path: Path) -> None:
 
 def test_stopping_early_closes_cleanly(tmp_path: Path) -> None:
     write(tmp_path, "o.csv", "a,b\n" + "".join(f"{i},x\n" for i in range(500_000)))
-    with open_connector(SourceSpec(name="s", uri="o.csv"), base_dir=tmp_path) as connector:
+    with open_connector(
+        SourceSpec(name="s", uri="o.csv", csv=TEXT), base_dir=tmp_path
+    ) as connector:
         assert connector.scan().head(3).collect()["a"].to_list() == ["0", "1", "2"]
         assert connector.scan().filter(pl.col("a") == "499999").collect().height == 1
 
@@ -397,7 +408,7 @@ def read_via(
     directory: Path, uri: str, *, polars: bool, **csv: Any
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Read with the Polars path (pyarrow takes over where a block is not plain) or pyarrow's."""
-    spec = SourceSpec(name="orders", uri=uri, csv=csv or None)
+    spec = SourceSpec(name="orders", uri=uri, csv={"infer_types": False, **csv})
     with open_connector(spec, base_dir=directory) as connector:
         assert isinstance(connector, CsvConnector)
         if not polars:

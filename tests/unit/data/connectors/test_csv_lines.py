@@ -21,7 +21,7 @@ GOOD = "".join(f"{i},name {i},{i}.5\n" for i in range(3000))
 def read(
     directory: Path, *, polars: bool = True, **csv: Any
 ) -> tuple[pl.DataFrame, pl.DataFrame, CsvConnector]:
-    spec = SourceSpec(name="orders", uri="o.csv", csv=csv or None)
+    spec = SourceSpec(name="orders", uri="o.csv", csv={"infer_types": False, **csv})
     with open_connector(spec, base_dir=directory) as connector:
         assert isinstance(connector, CsvConnector)
         if not polars:
