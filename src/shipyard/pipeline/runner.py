@@ -5,8 +5,11 @@ parameters + code) matches an earlier version are skipped and that version reuse
 unchanged inputs executes nothing. Watermarks advance only when the whole run succeeds.
 
 Row accounting: for the rows read in this run, ``read = accepted + quarantined + rejected``
-(rejected = lines a connector could not parse); each cleaning step adds
-``in = out + quarantined + deduplicated``. The report checks both and says so.
+(rejected = lines a connector could not parse), and a CSV source's lines are all rows or
+rejects; each cleaning step adds ``in = out + quarantined + deduplicated``. The report checks
+them and says so. Sources without a watermark in an incremental project are handled by
+``pipeline.incremental``; ``clean`` rules that fit statistics move into the model in a project
+that trains (``pipeline.model_cleaning``).
 """
 
 from __future__ import annotations
@@ -30,10 +33,8 @@ from shipyard.data import harmonize as harmonize_module
 from shipyard.data import validate as validate_module
 from shipyard.data.clean import clean
 from shipyard.data.combine import combine
-from shipyard.data.connectors.base import open_connector
 from shipyard.data.datasets import dataset_store, find_cached, read_dataset, write_dataset
 from shipyard.data.features import add_features
-from shipyard.data.schema_drift import SchemaSnapshot, apply_drift_policy, detect_drift
 from shipyard.data.validate import validate
 from shipyard.pipeline.cache import cache_key, code_hash
 from shipyard.pipeline.incremental import (
@@ -42,16 +43,11 @@ from shipyard.pipeline.incremental import (
     contributing_frames,
     whole_sources,
 )
-from shipyard.pipeline.ingest import SourceRead, read_source
+from shipyard.pipeline.ingest import SourceRead, read_checked
 from shipyard.pipeline.model_cleaning import plan_cleaning
 from shipyard.pipeline.privacy_stage import ingest_tags, run_privacy_stage
 from shipyard.pipeline.project import CleanStep, PrivacyStep
-from shipyard.pipeline.quarantine import (
-    REJECT_KEY,
-    incremental,
-    known_rejects,
-    write_quarantine,
-)
+from shipyard.pipeline.quarantine import incremental, known_rejects, write_quarantine
 from shipyard.pipeline.training import TrainingOutcome, run_training
 
 if TYPE_CHECKING:
@@ -235,7 +231,9 @@ def _ingest(
     reads: dict[str, SourceRead] = {}
     outcomes: dict[str, StageOutcome] = {}
     for name in whole:
-        reads[name] = _read(workspace, project, run, name, known, scratch, notify, full=False)
+        reads[name] = read_checked(
+            workspace, project, run, name, known, scratch, notify, full=False
+        )
     changed = changed_sources(previous, reads, whole)
     if changed:
         run.add_note(
@@ -246,52 +244,12 @@ def _ingest(
     unchanged = set(whole) if previous is not None else set()
     for name in spec.sources:
         if name not in reads:
-            reads[name] = _read(
+            reads[name] = read_checked(
                 workspace, project, run, name, known, scratch, notify, full=bool(changed)
             )
         outcomes[name] = _ingest_outcome(reads[name], unchanged=name in unchanged)
     report.stages.extend(outcomes[name] for name in spec.sources)
     return _Ingested({name: reads[name] for name in spec.sources}, previous, unchanged)
-
-
-def _read(
-    workspace: Workspace,
-    project: Project,
-    run: ActiveRun,
-    name: str,
-    known: pl.DataFrame | None,
-    scratch: Path,
-    notify: Callable[[str, str], None],
-    *,
-    full: bool,
-) -> SourceRead:
-    """Read one source (``full``: from its start, past any watermark) and check its drift."""
-    source = project.spec.sources[name]
-    notify(f"ingest:{name}", "start")
-    started = time.perf_counter()
-    previous = dataset_store(workspace).latest_snapshot(name)
-    with open_connector(source, base_dir=project.root) as connector:
-        read = read_source(
-            connector,
-            source,
-            project.spec.harmonize_spec(name),
-            None if full else previous,
-            scratch,
-        )
-    if known is not None and read.rejected_rows:
-        fresh = read.rejected.join(known, on=REJECT_KEY, how="anti", nulls_equal=True)
-        read = dataclasses.replace(read, rejected=fresh)
-    drift = detect_drift(_snapshot(previous.schema) if previous else None, _snapshot(read.schema))
-    warnings = apply_drift_policy(drift, source.on_schema_drift, source=name)
-    for warning in warnings:
-        run.add_note(f"schema drift (adapted): {warning}")
-    read = dataclasses.replace(
-        read,
-        warnings=(*warnings, *read.warnings),
-        seconds=time.perf_counter() - started,
-    )
-    notify(f"ingest:{name}", "done")
-    return read
 
 
 def _ingest_outcome(read: SourceRead, *, unchanged: bool) -> StageOutcome:
@@ -502,10 +460,6 @@ def _run_step(
     )
     notify(stage, "done")
     return version
-
-
-def _snapshot(schema: list[dict[str, str]]) -> SchemaSnapshot:
-    return SchemaSnapshot(tuple((column["name"], column["type"]) for column in schema))
 
 
 def _previous_version(workspace: Workspace, name: str) -> DatasetVersion | None:

@@ -1,9 +1,9 @@
 """CSV files and globs of CSV files, streamed, with malformed lines kept aside.
 
 A scan is a Polars IO source that reads a file block by block, so files larger than memory
-stream into ``sink_parquet``. Every column is String unless ``csv.columns`` types it; typing is
-harmonization's job. Two parsers share the work and give the same rows, record numbers and
-rejected records:
+stream into ``sink_parquet``. A column is typed by ``csv.columns``, else (unless a harmonize
+cast or map handles it) by inference on a sample (``csv_infer``), else read as String. Two
+parsers share the work and give the same rows, record numbers and rejected records:
 
 - **Polars** (multi-threaded, ``csv_fast.FastReader``) parses ``4 x block_size_bytes`` of whole
   lines at a time while the lines are plain records: no quote, or quotes that enclose whole
@@ -24,17 +24,20 @@ of the scan and listed by ``connector.rejected()`` (after the scan was collected
 ``_source``, ``_file``, ``_row`` (the record number it would have had), ``_line`` (its raw text,
 at most 10 kB) and ``_failed_checks``:
 
-- ``malformed_line: expected N fields, found M`` — wrong field count, including broken quoting
-  (pyarrow's ``invalid_row_handler``; an unclosed quote runs on to the next quote, so the lines
-  it swallowed are part of that one rejected record's text);
-- ``malformed_line: a quoted value spans lines`` — unless ``newlines_in_values: true``, a value
-  with a line break means a quote was left open (it swallowed the lines up to the next quote);
+- ``malformed_line: expected N fields, found M`` — wrong field count (pyarrow's
+  ``invalid_row_handler``);
+- ``malformed_line: a quoted value spans lines, starting at line N`` — unless
+  ``newlines_in_values: true``, a line whose quote is still open at its end; it is rejected
+  alone and the lines after it are read (``csv_lines.SealedLines`` seals it before pyarrow,
+  which would otherwise run on to the next quote and swallow the lines in between);
 - ``nul_byte: column 'c'`` — a NUL character in a field;
 - ``invalid_value: column 'c' is not <type>`` — a value that does not parse as its ``columns`` type.
 
 For the last three, ``_line`` is rebuilt from the parsed fields. ``_row`` counts data records
 (after ``skip_rows`` and the header; blank lines do not count), good and rejected alike, so
-``rows scanned + rows rejected`` = records in the file.
+``rows scanned + rows rejected`` = records in the file; and, unless ``newlines_in_values``, a
+record is a line: ``lines_read`` (counted from the bytes, not by the parser) minus rows minus
+rejected records is ``lines_unaccounted``, which must be 0.
 
 **Memory.** The Polars path holds a block, its parsed rows and a few copies: about 60 MB with
 the default ``block_size_bytes`` (1 MiB), plus the batches the consumer holds; a line longer
