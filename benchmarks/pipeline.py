@@ -143,7 +143,6 @@ def shipyard(csv: Path, out: Path) -> int:
     from shipyard.data.harmonize import HarmonizeSpec, harmonize
     from shipyard.data.validate import validate_to_parquet
 
-    spec = SourceSpec(name="bench", uri=str(csv))
     types = {
         "id": "int64",
         "x1": "float64",
@@ -155,6 +154,8 @@ def shipyard(csv: Path, out: Path) -> int:
         "qty": "int64",
         "ts": {"type": "datetime", "format": "%Y-%m-%dT%H:%M:%S"},
     }
+    # The cast columns are harmonize's to parse (the connector infers only the others).
+    spec = SourceSpec(name="bench", uri=str(csv), harmonize={"cast": types})
     contract = Contract.model_validate(
         {
             "policy": "quarantine",

@@ -12,25 +12,34 @@ raw watermark column is read before harmonization renames or casts anything.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import io
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from shipyard.core.ids import CHUNK_SIZE
-from shipyard.data.datasets import WRITE_OPTIONS
+from shipyard.data.connectors.base import open_connector
+from shipyard.data.datasets import WRITE_OPTIONS, dataset_store
 from shipyard.data.dtypes import type_name
 from shipyard.data.harmonize import harmonize
+from shipyard.data.schema_drift import SchemaSnapshot, apply_drift_policy, detect_drift
+from shipyard.pipeline.quarantine import REJECT_KEY
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from shipyard.data.connectors.base import Connector, SourceSpec
     from shipyard.data.harmonize import HarmonizeSpec
+    from shipyard.pipeline.project import Project
     from shipyard.store.datasets import SourceSnapshot
+    from shipyard.track.run import ActiveRun
+    from shipyard.track.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,8 @@ class SourceRead:
     schema: list[dict[str, str]]
     fingerprint: str
     warnings: tuple[str, ...] = ()
+    lines_unaccounted: int = 0  # lines the connector read that are neither rows nor rejects
+    seconds: float = 0.0
 
     @property
     def rejected_rows(self) -> int:
@@ -76,11 +87,28 @@ def read_source(
         on_schema_drift=spec.on_schema_drift,
         count=False,
     )
+    inferred = _inferred(connector, harmonize_spec)
     schema = [
         {"name": name, "type": type_name(dtype)}
+        | ({"inferred": inferred[name]} if name in inferred else {})
         for name, dtype in result.frame.collect_schema().items()
         if not name.startswith("_")
     ]
+    unaccounted = getattr(connector, "lines_unaccounted", None) or 0
+    warnings = result.report.warnings
+    if inferred:
+        found = ", ".join(f"{name}: {kind}" for name, kind in inferred.items())
+        warnings = (
+            *warnings,
+            f"column types inferred from the start of the file: {found} (declare "
+            "csv.columns, or cast in harmonize, to read them otherwise)",
+        )
+    if unaccounted:
+        warnings = (
+            *warnings,
+            f"{unaccounted} line(s) of source {spec.name!r} are neither a row nor a rejected "
+            "record: please report this with the file",
+        )
     return SourceRead(
         name=spec.name,
         frame=result.frame,
@@ -89,8 +117,63 @@ def read_source(
         watermark=watermark,
         schema=schema,
         fingerprint=_fingerprint(path, rejected),
-        warnings=result.report.warnings,
+        warnings=warnings,
+        lines_unaccounted=unaccounted,
     )
+
+
+def _inferred(connector: Connector, spec: HarmonizeSpec) -> dict[str, str]:
+    """The connector's inferred column types, by harmonized (renamed) column name."""
+    found: dict[str, str] = getattr(connector, "inferred", None) or {}
+    return {spec.rename.get(name, name): kind for name, kind in found.items()}
+
+
+def read_checked(
+    workspace: Workspace,
+    project: Project,
+    run: ActiveRun,
+    name: str,
+    known: pl.DataFrame | None,
+    scratch: Path,
+    notify: Callable[[str, str], None],
+    *,
+    full: bool,
+) -> SourceRead:
+    """Read one source (``full``: from its start, past any watermark) and check its drift.
+
+    Lines an earlier run already rejected (``known``) are not counted again; schema drift is
+    applied by the source's policy (``adapt`` notes it on ``run``).
+    """
+    source = project.spec.sources[name]
+    notify(f"ingest:{name}", "start")
+    started = time.perf_counter()
+    previous = dataset_store(workspace).latest_snapshot(name)
+    with open_connector(source, base_dir=project.root) as connector:
+        read = read_source(
+            connector,
+            source,
+            project.spec.harmonize_spec(name),
+            None if full else previous,
+            scratch,
+        )
+    if known is not None and read.rejected_rows:
+        fresh = read.rejected.join(known, on=REJECT_KEY, how="anti", nulls_equal=True)
+        read = dataclasses.replace(read, rejected=fresh)
+    drift = detect_drift(_snapshot(previous.schema) if previous else None, _snapshot(read.schema))
+    warnings = apply_drift_policy(drift, source.on_schema_drift, source=name)
+    for warning in warnings:
+        run.add_note(f"schema drift (adapted): {warning}")
+    read = dataclasses.replace(
+        read,
+        warnings=(*warnings, *read.warnings),
+        seconds=time.perf_counter() - started,
+    )
+    notify(f"ingest:{name}", "done")
+    return read
+
+
+def _snapshot(schema: list[dict[str, str]]) -> SchemaSnapshot:
+    return SchemaSnapshot(tuple((column["name"], column["type"]) for column in schema))
 
 
 def _fingerprint(path: Path, rejected: pl.DataFrame) -> str:

@@ -5,8 +5,11 @@ parameters + code) matches an earlier version are skipped and that version reuse
 unchanged inputs executes nothing. Watermarks advance only when the whole run succeeds.
 
 Row accounting: for the rows read in this run, ``read = accepted + quarantined + rejected``
-(rejected = lines a connector could not parse); each cleaning step adds
-``in = out + quarantined + deduplicated``. The report checks both and says so.
+(rejected = lines a connector could not parse), and a CSV source's lines are all rows or
+rejects; each cleaning step adds ``in = out + quarantined + deduplicated``. The report checks
+them and says so. Sources without a watermark in an incremental project are handled by
+``pipeline.incremental``; ``clean`` rules that fit statistics move into the model in a project
+that trains (``pipeline.model_cleaning``).
 """
 
 from __future__ import annotations
@@ -30,21 +33,21 @@ from shipyard.data import harmonize as harmonize_module
 from shipyard.data import validate as validate_module
 from shipyard.data.clean import clean
 from shipyard.data.combine import combine
-from shipyard.data.connectors.base import open_connector
 from shipyard.data.datasets import dataset_store, find_cached, read_dataset, write_dataset
 from shipyard.data.features import add_features
-from shipyard.data.schema_drift import SchemaSnapshot, apply_drift_policy, detect_drift
 from shipyard.data.validate import validate
 from shipyard.pipeline.cache import cache_key, code_hash
-from shipyard.pipeline.ingest import SourceRead, read_source
+from shipyard.pipeline.incremental import (
+    CONTENT,
+    changed_sources,
+    contributing_frames,
+    whole_sources,
+)
+from shipyard.pipeline.ingest import SourceRead, read_checked
+from shipyard.pipeline.model_cleaning import plan_cleaning
 from shipyard.pipeline.privacy_stage import ingest_tags, run_privacy_stage
 from shipyard.pipeline.project import CleanStep, PrivacyStep
-from shipyard.pipeline.quarantine import (
-    REJECT_KEY,
-    incremental,
-    known_rejects,
-    write_quarantine,
-)
+from shipyard.pipeline.quarantine import incremental, known_rejects, write_quarantine
 from shipyard.pipeline.training import TrainingOutcome, run_training
 
 if TYPE_CHECKING:
@@ -71,10 +74,13 @@ class StageOutcome:
     rows_deduplicated: int = 0
     seconds: float = 0.0
     warnings: tuple[str, ...] = ()
+    lines_unaccounted: int = 0  # ingest: input lines that are neither a row nor a reject
 
     @property
     def conserved(self) -> bool:
-        """Tell whether every row that came in went somewhere counted."""
+        """Tell whether every row (for ingest: every input line) went somewhere counted."""
+        if self.lines_unaccounted:
+            return False
         if self.cached:
             return True
         return self.rows_in == self.rows_out + self.rows_quarantined + self.rows_deduplicated
@@ -134,11 +140,18 @@ def run_pipeline(
         tempfile.TemporaryDirectory(prefix="shipyard-run-") as scratch,
     ):
         report = PipelineReport(run_id=run.run_id)
-        reads = _ingest(workspace, project, run, report, notify, Path(scratch))
-        validated = _validate(workspace, project, run, report, reads, when, notify)
+        ingested = _ingest(workspace, project, run, report, notify, Path(scratch))
+        reads = ingested.reads
+        validated = _validate(workspace, project, run, report, ingested, when, notify)
         current = validated
-        for index, step in enumerate(spec.steps):
+        cleaning = plan_cleaning(spec)
+        for index, step in enumerate(cleaning.steps):
             current = _run_step(workspace, project, run, report, index, step, current, notify)
+            if index in cleaning.moved:
+                report.stages[-1] = dataclasses.replace(
+                    report.stages[-1],
+                    warnings=(*report.stages[-1].warnings, cleaning.moved[index]),
+                )
         report.final_dataset = current.dataset_id
         run.log_metrics(
             {
@@ -163,7 +176,7 @@ def run_pipeline(
             notify("train", "start")
             report.training = run_training(
                 workspace,
-                spec.train,
+                cleaning.train_spec(spec.train),
                 _training_data(workspace, spec.train.data, current),
                 project=spec.name,
                 project_dir=project.root,
@@ -187,6 +200,19 @@ def _training_data(workspace: Workspace, named: str | None, current: DatasetVers
     return versions[0].dataset_id if versions else named
 
 
+@dataclass(frozen=True)
+class _Ingested:
+    """What the sources returned, and how this run combines it with the last validated version.
+
+    ``previous`` is the version new rows are appended to (None: write from these reads alone);
+    ``unchanged`` the sources read whole whose content matches what ``previous`` recorded.
+    """
+
+    reads: dict[str, SourceRead]
+    previous: DatasetVersion | None
+    unchanged: set[str]
+
+
 def _ingest(
     workspace: Workspace,
     project: Project,
@@ -194,42 +220,56 @@ def _ingest(
     report: PipelineReport,
     notify: Callable[[str, str], None],
     scratch: Path,
-) -> dict[str, SourceRead]:
-    store = dataset_store(workspace)
+) -> _Ingested:
+    spec = project.spec
     known = known_rejects(workspace, project)
+    previous = (
+        _previous_version(workspace, f"{spec.name}.validated") if incremental(project) else None
+    )
+    whole = whole_sources(spec)
+    # Sources read whole go first: whether they changed decides how the others are read.
     reads: dict[str, SourceRead] = {}
-    for name, source in project.spec.sources.items():
-        notify(f"ingest:{name}", "start")
-        started = time.perf_counter()
-        previous = store.latest_snapshot(name)
-        with open_connector(source, base_dir=project.root) as connector:
-            read = read_source(
-                connector, source, project.spec.harmonize_spec(name), previous, scratch
-            )
-        if known is not None and read.rejected_rows:
-            fresh = read.rejected.join(known, on=REJECT_KEY, how="anti", nulls_equal=True)
-            read = dataclasses.replace(read, rejected=fresh)
-        drift = detect_drift(
-            _snapshot(previous.schema) if previous else None, _snapshot(read.schema)
+    outcomes: dict[str, StageOutcome] = {}
+    for name in whole:
+        reads[name] = read_checked(
+            workspace, project, run, name, known, scratch, notify, full=False
         )
-        warnings = apply_drift_policy(drift, source.on_schema_drift, source=name)
-        for warning in warnings:
-            run.add_note(f"schema drift (adapted): {warning}")
-        reads[name] = read
-        report.stages.append(
-            StageOutcome(
-                name=f"ingest:{name}",
-                dataset_id=None,
-                cached=False,
-                rows_in=read.rows + read.rejected_rows,
-                rows_out=read.rows,
-                rows_quarantined=read.rejected_rows,
-                seconds=time.perf_counter() - started,
-                warnings=tuple(warnings + list(read.warnings)),
-            )
+    changed = changed_sources(previous, reads, whole)
+    if changed:
+        run.add_note(
+            f"source(s) {', '.join(changed)} (no watermark) changed since the last run: the "
+            "validated version is rebuilt from every source read from its start"
         )
-        notify(f"ingest:{name}", "done")
-    return reads
+        previous = None
+    unchanged = set(whole) if previous is not None else set()
+    for name in spec.sources:
+        if name not in reads:
+            reads[name] = read_checked(
+                workspace, project, run, name, known, scratch, notify, full=bool(changed)
+            )
+        outcomes[name] = _ingest_outcome(reads[name], unchanged=name in unchanged)
+    report.stages.extend(outcomes[name] for name in spec.sources)
+    return _Ingested({name: reads[name] for name in spec.sources}, previous, unchanged)
+
+
+def _ingest_outcome(read: SourceRead, *, unchanged: bool) -> StageOutcome:
+    warnings = read.warnings
+    if unchanged:
+        warnings = (
+            *warnings,
+            "unchanged since the last run (same content hash): adds no rows",
+        )
+    return StageOutcome(
+        name=f"ingest:{read.name}",
+        dataset_id=None,
+        cached=unchanged,
+        rows_in=read.rows + read.rejected_rows,
+        rows_out=read.rows,
+        rows_quarantined=read.rejected_rows,
+        seconds=read.seconds,
+        warnings=warnings,
+        lines_unaccounted=read.lines_unaccounted,
+    )
 
 
 def _validate(
@@ -237,13 +277,13 @@ def _validate(
     project: Project,
     run: ActiveRun,
     report: PipelineReport,
-    reads: dict[str, SourceRead],
+    ingested: _Ingested,
     now: dt.datetime,
     notify: Callable[[str, str], None],
 ) -> DatasetVersion:
     spec = project.spec
     name = f"{spec.name}.validated"
-    previous = _previous_version(workspace, name) if incremental(project) else None
+    reads, previous, unchanged = ingested.reads, ingested.previous, ingested.unchanged
     key = cache_key(
         "validate",
         {
@@ -259,7 +299,7 @@ def _validate(
     if (
         cached is None
         and previous is not None
-        and not any(r.rows or r.rejected_rows for r in reads.values())
+        and not any(r.rows or r.rejected_rows for n, r in reads.items() if n not in unchanged)
     ):
         cached = previous  # incremental run with nothing new: the last version stands
     if cached is not None:
@@ -269,7 +309,7 @@ def _validate(
     notify("validate", "start")
     started = time.perf_counter()
     with run.child(name="validate") as child:
-        frames = {n: r.frame for n, r in reads.items()}
+        frames = contributing_frames(reads, unchanged, spec.combine)
         combined = combine(frames, spec.combine) if spec.combine else _single(frames)
         pii = ingest_tags(combined)
         contract = spec.contract or _empty_contract()
@@ -287,7 +327,11 @@ def _validate(
             parents=[previous] if previous else [],
             cache_key=key,
             run_id=child.run_id,
-            lineage={"step": "validate", "sources": sorted(reads)},
+            lineage={
+                "step": "validate",
+                "sources": sorted(reads),
+                CONTENT: {n: reads[n].fingerprint for n in whole_sources(spec)},
+            },
             pii=pii,
         )
         quarantined = write_quarantine(workspace, spec.name, reads, result.quarantined, child, pii)
@@ -416,10 +460,6 @@ def _run_step(
     )
     notify(stage, "done")
     return version
-
-
-def _snapshot(schema: list[dict[str, str]]) -> SchemaSnapshot:
-    return SchemaSnapshot(tuple((column["name"], column["type"]) for column in schema))
 
 
 def _previous_version(workspace: Workspace, name: str) -> DatasetVersion | None:

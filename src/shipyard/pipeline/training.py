@@ -8,6 +8,7 @@ its bundle, so ``shipyard run`` twice does the work once.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from shipyard.registry.packaging import write_training_bundle
 from shipyard.registry.registry import ModelRegistry
 from shipyard.store.entities import RunStatus
 from shipyard.track.environment import code_version
-from shipyard.train import fitting, preprocess, trainer, tuning
+from shipyard.train import cleaning, fitting, preprocess, trainer, tuning
 from shipyard.train.trainer import train
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class TrainingOutcome:
 
 def training_key(spec: TrainSpec, dataset_id: str) -> str:
     """Hash of what determines the model: data version, spec, and the training code."""
-    code = code_hash(trainer, tuning, fitting, preprocess)
+    code = code_hash(trainer, tuning, fitting, preprocess, cleaning)
     return f"{dataset_id[:16]}-{spec.fingerprint()[:16]}-{code[:16]}"
 
 
@@ -90,6 +91,8 @@ def run_training(
         # After the cache check: a reused model spends nothing, so a spent budget cannot stop it.
         cost_budget = trial_budget(workspace, budget, run.experiment) if budget else None
         result = train(spec, frame, run=run, on_trial=on_trial, cost_budget=cost_budget)
+        if fitted := cleaning.fitted_cleaning(result.model):  # clean's values, training rows
+            run.log_artifact(json.dumps(fitted, sort_keys=True).encode(), name="cleaning.json")
         test = write_dataset(
             workspace,
             result.test_frame if result.test_frame is not None else frame.head(0),

@@ -74,6 +74,8 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         "numpy.ndarray",
         "numpy.random._generator.Generator",
         "numpy.uint64",
+        # Our own step: plain dicts of floats and strings, no code (train/cleaning.py).
+        "shipyard.train.cleaning.TrainingRowCleaner",
         "sklearn._loss._loss.CyHalfBinomialLoss",
         "sklearn._loss._loss.CyHalfMultinomialLoss",
         "sklearn._loss._loss.CyHalfSquaredError",

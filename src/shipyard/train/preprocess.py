@@ -117,6 +117,8 @@ def build_preprocessor(
     """Return the unfitted ColumnTransformer for these columns.
 
     ``linear`` says whether the estimator is scale-sensitive (``scale: auto`` scales only then).
+    With ``spec.clean`` rules, it is a Pipeline whose first step (``clean``) fits them on the
+    training rows (``train.cleaning``) before the ColumnTransformer (``columns``).
     """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -133,7 +135,12 @@ def build_preprocessor(
         encoder = _encoder(spec, seed)
         steps = [("impute", SimpleImputer(strategy="most_frequent")), ("encode", encoder)]
         transformers.append(("categorical", Pipeline(steps), list(columns.categorical)))
-    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+    encode = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+    if spec.clean is None or spec.clean.empty:
+        return encode
+    from shipyard.train.cleaning import TrainingRowCleaner
+
+    return Pipeline([("clean", TrainingRowCleaner.of(spec.clean)), ("columns", encode)])
 
 
 def _encoder(spec: PreprocessSpec, seed: int) -> Any:

@@ -12,7 +12,16 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
+
+from shipyard.train.cleaning_spec import ModelCleaningSpec
 
 Task = Literal["binary", "multiclass", "regression"]
 _STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -108,6 +117,16 @@ class PreprocessSpec(BaseModel):
     categorical: Literal["onehot", "ordinal", "target"] = "onehot"
     impute_numeric: Literal["median", "mean"] = "median"
     max_categories: int | None = Field(50, ge=2)
+    # ``clean`` rules fitted on training rows (``train.cleaning``); the pipeline fills it in.
+    clean: ModelCleaningSpec | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_clean(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """Leave ``clean`` out when unset, so specs without it keep their fingerprint."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("clean") is None:
+            data.pop("clean", None)
+        return data
 
 
 class EstimatorSpec(BaseModel):

@@ -81,6 +81,7 @@ class CsvOptions(BaseModel):
     comment_prefix: str | None = Field(None, min_length=1)  # lines starting with it are dropped
     newlines_in_values: bool = False  # else a value spanning lines is a malformed record
     columns: dict[str, str] | None = None  # column -> contract type name (dtypes.py)
+    infer_types: bool = True  # type the other columns from a sample (int64 / float64 / bool)
     # Polars parses 4 blocks of whole lines at a time; pyarrow (where lines are not plain)
     # reads up to 32 blocks ahead, and a longer record makes it re-read the file with larger
     # blocks (see connectors/csv.py).
@@ -290,6 +291,9 @@ def since_filter(name: str, schema: pl.Schema, column: str, since: object) -> pl
         text = since.isoformat() if isinstance(since, dt.date | dt.time) else str(since)
         return pl.col(column) > pl.lit(text)
     try:
+        if isinstance(since, str) and dtype.is_numeric():
+            # A text watermark recorded before the column was typed (inferred CSV types).
+            since = pl.Series([since]).str.strip_chars().cast(dtype, strict=True)[0]
         return pl.col(column) > pl.lit(since, dtype=dtype)
     except (TypeError, ValueError, pl.exceptions.PolarsError) as e:
         raise InvalidArgument(

@@ -1,9 +1,9 @@
 """CSV files and globs of CSV files, streamed, with malformed lines kept aside.
 
 A scan is a Polars IO source that reads a file block by block, so files larger than memory
-stream into ``sink_parquet``. Every column is String unless ``csv.columns`` types it; typing is
-harmonization's job. Two parsers share the work and give the same rows, record numbers and
-rejected records:
+stream into ``sink_parquet``. A column is typed by ``csv.columns``, else (unless a harmonize
+cast or map handles it) by inference on a sample (``csv_infer``), else read as String. Two
+parsers share the work and give the same rows, record numbers and rejected records:
 
 - **Polars** (multi-threaded, ``csv_fast.FastReader``) parses ``4 x block_size_bytes`` of whole
   lines at a time while the lines are plain records: no quote, or quotes that enclose whole
@@ -24,17 +24,20 @@ of the scan and listed by ``connector.rejected()`` (after the scan was collected
 ``_source``, ``_file``, ``_row`` (the record number it would have had), ``_line`` (its raw text,
 at most 10 kB) and ``_failed_checks``:
 
-- ``malformed_line: expected N fields, found M`` — wrong field count, including broken quoting
-  (pyarrow's ``invalid_row_handler``; an unclosed quote runs on to the next quote, so the lines
-  it swallowed are part of that one rejected record's text);
-- ``malformed_line: a quoted value spans lines`` — unless ``newlines_in_values: true``, a value
-  with a line break means a quote was left open (it swallowed the lines up to the next quote);
+- ``malformed_line: expected N fields, found M`` — wrong field count (pyarrow's
+  ``invalid_row_handler``);
+- ``malformed_line: a quoted value spans lines, starting at line N`` — unless
+  ``newlines_in_values: true``, a line whose quote is still open at its end; it is rejected
+  alone and the lines after it are read (``csv_lines.SealedLines`` seals it before pyarrow,
+  which would otherwise run on to the next quote and swallow the lines in between);
 - ``nul_byte: column 'c'`` — a NUL character in a field;
 - ``invalid_value: column 'c' is not <type>`` — a value that does not parse as its ``columns`` type.
 
 For the last three, ``_line`` is rebuilt from the parsed fields. ``_row`` counts data records
 (after ``skip_rows`` and the header; blank lines do not count), good and rejected alike, so
-``rows scanned + rows rejected`` = records in the file.
+``rows scanned + rows rejected`` = records in the file; and, unless ``newlines_in_values``, a
+record is a line: ``lines_read`` (counted from the bytes, not by the parser) minus rows minus
+rejected records is ``lines_unaccounted``, which must be 0.
 
 **Memory.** The Polars path holds a block, its parsed rows and a few copies: about 60 MB with
 the default ``block_size_bytes`` (1 MiB), plus the batches the consumer holds; a line longer
@@ -71,6 +74,8 @@ from shipyard.data.connectors.base import (
     since_filter,
 )
 from shipyard.data.connectors.csv_fast import FastReader
+from shipyard.data.connectors.csv_infer import infer_types, undeclared
+from shipyard.data.connectors.csv_lines import SealedLines
 from shipyard.data.connectors.csv_records import (
     FileReader,
     check_same_columns,
@@ -96,6 +101,13 @@ class CsvConnector(ConnectorBase):
     """Reads ``uri`` (a path or glob) as CSV; see the module docstring."""
 
     _can_reject = True
+    #: Data lines the last collected scan read (non-blank, after the header).
+    lines_read: int | None = None
+    #: Lines read that are neither a row nor a rejected record (None: not checked, as
+    #: ``newlines_in_values`` lets one record span lines); 0 when every line is accounted for.
+    lines_unaccounted: int | None = None
+    #: Column -> type name inferred by the last scan (``csv_infer``); declared ones are not here.
+    inferred: dict[str, str] = {}
 
     def __init__(self, spec: SourceSpec, *, base_dir: Path) -> None:
         super().__init__(spec, base_dir=base_dir)
@@ -112,6 +124,11 @@ class CsvConnector(ConnectorBase):
                 f"source {self.spec.name!r}: csv.columns names {missing} not in the header "
                 f"({', '.join(names)})"
             )
+        if self.options.infer_types:
+            sample = next((f for f in files if f.stat().st_size), files[0])
+            todo = undeclared(names, self.options, self.spec.harmonize)
+            self.inferred = infer_types(self.spec.name, sample, names, todo, self.options)
+            types |= {c: to_polars(t) for c, t in self.inferred.items()}
         schema = {n: types.get(n, pl.String()) for n in names}
         schema |= {SOURCE: pl.String(), ROW: pl.Int64()}
         lf = lazy_from_batches(
@@ -174,9 +191,14 @@ class CsvConnector(ConnectorBase):
         raw_names = self._raw_names(path, block)
         convert.column_types = {n: pa.string() for n in raw_names}
         file.handle = open_file(self.spec.name, path)
-        file.reader = pacsv.open_csv(
-            Utf8Stream(file.handle, path, self.options), read, parse, convert
+        o = self.options
+        file.lines = SealedLines(
+            Utf8Stream(file.handle, path, o).blocks(),
+            o,
+            columns=len(raw_names),
+            preamble=1 if o.has_header and not o.column_names else 0,
         )
+        file.reader = pacsv.open_csv(file.lines, read, parse, convert)
         file.names = column_names(raw_names, self.options)
         return file
 
@@ -205,11 +227,26 @@ class CsvConnector(ConnectorBase):
         self, files: list[Path], names: list[str], types: dict[str, pl.DataType]
     ) -> Iterator[pl.DataFrame]:
         rejected: list[Rejected] = []
-        first_row = 0
+        first_row = rows = lines = 0
         for path in files:
             if path.stat().st_size:
-                first_row += yield from self._file_batches(path, names, types, first_row, rejected)
+                batches = self._file_batches(path, names, types, first_row, rejected)
+                while True:
+                    try:
+                        batch = next(batches)
+                    except StopIteration as done:
+                        records, read = done.value
+                        break
+                    rows += batch.height
+                    yield batch
+                first_row += records
+                lines += read
         self._rejected = rejected_frame(rejected).sort(ROW)
+        self.lines_read = lines
+        # Records are lines unless values may span lines (then only the records are counted).
+        self.lines_unaccounted = (
+            None if self.options.newlines_in_values else lines - rows - len(rejected)
+        )
 
     def _file_batches(
         self,
@@ -218,8 +255,8 @@ class CsvConnector(ConnectorBase):
         types: dict[str, pl.DataType],
         first_row: int,
         rejected: list[Rejected],
-    ) -> Generator[pl.DataFrame, None, int]:
-        """Yield the file's batches; return how many records it has.
+    ) -> Generator[pl.DataFrame, None, tuple[int, int]]:
+        """Yield the file's batches; return how many records and data lines it has.
 
         Polars parses the file while its lines are plain records (``FastReader.batches``); from the
         first block that is not, pyarrow reads the file, skipping the records already yielded.
@@ -230,7 +267,7 @@ class CsvConnector(ConnectorBase):
         if self._fast is not None:
             resume, done = yield from self._fast.batches(path, names, types, first_row, rejected)
             if done:
-                return resume
+                return resume, resume  # the Polars path reads plain lines: one record each
 
         import pyarrow as pa
 
@@ -244,7 +281,7 @@ class CsvConnector(ConnectorBase):
                 for batch in file.reader:
                     yield self._frame(file, batch, names, types, first_row, rejected)
                 rejected.extend(file.take_rejected(self.spec.name, first_row, final=True))
-                return file.next_number
+                return file.next_number, file.lines.data_lines if file.lines else 0
             except pa.ArrowInvalid as e:
                 if "straddl" not in str(e) or block >= MAX_BLOCK:
                     raise InvalidData(

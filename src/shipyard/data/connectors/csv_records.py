@@ -18,12 +18,15 @@ import polars as pl
 
 from shipyard.core.errors import InvalidData
 from shipyard.data.connectors.base import ROW, truncate_line
+from shipyard.data.connectors.csv_lines import spans_reason
+from shipyard.data.dtypes import type_name
 
 if TYPE_CHECKING:
     import io
     from pathlib import Path
 
     from shipyard.data.connectors.base import CsvOptions
+    from shipyard.data.connectors.csv_lines import SealedLines
 
 __all__ = [
     "FileReader",
@@ -100,6 +103,7 @@ class FileReader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.handle: io.BufferedReader | None = None
+        self.lines: SealedLines | None = None
         self.reader: Any = None
         self.resume = 0  # records below this number were yielded by an earlier read
         self.names: list[str] = []
@@ -110,8 +114,13 @@ class FileReader:
     def skip(self, row: Any) -> str:
         """Record a malformed record (pyarrow's ``invalid_row_handler``; must not raise)."""
         number = row.number if row.number is not None else 1 << 62
+        text = row.text or ""
+        sealed = self.lines.sealed.pop(text, None) if self.lines is not None else None
+        if sealed is not None:  # a line whose quote was left open (see csv_lines)
+            self.bad[number - self.offset - 1] = (sealed[1], spans_reason(sealed[0]))
+            return "skip"
         found = f"expected {row.expected_columns} fields, found {row.actual_columns}"
-        self.bad[number - self.offset - 1] = (row.text or "", f"malformed_line: {found}")
+        self.bad[number - self.offset - 1] = (text, f"malformed_line: {found}")
         return "skip"
 
     def place(self, count: int) -> np.ndarray[Any, np.dtype[np.int64]]:
@@ -194,7 +203,12 @@ def checked(
         }
     typed = {c: parse(c, t) for c, t in types.items()}
     for c in types:
-        checks[f"invalid_value: column {c!r} is not {(options.columns or {})[c]}"] = (
+        declared = (options.columns or {}).get(c)
+        wanted = declared or (
+            f"{type_name(types[c])} (its type was inferred from the file's first lines; "
+            f"declare csv.columns.{c} to read it otherwise)"
+        )
+        checks[f"invalid_value: column {c!r} is not {wanted}"] = (
             pl.col(c).is_not_null() & typed[c].is_null()
         )
     flags = frame.select(**{f"_{i}": e for i, e in enumerate(checks.values())})
