@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -294,9 +293,9 @@ def test_interval_of_undefined_metric_is_none() -> None:
 
 
 @pytest.mark.slow
-def test_bootstrap_speed() -> None:
-    """1000 resamples of 2,000 rows, every metric of each task (budget: a few seconds)."""
-    started = time.perf_counter()
+def test_bootstrap_intervals_of_every_metric_at_full_size() -> None:
+    """1000 resamples of 2,000 rows, every metric of each task (speed is a benchmark's, not
+    a test's: a busy CI machine may be arbitrarily slower)."""
     for task, data in (
         ("binary", classification(2000, 2)),
         ("multiclass", classification(2000, 4)),
@@ -304,4 +303,3 @@ def test_bootstrap_speed() -> None:
     ):
         intervals = bootstrap_intervals(metric_names(task), task, *data, n_resamples=1000)
         assert all(v is not None for v in intervals.values())
-    assert time.perf_counter() - started < 10.0
