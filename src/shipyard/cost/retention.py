@@ -42,17 +42,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from shipyard.cost import blob_refs
 from shipyard.cost.attribution import storage_monthly_cost
 from shipyard.cost.blob_refs import DATASET, MODEL_VERSION, RUN, model_version_ref
+from shipyard.security import audit
+from shipyard.security.guard import guard
+from shipyard.security.permissions import Action
 from shipyard.store.cost_models import BlobTierRow, RetentionReleaseRow
 from shipyard.store.dataset_models import DatasetCacheKeyRow, DatasetParentRow, DatasetRow
 from shipyard.store.engine import run_write, upsert_insert
 from shipyard.store.models import ArtifactRow, RunRow
 from shipyard.store.registry_models import ModelAliasRow, ModelVersionRow
+from shipyard.store.security import SecurityStore, append_audit
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
     from shipyard.core.clock import Clock
     from shipyard.cost.catalog import PriceCatalog
+    from shipyard.security.identities import Identity
 
 HOT = "hot"
 DAY_MS = 86_400_000
@@ -271,11 +276,26 @@ def _cold(
     }
 
 
-def apply_retention(engine: sa.Engine, plan: RetentionPlan) -> None:
-    """Record the plan's releases and tier moves in one transaction (idempotent)."""
+def apply_retention(engine: sa.Engine, plan: RetentionPlan, *, actor: Identity) -> None:
+    """Record the plan's releases and tier moves, and its audit entry, in one transaction.
+
+    Idempotent. ``actor`` needs ``runs.delete``: released runs, datasets and versions lose
+    their blobs at the next sweep.
+
+    Raises:
+        PermissionDenied: ``actor`` may not delete (audited).
+    """
+    guard(SecurityStore(engine), actor, Action.RUNS_DELETE, "retention")
     released_datasets = [r.ref for r in plan.releases if r.kind == DATASET]
+    entry = audit.draft(
+        actor,
+        Action.RUNS_DELETE,
+        "retention",
+        detail={"op": "retention", "releases": len(plan.releases), "cold": len(plan.cold)},
+    )
 
     def _apply(c: sa.Connection) -> None:
+        append_audit(c, entry)
         if plan.releases:
             insert = upsert_insert(engine, RetentionReleaseRow)
             c.execute(

@@ -46,12 +46,16 @@ from shipyard.pipeline.quarantine import (
     write_quarantine,
 )
 from shipyard.pipeline.training import TrainingOutcome, run_training
+from shipyard.security.guard import guard
+from shipyard.security.permissions import Action
+from shipyard.store.security import SecurityStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from shipyard.data.contract import Contract
     from shipyard.pipeline.project import Project, Step
+    from shipyard.security.identities import Identity
     from shipyard.store.datasets import DatasetVersion
     from shipyard.track.run import ActiveRun
     from shipyard.track.workspace import Workspace
@@ -105,6 +109,7 @@ def run_pipeline(
     workspace: Workspace,
     project: Project,
     *,
+    actor: Identity,
     on_stage: Callable[[str, str], None] | None = None,
     on_trial: Callable[[TrialOutcome], None] | None = None,
     now: dt.datetime | None = None,
@@ -114,15 +119,26 @@ def run_pipeline(
     Args:
         workspace: Where runs and datasets go.
         project: The loaded project file.
+        actor: Who runs it: needs ``runs.write``; the ``train.register`` section registers
+            and promotes as this identity, so its role decides (a data scientist's run
+            registers, and its ``promote_to`` is refused and audited).
         on_stage: Called with (stage name, "start" | "cached" | "done") for progress displays.
         on_trial: Called after each tuning trial of the ``train`` stage.
         now: The time freshness checks compare with (default: the workspace clock).
 
     Raises:
+        PermissionDenied: ``actor`` may not write runs (audited).
         SchemaDrift: A source changed shape and its policy is ``fail``.
         ValidationFailed: A contract check with policy ``fail`` failed; nothing was written.
     """
     spec = project.spec
+    guard(
+        SecurityStore(workspace.store.engine),
+        actor,
+        Action.RUNS_WRITE,
+        f"pipeline:{spec.name}",
+        clock=workspace.clock,
+    )
     notify = on_stage or (lambda _name, _state: None)
     when = now or dt.datetime.fromtimestamp(workspace.clock.now_ms() / 1000, tz=dt.UTC)
     with (
@@ -165,6 +181,7 @@ def run_pipeline(
                 workspace,
                 spec.train,
                 _training_data(workspace, spec.train.data, current),
+                actor=actor,
                 project=spec.name,
                 project_dir=project.root,
                 parent=run,

@@ -4,7 +4,9 @@ Knows nothing of ML: a version is a row pointing at a bundle blob by sha256. The
 keep a registry trustworthy live here, in transactions: version numbers per model are unique and
 gap-free even when many processes register at once, and an alias moves only from the holder the
 caller saw (so two concurrent promotions cannot both win), with its event row in the same
-transaction as the move.
+transaction as the move. A caller may hand each change an audit entry
+(``shipyard.store.security.AuditWrite``): it is appended in that same transaction, so a move
+and its audit entry are written together or not at all.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ from shipyard.store.registry_models import (
     ModelVersionRow,
     RegisteredModelRow,
 )
+from shipyard.store.security import append_audit
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from shipyard.store.security import AuditWrite
 
 _REGISTER_ATTEMPTS = 20
 
@@ -79,12 +84,17 @@ class RegistryStore:
     # -- versions ---------------------------------------------------------------------------
 
     def create_version(
-        self, values: Mapping[str, Any], *, idempotency_key: str | None = None
+        self,
+        values: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        audit: AuditWrite | None = None,
     ) -> tuple[ModelVersion, bool]:
         """Insert the next version of ``values["name"]``; return it and whether it is new.
 
         ``values`` holds every column but ``version`` and ``idempotency_key``. A key seen before
         returns the version it created (``False``) if it named the same model and bundle.
+        ``audit`` is appended with a new version (not with a replayed one).
 
         Raises:
             Conflict: The key was used for another model or bundle, or writers kept colliding.
@@ -93,14 +103,19 @@ class RegistryStore:
         for _ in range(_REGISTER_ATTEMPTS):
             try:
                 return run_write(
-                    self.engine, lambda c: self._create(c, name, values, idempotency_key)
+                    self.engine, lambda c: self._create(c, name, values, idempotency_key, audit)
                 )
             except IntegrityError:
                 continue  # another writer took this number (or this key) first: look again
         raise Conflict(f"could not register a version of {name!r}: too many concurrent writers")
 
     def _create(
-        self, c: sa.Connection, name: str, values: Mapping[str, Any], key: str | None
+        self,
+        c: sa.Connection,
+        name: str,
+        values: Mapping[str, Any],
+        key: str | None,
+        audit: AuditWrite | None,
     ) -> tuple[ModelVersion, bool]:
         if key is not None:
             found = c.execute(
@@ -125,6 +140,8 @@ class RegistryStore:
         ).scalar()
         row = {**values, "version": (latest or 0) + 1, "idempotency_key": key}
         c.execute(sa.insert(ModelVersionRow), row)
+        if audit is not None:
+            append_audit(c, audit)
         found = c.execute(
             sa.select(ModelVersionRow).where(
                 ModelVersionRow.name == name, ModelVersionRow.version == row["version"]
@@ -229,12 +246,14 @@ class RegistryStore:
         gate: dict[str, Any] | None,
         at_ms: int,
         idempotency_key: str | None = None,
+        audit: AuditWrite | None = None,
     ) -> AliasEvent:
         """Point ``alias`` at ``to_version`` if it still points at ``expected_from``.
 
-        The check, the move and the event row are one transaction; on PostgreSQL a concurrent
-        mover that read the same holder finds the row changed (its update matches nothing) or
-        the row inserted (a unique violation), and gets ``Conflict``. A repeated
+        The check, the move, the event row and ``audit`` (when given) are one transaction; on
+        PostgreSQL a concurrent mover that read the same holder finds the row changed (its
+        update matches nothing) or the row inserted (a unique violation), and gets
+        ``Conflict``. A repeated
         ``idempotency_key`` returns the event it recorded the first time and moves nothing.
 
         Raises:
@@ -272,6 +291,8 @@ class RegistryStore:
                 )
                 if updated.rowcount != 1:  # another transaction moved it after our read
                     raise _moved(name, alias, None, expected_from)
+            if audit is not None:
+                append_audit(c, audit)
             return self._event(
                 c,
                 name,
@@ -308,8 +329,9 @@ class RegistryStore:
         gate: dict[str, Any],
         at_ms: int,
         idempotency_key: str | None = None,
+        audit: AuditWrite | None = None,
     ) -> AliasEvent:
-        """Record a promotion the gate refused (the alias does not move).
+        """Record a promotion the gate refused (the alias does not move), with ``audit``.
 
         Raises:
             Conflict: ``idempotency_key`` was used for another move.
@@ -319,6 +341,8 @@ class RegistryStore:
             earlier = self._replay(c, idempotency_key, name, alias, candidate)
             if earlier is not None:
                 return earlier
+            if audit is not None:
+                append_audit(c, audit)
             return self._event(
                 c,
                 name,
