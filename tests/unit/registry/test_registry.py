@@ -147,7 +147,7 @@ def test_concurrent_alias_moves_compare_and_set(workspace: Workspace, files) -> 
         try:
             registry.store.move_alias(
                 "churn", "production", to_version=to, expected_from=1, action="set",
-                actor=person("t"), reason=None, gate=None, at_ms=1,
+                actor="t", reason=None, gate=None, at_ms=1,
             )  # fmt: skip
             outcomes.append("moved")
         except Conflict:
