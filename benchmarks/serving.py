@@ -230,6 +230,7 @@ def build_model(directory: Path) -> Any:
 
     from shipyard.registry.packaging import write_training_bundle
     from shipyard.registry.registry import ModelRegistry
+    from shipyard.security.identities import local_identity
     from shipyard.track.workspace import Workspace
     from shipyard.train.spec import EstimatorSpec, TrainSpec
     from shipyard.train.trainer import train
@@ -252,8 +253,9 @@ def build_model(directory: Path) -> Any:
     )  # fmt: skip
     with Workspace.open(directory) as workspace:
         registry = ModelRegistry(workspace)
-        version = registry.register("m", path)
-        registry.promote("m", version.version, force=True, reason="benchmark")
+        me = local_identity("project", source="benchmark")
+        version = registry.register("m", path, actor=me)
+        registry.promote("m", version.version, force=True, reason="benchmark", actor=me)
         return registry.load("m@production")
 
 

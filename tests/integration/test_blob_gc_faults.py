@@ -24,14 +24,16 @@ from shipyard.data.datasets import write_dataset
 from shipyard.registry.registry import ModelRegistry
 from shipyard.store.cost_models import GcSweepRow
 from shipyard.track.workspace import Workspace
+from tests.identities import OPERATOR
 from tests.unit.registry.bundles import WEAK, bundle_bytes
 
 _COLLECTOR = """
 import sys
 from shipyard.cost.blob_gc import collect_garbage
 from shipyard.track.workspace import Workspace
+from shipyard.security.identities import local_identity
 with Workspace.open(sys.argv[1]) as workspace:
-    collect_garbage(workspace, grace_s=0)
+    collect_garbage(workspace, grace_s=0, actor=local_identity("project"))
 print("finished")
 """
 
@@ -43,8 +45,8 @@ def populate(project: Path) -> set[str]:
         test = write_dataset(workspace, pl.DataFrame({"x": [1, 2, 3]}), name="d").dataset_id
         for i, features in enumerate([None, WEAK["binary"]]):
             data = bundle_bytes(project, features=features, test_dataset=test, name=f"b{i}")
-            registry.register("cancer", data)
-        registry.promote("cancer", 1, force=True, reason="ship")
+            registry.register("cancer", data, actor=OPERATOR)
+        registry.promote("cancer", 1, force=True, reason="ship", actor=OPERATOR)
         with workspace.start_run() as run:
             run.log_artifact(b"plot bytes", name="plot.png")
         return {workspace.blobs.put_bytes(f"orphan {i}".encode()).digest for i in range(5)}
@@ -83,7 +85,7 @@ def test_sigkill_during_gc_keeps_every_referenced_blob_and_a_rerun_completes(
             assert left == orphans
         else:  # killed after the first delete (or after the whole chunk)
             assert len(left) == (4 if point == "gc.after_delete" else 0)
-        report = collect_garbage(workspace, grace_s=0)
+        report = collect_garbage(workspace, grace_s=0, actor=OPERATOR)
         assert set(report.deleted) == left
         assert report.missing == []
         assert not orphans & set(workspace.blobs.iter_digests())

@@ -27,6 +27,7 @@ from shipyard.registry.registry import ModelRegistry
 from shipyard.serve.prediction_log import PredictionLog, PredictionRecord
 from shipyard.store.monitoring import MonitoringStore
 from shipyard.track.workspace import Workspace
+from tests.identities import OPERATOR
 
 pytestmark = pytest.mark.slow
 
@@ -133,7 +134,7 @@ def trained(tmp_path: Path) -> Path:
     _write_project(root)
     _rows(600, seed=1).write_parquet(root / "data" / "rows.parquet")
     with Workspace.open(root) as workspace:
-        report = run_pipeline(workspace, load_project(root))
+        report = run_pipeline(workspace, load_project(root), actor=OPERATOR)
         assert report.training is not None
         assert report.training.promotion is not None
         assert report.training.promotion.moved
@@ -151,7 +152,7 @@ def test_drift_raises_the_alert_and_a_better_retrained_model_is_promoted(trained
     )
     with Workspace.open(root, clock=clock) as workspace:
         _serve_traffic(workspace, root, clock, traffic)
-        result = monitor_pass(workspace, load_project(root))
+        result = monitor_pass(workspace, load_project(root), actor=OPERATOR)
 
         assert "x1" in result.drifted_features
         assert "x2" not in result.drifted_features, "x2 was never shifted"
@@ -181,7 +182,7 @@ def test_drift_raises_the_alert_and_a_better_retrained_model_is_promoted(trained
         assert min(o.value for o in accuracy) < max(o.value for o in accuracy)
 
         # a second pass over the same period stores no window twice and raises nothing new
-        again = monitor_pass(workspace, load_project(root))
+        again = monitor_pass(workspace, load_project(root), actor=OPERATOR)
         assert [o.kind for o in again.observations] == ["budget"]  # budgets are "now"
         assert again.evaluation.opened == []  # the budget alert is still open: a repeat
 
@@ -197,7 +198,7 @@ def test_a_worse_retrained_model_is_refused_and_the_alias_stays(trained: Path) -
     _write_project(root, features="[x2]")
     with Workspace.open(root, clock=clock) as workspace:
         _serve_traffic(workspace, root, clock, traffic)
-        result = monitor_pass(workspace, load_project(root))
+        result = monitor_pass(workspace, load_project(root), actor=OPERATOR)
 
         assert len(result.retrains) == 1
         outcome = result.retrains[0]
@@ -214,7 +215,7 @@ def test_a_retrain_that_fails_is_recorded_and_the_loop_goes_on(trained: Path) ->
     (root / "data" / "rows.parquet").unlink()  # the source is gone when the retrain runs
     with Workspace.open(root, clock=clock) as workspace:
         _serve_traffic(workspace, root, clock, traffic)
-        result = monitor_pass(workspace, load_project(root))
+        result = monitor_pass(workspace, load_project(root), actor=OPERATOR)
 
         assert len(result.retrains) == 1
         outcome = result.retrains[0]

@@ -18,6 +18,7 @@ from shipyard.data.datasets import list_datasets, read_dataset
 from shipyard.pipeline.project import load_project
 from shipyard.pipeline.runner import run_pipeline
 from shipyard.track.workspace import Workspace
+from tests.identities import OPERATOR
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -153,7 +154,7 @@ def project_root(tmp_path: Path, api: str, shop_db: str) -> Path:
 
 def run(root: Path):
     with Workspace.open(root) as workspace:
-        return run_pipeline(workspace, load_project(root))
+        return run_pipeline(workspace, load_project(root), actor=OPERATOR)
 
 
 def test_three_sources_harmonized_validated_and_accounted(project_root: Path) -> None:

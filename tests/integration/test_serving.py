@@ -24,6 +24,7 @@ from shipyard.security.audit_chain import security_store
 from shipyard.security.identities import local_identity
 from shipyard.serve.prediction_log import read_prediction_log
 from shipyard.track.workspace import Workspace
+from tests.identities import OPERATOR
 from tests.unit.registry.trained import bundle_file
 
 pytestmark = pytest.mark.slow
@@ -56,9 +57,9 @@ def project(tmp_path: Path) -> Path:
                 name=name,
                 extra_column="region" if name == "v3" else None,
             )
-            registry.register("churn", path)
-        registry.promote("churn", 1, force=True, reason="start", actor="test")
-        registry.promote("churn", 2, alias="challenger", force=True, reason="start", actor="test")
+            registry.register("churn", path, actor=OPERATOR)
+        registry.promote("churn", 1, force=True, reason="start", actor=OPERATOR)
+        registry.promote("churn", 2, alias="challenger", force=True, reason="start", actor=OPERATOR)
     (tmp_path / "shipyard.yaml").write_text(
         """
 deploy:
@@ -139,7 +140,12 @@ def test_ab_split_sticky_canary_shadow_hot_swap_and_graceful_stop(project: Path,
         moved = httpx.Client(base_url=url)
         with Workspace.open(project) as workspace:
             ModelRegistry(workspace).promote(
-                "churn", 3, alias="challenger", force=True, reason="broken on purpose"
+                "churn",
+                3,
+                alias="challenger",
+                force=True,
+                reason="broken on purpose",
+                actor=OPERATOR,
             )
         time.sleep(1.0)  # the watcher swaps the challenger in
         _policy(url, {"type": "canary", "percent": 50, "min_requests": 5, "max_error_rate": 0.2})
@@ -154,7 +160,7 @@ def test_ab_split_sticky_canary_shadow_hot_swap_and_graceful_stop(project: Path,
         # Shadow: the champion answers, both outputs are logged side by side.
         with Workspace.open(project) as workspace:
             ModelRegistry(workspace).promote(
-                "churn", 2, alias="challenger", force=True, reason="back"
+                "churn", 2, alias="challenger", force=True, reason="back", actor=OPERATOR
             )
         time.sleep(1.0)
         _policy(url, {"type": "shadow"})
@@ -182,7 +188,9 @@ def test_ab_split_sticky_canary_shadow_hot_swap_and_graceful_stop(project: Path,
             t.start()
         time.sleep(0.5)
         with Workspace.open(project) as workspace:
-            ModelRegistry(workspace).promote("churn", 4, force=True, reason="swap under load")
+            ModelRegistry(workspace).promote(
+                "churn", 4, force=True, reason="swap under load", actor=OPERATOR
+            )
         time.sleep(1.5)
         stop.set()
         for t in threads:

@@ -25,6 +25,7 @@ from shipyard.pipeline.project import load_project
 from shipyard.pipeline.runner import run_pipeline
 from shipyard.registry.registry import ModelRegistry
 from shipyard.track.workspace import Workspace
+from tests.identities import OPERATOR
 
 pytestmark = pytest.mark.slow
 
@@ -98,7 +99,7 @@ def test_shipyard_run_trains_registers_and_matches_a_sklearn_reference(
 ) -> None:
     frame = _write_project(tmp_path, name)
     with Workspace.open(tmp_path) as workspace:
-        report = run_pipeline(workspace, load_project(tmp_path))
+        report = run_pipeline(workspace, load_project(tmp_path), actor=OPERATOR)
         outcome = report.training
         assert outcome is not None
         assert not outcome.cached
@@ -118,7 +119,7 @@ def test_shipyard_run_trains_registers_and_matches_a_sklearn_reference(
         predictions = bundle.predict(frame.drop("target"))
         assert len(predictions.labels) == frame.height
         # Running again with nothing changed reuses the training run.
-        again = run_pipeline(workspace, load_project(tmp_path))
+        again = run_pipeline(workspace, load_project(tmp_path), actor=OPERATOR)
         assert again.training is not None
         assert again.training.cached
         assert again.training.run_id == outcome.run_id

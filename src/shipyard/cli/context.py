@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
     import typer
 
+    from shipyard.security.identities import Identity
     from shipyard.track.workspace import Workspace
 
 console = Console()
@@ -20,10 +21,11 @@ err_console = Console(stderr=True)
 
 @dataclass
 class CliState:
-    """Options given before the command name."""
+    """Options given before the command name, and who the command acts as."""
 
     project_dir: Path | None
     debug: bool
+    identity: Identity | None = None
 
 
 def open_workspace(ctx: typer.Context) -> Workspace:

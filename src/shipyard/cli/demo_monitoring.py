@@ -108,7 +108,8 @@ def add_new_scans(database: Path, cases: pl.DataFrame, names: Mapping[str, str])
 
 def monitor_once(workspace: Workspace, root: Path) -> MonitorPass:
     """One ``shipyard monitor run --once`` pass over the demo project."""
+    from shipyard.cli.lifecycle_demo import demo_operator
     from shipyard.pipeline.monitoring import monitor_pass
     from shipyard.pipeline.project import load_project
 
-    return monitor_pass(workspace, load_project(root))
+    return monitor_pass(workspace, load_project(root), actor=demo_operator())

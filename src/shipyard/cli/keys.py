@@ -141,7 +141,9 @@ def rotate(
     Crash-safe: each data key is re-wrapped in its own transaction; rerun with the same two
     keys to finish an interrupted rotation. Afterwards only the new key opens the workspace.
     """
+    from shipyard.cli.access import acting_identity
     from shipyard.security.at_rest import rotate_master_key
+    from shipyard.security.audit_chain import security_store
     from shipyard.security.keys import DEFAULT_KEY_ENV, OLD_KEY_ENV
     from shipyard.store.encryption import BlobKeyStore
     from shipyard.store.sql import SqlStore
@@ -149,9 +151,16 @@ def rotate(
     settings = _settings(ctx)
     old = _key(old_key_file, OLD_KEY_ENV, "old")
     new = _key(new_key_file, DEFAULT_KEY_ENV, "new")
+    me = acting_identity(ctx)
     store = SqlStore(settings.resolved_store_url)
     try:
-        report = rotate_master_key(BlobKeyStore(store.engine), old, new)
+        report = rotate_master_key(
+            BlobKeyStore(store.engine),
+            old,
+            new,
+            actor=me,
+            audit_log=security_store(settings, store.engine),
+        )
     finally:
         store.close()
     console.print(

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     import httpx
 
+    from shipyard.security.identities import Identity
     from shipyard.track.workspace import Workspace
 
 MODEL = "cancer"
@@ -153,6 +154,17 @@ def write_project(root: Path) -> None:
     (root / "shipyard.yaml").write_text(project)
 
 
+def demo_operator() -> Identity:
+    """Who the demo acts as: the local operator (admin) of its own scratch workspace.
+
+    The demo builds that workspace in a folder of the person running it, like any command on
+    an embedded workspace without a token; ``shipyard demo`` itself needs ``runs.write``.
+    """
+    from shipyard.security.identities import local_identity
+
+    return local_identity("project", source="demo")
+
+
 def run_lifecycle(workspace_root: Path) -> DemoSummary:
     """Run every stage, print what happened, and end with a summary table."""
     from shipyard.cli.project import print_stages, print_training
@@ -169,7 +181,9 @@ def run_lifecycle(workspace_root: Path) -> DemoSummary:
     write_project(root)
     console.rule("1. data and training: shipyard run (CSV + SQLite → harmonize → validate → train)")
     with Workspace.open(root) as workspace:
-        report = run_pipeline(workspace, load_project(root), on_stage=lambda n, s: None)
+        report = run_pipeline(
+            workspace, load_project(root), actor=demo_operator(), on_stage=lambda n, s: None
+        )
         print_stages(report)
         assert report.training is not None
         print_training(report.training)
@@ -187,13 +201,15 @@ def run_lifecycle(workspace_root: Path) -> DemoSummary:
         console.rule("2. the gate: a weaker challenger is refused")
         assert report.final_dataset is not None
         weak = _weak_challenger(workspace, root, report.final_dataset)
-        refused = registry.promote(MODEL, weak.version, actor="demo")
+        refused = registry.promote(MODEL, weak.version, actor=demo_operator())
         console.print(f"[red]{escape(refused.describe())}[/]")
         forced = registry.promote(
-            MODEL, weak.version, force=True, reason="demo: forced", actor="demo"
+            MODEL, weak.version, force=True, reason="demo: forced", actor=demo_operator()
         )
         console.print(f"[yellow]{escape(forced.describe())}[/]")
-        back = registry.rollback(MODEL, actor="demo", reason="demo: the forced model was worse")
+        back = registry.rollback(
+            MODEL, actor=demo_operator(), reason="demo: the forced model was worse"
+        )
         console.print(f"[green]{escape(back.describe())}[/]")
         _history(registry)
         summary.add("gate", f"version {weak.version} refused; forced, then rolled back")
@@ -250,7 +266,9 @@ def _weak_challenger(workspace: Workspace, root: Path, dataset_id: str) -> Any:
             "register": {"model": "cancer"},
         }
     )
-    outcome = run_training(workspace, spec, dataset_id, project="cancer", project_dir=root)
+    outcome = run_training(
+        workspace, spec, dataset_id, actor=demo_operator(), project="cancer", project_dir=root
+    )
     assert outcome.version is not None
     return outcome.version
 
@@ -291,7 +309,6 @@ def _served(workspace: Workspace, root: Path) -> Iterator[httpx.Client]:
     from shipyard.registry.registry import ModelRegistry
     from shipyard.security.accounts import Accounts
     from shipyard.security.audit_chain import security_store
-    from shipyard.security.identities import local_identity
     from shipyard.serve.app import create_app
     from shipyard.serve.auth import ServerAuth
     from shipyard.serve.prediction_log import PredictionLog
@@ -299,13 +316,14 @@ def _served(workspace: Workspace, root: Path) -> Iterator[httpx.Client]:
     from shipyard.serve.server import RegistrySource, deploy_from_refs
 
     accounts = Accounts(security_store(workspace.settings, workspace.store.engine))
-    me = local_identity("project", source="demo")  # the demo's own token, for its own client
+    me = demo_operator()  # the demo's own token, for its own client
     accounts.ensure_user(me, "demo-client", service=True)
     accounts.grant(me, "demo-client", "viewer", "project")
     token = accounts.create_token(me, "demo-client", expires_in_days=1)
     app = create_app(
         Runtime(
-            deploy_from_refs([f"{MODEL}@production"]), RegistrySource(ModelRegistry(workspace))
+            deploy_from_refs([f"{MODEL}@production"]),
+            RegistrySource(ModelRegistry(workspace), project="project", started_by=me),
         ),
         auth=ServerAuth(accounts, project="project"),
         prediction_log=PredictionLog(root / ".shipyard" / "predictions"),

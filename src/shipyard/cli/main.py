@@ -3,16 +3,22 @@
 User errors (any ``ShipyardError``) print one line and exit 2; ``--debug`` shows the traceback
 instead. Usage errors (unknown command, bad option) exit 2 as well, an interrupt exits 130.
 Nothing is built at import time: each command opens the workspace it needs.
+
+The entry callback checks every command against the permission table before it runs
+(``cli.access.enforce``): the command is found from the rest of the command line, which the
+root group keeps for it (click hands a group's callback only the subcommand's name). ``--help``
+is answered without a check: it shows text and changes nothing.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from shipyard.cli import (
     cost,
@@ -34,8 +40,22 @@ from shipyard.cli import (
 from shipyard.cli.context import CliState, err_console
 from shipyard.core.errors import InvalidArgument, ShipyardError
 
+_REST = "shipyard.rest"  # ctx.meta key: the arguments after the subcommand's name
+
+
+class _RootGroup(TyperGroup):
+    """The root group, keeping the subcommand's arguments for the entry callback's check."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:  # typer vendors click's types
+        """Resolve as usual, and remember what follows the subcommand's name."""
+        name, command, rest = super().resolve_command(ctx, args)
+        ctx.meta[_REST] = list(rest)
+        return name, command, rest
+
+
 app = typer.Typer(
     name="shipyard",
+    cls=_RootGroup,
     help="Shipyard: data, training, registry, serving, monitoring and cost in one tool.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -81,6 +101,41 @@ def main(
 ) -> None:
     """Shipyard: data, training, registry, serving, monitoring and cost in one tool."""
     ctx.obj = CliState(project_dir=project_dir, debug=debug)
+    if ctx.resilient_parsing:  # shell completion: nothing runs
+        return
+    command = _command_path(ctx)
+    if command is not None:
+        from shipyard.cli.access import enforce
+
+        ctx.obj.identity = enforce(ctx, command)
+
+
+def _command_path(ctx: typer.Context) -> str | None:
+    """The command the line names (``models promote``); None for ``--help`` or a usage error.
+
+    Groups below the root take no options of their own, so the first argument that is not an
+    option names the next command. The leaf command's arguments are parsed leniently here only
+    to see whether ``--help`` was given as an option (not as some option's value).
+    """
+    name = ctx.invoked_subcommand
+    args: list[str] = list(ctx.meta.get(_REST, []))
+    command: Any = ctx.command
+    parts: list[str] = []
+    while name is not None:
+        command = command.get_command(ctx, name)
+        if command is None:
+            return None  # click reports the unknown command
+        parts.append(name)
+        if not hasattr(command, "get_command"):  # a leaf
+            leaf = command.make_context(name, list(args), parent=ctx, resilient_parsing=True)
+            source = leaf.get_parameter_source("help")
+            if source is not None and source.name == "COMMANDLINE":
+                return None
+            return " ".join(parts)
+        if not args or args[0] in ("-h", "--help"):
+            return None  # the group's help (no_args_is_help shows it too)
+        name, args = args[0], args[1:]
+    return None
 
 
 def run(argv: list[str] | None = None) -> None:

@@ -55,9 +55,16 @@ def register(
     ] = None,
 ) -> None:
     """Check a bundle (safe types, checksums, contract) and register it as the next version."""
+    from shipyard.cli.access import acting_identity
+
     with open_workspace(ctx) as workspace:
         version = _registry(workspace).register(
-            name, bundle, run_id=run, description=description, idempotency_key=key
+            name,
+            bundle,
+            actor=acting_identity(ctx),
+            run_id=run,
+            description=description,
+            idempotency_key=key,
         )
     console.print(
         f"registered [bold]{escape(version.ref)}[/] (bundle {version.bundle_sha256[:12]})"
@@ -173,26 +180,20 @@ def promote(
 
     Exits 1 when the gate refuses; the refusal and its numbers are in `shipyard models history`.
     """
-    from shipyard.cli.access import authorize, record
-    from shipyard.security.permissions import Action
+    from shipyard.cli.access import acting_identity
 
     with open_workspace(ctx) as workspace:
-        me = authorize(ctx, workspace, Action.MODELS_PROMOTE, f"{name}@{alias}")
+        # The registry checks the identity and writes the move with its audit entry.
         result = _registry(workspace).promote(
             name,
             version,
+            actor=acting_identity(ctx),
             alias=alias,
             margin=margin,
             force=force,
             reason=reason,
             idempotency_key=key,
             test_data=_frame(workspace, test_dataset),
-            actor=me.name,
-        )
-        detail = {"from": result.from_version, "to": version, "force": force, "reason": reason}
-        outcome = "ok" if result.moved else "refused"
-        record(
-            workspace, me, Action.MODELS_PROMOTE, f"{name}@{alias}", outcome=outcome, detail=detail
         )
     _print_result(result)
     if not result.moved:
@@ -207,14 +208,12 @@ def rollback(
     reason: Annotated[str | None, typer.Option(help="Why; recorded in the alias history.")] = None,
 ) -> None:
     """Move an alias back to the version it held before its last move."""
-    from shipyard.cli.access import authorize, record
-    from shipyard.security.permissions import Action
+    from shipyard.cli.access import acting_identity
 
     with open_workspace(ctx) as workspace:
-        me = authorize(ctx, workspace, Action.MODELS_ROLLBACK, f"{name}@{alias}")
-        result = _registry(workspace).rollback(name, alias, reason=reason, actor=me.name)
-        detail = {"from": result.from_version, "to": result.to_version, "reason": reason}
-        record(workspace, me, Action.MODELS_ROLLBACK, f"{name}@{alias}", detail=detail)
+        result = _registry(workspace).rollback(
+            name, alias, actor=acting_identity(ctx), reason=reason
+        )
     _print_result(result)
 
 

@@ -51,6 +51,7 @@ def run(
     monitor: section of shipyard.yaml, and for rules with `action: retrain` re-runs the
     pipeline; the new model takes the alias only if it beats the current one.
     """
+    from shipyard.cli.access import acting_identity
     from shipyard.pipeline.monitoring import RetrainOutcome, monitor_pass, run_forever
     from shipyard.pipeline.project import load_project
 
@@ -69,7 +70,11 @@ def run(
     def step() -> MonitorPass:
         with open_workspace(ctx) as workspace:
             result = monitor_pass(
-                workspace, project, predictions=predictions, retrain=skip if no_retrain else None
+                workspace,
+                project,
+                actor=acting_identity(ctx),
+                predictions=predictions,
+                retrain=skip if no_retrain else None,
             )
         print_pass(result)
         return result

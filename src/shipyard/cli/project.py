@@ -55,6 +55,7 @@ def run(ctx: typer.Context) -> None:
         TimeElapsedColumn,
     )
 
+    from shipyard.cli.access import acting_identity
     from shipyard.pipeline.project import load_project
     from shipyard.pipeline.runner import run_pipeline
     from shipyard.train.tuning import TrialOutcome
@@ -90,7 +91,13 @@ def run(ctx: typer.Context) -> None:
                 description=f"train: trial {trial.number} {trial.estimator} {trial.state}",
             )
 
-        report = run_pipeline(workspace, project, on_stage=on_stage, on_trial=on_trial)
+        report = run_pipeline(
+            workspace,
+            project,
+            actor=acting_identity(ctx),
+            on_stage=on_stage,
+            on_trial=on_trial,
+        )
     print_stages(report)
     if report.training is not None:
         print_training(report.training)
@@ -159,6 +166,11 @@ def print_training(outcome: TrainingOutcome) -> None:
         console.print(f"registered {outcome.version.name} version {outcome.version.version}")
     if outcome.promotion is not None:
         console.print(escape(outcome.promotion.describe()))
+    if outcome.promotion_denied is not None:
+        console.print(
+            f"[yellow]not promoted[/]: {escape(outcome.promotion_denied)} "
+            "(the version is registered; someone allowed to can `shipyard models promote` it)"
+        )
 
 
 def _fmt(value: float | None) -> str:

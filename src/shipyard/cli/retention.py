@@ -61,18 +61,29 @@ def gc(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Apply the retention policy, then delete blobs no run, dataset or model version needs."""
+    from shipyard.cli.access import acting_identity
     from shipyard.cost.blob_gc import collect_garbage
     from shipyard.cost.retention import apply_retention, plan_retention
+    from shipyard.security.audit_chain import security_store
 
     policy, _ = _project_sections(project_dir(ctx))
+    me = acting_identity(ctx)
     with open_workspace(ctx) as workspace:
         plan = None
         if policy is not None:
             plan = plan_retention(workspace.store.engine, policy, workspace.clock)
             if not dry_run:
-                apply_retention(workspace.store.engine, plan)
+                apply_retention(
+                    workspace.store.engine,
+                    plan,
+                    actor=me,
+                    audit_log=security_store(
+                        workspace.settings, workspace.store.engine, clock=workspace.clock
+                    ),
+                )
         report = collect_garbage(
             workspace,
+            actor=me,
             grace_s=grace_hours * 3600,
             dry_run=dry_run,
             also_released=plan.released_keys if plan is not None and dry_run else (),

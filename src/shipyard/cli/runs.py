@@ -201,9 +201,12 @@ def note(
     text: Annotated[str, typer.Argument(help="The note (Markdown welcome).")],
 ) -> None:
     """Add a note to a run, running or ended."""
+    from shipyard.cli.access import acting_identity
+
     with open_workspace(ctx) as workspace:
         run = workspace.get_run(run_id)
-        workspace.add_note(run.run_id, text)
+        # The note names the acting identity (the token's user), not the OS account.
+        workspace.add_note(run.run_id, text, author=acting_identity(ctx).name)
     console.print(f"note added to {run.name} ({run.run_id[:8]})")
 
 

@@ -59,8 +59,17 @@ def serve(
             )
         deploy = DeploySpec.model_validate(section)
     logs = None if no_log else str(log_dir or project / ".shipyard" / "predictions")
+    from shipyard.cli.access import acting_identity
+    from shipyard.security.identities import Kind
+
+    me = acting_identity(ctx)
     config = ServerConfig(
-        project_dir=str(project), deploy=deploy, prediction_log=logs, project=project_name(ctx)
+        project_dir=str(project),
+        deploy=deploy,
+        prediction_log=logs,
+        project=project_name(ctx),
+        # svc-canary may borrow the role of a local operator only (security.services).
+        local_operator=me.name if me.kind == Kind.LOCAL else None,
     )
     scheme = "https" if tls else "http"
     console.print(

@@ -39,6 +39,10 @@ from shipyard.core import faults
 from shipyard.core.errors import ArtifactNotFound, IntegrityFailure, InvalidArgument
 from shipyard.core.ids import new_id
 from shipyard.cost import blob_refs
+from shipyard.security import audit
+from shipyard.security.audit_chain import security_store
+from shipyard.security.guard import guard
+from shipyard.security.permissions import Action
 from shipyard.store.artifacts.local import LocalBlobStore
 from shipyard.store.cost_models import GcCandidateRow, GcSweepRow
 from shipyard.store.engine import run_write
@@ -46,7 +50,9 @@ from shipyard.store.engine import run_write
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
+    from shipyard.security.identities import Identity
     from shipyard.store.artifacts.base import BlobStore
+    from shipyard.store.security import AuditRecord
     from shipyard.track.workspace import Workspace
 
 DEFAULT_GRACE_S = 3600.0
@@ -100,6 +106,7 @@ class GcReport:
 def collect_garbage(
     workspace: Workspace,
     *,
+    actor: Identity,
     grace_s: float = DEFAULT_GRACE_S,
     dry_run: bool = False,
     also_released: Iterable[tuple[str, str]] = (),
@@ -108,14 +115,25 @@ def collect_garbage(
 
     Args:
         workspace: The workspace whose blob store and metadata store are collected.
+        actor: Who collects: needs ``runs.delete`` (a dry run too: it lists what exists); a
+            real sweep's audit entry is written with the sweep's final record.
         grace_s: Blobs modified less than this many seconds ago are never deleted.
         dry_run: Only report what would be deleted; write nothing.
         also_released: ``(kind, ref)`` pairs to count as released (a retention plan that a dry
             run has not applied). Refused on a real run: apply the plan first.
 
     Raises:
+        PermissionDenied: ``actor`` may not delete (audited).
         InvalidArgument: A negative grace period, or ``also_released`` on a real run.
     """
+    log = security_store(workspace.settings, workspace.store.engine, clock=workspace.clock)
+    guard(
+        log,
+        actor,
+        Action.RUNS_DELETE,
+        "blobs",
+        clock=workspace.clock,
+    )
     if grace_s < 0:
         raise InvalidArgument(f"the grace period must be >= 0 seconds, got {grace_s}")
     hypothetical = set(also_released)
@@ -153,9 +171,16 @@ def collect_garbage(
     sweep_temp = getattr(blobs, "sweep_temp", None)
     temp_removed = int(sweep_temp(grace_s)) if callable(sweep_temp) else 0
     freed = sum(candidates[d] for d in deleted)
-    run_write(
-        engine,
-        lambda c: c.execute(
+    entry = audit.draft(
+        actor,
+        Action.RUNS_DELETE,
+        "blobs",
+        detail={"op": "gc", "sweep": sweep_id, "deleted": len(deleted), "bytes": freed},
+        clock=workspace.clock,
+    )
+
+    def _done(c: sa.Connection) -> None:
+        c.execute(
             sa.update(GcSweepRow)
             .where(GcSweepRow.sweep_id == sweep_id)
             .values(
@@ -164,8 +189,12 @@ def collect_garbage(
                 deleted=len(deleted),
                 bytes_freed=freed,
             )
-        ),
-    )
+        )
+        written.append(log.append_within(c, entry))
+
+    written: list[AuditRecord] = []
+    run_write(engine, _done)
+    log.anchor(written[-1])
     missing = check_references(workspace)
     return GcReport(
         sweep_id,

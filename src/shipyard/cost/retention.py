@@ -42,6 +42,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from shipyard.cost import blob_refs
 from shipyard.cost.attribution import storage_monthly_cost
 from shipyard.cost.blob_refs import DATASET, MODEL_VERSION, RUN, model_version_ref
+from shipyard.security import audit
+from shipyard.security.guard import guard
+from shipyard.security.permissions import Action
 from shipyard.store.cost_models import BlobTierRow, RetentionReleaseRow
 from shipyard.store.dataset_models import DatasetCacheKeyRow, DatasetParentRow, DatasetRow
 from shipyard.store.engine import run_write, upsert_insert
@@ -53,6 +56,8 @@ if TYPE_CHECKING:
 
     from shipyard.core.clock import Clock
     from shipyard.cost.catalog import PriceCatalog
+    from shipyard.security.identities import Identity
+    from shipyard.store.security import AuditRecord, SecurityStore
 
 HOT = "hot"
 DAY_MS = 86_400_000
@@ -271,11 +276,30 @@ def _cold(
     }
 
 
-def apply_retention(engine: sa.Engine, plan: RetentionPlan) -> None:
-    """Record the plan's releases and tier moves in one transaction (idempotent)."""
+def apply_retention(
+    engine: sa.Engine, plan: RetentionPlan, *, actor: Identity, audit_log: SecurityStore
+) -> None:
+    """Record the plan's releases and tier moves, and its audit entry, in one transaction.
+
+    Idempotent. ``actor`` needs ``runs.delete``: released runs, datasets and versions lose
+    their blobs at the next sweep.
+
+    Raises:
+        PermissionDenied: ``actor`` may not delete (audited).
+    """
+    guard(audit_log, actor, Action.RUNS_DELETE, "retention")
     released_datasets = [r.ref for r in plan.releases if r.kind == DATASET]
+    entry = audit.draft(
+        actor,
+        Action.RUNS_DELETE,
+        "retention",
+        detail={"op": "retention", "releases": len(plan.releases), "cold": len(plan.cold)},
+    )
+
+    written: list[AuditRecord] = []
 
     def _apply(c: sa.Connection) -> None:
+        written[:] = [audit_log.append_within(c, entry)]
         if plan.releases:
             insert = upsert_insert(engine, RetentionReleaseRow)
             c.execute(
@@ -306,6 +330,7 @@ def apply_retention(engine: sa.Engine, plan: RetentionPlan) -> None:
             )
 
     run_write(engine, _apply)
+    audit_log.anchor(written[0])
 
 
 def blob_tiers(engine: sa.Engine) -> dict[str, str]:

@@ -20,6 +20,11 @@ A pass, for the model at ``train.register.model`` and its alias:
    The candidate goes through the registry's promotion gate, so it takes the alias only if it
    beats the holder on the same rows; the outcome, promoted or refused with both scores, is
    recorded on the alert and sent to its notifiers.
+
+Whoever runs a pass needs ``monitor.run`` (it stores observations and alerts). The retrain does
+not act as that person but as the service account ``svc-retrain`` (``security.services``), whose
+role binding in the project must allow registering and promoting; a retrain it may not do is
+recorded on the alert and in the audit log, never done with someone else's rights.
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ from shipyard.monitor.performance import ModelFacts, concept_drift, performance_
 from shipyard.monitor.signals import Observation
 from shipyard.monitor.windows import read_windows
 from shipyard.registry.registry import ModelRegistry
+from shipyard.security.audit_chain import security_store
+from shipyard.security.guard import guard
+from shipyard.security.permissions import Action
+from shipyard.security.services import RETRAIN, service_identity
 from shipyard.store.monitoring import MonitoringStore
 
 if TYPE_CHECKING:
@@ -53,6 +62,7 @@ if TYPE_CHECKING:
     from shipyard.monitor.config import MonitorConfig
     from shipyard.monitor.drift_report import DriftReport
     from shipyard.pipeline.project import Project
+    from shipyard.security.identities import Identity
     from shipyard.store.monitoring import AlertRecord
     from shipyard.track.workspace import Workspace
 
@@ -125,6 +135,7 @@ def monitor_pass(
     workspace: Workspace,
     project: Project,
     *,
+    actor: Identity,
     now_ms: int | None = None,
     since_ms: int | None = None,
     predictions: Path | None = None,
@@ -135,6 +146,7 @@ def monitor_pass(
     Args:
         workspace: The project's workspace (registry, store, runs).
         project: The loaded project; its ``monitor:`` section holds rules and notifiers.
+        actor: Who runs the pass (needs ``monitor.run``); a retrain acts as ``svc-retrain``.
         now_ms: End of the period (default: the workspace clock).
         since_ms: Start (default: ``now_ms - schedule.lookback``).
         predictions: The prediction log folder (default: ``.shipyard/predictions``).
@@ -142,10 +154,18 @@ def monitor_pass(
             pass a no-op to only record the request.
 
     Raises:
+        PermissionDenied: ``actor`` may not run monitors (audited).
         InvalidArgument: The project registers no model, or the alias points nowhere.
     """
     config = _config(project)
     model, alias = monitored_model(project)
+    guard(
+        security_store(workspace.settings, workspace.store.engine, clock=workspace.clock),
+        actor,
+        Action.MONITOR_RUN,
+        f"monitor:{model}@{alias}",
+        clock=workspace.clock,
+    )
     now = workspace.clock.now_ms() if now_ms is None else now_ms
     since = now - config.schedule.lookback if since_ms is None else since_ms
     root = predictions or predictions_dir(project)
@@ -193,7 +213,9 @@ def monitor_pass(
     requests = outcome.evaluation.retrain_requests
     if requests:
         # several features drifting at once is one reason to retrain, not several retrains
-        act = retrain or (lambda alert: retrain_project(workspace, project, alert))
+        act = retrain or (
+            lambda alert: retrain_project(workspace, project, alert, started_by=actor)
+        )
         result = act(requests[0])
         outcome.retrains.append(result)
         for alert in requests:
@@ -201,19 +223,24 @@ def monitor_pass(
     return outcome
 
 
-def retrain_project(workspace: Workspace, project: Project, alert: AlertRecord) -> RetrainOutcome:
+def retrain_project(
+    workspace: Workspace, project: Project, alert: AlertRecord, *, started_by: Identity
+) -> RetrainOutcome:
     """Re-run the project's pipeline on fresh data and let the gate decide the alias.
 
-    Never raises for a failed or refused retrain: the outcome says what happened, so the alert
-    records it and the monitor loop goes on.
+    The pipeline, its registration and the promotion act as ``svc-retrain``
+    (``security.services``), started by ``started_by``. Never raises for a failed, denied or
+    refused retrain: the outcome says what happened, so the alert records it and the monitor
+    loop goes on.
     """
     from shipyard.pipeline.runner import run_pipeline  # the runner imports the whole stack
 
     model, alias = monitored_model(project)
     registry = ModelRegistry(workspace)
     before = registry.get(f"{model}@{alias}").version
+    service = service_identity(registry.security, RETRAIN, project.spec.name, started_by=started_by)
     try:
-        report = run_pipeline(workspace, project)
+        report = run_pipeline(workspace, project, actor=service)
     except ShipyardError as e:  # bad new data, a used-up budget...: recorded, the loop goes on
         return RetrainOutcome(alert.alert_id, False, f"retrain failed: {e.message}", {}, None)
     training = report.training
@@ -227,14 +254,31 @@ def retrain_project(workspace: Workspace, project: Project, alert: AlertRecord) 
         )
     candidate = training.version.version
     promotion = training.promotion
-    if promotion is None:  # the project registers without promoting: ask the gate here
-        promotion = registry.promote(
-            model,
+    if training.promotion_denied is not None:
+        return RetrainOutcome(
+            alert.alert_id,
+            False,
+            f"retrain not promoted: {training.promotion_denied}",
+            {"candidate_version": float(candidate), "holder_version": float(before)},
             candidate,
-            alias=alias,
-            actor="monitor",
-            reason=f"retrain after alert {alert.alert_id} ({alert.rule})",
         )
+    if promotion is None:  # the project registers without promoting: ask the gate here
+        try:
+            promotion = registry.promote(
+                model,
+                candidate,
+                actor=service,
+                alias=alias,
+                reason=f"retrain after alert {alert.alert_id} ({alert.rule})",
+            )
+        except ShipyardError as e:  # denied (audited) or the alias moved meanwhile
+            return RetrainOutcome(
+                alert.alert_id,
+                False,
+                f"retrain not promoted: {e.message}",
+                {"candidate_version": float(candidate), "holder_version": float(before)},
+                candidate,
+            )
     numbers: dict[str, float] = {"candidate_version": float(candidate)}
     numbers["holder_version"] = float(before)
     verdict = promotion.verdict

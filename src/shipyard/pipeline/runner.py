@@ -49,12 +49,16 @@ from shipyard.pipeline.privacy_stage import ingest_tags, run_privacy_stage
 from shipyard.pipeline.project import CleanStep, PrivacyStep
 from shipyard.pipeline.quarantine import incremental, known_rejects, write_quarantine
 from shipyard.pipeline.training import TrainingOutcome, run_training
+from shipyard.security.audit_chain import security_store
+from shipyard.security.guard import guard
+from shipyard.security.permissions import Action
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from shipyard.data.contract import Contract
     from shipyard.pipeline.project import Project, Step
+    from shipyard.security.identities import Identity
     from shipyard.store.datasets import DatasetVersion
     from shipyard.track.run import ActiveRun
     from shipyard.track.workspace import Workspace
@@ -111,6 +115,7 @@ def run_pipeline(
     workspace: Workspace,
     project: Project,
     *,
+    actor: Identity,
     on_stage: Callable[[str, str], None] | None = None,
     on_trial: Callable[[TrialOutcome], None] | None = None,
     now: dt.datetime | None = None,
@@ -120,15 +125,26 @@ def run_pipeline(
     Args:
         workspace: Where runs and datasets go.
         project: The loaded project file.
+        actor: Who runs it: needs ``runs.write``; the ``train.register`` section registers
+            and promotes as this identity, so its role decides (a data scientist's run
+            registers, and its ``promote_to`` is refused and audited).
         on_stage: Called with (stage name, "start" | "cached" | "done") for progress displays.
         on_trial: Called after each tuning trial of the ``train`` stage.
         now: The time freshness checks compare with (default: the workspace clock).
 
     Raises:
+        PermissionDenied: ``actor`` may not write runs (audited).
         SchemaDrift: A source changed shape and its policy is ``fail``.
         ValidationFailed: A contract check with policy ``fail`` failed; nothing was written.
     """
     spec = project.spec
+    guard(
+        security_store(workspace.settings, workspace.store.engine, clock=workspace.clock),
+        actor,
+        Action.RUNS_WRITE,
+        f"pipeline:{spec.name}",
+        clock=workspace.clock,
+    )
     notify = on_stage or (lambda _name, _state: None)
     when = now or dt.datetime.fromtimestamp(workspace.clock.now_ms() / 1000, tz=dt.UTC)
     with (
@@ -178,6 +194,7 @@ def run_pipeline(
                 workspace,
                 cleaning.train_spec(spec.train),
                 _training_data(workspace, spec.train.data, current),
+                actor=actor,
                 project=spec.name,
                 project_dir=project.root,
                 parent=run,

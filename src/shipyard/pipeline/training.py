@@ -3,6 +3,11 @@
 Training is cached like every other stage: the key is the dataset version, the spec's hash and
 the training code. Re-running with nothing changed finds the earlier run by that key and reuses
 its bundle, so ``shipyard run`` twice does the work once.
+
+Registration and promotion act as the identity that runs the pipeline, through the registry,
+which checks it: a data scientist's run registers its model, but its ``promote_to`` is refused
+(audited, outcome ``denied``) and reported in ``TrainingOutcome.promotion_denied`` while the
+run itself completes; the model stays registered for an ML engineer to promote.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shipyard.core.errors import PermissionDenied
 from shipyard.cost.budget import trial_budget
 from shipyard.data.datasets import get_dataset, read_dataset, write_dataset
 from shipyard.pipeline.cache import code_hash
@@ -29,6 +35,7 @@ if TYPE_CHECKING:
 
     from shipyard.cost.budget import BudgetSection
     from shipyard.registry.registry import PromotionResult
+    from shipyard.security.identities import Identity
     from shipyard.store.registry import ModelVersion
     from shipyard.track.run import ActiveRun
     from shipyard.track.workspace import Workspace
@@ -50,6 +57,7 @@ class TrainingOutcome:
     result: TrainResult | None
     version: ModelVersion | None = None
     promotion: PromotionResult | None = None
+    promotion_denied: str | None = None
 
 
 def training_key(spec: TrainSpec, dataset_id: str) -> str:
@@ -63,6 +71,7 @@ def run_training(
     spec: TrainSpec,
     dataset: str,
     *,
+    actor: Identity,
     project: str = "project",
     project_dir: Path | None = None,
     parent: ActiveRun | None = None,
@@ -73,7 +82,11 @@ def run_training(
     """Train on dataset version ``dataset``; bundle, register and promote as the spec says.
 
     A refused promotion is not an error: the gate's verdict is in ``promotion`` and the alias
-    history, and the alias stays where it was.
+    history, and the alias stays where it was. Neither is a promotion ``actor`` may not make:
+    the denial is audited and its message is in ``promotion_denied``.
+
+    Raises:
+        PermissionDenied: ``actor`` may not register models (when the spec registers one).
     """
     version = get_dataset(workspace, dataset)
     key = training_key(spec, version.dataset_id)
@@ -116,28 +129,35 @@ def run_training(
             )
             run.log_artifact(path, name=BUNDLE_ARTIFACT)
             run.set_tags({"bundle_sha256": sha, "test_dataset": test.dataset_id})
-            registered, promotion = _register(workspace, spec, path, run.run_id)
+            registered, promotion, denied = _register(workspace, spec, path, run.run_id, actor)
     except BaseException as e:
         run.end(RunStatus.FAILED, f"{type(e).__name__}: {e}")
         raise
     run.end()
-    return TrainingOutcome(run.run_id, sha, test.dataset_id, False, result, registered, promotion)
+    return TrainingOutcome(
+        run.run_id, sha, test.dataset_id, False, result, registered, promotion, denied
+    )
 
 
 def _register(
-    workspace: Workspace, spec: TrainSpec, bundle: Path, run_id: str
-) -> tuple[ModelVersion | None, PromotionResult | None]:
+    workspace: Workspace, spec: TrainSpec, bundle: Path, run_id: str, actor: Identity
+) -> tuple[ModelVersion | None, PromotionResult | None, str | None]:
     if spec.registration is None:
-        return None, None
+        return None, None, None
     registry = ModelRegistry(workspace)
     reg = spec.registration
-    version = registry.register(reg.model, bundle, run_id=run_id, idempotency_key=f"run:{run_id}")
-    if reg.promote_to is None:
-        return version, None
-    promotion = registry.promote(
-        reg.model, version.version, alias=reg.promote_to, margin=reg.margin
+    version = registry.register(
+        reg.model, bundle, actor=actor, run_id=run_id, idempotency_key=f"run:{run_id}"
     )
-    return version, promotion
+    if reg.promote_to is None:
+        return version, None, None
+    try:
+        promotion = registry.promote(
+            reg.model, version.version, actor=actor, alias=reg.promote_to, margin=reg.margin
+        )
+    except PermissionDenied as e:  # audited by the registry; the trained model stays
+        return version, None, e.message
+    return version, promotion, None
 
 
 def _earlier_run(workspace: Workspace, project: str, key: str) -> TrainingOutcome | None:

@@ -9,8 +9,13 @@ References: ``name`` (latest version), ``name:3`` (version 3), ``name@production
 
 The gate applies to every alias (``production``, ``challenger`` or any other name): a candidate
 must beat that alias's current holder; the first holder of an alias passes on the contract and
-sanity checks alone. Moving an alias without the gate takes ``force`` and a reason. The actor
-defaults to the operating-system user until Shipyard has identities of its own.
+sanity checks alone. Moving an alias without the gate takes ``force`` and a reason.
+
+``promote`` and ``rollback`` are the only ways an alias moves, whoever asks (CLI, pipeline,
+retrain, canary): each takes the acting ``Identity``, checks it against the permission table
+(``models.promote`` / ``models.rollback``), and writes the alias event and its audit entry in
+one transaction. Denied, gate-refused and lost-race promotions are audited too (outcomes
+``denied``, ``refused``, ``conflict``). ``register`` does the same with ``models.register``.
 """
 
 from __future__ import annotations
@@ -32,17 +37,23 @@ from shipyard.data.datasets import read_dataset
 from shipyard.registry.archive import read_bounded
 from shipyard.registry.bundle import Bundle, read_bundle
 from shipyard.registry.gate import GateVerdict, run_gate
+from shipyard.security import audit
+from shipyard.security.audit_chain import security_store
+from shipyard.security.guard import guard
+from shipyard.security.permissions import Action
 from shipyard.store.registry import AliasEvent, ModelVersion, RegistryStore
-from shipyard.track.environment import user_name
 
 if TYPE_CHECKING:
     import polars as pl
 
+    from shipyard.core.clock import Clock
+    from shipyard.security.identities import Identity
+    from shipyard.store.security import AuditWrite
     from shipyard.track.workspace import Workspace
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 # Column widths of the registry tables (store/registry_models.py): refused here, with a message.
-_LIMITS = {"description": 2000, "reason": 2000, "actor": 200, "idempotency key": 200, "run": 32}
+_LIMITS = {"description": 2000, "reason": 2000, "idempotency key": 200, "run": 32}
 _REF = re.compile(r"^(?P<name>[^@:]+)(?:@(?P<alias>[^@:]+)|:(?P<version>\d+))?$")
 
 
@@ -86,7 +97,10 @@ class ModelRegistry:
 
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
-        self.store = RegistryStore(workspace.store.engine)
+        self.security = security_store(
+            workspace.settings, workspace.store.engine, clock=workspace.clock
+        )
+        self.store = RegistryStore(workspace.store.engine, audit_log=self.security)
 
     # -- versions ---------------------------------------------------------------------------
 
@@ -95,24 +109,25 @@ class ModelRegistry:
         name: str,
         bundle: Path | bytes,
         *,
+        actor: Identity,
         run_id: str | None = None,
         description: str | None = None,
-        actor: str | None = None,
         idempotency_key: str | None = None,
     ) -> ModelVersion:
         """Validate ``bundle`` (a path or its bytes), store it, and record the next version.
 
         Nothing is stored unless the bundle reads back clean (safe types, checksums, contract).
-        The same ``idempotency_key`` returns the version it registered the first time.
+        The same ``idempotency_key`` returns the version it registered the first time. The new
+        version and its audit entry are one transaction.
 
         Raises:
+            PermissionDenied: ``actor`` may not register models (the denial is audited).
             InvalidArgument: Bad name or over-long text; InvalidData/IntegrityFailure: the bundle
                 is refused. Conflict: the key registered another model or bundle before.
         """
         check_name(name)
-        _check_lengths(
-            description=description, actor=actor, run=run_id, **{"idempotency key": idempotency_key}
-        )
+        _check_lengths(description=description, run=run_id, **{"idempotency key": idempotency_key})
+        guard(self.security, actor, Action.MODELS_REGISTER, f"model:{name}", clock=self._clock)
         limits = self.workspace.settings.registry
         label = str(bundle) if isinstance(bundle, Path) else "(bytes)"
         if isinstance(bundle, Path):  # bounded, and never through a symlink
@@ -132,10 +147,17 @@ class ModelRegistry:
             "metrics": _headline(m.metrics),
             "lineage": m.lineage.model_dump(mode="json"),
             "description": description,
-            "created_by": actor or user_name(),
+            "created_by": actor.name,
             "created_ms": self.workspace.clock.now_ms(),
         }
-        version, _ = self.store.create_version(values, idempotency_key=idempotency_key)
+        entry = audit.draft(
+            actor,
+            Action.MODELS_REGISTER,
+            f"model:{name}",
+            detail={"bundle_sha256": blob.digest, "run": values["run_id"]},
+            clock=self._clock,
+        )
+        version, _ = self.store.create_version(values, idempotency_key=idempotency_key, audit=entry)
         return version
 
     def get(self, ref: str) -> ModelVersion:
@@ -222,35 +244,41 @@ class ModelRegistry:
         name: str,
         version: int,
         *,
+        actor: Identity,
         alias: str = "production",
         margin: float = 0.0,
         force: bool = False,
         reason: str | None = None,
-        actor: str | None = None,
         test_data: pl.DataFrame | None = None,
         idempotency_key: str | None = None,
     ) -> PromotionResult:
         """Ask the gate to move ``alias`` to ``version``; with ``force``, skip it (reason required).
 
-        The gate compares the candidate with the current holder on the same test rows (the
-        candidate's held-out split unless ``test_data`` is given). A refusal is recorded and
-        returned (``moved=False``), not raised. A repeated ``idempotency_key`` returns what the
-        first call did (moved or refused) without running the gate or moving anything again.
+        ``actor`` must hold ``models.promote``. The gate compares the candidate with the current
+        holder on the same test rows (the candidate's held-out split unless ``test_data`` is
+        given). A refusal is recorded and returned (``moved=False``), not raised. A repeated
+        ``idempotency_key`` returns what the first call did (moved or refused) without running
+        the gate or moving anything again. The alias event and the audit entry are written in
+        one transaction; a denial and a lost race are audited on their own.
 
         Raises:
+            PermissionDenied: ``actor`` may not promote (audited, outcome ``denied``).
             InvalidArgument: ``force`` without a reason, a bad alias name, or the version
                 already holds the alias.
-            Conflict: The alias moved while the gate ran, or the key was used for another move.
+            Conflict: The alias moved while the gate ran (audited, outcome ``conflict``), or the
+                key was used for another move.
         """
         check_name(alias, "alias")
-        _check_lengths(reason=reason, actor=actor, **{"idempotency key": idempotency_key})
+        _check_lengths(reason=reason, **{"idempotency key": idempotency_key})
         if force and not (reason and reason.strip()):
             raise InvalidArgument("--force needs a reason (it is recorded in the alias history)")
+        target = f"{name}@{alias}"
+        asked = {"to": version, "force": force, "reason": reason}
+        guard(self.security, actor, Action.MODELS_PROMOTE, target, detail=asked, clock=self._clock)
         if idempotency_key is not None:
             earlier = self.store.event_by_key(idempotency_key)
             if earlier is not None:
                 return _replayed(earlier, idempotency_key, name, alias, version)
-        who = actor or user_name()
         now = self.workspace.clock.now_ms()
         candidate_version = self.store.get_version(name, version)
         current = self.store.resolve_alias(name, alias)
@@ -258,87 +286,143 @@ class ModelRegistry:
             raise InvalidArgument(
                 f"{name}@{alias} already points to version {version}; nothing to promote"
             )
-        if force:
-            event = self.store.move_alias(
-                name,
-                alias,
-                to_version=version,
-                expected_from=current,
-                action="force",
-                actor=who,
-                reason=reason,
-                gate=None,
-                at_ms=now,
-                idempotency_key=idempotency_key,
-            )
-            return PromotionResult(True, name, alias, current, version, "force", None, event)
-        candidate = self.load(candidate_version)
-        champion = None if current is None else self.load(self.store.get_version(name, current))
-        frame = test_data if test_data is not None else self._test_frame(candidate)
-        verdict = run_gate(candidate, champion, frame, margin=margin)
-        if not verdict.passed:
+        verdict = None
+        if not force:
+            candidate = self.load(candidate_version)
+            champion = None if current is None else self.load(self.store.get_version(name, current))
+            frame = test_data if test_data is not None else self._test_frame(candidate)
+            verdict = run_gate(candidate, champion, frame, margin=margin)
+        gate = None if verdict is None else verdict.to_dict()
+        detail = {**asked, "from": current}
+        if verdict is not None and not verdict.passed:
             event = self.store.record_refusal(
                 name,
                 alias,
                 candidate=version,
                 current=current,
-                actor=who,
+                actor=actor.name,
                 reason=reason,
-                gate=verdict.to_dict(),
+                gate=gate or {},
                 at_ms=now,
                 idempotency_key=idempotency_key,
+                audit=self._entry(actor, Action.MODELS_PROMOTE, target, "refused", detail),
             )
             return PromotionResult(False, name, alias, current, version, "refused", verdict, event)
-        event = self.store.move_alias(
+        action = "force" if force else "promote"
+        event = self._move(
+            actor,
+            Action.MODELS_PROMOTE,
             name,
             alias,
             to_version=version,
             expected_from=current,
-            action="promote",
-            actor=who,
+            action=action,
             reason=reason,
-            gate=verdict.to_dict(),
+            gate=gate,
             at_ms=now,
             idempotency_key=idempotency_key,
+            detail=detail,
         )
-        return PromotionResult(True, name, alias, current, version, "promote", verdict, event)
+        return PromotionResult(True, name, alias, current, version, action, verdict, event)
 
     def rollback(
         self,
         name: str,
         alias: str = "production",
         *,
-        actor: str | None = None,
+        actor: Identity,
         reason: str | None = None,
     ) -> PromotionResult:
         """Move ``alias`` back to the version it held before the move that brought the current one.
 
         Rollbacks unwind like a stack (``RegistryStore.previous_holder``): after promoting 1, 2
         and 3, two rollbacks lead to 2 and then 1, never back to 3. No gate runs: a rollback
-        returns to a version that held the alias before.
+        returns to a version that held the alias before. ``actor`` must hold
+        ``models.rollback``; the move and its audit entry are one transaction.
 
         Raises:
+            PermissionDenied: ``actor`` may not roll back (audited, outcome ``denied``).
             NotFound: The alias has no earlier holder to return to.
-            Conflict: The alias moved meanwhile.
+            Conflict: The alias moved meanwhile (audited, outcome ``conflict``).
         """
         check_name(alias, "alias")
-        _check_lengths(reason=reason, actor=actor)
+        _check_lengths(reason=reason)
+        target = f"{name}@{alias}"
+        asked = {"reason": reason}
+        guard(self.security, actor, Action.MODELS_ROLLBACK, target, detail=asked, clock=self._clock)
         current = self.store.resolve_alias(name, alias)
         previous = self.store.previous_holder(name, alias)
         if current is None or previous is None:
             raise NotFound(f"{name}@{alias} has no earlier version to roll back to")
-        event = self.store.move_alias(
+        event = self._move(
+            actor,
+            Action.MODELS_ROLLBACK,
             name,
             alias,
             to_version=previous,
             expected_from=current,
             action="rollback",
-            actor=actor or user_name(),
             reason=reason,
             gate=None,
             at_ms=self.workspace.clock.now_ms(),
+            idempotency_key=None,
+            detail={**asked, "from": current, "to": previous},
         )
         return PromotionResult(True, name, alias, current, previous, "rollback", None, event)
+
+    def _move(
+        self,
+        actor: Identity,
+        permission: Action,
+        name: str,
+        alias: str,
+        *,
+        to_version: int,
+        expected_from: int | None,
+        action: str,
+        reason: str | None,
+        gate: dict[str, Any] | None,
+        at_ms: int,
+        idempotency_key: str | None,
+        detail: dict[str, Any],
+    ) -> AliasEvent:
+        """The one place an alias moves: compare-and-set, event and audit entry together."""
+        target = f"{name}@{alias}"
+        try:
+            return self.store.move_alias(
+                name,
+                alias,
+                to_version=to_version,
+                expected_from=expected_from,
+                action=action,
+                actor=actor.name,
+                reason=reason,
+                gate=gate,
+                at_ms=at_ms,
+                idempotency_key=idempotency_key,
+                audit=self._entry(actor, permission, target, "ok", {**detail, "action": action}),
+            )
+        except Conflict as e:
+            # The losing side of a race is a decision someone took too: it belongs in the log.
+            audit.record(
+                self.security,
+                actor,
+                permission,
+                target,
+                outcome="conflict",
+                detail={**detail, "action": action, "error": e.message},
+                clock=self._clock,
+            )
+            raise
+
+    def _entry(
+        self, actor: Identity, action: Action, target: str, outcome: str, detail: dict[str, Any]
+    ) -> AuditWrite:
+        return audit.draft(actor, action, target, outcome=outcome, detail=detail, clock=self._clock)
+
+    @property
+    def _clock(self) -> Clock:
+        return self.workspace.clock
 
     def check_invariants(self, *, load_aliases: bool = True) -> list[str]:
         """List breaches of RELIABILITY.md invariants 1-2; empty when the registry is sound.

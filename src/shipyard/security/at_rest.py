@@ -34,9 +34,11 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from shipyard.core.settings import Settings
+    from shipyard.security.identities import Identity
     from shipyard.security.keys import MasterKey
     from shipyard.store.artifacts.base import BlobStore
     from shipyard.store.encryption import WrappedKey
+    from shipyard.store.security import SecurityStore
 
 __all__ = [
     "MasterKeyRequired",
@@ -157,20 +159,35 @@ class RotationReport:
 
 
 def rotate_master_key(
-    keys: BlobKeyStore, old: MasterKey, new: MasterKey, *, clock: Clock = SYSTEM_CLOCK
+    keys: BlobKeyStore,
+    old: MasterKey,
+    new: MasterKey,
+    *,
+    actor: Identity,
+    audit_log: SecurityStore,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> RotationReport:
     """Re-wrap every data key from ``old`` to ``new`` and make ``new`` the current key.
 
     Safe to rerun: ``new`` becomes current first (so writers holding ``old`` stop adding rows
     under it), each row is re-wrapped in its own transaction, and ``old`` is marked retired only
-    when no row remains under it.
+    when no row remains under it. ``actor`` needs ``keys.manage``; the finished rotation is
+    audited (a rotation spans many transactions, so its entry follows the last one).
 
     Raises:
+        PermissionDenied: ``actor`` may not manage keys (audited).
         InvalidArgument: When ``old`` and ``new`` are the same key.
         MasterKeyMismatch: When ``old`` is not the current key (nor, for a rerun, the key being
             rotated away from), so the data cannot be under it.
         Conflict: When rows remain under a third key from an unfinished earlier rotation.
     """
+    from shipyard.security import audit
+    from shipyard.security.guard import guard
+    from shipyard.security.permissions import Action
+
+    security = audit_log
+    target = f"master-key:{new.key_id}"
+    guard(security, actor, Action.KEYS_MANAGE, target, detail={"op": "rotate"}, clock=clock)
     if old.key_id == new.key_id:
         raise InvalidArgument(f"the old and new master keys are the same key ({old.key_id})")
     history = keys.master_keys()
@@ -202,4 +219,6 @@ def rotate_master_key(
             else:
                 skipped += 1  # deleted or re-wrapped meanwhile; the next batch re-reads
     keys.retire([old.key_id], clock.now_ms())
+    detail = {"op": "rotate", "from": old.key_id, "rewrapped": rewrapped}
+    audit.record(security, actor, Action.KEYS_MANAGE, target, detail=detail, clock=clock)
     return RotationReport(old.key_id, new.key_id, rewrapped, skipped)

@@ -36,6 +36,8 @@ class Action(StrEnum):
     MODELS_PROMOTE = "models.promote"
     MODELS_ROLLBACK = "models.rollback"
     REPORTS_READ = "reports.read"
+    MONITOR_WRITE = "monitor.write"
+    MONITOR_RUN = "monitor.run"
     COST_READ = "cost.read"
     SCORE_BATCH = "score.batch"
     SERVE_READ = "serve.read"
@@ -76,6 +78,11 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.MODELS_PROMOTE: _ML_ENGINEER,
     Action.MODELS_ROLLBACK: _ML_ENGINEER,
     Action.REPORTS_READ: _VIEWER,
+    # Storing feedback labels changes what the monitors measure.
+    Action.MONITOR_WRITE: _DATA_SCIENTIST,
+    # A monitor pass stores observations and alerts and may retrain (as svc-retrain) and so
+    # move an alias: not for readers.
+    Action.MONITOR_RUN: _ML_ENGINEER,
     Action.COST_READ: _VIEWER,
     Action.SCORE_BATCH: _DATA_SCIENTIST,
     Action.SERVE_READ: _VIEWER,
@@ -151,7 +158,9 @@ CLI_COMMANDS: dict[str, Action] = {
     "privacy detect": Action.DATA_READ,
     "privacy kanon": Action.DATA_READ,
     "erase": Action.PRIVACY_ERASE,
-    "monitor": Action.REPORTS_READ,
+    "monitor": Action.REPORTS_READ,  # alerts, history, report: reading only
+    "monitor feedback": Action.MONITOR_WRITE,
+    "monitor run": Action.MONITOR_RUN,
     "gc": Action.RUNS_DELETE,
     "budget": Action.COST_READ,
     "cost": Action.COST_READ,

@@ -38,6 +38,9 @@ class ModelSource(Protocol):
     def promote(self, model: str, alias: str, version: int, *, reason: str) -> None:
         """Point ``alias`` at ``version`` (a canary that passed)."""
 
+    def record_rollback(self, model: str, alias: str, version: int, *, reason: str) -> None:
+        """Record that the canary ``version`` rolled back to ``alias`` (audit only)."""
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -181,6 +184,17 @@ class Runtime:
                 log.exception("promoting the canary of %s failed", router.name)
         elif decision == "rollback":
             log.warning("canary of %s rolled back: %s", router.name, router.canary.reason)
+            policy = router.spec.policy
+            canary = self.slots[(router.name, getattr(policy, "challenger", alias))].model
+            try:
+                self.source.record_rollback(
+                    router.spec.model,
+                    router.spec.champion,
+                    canary.version,
+                    reason=f"canary: {router.canary.reason}",
+                )
+            except Exception:
+                log.exception("recording the canary rollback of %s failed", router.name)
 
     def set_policy(self, name: str, spec: ServedModelSpec) -> None:
         """Replace ``name``'s routing (its canary state starts afresh)."""

@@ -17,6 +17,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipyard.core.errors import InvalidArgument
+from shipyard.security import audit
+from shipyard.security.identities import Identity, Kind
+from shipyard.security.permissions import Action
+from shipyard.security.roles import Role
+from shipyard.security.services import CANARY, service_identity
 from shipyard.serve.traffic import PINNED, DeploySpec, ServedModelSpec
 
 if TYPE_CHECKING:
@@ -24,7 +29,6 @@ if TYPE_CHECKING:
 
     from shipyard.registry.bundle import Bundle
     from shipyard.registry.registry import ModelRegistry
-    from shipyard.store.security import SecurityStore
 
 CONFIG_ENV = "SHIPYARD_SERVE_CONFIG"
 
@@ -40,14 +44,34 @@ class ServerConfig(BaseModel):
     max_batch_rows: int = Field(256, ge=1)
     project: str = "project"  # whose role bindings decide what a token may do
     auth_cache_s: float = Field(5.0, ge=0, le=60)
+    # The local operator of an embedded workspace who started the server without a token
+    # (``security.services``: svc-canary then acts with admin if it holds no role itself).
+    local_operator: str | None = None
 
 
 class RegistrySource:
-    """The registry as a ``ModelSource``."""
+    """The registry as a ``ModelSource``; canary verdicts act as the ``svc-canary`` account.
 
-    def __init__(self, registry: ModelRegistry, audit_store: SecurityStore | None = None) -> None:
+    The account's role is looked up at each verdict (a grant or revoke applies without a
+    restart); ``started_by`` is who started the server (see ``security.services``).
+    """
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        *,
+        project: str = "project",
+        started_by: Identity | None = None,
+    ) -> None:
         self.registry = registry
-        self.audit_store = audit_store
+        self.project = project
+        self.started_by = started_by
+
+    def canary_identity(self) -> Identity:
+        """Who a canary verdict acts as, with the role it holds now."""
+        return service_identity(
+            self.registry.security, CANARY, self.project, started_by=self.started_by
+        )
 
     def resolve(self, model: str, alias: str) -> int:
         """The version ``model@alias`` points to (or the pinned one, for ``:N``)."""
@@ -59,15 +83,30 @@ class RegistrySource:
         return self.registry.load(f"{model}:{version}")
 
     def promote(self, model: str, alias: str, version: int, *, reason: str) -> None:
-        """Move ``alias`` after a canary passed (recorded in the alias history)."""
-        self.registry.promote(
-            model, version, alias=alias, force=True, reason=reason, actor="canary"
-        )
-        if self.audit_store is not None:
-            from shipyard.security.audit import record
+        """Move ``alias`` after a canary passed, as svc-canary (the registry checks and audits).
 
-            detail = {"to": version, "reason": reason}
-            record(self.audit_store, "canary", "models.promote", f"{model}@{alias}", detail=detail)
+        Raises:
+            PermissionDenied: svc-canary may not promote (the denial is audited).
+            Conflict: The alias moved meanwhile (audited).
+        """
+        self.registry.promote(
+            model, version, actor=self.canary_identity(), alias=alias, force=True, reason=reason
+        )
+
+    def record_rollback(self, model: str, alias: str, version: int, *, reason: str) -> None:
+        """Audit a canary that rolled itself back: traffic returns to ``alias``, no alias moves.
+
+        Not refused whatever svc-canary's role: stopping traffic to a failing canary is the
+        safe direction, and the server does it in memory; the log must still say it happened.
+        """
+        audit.record(
+            self.registry.security,
+            self.canary_identity(),
+            Action.SERVE_POLICY,
+            f"{model}@{alias}",
+            detail={"op": "canary-rollback", "canary_version": version, "reason": reason},
+            clock=self.registry.workspace.clock,
+        )
 
 
 def deploy_from_refs(refs: list[str]) -> DeploySpec:
@@ -107,11 +146,17 @@ def build_app(config: ServerConfig) -> FastAPI:
     workspace = Workspace.open(Path(config.project_dir))
     security = security_store(workspace.settings, workspace.store.engine)
     auth = ServerAuth(Accounts(security), project=config.project, cache_ttl_s=config.auth_cache_s)
-    runtime = Runtime(
-        config.deploy,
-        RegistrySource(ModelRegistry(workspace), audit_store=security),
-        max_batch_rows=config.max_batch_rows,
-    )
+    operator = None
+    if config.local_operator is not None:
+        operator = Identity(
+            name=config.local_operator,
+            kind=Kind.LOCAL,
+            project=config.project,
+            role=Role.ADMIN,
+            source="serve",
+        )
+    source = RegistrySource(ModelRegistry(workspace), project=config.project, started_by=operator)
+    runtime = Runtime(config.deploy, source, max_batch_rows=config.max_batch_rows)
     log = None
     if config.prediction_log is not None:
         log = PredictionLog(Path(config.prediction_log), overflow=config.log_overflow)

@@ -4,18 +4,20 @@ Knows nothing of ML: a version is a row pointing at a bundle blob by sha256. The
 keep a registry trustworthy live here, in transactions: version numbers per model are unique and
 gap-free even when many processes register at once, and an alias moves only from the holder the
 caller saw (so two concurrent promotions cannot both win), with its event row in the same
-transaction as the move.
+transaction as the move. A caller may hand each change an audit entry
+(``shipyard.store.security.AuditWrite``): it is appended in that same transaction, so a move
+and its audit entry are written together or not at all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from shipyard.core.errors import Conflict, NotFound
+from shipyard.core.errors import Conflict, InvalidArgument, NotFound
 from shipyard.store.engine import run_write, upsert_insert
 from shipyard.store.registry_models import (
     AliasEventRow,
@@ -25,7 +27,11 @@ from shipyard.store.registry_models import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
+
+    from shipyard.store.security import AuditRecord, AuditWrite, SecurityStore
+
+_T = TypeVar("_T")
 
 _REGISTER_ATTEMPTS = 20
 
@@ -73,18 +79,47 @@ class AliasEvent:
 class RegistryStore:
     """Registry rows over a SQLAlchemy engine (the workspace's metadata store)."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, audit_log: SecurityStore | None = None) -> None:
         self.engine = engine
+        self.audit_log = audit_log
+
+    def _write(self, work: Callable[[sa.Connection, list[AuditRecord]], _T]) -> _T:
+        """``run_write`` of ``work``, then anchor the audit entries it appended (once committed)."""
+        pending: list[AuditRecord] = []
+
+        def attempt(c: sa.Connection) -> _T:
+            pending.clear()  # run_write may repeat the work after a failed attempt
+            return work(c, pending)
+
+        result = run_write(self.engine, attempt)
+        for entry in pending:
+            assert self.audit_log is not None  # only _append_audit fills it
+            self.audit_log.anchor(entry)
+        return result
+
+    def _append_audit(
+        self, c: sa.Connection, audit: AuditWrite | None, pending: list[AuditRecord]
+    ) -> None:
+        if audit is None:
+            return
+        if self.audit_log is None:
+            raise InvalidArgument("this registry store was opened without its audit log")
+        pending.append(self.audit_log.append_within(c, audit))
 
     # -- versions ---------------------------------------------------------------------------
 
     def create_version(
-        self, values: Mapping[str, Any], *, idempotency_key: str | None = None
+        self,
+        values: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        audit: AuditWrite | None = None,
     ) -> tuple[ModelVersion, bool]:
         """Insert the next version of ``values["name"]``; return it and whether it is new.
 
         ``values`` holds every column but ``version`` and ``idempotency_key``. A key seen before
         returns the version it created (``False``) if it named the same model and bundle.
+        ``audit`` is appended with a new version (not with a replayed one).
 
         Raises:
             Conflict: The key was used for another model or bundle, or writers kept colliding.
@@ -92,15 +127,21 @@ class RegistryStore:
         name = values["name"]
         for _ in range(_REGISTER_ATTEMPTS):
             try:
-                return run_write(
-                    self.engine, lambda c: self._create(c, name, values, idempotency_key)
+                return self._write(
+                    lambda c, done: self._create(c, name, values, idempotency_key, audit, done)
                 )
             except IntegrityError:
                 continue  # another writer took this number (or this key) first: look again
         raise Conflict(f"could not register a version of {name!r}: too many concurrent writers")
 
     def _create(
-        self, c: sa.Connection, name: str, values: Mapping[str, Any], key: str | None
+        self,
+        c: sa.Connection,
+        name: str,
+        values: Mapping[str, Any],
+        key: str | None,
+        audit: AuditWrite | None,
+        pending: list[AuditRecord],
     ) -> tuple[ModelVersion, bool]:
         if key is not None:
             found = c.execute(
@@ -125,6 +166,7 @@ class RegistryStore:
         ).scalar()
         row = {**values, "version": (latest or 0) + 1, "idempotency_key": key}
         c.execute(sa.insert(ModelVersionRow), row)
+        self._append_audit(c, audit, pending)
         found = c.execute(
             sa.select(ModelVersionRow).where(
                 ModelVersionRow.name == name, ModelVersionRow.version == row["version"]
@@ -229,12 +271,14 @@ class RegistryStore:
         gate: dict[str, Any] | None,
         at_ms: int,
         idempotency_key: str | None = None,
+        audit: AuditWrite | None = None,
     ) -> AliasEvent:
         """Point ``alias`` at ``to_version`` if it still points at ``expected_from``.
 
-        The check, the move and the event row are one transaction; on PostgreSQL a concurrent
-        mover that read the same holder finds the row changed (its update matches nothing) or
-        the row inserted (a unique violation), and gets ``Conflict``. A repeated
+        The check, the move, the event row and ``audit`` (when given) are one transaction; on
+        PostgreSQL a concurrent mover that read the same holder finds the row changed (its
+        update matches nothing) or the row inserted (a unique violation), and gets
+        ``Conflict``. A repeated
         ``idempotency_key`` returns the event it recorded the first time and moves nothing.
 
         Raises:
@@ -244,7 +288,7 @@ class RegistryStore:
         """
         self.get_version(name, to_version)
 
-        def _move(c: sa.Connection) -> AliasEvent:
+        def _move(c: sa.Connection, pending: list[AuditRecord]) -> AliasEvent:
             earlier = self._replay(c, idempotency_key, name, alias, to_version)
             if earlier is not None:
                 return earlier
@@ -272,6 +316,7 @@ class RegistryStore:
                 )
                 if updated.rowcount != 1:  # another transaction moved it after our read
                     raise _moved(name, alias, None, expected_from)
+            self._append_audit(c, audit, pending)
             return self._event(
                 c,
                 name,
@@ -287,7 +332,7 @@ class RegistryStore:
             )
 
         try:
-            return run_write(self.engine, _move)
+            return self._write(_move)
         except IntegrityError as e:
             # A concurrent first move inserted the alias row, or recorded this key, first.
             if idempotency_key is not None:
@@ -308,17 +353,19 @@ class RegistryStore:
         gate: dict[str, Any],
         at_ms: int,
         idempotency_key: str | None = None,
+        audit: AuditWrite | None = None,
     ) -> AliasEvent:
-        """Record a promotion the gate refused (the alias does not move).
+        """Record a promotion the gate refused (the alias does not move), with ``audit``.
 
         Raises:
             Conflict: ``idempotency_key`` was used for another move.
         """
 
-        def _refuse(c: sa.Connection) -> AliasEvent:
+        def _refuse(c: sa.Connection, pending: list[AuditRecord]) -> AliasEvent:
             earlier = self._replay(c, idempotency_key, name, alias, candidate)
             if earlier is not None:
                 return earlier
+            self._append_audit(c, audit, pending)
             return self._event(
                 c,
                 name,
@@ -334,7 +381,7 @@ class RegistryStore:
             )
 
         try:
-            return run_write(self.engine, _refuse)
+            return self._write(_refuse)
         except IntegrityError:
             earlier = None if idempotency_key is None else self.event_by_key(idempotency_key)
             if earlier is None or idempotency_key is None:

@@ -336,6 +336,18 @@ class SecurityStore:
         )
         return written
 
+    def append_within(self, c: sa.Connection, audit: AuditWrite) -> AuditRecord:
+        """Append ``audit`` inside another store's write transaction.
+
+        The change and its entry commit together; hand the record to ``anchor`` once that
+        transaction has committed.
+        """
+        return append_audit(c, audit, self.sealer)
+
+    def anchor(self, entry: AuditRecord) -> None:
+        """Anchor a committed entry written with ``append_within`` (as ``_write`` does)."""
+        self.sealer.committed(entry, self.get_audit)
+
     def get_audit(self, seq: int) -> AuditRecord | None:
         """The entry numbered ``seq``, or None.
 

@@ -21,6 +21,7 @@ from shipyard.core.errors import InvalidArgument
 from shipyard.registry.registry import ModelRegistry, check_name
 from shipyard.track.workspace import Workspace
 from tests.corpus import BAD_NAMES
+from tests.identities import OPERATOR
 from tests.unit.registry.trained import cached_bundle_file
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("registered")
     with Workspace.open(root) as workspace:
         bundle = cached_bundle_file(workspace, root, name="churn")
-        ModelRegistry(workspace).register("churn", bundle)
+        ModelRegistry(workspace).register("churn", bundle, actor=OPERATOR)
     return root
 
 

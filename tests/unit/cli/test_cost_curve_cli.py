@@ -12,6 +12,7 @@ from shipyard.cli import main
 from shipyard.pipeline.project import load_project
 from shipyard.pipeline.runner import run_pipeline
 from shipyard.track.workspace import Workspace
+from tests.identities import OPERATOR
 from tests.unit.pipeline.test_curves import write_project
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -32,7 +33,7 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> str:
     root = write_project(tmp_path_factory.mktemp("curve-cli"))
     with Workspace.open(root) as workspace:
-        run_pipeline(workspace, load_project(root))
+        run_pipeline(workspace, load_project(root), actor=OPERATOR)
     return str(root)
 
 

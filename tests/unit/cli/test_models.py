@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from shipyard.track.workspace import Workspace
+from tests.identities import OPERATOR
 from tests.unit.cli.running import cli
 from tests.unit.registry.trained import cached_bundle_file as bundle_file
 
@@ -97,7 +98,7 @@ def test_card_escapes_user_text_in_html(tmp_path, bundles):
     with Workspace.open(tmp_path) as workspace:
         registry = ModelRegistry(workspace)
         version = registry.register(
-            "churn", bundles["good"], description="<script>alert(1)</script>"
+            "churn", bundles["good"], description="<script>alert(1)</script>", actor=OPERATOR
         )
         html = model_card_html(version, registry.load(version), [])
     assert "<script>" not in html

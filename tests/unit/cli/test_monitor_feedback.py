@@ -13,6 +13,7 @@ from shipyard.monitor.feedback import FeedbackStore
 from shipyard.monitor.logfiles import SCHEMA, write_part_atomic
 from shipyard.registry.registry import ModelRegistry
 from shipyard.track.workspace import Workspace
+from tests.identities import OPERATOR
 from tests.unit.cli.test_models import cli
 from tests.unit.registry.trained import cached_bundle_file
 
@@ -27,7 +28,7 @@ def project(tmp_path: Path) -> Path:
     """A registered churn model (v1) and 120 logged answers: 100 by v1, 20 by an unknown v7."""
     with Workspace.open(tmp_path) as workspace:
         path = cached_bundle_file(workspace, tmp_path, name="churn")
-        ModelRegistry(workspace).register("churn", path)
+        ModelRegistry(workspace).register("churn", path, actor=OPERATOR)
     rng = np.random.default_rng(0)
     rows = [
         {

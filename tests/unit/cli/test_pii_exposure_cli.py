@@ -22,6 +22,7 @@ from shipyard.pipeline.runner import run_pipeline
 from shipyard.privacy.pseudonym import pseudonym
 from shipyard.security.identities import local_user
 from shipyard.track.workspace import Workspace
+from tests.identities import OPERATOR
 
 KEY = "exposure-test-pseudonym-key-0123456789abcdef"
 N = 8
@@ -72,7 +73,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
         "steps:\n  - privacy:\n      pseudonymize: [email]\n"
     )
     with Workspace.open(tmp_path) as workspace:
-        run_pipeline(workspace, load_project(tmp_path))
+        run_pipeline(workspace, load_project(tmp_path), actor=OPERATOR)
         ids = {v.name: v.dataset_id for v in list_datasets(workspace)}
     return Project(
         tmp_path, ids["crm.validated"], ids["crm.0.privacy"], ids["crm.quarantine"],

@@ -10,6 +10,7 @@ import pytest
 
 from shipyard.registry.registry import ModelRegistry
 from shipyard.track.workspace import Workspace
+from tests.identities import OPERATOR
 from tests.unit.cli.running import cli
 from tests.unit.registry.bundles import WEAK, bundle_bytes
 
@@ -21,8 +22,10 @@ def test_gc_dry_run_lists_then_gc_deletes(
     with Workspace.open(tmp_path) as workspace:
         registry = ModelRegistry(workspace)
         for i, features in enumerate([None, WEAK["binary"], ["mean_radius"]]):
-            registry.register("cancer", bundle_bytes(tmp_path, features=features, name=f"b{i}"))
-        registry.promote("cancer", 1, force=True, reason="ship")
+            registry.register(
+                "cancer", bundle_bytes(tmp_path, features=features, name=f"b{i}"), actor=OPERATOR
+            )
+        registry.promote("cancer", 1, force=True, reason="ship", actor=OPERATOR)
         orphan = workspace.blobs.put_bytes(b"nobody's").digest
         v2 = registry.get("cancer:2").bundle_sha256
     (tmp_path / "shipyard.yaml").write_text("name: p\nretention:\n  keep_versions: 1\n")

@@ -29,8 +29,10 @@ from shipyard.cost.retention import (
 )
 from shipyard.data.datasets import find_cached, read_dataset, write_dataset
 from shipyard.registry.registry import ModelRegistry
+from shipyard.security.audit_chain import security_store
 from shipyard.store.cost_models import GcCandidateRow, GcSweepRow
 from shipyard.track.workspace import Workspace
+from tests.identities import OPERATOR
 from tests.unit.registry.bundles import WEAK, bundle_bytes, held_out
 
 DAY_S = 86_400
@@ -61,7 +63,7 @@ def four_versions(workspace: Workspace, registry: ModelRegistry, tmp_path: Path)
     digests = {}
     for i, names in enumerate(features, start=1):
         data = bundle_bytes(tmp_path, features=names, test_dataset=test, name=f"b{i}")
-        version = registry.register("cancer", data)
+        version = registry.register("cancer", data, actor=OPERATOR)
         digests[version.version] = version.bundle_sha256
     return digests
 
@@ -69,7 +71,7 @@ def four_versions(workspace: Workspace, registry: ModelRegistry, tmp_path: Path)
 def test_gc_after_promotions_deletes_only_unreferenced_blobs(
     workspace: Workspace, registry: ModelRegistry, four_versions: dict[int, str]
 ) -> None:
-    registry.promote("cancer", 3, force=True, reason="ship v3")
+    registry.promote("cancer", 3, force=True, reason="ship v3", actor=OPERATOR)
     # v1's bytes are also a run artifact: releasing v1 must not free them.
     with workspace.start_run(name="keeps-v1-bytes") as run:
         run.log_artifact(workspace.blobs.get_bytes(four_versions[1]), name="copy.shipyard")
@@ -80,14 +82,21 @@ def test_gc_after_promotions_deletes_only_unreferenced_blobs(
     released = {(r.kind, r.ref) for r in plan.releases}
     assert released == {("model_version", "cancer:1"), ("model_version", "cancer:2")}
 
-    dry = collect_garbage(workspace, grace_s=0, dry_run=True, also_released=plan.released_keys)
+    dry = collect_garbage(
+        workspace, grace_s=0, dry_run=True, also_released=plan.released_keys, actor=OPERATOR
+    )
     expected = {four_versions[2], orphan}
     assert set(dry.candidates) == expected
     assert dry.bytes_freed == sum(workspace.blobs.size(d) for d in expected)
     assert all(workspace.blobs.exists(d) for d in expected)  # a dry run deletes nothing
 
-    apply_retention(workspace.store.engine, plan)
-    report = collect_garbage(workspace, grace_s=0)
+    apply_retention(
+        workspace.store.engine,
+        plan,
+        actor=OPERATOR,
+        audit_log=security_store(workspace.settings, workspace.store.engine),
+    )
+    report = collect_garbage(workspace, grace_s=0, actor=OPERATOR)
     assert set(report.deleted) == expected
     assert report.bytes_freed == dry.bytes_freed
     assert report.missing == []
@@ -105,7 +114,7 @@ def test_gc_after_promotions_deletes_only_unreferenced_blobs(
     assert (sweep.status, sweep.deleted, sweep.bytes_freed) == ("done", 2, report.bytes_freed)
     assert {d for d, at in marked if at is not None} == expected
 
-    again = collect_garbage(workspace, grace_s=0)
+    again = collect_garbage(workspace, grace_s=0, actor=OPERATOR)
     assert again.deleted == []
     assert again.candidates == {}
 
@@ -113,11 +122,11 @@ def test_gc_after_promotions_deletes_only_unreferenced_blobs(
 @sqlite_only
 def test_grace_period_spares_blobs_written_recently(workspace: Workspace) -> None:
     orphan = workspace.blobs.put_bytes(b"a write whose row is not committed yet").digest
-    spared = collect_garbage(workspace, grace_s=3600)
+    spared = collect_garbage(workspace, grace_s=3600, actor=OPERATOR)
     assert spared.recent == 1
     assert spared.deleted == []
     assert workspace.blobs.exists(orphan)
-    gone = collect_garbage(workspace, grace_s=0)
+    gone = collect_garbage(workspace, grace_s=0, actor=OPERATOR)
     assert gone.deleted == [orphan]
 
 
@@ -129,7 +138,7 @@ def test_a_reference_committed_after_the_mark_is_seen_by_the_sweep(workspace: Wo
         run.log_artifact(b"adopted later", name="late.bin")
     with workspace.store.engine.connect() as c:
         assert blob_refs.still_referenced(c, [orphan]) == {orphan}
-    assert collect_garbage(workspace, grace_s=0).candidates == {}
+    assert collect_garbage(workspace, grace_s=0, actor=OPERATOR).candidates == {}
 
 
 @sqlite_only
@@ -139,10 +148,10 @@ def test_a_sweep_that_failed_after_its_mark_is_abandoned_and_the_rerun_completes
     orphan = workspace.blobs.put_bytes(b"garbage").digest
     monkeypatch.setenv("SHIPYARD_FAULT", "gc.before_delete:raise:EIO")
     with pytest.raises(OSError, match=r"gc\.before_delete"):
-        collect_garbage(workspace, grace_s=0)
+        collect_garbage(workspace, grace_s=0, actor=OPERATOR)
     assert workspace.blobs.exists(orphan)
     monkeypatch.delenv("SHIPYARD_FAULT")
-    assert collect_garbage(workspace, grace_s=0).deleted == [orphan]
+    assert collect_garbage(workspace, grace_s=0, actor=OPERATOR).deleted == [orphan]
     with workspace.store.engine.connect() as c:
         statuses = sorted(c.execute(sa.select(GcSweepRow.status)).scalars())
     assert statuses == ["abandoned", "done"]
@@ -159,17 +168,22 @@ def test_the_lineage_of_a_kept_model_is_kept(
     raw_mid = write_dataset(workspace, frame.head(2), name="raw", cache_key="k-raw-mid")
     write_dataset(workspace, frame.head(1), name="raw")  # the newest raw version
     data = bundle_bytes(tmp_path, test_dataset=clean.dataset_id, name="lineage")
-    registry.register("m", data)
+    registry.register("m", data, actor=OPERATOR)
 
     policy = RetentionPolicy(keep_dataset_versions=1)
     plan = plan_retention(workspace.store.engine, policy, workspace.clock)
     assert {raw_old.dataset_id, clean.dataset_id} <= plan.protected_datasets
     assert {(r.kind, r.ref) for r in plan.releases} == {("dataset", raw_mid.dataset_id)}
 
-    apply_retention(workspace.store.engine, plan)
+    apply_retention(
+        workspace.store.engine,
+        plan,
+        actor=OPERATOR,
+        audit_log=security_store(workspace.settings, workspace.store.engine),
+    )
     assert find_cached(workspace, "k-raw-mid", name="raw") is None  # recomputed, not missed
     assert find_cached(workspace, "k-raw-old", name="raw") is not None
-    report = collect_garbage(workspace, grace_s=0)
+    report = collect_garbage(workspace, grace_s=0, actor=OPERATOR)
     assert report.deleted == [raw_mid.digest]
     assert read_dataset(workspace, raw_old.dataset_id).collect().height == 3
     live_blobs_readable(workspace)
@@ -184,7 +198,7 @@ def test_run_artifacts_are_released_only_when_old_and_unneeded(
     with workspace.start_run(name="trained") as trained:
         trained.log_artifact(b"training log", name="log.txt")
     data = bundle_bytes(tmp_path, name="from-run")
-    registry.register("m", data, run_id=trained.run_id)
+    registry.register("m", data, run_id=trained.run_id, actor=OPERATOR)
     later = ManualClock(workspace.clock.now_ms() + 31 * DAY_S * 1000)
     policy = RetentionPolicy(release_runs_after_days=30)
 
@@ -193,8 +207,13 @@ def test_run_artifacts_are_released_only_when_old_and_unneeded(
     plan = plan_retention(workspace.store.engine, policy, later)
     assert [(r.kind, r.ref) for r in plan.releases] == [("run", old.run_id)]
     assert trained.run_id in plan.protected_runs
-    apply_retention(workspace.store.engine, plan)
-    report = collect_garbage(workspace, grace_s=0)
+    apply_retention(
+        workspace.store.engine,
+        plan,
+        actor=OPERATOR,
+        audit_log=security_store(workspace.settings, workspace.store.engine),
+    )
+    report = collect_garbage(workspace, grace_s=0, actor=OPERATOR)
     assert len(report.deleted) == 1
     assert workspace.read_artifact(trained.run_id, "log.txt") == b"training log"
     with pytest.raises(ArtifactNotFound):
@@ -205,13 +224,18 @@ def test_run_artifacts_are_released_only_when_old_and_unneeded(
 def test_old_blobs_move_to_the_cold_tier_except_what_an_alias_serves(
     workspace: Workspace, registry: ModelRegistry, four_versions: dict[int, str]
 ) -> None:
-    registry.promote("cancer", 4, force=True, reason="ship")
+    registry.promote("cancer", 4, force=True, reason="ship", actor=OPERATOR)
     later = ManualClock(workspace.clock.now_ms() + 40 * DAY_S * 1000)
     policy = RetentionPolicy(cold_after_days=30, cold_tier="archive")
     plan = plan_retention(workspace.store.engine, policy, later)
     assert four_versions[4] not in plan.cold
     assert {four_versions[1], four_versions[2], four_versions[3]} <= set(plan.cold)
-    apply_retention(workspace.store.engine, plan)
+    apply_retention(
+        workspace.store.engine,
+        plan,
+        actor=OPERATOR,
+        audit_log=security_store(workspace.settings, workspace.store.engine),
+    )
     tiers = blob_tiers(workspace.store.engine)
     assert tiers[four_versions[1]] == "archive"
     assert four_versions[4] not in tiers
@@ -238,9 +262,9 @@ def test_bad_policies_and_arguments_are_refused(workspace: Workspace) -> None:
     with pytest.raises(ValidationError):
         RetentionPolicy(cold_tier="../cold")
     with pytest.raises(InvalidArgument, match="grace"):
-        collect_garbage(workspace, grace_s=-1)
+        collect_garbage(workspace, grace_s=-1, actor=OPERATOR)
     with pytest.raises(InvalidArgument, match="apply the retention plan"):
-        collect_garbage(workspace, also_released=[("run", "x")])
+        collect_garbage(workspace, also_released=[("run", "x")], actor=OPERATOR)
 
 
 @sqlite_only
@@ -251,11 +275,11 @@ def test_every_blob_writer_is_a_reference(
     with workspace.start_run() as run:
         run.log_artifact(b"artifact", name="a.bin")
     dataset = write_dataset(workspace, pl.DataFrame({"x": [1]}), name="d")
-    version = registry.register("m", bundle_bytes(tmp_path, name="ref"))
+    version = registry.register("m", bundle_bytes(tmp_path, name="ref"), actor=OPERATOR)
     stored = set(workspace.blobs.iter_digests())
     with workspace.store.engine.connect() as c:
         live = {r.digest for r in blob_refs.live_references(c)}
     assert stored == live
     assert {dataset.digest, version.bundle_sha256} <= live
-    assert collect_garbage(workspace, grace_s=0).deleted == []
+    assert collect_garbage(workspace, grace_s=0, actor=OPERATOR).deleted == []
     assert check_references(workspace) == []

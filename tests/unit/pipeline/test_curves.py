@@ -15,6 +15,7 @@ from shipyard.pipeline.project import load_project
 from shipyard.pipeline.runner import run_pipeline
 from shipyard.registry.registry import ModelRegistry
 from shipyard.track.workspace import Workspace
+from tests.identities import OPERATOR
 
 TRAIN = """
 train:
@@ -47,7 +48,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """The project after one ``shipyard run`` (a dataset, a production model); its dataset."""
     root = write_project(tmp_path_factory.mktemp("curve-project"))
     with Workspace.open(root) as workspace:
-        report = run_pipeline(workspace, load_project(root))
+        report = run_pipeline(workspace, load_project(root), actor=OPERATOR)
     assert report.training is not None
     assert report.training.promotion is not None
     assert report.final_dataset is not None
@@ -98,7 +99,7 @@ def test_without_a_registered_model_the_spec_first_estimator_is_used(tmp_path: P
     root = write_project(tmp_path, register=False)
     project = load_project(root)
     with Workspace.open(root) as workspace:
-        run_pipeline(workspace, project)
+        run_pipeline(workspace, project, actor=OPERATOR)
         outcome = project_curve(workspace, project, fractions=(0.5, 1.0), repeats=1)
     assert outcome.source == "spec: logistic"
     assert outcome.curve.candidate.params == {}

@@ -20,6 +20,7 @@ from shipyard.privacy.erasure import erase_subject
 from shipyard.privacy.pseudonym import pseudonym
 from shipyard.security.identities import local_identity
 from shipyard.track.workspace import Workspace
+from tests.identities import OPERATOR
 
 KEY = "privacy-step-test-key-0123456789abcdef"
 OTHER_KEY = "another-privacy-step-key-0123456789abcd"
@@ -88,7 +89,7 @@ PSEUDONYMIZE = """\
 
 def run(root: Path) -> PipelineReport:
     with Workspace.open(root) as workspace:
-        return run_pipeline(workspace, load_project(root))
+        return run_pipeline(workspace, load_project(root), actor=OPERATOR)
 
 
 def files_holding(root: Path, values: list[str], *, skip: Path | None = None) -> list[str]:

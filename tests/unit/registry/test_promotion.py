@@ -22,6 +22,7 @@ from shipyard.core.errors import (
 from shipyard.data.datasets import write_dataset
 from shipyard.registry.registry import ModelRegistry
 from shipyard.track.workspace import Workspace
+from tests.identities import OPERATOR, person
 from tests.unit.registry.bundles import WEAK, bundle_bytes, held_out
 
 
@@ -43,12 +44,12 @@ def bundles(workspace: Workspace, tmp_path: Path) -> dict[str, bytes]:
 def test_the_gate_refuses_a_worse_candidate_and_records_it(
     registry: ModelRegistry, bundles: dict[str, bytes]
 ) -> None:
-    good = registry.register("cancer", bundles["good"])
-    weak = registry.register("cancer", bundles["weak"])
-    first = registry.promote("cancer", good.version, actor="ana", reason="baseline")
+    good = registry.register("cancer", bundles["good"], actor=OPERATOR)
+    weak = registry.register("cancer", bundles["weak"], actor=OPERATOR)
+    first = registry.promote("cancer", good.version, actor=person("ana"), reason="baseline")
     assert first.moved
     assert first.from_version is None
-    refused = registry.promote("cancer", weak.version, actor="bob", reason="try it")
+    refused = registry.promote("cancer", weak.version, actor=person("bob"), reason="try it")
     assert not refused.moved
     assert refused.action == "refused"
     assert registry.get("cancer@production").version == good.version
@@ -64,10 +65,10 @@ def test_the_gate_refuses_a_worse_candidate_and_records_it(
 def test_a_better_candidate_moves_the_alias(
     registry: ModelRegistry, bundles: dict[str, bytes]
 ) -> None:
-    weak = registry.register("cancer", bundles["weak"])
-    good = registry.register("cancer", bundles["good"])
-    registry.promote("cancer", weak.version, actor="ana")
-    result = registry.promote("cancer", good.version, actor="ana", margin=0.05)
+    weak = registry.register("cancer", bundles["weak"], actor=OPERATOR)
+    good = registry.register("cancer", bundles["good"], actor=OPERATOR)
+    registry.promote("cancer", weak.version, actor=person("ana"))
+    result = registry.promote("cancer", good.version, actor=person("ana"), margin=0.05)
     assert result.moved
     assert result.verdict is not None
     assert result.verdict.passed
@@ -79,18 +80,18 @@ def test_rollbacks_unwind_and_everything_is_in_the_history(
     registry: ModelRegistry, bundles: dict[str, bytes], workspace: Workspace
 ) -> None:
     for key in ("weak", "other", "good"):
-        registry.register("cancer", bundles[key])
-    registry.promote("cancer", 1, actor="ana")
-    registry.promote("cancer", 2, actor="ana")
-    registry.promote("cancer", 3, actor="ana")
+        registry.register("cancer", bundles[key], actor=OPERATOR)
+    registry.promote("cancer", 1, actor=person("ana"))
+    registry.promote("cancer", 2, actor=person("ana"))
+    registry.promote("cancer", 3, actor=person("ana"))
     with pytest.raises(InvalidArgument, match="already points to version 3"):
-        registry.promote("cancer", 3)
-    back = registry.rollback("cancer", actor="dan", reason="bad latency")
+        registry.promote("cancer", 3, actor=OPERATOR)
+    back = registry.rollback("cancer", actor=person("dan"), reason="bad latency")
     assert (back.from_version, back.to_version, back.action) == (3, 2, "rollback")
-    assert registry.rollback("cancer", actor="dan", reason="still bad").to_version == 1
+    assert registry.rollback("cancer", actor=person("dan"), reason="still bad").to_version == 1
     assert registry.get("cancer@production").version == 1
     with pytest.raises(NotFound, match="no earlier version"):
-        registry.rollback("cancer", actor="dan")
+        registry.rollback("cancer", actor=person("dan"))
     history = registry.history("cancer", "production")
     assert [(e.action, e.from_version, e.to_version) for e in history] == [
         ("promote", None, 1),
@@ -107,14 +108,14 @@ def test_rollbacks_unwind_and_everything_is_in_the_history(
 def test_force_needs_a_reason_and_is_recorded_as_force(
     registry: ModelRegistry, bundles: dict[str, bytes]
 ) -> None:
-    registry.register("cancer", bundles["good"])
-    registry.register("cancer", bundles["weak"])
-    registry.promote("cancer", 1)
+    registry.register("cancer", bundles["good"], actor=OPERATOR)
+    registry.register("cancer", bundles["weak"], actor=OPERATOR)
+    registry.promote("cancer", 1, actor=OPERATOR)
     for reason in (None, "", "   "):
         with pytest.raises(InvalidArgument, match="needs a reason"):
-            registry.promote("cancer", 2, force=True, reason=reason)
+            registry.promote("cancer", 2, force=True, reason=reason, actor=OPERATOR)
     assert len(registry.history("cancer")) == 1
-    forced = registry.promote("cancer", 2, force=True, reason="incident 42", actor="cy")
+    forced = registry.promote("cancer", 2, force=True, reason="incident 42", actor=person("cy"))
     assert (forced.moved, forced.action, forced.verdict) == (True, "force", None)
     event = registry.history("cancer")[-1]
     assert (event.action, event.reason, event.actor, event.gate) == (
@@ -128,46 +129,48 @@ def test_force_needs_a_reason_and_is_recorded_as_force(
 def test_other_aliases_are_gated_against_their_own_holder(
     registry: ModelRegistry, bundles: dict[str, bytes]
 ) -> None:
-    registry.register("cancer", bundles["good"])
-    registry.register("cancer", bundles["weak"])
-    registry.promote("cancer", 1)
-    challenger = registry.promote("cancer", 2, alias="challenger")  # first holder: no one to beat
+    registry.register("cancer", bundles["good"], actor=OPERATOR)
+    registry.register("cancer", bundles["weak"], actor=OPERATOR)
+    registry.promote("cancer", 1, actor=OPERATOR)
+    challenger = registry.promote(
+        "cancer", 2, alias="challenger", actor=OPERATOR
+    )  # first holder: no one to beat
     assert challenger.moved
     assert registry.aliases("cancer") == {"production": 1, "challenger": 2}
     assert [e.alias for e in registry.history("cancer")] == ["production", "challenger"]
     with pytest.raises(InvalidArgument, match="alias"):
-        registry.promote("cancer", 2, alias="../prod")
+        registry.promote("cancer", 2, alias="../prod", actor=OPERATOR)
 
 
 def test_a_promotion_key_makes_retries_harmless(
     registry: ModelRegistry, bundles: dict[str, bytes]
 ) -> None:
-    registry.register("cancer", bundles["good"])
-    registry.register("cancer", bundles["weak"])
-    first = registry.promote("cancer", 1, idempotency_key="deploy-1")
-    again = registry.promote("cancer", 1, idempotency_key="deploy-1")
+    registry.register("cancer", bundles["good"], actor=OPERATOR)
+    registry.register("cancer", bundles["weak"], actor=OPERATOR)
+    first = registry.promote("cancer", 1, idempotency_key="deploy-1", actor=OPERATOR)
+    again = registry.promote("cancer", 1, idempotency_key="deploy-1", actor=OPERATOR)
     assert again.moved
     assert again.event == first.event
-    refused = registry.promote("cancer", 2, idempotency_key="deploy-2")
-    replay = registry.promote("cancer", 2, idempotency_key="deploy-2")
+    refused = registry.promote("cancer", 2, idempotency_key="deploy-2", actor=OPERATOR)
+    replay = registry.promote("cancer", 2, idempotency_key="deploy-2", actor=OPERATOR)
     assert (refused.moved, replay.moved) == (False, False)
     assert replay.verdict == refused.verdict
     assert len(registry.history("cancer")) == 2
     with pytest.raises(Conflict, match="deploy-1"):
-        registry.promote("cancer", 2, idempotency_key="deploy-1")
+        registry.promote("cancer", 2, idempotency_key="deploy-1", actor=OPERATOR)
 
 
 def test_concurrent_promotions_one_wins(registry: ModelRegistry, bundles: dict[str, bytes]) -> None:
     for key in ("weak", "other", "good"):
-        registry.register("cancer", bundles[key])
-    registry.promote("cancer", 1)
+        registry.register("cancer", bundles[key], actor=OPERATOR)
+    registry.promote("cancer", 1, actor=OPERATOR)
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 
     def promote(version: int) -> None:
         barrier.wait()
         try:
-            registry.promote("cancer", version, force=True, reason="race")
+            registry.promote("cancer", version, force=True, reason="race", actor=OPERATOR)
             outcomes.append("moved")
         except Conflict:
             outcomes.append("conflict")
@@ -192,7 +195,7 @@ def test_concurrent_promotions_one_wins(registry: ModelRegistry, bundles: dict[s
 def test_load_names_the_version_when_its_blob_was_changed_or_lost(
     registry: ModelRegistry, bundles: dict[str, bytes], workspace: Workspace
 ) -> None:
-    version = registry.register("cancer", bundles["good"])
+    version = registry.register("cancer", bundles["good"], actor=OPERATOR)
     assert registry.load("cancer:1").sha256 == version.bundle_sha256
     path = workspace.blobs.local_path(version.bundle_sha256)
     data = bytearray(path.read_bytes())
@@ -209,22 +212,27 @@ def test_load_names_the_version_when_its_blob_was_changed_or_lost(
 def test_idempotent_registration_and_key_reuse(
     registry: ModelRegistry, bundles: dict[str, bytes], workspace: Workspace
 ) -> None:
-    first = registry.register("cancer", bundles["good"], idempotency_key="run:1", actor="ana")
-    assert registry.register("cancer", bundles["good"], idempotency_key="run:1") == first
+    first = registry.register(
+        "cancer", bundles["good"], idempotency_key="run:1", actor=person("ana")
+    )
+    assert (
+        registry.register("cancer", bundles["good"], idempotency_key="run:1", actor=OPERATOR)
+        == first
+    )
     with pytest.raises(Conflict, match="run:1"):
-        registry.register("cancer", bundles["weak"], idempotency_key="run:1")
+        registry.register("cancer", bundles["weak"], idempotency_key="run:1", actor=OPERATOR)
     assert [v.version for v in registry.versions("cancer")] == [1]
     assert first.created_by == "ana"
     with pytest.raises(InvalidArgument, match="description"):
-        registry.register("cancer", bundles["good"], description="x" * 2001)
+        registry.register("cancer", bundles["good"], description="x" * 2001, actor=OPERATOR)
 
 
 def test_invariants_hold_and_breaches_are_named(
     registry: ModelRegistry, bundles: dict[str, bytes], workspace: Workspace
 ) -> None:
-    good = registry.register("cancer", bundles["good"])
-    weak = registry.register("cancer", bundles["weak"])
-    registry.promote("cancer", 1)
+    good = registry.register("cancer", bundles["good"], actor=OPERATOR)
+    weak = registry.register("cancer", bundles["weak"], actor=OPERATOR)
+    registry.promote("cancer", 1, actor=OPERATOR)
     assert registry.check_invariants() == []
     path = workspace.blobs.local_path(good.bundle_sha256)
     path.chmod(0o644)

@@ -10,6 +10,7 @@ import pytest
 from shipyard.core.errors import Conflict, IntegrityFailure, InvalidArgument, NotFound
 from shipyard.registry.registry import ModelRegistry
 from shipyard.track.workspace import Workspace
+from tests.identities import OPERATOR, person
 from tests.unit.registry.trained import cached_bundle_file as bundle_file
 
 
@@ -23,8 +24,8 @@ def files(workspace: Workspace, tmp_path: Path) -> dict[str, Path]:
 
 def test_register_resolve_and_load(workspace: Workspace, files) -> None:
     registry = ModelRegistry(workspace)
-    v1 = registry.register("churn", files["good"], description="first")
-    v2 = registry.register("churn", files["weak"].read_bytes())
+    v1 = registry.register("churn", files["good"], description="first", actor=OPERATOR)
+    v2 = registry.register("churn", files["weak"].read_bytes(), actor=OPERATOR)
     assert (v1.version, v2.version) == (1, 2)
     assert registry.get("churn").version == 2
     assert registry.get("churn:1").bundle_sha256 == v1.bundle_sha256
@@ -43,38 +44,40 @@ def test_bad_names_and_bad_bundles_store_nothing(workspace: Workspace, files) ->
     registry = ModelRegistry(workspace)
     before = set(workspace.blobs.iter_digests())  # the test splits
     with pytest.raises(InvalidArgument):
-        registry.register("../x", files["good"])
+        registry.register("../x", files["good"], actor=OPERATOR)
     with pytest.raises(Exception, match=r"pickle|zip|bundle"):
-        registry.register("churn", b"\x80\x04\x95not a bundle")
+        registry.register("churn", b"\x80\x04\x95not a bundle", actor=OPERATOR)
     assert registry.list_models() == []
     assert set(workspace.blobs.iter_digests()) == before
 
 
 def test_idempotent_registration(workspace: Workspace, files) -> None:
     registry = ModelRegistry(workspace)
-    first = registry.register("churn", files["good"], idempotency_key="k1")
-    again = registry.register("churn", files["good"], idempotency_key="k1")
+    first = registry.register("churn", files["good"], idempotency_key="k1", actor=OPERATOR)
+    again = registry.register("churn", files["good"], idempotency_key="k1", actor=OPERATOR)
     assert first == again
     assert len(registry.versions("churn")) == 1
 
 
 def test_gate_refuses_a_worse_candidate_and_rollback_restores(workspace: Workspace, files) -> None:
     registry = ModelRegistry(workspace)
-    good = registry.register("churn", files["good"])
-    weak = registry.register("churn", files["weak"])
-    first = registry.promote("churn", good.version, actor="ana", reason="baseline")
+    good = registry.register("churn", files["good"], actor=OPERATOR)
+    weak = registry.register("churn", files["weak"], actor=OPERATOR)
+    first = registry.promote("churn", good.version, actor=person("ana"), reason="baseline")
     assert first.moved
     assert first.verdict.passed
-    refused = registry.promote("churn", weak.version, actor="bob")
+    refused = registry.promote("churn", weak.version, actor=person("bob"))
     assert not refused.moved
     assert refused.verdict.candidate_score < refused.verdict.champion_score
     assert registry.get("churn@production").version == good.version  # the alias did not move
     with pytest.raises(InvalidArgument, match="needs a reason"):
-        registry.promote("churn", weak.version, force=True)
-    forced = registry.promote("churn", weak.version, force=True, reason="incident 42", actor="cy")
+        registry.promote("churn", weak.version, force=True, actor=OPERATOR)
+    forced = registry.promote(
+        "churn", weak.version, force=True, reason="incident 42", actor=person("cy")
+    )
     assert forced.moved
     assert registry.get("churn@production").version == weak.version
-    back = registry.rollback("churn", actor="dan", reason="weak model")
+    back = registry.rollback("churn", actor=person("dan"), reason="weak model")
     assert (back.from_version, back.to_version) == (weak.version, good.version)
     assert registry.get("churn@production").version == good.version
     history = registry.history("churn", "production")
@@ -88,7 +91,7 @@ def test_gate_refuses_a_worse_candidate_and_rollback_restores(workspace: Workspa
 
 def test_tampered_blob_is_detected_on_load(workspace: Workspace, files) -> None:
     registry = ModelRegistry(workspace)
-    version = registry.register("churn", files["good"])
+    version = registry.register("churn", files["good"], actor=OPERATOR)
     path = workspace.blobs.local_path(version.bundle_sha256)
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -100,10 +103,10 @@ def test_tampered_blob_is_detected_on_load(workspace: Workspace, files) -> None:
 
 def test_rollback_without_history_and_compare(workspace: Workspace, files) -> None:
     registry = ModelRegistry(workspace)
-    registry.register("churn", files["good"])
-    registry.register("churn", files["weak"])
+    registry.register("churn", files["good"], actor=OPERATOR)
+    registry.register("churn", files["weak"], actor=OPERATOR)
     with pytest.raises(NotFound, match="no earlier version"):
-        registry.rollback("churn")
+        registry.rollback("churn", actor=OPERATOR)
     rows = registry.compare("churn", [1, 2])
     assert [r["version"] for r in rows] == [1, 2]
     assert rows[0]["same_rows_score"] > rows[1]["same_rows_score"]
@@ -118,7 +121,7 @@ def test_concurrent_registrations_are_gap_free(workspace: Workspace, files) -> N
 
     def register() -> None:
         try:
-            versions.append(registry.register("churn", data).version)
+            versions.append(registry.register("churn", data, actor=OPERATOR).version)
         except BaseException as e:
             errors.append(e)
 
@@ -134,8 +137,8 @@ def test_concurrent_registrations_are_gap_free(workspace: Workspace, files) -> N
 def test_concurrent_alias_moves_compare_and_set(workspace: Workspace, files) -> None:
     registry = ModelRegistry(workspace)
     for _ in range(3):
-        registry.register("churn", files["good"])
-    registry.promote("churn", 1, force=True, reason="start")
+        registry.register("churn", files["good"], actor=OPERATOR)
+    registry.promote("churn", 1, force=True, reason="start", actor=OPERATOR)
     outcomes: list[str] = []
     barrier = threading.Barrier(2)
 

@@ -17,12 +17,15 @@ import pytest
 from shipyard.core.errors import IntegrityFailure, InvalidSettings
 from shipyard.data.datasets import get_dataset, read_dataset, write_dataset
 from shipyard.security.at_rest import rotate_master_key
+from shipyard.security.audit_chain import security_store
 from shipyard.security.envelope import MasterKeyMismatch
 from shipyard.security.keys import MasterKey, write_key_file
 from shipyard.store.artifacts.encrypted import EncryptedBlobStore
 from shipyard.store.artifacts.local import LocalBlobStore
 from shipyard.store.encryption import BlobKeyStore
+from shipyard.store.security import SecurityStore
 from shipyard.track.workspace import Workspace
+from tests.identities import OPERATOR
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -164,7 +167,7 @@ def test_rotation_rewraps_keys_without_rewriting_data(
     artifacts = tmp_path / "artifacts"
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files_under(artifacts)}
     with open_ws(tmp_path) as ws:
-        report = rotate_master_key(ws.blobs.keys, OLD, NEW)  # type: ignore[attr-defined]
+        report = rotate_master_key(ws.blobs.keys, OLD, NEW, actor=OPERATOR, audit_log=_log(ws))  # type: ignore[attr-defined]
     assert (report.rewrapped, report.skipped) == (3, 0)
     after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files_under(artifacts)}
     assert after == before  # not one byte of data rewritten
@@ -191,17 +194,19 @@ def test_an_interrupted_rotation_is_finished_by_a_rerun(
         keys: BlobKeyStore = ws.blobs.keys  # type: ignore[attr-defined]
         monkeypatch.setenv("SHIPYARD_FAULT", "keys.after_rewrap:raise:EIO")
         with pytest.raises(OSError, match="injected fault"):
-            rotate_master_key(keys, OLD, NEW)
+            rotate_master_key(keys, OLD, NEW, actor=OPERATOR, audit_log=_log(ws))
         monkeypatch.delenv("SHIPYARD_FAULT")
         assert keys.counts_by_key() == {OLD.key_id: 4, NEW.key_id: 1}  # one committed
         assert keys.current_key_id() == NEW.key_id
         # Mid-rotation, the old key can no longer write (its new rows would be stranded).
         with pytest.raises(MasterKeyMismatch, match="was replaced"):
             ws.blobs.put_bytes(b"written during rotation")
-        report = rotate_master_key(keys, OLD, NEW)
+        report = rotate_master_key(keys, OLD, NEW, actor=OPERATOR, audit_log=_log(ws))
         assert report.rewrapped == 4
         assert keys.counts_by_key() == {NEW.key_id: 5}
-        assert rotate_master_key(keys, OLD, NEW).rewrapped == 0  # a third run has nothing to do
+        assert (
+            rotate_master_key(keys, OLD, NEW, actor=OPERATOR, audit_log=_log(ws)).rewrapped == 0
+        )  # a third run has nothing to do
     monkeypatch.setenv("SHIPYARD_MASTER_KEY", b64(NEW))
     with open_ws(tmp_path) as ws:
         assert [ws.blobs.get_bytes(d) for d in digests] == [MARKER + bytes([i]) for i in range(5)]
@@ -213,9 +218,9 @@ def test_rotation_refuses_the_wrong_old_key(tmp_path: Path) -> None:
         ws.blobs.put_bytes(MARKER)
         keys: BlobKeyStore = ws.blobs.keys  # type: ignore[attr-defined]
         with pytest.raises(MasterKeyMismatch, match="not this workspace's current master key"):
-            rotate_master_key(keys, master("intruder"), NEW)
+            rotate_master_key(keys, master("intruder"), NEW, actor=OPERATOR, audit_log=_log(ws))
         with pytest.raises(ValueError, match="same key"):
-            rotate_master_key(keys, OLD, OLD)
+            rotate_master_key(keys, OLD, OLD, actor=OPERATOR, audit_log=_log(ws))
         assert keys.counts_by_key() == {OLD.key_id: 1}
 
 
@@ -240,3 +245,8 @@ def test_swapped_ciphertexts_are_detected(tmp_path: Path) -> None:
         with pytest.raises(IntegrityFailure):
             ws.blobs.get_bytes(a)
         assert ws.blobs.get_bytes(b) == b"object b " * 10
+
+
+def _log(ws: Workspace) -> SecurityStore:
+    """The workspace's audit log, sealed as its settings say."""
+    return security_store(ws.settings, ws.store.engine)

@@ -39,6 +39,8 @@ WEAKEST = {
     Action.MODELS_PROMOTE: ML,
     Action.MODELS_ROLLBACK: ML,
     Action.REPORTS_READ: V,
+    Action.MONITOR_WRITE: DS,
+    Action.MONITOR_RUN: ML,
     Action.COST_READ: V,
     Action.SCORE_BATCH: DS,
     Action.SERVE_READ: V,

@@ -60,6 +60,7 @@ class MemorySource:
     bundles: dict[tuple[str, int], Bundle] = field(default_factory=dict)
     aliases: dict[tuple[str, str], int] = field(default_factory=dict)
     promotions: list[tuple[str, str, int, str]] = field(default_factory=list)
+    rollbacks: list[tuple[str, str, int, str]] = field(default_factory=list)
 
     def resolve(self, model: str, alias: str) -> int:
         return self.aliases[(model, alias)]
@@ -70,6 +71,9 @@ class MemorySource:
     def promote(self, model: str, alias: str, version: int, *, reason: str) -> None:
         self.promotions.append((model, alias, version, reason))
         self.aliases[(model, alias)] = version
+
+    def record_rollback(self, model: str, alias: str, version: int, *, reason: str) -> None:
+        self.rollbacks.append((model, alias, version, reason))
 
 
 @pytest.fixture(scope="session")
