@@ -73,8 +73,10 @@ def deploy_from_refs(refs: list[str]) -> DeploySpec:
     """A deploy spec serving each ``name@alias`` under its model name.
 
     Raises:
-        InvalidArgument: A reference without ``@alias``, or a name given twice.
+        InvalidArgument: A reference without ``@alias``, a malformed name, or a name given twice.
     """
+    from shipyard.registry.registry import check_name
+
     models: dict[str, ServedModelSpec] = {}
     for ref in refs:
         name, sep, alias = ref.partition("@")
@@ -82,6 +84,8 @@ def deploy_from_refs(refs: list[str]) -> DeploySpec:
             raise InvalidArgument(
                 f"serve takes model@alias references, e.g. fraud@production; got {ref!r}"
             )
+        check_name(name)
+        check_name(alias, "alias")
         if name in models:
             raise InvalidArgument(f"model {name!r} given twice; use a deploy: section for policies")
         models[name] = ServedModelSpec(model=name, champion=alias)
