@@ -40,6 +40,13 @@ def serve(
     tls_key: Annotated[
         Path | None, typer.Option(help="PEM private key of --tls-cert (unencrypted).")
     ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Answer only requests whose Host is this name (repeatable; *.example.com "
+            "matches subdomains). Default: any host."
+        ),
+    ] = None,
 ) -> None:
     """Serve registered models over HTTP (V2 inference protocol + plain JSON + /metrics)."""
     from shipyard.serve.server import ServerConfig, deploy_from_refs, run_server, tls_options
@@ -61,7 +68,11 @@ def serve(
     _check_served(ctx, deploy)
     logs = None if no_log else str(log_dir or project / ".shipyard" / "predictions")
     config = ServerConfig(
-        project_dir=str(project), deploy=deploy, prediction_log=logs, project=project_name(ctx)
+        project_dir=str(project),
+        deploy=deploy,
+        prediction_log=logs,
+        project=project_name(ctx),
+        allowed_hosts=allowed_host or None,
     )
     scheme = "https" if tls else "http"
     console.print(

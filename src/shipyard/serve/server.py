@@ -40,6 +40,7 @@ class ServerConfig(BaseModel):
     max_batch_rows: int = Field(256, ge=1)
     project: str = "project"  # whose role bindings decide what a token may do
     auth_cache_s: float = Field(5.0, ge=0, le=60)
+    allowed_hosts: list[str] | None = None  # Host header allow-list; None: any host
 
 
 class RegistrySource:
@@ -113,7 +114,7 @@ def build_app(config: ServerConfig) -> FastAPI:
     log = None
     if config.prediction_log is not None:
         log = PredictionLog(Path(config.prediction_log), overflow=config.log_overflow)
-    return create_app(runtime, auth=auth, prediction_log=log)
+    return create_app(runtime, auth=auth, prediction_log=log, allowed_hosts=config.allowed_hosts)
 
 
 def app_from_environment() -> FastAPI:
