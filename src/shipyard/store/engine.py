@@ -103,6 +103,10 @@ def _translated(engine: sa.Engine) -> sa.Engine:
         if connection is not None and connection.get_execution_options().get(WRITE_OPTION):
             return  # run_write retries a dropped connection, then translates
         error = context.sqlalchemy_exception
+        # Only the driver's own errors: SQLAlchemy also calls this hook, as a "disconnect", for
+        # a KeyboardInterrupt or our SIGTERM's Terminated, which must go through untouched.
+        if not isinstance(error, DBAPIError):
+            return
         if context.is_disconnect or (
             connection is None and isinstance(error, OperationalError | InterfaceError)
         ):
