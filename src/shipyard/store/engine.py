@@ -119,7 +119,7 @@ def unavailable(where: str, cause: BaseException) -> StoreUnavailable:
     """The error for a metadata store at ``where`` (a URL without password) that is unreachable."""
     reason = " ".join(str(cause).split()) or type(cause).__name__
     return StoreUnavailable(
-        f"the metadata store {where} is unavailable ({reason}); check that it is running and "
+        f"cannot open the metadata store at {where} ({reason}); check that it is running and "
         "reachable (SHIPYARD_STORE_URL or workspace.store_url), then retry"
     )
 
