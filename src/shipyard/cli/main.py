@@ -1,7 +1,8 @@
 """The ``shipyard`` command: one Typer app, one module per command group.
 
-User errors (any ``ShipyardError``) print one line and exit 2; ``--debug`` shows the traceback
-instead. Usage errors (unknown command, bad option) exit 2 as well, an interrupt exits 130.
+Errors print one line and exit with the status the error table gives (docs/cli.md, "Exit
+status"); ``--debug`` shows the traceback instead. Usage errors (unknown command, bad option)
+exit 2, an interrupt exits 130.
 Nothing is built at import time: each command opens the workspace it needs.
 
 The entry callback checks every command against the permission table before it runs
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.markup import escape
@@ -38,6 +39,7 @@ from shipyard.cli import (
     workspace,
 )
 from shipyard.cli.context import CliState, err_console
+from shipyard.core.error_status import EXIT_INTERNAL, EXIT_IO, status_of
 from shipyard.core.errors import InvalidArgument, ShipyardError
 
 _REST = "shipyard.rest"  # ctx.meta key: the arguments after the subcommand's name
@@ -139,10 +141,13 @@ def _command_path(ctx: typer.Context) -> str | None:
 
 
 def run(argv: list[str] | None = None) -> None:
-    """Entry point of the console script; exits with 2 on user errors.
+    """Entry point of the console script: every error is one line and a documented status.
 
     Typer runs in standalone mode, so it reports usage errors itself (exit 2), turns
-    Ctrl-C into exit 130 and ``--help`` into exit 0; only Shipyard's own errors reach here.
+    Ctrl-C into exit 130 and ``--help`` into exit 0; everything else that escapes a command
+    reaches here. A ``ShipyardError`` exits with its status from the one error table
+    (``shipyard.core.error_status``), an ``OSError`` with 74, anything else (a bug) with 70,
+    each as one ``error:`` line; ``--debug`` lets the exception through with its traceback.
     (Catching click's exception classes here would be fragile: recent Typer versions vendor
     click, and its exceptions are no longer ``click.ClickException``.)
     """
@@ -154,11 +159,26 @@ def run(argv: list[str] | None = None) -> None:
     except ShipyardError as e:
         if "--debug" in args:
             raise
-        # soft_wrap: one line whatever the terminal width; escape: messages quote user input.
-        err_console.print(
-            f"[bold red]error:[/] {escape(e.message)}", highlight=False, soft_wrap=True
+        _fail(e.message, status_of(e).exit)
+    except OSError as e:
+        if "--debug" in args:
+            raise
+        where = f" ({e.filename})" if e.filename else ""
+        _fail(f"{e.strerror or e}{where}; check the path, its permissions and free space", EXIT_IO)
+    except Exception as e:
+        if "--debug" in args:
+            raise
+        _fail(
+            f"unexpected {type(e).__name__}: {e}; this is a bug in Shipyard: "
+            "rerun with --debug for the traceback and report it",
+            EXIT_INTERNAL,
         )
-        sys.exit(2)
+
+
+def _fail(message: str, status: int) -> NoReturn:
+    # soft_wrap: one line whatever the terminal width; escape: messages quote user input.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(status)
 
 
 def _quiet_library_warnings() -> None:

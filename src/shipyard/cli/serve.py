@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -14,6 +14,9 @@ from shipyard.cli.access import TOKEN_ENV, project_name
 from shipyard.cli.context import console, open_workspace
 from shipyard.cli.project import project_dir
 from shipyard.core.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from shipyard.serve.traffic import DeploySpec
 
 deploy_app = typer.Typer(help="Change traffic policies of running servers.", no_args_is_help=True)
 
@@ -40,6 +43,13 @@ def serve(
     tls_key: Annotated[
         Path | None, typer.Option(help="PEM private key of --tls-cert (unencrypted).")
     ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Answer only requests whose Host is this name (repeatable; *.example.com "
+            "matches subdomains). Default: any host."
+        ),
+    ] = None,
 ) -> None:
     """Serve registered models over HTTP (V2 inference protocol + plain JSON + /metrics)."""
     from shipyard.serve.server import ServerConfig, deploy_from_refs, run_server, tls_options
@@ -58,6 +68,7 @@ def serve(
                 "name models to serve (e.g. churn@production) or add a deploy: section"
             )
         deploy = DeploySpec.model_validate(section)
+    _check_served(ctx, deploy)
     logs = None if no_log else str(log_dir or project / ".shipyard" / "predictions")
     from shipyard.cli.access import acting_identity
     from shipyard.security.identities import Kind
@@ -70,12 +81,33 @@ def serve(
         project=project_name(ctx),
         # svc-canary may borrow the role of a local operator only (security.services).
         local_operator=me.name if me.kind == Kind.LOCAL else None,
+        allowed_hosts=allowed_host or None,
     )
     scheme = "https" if tls else "http"
     console.print(
         f"serving {', '.join(deploy.models)} on {scheme}://{host}:{port} with {workers} worker(s)"
     )
     run_server(config, host=host, port=port, workers=workers, **tls)
+
+
+def _check_served(ctx: typer.Context, deploy: DeploySpec) -> None:
+    """Resolve every alias to serve before a worker starts.
+
+    A worker that cannot load its models dies inside uvicorn with a traceback; checked here,
+    ``shipyard serve nosuch@production`` is one line naming what is missing (issue 14).
+
+    Raises:
+        NotFound: A model or alias does not exist in the registry.
+    """
+    from shipyard.registry.registry import ModelRegistry
+    from shipyard.serve.traffic import PINNED
+
+    with open_workspace(ctx) as workspace:
+        registry = ModelRegistry(workspace)
+        for spec in deploy.models.values():
+            for alias in spec.aliases():
+                pinned = alias.startswith(PINNED)
+                registry.get(f"{spec.model}{alias}" if pinned else f"{spec.model}@{alias}")
 
 
 def predict(
@@ -143,7 +175,9 @@ def export(
 ) -> None:
     """Write a Dockerfile or Kubernetes manifests (Deployment with probes, Service, HPA)."""
     from shipyard.serve.export import dockerfile, kubernetes, kubernetes_yaml
+    from shipyard.serve.server import deploy_from_refs
 
+    deploy_from_refs([ref])  # a name@alias of valid names: it is written into the files
     out.mkdir(parents=True, exist_ok=True)
     if to == "docker":
         path = out / "Dockerfile"

@@ -234,8 +234,15 @@ class ModelRegistry:
         return self.store.aliases(name)
 
     def history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
-        """Alias moves and refusals of ``name``, oldest first."""
-        return self.store.history(name, alias)
+        """Alias moves and refusals of ``name``, oldest first.
+
+        Raises:
+            InvalidArgument: ``name`` is malformed. NotFound: no model has this name.
+        """
+        events = self.store.history(check_name(name), alias)
+        if not events:
+            self.store.latest_version(name)  # NotFound rather than an empty history
+        return events
 
     # -- aliases ----------------------------------------------------------------------------
 

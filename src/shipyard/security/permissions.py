@@ -107,7 +107,9 @@ PUBLIC = "public"
 #: (method, route template) of the model server -> its action, or ``PUBLIC``.
 HTTP_ROUTES: dict[tuple[str, str], Action | str] = {
     ("GET", "/v2/health/live"): PUBLIC,
+    ("HEAD", "/v2/health/live"): PUBLIC,
     ("GET", "/v2/health/ready"): PUBLIC,
+    ("HEAD", "/v2/health/ready"): PUBLIC,
     ("GET", "/v2/models/{name}"): Action.SERVE_READ,
     ("GET", "/v2/models/{name}/ready"): Action.SERVE_READ,
     ("POST", "/v2/models/{name}/infer"): Action.SERVE_PREDICT,

@@ -1,7 +1,10 @@
 """Failed-authentication limits per client address, so tokens cannot be guessed at speed.
 
 A sliding window: after ``max_failures`` failures from one address within ``window_s``, that
-address is refused (HTTP 429) until its oldest counted failure leaves the window. Successes do
+address's further failures are answered 429 until its oldest counted failure leaves the window.
+Only failures are throttled: a valid token from the same address is still let in (issue 14;
+a lock-out would let one bad client behind a shared NAT shut out every good one), and tokens
+carry 256 random bits, so the limit is about noise and load, not about guessing odds. Successes do
 not reset the count (an attacker holding one valid token must not buy more guesses). The table
 of addresses is bounded: past ``max_clients`` the address idle longest is forgotten first.
 """

@@ -24,12 +24,14 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from shipyard.core.errors import InvalidData, NotFound
+from shipyard.core.errors import Conflict, InvalidArgument, NotFound, ShipyardError, Unavailable
 from shipyard.monitor.feedback import MAX_LABELS_PER_REQUEST, FeedbackStore, parse_feedback_json
 from shipyard.security.permissions import Action
 from shipyard.serve.auth import AuthMiddleware
 from shipyard.serve.contract import ContractError
+from shipyard.serve.errors import HttpError, install_error_handlers
 from shipyard.serve.openapi import (
     BODY,
     FEEDBACK_ANSWER,
@@ -49,19 +51,11 @@ from shipyard.serve.payloads import plain_columns, plain_response, v2_columns, v
 from shipyard.serve.traffic import ServedModelSpec
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Sequence
 
     from shipyard.serve.auth import ServerAuth
     from shipyard.serve.prediction_log import PredictionLog
     from shipyard.serve.runtime import Answer, Runtime
-
-
-class HttpError(Exception):
-    """An error answered with ``status`` and a JSON ``{"error": ..., "detail": ...}``."""
-
-    def __init__(self, status: int, error: str, detail: Any = None) -> None:
-        super().__init__(error)
-        self.status, self.error, self.detail = status, error, detail
 
 
 class Metrics:
@@ -120,12 +114,16 @@ def create_app(
     prediction_log: PredictionLog | None = None,
     max_body_bytes: int | None = None,
     feedback: FeedbackStore | None = None,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> FastAPI:
     """Build the ASGI app serving ``runtime``'s models.
 
     Feedback labels are kept next to the prediction log unless ``feedback`` names a store;
     without either, ``POST /models/{name}/feedback`` answers 503. Every route but the health
     probes needs a bearer token that ``auth`` accepts (see ``shipyard.serve.auth``).
+    ``allowed_hosts`` (e.g. ``["models.example.com", "*.internal"]``), when given, turns away
+    any request whose ``Host`` header names another host with 400, against DNS rebinding and
+    poisoned absolute URLs.
     """
     limit = max_body_bytes or runtime.spec.max_body_bytes
     if feedback is None and prediction_log is not None:
@@ -146,26 +144,10 @@ def create_app(
 
     app = FastAPI(title="Shipyard model server", lifespan=lifespan)
     app.add_middleware(AuthMiddleware, auth=auth, router=app.router)
+    if allowed_hosts:  # outermost: a forged Host is refused before anything else runs
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
 
-    @app.exception_handler(HttpError)
-    async def _http_error(_: Request, e: HttpError) -> JSONResponse:
-        return JSONResponse({"error": e.error, "detail": e.detail}, status_code=e.status)
-
-    @app.exception_handler(ContractError)
-    async def _contract_error(_: Request, e: ContractError) -> JSONResponse:
-        detail = [p.to_dict() for p in e.problems]
-        return JSONResponse(
-            {"error": "the input does not match the model's contract", "detail": detail},
-            status_code=422,
-        )
-
-    @app.exception_handler(NotFound)
-    async def _not_found(_: Request, e: NotFound) -> JSONResponse:
-        return JSONResponse({"error": str(e)}, status_code=404)
-
-    @app.exception_handler(InvalidData)
-    async def _invalid(_: Request, e: InvalidData) -> JSONResponse:
-        return JSONResponse({"error": str(e)}, status_code=422)
+    install_error_handlers(app)
 
     @app.get("/v2/health/live")
     async def live() -> dict[str, bool]:
@@ -182,6 +164,11 @@ def create_app(
     async def ready() -> JSONResponse:
         """Readiness: every model is loaded and the server is not shutting down."""
         return JSONResponse({"ready": runtime.ready}, status_code=200 if runtime.ready else 503)
+
+    # Probes that only look at the status send HEAD (issue 14); kept out of the document, as
+    # HEAD is GET without the body.
+    for path, probe in (("/v2/health/live", live), ("/v2/health/ready", ready)):
+        app.add_api_route(path, probe, methods=["HEAD"], include_in_schema=False)
 
     @app.get("/v2/models/{name}", responses=errors(*GUARDED, 404))
     async def model_metadata(name: str) -> dict[str, Any]:
@@ -248,7 +235,7 @@ def create_app(
         """Ground truth for earlier answers: ``{request_id, label[, ts_ms]}`` or a list of them."""
         runtime.served(name)  # 404 before reading the body
         if feedback is None:
-            raise HttpError(503, "feedback is off: this server keeps no prediction log")
+            raise Unavailable("feedback is off: this server keeps no prediction log")
         body = await _json_body(request, limit)
         if isinstance(body, list) and len(body) > MAX_LABELS_PER_REQUEST:
             raise HttpError(413, f"over {MAX_LABELS_PER_REQUEST} labels; send them in batches")
@@ -290,11 +277,11 @@ def create_app(
         try:
             spec = ServedModelSpec.model_validate({**router.spec.model_dump(), "policy": body})
         except ValueError as e:
-            raise HttpError(422, "invalid policy", str(e)) from e
+            raise InvalidArgument(f"invalid policy: {e}") from e
         missing = [a for a in spec.aliases() if (name, a) not in runtime.slots]
         if missing:
-            raise HttpError(
-                409, f"alias(es) {', '.join(missing)} are not loaded; restart with them in deploy:"
+            raise Conflict(
+                f"alias(es) {', '.join(missing)} are not loaded; restart with them in deploy:"
             )
         runtime.set_policy(name, spec)
         await asyncio.to_thread(
@@ -313,9 +300,7 @@ def create_app(
         headers = {k.lower(): v for k, v in request.headers.items()}
         try:
             answer = await runtime.answer(name, frame, headers)
-        except (ContractError, InvalidData):
-            raise
-        except NotFound:
+        except (ContractError, ShipyardError):
             raise
         except Exception as e:
             metrics.requests.labels(name, "?", "error").inc()
@@ -355,9 +340,12 @@ async def _json_body(request: Request, limit: int) -> Any:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HttpError(413, f"request body over {limit} bytes; send fewer rows per request")
-    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if kind not in ("application/json", ""):
-        raise HttpError(415, f"content type {kind!r} is not accepted; send application/json")
+    # No Content-Type is refused as well (issue 14): guessing JSON is how a text/plain form
+    # post from a browser (a "simple" request, no CORS preflight) would reach the model.
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        named = f"content type {kind!r}" if kind else "a body without a Content-Type"
+        raise HttpError(415, f"{named} is not accepted; send application/json")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)

@@ -4,7 +4,9 @@ Every request passes one ASGI middleware before routing. It finds the route the 
 reach, looks its action up in the one permission table (``security.permissions.HTTP_ROUTES``)
 and lets it through untouched only if the action is ``public`` (the health probes). Otherwise
 it wants ``Authorization: Bearer <token>``: no token or a bad one is 401 (logged with the
-client address and the reason, never the token), too many bad tokens from one address are 429,
+client address and the reason, never the token), too many bad tokens from one address make
+its further failures 429 instead of 401 (a valid token from that address still gets through:
+only failures are throttled, so one attacker cannot lock out the users behind a shared NAT),
 a role that lacks the action is 403, and a route missing from the table is 403 as well
 (default deny). The caller's ``Identity`` is left in ``request.state.identity``.
 
@@ -126,12 +128,12 @@ class AuthMiddleware:
             return
         client = scope.get("client")
         address = client[0] if client else "unknown"
-        retry = self.auth.limiter.retry_after_s(address)
-        if retry is not None:
-            await _answer(send, 429, "too many failed authentications; retry later", retry)
-            return
+        retry = self.auth.limiter.retry_after_s(address)  # before this request's own failure
         identity = await self._identity(scope, address)
         if identity is None:
+            if retry is not None:
+                await _answer(send, 429, "too many failed authentications; retry later", retry)
+                return
             await _answer(send, 401, "a valid bearer token is required")
             return
         if template is None:  # no such route: let the router answer 404/405

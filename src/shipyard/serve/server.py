@@ -47,6 +47,7 @@ class ServerConfig(BaseModel):
     # The local operator of an embedded workspace who started the server without a token
     # (``security.services``: svc-canary then acts with admin if it holds no role itself).
     local_operator: str | None = None
+    allowed_hosts: list[str] | None = None  # Host header allow-list; None: any host
 
 
 class RegistrySource:
@@ -113,8 +114,10 @@ def deploy_from_refs(refs: list[str]) -> DeploySpec:
     """A deploy spec serving each ``name@alias`` (followed) or ``name:N`` (pinned).
 
     Raises:
-        InvalidArgument: A reference in neither form, or a name given twice.
+        InvalidArgument: A reference in neither form, a malformed name, or a name given twice.
     """
+    from shipyard.registry.registry import check_name
+
     models: dict[str, ServedModelSpec] = {}
     for ref in refs:
         name, sep, alias = ref.partition("@")
@@ -126,6 +129,9 @@ def deploy_from_refs(refs: list[str]) -> DeploySpec:
                 "serve takes model@alias (follows the alias as it moves, e.g. fraud@production) "
                 f"or model:version (pinned, e.g. fraud:3); got {ref!r}"
             )
+        check_name(name)
+        if not alias.startswith(PINNED):
+            check_name(alias, "alias")
         if name in models:
             raise InvalidArgument(f"model {name!r} given twice; use a deploy: section for policies")
         models[name] = ServedModelSpec(model=name, champion=alias)
@@ -160,7 +166,7 @@ def build_app(config: ServerConfig) -> FastAPI:
     log = None
     if config.prediction_log is not None:
         log = PredictionLog(Path(config.prediction_log), overflow=config.log_overflow)
-    return create_app(runtime, auth=auth, prediction_log=log)
+    return create_app(runtime, auth=auth, prediction_log=log, allowed_hosts=config.allowed_hosts)
 
 
 def app_from_environment() -> FastAPI:

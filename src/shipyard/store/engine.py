@@ -9,6 +9,13 @@ Lock errors that still get through are retried with jittered backoff; none reach
 
 PostgreSQL is reached through ``postgresql+psycopg://`` URLs; ``sslmode`` and friends pass
 through the URL's query string. Serialization failures and deadlocks are retried the same way.
+
+A store that cannot be reached (the server down, the network cut, the file unreadable) is
+``StoreUnavailable`` everywhere, reads and writes alike, never the driver's own error: the
+engine's ``handle_error`` hook translates a failed connect or a dropped connection once, here,
+at the store's boundary (issue 14, item 6), and ``run_write`` does the same for what it does not
+retry. SQLAlchemy's pre-ping keeps its own recovery: a stale pooled connection is replaced
+without an error.
 """
 
 from __future__ import annotations
@@ -24,7 +31,13 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+)
 
 from shipyard.core.errors import InvalidSettings, StoreUnavailable
 
@@ -56,9 +69,14 @@ def create_store_engine(url: str) -> sa.Engine:
     backend = parsed.get_backend_name()
     try:
         if backend == "sqlite":
-            return _sqlite_engine(parsed)
+            return _translated(_sqlite_engine(parsed))
         if backend == "postgresql":
-            return sa.create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
+            args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
+            return _translated(
+                sa.create_engine(
+                    parsed, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=args
+                )
+            )
     except NoSuchModuleError as e:
         raise InvalidSettings(
             f"no driver for {url!r}: install the extra, e.g. pip install 'shipyard[postgres]'"
@@ -70,6 +88,39 @@ def create_store_engine(url: str) -> sa.Engine:
         ) from e
     raise InvalidSettings(
         f"unsupported store backend {backend!r}; use sqlite:///path or postgresql+psycopg://..."
+    )
+
+
+def _translated(engine: sa.Engine) -> sa.Engine:
+    """Make ``engine`` raise ``StoreUnavailable`` when its database cannot be reached."""
+    where = engine.url.render_as_string(hide_password=True)
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: sa.engine.ExceptionContext) -> None:
+        if context.is_pre_ping:  # the pool replaces the dead connection itself
+            return
+        connection = context.connection
+        if connection is not None and connection.get_execution_options().get(WRITE_OPTION):
+            return  # run_write retries a dropped connection, then translates
+        error = context.sqlalchemy_exception
+        # Only the driver's own errors: SQLAlchemy also calls this hook, as a "disconnect", for
+        # a KeyboardInterrupt or our SIGTERM's Terminated, which must go through untouched.
+        if not isinstance(error, DBAPIError):
+            return
+        if context.is_disconnect or (
+            connection is None and isinstance(error, OperationalError | InterfaceError)
+        ):
+            raise unavailable(where, context.original_exception) from error
+
+    return engine
+
+
+def unavailable(where: str, cause: BaseException) -> StoreUnavailable:
+    """The error for a metadata store at ``where`` (a URL without password) that is unreachable."""
+    reason = " ".join(str(cause).split()) or type(cause).__name__
+    return StoreUnavailable(
+        f"cannot open the metadata store at {where} ({reason}); check that it is running and "
+        "reachable (SHIPYARD_STORE_URL or workspace.store_url), then retry"
     )
 
 
@@ -137,7 +188,8 @@ def run_write(engine: sa.Engine, work: Callable[[sa.Connection], T]) -> T:
     in a fresh transaction.
 
     Raises:
-        StoreUnavailable: The store stayed locked or unreachable past the retry deadline.
+        StoreUnavailable: The store stayed locked past the retry deadline, or could not be
+            reached (connection refused or lost; a lost connection is retried first).
     """
     deadline = time.monotonic() + _RETRY_DEADLINE_S
     delay = 0.005
@@ -152,6 +204,9 @@ def run_write(engine: sa.Engine, work: Callable[[sa.Connection], T]) -> T:
                         f"the metadata store stayed busy or unreachable ({e.orig}); "
                         "check that it is running and not held by a stuck process"
                     ) from e
+                if isinstance(e, OperationalError | InterfaceError):
+                    where = engine.url.render_as_string(hide_password=True)
+                    raise unavailable(where, e.orig or e) from e
                 raise
         time.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
         delay = min(delay * 2, 1.0)

@@ -63,6 +63,9 @@ class SqlStore:
         self.engine = create_store_engine(url)
         try:
             upgrade_to_head(self.engine)
+        except StoreUnavailable:  # already translated by the engine (store/engine.py)
+            self.engine.dispose()
+            raise
         except (DBAPIError, OSError) as e:
             self.engine.dispose()
             shown = self.engine.url.render_as_string(hide_password=True)

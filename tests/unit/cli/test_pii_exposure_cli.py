@@ -165,7 +165,7 @@ def test_a_viewer_sees_no_rows_at_all(
     assert "│ 27  │" not in shown.out
     assert leaked(shown.out) == []
     quarantined = cli(capsys, project, "data", "quarantine")
-    assert quarantined.code == 2
+    assert quarantined.code == 77  # PermissionDenied: EX_NOPERM
     assert "data.read needs data-scientist" in quarantined.err
     assert leaked(quarantined.out + quarantined.err) == []
 
@@ -205,7 +205,7 @@ def test_an_admin_reads_raw_personal_data_and_each_command_is_audited_once(
     assert verified.code == 0, verified.out + verified.err
 
 
-def test_asking_for_raw_pii_without_the_permission_exits_2_and_is_audited_as_denied(
+def test_asking_for_raw_pii_without_the_permission_exits_77_and_is_audited_as_denied(
     capsys: pytest.CaptureFixture[str], project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SHIPYARD_TOKEN", token(capsys, project, "dana", "data-scientist"))
@@ -216,7 +216,7 @@ def test_asking_for_raw_pii_without_the_permission_exits_2_and_is_audited_as_den
     ]
     for args in attempts:
         result = cli(capsys, project, *args)
-        assert result.code == 2, args
+        assert result.code == 77, args
         assert "--raw-pii needs data.read_pii" in result.err
         assert "data.read_pii needs admin" in result.err
         assert leaked(result.out + result.err) == []

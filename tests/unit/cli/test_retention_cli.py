@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -84,3 +85,25 @@ def test_budget_status_shows_thresholds_and_exits_1_when_used_up(
     code, _, err = cli(capsys, "budget", "status")
     assert code == 2
     assert "exactly one of usd or cpu_hours" in err
+
+
+def test_gc_sweeps_temp_files_crashed_writers_left_but_not_writes_in_progress(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with Workspace.open(tmp_path) as workspace:
+        workspace.blobs.put_bytes(b"makes the store")
+    temp = tmp_path / ".shipyard" / "artifacts" / "tmp"
+    orphan, in_progress = temp / ("0" * 32 + ".tmp"), temp / ("1" * 32 + ".tmp")
+    for path in (orphan, in_progress):
+        path.write_bytes(b"half a blob")
+    two_hours_ago = time.time() - 7200
+    os.utime(orphan, (two_hours_ago, two_hours_ago))
+
+    code, out, err = cli(capsys, "gc", "--dry-run", "--json")
+    assert code == 0, err
+    assert orphan.exists()  # a dry run changes nothing
+    code, out, err = cli(capsys, "gc", "--json")  # default grace: one hour
+    assert code == 0, err
+    assert json.loads(out)["temp_removed"] == 1
+    assert not orphan.exists()
+    assert in_progress.exists()

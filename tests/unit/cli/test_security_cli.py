@@ -55,10 +55,10 @@ def test_bootstrap_then_a_viewer_cannot_promote(capsys, monkeypatch, tmp_path: P
 
     monkeypatch.setenv("SHIPYARD_TOKEN", viewer)
     code, _, err = cli(capsys, "models", "promote", "churn", "2", "--force", "--reason", "x")
-    assert code == 2
+    assert code == 77  # EX_NOPERM (shipyard.core.error_status)
     assert "permission denied" in err
     assert "needs ml-engineer" in err
-    assert cli(capsys, "tokens", "list")[0] == 2
+    assert cli(capsys, "tokens", "list")[0] == 77
     with Workspace.open(tmp_path) as workspace:
         assert ModelRegistry(workspace).aliases("churn") == {"production": 1}
 
@@ -78,7 +78,7 @@ def test_bootstrap_then_a_viewer_cannot_promote(capsys, monkeypatch, tmp_path: P
 
     monkeypatch.setenv("SHIPYARD_TOKEN", "sy_000000000000_" + "A" * 43)
     code, _, err = cli(capsys, "audit", "verify")
-    assert code == 2
+    assert code == 77
     assert "SHIPYARD_TOKEN was not accepted" in err
 
 

@@ -1,0 +1,67 @@
+"""How the model server answers errors: one handler per kind, statuses from the one table.
+
+Every ``ShipyardError`` a route raises is answered with the HTTP status that
+``shipyard.core.error_status`` gives its category, so a ``Conflict`` is a 409 and a
+``PermissionDenied`` a 403 wherever they are raised (before, four handlers inside
+``create_app`` knew two categories and the rest became 500s; issue 15). ``HttpError`` is left
+for what only HTTP knows: a body over the limit (413), not JSON (400), the wrong content type
+(415). Every error body is ``{"error": ..., "detail": ...}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from fastapi.responses import JSONResponse
+
+from shipyard.core.error_status import status_of
+from shipyard.core.errors import ShipyardError
+from shipyard.serve.contract import ContractError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI, Request
+
+log = logging.getLogger("shipyard.serve")
+
+
+class HttpError(Exception):
+    """An error answered with ``status`` and a JSON ``{"error": ..., "detail": ...}``."""
+
+    def __init__(self, status: int, error: str, detail: Any = None) -> None:
+        super().__init__(error)
+        self.status, self.error, self.detail = status, error, detail
+
+
+def error_response(status: int, error: str, detail: Any = None) -> JSONResponse:
+    """The one error body, ``{"error": ..., "detail": ...}``, with ``status``."""
+    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+
+
+async def _http_error(_: Request, e: Exception) -> JSONResponse:
+    assert isinstance(e, HttpError)
+    return error_response(e.status, e.error, e.detail)
+
+
+async def _contract_error(_: Request, e: Exception) -> JSONResponse:
+    assert isinstance(e, ContractError)
+    detail = [p.to_dict() for p in e.problems]
+    return error_response(422, "the input does not match the model's contract", detail)
+
+
+async def _shipyard_error(request: Request, e: Exception) -> JSONResponse:
+    assert isinstance(e, ShipyardError)
+    status = status_of(e).http
+    if status >= 500:
+        log.error("%s %s failed: %s", request.method, request.url.path, e, exc_info=e)
+    return error_response(status, e.message, {"code": e.code})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer ``HttpError``, ``ContractError`` and every ``ShipyardError`` on ``app``."""
+    app.add_exception_handler(HttpError, _http_error)
+    app.add_exception_handler(ContractError, _contract_error)
+    app.add_exception_handler(ShipyardError, _shipyard_error)
+
+
+__all__ = ["HttpError", "error_response", "install_error_handlers"]
