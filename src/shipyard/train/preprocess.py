@@ -112,11 +112,20 @@ def model_input(frame: pl.DataFrame, columns: Columns) -> pd.DataFrame:
 
 
 def build_preprocessor(
-    spec: PreprocessSpec, columns: Columns, *, seed: int, linear: bool = True
+    spec: PreprocessSpec,
+    columns: Columns,
+    *,
+    seed: int,
+    linear: bool = True,
+    native: bool = False,
 ) -> Any:
     """Return the unfitted ColumnTransformer for these columns.
 
     ``linear`` says whether the estimator is scale-sensitive (``scale: auto`` scales only then).
+    ``native`` is for estimators that handle missing values and categories themselves
+    (LightGBM): numbers pass through with their NaN, categories become integer codes (NaN for
+    missing and unseen), and the estimator is told which outputs are categorical. One-hot and
+    median imputation would throw away what the library does best (issue 16).
     """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -124,6 +133,23 @@ def build_preprocessor(
     from sklearn.preprocessing import StandardScaler
 
     transformers: list[tuple[str, Any, list[str]]] = []
+    if native:
+        from sklearn.preprocessing import OrdinalEncoder
+
+        if columns.numeric:
+            # An identity (no centring, no scaling) rather than "passthrough": its fitted form
+            # is a FunctionTransformer, which neither the safe model format nor ONNX takes.
+            identity = StandardScaler(with_mean=False, with_std=False)
+            transformers.append(("numeric", identity, list(columns.numeric)))
+        if columns.categorical:
+            codes = OrdinalEncoder(
+                handle_unknown="use_encoded_value",
+                unknown_value=np.nan,
+                encoded_missing_value=np.nan,
+                dtype=np.float64,
+            )
+            transformers.append(("categorical", codes, list(columns.categorical)))
+        return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
     if columns.numeric:
         steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy=spec.impute_numeric))]
         if spec.scale == "standard" or (spec.scale == "auto" and linear):
