@@ -371,7 +371,8 @@ def generalization_check(
         message = (
             f"Over-fitting: {numbers}. The model scores clearly better on its training rows "
             "than on rows it has not seen, more than this kind of model normally does. Try "
-            "more regularization (larger alpha or smaller C), fewer features, or more data."
+            "more regularization (smaller max_depth, more min_samples_leaf, larger alpha or "
+            "smaller C), a simpler model, fewer features, or more training data."
         )
     elif surprise:
         verdict = "unstable"

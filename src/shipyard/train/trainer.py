@@ -164,7 +164,7 @@ def train(
         for warning in out.warnings:
             run.add_note(f"train warning: {warning}")
         if out.warnings:
-            run.set_tag("train.warnings", str(len(out.warnings)))
+            run.set_tag("train.warnings", "\n".join(out.warnings)[:4000])
     return out
 
 
