@@ -24,6 +24,7 @@ import numpy as np
 
 from shipyard.core.errors import Conflict, InvalidArgument, InvalidData
 from shipyard.store.entities import RunStatus
+from shipyard.track.resources import process_cpu_seconds
 from shipyard.train.estimators import estimator_kind
 from shipyard.train.fitting import Candidate, build_pipeline, fit_pipeline, predict_scores
 from shipyard.train.metrics import compute_metric, greater_is_better
@@ -107,6 +108,7 @@ class _Context:
     on_trial: Callable[[TrialOutcome], None] | None = None
     cost_budget: TrialBudget | None = None
     stopped_reason: str | None = None
+    cpu_started: float = 0.0
 
 
 def tune(
@@ -156,6 +158,7 @@ def tune(
         on_trial=on_trial,
         cost_budget=cost_budget,
     )
+    ctx.cpu_started = process_cpu_seconds()
     if cost_budget is not None and (reason := cost_budget.stop_reason([])) is not None:
         raise Conflict(f"train: no tuning trial started: {reason}")
     objectives: list[str] = list(spec.tuning.objectives)
@@ -201,7 +204,10 @@ def _check_cost_budget(ctx: _Context, study: optuna.Study) -> None:
         return
     if ctx.stopped_reason is None:
         spent = [o.cpu_s for o in list(ctx.outcomes.values())]
-        ctx.stopped_reason = ctx.cost_budget.stop_reason(spent)
+        # The process's CPU since tuning began: trials' own timers miss child-run bookkeeping
+        # and the threads of trials still running (issue 16: 99% used, 30 more trials).
+        used = process_cpu_seconds() - ctx.cpu_started
+        ctx.stopped_reason = ctx.cost_budget.stop_reason(spent, spent_cpu_seconds=used)
     if ctx.stopped_reason is not None:
         study.stop()
 
