@@ -157,6 +157,10 @@ def print_training(outcome: TrainingOutcome) -> None:
         f"validation {_fmt(s['validation'])}, test {_fmt(s['test'])} "
         "(the shipped model was refitted on train + validation before the test score)"
     )
+    if result.tuning.price is not None:
+        console.print(escape(result.tuning.price))
+    if result.tuning.stopped_reason is not None:
+        console.print(f"search stopped: {escape(result.tuning.stopped_reason)}")
     for warning in result.warnings:
         console.print(f"[yellow]warning[/] train: {escape(warning)}")
     colour = "green" if result.generalization.verdict == "ok" else "yellow"

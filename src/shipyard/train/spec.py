@@ -155,6 +155,9 @@ class TrainSpec(BaseModel):
         default_factory=lambda: [EstimatorSpec(name="lightgbm")], min_length=1
     )
     metric: str | None = None
+    # ``auto``: search LightGBM, XGBoost and a linear model (``shipyard.train.search``).
+    search: Literal["auto"] | None = None
+    budget_cpu_s: float | None = Field(None, gt=0, description="CPU-seconds tuning may spend")
     split: SplitSpec = Field(default_factory=SplitSpec)
     cv: CVSpec = Field(default_factory=CVSpec)
     tuning: TuningSpec = Field(default_factory=TuningSpec)
@@ -194,7 +197,11 @@ class TrainSpec(BaseModel):
         Without a choice, tuning would score one fixed configuration over and over; the trainer
         fits it once instead.
         """
-        return len(self.estimators) > 1 or any(e.space for e in self.estimators)
+        return (
+            self.search == "auto"
+            or len(self.estimators) > 1
+            or any(e.space for e in self.estimators)
+        )
 
     def fingerprint(self) -> str:
         """Return a hash of the spec, recorded in bundles so a model's recipe is traceable."""

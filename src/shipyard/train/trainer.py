@@ -31,6 +31,7 @@ from shipyard.train.metrics import bootstrap_intervals, check_metric, compute_me
 from shipyard.train.nested import nested_cv_scores
 from shipyard.train.preprocess import Columns, model_input, resolve_columns
 from shipyard.train.reference import ReferenceProfile, build_reference
+from shipyard.train.search import with_auto_search
 from shipyard.train.spec import DEFAULT_METRIC, Task, TrainSpec
 from shipyard.train.splits import HoldOut, cv_folds, cv_splitter, hold_out
 from shipyard.train.suspects import find_suspects, near_perfect_warning
@@ -127,6 +128,8 @@ def train(
     labelled = frame.filter(pl.col(spec.target).is_not_null())
     dropped = frame.height - labelled.height
     task = spec.task or infer_task(labelled[spec.target])
+    spec = with_auto_search(spec, task)
+    cost_budget = _tighter(cost_budget, spec.budget_cpu_s)
     metric = spec.metric or DEFAULT_METRIC[task]
     check_metric(metric, task)
     check_search(spec, task)
@@ -161,6 +164,8 @@ def train(
         (f"dropped: {s.message}" if s.column in dropped_columns else s.message) for s in suspects
     ] + out.warnings
     if run is not None:
+        if out.tuning.price is not None:
+            run.set_tag("tuning.price", out.tuning.price)
         for warning in out.warnings:
             run.add_note(f"train warning: {warning}")
         if out.warnings:
@@ -340,6 +345,18 @@ def _interval(
     return bootstrap_intervals(
         [metric], task, y, pred, proba, n_classes, n_resamples=resamples, seed=spec.seed
     )[metric]
+
+
+def _tighter(budget: TrialBudget | None, cpu_seconds: float | None) -> TrialBudget | None:
+    """The tighter of a cost budget and the spec's own ``budget_cpu_s``."""
+    if cpu_seconds is None:
+        return budget
+    from shipyard.cost.budget import TrialBudget
+
+    own = TrialBudget("train.budget_cpu_s", cpu_seconds, f"{cpu_seconds:g} CPU-s")
+    if budget is None or own.remaining_cpu_seconds < budget.remaining_cpu_seconds:
+        return own
+    return budget
 
 
 def _without(columns: Columns, names: list[str]) -> Columns:

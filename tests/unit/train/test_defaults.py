@@ -156,3 +156,24 @@ def test_a_claimed_meter_counts_the_whole_process():
     assert plain.cpu_seconds is not None
     assert claimed.cpu_seconds >= before * 0.99
     assert plain.cpu_seconds < 0.5
+
+
+def test_auto_search_starts_from_the_defaults_reports_its_price_and_keeps_its_budget():
+    spec = TrainSpec(
+        target="target",
+        search="auto",
+        budget_cpu_s=6.0,
+        tuning={"trials": 200},
+        cv={"folds": 3},
+        bootstrap_resamples=100,
+    )
+    result = train(spec, _cancer())
+    first = result.tuning.trials[0]
+    assert first.estimator == "lightgbm"
+    assert first.params["num_leaves"] == 31  # LightGBM's defaults are the first trial
+    assert {t.estimator for t in result.tuning.trials} <= {"lightgbm", "xgboost", "logistic"}
+    assert result.tuning.stopped_reason is not None  # budget or no gain beyond the noise
+    assert len(result.tuning.trials) < 200
+    assert sum(t.cpu_s for t in result.tuning.trials) < 6.0 * 1.5
+    assert result.tuning.price is not None
+    assert "vs LightGBM defaults" in result.tuning.price
