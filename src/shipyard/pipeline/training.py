@@ -20,7 +20,7 @@ from shipyard.registry.packaging import write_training_bundle
 from shipyard.registry.registry import ModelRegistry
 from shipyard.store.entities import RunStatus
 from shipyard.track.environment import code_version
-from shipyard.train import fitting, preprocess, trainer, tuning
+from shipyard.train import estimators, fitting, preprocess, search, suspects, trainer, tuning
 from shipyard.train.trainer import train
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class TrainingOutcome:
 
 def training_key(spec: TrainSpec, dataset_id: str) -> str:
     """Hash of what determines the model: data version, spec, and the training code."""
-    code = code_hash(trainer, tuning, fitting, preprocess)
+    code = code_hash(trainer, tuning, fitting, preprocess, estimators, search, suspects)
     return f"{dataset_id[:16]}-{spec.fingerprint()[:16]}-{code[:16]}"
 
 
