@@ -48,7 +48,7 @@ class Suspect:
     @property
     def message(self) -> str:
         """The warning as shown in the run output, the model card and the gate's verdict."""
-        what = "identifier-like" if self.kind == "identifier" else "likely leak"
+        what = "identifier-like" if self.kind == "identifier" else "a likely leak"
         return (
             f"column {self.column!r} is {what}: {self.detail}; drop it with train.exclude "
             "or train.drop_suspects: true"
