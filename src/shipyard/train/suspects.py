@@ -166,15 +166,19 @@ def _bin_keys(values: pl.Series, fit_rows: np.ndarray[Any, Any], numeric: bool) 
 
 # Scores above these (higher-is-better metrics bounded by 1) are rarer on real data than leaks.
 _NEAR_PERFECT = 0.995
+_NEAR_PERFECT_ROWS = 100
 
 
-def near_perfect_warning(metric: str, test_score: float) -> list[str]:
+def near_perfect_warning(metric: str, test_score: float, test_rows: int) -> list[str]:
     """A warning when the test score is near perfect, which real tabular data seldom allows.
 
     Only for metrics bounded above by 1 (AUC, accuracy, F1, R², ...); a loss has no ceiling to
-    be near.
+    be near. Not below ``_NEAR_PERFECT_ROWS`` test rows: 30 rows of an easy set (iris) are
+    all right by chance often enough, and the card already calls such test sets rough.
     """
     if not greater_is_better(metric) or not np.isfinite(test_score):
+        return []
+    if test_rows < _NEAR_PERFECT_ROWS:
         return []
     if test_score < _NEAR_PERFECT:
         return []

@@ -283,7 +283,7 @@ def _train(
         validation=None if val_interval is None else (_num(val_score), *val_interval),
         flexible=best.estimator in FLEXIBLE,
     )
-    warnings_ = near_perfect_warning(metric, _num(scores["test"]))
+    warnings_ = near_perfect_warning(metric, _num(scores["test"]), len(split.test))
     plots: dict[str, bytes] = {}
     if spec.plots:
         from shipyard.train.plots import evaluation_plots
