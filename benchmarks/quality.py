@@ -167,10 +167,9 @@ def lightgbm_baseline(data: Dataset, task: str, metric: str) -> tuple[float, flo
     frame = data.frame.filter(pl.col(data.target).is_not_null())
     y, classes = encode_target(frame[data.target], task)  # type: ignore[arg-type]
     split = hold_out(spec.split, frame, y, task=task, seed=spec.seed)  # type: ignore[arg-type]
-    x = frame.drop(data.target).to_pandas()
-    for c in x.columns:
-        if x[c].dtype == object:
-            x[c] = x[c].astype("category")
+    features = frame.drop(data.target)
+    strings = [c for c, t in features.schema.items() if t == pl.String]
+    x = features.with_columns(pl.col(strings).cast(pl.Categorical)).to_pandas()
     dev = np.concatenate([split.train, split.validation])
     model = (
         lightgbm.LGBMRegressor(verbose=-1)
