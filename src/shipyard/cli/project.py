@@ -10,12 +10,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from shipyard.cli.context import CliState, console, open_workspace
-from shipyard.core.errors import AlreadyExists
+from shipyard.core.errors import AlreadyExists, ShipyardError
 from shipyard.core.settings import PROJECT_FILE
 
 if TYPE_CHECKING:
     from shipyard.pipeline.runner import PipelineReport
     from shipyard.pipeline.training import TrainingOutcome
+    from shipyard.track.workspace import Workspace
 
 
 def project_dir(ctx: typer.Context) -> Path:
@@ -58,10 +59,16 @@ def run(ctx: typer.Context) -> None:
     from shipyard.cli.access import acting_identity
     from shipyard.pipeline.project import load_project
     from shipyard.pipeline.runner import run_pipeline
-    from shipyard.train.tuning import TrialOutcome
+    from shipyard.track.resources import claim_process_start
 
+    if TYPE_CHECKING:
+        from shipyard.train.tuning import TrialOutcome
+
+    # The pipeline run records this whole command's CPU, imports included.
+    claim_process_start()
     project = load_project(project_dir(ctx))
-    trials = project.spec.train.tuning.trials if project.spec.train else 0
+    train = project.spec.train
+    trials = (train.tuning.trials if train.searches else 1) if train else 0
     with (
         open_workspace(ctx) as workspace,
         Progress(
@@ -98,9 +105,11 @@ def run(ctx: typer.Context) -> None:
             on_stage=on_stage,
             on_trial=on_trial,
         )
+        spend = spend_line(workspace, report.run_id)
     print_stages(report)
     if report.training is not None:
         print_training(report.training)
+    console.print(spend)
 
 
 def print_stages(report: PipelineReport) -> None:
@@ -149,10 +158,18 @@ def print_training(outcome: TrainingOutcome) -> None:
         table.add_row(f"test {name}", shown, interval)
     console.print(table)
     s = result.scores
+    cv = f", cv {_fmt(s['cv_mean'])} \u00b1 {_fmt(s.get('cv_std'))}" if "cv_mean" in s else ""
     console.print(
-        f"{result.metric}: train {_fmt(s['train'])}, cv {_fmt(s['cv_mean'])} "
-        f"\u00b1 {_fmt(s['cv_std'])}, validation {_fmt(s['validation'])}, test {_fmt(s['test'])}"
+        f"{result.metric}: train+validation {_fmt(s['train'])}{cv}, "
+        f"validation {_fmt(s['validation'])}, test {_fmt(s['test'])} "
+        "(the shipped model was refitted on train + validation before the test score)"
     )
+    if result.tuning.price is not None:
+        console.print(escape(result.tuning.price))
+    if result.tuning.stopped_reason is not None:
+        console.print(f"search stopped: {escape(result.tuning.stopped_reason)}")
+    for warning in result.warnings:
+        console.print(f"[yellow]warning[/] train: {escape(warning)}")
     colour = "green" if result.generalization.verdict == "ok" else "yellow"
     console.print(
         f"[{colour}]generalization {result.generalization.verdict}[/]: "
@@ -171,6 +188,27 @@ def print_training(outcome: TrainingOutcome) -> None:
             f"[yellow]not promoted[/]: {escape(outcome.promotion_denied)} "
             "(the version is registered; someone allowed to can `shipyard models promote` it)"
         )
+
+
+def spend_line(workspace: Workspace, run_id: str) -> str:
+    """The command's CPU-seconds (as recorded on the pipeline run) and what they cost."""
+    from shipyard.cost.attribution import run_cost
+    from shipyard.cost.catalog import active_instance
+    from shipyard.track.resources import process_cpu_seconds
+
+    resources = workspace.get_run(run_id).resources
+    recorded = None if resources is None else resources.cpu_seconds
+    used = process_cpu_seconds()
+    shown = used if recorded is None else recorded
+    line = f"spent {shown:.2f} CPU-s (this command: {used:.2f} CPU-s, imports included)"
+    if resources is not None:
+        try:
+            instance = active_instance(workspace.settings)
+            cost = run_cost(resources, instance)
+            line += f", about ${cost.usd:.6f} at {instance.instance.name} ({cost.rule})"
+        except ShipyardError as e:
+            line += f"; not priced: {e}"
+    return line
 
 
 def _fmt(value: float | None) -> str:

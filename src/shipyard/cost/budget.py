@@ -284,13 +284,17 @@ class TrialBudget:
     remaining_cpu_seconds: float
     limit_text: str
 
-    def stop_reason(self, trial_cpu_seconds: Sequence[float]) -> str | None:
+    def stop_reason(
+        self, trial_cpu_seconds: Sequence[float], *, spent_cpu_seconds: float | None = None
+    ) -> str | None:
         """Return why no further trial should start, or None when the next one fits.
 
         The next trial is estimated as the most expensive one so far (trials of one study
         differ by their parameters, and the mean would let every other trial overrun).
+        ``spent_cpu_seconds`` is what tuning has really used so far (the process's CPU since
+        it began, bookkeeping and threads included); the trials' own figures are a floor.
         """
-        spent = sum(trial_cpu_seconds)
+        spent = max(sum(trial_cpu_seconds), spent_cpu_seconds or 0.0)
         left = self.remaining_cpu_seconds - spent
         if not trial_cpu_seconds:
             if left > 0:

@@ -27,7 +27,16 @@ from shipyard.registry.packaging import write_training_bundle
 from shipyard.registry.registry import ModelRegistry
 from shipyard.store.entities import RunStatus
 from shipyard.track.environment import code_version
-from shipyard.train import cleaning, fitting, preprocess, trainer, tuning
+from shipyard.train import (
+    cleaning,
+    estimators,
+    fitting,
+    preprocess,
+    search,
+    suspects,
+    trainer,
+    tuning,
+)
 from shipyard.train.trainer import train
 
 if TYPE_CHECKING:
@@ -62,7 +71,7 @@ class TrainingOutcome:
 
 def training_key(spec: TrainSpec, dataset_id: str) -> str:
     """Hash of what determines the model: data version, spec, and the training code."""
-    code = code_hash(trainer, tuning, fitting, preprocess, cleaning)
+    code = code_hash(trainer, tuning, fitting, preprocess, cleaning, estimators, search, suspects)
     return f"{dataset_id[:16]}-{spec.fingerprint()[:16]}-{code[:16]}"
 
 

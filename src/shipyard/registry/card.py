@@ -188,6 +188,13 @@ def _metrics(primary: str, metrics: dict[str, Any]) -> list[str]:
             if key in scores
         ]
         lines += [f"Primary metric {_code(primary)}: {', '.join(parts)}.", ""]
+    if metrics.get("refit") == "train+validation":
+        lines += [
+            "The shipped model was refitted on the training and validation rows together "
+            "before the one test score; the validation score is of the model fitted on the "
+            "training rows alone.",
+            "",
+        ]
     return lines
 
 
@@ -207,7 +214,7 @@ def _slices(slices: dict[str, Any]) -> list[str]:
 
 
 def _limitations(metrics: dict[str, Any]) -> list[str]:
-    out = []
+    out = [f"Warning: {_text(w)}" for w in metrics.get("warnings") or [] if isinstance(w, str)]
     generalization = _dict(metrics.get("generalization"))
     verdict = generalization.get("verdict")
     if verdict and verdict != "ok":

@@ -120,10 +120,25 @@ def run_gate(
                 champion_score = None
         if sanity.passed:
             checks.append(_beats(candidate_score, champion_score, better, margin))
+    warnings = _training_warnings(manifest.metrics)
+    if warnings:
+        checks.append(warnings)
     passed = all(c.passed for c in checks)
     return GateVerdict(
         passed, metric, better, candidate_score, champion_score, margin, test_frame.height, checks
     )
+
+
+def _training_warnings(metrics: dict[str, Any]) -> GateCheck | None:
+    """The trainer's warnings (ID-like columns, likely leaks, near-perfect scores), if any.
+
+    Recorded in the verdict without blocking: each is a reason to look, not proof of a fault
+    (issue 16: a leaking model was promoted with "Generalizes" and not a word).
+    """
+    found = metrics.get("warnings")
+    if not isinstance(found, list) or not found:
+        return None
+    return GateCheck("training_warnings", True, "; ".join(str(w) for w in found))
 
 
 def _contract(candidate: Bundle, champion: Bundle | None, frame: pl.DataFrame) -> GateCheck:

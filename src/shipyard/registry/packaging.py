@@ -62,6 +62,8 @@ def _metrics(result: TrainResult) -> dict[str, Any]:
         "params": result.tuning.best.params,
         "split_sizes": result.split_sizes,
         "importance": result.importance,
+        "warnings": result.warnings,
+        "refit": "train+validation",
     }
     for key in ("slices", "per_class_recall", "confusion"):
         if evaluation.get(key):

@@ -55,6 +55,9 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
     {
         "builtins.bytearray",
         "builtins.dict",
+        # Plain integers: LightGBM keeps the ``categorical_feature`` positions it was fitted
+        # with as a list of ints (native categories, issue 16); an int runs no code.
+        "builtins.int",
         "builtins.list",
         "builtins.slice",
         "builtins.str",

@@ -50,11 +50,16 @@ def build_pipeline(
         seed=spec.seed,
         class_weight=spec.imbalance.class_weight if task != "regression" else None,
     )
+    native = uses_native_categories(spec, task, candidate)
     steps: list[tuple[str, Any]] = [
         (
             "preprocess",
             build_preprocessor(
-                spec.preprocess, columns, seed=spec.seed, linear=candidate.estimator in _LINEAR
+                spec.preprocess,
+                columns,
+                seed=spec.seed,
+                linear=candidate.estimator in _LINEAR,
+                native=native,
             ),
         )
     ]
@@ -68,6 +73,26 @@ def build_pipeline(
     from imblearn.pipeline import Pipeline as ImbPipeline
 
     return ImbPipeline([*steps, ("resample", sampler), ("model", estimator)])
+
+
+def uses_native_categories(spec: TrainSpec, task: Task, candidate: Candidate) -> bool:
+    """Whether ``candidate`` gets raw numbers and category codes instead of imputed one-hot.
+
+    Only for estimators that handle both themselves, and only while the spec does not ask for
+    an encoding by name (``preprocess.categorical`` or ``impute_numeric`` set explicitly).
+    """
+    asked = {"categorical", "impute_numeric", "scale"} & spec.preprocess.model_fields_set
+    return estimator_kind(candidate.estimator, task).native_categorical and not asked
+
+
+def _categorical_outputs(pipeline: Any) -> list[int]:
+    """Positions of the category-code columns in the preprocessor's output."""
+    encode = pipeline.named_steps["preprocess"]
+    if "columns" in getattr(encode, "named_steps", {}):  # behind the training-row cleaner
+        encode = encode.named_steps["columns"]
+    widths = {name: len(cols) for name, _, cols in encode.transformers}
+    start = widths.get("numeric", 0)
+    return list(range(start, start + widths.get("categorical", 0)))
 
 
 def fit_pipeline(
@@ -92,12 +117,18 @@ def fit_pipeline(
         and spec.imbalance.class_weight == "balanced"
         and "resample" not in pipeline.named_steps
     )
+    native: dict[str, Any] = {}
+    if uses_native_categories(spec, task, candidate):
+        native["categorical_feature"] = _categorical_outputs(pipeline) or "auto"
     rounds = spec.early_stopping_rounds
     if kind.booster is None or rounds is None or len(y) < 50:
         fit_params = {"model__sample_weight": balanced_sample_weight(y)} if weighted else {}
+        fit_params.update({f"model__{k}": v for k, v in native.items()})
         pipeline.fit(x, y, **fit_params)
         return pipeline
-    return _fit_with_early_stopping(pipeline, x, y, task, kind.booster, rounds, weighted, spec.seed)
+    return _fit_with_early_stopping(
+        pipeline, x, y, task, kind.booster, rounds, weighted, spec.seed, native
+    )
 
 
 def _fit_with_early_stopping(
@@ -109,6 +140,7 @@ def _fit_with_early_stopping(
     rounds: int,
     weighted: bool,
     seed: int,
+    native: dict[str, Any],
 ) -> Any:
     from sklearn.model_selection import train_test_split
 
@@ -123,7 +155,7 @@ def _fit_with_early_stopping(
         xt, yt = steps["resample"].fit_resample(xt, y_fit)
     x_stop_t = steps["preprocess"].transform(x_stop)
     model = steps["model"]
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dict(native)
     if weighted:
         kwargs["sample_weight"] = balanced_sample_weight(yt)
     if booster == "lightgbm":

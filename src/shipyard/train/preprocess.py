@@ -112,13 +112,23 @@ def model_input(frame: pl.DataFrame, columns: Columns) -> pd.DataFrame:
 
 
 def build_preprocessor(
-    spec: PreprocessSpec, columns: Columns, *, seed: int, linear: bool = True
+    spec: PreprocessSpec,
+    columns: Columns,
+    *,
+    seed: int,
+    linear: bool = True,
+    native: bool = False,
 ) -> Any:
     """Return the unfitted ColumnTransformer for these columns.
 
     ``linear`` says whether the estimator is scale-sensitive (``scale: auto`` scales only then).
     With ``spec.clean`` rules, it is a Pipeline whose first step (``clean``) fits them on the
     training rows (``train.cleaning``) before the ColumnTransformer (``columns``).
+
+    ``native`` is for estimators that handle missing values and categories themselves
+    (LightGBM): numbers pass through with their NaN, categories become integer codes (NaN for
+    missing and unseen), and the estimator is told which outputs are categorical. One-hot and
+    median imputation would throw away what the library does best (issue 16).
     """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -126,16 +136,35 @@ def build_preprocessor(
     from sklearn.preprocessing import StandardScaler
 
     transformers: list[tuple[str, Any, list[str]]] = []
-    if columns.numeric:
-        steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy=spec.impute_numeric))]
-        if spec.scale == "standard" or (spec.scale == "auto" and linear):
-            steps.append(("scale", StandardScaler()))
-        transformers.append(("numeric", Pipeline(steps), list(columns.numeric)))
-    if columns.categorical:
-        encoder = _encoder(spec, seed)
-        steps = [("impute", SimpleImputer(strategy="most_frequent")), ("encode", encoder)]
-        transformers.append(("categorical", Pipeline(steps), list(columns.categorical)))
+    if native:
+        from sklearn.preprocessing import OrdinalEncoder
+
+        if columns.numeric:
+            # An identity (no centring, no scaling) rather than "passthrough": its fitted form
+            # is a FunctionTransformer, which neither the safe model format nor ONNX takes.
+            identity = StandardScaler(with_mean=False, with_std=False)
+            transformers.append(("numeric", identity, list(columns.numeric)))
+        if columns.categorical:
+            codes = OrdinalEncoder(
+                handle_unknown="use_encoded_value",
+                unknown_value=np.nan,
+                encoded_missing_value=np.nan,
+                dtype=np.float64,
+            )
+            transformers.append(("categorical", codes, list(columns.categorical)))
+    else:
+        if columns.numeric:
+            steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy=spec.impute_numeric))]
+            if spec.scale == "standard" or (spec.scale == "auto" and linear):
+                steps.append(("scale", StandardScaler()))
+            transformers.append(("numeric", Pipeline(steps), list(columns.numeric)))
+        if columns.categorical:
+            encoder = _encoder(spec, seed)
+            steps = [("impute", SimpleImputer(strategy="most_frequent")), ("encode", encoder)]
+            transformers.append(("categorical", Pipeline(steps), list(columns.categorical)))
     encode = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+    # The training-row cleaner (clean: rules fitted on training rows only) goes in front of
+    # either encoding: a native model gets clipped outliers and user-asked imputation too.
     if spec.clean is None or spec.clean.empty:
         return encode
     from shipyard.train.cleaning import TrainingRowCleaner

@@ -2,8 +2,10 @@
 
 The same models are the Python API (``TrainSpec(target="churned", estimators=[...])``), so a
 spec written in code and one read from YAML train identically. Defaults are the choices a
-careful practitioner would make without thinking: stratified splits for classification, five
-folds, TPE with pruning, scaling and one-hot encoding fitted inside the pipeline.
+careful practitioner would make without thinking: LightGBM with its library defaults and native
+categorical handling, fitted once when there is nothing to search (issue 16: twenty identical
+trials of a fixed model cost CPU and bought nothing), stratified splits for classification, and
+the chosen configuration refitted on train + validation before the one test score.
 """
 
 from __future__ import annotations
@@ -169,18 +171,29 @@ class TrainSpec(BaseModel):
     exclude: list[str] = Field(default_factory=list)
     categorical: list[str] | None = None
     estimators: list[EstimatorSpec] = Field(
-        default_factory=lambda: [EstimatorSpec(name="hist_gradient_boosting")], min_length=1
+        default_factory=lambda: [EstimatorSpec(name="lightgbm")], min_length=1
     )
     metric: str | None = None
+    # ``auto``: search LightGBM, XGBoost and a linear model (``shipyard.train.search``).
+    search: Literal["auto"] | None = None
+    budget_cpu_s: float | None = Field(None, gt=0, description="CPU-seconds tuning may spend")
     split: SplitSpec = Field(default_factory=SplitSpec)
     cv: CVSpec = Field(default_factory=CVSpec)
     tuning: TuningSpec = Field(default_factory=TuningSpec)
     imbalance: ImbalanceSpec = Field(default_factory=ImbalanceSpec)
     preprocess: PreprocessSpec = Field(default_factory=PreprocessSpec)
-    early_stopping_rounds: int | None = Field(30, ge=1)
+    # Off by default: a 10% early-stopping slice costs rows and its noisy stop point made
+    # small-data fits worse than the library's defaults (issue 16).
+    early_stopping_rounds: int | None = Field(None, ge=1)
+    drop_suspects: bool = Field(
+        False, description="drop identifier-like and likely-leak columns instead of warning"
+    )
     slices: list[str] = Field(default_factory=list)
     bootstrap_resamples: int = Field(1000, ge=0, le=100_000)
-    explain: bool = Field(True, description="permutation importances and evaluation plots")
+    # Off unless asked: permutation importance predicts the validation rows once per feature
+    # and repeat, several times the CPU of the default fit itself (issue 16).
+    explain: bool = Field(False, description="permutation importances of the raw features")
+    plots: bool = Field(False, description="evaluation plots (imports matplotlib: ~1 CPU-s)")
     seed: int = 0
     # YAML says ``register:``; ``BaseModel`` already has an attribute of that name.
     registration: RegisterSpec | None = Field(None, alias="register")
@@ -195,6 +208,19 @@ class TrainSpec(BaseModel):
         if len(set(names)) != len(names):
             raise ValueError("estimators lists a name twice; merge their spaces")
         return self
+
+    @property
+    def searches(self) -> bool:
+        """Whether there is anything to choose between: several estimators or a non-empty space.
+
+        Without a choice, tuning would score one fixed configuration over and over; the trainer
+        fits it once instead.
+        """
+        return (
+            self.search == "auto"
+            or len(self.estimators) > 1
+            or any(e.space for e in self.estimators)
+        )
 
     def fingerprint(self) -> str:
         """Return a hash of the spec, recorded in bundles so a model's recipe is traceable."""

@@ -1,10 +1,13 @@
 """One training job, start to finish: split, tune, refit, choose a threshold, judge once.
 
 The order is what keeps the numbers honest. Tuning sees only cross-validation folds of the
-training rows; the refit model sees the training rows; the binary threshold is chosen on
-validation rows; the test rows are predicted exactly once, at the end, and those predictions are
-the only source of the reported test metrics. Bundling and registering happen a layer up
-(``registry``), so this module returns everything a bundle needs as plain values.
+training rows (and is skipped when there is nothing to choose: one estimator, no space); the
+chosen configuration is fitted on the training rows and judged on validation rows, where the
+binary threshold is chosen too; then it is refitted on train + validation, so the shipped model
+learns from 80% of the rows rather than 60% (issue 16); the test rows are predicted exactly once,
+by that refitted model, and those predictions are the only source of the reported test metrics.
+Bundling and registering happen a layer up (``registry``), so this module returns everything a
+bundle needs as plain values.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ from shipyard.train.evaluate import generalization_check as check_generalization
 from shipyard.train.fitting import build_pipeline, fit_pipeline, predict_scores
 from shipyard.train.imbalance import ThresholdChoice, tune_threshold
 from shipyard.train.importance import permutation_importances
-from shipyard.train.metrics import check_metric, compute_metric
+from shipyard.train.metrics import bootstrap_intervals, check_metric, compute_metric
 from shipyard.train.nested import nested_cv_scores
-from shipyard.train.plots import evaluation_plots
 from shipyard.train.preprocess import Columns, model_input, resolve_columns
 from shipyard.train.reference import ReferenceProfile, build_reference
+from shipyard.train.search import with_auto_search
 from shipyard.train.spec import DEFAULT_METRIC, Task, TrainSpec
 from shipyard.train.splits import HoldOut, cv_folds, cv_splitter, hold_out
+from shipyard.train.suspects import find_suspects, near_perfect_warning
 from shipyard.train.tuning import TrialOutcome, TuningResult, check_search, tune
 
 if TYPE_CHECKING:
@@ -39,6 +43,9 @@ if TYPE_CHECKING:
     from shipyard.cost.budget import TrialBudget
     from shipyard.track.run import ActiveRun
 
+# Estimators that fit their training rows almost perfectly by design: for them a train-minus-
+# held-out gap is expected and is not over-fitting (see ``generalization_check``).
+FLEXIBLE = frozenset({"lightgbm", "xgboost", "hist_gradient_boosting", "random_forest"})
 _MAX_CLASSES = 200
 _INTEGER_CLASSES_MAX = 20
 
@@ -66,6 +73,8 @@ class TrainResult:
     dropped_target_nulls: int
     nested: dict[str, float] | None = None
     test_frame: pl.DataFrame | None = field(default=None, repr=False)
+    warnings: list[str] = field(default_factory=list)
+    dropped_columns: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """The headline numbers, as logged on the run and shown by the CLI."""
@@ -78,6 +87,7 @@ class TrainResult:
             "threshold": None if self.threshold is None else self.threshold.threshold,
             "generalization": self.generalization.verdict,
             "splits": self.split_sizes,
+            "warnings": self.warnings,
         }
 
 
@@ -118,16 +128,23 @@ def train(
     labelled = frame.filter(pl.col(spec.target).is_not_null())
     dropped = frame.height - labelled.height
     task = spec.task or infer_task(labelled[spec.target])
+    spec = with_auto_search(spec, task)
+    cost_budget = _tighter(cost_budget, spec.budget_cpu_s)
     metric = spec.metric or DEFAULT_METRIC[task]
     check_metric(metric, task)
     check_search(spec, task)
     y, classes = encode_target(labelled[spec.target], task)
     split = hold_out(spec.split, labelled, y, task=task, seed=spec.seed)
+    suspects = find_suspects(labelled, columns, y, split.train, split.validation, task=task)
+    dropped_columns: list[str] = []
+    if spec.drop_suspects and suspects:
+        dropped_columns = [s.column for s in suspects]
+        columns = _without(columns, dropped_columns)
     x = model_input(labelled, columns)
     if run is not None:
         _log_setup(run, spec, task, metric, columns, split, dropped)
     with single_threaded_quiet_fits():
-        return _train(
+        out = _train(
             spec,
             task,
             metric,
@@ -142,6 +159,18 @@ def train(
             on_trial,
             cost_budget,
         )
+    out.dropped_columns = dropped_columns
+    out.warnings = [
+        (f"dropped: {s.message}" if s.column in dropped_columns else s.message) for s in suspects
+    ] + out.warnings
+    if run is not None:
+        if out.tuning.price is not None:
+            run.set_tag("tuning.price", out.tuning.price)
+        for warning in out.warnings:
+            run.add_note(f"train warning: {warning}")
+        if out.warnings:
+            run.set_tag("train.warnings", "\n".join(out.warnings)[:4000])
+    return out
 
 
 def _train(
@@ -161,29 +190,33 @@ def _train(
 ) -> TrainResult:
     n_classes = 0 if classes is None else len(classes)
     x_train, y_train = x.iloc[split.train], y[split.train]
-    groups = _groups(spec, labelled, split.train)
-    folds = cv_folds(
-        cv_splitter(spec.cv, spec.split, task, seed=spec.seed), x_train, y_train, groups
-    )
-    result = tune(
-        spec,
-        task,
-        columns,
-        x_train,
-        y_train,
-        folds,
-        metric=metric,
-        n_classes=n_classes,
-        run=run,
-        on_trial=on_trial,
-        cost_budget=cost_budget,
-    )
+    if spec.searches:
+        groups = _groups(spec, labelled, split.train)
+        folds = cv_folds(
+            cv_splitter(spec.cv, spec.split, task, seed=spec.seed), x_train, y_train, groups
+        )
+        result = tune(
+            spec,
+            task,
+            columns,
+            x_train,
+            y_train,
+            folds,
+            metric=metric,
+            n_classes=n_classes,
+            run=run,
+            on_trial=on_trial,
+            cost_budget=cost_budget,
+        )
+    else:
+        result = _single_candidate(spec, metric, on_trial)
     best = result.best.candidate
     minority = int(np.bincount(y_train.astype(np.int64)).min()) if n_classes else 0
     model = build_pipeline(spec, task, columns, best, minority_rows=minority)
     fit_pipeline(model, x_train, y_train, spec=spec, task=task, candidate=best)
 
-    train_pred, train_proba = predict_scores(model, x_train, task)
+    # Validation rows judge the model fitted without them: the held-out estimate when nothing
+    # was tuned, the threshold, and the permutation importances.
     x_val, y_val = x.iloc[split.validation], y[split.validation]
     val_pred, val_proba = predict_scores(model, x_val, task)
     threshold = None
@@ -191,7 +224,24 @@ def _train(
         assert val_proba is not None
         threshold = tune_threshold(spec.imbalance.threshold, y_val, val_proba[:, 1])
         val_pred = _decide(val_proba, threshold.threshold)
-        train_pred = _decide(train_proba, threshold.threshold)
+    val_score = compute_metric(metric, task, y_val, val_pred, val_proba, n_classes)
+    val_interval = _interval(metric, task, y_val, val_pred, val_proba, n_classes, spec)
+    importance: dict[str, float] = {}
+    if spec.explain:
+        importance = permutation_importances(
+            model, x_val, y_val, columns.features,
+            metric=metric, task=task, n_classes=n_classes, seed=spec.seed,
+        )  # fmt: skip
+
+    # Refit the chosen configuration on train + validation: the shipped model.
+    dev = np.concatenate([split.train, split.validation])
+    x_dev, y_dev = x.iloc[dev], y[dev]
+    minority = int(np.bincount(y_dev.astype(np.int64)).min()) if n_classes else 0
+    model = build_pipeline(spec, task, columns, best, minority_rows=minority)
+    fit_pipeline(model, x_dev, y_dev, spec=spec, task=task, candidate=best)
+    dev_pred, dev_proba = predict_scores(model, x_dev, task)
+    if threshold is not None:
+        dev_pred = _decide(dev_proba, threshold.threshold)
 
     # The one and only look at the test rows.
     x_test, y_test = x.iloc[split.test], y[split.test]
@@ -199,11 +249,13 @@ def _train(
     if threshold is not None:
         test_pred = _decide(test_proba, threshold.threshold)
 
-    scores = {
-        "train": compute_metric(metric, task, y_train, train_pred, train_proba, n_classes),
-        "cv_mean": result.best.mean,
-        "cv_std": result.best.std,
-        "validation": compute_metric(metric, task, y_val, val_pred, val_proba, n_classes),
+    scores: dict[str, float | None] = {
+        "train": compute_metric(metric, task, y_dev, dev_pred, dev_proba, n_classes)
+    }
+    if result.best.fold_scores:
+        scores |= {"cv_mean": result.best.mean, "cv_std": result.best.std}
+    scores |= {
+        "validation": val_score,
         "test": compute_metric(metric, task, y_test, test_pred, test_proba, n_classes),
     }
     test_rows = labelled[split.test]
@@ -216,16 +268,26 @@ def _train(
         task, y_test, test_pred, test_proba, labels,
         slices=slices, n_resamples=spec.bootstrap_resamples, seed=spec.seed,
     )  # fmt: skip
-    generalization = check_generalization(
-        metric, _num(scores["train"]), result.best.fold_scores, _num(scores["test"])
+    primary = evaluation.metrics.get(metric)
+    test_interval = (
+        (primary.low, primary.high)
+        if primary is not None and primary.low is not None and primary.high is not None
+        else _interval(metric, task, y_test, test_pred, test_proba, n_classes, spec)
     )
-    importance: dict[str, float] = {}
+    generalization = check_generalization(
+        metric,
+        _num(scores["train"]),
+        result.best.fold_scores,
+        _num(scores["test"]),
+        test_interval=test_interval,
+        validation=None if val_interval is None else (_num(val_score), *val_interval),
+        flexible=best.estimator in FLEXIBLE,
+    )
+    warnings_ = near_perfect_warning(metric, _num(scores["test"]), len(split.test))
     plots: dict[str, bytes] = {}
-    if spec.explain:
-        importance = permutation_importances(
-            model, x_val, y_val, columns.features,
-            metric=metric, task=task, n_classes=n_classes, seed=spec.seed,
-        )  # fmt: skip
+    if spec.plots:
+        from shipyard.train.plots import evaluation_plots
+
         plots = evaluation_plots(
             task, y_test, test_pred, test_proba, labels, feature_importance=importance
         )
@@ -249,11 +311,66 @@ def _train(
         threshold=threshold, tuning=result, scores=scores, evaluation=evaluation,
         generalization=generalization, importance=importance, plots=plots, reference=reference,
         train_features=train_features, split_sizes=split.sizes(), dropped_target_nulls=dropped,
-        nested=nested, test_frame=test_rows,
+        nested=nested, test_frame=test_rows, warnings=warnings_,
     )  # fmt: skip
     if run is not None:
         _log_result(run, out)
     return out
+
+
+def _single_candidate(
+    spec: TrainSpec, metric: str, on_trial: Callable[[TrialOutcome], None] | None
+) -> TuningResult:
+    """The one configuration there is to fit: no trials, no folds (nothing to choose)."""
+    e = spec.estimators[0]
+    outcome = TrialOutcome(0, e.name, dict(e.params), "complete")
+    if on_trial is not None:
+        on_trial(outcome)
+    return TuningResult(outcome, [outcome], [], metric=metric, objectives=[])
+
+
+def _interval(
+    metric: str,
+    task: Task,
+    y: np.ndarray[Any, Any],
+    pred: np.ndarray[Any, Any],
+    proba: np.ndarray[Any, Any] | None,
+    n_classes: int,
+    spec: TrainSpec,
+) -> tuple[float, float] | None:
+    """Bootstrap interval of ``metric`` on these rows (None when undefined or switched off)."""
+    if spec.bootstrap_resamples == 0 or len(y) < 2:
+        return None
+    resamples = min(spec.bootstrap_resamples, 200)  # an interval to compare, not to publish
+    return bootstrap_intervals(
+        [metric], task, y, pred, proba, n_classes, n_resamples=resamples, seed=spec.seed
+    )[metric]
+
+
+def _tighter(budget: TrialBudget | None, cpu_seconds: float | None) -> TrialBudget | None:
+    """The tighter of a cost budget and the spec's own ``budget_cpu_s``."""
+    if cpu_seconds is None:
+        return budget
+    from shipyard.cost.budget import TrialBudget
+
+    own = TrialBudget("train.budget_cpu_s", cpu_seconds, f"{cpu_seconds:g} CPU-s")
+    if budget is None or own.remaining_cpu_seconds < budget.remaining_cpu_seconds:
+        return own
+    return budget
+
+
+def _without(columns: Columns, names: list[str]) -> Columns:
+    drop = set(names)
+    kept = Columns(
+        numeric=tuple(c for c in columns.numeric if c not in drop),
+        categorical=tuple(c for c in columns.categorical if c not in drop),
+    )
+    if not kept.features:
+        raise InvalidData(
+            "train.drop_suspects removed every feature; list the features to use under "
+            "train.features"
+        )
+    return kept
 
 
 def encode_target(target: pl.Series, task: Task) -> tuple[np.ndarray[Any, Any], list[Any] | None]:
@@ -332,7 +449,7 @@ def _log_setup(
             "metric": metric,
             "seed": spec.seed,
             "sampler": spec.tuning.sampler,
-            "trials": spec.tuning.trials,
+            "trials": spec.tuning.trials if spec.searches else 1,
             "features": len(columns.features),
             "spec_hash": spec.fingerprint()[:16],
         }

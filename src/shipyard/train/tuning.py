@@ -24,9 +24,11 @@ import numpy as np
 
 from shipyard.core.errors import Conflict, InvalidArgument, InvalidData
 from shipyard.store.entities import RunStatus
+from shipyard.track.resources import process_cpu_seconds
 from shipyard.train.estimators import estimator_kind
 from shipyard.train.fitting import Candidate, build_pipeline, fit_pipeline, predict_scores
 from shipyard.train.metrics import compute_metric, greater_is_better
+from shipyard.train.search import default_trial_params, gain_inside_noise, price_of_search
 from shipyard.train.space import Param, grid_values, parse_space, suggest
 
 if TYPE_CHECKING:
@@ -87,6 +89,7 @@ class TuningResult:
     metric: str
     objectives: list[str]
     stopped_reason: str | None = None
+    price: str | None = None
 
 
 @dataclass
@@ -107,6 +110,7 @@ class _Context:
     on_trial: Callable[[TrialOutcome], None] | None = None
     cost_budget: TrialBudget | None = None
     stopped_reason: str | None = None
+    cpu_started: float = 0.0
 
 
 def tune(
@@ -156,6 +160,7 @@ def tune(
         on_trial=on_trial,
         cost_budget=cost_budget,
     )
+    ctx.cpu_started = process_cpu_seconds()
     if cost_budget is not None and (reason := cost_budget.stop_reason([])) is not None:
         raise Conflict(f"train: no tuning trial started: {reason}")
     objectives: list[str] = list(spec.tuning.objectives)
@@ -178,6 +183,8 @@ def tune(
             sampler=_sampler(spec, grid),
             pruner=_pruner(spec, len(objectives), len(folds)),
         )
+        if spec.search == "auto" and not studies:
+            study.enqueue_trial(default_trial_params())
         n_trials = budget if grid is None else min(budget, math.prod(len(v) for v in grid.values()))
         timeout = None if deadline is None else max(deadline - time.monotonic(), 0.001)
         study.optimize(
@@ -196,12 +203,24 @@ def tune(
 
 
 def _check_cost_budget(ctx: _Context, study: optuna.Study) -> None:
-    """After each trial: stop the study when the next trial would overrun the cost budget."""
+    """After each trial: stop the study when the next trial would overrun the cost budget.
+
+    With ``search: auto`` it also stops once the recent trials gain less than the noise.
+    """
+    if ctx.spec.search == "auto" and ctx.stopped_reason is None:
+        sign = 1.0 if greater_is_better(ctx.metric) else -1.0
+        trials = [ctx.outcomes[n] for n in sorted(ctx.outcomes)]
+        ctx.stopped_reason = gain_inside_noise(trials, sign, len(ctx.folds))
+        if ctx.stopped_reason is not None:
+            study.stop()
     if ctx.cost_budget is None:
         return
     if ctx.stopped_reason is None:
         spent = [o.cpu_s for o in list(ctx.outcomes.values())]
-        ctx.stopped_reason = ctx.cost_budget.stop_reason(spent)
+        # The process's CPU since tuning began: trials' own timers miss child-run bookkeeping
+        # and the threads of trials still running (issue 16: 99% used, 30 more trials).
+        used = process_cpu_seconds() - ctx.cpu_started
+        ctx.stopped_reason = ctx.cost_budget.stop_reason(spent, spent_cpu_seconds=used)
     if ctx.stopped_reason is not None:
         study.stop()
 
@@ -240,6 +259,9 @@ def _pruner(spec: TrainSpec, extra_objectives: int, n_folds: int) -> optuna.prun
 
     if not spec.tuning.pruning or extra_objectives or n_folds < 3:
         return optuna.pruners.NopPruner()
+    if spec.search == "auto":
+        # Successive halving over the folds: a third of the trials go on after each rung.
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
 
 
@@ -380,7 +402,8 @@ def _result(ctx: _Context, studies: list[optuna.Study], objectives: list[str]) -
         pareto = [t for t in complete if t.number in numbers]
     pool = pareto or complete
     best = max(pool, key=lambda t: sign * t.mean)
-    return TuningResult(best, trials, pareto, ctx.metric, objectives, ctx.stopped_reason)
+    price = price_of_search(trials, ctx.metric, sign) if ctx.spec.search == "auto" else None
+    return TuningResult(best, trials, pareto, ctx.metric, objectives, ctx.stopped_reason, price)
 
 
 def check_search(spec: TrainSpec, task: Task) -> None:

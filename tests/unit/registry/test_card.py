@@ -183,3 +183,16 @@ def test_odd_metric_shapes_do_not_break_the_card(tmp_path: Path) -> None:
     text = model_card_markdown(version(), odd, [])
     assert "| roc_auc | 0.9300 | - |" in text
     assert "| brier | - | - |" in text
+
+
+def test_training_warnings_and_the_refit_are_on_the_card(tmp_path: Path) -> None:
+    metrics = {
+        **METRICS,
+        "warnings": ["column 'refund' is a likely leak: alone it predicts the target"],
+        "refit": "train+validation",
+    }
+    bundle = read_bundle(bundle_bytes(tmp_path, metrics=metrics, name="warned"))
+    text = model_card_markdown(version(), bundle, [])
+    limitations = text.split("## Limitations", 1)[1]
+    assert "Warning: column 'refund' is a likely leak" in limitations
+    assert "refitted on the training and validation rows" in text

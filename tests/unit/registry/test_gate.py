@@ -143,3 +143,16 @@ def test_rows_without_a_target_are_left_out_and_said(tmp_path: Path) -> None:
     proba = sklearn_model("binary").predict_proba(rest.select(names).to_pandas())[:, 1]
     expected = roc_auc_score(np.asarray(rest[TARGET["binary"]].to_list()), proba)
     assert verdict.candidate_score == pytest.approx(expected)
+
+
+def test_training_warnings_are_in_the_verdict_without_blocking(tmp_path: Path) -> None:
+    warning = "column 'customer_id' is identifier-like: 900 distinct values in 900 training rows"
+    metrics = {"warnings": [warning]}
+    candidate = load(tmp_path, metrics=metrics, name="warned")
+    verdict = run_gate(candidate, None, held_out("binary"), margin=0.0)
+    check = next(c for c in verdict.checks if c.name == "training_warnings")
+    assert check.passed
+    assert "customer_id" in check.detail
+    assert verdict.passed
+    plain = run_gate(load(tmp_path), None, held_out("binary"), margin=0.0)
+    assert "training_warnings" not in {c.name for c in plain.checks}

@@ -174,7 +174,8 @@ def test_unstable_estimates_are_flagged() -> None:
     assert spread.verdict == "unstable"
     assert "more folds" in spread.message
     surprise = generalization_check("accuracy", 0.81, [0.80, 0.81, 0.80, 0.81], 0.70)
-    assert surprise.verdict == "overfit"  # training also beats test by > 5%
+    # Training agrees with CV, so nothing was memorized: the test score is the surprise.
+    assert surprise.verdict == "unstable"
     surprise = generalization_check("accuracy", 0.70, [0.80, 0.81, 0.80, 0.81], 0.70)
     assert surprise.verdict == "unstable"  # test far outside CV ± 3 std
     close = generalization_check("accuracy", 0.80, [0.80, 0.80], 0.79)
