@@ -38,6 +38,7 @@ CHILD = textwrap.dedent(
     from shipyard.core.errors import ShipyardError
     from shipyard.core.settings import load_settings
     from shipyard.registry.registry import ModelRegistry
+    from shipyard.security.identities import local_identity
     from shipyard.track.workspace import Workspace
 
     folder, bomb = Path(sys.argv[1]), Path(sys.argv[2])
@@ -57,7 +58,7 @@ CHILD = textwrap.dedent(
     before = status_kib("VmRSS")
     start = time.perf_counter()
     try:
-        registry.register("bomb", bomb)
+        registry.register("bomb", bomb, actor=local_identity("project", source="benchmark"))
         outcome = "registered"
     except ShipyardError as e:
         outcome = f"{type(e).__name__}: {e.message}"
