@@ -60,6 +60,67 @@ def _chunks(path: Path, chunk_rows: int) -> Iterator[pl.DataFrame]:
     yield from scan.collect_batches(chunk_size=chunk_rows, engine="streaming")
 
 
+def csv_column_types(path: Path) -> dict[str, pl.DataType]:
+    """Types a CSV file's text columns hold throughout, from one streaming pass.
+
+    Rows go out as they came in, with their prediction: an integer column must stay an integer
+    (not ``12.0``, not ``"12"``). A column is ``Int64`` when every non-empty cell of the whole
+    file parses as one (leading zeros excepted: ``007`` is an identifier), else ``Float64``,
+    else ``Boolean`` (``true``/``false``); otherwise it stays text. The whole file, not a
+    sample, so a later chunk can never fail the cast.
+    """
+    scan = pl.scan_csv(path, infer_schema=False)
+    names = scan.collect_schema().names()
+    if not names:
+        return {}
+
+    def text(name: str) -> pl.Expr:
+        value = pl.col(name).str.strip_chars()
+        return pl.when(value != "").then(value)
+
+    checks = []
+    for i, name in enumerate(names):
+        present = text(name).is_not_null()
+        checks += [
+            (present & text(name).cast(pl.Int64, strict=False).is_null()).sum().alias(f"i{i}"),
+            text(name).str.contains(r"^[+-]?0\d").any().alias(f"z{i}"),
+            (present & text(name).cast(pl.Float64, strict=False).is_null()).sum().alias(f"f{i}"),
+            (present & ~text(name).str.to_lowercase().is_in(["true", "false"]))
+            .sum()
+            .alias(f"b{i}"),
+            present.sum().alias(f"n{i}"),
+        ]
+    found = scan.select(checks).collect(engine="streaming").row(0, named=True)
+    types: dict[str, pl.DataType] = {}
+    for i, name in enumerate(names):
+        if not found[f"n{i}"]:
+            continue
+        if found[f"z{i}"]:
+            continue  # 007, 00123: identifiers, kept as the text they are
+        if found[f"i{i}"] == 0:
+            types[name] = pl.Int64()
+        elif found[f"f{i}"] == 0:
+            types[name] = pl.Float64()
+        elif found[f"b{i}"] == 0:
+            types[name] = pl.Boolean()
+    return types
+
+
+def _as_typed(chunk: pl.DataFrame, types: dict[str, pl.DataType]) -> pl.DataFrame:
+    """A CSV chunk's columns in the types the whole file holds (``csv_column_types``)."""
+    if not types:
+        return chunk
+    exprs = []
+    for name, dtype in types.items():
+        value = pl.col(name).str.strip_chars()
+        value = pl.when(value != "").then(value)
+        if dtype == pl.Boolean:
+            exprs.append((value.str.to_lowercase() == "true").alias(name))
+        else:
+            exprs.append(value.cast(dtype, strict=True).alias(name))
+    return chunk.with_columns(exprs)
+
+
 def contract_for(bundle: Bundle, source: Path, unseen: str | None) -> InputContract:
     """The bundle's contract as batch scoring applies it to ``source``."""
     contract = bundle.contract
@@ -96,6 +157,9 @@ def score_file(
     tmp_out = output.with_name(output.name + ".partial")
     tmp_rej = rejects.with_name(rejects.name + ".partial")
     contract = contract_for(bundle, source, unseen)
+    # Rows go out as they came in (plus their prediction): a CSV's columns in the types the
+    # whole file holds, a Parquet file's in its own types.
+    types = csv_column_types(source) if source.suffix.lower() != ".parquet" else {}
     writer: Any = None
     rows_in = scored = rejected = chunks = offset = 0
     try:
@@ -109,7 +173,7 @@ def score_file(
                     reject_file.write(f'{offset + row},"{reasons(pairs)}"\n')
                 rejected += len(check.rejected)
                 if check.good.size:
-                    out = _scored(bundle, chunk, check, keep_columns=keep_columns)
+                    out = _scored(bundle, _as_typed(chunk, types), check, keep_columns=keep_columns)
                     out = out.with_columns(
                         pl.Series("source_row", offset + check.good, dtype=pl.Int64)
                     )
@@ -136,9 +200,9 @@ def score_file(
 def _scored(
     bundle: Bundle, chunk: pl.DataFrame, check: FrameCheck, *, keep_columns: bool
 ) -> pl.DataFrame:
-    """The good rows (features as the contract read them) with predictions and probabilities."""
+    """The good rows, as given, with predictions and probabilities."""
     predictions = bundle.predict_input(check.inputs)
-    out = chunk.with_columns(check.typed)[check.good] if keep_columns else pl.DataFrame()
+    out = chunk[check.good] if keep_columns else pl.DataFrame()
     out = out.with_columns(pl.Series("prediction", predictions.labels))
     if predictions.proba is not None and bundle.manifest.classes is not None:
         out = out.with_columns(

@@ -19,6 +19,7 @@ import numpy as np
 
 from shipyard.serve.batching import MicroBatcher
 from shipyard.serve.contract import RequestContract, UnseenPolicy
+from shipyard.serve.payloads import label_datatype
 
 if TYPE_CHECKING:
     from shipyard.registry.bundle import Bundle
@@ -150,7 +151,7 @@ class ServedModel:
                 for f in m.features
             ],
             "outputs": [
-                {"name": "predict", "datatype": "BYTES" if m.classes else "FP64", "shape": [-1]}
+                {"name": "predict", "datatype": label_datatype(m.classes), "shape": [-1]}
             ],
         }
 

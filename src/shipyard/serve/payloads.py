@@ -106,18 +106,34 @@ def v2_columns(body: Any) -> tuple[dict[str, list[Any]], str | None]:
     return columns, request_id
 
 
+def label_datatype(classes: list[Any] | None) -> str:
+    """The V2 datatype of a model's predictions: what its labels are, as the JSON answer shows.
+
+    Integer classes are ``INT64`` (answered as ``0``/``1``, not ``"0"``), booleans ``BOOL``,
+    text ``BYTES``; a regressor's values (no classes) ``FP64``.
+    """
+    if classes is None:
+        return "FP64"
+    if classes and all(isinstance(c, bool) for c in classes):
+        return "BOOL"
+    if classes and all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        return "INT64"
+    if classes and all(isinstance(c, int | float) and not isinstance(c, bool) for c in classes):
+        return "FP64"
+    return "BYTES"
+
+
 def v2_response(
     scored: Scored, *, model: str, version: int, request_id: str, classes: list[Any] | None
 ) -> dict[str, Any]:
     """The V2 infer response: ``predict`` and, for classifiers, ``probabilities`` [n, k]."""
     n = len(scored.labels)
-    numeric = classes is None
     outputs: list[dict[str, Any]] = [
         {
             "name": "predict",
             "shape": [n],
-            "datatype": "FP64" if numeric else "BYTES",
-            "data": scored.labels if numeric else [str(v) for v in scored.labels],
+            "datatype": label_datatype(classes),
+            "data": scored.labels,  # the values the JSON endpoint answers, of the same types
         }
     ]
     if scored.probabilities is not None and classes is not None:

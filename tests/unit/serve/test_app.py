@@ -76,6 +76,15 @@ def test_v2_infer(client):
     assert predict["shape"] == [2]
     assert proba["shape"] == [2, 2]
     assert sum(proba["data"][:2]) == pytest.approx(1.0)
+    # The same answers, of the same types, as the JSON endpoint (integer classes stay integers).
+    records = [
+        {"tenure": 1.0, "charges": 80.0, "plan": "basic"},
+        {"tenure": 50.0, "charges": 20.0, "plan": "pro"},
+    ]
+    plain = client.post("/models/churn/predict", json=records).json()["predictions"]
+    assert predict["data"] == plain
+    assert predict["datatype"] == "INT64"
+    assert all(type(v) is int for v in predict["data"])
 
 
 @pytest.mark.parametrize(

@@ -67,3 +67,32 @@ def test_a_missing_feature_column_fails_and_leaves_nothing(tmp_path, bundles):
         score_file(bundles[1], source, out)
     assert not out.exists()
     assert not list(tmp_path.glob("*.partial"))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_rows_go_out_as_they_came_in_integers_included(tmp_path, bundles, suffix):
+    """Batch output keeps the input's types: ids and integer features stay integers."""
+    frame = pl.DataFrame(
+        {
+            "customer_id": [101, 102, 103],
+            "zip": ["00123", "04567", "10001"],  # leading zeros: an identifier, text
+            "tenure": [12, 30, 1],
+            "charges": [50.5, 70.0, 20.25],
+            "plan": ["basic", "pro", "plus"],
+        }
+    )
+    source = tmp_path / f"in{suffix}"
+    if suffix == ".csv":
+        frame.write_csv(source)
+    else:
+        frame.write_parquet(source)
+    out = tmp_path / "scored.parquet"
+    report = score_file(bundles[1], source, out)
+    assert report.conserved
+    scored = pl.read_parquet(out)
+    assert scored.schema["customer_id"] == pl.Int64
+    assert scored.schema["tenure"] == pl.Int64
+    assert scored.schema["zip"] == pl.String
+    assert scored["customer_id"].to_list() == [101, 102, 103]
+    assert scored["zip"].to_list() == ["00123", "04567", "10001"]
+    assert scored["prediction"].dtype.is_integer()
