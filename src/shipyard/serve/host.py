@@ -150,9 +150,7 @@ class ServedModel:
                 }
                 for f in m.features
             ],
-            "outputs": [
-                {"name": "predict", "datatype": label_datatype(m.classes), "shape": [-1]}
-            ],
+            "outputs": [{"name": "predict", "datatype": label_datatype(m.classes), "shape": [-1]}],
         }
 
 
