@@ -92,8 +92,13 @@ def test_anything_outside_the_table_is_denied() -> None:
 
 
 def test_only_the_health_probes_are_public() -> None:
-    public = sorted(path for (_, path), action in HTTP_ROUTES.items() if action == PUBLIC)
-    assert public == ["/v2/health/live", "/v2/health/ready"]
+    public = sorted(route for route, action in HTTP_ROUTES.items() if action == PUBLIC)
+    assert public == [
+        ("GET", "/v2/health/live"),
+        ("GET", "/v2/health/ready"),
+        ("HEAD", "/v2/health/live"),
+        ("HEAD", "/v2/health/ready"),
+    ]
 
 
 def test_cli_lookup_falls_back_to_the_group() -> None:
