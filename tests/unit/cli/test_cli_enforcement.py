@@ -14,12 +14,16 @@ import sqlalchemy as sa
 import typer.main
 
 from shipyard.cli import main
+from shipyard.core.error_status import status_of
+from shipyard.core.errors import PermissionDenied
 from shipyard.security.audit_chain import security_store
 from shipyard.security.permissions import allowed_roles, command_action
 from shipyard.security.roles import Role
 from shipyard.track.workspace import Workspace
 from tests.unit.cli.running import cli
 from tests.unit.cli.test_security_cli import _commands
+
+EXIT_NOPERM = status_of(PermissionDenied).exit
 
 COMMANDS = sorted(_commands(typer.main.get_group(main.app)))
 KEPT_FROM_VIEWERS = [c for c in COMMANDS if Role.VIEWER not in allowed_roles(command_action(c))]
@@ -64,7 +68,7 @@ def test_a_viewer_is_refused_and_nothing_changes(
     before = _state(tmp_path)
     monkeypatch.setenv("SHIPYARD_TOKEN", viewer_token)
     code, _, err = cli(capsys, *command.split())
-    assert code == 2
+    assert code == EXIT_NOPERM  # refused: docs/cli.md, Exit status
     assert "permission denied" in err
     assert "vera is viewer" in err
     assert _state(tmp_path) == before
@@ -81,7 +85,7 @@ def test_a_token_not_accepted_is_an_error_for_every_command(
     for token in ("nonsense", NONSENSE):
         monkeypatch.setenv("SHIPYARD_TOKEN", token)
         code, _, err = cli(capsys, *command.split())
-        assert code == 2
+        assert code == EXIT_NOPERM
         assert "SHIPYARD_TOKEN was not accepted" in err
     assert _state(tmp_path) == before
 
@@ -98,5 +102,5 @@ def test_an_option_value_that_reads_help_is_still_checked(
 ) -> None:
     monkeypatch.setenv("SHIPYARD_TOKEN", viewer_token)
     code, _, err = cli(capsys, "models", "promote", "churn", "1", "--reason", "--help")
-    assert code == 2
+    assert code == EXIT_NOPERM
     assert "permission denied" in err

@@ -41,11 +41,18 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
 
 
 @pytest.fixture
-def server(bundle: Bundle, tmp_path: Path) -> Iterator[Server]:
+def server(bundle: Bundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    # The CLI checks $SHIPYARD_TOKEN against its own store before it acts: point it at the
+    # server's, as one workspace would be (same database, same audit key and anchor).
+    folder = tmp_path / "security"
+    monkeypatch.setenv("SHIPYARD_STORE_URL", f"sqlite:///{folder / 'security.db'}")
+    monkeypatch.setenv("SHIPYARD_AUDIT__KEY_FILE", str(folder / "audit.key"))
+    monkeypatch.setenv("SHIPYARD_AUDIT__ANCHOR_FILE", str(folder / "audit-anchor.json"))
+    monkeypatch.setenv("SHIPYARD_PROJECT_DIR", str(tmp_path))
     source = MemorySource()
     source.bundles[("churn", 1)] = bundle
     source.aliases[("churn", "production")] = 1
-    tokens = ServerTokens(tmp_path / "security")
+    tokens = ServerTokens(folder)
     spec = DeploySpec(models={"churn": {"model": "churn"}}, poll_interval_s=60)
     app = create_app(Runtime(spec, source), auth=tokens.auth)
     with running(app, lifespan="on") as port:
@@ -82,7 +89,7 @@ def _row(out: str, name: str) -> str:
 def test_the_token_from_the_environment_gets_answers_and_is_never_printed(
     server: Server, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    token = server.tokens.token(Role.VIEWER)
+    token = server.tokens.token(Role.ML_ENGINEER)  # loadtest.run; the server wants predict
     monkeypatch.setenv("SHIPYARD_TOKEN", token)
     code, out, err = _load(capsys, server.url, "--no-save")
     assert code == 0, err
@@ -129,7 +136,7 @@ def test_without_a_token_the_401s_are_counted_and_explained(
 def test_anonymous_ignores_the_environment_and_a_bad_token_is_called_not_accepted(
     server: Server, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SHIPYARD_TOKEN", server.tokens.token(Role.VIEWER))
+    monkeypatch.setenv("SHIPYARD_TOKEN", server.tokens.token(Role.ML_ENGINEER))
     code, out, _ = _load(capsys, server.url, "--no-save", "--anonymous")
     assert code == 0
     assert "none (--anonymous)" in out

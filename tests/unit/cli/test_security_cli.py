@@ -10,6 +10,8 @@ import sqlalchemy as sa
 import typer.main
 
 from shipyard.cli import main
+from shipyard.core.error_status import status_of
+from shipyard.core.errors import IntegrityFailure
 from shipyard.registry.registry import ModelRegistry
 from shipyard.security.permissions import command_action
 from shipyard.track.workspace import Workspace
@@ -143,7 +145,7 @@ def test_audit_verify_checks_the_anchor_file_by_default(capsys, monkeypatch, tmp
     assert code == 1
     assert "audit log table 'audit_log' is missing" in out
     code, _, err = cli(capsys, "audit", "list")
-    assert code == 2
+    assert code == status_of(IntegrityFailure).exit  # 65: the store lost data, not a usage slip
     assert "is missing from the metadata store" in err
     assert "Traceback" not in err
 
