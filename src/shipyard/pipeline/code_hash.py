@@ -15,15 +15,17 @@ What counts as an import:
 - a string constant ``"shipyard.x.y:Name"``: that is how lazy registries (the connectors by
   format) name a module they import later.
 
-Dynamic imports built from other strings are not seen; a stage whose work depends on such a
-module should import it. The result is cached per process: the source cannot change under a
-running interpreter's feet in any way that the interpreter itself would notice.
+A stage defined outside ``shipyard`` (a user's own step) has its own top-level package walked
+the same way. Dynamic imports built from other strings are not seen; a stage whose work
+depends on such a module should import it. The result is cached per process, like the modules
+the interpreter has already loaded: a run uses the code it started with.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import importlib.util
 import re
 import sys
 from dataclasses import dataclass
@@ -64,42 +66,64 @@ def code_hash(module: str) -> str:
     """Return the hash of ``module``'s code closure (see the module docstring).
 
     Args:
-        module: A ``shipyard.*`` module name, typically a stage class's ``__module__``.
+        module: A module name, typically a stage class's ``__module__``.
 
     Raises:
-        ValueError: ``module`` is not a module of this ``shipyard`` package.
+        ValueError: ``module`` has no Python source file to read.
     """
     return code_closure(module).digest()
 
 
 def code_closure(module: str, *, package_dir: Path = _PACKAGE_DIR) -> CodeClosure:
-    """Return the closure of ``module`` over the package rooted at ``package_dir``.
+    """Return the closure of ``module`` over ``shipyard`` (rooted at ``package_dir``).
+
+    A user's own stage lives outside ``shipyard``: its top-level package (or lone module) is
+    then walked like ``shipyard``, its modules hashed by source, so editing a helper of the
+    user's step reruns it too.
 
     Args:
-        module: A ``shipyard.*`` module name.
+        module: A module name, typically a stage class's ``__module__``.
         package_dir: The ``shipyard`` folder to read (default: the one running); tests pass a
             copy.
 
     Raises:
-        ValueError: ``module`` has no source file under ``package_dir``.
+        ValueError: ``module`` has no Python source file to read.
     """
-    if _source(package_dir, module) is None:
-        raise ValueError(f"{module!r} is not a module under {package_dir}: pass a stage's module")
+    roots = {ROOT_PACKAGE: package_dir}
+    top = module.split(".")[0]
+    if top not in (ROOT_PACKAGE, *sys.stdlib_module_names) and (location := _location(top)):
+        roots[top] = location
+    if _source(roots, module) is None:
+        raise ValueError(f"{module!r} has no Python source to hash: pass a stage's module")
     seen: dict[str, Path] = {}
     third_party: set[str] = set()
     pending = [module]
     while pending:
         name = pending.pop()
-        path = _source(package_dir, name)
+        path = _source(roots, name)
         if name in seen or path is None:
             continue
         seen[name] = path
-        own, others = _imports(path, name)
-        third_party |= others
-        for imported in own:
-            pending.extend(_with_parents(imported))
+        for imported in _imports(path, name):
+            if imported.split(".")[0] in roots:
+                pending.extend(_with_parents(imported))
+            elif imported.split(".")[0] not in sys.stdlib_module_names:
+                third_party.add(imported.split(".")[0])
         pending.extend(_with_parents(name))
     return CodeClosure(seen, dict(_versions(frozenset(third_party))))
+
+
+def _location(top: str) -> Path | None:
+    """Return where top-level module ``top`` lives (its folder, or its file), without importing."""
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(spec.origin) if spec.origin and spec.origin.endswith(".py") else None
 
 
 def _with_parents(module: str) -> list[str]:
@@ -107,12 +131,15 @@ def _with_parents(module: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
-def _source(package_dir: Path, module: str) -> Path | None:
-    """Return the file of ``shipyard.a.b`` (``a/b.py`` or ``a/b/__init__.py``), if one exists."""
+def _source(roots: dict[str, Path], module: str) -> Path | None:
+    """Return the file of ``top.a.b`` (``a/b.py`` or ``a/b/__init__.py``), if one exists."""
     parts = module.split(".")
-    if parts[0] != ROOT_PACKAGE or not all(p.isidentifier() for p in parts):
+    root = roots.get(parts[0])
+    if root is None or not all(p.isidentifier() for p in parts):
         return None
-    base = package_dir.joinpath(*parts[1:])
+    if root.is_file():  # a lone module
+        return root if len(parts) == 1 else None
+    base = root.joinpath(*parts[1:])
     for candidate in (base / "__init__.py", base.with_suffix(".py") if parts[1:] else None):
         if candidate is not None and candidate.is_file():
             return candidate
@@ -120,8 +147,8 @@ def _source(package_dir: Path, module: str) -> Path | None:
 
 
 @cache
-def _imports(path: Path, module: str) -> tuple[frozenset[str], frozenset[str]]:
-    """Return (``shipyard`` modules, third-party top-level names) that ``path`` imports.
+def _imports(path: Path, module: str) -> frozenset[str]:
+    """Return the modules ``path`` imports at run time (and ``module:attr`` strings name).
 
     A ``from shipyard.a import b`` yields both ``shipyard.a`` and ``shipyard.a.b``; the latter
     is dropped by the walk when ``b`` is a name rather than a module.
@@ -142,9 +169,7 @@ def _imports(path: Path, module: str) -> tuple[frozenset[str], frozenset[str]]:
             and _LAZY_REFERENCE.fullmatch(node.value)
         ):
             names.add(node.value.partition(":")[0])
-    own = frozenset(n for n in names if n.split(".")[0] == ROOT_PACKAGE)
-    tops = {n.split(".")[0] for n in names} - {ROOT_PACKAGE, ""}
-    return own, frozenset(t for t in tops if t not in sys.stdlib_module_names)
+    return frozenset(n for n in names if n)
 
 
 def _absolute(node: ast.ImportFrom, package: str) -> str:

@@ -171,8 +171,8 @@ class DatasetStage:
     input's row count as ``rows_in`` (``cached_rows_in``) and no quarantine.
     """
 
-    #: The version the stage reads (its ``rows_in`` when reused), if any.
-    source: DatasetVersion | None = None
+    #: The version the stage reads (its ``rows_in`` when reused), if any; set by the subclass.
+    source: DatasetVersion | None
 
     def find(self, workspace: Workspace, key: str) -> DatasetResult | None:
         """Return the version an earlier run wrote under ``key``, as a reused result."""
