@@ -1,33 +1,22 @@
 """Cache keys: same inputs + same step code + same parameters = same dataset version.
 
-A step's key hashes, in a canonical JSON form: the step's kind and parameters, the source of the
-modules that implement it (so editing the code invalidates the cache), the ids of its input
-dataset versions (themselves content hashes), and for sources a fingerprint of what was read.
+A step's key hashes, in a canonical JSON form: the step's kind and parameters, its code hash
+(``pipeline.code_hash``: the source of every module the stage imports and the versions of the
+libraries they use, so editing the code invalidates the cache), and the ids of its input
+dataset versions (themselves content hashes). ``pipeline.stage.execute`` computes it for every
+stage.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from types import ModuleType
 
 KEY_VERSION = 1
-
-
-@cache
-def code_hash(*modules: ModuleType) -> str:
-    """Return a SHA-256 over the source text of ``modules`` (in the order given)."""
-    digest = hashlib.sha256()
-    for module in modules:
-        digest.update(module.__name__.encode())
-        digest.update(inspect.getsource(module).encode())
-    return digest.hexdigest()
 
 
 def cache_key(

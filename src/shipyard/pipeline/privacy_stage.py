@@ -5,8 +5,9 @@ them) and writes the validated and quarantined versions with the findings as per
 tags (``shipyard.data.datasets``), so their stored profiles keep no values of those columns.
 Later versions inherit the tags of the columns they keep.
 
-**The privacy stage.** Cached like the other steps: the key hashes the step's spec (which says
-where the key is, never the key), the privacy code, the input version and, when the step
+**The privacy stage.** Cached like the other steps (``pipeline.stage``): the key hashes the
+step's spec (which says where the key is, never the key), the code this module imports (the
+``privacy`` package), the input version and, when the step
 pseudonymizes, ``key_fingerprint(key)``, so changing the key reruns the step and the key
 itself is stored nowhere. The child run logs the k-anonymity metrics and ``kanon.json``
 (smallest classes, class sizes, the generalizations applied); rows suppressed to reach k go
@@ -20,47 +21,30 @@ A relative ``key_file`` is read relative to the project folder.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from shipyard.data.clean import FAILED
-from shipyard.data.datasets import find_cached, pii_tags, read_dataset, write_dataset
-from shipyard.pipeline.cache import cache_key, code_hash
-from shipyard.privacy import detect, generalize, kanon, pseudonym, step, transform
+from shipyard.data.datasets import pii_tags, read_dataset, write_dataset
+from shipyard.pipeline.stage import DatasetResult, DatasetStage
 from shipyard.privacy.detect import detect_pii
 from shipyard.privacy.pseudonym import load_key
 from shipyard.privacy.step import key_fingerprint, run_privacy, treated_tags
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
 
+    from shipyard.pipeline.stage import StageRun, StepPlace
     from shipyard.privacy.step import PrivacyOutcome, PrivacyStepSpec
     from shipyard.store.datasets import DatasetVersion
-    from shipyard.track.run import ActiveRun
     from shipyard.track.workspace import Workspace
 
 #: The check name suppressed rows carry in quarantine.
 KANON_CHECK = "kanon.k"
 KANON_ARTIFACT = "kanon.json"
-
-
-@dataclass(frozen=True)
-class PrivacyStageResult:
-    """What the stage produced: its version, whether from cache, and the rows it suppressed."""
-
-    version: DatasetVersion
-    cached: bool
-    suppressed: DatasetVersion | None = None
-    seconds: float = 0.0
-
-    @property
-    def rows_suppressed(self) -> int:
-        """Rows dropped to reach k (kept in the ``suppressed`` quarantine version)."""
-        return 0 if self.suppressed is None else self.suppressed.row_count
+KIND = "privacy"
 
 
 def ingest_tags(frame: pl.LazyFrame | pl.DataFrame) -> dict[str, str]:
@@ -68,62 +52,59 @@ def ingest_tags(frame: pl.LazyFrame | pl.DataFrame) -> dict[str, str]:
     return {column: f.kind for column, f in detect_pii(frame).items()}
 
 
-def run_privacy_stage(
-    workspace: Workspace,
-    run: ActiveRun,
-    *,
-    spec: PrivacyStepSpec,
-    stage: str,
-    name: str,
-    current: DatasetVersion,
-    project_root: Path,
-    notify: Callable[[str, str], None],
-) -> PrivacyStageResult:
-    """Run (or reuse) one ``privacy`` step on ``current``.
+@dataclass(frozen=True)
+class PrivacyStage(DatasetStage):
+    """One ``privacy`` step on ``source``, executed by ``pipeline.stage.execute``.
 
-    Args:
-        workspace: Where versions and runs go.
-        run: The pipeline run (the stage is its child).
-        spec: The step.
-        stage: The stage's label (``2:privacy``).
-        name: The output dataset's name.
-        current: The input version.
-        project_root: Where a relative ``key_file`` is read from.
-        notify: Progress callback (stage, state).
-
-    Raises:
-        InvalidSettings: The step pseudonymizes and its key is missing or too short.
-        InvalidArgument: A column the step names is missing, or a rule does not fit.
-        ValidationFailed: k or l does not hold (see ``shipyard.privacy.step``).
+    ``key_id`` is ``key_fingerprint(key)`` when the step pseudonymizes: part of ``params``,
+    so a new key reruns the step while the key itself is stored nowhere.
     """
-    key = _key(spec, project_root) if spec.pseudonymize else None
-    params = spec.model_dump(mode="json")
-    key_id = None if key is None else key_fingerprint(key)
-    code = code_hash(detect, generalize, kanon, pseudonym, transform, step)
-    cache = cache_key(
-        "privacy", params, code=code, inputs=[current.dataset_id], extra={"key": key_id}
-    )
-    cached = find_cached(workspace, cache)
-    if cached is not None:
-        notify(stage, "cached")
-        return PrivacyStageResult(cached, cached=True)
-    notify(stage, "start")
-    started = time.perf_counter()
-    with run.child(name=stage, params={"step": "privacy"}) as child:
-        outcome = run_privacy(read_dataset(workspace, current), spec, key)
-        tags = treated_tags(spec.treatments, pii_tags(current))
-        suppressed = _quarantine(workspace, outcome, name, current, child.run_id, tags)
-        version = write_dataset(
-            workspace,
-            outcome.frame,
-            name=name,
-            parents=[current],
-            cache_key=cache,
-            run_id=child.run_id,
-            lineage={"step": stage, "params": params},
-            pii=tags,
+
+    spec: PrivacyStepSpec
+    key: bytes | None
+    label: str
+    output: str
+    source: DatasetVersion
+    kind: str = KIND
+
+    @classmethod
+    def at(cls, spec: PrivacyStepSpec, place: StepPlace) -> PrivacyStage:
+        """Return the stage for a ``privacy`` entry at ``place``.
+
+        Raises:
+            InvalidSettings: The step pseudonymizes and its key is missing or too short.
+        """
+        key = _key(spec, place.root) if spec.pseudonymize else None
+        return cls(spec, key, place.label(KIND), place.output(KIND), place.current)
+
+    @property
+    def params(self) -> Any:
+        """The step's spec (where the key is, never the key) and the key's fingerprint."""
+        key_id = None if self.key is None else key_fingerprint(self.key)
+        return {"spec": self.spec.model_dump(mode="json"), "key": key_id}
+
+    @property
+    def inputs(self) -> list[str]:
+        """The version it treats."""
+        return [self.source.dataset_id]
+
+    def run(self, context: StageRun) -> DatasetResult:
+        """Treat the rows; quarantine the suppressed ones; log the k-anonymity figures.
+
+        Raises:
+            InvalidArgument: A column the step names is missing, or a rule does not fit.
+            ValidationFailed: k or l does not hold (see ``shipyard.privacy.step``).
+        """
+        child = context.run
+        outcome = run_privacy(read_dataset(context.workspace, self.source), self.spec, self.key)
+        tags = treated_tags(self.spec.treatments, pii_tags(self.source))
+        suppressed = _quarantine(
+            context.workspace, outcome, self.output, self.source, child.run_id, tags
         )
-        child.log_metrics({"rows_in": current.row_count, "rows_out": version.row_count})
+        lineage = {"step": self.label, "params": self.spec.model_dump(mode="json")}
+        version = self.write_output(
+            context, outcome.frame, name=self.output, lineage=lineage, pii=tags
+        )
         if outcome.report is not None:
             report = outcome.report
             metrics = {"kanon_k": report.k, "kanon_classes": report.classes}
@@ -134,8 +115,13 @@ def run_privacy_stage(
             child.log_artifact(
                 json.dumps(outcome.summary(), default=str).encode(), name=KANON_ARTIFACT
             )
-    notify(stage, "done")
-    return PrivacyStageResult(version, False, suppressed, time.perf_counter() - started)
+        return DatasetResult(
+            version,
+            self.source.row_count,
+            version.row_count,
+            0 if suppressed is None else suppressed.row_count,
+            quarantine=() if suppressed is None else (suppressed,),
+        )
 
 
 def _key(spec: PrivacyStepSpec, project_root: Path) -> bytes:

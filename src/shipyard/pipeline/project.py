@@ -24,12 +24,17 @@ from shipyard.data.contract import Contract
 from shipyard.data.features import FeaturesSpec
 from shipyard.data.harmonize import HarmonizeSpec
 from shipyard.monitor.config import MonitorConfig
+from shipyard.pipeline.clean_stage import CleanStage
+from shipyard.pipeline.features_stage import FeaturesStage
+from shipyard.pipeline.privacy_stage import PrivacyStage
 from shipyard.pipeline.yaml_source import YamlDocument, load_yaml
 from shipyard.privacy.step import PrivacyStepSpec
 from shipyard.train.spec import TrainSpec
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from shipyard.pipeline.stage import DatasetResult, Stage, StepPlace
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -40,12 +45,20 @@ class CleanStep(BaseModel):
     model_config = _STRICT
     clean: CleanSpec
 
+    def stage(self, place: StepPlace) -> Stage[DatasetResult]:
+        """Return this step as a stage at ``place``."""
+        return CleanStage.at(self.clean, _dump(self), place)
+
 
 class FeaturesStep(BaseModel):
     """``- features: {...}`` in ``steps:``."""
 
     model_config = _STRICT
     features: FeaturesSpec
+
+    def stage(self, place: StepPlace) -> Stage[DatasetResult]:
+        """Return this step as a stage at ``place``."""
+        return FeaturesStage.at(self.features, _dump(self), place)
 
 
 class PrivacyStep(BaseModel):
@@ -54,8 +67,17 @@ class PrivacyStep(BaseModel):
     model_config = _STRICT
     privacy: PrivacyStepSpec
 
+    def stage(self, place: StepPlace) -> Stage[DatasetResult]:
+        """Return this step as a stage at ``place`` (reads the pseudonymization key now)."""
+        return PrivacyStage.at(self.privacy, place)
+
 
 Step = CleanStep | FeaturesStep | PrivacyStep
+"""A ``steps:`` entry; each kind's ``stage(place)`` returns the stage that runs it."""
+
+
+def _dump(step: BaseModel) -> Any:
+    return step.model_dump(mode="json", by_alias=True)
 
 
 class ProjectFile(BaseModel):

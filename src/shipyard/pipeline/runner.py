@@ -1,8 +1,10 @@
 """Run a project's pipeline: ingest → harmonize → combine → validate → steps, as tracked runs.
 
-One parent run per ``shipyard run``, one child run per stage. Stages whose cache key (inputs +
-parameters + code) matches an earlier version are skipped and that version reused, so re-running
-unchanged inputs executes nothing. Watermarks advance only when the whole run succeeds.
+One parent run per ``shipyard run``, one child run per stage. Every cached stage (validate,
+each step, training) goes through ``pipeline.stage.execute``: a stage whose cache key (inputs +
+parameters + its module's code closure and library versions) matches an earlier output is
+skipped and that output reused, so re-running unchanged inputs executes nothing. Watermarks
+advance only when the whole run succeeds.
 
 Row accounting: for the rows read in this run, ``read = accepted + quarantined + rejected``
 (rejected = lines a connector could not parse), and a CSV source's lines are all rows or
@@ -16,39 +18,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import polars as pl
-
-from shipyard.core.errors import InvalidData
-from shipyard.data import clean as clean_module
-from shipyard.data import combine as combine_module
-from shipyard.data import features as features_module
-from shipyard.data import harmonize as harmonize_module
-from shipyard.data import validate as validate_module
-from shipyard.data.clean import clean
-from shipyard.data.combine import combine
-from shipyard.data.datasets import dataset_store, find_cached, read_dataset, write_dataset
-from shipyard.data.features import add_features
-from shipyard.data.validate import validate
-from shipyard.pipeline.cache import cache_key, code_hash
-from shipyard.pipeline.incremental import (
-    CONTENT,
-    changed_sources,
-    contributing_frames,
-    whole_sources,
-)
+from shipyard.data.datasets import dataset_store, get_dataset
+from shipyard.pipeline.incremental import changed_sources, whole_sources
 from shipyard.pipeline.ingest import SourceRead, read_checked
 from shipyard.pipeline.model_cleaning import plan_cleaning
-from shipyard.pipeline.privacy_stage import ingest_tags, run_privacy_stage
-from shipyard.pipeline.project import CleanStep, PrivacyStep
-from shipyard.pipeline.quarantine import incremental, known_rejects, write_quarantine
-from shipyard.pipeline.training import TrainingOutcome, run_training
+from shipyard.pipeline.quarantine import incremental, known_rejects
+from shipyard.pipeline.stage import StageContext, StepPlace, execute
+from shipyard.pipeline.training import TrainingOutcome, TrainStage
+from shipyard.pipeline.validate_stage import ValidateStage
 from shipyard.security.audit_chain import security_store
 from shipyard.security.guard import guard
 from shipyard.security.permissions import Action
@@ -56,8 +38,8 @@ from shipyard.security.permissions import Action
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from shipyard.data.contract import Contract
-    from shipyard.pipeline.project import Project, Step
+    from shipyard.pipeline.project import Project
+    from shipyard.pipeline.stage import DatasetResult, Executed
     from shipyard.security.identities import Identity
     from shipyard.store.datasets import DatasetVersion
     from shipyard.track.run import ActiveRun
@@ -158,11 +140,16 @@ def run_pipeline(
         report = PipelineReport(run_id=run.run_id)
         ingested = _ingest(workspace, project, run, report, notify, Path(scratch))
         reads = ingested.reads
-        validated = _validate(workspace, project, run, report, ingested, when, notify)
+        context = StageContext(workspace, run, notify)
+        validate = ValidateStage(
+            spec, reads, ingested.previous, frozenset(ingested.unchanged), when
+        )
+        validated = _record(report, validate.label, execute(validate, context))
         current = validated
         cleaning = plan_cleaning(spec)
         for index, step in enumerate(cleaning.steps):
-            current = _run_step(workspace, project, run, report, index, step, current, notify)
+            stage = step.stage(StepPlace(index, spec.name, project.root, current))
+            current = _record(report, stage.label, execute(stage, context))
             if index in cleaning.moved:
                 report.stages[-1] = dataclasses.replace(
                     report.stages[-1],
@@ -189,20 +176,37 @@ def run_pipeline(
                 run_id=run.run_id,
             )
         if spec.train is not None:
-            notify("train", "start")
-            report.training = run_training(
-                workspace,
+            training = TrainStage(
                 cleaning.train_spec(spec.train),
-                _training_data(workspace, spec.train.data, current),
-                actor=actor,
+                get_dataset(workspace, _training_data(workspace, spec.train.data, current)),
+                actor,
                 project=spec.name,
                 project_dir=project.root,
-                parent=run,
                 on_trial=on_trial,
                 budget=spec.budget,
             )
-            notify("train", "cached" if report.training.cached else "done")
+            report.training = execute(training, context).value
     return report
+
+
+def _record(report: PipelineReport, label: str, done: Executed[DatasetResult]) -> DatasetVersion:
+    """Add a data stage's outcome (and its quarantine versions) to ``report``."""
+    result = done.value
+    report.stages.append(
+        StageOutcome(
+            label,
+            result.version.dataset_id,
+            done.cached,
+            result.rows_in,
+            result.rows_out,
+            result.rows_quarantined,
+            result.rows_deduplicated,
+            seconds=done.seconds,
+            warnings=result.warnings,
+        )
+    )
+    report.quarantine_datasets.extend(q.dataset_id for q in result.quarantine)
+    return result.version
 
 
 def _training_data(workspace: Workspace, named: str | None, current: DatasetVersion) -> str:
@@ -289,215 +293,6 @@ def _ingest_outcome(read: SourceRead, *, unchanged: bool) -> StageOutcome:
     )
 
 
-def _validate(
-    workspace: Workspace,
-    project: Project,
-    run: ActiveRun,
-    report: PipelineReport,
-    ingested: _Ingested,
-    now: dt.datetime,
-    notify: Callable[[str, str], None],
-) -> DatasetVersion:
-    spec = project.spec
-    name = f"{spec.name}.validated"
-    reads, previous, unchanged = ingested.reads, ingested.previous, ingested.unchanged
-    key = cache_key(
-        "validate",
-        {
-            "contract": _dump(spec.contract),
-            "combine": _dump(spec.combine),
-            "sources": {n: _dump(s) for n, s in spec.sources.items()},
-        },
-        code=code_hash(harmonize_module, combine_module, validate_module),
-        inputs=[previous.dataset_id] if previous else [],
-        extra={n: r.fingerprint for n, r in reads.items()},
-    )
-    cached = find_cached(workspace, key)
-    if (
-        cached is None
-        and previous is not None
-        and not any(r.rows or r.rejected_rows for n, r in reads.items() if n not in unchanged)
-    ):
-        cached = previous  # incremental run with nothing new: the last version stands
-    if cached is not None:
-        notify("validate", "cached")
-        report.stages.append(StageOutcome("validate", cached.dataset_id, True, 0, cached.row_count))
-        return cached
-    notify("validate", "start")
-    started = time.perf_counter()
-    with run.child(name="validate") as child:
-        frames = contributing_frames(reads, unchanged, spec.combine)
-        combined = combine(frames, spec.combine) if spec.combine else _single(frames)
-        pii = ingest_tags(combined)
-        contract = spec.contract or _empty_contract()
-        result = validate(combined, contract, now=now)
-        checks = result.report()
-        accepted = result.accepted
-        if previous is not None:
-            accepted = pl.concat(
-                [read_dataset(workspace, previous), accepted], how="diagonal_relaxed"
-            )
-        version = write_dataset(
-            workspace,
-            accepted,
-            name=name,
-            parents=[previous] if previous else [],
-            cache_key=key,
-            run_id=child.run_id,
-            lineage={
-                "step": "validate",
-                "sources": sorted(reads),
-                CONTENT: {n: reads[n].fingerprint for n in whole_sources(spec)},
-            },
-            pii=pii,
-        )
-        quarantined = write_quarantine(workspace, spec.name, reads, result.quarantined, child, pii)
-        report.quarantine_datasets.extend(q.dataset_id for q in quarantined)
-        child.log_metrics(
-            {
-                "rows_in": checks.rows_in,
-                "rows_accepted": checks.rows_accepted,
-                "rows_quarantined": checks.rows_quarantined,
-            }
-        )
-        child.log_artifact(
-            json.dumps(checks.to_dict(), default=str).encode(), name="validation.json"
-        )
-    report.stages.append(
-        StageOutcome(
-            "validate",
-            version.dataset_id,
-            False,
-            checks.rows_in,
-            checks.rows_accepted,
-            checks.rows_quarantined,
-            seconds=time.perf_counter() - started,
-            warnings=tuple(
-                f"{check}: {rows} row(s) (policy warn)" for check, rows in checks.warnings.items()
-            ),
-        )
-    )
-    notify("validate", "done")
-    return version
-
-
-def _run_step(
-    workspace: Workspace,
-    project: Project,
-    run: ActiveRun,
-    report: PipelineReport,
-    index: int,
-    step: Step,
-    current: DatasetVersion,
-    notify: Callable[[str, str], None],
-) -> DatasetVersion:
-    if isinstance(step, PrivacyStep):
-        stage = f"{index}:privacy"
-        done = run_privacy_stage(
-            workspace,
-            run,
-            spec=step.privacy,
-            stage=stage,
-            name=f"{project.spec.name}.{index}.privacy",
-            current=current,
-            project_root=project.root,
-            notify=notify,
-        )
-        if done.suppressed is not None:
-            report.quarantine_datasets.append(done.suppressed.dataset_id)
-        report.stages.append(
-            StageOutcome(
-                stage,
-                done.version.dataset_id,
-                done.cached,
-                current.row_count,
-                done.version.row_count,
-                done.rows_suppressed,
-                seconds=done.seconds,
-            )
-        )
-        return done.version
-    kind = "clean" if isinstance(step, CleanStep) else "features"
-    stage = f"{index}:{kind}"
-    params = _dump(step)
-    module = clean_module if kind == "clean" else features_module
-    key = cache_key(kind, params, code=code_hash(module), inputs=[current.dataset_id])
-    cached = find_cached(workspace, key)
-    if cached is not None:
-        notify(stage, "cached")
-        report.stages.append(
-            StageOutcome(stage, cached.dataset_id, True, current.row_count, cached.row_count)
-        )
-        return cached
-    notify(stage, "start")
-    started = time.perf_counter()
-    name = f"{project.spec.name}.{index}.{kind}"
-    with run.child(name=stage, params={"step": kind}) as child:
-        frame = read_dataset(workspace, current)
-        quarantined_rows = deduplicated = 0
-        if isinstance(step, CleanStep):
-            result = clean(frame, step.clean)
-            frame = result.frame
-            quarantined_rows = result.report.rows_quarantined
-            deduplicated = result.report.rows_deduplicated
-            if quarantined_rows:
-                q = write_dataset(
-                    workspace,
-                    result.quarantined,
-                    name=f"{name}.quarantine",
-                    kind="quarantine",
-                    parents=[current],
-                    run_id=child.run_id,
-                    lineage={"step": stage},
-                )
-                report.quarantine_datasets.append(q.dataset_id)
-        else:
-            frame = add_features(frame, step.features)
-        version = write_dataset(
-            workspace,
-            frame,
-            name=name,
-            parents=[current],
-            cache_key=key,
-            run_id=child.run_id,
-            lineage={"step": stage, "params": params},
-        )
-        child.log_metrics({"rows_in": current.row_count, "rows_out": version.row_count})
-    report.stages.append(
-        StageOutcome(
-            stage,
-            version.dataset_id,
-            False,
-            current.row_count,
-            version.row_count,
-            quarantined_rows,
-            deduplicated,
-            seconds=time.perf_counter() - started,
-        )
-    )
-    notify(stage, "done")
-    return version
-
-
 def _previous_version(workspace: Workspace, name: str) -> DatasetVersion | None:
     versions = dataset_store(workspace).list_versions(name=name, kind="data")
     return versions[0] if versions else None
-
-
-def _single(frames: dict[str, pl.LazyFrame]) -> pl.LazyFrame:
-    if len(frames) != 1:
-        raise InvalidData(
-            f"{len(frames)} sources but no `combine:` section; say how to combine them "
-            "(union, join or asof), see docs/data.md"
-        )
-    return next(iter(frames.values()))
-
-
-def _empty_contract() -> Contract:
-    from shipyard.data.contract import Contract
-
-    return Contract()
-
-
-def _dump(model: Any) -> Any:
-    return None if model is None else model.model_dump(mode="json", by_alias=True)

@@ -1,8 +1,9 @@
 """The ``train:`` stage: dataset version in, registered (and maybe promoted) bundle out.
 
-Training is cached like every other stage: the key is the dataset version, the spec's hash and
-the training code. Re-running with nothing changed finds the earlier run by that key and reuses
-its bundle, so ``shipyard run`` twice does the work once.
+Training is cached like every other stage (``pipeline.stage``): the key is the dataset
+version, the spec's hash and the code this module imports at run time, with the versions of the
+libraries it uses. Re-running with nothing changed finds the earlier run by that key (its
+``train_key`` tag) and reuses its bundle, so ``shipyard run`` twice does the work once.
 
 Registration and promotion act as the identity that runs the pipeline, through the registry,
 which checks it: a data scientist's run registers its model, but its ``promote_to`` is refused
@@ -22,29 +23,21 @@ from typing import TYPE_CHECKING
 from shipyard.core.errors import PermissionDenied
 from shipyard.cost.budget import trial_budget
 from shipyard.data.datasets import get_dataset, read_dataset, write_dataset
-from shipyard.pipeline.cache import code_hash
+from shipyard.pipeline.stage import StageContext, execute
 from shipyard.registry.packaging import write_training_bundle
 from shipyard.registry.registry import ModelRegistry
-from shipyard.store.entities import RunStatus
 from shipyard.track.environment import code_version
-from shipyard.train import (
-    cleaning,
-    estimators,
-    fitting,
-    preprocess,
-    search,
-    suspects,
-    trainer,
-    tuning,
-)
+from shipyard.train import cleaning
 from shipyard.train.trainer import train
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from shipyard.cost.budget import BudgetSection
+    from shipyard.pipeline.stage import StageRun
     from shipyard.registry.registry import PromotionResult
     from shipyard.security.identities import Identity
+    from shipyard.store.datasets import DatasetVersion
     from shipyard.store.registry import ModelVersion
     from shipyard.track.run import ActiveRun
     from shipyard.track.workspace import Workspace
@@ -69,10 +62,107 @@ class TrainingOutcome:
     promotion_denied: str | None = None
 
 
-def training_key(spec: TrainSpec, dataset_id: str) -> str:
-    """Hash of what determines the model: data version, spec, and the training code."""
-    code = code_hash(trainer, tuning, fitting, preprocess, cleaning, estimators, search, suspects)
-    return f"{dataset_id[:16]}-{spec.fingerprint()[:16]}-{code[:16]}"
+def training_key(dataset_id: str, key: str) -> str:
+    """Return the ``train_key`` tag of a training run: the data version's prefix, then the key.
+
+    The prefix lets erasure find the runs trained on a version (``privacy.references``).
+    """
+    return f"{dataset_id[:16]}-{key[:32]}"
+
+
+@dataclass(frozen=True)
+class TrainStage:
+    """The ``train:`` section as a stage (``pipeline.stage``).
+
+    Its key covers the data version, the spec's hash and every module this one imports at run
+    time (the whole trainer: splits, imbalance, metrics, estimators, ...) with the versions of
+    the libraries they use.
+
+    An earlier run is found by its ``train_key`` tag and must have finished with a bundle.
+    ``reuse=False`` always trains.
+    """
+
+    spec: TrainSpec
+    dataset: DatasetVersion
+    actor: Identity
+    project: str = "project"
+    project_dir: Path | None = None
+    on_trial: Callable[[TrialOutcome], None] | None = None
+    budget: BudgetSection | None = None
+    reuse: bool = True
+    kind: str = "train"
+    label: str = "train"
+
+    @property
+    def params(self) -> str:
+        """The spec's hash."""
+        return self.spec.fingerprint()
+
+    @property
+    def inputs(self) -> list[str]:
+        """The version it trains on."""
+        return [self.dataset.dataset_id]
+
+    def find(self, workspace: Workspace, key: str) -> TrainingOutcome | None:
+        """Return the newest finished run trained under ``key`` (and its bundle), if any."""
+        if not self.reuse:
+            return None
+        found = workspace.search_runs(
+            f"tags.train_key = '{training_key(self.dataset.dataset_id, key)}' "
+            "and status = 'finished'",
+            order_by=["start_time desc"],
+            limit=1,
+        )
+        if not found:
+            return None
+        run = found[0]
+        sha, test = run.tags.get("bundle_sha256"), run.tags.get("test_dataset")
+        if not sha or not test:
+            return None
+        return TrainingOutcome(run.run_id, sha, test, True, None)
+
+    def run(self, context: StageRun) -> TrainingOutcome:
+        """Train, write the test split, bundle, register and promote, inside ``context.run``.
+
+        Raises:
+            PermissionDenied: ``actor`` may not register models (when the spec registers one).
+        """
+        workspace, run, spec, version = context.workspace, context.run, self.spec, self.dataset
+        run.set_tags({"kind": "train", "train_key": training_key(version.dataset_id, context.key)})
+        frame = read_dataset(workspace, version).collect()
+        # After the cache check: a reused model spends nothing, so a spent budget cannot stop it.
+        budget = self.budget
+        cost_budget = trial_budget(workspace, budget, run.experiment) if budget else None
+        result = train(spec, frame, run=run, on_trial=self.on_trial, cost_budget=cost_budget)
+        if fitted := cleaning.fitted_cleaning(result.model):  # clean's values, training rows
+            run.log_artifact(json.dumps(fitted, sort_keys=True).encode(), name="cleaning.json")
+        test = write_dataset(
+            workspace,
+            result.test_frame if result.test_frame is not None else frame.head(0),
+            name=f"{version.name}.test",
+            parents=[version],
+            run_id=run.run_id,
+            lineage={"step": "split", "seed": spec.seed, "split": spec.split.model_dump()},
+        )
+        name = spec.registration.model if spec.registration else None
+        commit = code_version(str(self.project_dir or Path.cwd())).commit
+        with tempfile.TemporaryDirectory(prefix="shipyard-bundle-") as tmp:
+            path = Path(tmp) / BUNDLE_ARTIFACT
+            sha = write_training_bundle(
+                result,
+                path,
+                name=name,
+                created_at=dt.datetime.fromtimestamp(workspace.clock.now_ms() / 1000, tz=dt.UTC),
+                run_id=run.run_id,
+                dataset_ids={"source": version.dataset_id, "test": test.dataset_id},
+                code_version=commit,
+            )
+            run.log_artifact(path, name=BUNDLE_ARTIFACT)
+            run.set_tags({"bundle_sha256": sha, "test_dataset": test.dataset_id})
+            registered, promotion, denied = _register(workspace, spec, path, run.run_id, self.actor)
+        return TrainingOutcome(
+            run.run_id, sha, test.dataset_id, False, result, registered, promotion, denied
+        )
 
 
 def run_training(
@@ -92,60 +182,26 @@ def run_training(
 
     A refused promotion is not an error: the gate's verdict is in ``promotion`` and the alias
     history, and the alias stays where it was. Neither is a promotion ``actor`` may not make:
-    the denial is audited and its message is in ``promotion_denied``.
+    the denial is audited and its message is in ``promotion_denied``. Without ``parent`` the
+    run goes to experiment ``<project>-train``.
 
     Raises:
         PermissionDenied: ``actor`` may not register models (when the spec registers one).
     """
-    version = get_dataset(workspace, dataset)
-    key = training_key(spec, version.dataset_id)
-    if reuse and (earlier := _earlier_run(workspace, project, key)) is not None:
-        return earlier
-    frame = read_dataset(workspace, version).collect()
-    run = (
-        parent.child(name="train", tags={"kind": "train", "train_key": key})
-        if parent is not None
-        else workspace.start_run(
-            name="train", experiment=f"{project}-train", tags={"kind": "train", "train_key": key}
-        )
+    stage = TrainStage(
+        spec,
+        get_dataset(workspace, dataset),
+        actor,
+        project,
+        project_dir,
+        on_trial,
+        budget,
+        reuse,
     )
-    try:
-        # After the cache check: a reused model spends nothing, so a spent budget cannot stop it.
-        cost_budget = trial_budget(workspace, budget, run.experiment) if budget else None
-        result = train(spec, frame, run=run, on_trial=on_trial, cost_budget=cost_budget)
-        if fitted := cleaning.fitted_cleaning(result.model):  # clean's values, training rows
-            run.log_artifact(json.dumps(fitted, sort_keys=True).encode(), name="cleaning.json")
-        test = write_dataset(
-            workspace,
-            result.test_frame if result.test_frame is not None else frame.head(0),
-            name=f"{version.name}.test",
-            parents=[version],
-            run_id=run.run_id,
-            lineage={"step": "split", "seed": spec.seed, "split": spec.split.model_dump()},
-        )
-        name = spec.registration.model if spec.registration else None
-        commit = code_version(str(project_dir or Path.cwd())).commit
-        with tempfile.TemporaryDirectory(prefix="shipyard-bundle-") as tmp:
-            path = Path(tmp) / BUNDLE_ARTIFACT
-            sha = write_training_bundle(
-                result,
-                path,
-                name=name,
-                created_at=dt.datetime.fromtimestamp(workspace.clock.now_ms() / 1000, tz=dt.UTC),
-                run_id=run.run_id,
-                dataset_ids={"source": version.dataset_id, "test": test.dataset_id},
-                code_version=commit,
-            )
-            run.log_artifact(path, name=BUNDLE_ARTIFACT)
-            run.set_tags({"bundle_sha256": sha, "test_dataset": test.dataset_id})
-            registered, promotion, denied = _register(workspace, spec, path, run.run_id, actor)
-    except BaseException as e:
-        run.end(RunStatus.FAILED, f"{type(e).__name__}: {e}")
-        raise
-    run.end()
-    return TrainingOutcome(
-        run.run_id, sha, test.dataset_id, False, result, registered, promotion, denied
+    context = StageContext(
+        workspace, parent, lambda _label, _state: None, experiment=f"{project}-train"
     )
+    return execute(stage, context).value
 
 
 def _register(
@@ -167,16 +223,3 @@ def _register(
     except PermissionDenied as e:  # audited by the registry; the trained model stays
         return version, None, e.message
     return version, promotion, None
-
-
-def _earlier_run(workspace: Workspace, project: str, key: str) -> TrainingOutcome | None:
-    found = workspace.search_runs(
-        f"tags.train_key = '{key}' and status = 'finished'", order_by=["start_time desc"], limit=1
-    )
-    if not found:
-        return None
-    run = found[0]
-    sha, test = run.tags.get("bundle_sha256"), run.tags.get("test_dataset")
-    if not sha or not test:
-        return None
-    return TrainingOutcome(run.run_id, sha, test, True, None)

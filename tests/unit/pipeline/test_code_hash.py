@@ -1,0 +1,104 @@
+"""A stage's code hash follows its module's run-time imports and the libraries they use."""
+
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from shipyard.pipeline.code_hash import code_closure, code_hash
+
+STAGE = """\
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import json
+import polars as pl
+
+from shipyard.steps import helper
+from shipyard.steps.lazy import REGISTRY
+
+if TYPE_CHECKING:
+    from shipyard.typing_only import Hint
+
+
+def run() -> None:
+    from shipyard.inner import deep  # a lazy import still runs with the stage
+"""
+
+FILES = {
+    "__init__.py": "",
+    "stage.py": STAGE,
+    "steps/__init__.py": "",
+    "steps/helper.py": "import numpy\nfrom . import sibling\n",
+    "steps/sibling.py": "VALUE = 1\n",
+    "steps/lazy.py": 'REGISTRY = {"csv": "shipyard.plugins.csv:Reader"}\n',
+    "plugins/__init__.py": "",
+    "plugins/csv.py": "import shipyard_missing_dependency_xyz\n",
+    "inner.py": "",
+    "typing_only.py": "",
+    "unrelated.py": "import pandas\n",
+}
+
+
+@pytest.fixture
+def package(tmp_path: Path) -> Path:
+    root = tmp_path / "shipyard"
+    for name, text in FILES.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def test_the_closure_follows_run_time_imports_only(package: Path) -> None:
+    closure = code_closure("shipyard.stage", package_dir=package)
+    assert set(closure.modules) == {
+        "shipyard",
+        "shipyard.stage",
+        "shipyard.steps",
+        "shipyard.steps.helper",
+        "shipyard.steps.sibling",  # relative import
+        "shipyard.steps.lazy",
+        "shipyard.plugins",
+        "shipyard.plugins.csv",  # named by a "module:attr" string, imported later
+        "shipyard.inner",  # function-level import
+    }  # not typing_only (TYPE_CHECKING), not unrelated; json is the standard library
+    assert closure.distributions == {
+        "polars": metadata.version("polars"),
+        "numpy": metadata.version("numpy"),
+        "import:shipyard_missing_dependency_xyz": None,
+    }
+
+
+def test_editing_any_module_of_the_closure_changes_the_hash(package: Path) -> None:
+    before = code_closure("shipyard.stage", package_dir=package).digest()
+    (package / "unrelated.py").write_text("import pandas\nX = 2\n")
+    (package / "typing_only.py").write_text("X = 2\n")
+    assert code_closure("shipyard.stage", package_dir=package).digest() == before
+    (package / "steps" / "sibling.py").write_text("VALUE = 2\n")
+    assert code_closure("shipyard.stage", package_dir=package).digest() != before
+
+
+def test_a_library_version_is_part_of_the_hash(package: Path) -> None:
+    closure = code_closure("shipyard.stage", package_dir=package)
+    upgraded = type(closure)(closure.modules, {**closure.distributions, "polars": "999.0"})
+    assert upgraded.digest() != closure.digest()
+
+
+def test_the_real_stages_cover_the_modules_their_hand_kept_lists_missed() -> None:
+    training = code_closure("shipyard.pipeline.training")
+    for module in ("estimators", "splits", "imbalance", "metrics", "space", "trainer"):
+        assert f"shipyard.train.{module}" in training.modules
+    assert training.distributions["scikit-learn"] == metadata.version("scikit-learn")
+    validate = code_closure("shipyard.pipeline.validate_stage")
+    for module in ("data.contract", "data.dtypes", "data.harmonize", "data.combine"):
+        assert f"shipyard.{module}" in validate.modules
+    assert "shipyard.train.trainer" not in code_closure("shipyard.pipeline.clean_stage").modules
+
+
+@pytest.mark.parametrize("module", ["json", "no_such_module_xyz"])
+def test_a_module_without_source_to_walk_is_refused(module: str) -> None:
+    with pytest.raises(ValueError, match="no Python source to hash"):
+        code_hash(module)
