@@ -179,16 +179,18 @@ def _move(project: Path, url: str, **versions: int) -> None:
         current = registry.aliases("churn")
         for alias, version in versions.items():
             if current.get(alias) != version:
-                registry.promote(
+                moved = registry.promote(
                     "churn", version, alias=alias, force=True, reason="test", actor=OPERATOR
                 )
+                assert moved.moved, moved
+        held = registry.aliases("churn")
 
     def loaded() -> bool:
         served = _served(url)["versions"]
         assert isinstance(served, dict)
         return all(served.get(alias) == v for alias, v in versions.items())
 
-    _wait_until(f"the server loading {versions}", loaded, project=project)
+    _wait_until(f"the server loading {versions} (registry: {held})", loaded, project=project)
 
 
 @pytest.fixture
@@ -263,11 +265,15 @@ def test_hot_swap_under_a_steady_stream_fails_nothing(project: Path, ab_server: 
     assert results[-1][1] == 4
 
 
-def test_sigterm_under_load_answers_and_logs_every_accepted_request(
-    project: Path, server: str
-) -> None:
-    # A server of its own, since this test stops it; the module's server keeps running.
-    _move(project, server, production=1, challenger=2)
+def test_sigterm_under_load_answers_and_logs_every_accepted_request(project: Path) -> None:
+    # A server of its own, started on production=1, challenger=2, since this test stops it.
+    with Workspace.open(project) as workspace:
+        registry = ModelRegistry(workspace)
+        for alias, version in (("production", 1), ("challenger", 2)):
+            if registry.aliases("churn").get(alias) != version:
+                registry.promote(
+                    "churn", version, alias=alias, force=True, reason="test", actor=OPERATOR
+                )
     url, process = _start(project)
     try:
         _wait_until(
