@@ -95,7 +95,7 @@ def _start(project: Path) -> tuple[str, subprocess.Popen[str]]:
     port = _port()
     env = {**os.environ, "SHIPYARD_PROJECT_DIR": str(project)}
     # Output goes to a file, not a pipe: nobody reads a pipe while the tests run, and a server
-    # that fills one (the canary's failures are logged) blocks on its next log line.
+    # that filled one would block on its next log line; the file is shown when a wait fails.
     output = project / f"server-{port}.log"
     with output.open("w") as sink:
         process = subprocess.Popen(
@@ -156,7 +156,7 @@ def _served(url: str) -> dict[str, object]:
 
 
 def _wait_until(
-    what: str,
+    what: str | Callable[[], str],
     done: Callable[[], bool],
     *,
     deadline_s: float = LOADED_DEADLINE_S,
@@ -168,7 +168,8 @@ def _wait_until(
         if time.monotonic() > deadline:
             logs = sorted(project.glob("server-*.log")) if project is not None else []
             tails = "\n".join(f"--- {p.name}\n{p.read_text()[-4000:]}" for p in logs)
-            pytest.fail(f"{what} did not happen within {deadline_s:.0f} s\n{tails}")
+            text = what() if callable(what) else what
+            pytest.fail(f"{text} did not happen within {deadline_s:.0f} s\n{tails}")
         time.sleep(0.05)
 
 
@@ -185,19 +186,28 @@ def _move(project: Path, url: str, **versions: int) -> None:
                 assert moved.moved, moved
         held = registry.aliases("churn")
 
-    def loaded() -> bool:
-        served = _served(url)["versions"]
-        assert isinstance(served, dict)
-        return all(served.get(alias) == v for alias, v in versions.items())
+    served: dict[str, object] = {}
 
-    _wait_until(f"the server loading {versions} (registry: {held})", loaded, project=project)
+    def loaded() -> bool:
+        served.update(_served(url))
+        versions_now = served["versions"]
+        assert isinstance(versions_now, dict)
+        return all(versions_now.get(alias) == v for alias, v in versions.items())
+
+    _wait_until(
+        lambda: f"the server loading {versions} (registry: {held}; served: {served})",
+        loaded,
+        project=project,
+    )
 
 
 @pytest.fixture
 def ab_server(project: Path, server: str) -> str:
     """The module's server with production=1, challenger=2 loaded and the A/B policy on."""
-    _move(project, server, production=1, challenger=2)
+    # The policy first: /admin/models lists only the aliases the current policy routes to (a
+    # test that left no policy would hide the challenger's version from _move).
     _policy(server, AB)
+    _move(project, server, production=1, challenger=2)
     return server
 
 
