@@ -324,6 +324,7 @@ def _served(workspace: Workspace, root: Path) -> Iterator[httpx.Client]:
         Runtime(
             deploy_from_refs([f"{MODEL}@production"]),
             RegistrySource(ModelRegistry(workspace), project="project", started_by=me),
+            metering=workspace.settings.cost.metering,
         ),
         auth=ServerAuth(accounts, project="project"),
         prediction_log=PredictionLog(root / ".shipyard" / "predictions"),

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
@@ -22,7 +21,11 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from shipyard.core.errors import InvalidSettings
+from shipyard.core.errors import InvalidProjectFile, InvalidSettings
+from shipyard.core.project_file import YamlDocument, load_yaml
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 PROJECT_FILE = "shipyard.yaml"
 STATE_DIR = ".shipyard"
@@ -196,32 +199,70 @@ class ProjectFileSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         """Return the settings found in the project file, if there is one."""
-        path = self.path
-        if not path.is_file():
+        document = read_project_file(self.path.parent)
+        if document is None:
             return {}
-        try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise InvalidSettings(f"{path}: not valid YAML: {e}") from e
-        except UnicodeDecodeError as e:
-            raise InvalidSettings(f"{path} is not UTF-8 text: {e}; save it as UTF-8") from e
-        except OSError as e:
-            raise InvalidSettings(f"cannot read {path}: {e.strerror or e}") from e
-        if not isinstance(document, dict):
-            raise InvalidSettings(f"{path}: expected a mapping at the top level")
+        workspace = document.data.get("workspace")
+        if workspace is not None and not isinstance(workspace, dict):
+            line = document.line_of(("workspace",))
+            raise InvalidSettings(f"{PROJECT_FILE}:{line}: 'workspace' must be a mapping")
         values: dict[str, Any] = {}
-        workspace = document.get("workspace") or {}
-        if not isinstance(workspace, dict):
-            raise InvalidSettings(f"{path}: 'workspace' must be a mapping")
-        for key in ("store_url", "artifact_root", "encryption", "audit"):
-            if key in workspace:
-                values[key] = workspace[key]
-        if "tracking" in document:
-            values["tracking"] = document["tracking"]
-        for section in ("cost", "registry"):
-            if section in document:
-                values[section] = document[section]
+        for settings_path, file_path in _FILE_PATHS.items():
+            value = _value_at(document.data, file_path)
+            if value is not _ABSENT:
+                values[settings_path] = value
         return values
+
+
+# Where each settings field lives in the project file (the rest of the file belongs to the
+# pipeline's ``load_project``). Errors about a field are located through this table too.
+_FILE_PATHS: dict[str, tuple[str, ...]] = {
+    "store_url": ("workspace", "store_url"),
+    "artifact_root": ("workspace", "artifact_root"),
+    "encryption": ("workspace", "encryption"),
+    "audit": ("workspace", "audit"),
+    "tracking": ("tracking",),
+    "cost": ("cost",),
+    "registry": ("registry",),
+}
+_ABSENT = object()
+
+
+def read_project_file(project_dir: Path) -> YamlDocument | None:
+    """Parse ``<project_dir>/shipyard.yaml`` with the one project-file parser, if it exists.
+
+    Raises:
+        InvalidSettings: The file is unreadable, not YAML or not a mapping; the message names
+            the line.
+    """
+    path = project_dir / PROJECT_FILE
+    if not path.is_file():
+        return None
+    try:
+        return load_yaml(path)
+    except InvalidProjectFile as e:
+        raise InvalidSettings(str(e)) from e
+    except OSError as e:
+        raise InvalidSettings(f"cannot read {path}: {e.strerror or e}") from e
+
+
+def _value_at(data: Any, path: Sequence[str | int]) -> Any:
+    for part in path:
+        if not isinstance(data, dict) or part not in data:
+            return _ABSENT
+        data = data[part]
+    return data
+
+
+def _file_location(document: YamlDocument | None, loc: Sequence[str | int], value: Any) -> str:
+    """``shipyard.yaml:N: `` when the offending value came from the project file, else ``""``."""
+    if document is None or not loc or str(loc[0]) not in _FILE_PATHS:
+        return ""
+    path = (*_FILE_PATHS[str(loc[0])], *loc[1:])
+    found = _value_at(document.data, path)
+    if found is _ABSENT or found != value:  # absent, or the environment overrode it
+        return ""
+    return f"{PROJECT_FILE}:{document.line_of(path)}: "
 
 
 def _project_dir_hint() -> Path:
@@ -237,8 +278,15 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as e:
+        project_dir = Path(overrides.get("project_dir") or _project_dir_hint())
+        try:
+            document = read_project_file(project_dir)
+        except InvalidSettings:
+            document = None
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+            f"{_file_location(document, err['loc'], err.get('input'))}"
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            for err in e.errors()
         )
         raise InvalidSettings(
             f"invalid settings ({problems}); check SHIPYARD_* variables and {PROJECT_FILE}"

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from shipyard.monitor.config import AlertRule, MonitorConfig
     from shipyard.monitor.notify import Delivery, Notifier
     from shipyard.monitor.signals import Observation
+    from shipyard.track.workspace import Workspace
 
 __all__ = ["Alert", "AlertEngine", "Evaluation", "alert_message"]
 
@@ -102,6 +103,18 @@ class AlertEngine:
             InvalidArgument: A notifier's ``${ENV}`` secret is not set.
         """
         return cls(store, config.rules, build_notifiers(config.notifiers), clock)
+
+    @classmethod
+    def for_workspace(cls, workspace: Workspace, config: MonitorConfig) -> AlertEngine:
+        """The engine for ``config`` over a workspace's monitoring tables and clock.
+
+        The public entry point (``shipyard.AlertEngine.for_workspace``): callers need not
+        reach into the store layer for a ``MonitoringStore``.
+
+        Raises:
+            InvalidArgument: A notifier's ``${ENV}`` secret is not set.
+        """
+        return cls.from_config(MonitoringStore(workspace.store.engine), config, workspace.clock)
 
     def process(self, observations: Iterable[Observation]) -> list[Alert]:
         """Store and judge ``observations``; return the new alerts that ask for retraining.

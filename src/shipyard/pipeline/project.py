@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shipyard.core.errors import InvalidArgument, InvalidProjectFile
+from shipyard.core.project_file import YamlDocument, load_yaml
 from shipyard.core.settings import PROJECT_FILE
 from shipyard.cost.budget import BudgetSection
 from shipyard.cost.retention import RetentionPolicy
@@ -27,7 +28,6 @@ from shipyard.monitor.config import MonitorConfig
 from shipyard.pipeline.clean_stage import CleanStage
 from shipyard.pipeline.features_stage import FeaturesStage
 from shipyard.pipeline.privacy_stage import PrivacyStage
-from shipyard.pipeline.yaml_source import YamlDocument, load_yaml
 from shipyard.privacy.step import PrivacyStepSpec
 from shipyard.train.spec import TrainSpec
 

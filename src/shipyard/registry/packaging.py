@@ -7,16 +7,15 @@ sample travel as members for drift monitoring; the evaluation plots for the mode
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.registry.bundle import write_bundle
 from shipyard.registry.manifest import BundleManifest, Lineage, features_from_frame
 
 if TYPE_CHECKING:
-    import datetime as dt
-    from pathlib import Path
-
     from shipyard.train.trainer import TrainResult
 
 
@@ -90,25 +89,38 @@ def _default(value: Any) -> Any:
 
 def write_training_bundle(
     result: TrainResult,
-    path: Path,
+    path: str | Path,
     *,
-    name: str | None,
-    created_at: dt.datetime,
-    run_id: str | None,
-    dataset_ids: dict[str, str],
-    code_version: str | None,
+    name: str | None = None,
+    created_at: dt.datetime | None = None,
+    run_id: str | None = None,
+    dataset_ids: dict[str, str] | None = None,
+    code_version: str | None = None,
 ) -> str:
-    """Write ``result`` as a bundle at ``path`` and return the bundle's sha256."""
+    """Write ``result`` as a bundle at ``path`` and return the bundle's sha256.
+
+    The pipeline's train stage fills in every lineage field; from Python, ``result`` and
+    ``path`` are enough: ``write_training_bundle(shipyard.train_model(spec, frame), path)``.
+
+    Args:
+        result: What ``train`` returned.
+        path: Where the bundle file goes (written atomically).
+        name: The model's name in the manifest.
+        created_at: When the bundle was made (default: now, UTC).
+        run_id: The tracked run that trained it.
+        dataset_ids: Datasets by role (``{"test": ...}`` lets the promotion gate re-score it).
+        code_version: The git commit of the training code.
+    """
     manifest = manifest_for(
         result,
         name=name,
-        created_at=created_at,
+        created_at=created_at or dt.datetime.now(dt.UTC),
         run_id=run_id,
-        dataset_ids=dataset_ids,
+        dataset_ids=dataset_ids or {},
         code_version=code_version,
     )
     return write_bundle(
-        path,
+        Path(path),
         result.model,
         manifest,
         reference=result.reference.to_dict(),

@@ -9,7 +9,6 @@ old batcher is closed only once nothing has used it for a grace period.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,9 +24,6 @@ if TYPE_CHECKING:
     from shipyard.registry.bundle import Bundle
     from shipyard.registry.inference import Predictions
     from shipyard.registry.input_contract import ModelInput
-
-
-METERING_ENV = "SHIPYARD_COST__METERING"
 
 
 @dataclass(frozen=True)
@@ -47,11 +43,6 @@ class Scored:
 class _Metered:
     result: Predictions
     cpu_ns: int
-
-
-def metering_enabled() -> bool:
-    """Whether servers meter model CPU (on unless ``SHIPYARD_COST__METERING`` is 0/false/off)."""
-    return os.environ.get(METERING_ENV, "1").strip().lower() not in ("0", "false", "off", "no")
 
 
 def metered(predict: Any) -> Any:
@@ -108,8 +99,14 @@ class ServedModel:
         unseen: UnseenPolicy | None,
         max_batch_rows: int,
         fast_path: bool = True,
+        metering: bool = True,
     ) -> ServedModel:
-        """Compile the contract, choose the engine (verified ONNX or native), make the batcher."""
+        """Compile the contract, choose the engine (verified ONNX or native), make the batcher.
+
+        ``metering`` counts model CPU per request (``Settings.cost.metering``, which
+        ``SHIPYARD_COST__METERING=0`` or ``cost: {metering: false}`` turns off); the server
+        passes it down from the workspace's settings.
+        """
         predict: Any = bundle.predict_input
         engine = "native"
         if fast_path:
@@ -120,7 +117,7 @@ class ServedModel:
                 predict, engine = onnx, "onnx"
             else:
                 engine = why
-        if metering_enabled():
+        if metering:
             predict = metered(predict)
         batcher = MicroBatcher(predict, _split, max_rows=max_batch_rows)
         contract = RequestContract(bundle.contract, unseen=unseen)

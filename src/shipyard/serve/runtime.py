@@ -55,10 +55,26 @@ class Answer:
 class Runtime:
     """Loaded models and routing for every served name of a deploy spec."""
 
-    def __init__(self, spec: DeploySpec, source: ModelSource, *, max_batch_rows: int = 256) -> None:
+    def __init__(
+        self,
+        spec: DeploySpec,
+        source: ModelSource,
+        *,
+        max_batch_rows: int = 256,
+        metering: bool = True,
+    ) -> None:
+        """Hold ``spec``'s routers; models load in :meth:`start`.
+
+        Args:
+            spec: The deploy section: served names, policies, poll interval.
+            source: Where versions are resolved and loaded from (the registry in a server).
+            max_batch_rows: Most rows one micro-batch may hold.
+            metering: Count model CPU per request (the workspace's ``cost.metering``).
+        """
         self.spec = spec
         self.source = source
         self.max_batch_rows = max_batch_rows
+        self.metering = metering
         self.slots: dict[tuple[str, str], ModelSlot] = {}
         self.routers = {name: Router(name, served) for name, served in spec.models.items()}
         self.ready = False
@@ -93,6 +109,7 @@ class Runtime:
             unseen=self.spec.unseen_categories,
             fast_path=self.spec.fast_path,
             max_batch_rows=self.max_batch_rows,
+            metering=self.metering,
         )
 
     async def _watch(self) -> None:

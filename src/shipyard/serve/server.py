@@ -162,7 +162,12 @@ def build_app(config: ServerConfig) -> FastAPI:
             source="serve",
         )
     source = RegistrySource(ModelRegistry(workspace), project=config.project, started_by=operator)
-    runtime = Runtime(config.deploy, source, max_batch_rows=config.max_batch_rows)
+    runtime = Runtime(
+        config.deploy,
+        source,
+        max_batch_rows=config.max_batch_rows,
+        metering=workspace.settings.cost.metering,  # SHIPYARD_COST__METERING or cost: metering
+    )
     log = None
     if config.prediction_log is not None:
         log = PredictionLog(Path(config.prediction_log), overflow=config.log_overflow)

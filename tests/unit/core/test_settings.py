@@ -67,3 +67,57 @@ def test_bad_environment_values_are_named_errors(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("SHIPYARD_TRACKING__HEARTBEAT_INTERVAL_S", "soon")
     with pytest.raises(InvalidSettings, match=r"tracking.heartbeat_interval_s.*SHIPYARD_"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            "name: demo\n\ntracking:\n  flush_size: lots\n",
+            r"shipyard\.yaml:4: tracking\.flush_size",
+        ),
+        (
+            "tracking:\n  flush_interval_s: 1\n  surprise: 1\n",
+            r"shipyard\.yaml:3: tracking\.surprise",
+        ),
+        ("workspace:\n  audit:\n    anchor_every: 0\n", r"shipyard\.yaml:3: audit\.anchor_every"),
+        ("cost:\n  purchase: cheap\n", r"shipyard\.yaml:2: cost\.purchase"),
+        ("name: x\nworkspace: [1, 2\n", r"shipyard\.yaml:\d+: not valid YAML"),
+        ("name: x\nworkspace: 5\n", r"shipyard\.yaml:2: 'workspace' must be a mapping"),
+    ],
+)
+def test_project_file_errors_name_the_line(tmp_path: Path, content: str, message: str) -> None:
+    # The settings read shipyard.yaml with the pipeline's parser, so they point at lines too.
+    (tmp_path / "shipyard.yaml").write_text(content)
+    with pytest.raises(InvalidSettings, match=message):
+        load_settings()
+
+
+def test_a_bad_value_from_the_environment_is_not_blamed_on_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "shipyard.yaml").write_text("tracking:\n  flush_size: 10\n")
+    monkeypatch.setenv("SHIPYARD_TRACKING__FLUSH_SIZE", "lots")
+    with pytest.raises(InvalidSettings, match=r"tracking\.flush_size") as raised:
+        load_settings()
+    assert "shipyard.yaml:" not in str(raised.value)
+
+
+def test_settings_and_the_pipeline_parse_the_project_file_the_same_way(tmp_path: Path) -> None:
+    from shipyard.core.project_file import load_yaml
+    from shipyard.core.settings import read_project_file
+
+    (tmp_path / "shipyard.yaml").write_text("name: x\ntracking: {flush_size: 7}\nsources: {}\n")
+    document = read_project_file(tmp_path)
+    assert document is not None
+    assert document.data == load_yaml(tmp_path / "shipyard.yaml").data
+    assert document.line_of(("tracking", "flush_size")) == 2
+    assert load_settings().tracking.flush_size == 7
+
+
+def test_metering_is_a_setting_with_the_documented_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert load_settings().cost.metering is True
+    monkeypatch.setenv("SHIPYARD_COST__METERING", "off")
+    assert load_settings().cost.metering is False

@@ -20,7 +20,6 @@ from shipyard.cost.attribution import cost_per_thousand_predictions
 from shipyard.cost.catalog import ActiveInstance, load_catalog
 from shipyard.cost.meters import difference, parse_serving_meters
 from shipyard.serve.app import create_app
-from shipyard.serve.host import METERING_ENV
 from shipyard.serve.loadtest import run_load
 from shipyard.serve.runtime import Runtime
 from shipyard.serve.traffic import DeploySpec
@@ -51,11 +50,11 @@ def _source(bundle: Bundle) -> MemorySource:
 BEARER: dict[str, str] = {}  # an admin token of the test server, set by _serve
 
 
-def _serve(bundle: Bundle) -> Iterator[str]:
+def _serve(bundle: Bundle, *, metering: bool = True) -> Iterator[str]:
     spec = DeploySpec(models={"churn": {"model": "churn"}}, poll_interval_s=60)
     tokens = ServerTokens(Path(tempfile.mkdtemp(prefix="shipyard-auth-")))
     BEARER.update(tokens.headers())
-    app = create_app(Runtime(spec, _source(bundle)), auth=tokens.auth)
+    app = create_app(Runtime(spec, _source(bundle), metering=metering), auth=tokens.auth)
     with running(app, lifespan="on") as port:
         yield f"http://127.0.0.1:{port}"
 
@@ -94,11 +93,9 @@ def test_cost_per_thousand_predictions_from_a_load_test_matches_the_counters(ser
     assert meter.cpu_seconds / meter.requests <= report.latency_ms.max / 1000
 
 
-def test_metering_off_counts_requests_but_no_cpu(
-    bundle: Bundle, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(METERING_ENV, "0")
-    for url in _serve(bundle):
+def test_metering_off_counts_requests_but_no_cpu(bundle: Bundle) -> None:
+    # Settings reach the runtime through the server (tests/unit/serve/test_metering_setting.py).
+    for url in _serve(bundle, metering=False):
         for _ in range(3):
             answer = httpx.post(f"{url}/models/churn/predict", json=ROWS[:2], headers=BEARER)
             assert answer.status_code == 200

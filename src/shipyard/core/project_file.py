@@ -1,8 +1,12 @@
-"""Read YAML keeping where each value came from, so errors can point at a line.
+"""The one parser of ``shipyard.yaml``: YAML that remembers the line of every value.
 
-PyYAML's composer gives every node its start position; ``locate`` walks that node tree along a
-validation error's path (``("sources", "orders", "csv", "delimiter")``) and returns the line of
-the deepest node that exists, so a message can say ``shipyard.yaml:14``.
+Both readers of the project file go through ``load_yaml``: the settings (``core.settings``, the
+``workspace:``, ``tracking:``, ``cost:`` and ``registry:`` sections) and the pipeline's
+``load_project`` (every other section). The file is parsed once per read: PyYAML composes the
+node tree, which keeps every node's start position, and the Python values are constructed from
+that same tree. ``YamlDocument.line_of`` walks the tree along a validation error's path
+(``("sources", "orders", "csv", "delimiter")``) to the deepest node that exists, so a message
+can say ``shipyard.yaml:14`` whichever reader found the problem.
 """
 
 from __future__ import annotations
@@ -72,8 +76,7 @@ def load_yaml(path: Path) -> YamlDocument:
     except UnicodeDecodeError as e:
         raise InvalidProjectFile(f"{path} is not UTF-8 text: {e}") from e
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root, data = _parse(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -84,6 +87,17 @@ def load_yaml(path: Path) -> YamlDocument:
     if not isinstance(data, dict):
         raise InvalidProjectFile(f"{path.name}:1: expected a mapping of sections at the top level")
     return YamlDocument(path, data, root)
+
+
+def _parse(text: str) -> tuple[yaml.Node | None, Any]:
+    """Compose the node tree and construct the values from it: one parse, lines kept."""
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        data = None if root is None else loader.construct_document(root)
+    finally:
+        loader.dispose()
+    return root, data
 
 
 def _child(node: yaml.Node | None, part: str | int) -> yaml.Node | None:
