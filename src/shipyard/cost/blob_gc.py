@@ -6,7 +6,7 @@ Every blob writer stores the blob first and commits the row that refers to it se
 any moment the store may hold a blob whose row is not committed yet. The collector therefore
 never trusts a single look. It works mark-then-sweep:
 
-1. **Mark.** List the store's blobs, read every live reference (``blob_refs``), and take as
+1. **Mark.** List the store's blobs, read every live reference (``store.blob_refs``), and take as
    candidates the unreferenced blobs older than the grace period: a blob whose file was
    modified after ``now - grace`` may belong to a write in progress and is left alone. Where
    the store cannot tell a blob's age (some object stores), the blob must already have been a

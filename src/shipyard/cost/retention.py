@@ -103,7 +103,7 @@ class RetentionPlan:
 
     @property
     def released_keys(self) -> set[tuple[str, str]]:
-        """The ``(kind, ref)`` pairs released, as ``blob_refs.live_references`` takes them."""
+        """The ``(kind, ref)`` pairs released, as ``BlobRefs.live`` takes them."""
         return {(r.kind, r.ref) for r in self.releases}
 
 
