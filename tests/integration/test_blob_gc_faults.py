@@ -18,10 +18,10 @@ import pytest
 import sqlalchemy as sa
 
 from shipyard.core.faults import ENV_VAR
-from shipyard.cost import blob_refs
 from shipyard.cost.blob_gc import collect_garbage
 from shipyard.data.datasets import write_dataset
 from shipyard.registry.registry import ModelRegistry
+from shipyard.store.blob_refs import BlobRefs
 from shipyard.store.cost_models import GcSweepRow
 from shipyard.track.workspace import Workspace
 from tests.identities import OPERATOR
@@ -53,8 +53,7 @@ def populate(project: Path) -> set[str]:
 
 
 def live_references_readable(workspace: Workspace) -> None:
-    with workspace.store.engine.connect() as c:
-        digests = {r.digest for r in blob_refs.live_references(c)}
+    digests = {r.digest for r in BlobRefs(workspace.store).live()}
     assert len(digests) == 4  # two bundles, one dataset, one artifact
     for digest in digests:
         assert workspace.blobs.verify(digest), digest

@@ -28,6 +28,7 @@ from shipyard.security.audit_chain import security_store
 from shipyard.serve.prediction_log import PredictionLog, PredictionRecord
 from shipyard.store.monitoring import MonitoringStore
 from shipyard.track.workspace import Workspace
+from tests.identities import OPERATOR
 from tests.unit.cli.running import cli
 
 pytestmark = pytest.mark.slow
@@ -162,7 +163,7 @@ def test_erase_leaves_no_file_and_no_row_holding_the_subject(
     source = write_source(root)
     (root / "shipyard.yaml").write_text(PROJECT)
     with Workspace.open(root) as workspace:
-        report = run_pipeline(workspace, load_project(root))
+        report = run_pipeline(workspace, load_project(root), actor=OPERATOR)
         assert report.training is not None
         names = {v.name for v in list_datasets(workspace)}
         assert {"crm.validated", "crm.quarantine", "crm.rejected"} <= names

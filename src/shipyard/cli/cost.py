@@ -99,7 +99,7 @@ def report(
             costs = _model_costs(workspace, runs, active, rule)
         else:
             costs = {k: v.usd for k, v in group_costs(runs, active, by, rule).items()}  # type: ignore[arg-type]
-        blobs = storage_usage(workspace.store.engine)
+        blobs = storage_usage(workspace.store)
         tiers: dict[str, int] = {}
         for blob in blobs:
             tiers[blob.tier] = tiers.get(blob.tier, 0) + blob.size_bytes

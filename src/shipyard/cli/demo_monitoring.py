@@ -10,10 +10,11 @@ the promotion gate decide whether the new model takes ``production``.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
-import sqlalchemy as sa
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -96,14 +97,27 @@ def add_new_scans(database: Path, cases: pl.DataFrame, names: Mapping[str, str])
     ``names`` maps our column names to the clinic's (its table names some columns its own way).
     """
     fresh = recalibrated(cases).rename(dict(names))
-    engine = sa.create_engine(f"sqlite:///{database}")
-    try:
-        scans = sa.Table("scans", sa.MetaData(), autoload_with=engine)
-        with engine.begin() as connection:
-            connection.execute(scans.insert(), fresh.to_dicts())
-    finally:
-        engine.dispose()
+    insert_rows(database, "scans", fresh)
     return fresh.height
+
+
+def insert_rows(database: Path, table: str, frame: pl.DataFrame) -> None:
+    """Append ``frame`` to ``table`` of a SQLite file, in one transaction.
+
+    The clinic's database is a source the demo writes, not the metadata store, so the standard
+    library's driver does (SQLAlchemy stays inside ``shipyard.store``).
+    """
+    names = ", ".join(_quoted(c) for c in frame.columns)
+    marks = ", ".join("?" for _ in frame.columns)
+    with contextlib.closing(sqlite3.connect(database)) as connection, connection:
+        connection.executemany(
+            f"INSERT INTO {_quoted(table)} ({names}) VALUES ({marks})",  # noqa: S608 - names quoted
+            frame.rows(),
+        )
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def monitor_once(workspace: Workspace, root: Path) -> MonitorPass:

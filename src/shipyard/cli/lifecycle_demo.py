@@ -120,7 +120,10 @@ def biopsies() -> pl.DataFrame:
 
 def write_project(root: Path) -> None:
     """The demo project: a CSV with three broken lines and the clinic's SQLite table."""
-    import sqlalchemy as sa
+    import contextlib
+    import sqlite3
+
+    from shipyard.cli.demo_monitoring import insert_rows
 
     frame = biopsies()
     (root / "data").mkdir(parents=True, exist_ok=True)
@@ -132,18 +135,13 @@ def write_project(root: Path) -> None:
 
     database = (root / "data" / "clinic.db").resolve()
     clinic = frame.slice(CSV_ROWS).rename(CLINIC_NAMES)
-    engine = sa.create_engine(f"sqlite:///{database}")
-    try:
-        columns = [
-            sa.Column(c, sa.Integer if c == "target" else sa.Float, nullable=False)
-            for c in clinic.columns
-        ]
-        scans = sa.Table("scans", sa.MetaData(), *columns)
-        scans.create(engine)
-        with engine.begin() as connection:
-            connection.execute(scans.insert(), clinic.to_dicts())
-    finally:
-        engine.dispose()
+    columns = ", ".join(
+        '"{}" {} NOT NULL'.format(c.replace('"', '""'), "INTEGER" if c == "target" else "FLOAT")
+        for c in clinic.columns
+    )
+    with contextlib.closing(sqlite3.connect(database)) as connection, connection:
+        connection.execute(f"CREATE TABLE scans ({columns})")
+    insert_rows(database, "scans", clinic)
 
     types = {c: "int64" if c == "target" else "float64" for c in frame.columns}
     project = (

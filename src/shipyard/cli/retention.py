@@ -71,10 +71,10 @@ def gc(
     with open_workspace(ctx) as workspace:
         plan = None
         if policy is not None:
-            plan = plan_retention(workspace.store.engine, policy, workspace.clock)
+            plan = plan_retention(workspace.store, policy, workspace.clock)
             if not dry_run:
                 apply_retention(
-                    workspace.store.engine,
+                    workspace.store,
                     plan,
                     actor=me,
                     audit_log=security_store(
@@ -108,7 +108,7 @@ def _monthly_saving(workspace: Workspace, report: GcReport) -> Decimal | None:
 
     try:
         catalog = catalog_for(workspace.settings)
-        return monthly_cost(report.freed, blob_tiers(workspace.store.engine), catalog)
+        return monthly_cost(report.freed, blob_tiers(workspace.store), catalog)
     except ShipyardError:
         return None
 

@@ -6,7 +6,7 @@ Every blob writer stores the blob first and commits the row that refers to it se
 any moment the store may hold a blob whose row is not committed yet. The collector therefore
 never trusts a single look. It works mark-then-sweep:
 
-1. **Mark.** List the store's blobs, read every live reference (``blob_refs``), and take as
+1. **Mark.** List the store's blobs, read every live reference (``store.blob_refs``), and take as
    candidates the unreferenced blobs older than the grace period: a blob whose file was
    modified after ``now - grace`` may belong to a write in progress and is left alone. Where
    the store cannot tell a blob's age (some object stores), the blob must already have been a
@@ -33,26 +33,22 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
 from shipyard.core import faults
 from shipyard.core.errors import ArtifactNotFound, IntegrityFailure, InvalidArgument
 from shipyard.core.ids import new_id
-from shipyard.cost import blob_refs
 from shipyard.security import audit
 from shipyard.security.audit_chain import security_store
 from shipyard.security.guard import guard
 from shipyard.security.permissions import Action
 from shipyard.store.artifacts.local import LocalBlobStore
-from shipyard.store.cost_models import GcCandidateRow, GcSweepRow
-from shipyard.store.engine import run_write
+from shipyard.store.blob_gc import GcStore
+from shipyard.store.blob_refs import BlobRefs
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from shipyard.security.identities import Identity
     from shipyard.store.artifacts.base import BlobStore
-    from shipyard.store.security import AuditRecord
     from shipyard.track.workspace import Workspace
 
 DEFAULT_GRACE_S = 3600.0
@@ -139,17 +135,16 @@ def collect_garbage(
     hypothetical = set(also_released)
     if hypothetical and not dry_run:
         raise InvalidArgument("apply the retention plan before a real sweep; pass it to dry runs")
-    engine, blobs = workspace.store.engine, workspace.blobs
+    blobs, sweeps = workspace.blobs, GcStore(workspace.store)
     started_ms = workspace.clock.now_ms()
     cutoff_ms = started_ms - round(grace_s * 1000)
 
     listed = list(blobs.iter_digests())
-    with engine.connect() as c:
-        live = blob_refs.live_references(c, hypothetical)
+    live = BlobRefs(workspace.store).live(hypothetical)
     referenced = {r.digest for r in live}
     unreferenced = [d for d in listed if d not in referenced]
     ages = {d: _modified_ms(blobs, d) for d in unreferenced}
-    marked_before = _marked_before(engine, [d for d, age in ages.items() if age is None], cutoff_ms)
+    marked_before = sweeps.marked_before([d for d, age in ages.items() if age is None], cutoff_ms)
     candidates: dict[str, int] = {}
     for digest, age in ages.items():
         old_enough = age is not None and age <= cutoff_ms
@@ -165,7 +160,13 @@ def collect_garbage(
         )
 
     sweep_id = new_id()
-    _mark(engine, sweep_id, started_ms, grace_s, len(listed), candidates)
+    sweeps.mark(
+        sweep_id,
+        started_ms=started_ms,
+        grace_s=grace_s,
+        blobs_seen=len(listed),
+        candidates=candidates,
+    )
     faults.hit("gc.after_mark")
     deleted, kept = _sweep(workspace, sweep_id, sorted(candidates), cutoff_ms)
     sweep_temp = getattr(blobs, "sweep_temp", None)
@@ -179,22 +180,14 @@ def collect_garbage(
         clock=workspace.clock,
     )
 
-    def _done(c: sa.Connection) -> None:
-        c.execute(
-            sa.update(GcSweepRow)
-            .where(GcSweepRow.sweep_id == sweep_id)
-            .values(
-                status="done",
-                finished_ms=workspace.clock.now_ms(),
-                deleted=len(deleted),
-                bytes_freed=freed,
-            )
-        )
-        written.append(log.append_within(c, entry))
-
-    written: list[AuditRecord] = []
-    run_write(engine, _done)
-    log.anchor(written[-1])
+    sweeps.finish(
+        sweep_id,
+        finished_ms=workspace.clock.now_ms(),
+        deleted=len(deleted),
+        bytes_freed=freed,
+        audit=entry,
+        audit_log=log,
+    )
     missing = check_references(workspace)
     return GcReport(
         sweep_id,
@@ -210,53 +203,15 @@ def collect_garbage(
     )
 
 
-def _mark(
-    engine: sa.Engine,
-    sweep_id: str,
-    started_ms: int,
-    grace_s: float,
-    blobs_seen: int,
-    candidates: dict[str, int],
-) -> None:
-    def _write(c: sa.Connection) -> None:
-        c.execute(
-            sa.update(GcSweepRow).where(GcSweepRow.status == "marked").values(status="abandoned")
-        )
-        c.execute(
-            sa.insert(GcSweepRow).values(
-                sweep_id=sweep_id,
-                status="marked",
-                started_ms=started_ms,
-                finished_ms=None,
-                grace_seconds=grace_s,
-                blobs_seen=blobs_seen,
-                candidates=len(candidates),
-                deleted=0,
-                bytes_freed=0,
-            )
-        )
-        if candidates:
-            c.execute(
-                sa.insert(GcCandidateRow),
-                [
-                    {"sweep_id": sweep_id, "digest": d, "size_bytes": s, "deleted_ms": None}
-                    for d, s in sorted(candidates.items())
-                ],
-            )
-
-    run_write(engine, _write)
-
-
 def _sweep(
     workspace: Workspace, sweep_id: str, candidates: Sequence[str], cutoff_ms: int
 ) -> tuple[list[str], list[str]]:
-    engine, blobs = workspace.store.engine, workspace.blobs
+    blobs, sweeps, refs = workspace.blobs, GcStore(workspace.store), BlobRefs(workspace.store)
     deleted: list[str] = []
     kept: list[str] = []
     for start in range(0, len(candidates), _CHUNK):
         chunk = candidates[start : start + _CHUNK]
-        with engine.connect() as c:
-            now_referenced = blob_refs.still_referenced(c, chunk)
+        now_referenced = refs.still_referenced(chunk)
         gone: list[str] = []
         for digest in chunk:
             age = _modified_ms(blobs, digest)
@@ -268,27 +223,15 @@ def _sweep(
             faults.hit("gc.after_delete")
             gone.append(digest)
         if gone:
-            _record_deleted(engine, sweep_id, gone, workspace.clock.now_ms())
+            sweeps.record_deleted(sweep_id, gone, workspace.clock.now_ms())
             deleted.extend(gone)
         faults.hit("gc.after_chunk")
     return deleted, kept
 
 
-def _record_deleted(engine: sa.Engine, sweep_id: str, gone: list[str], at_ms: int) -> None:
-    def _write(c: sa.Connection) -> None:
-        c.execute(
-            sa.update(GcCandidateRow)
-            .where(GcCandidateRow.sweep_id == sweep_id, GcCandidateRow.digest.in_(gone))
-            .values(deleted_ms=at_ms)
-        )
-
-    run_write(engine, _write)
-
-
 def check_references(workspace: Workspace) -> list[str]:
     """Return the digests that a live reference names but the blob store lacks (sorted)."""
-    with workspace.store.engine.connect() as c:
-        referenced = {r.digest for r in blob_refs.live_references(c)}
+    referenced = {r.digest for r in BlobRefs(workspace.store).live()}
     return sorted(d for d in referenced if not workspace.blobs.exists(d))
 
 
@@ -307,19 +250,3 @@ def _size(blobs: BlobStore, digest: str) -> int | None:
         return blobs.size(digest)
     except (ArtifactNotFound, IntegrityFailure, FileNotFoundError):
         return None
-
-
-def _marked_before(engine: sa.Engine, digests: Sequence[str], cutoff_ms: int) -> set[str]:
-    """Digests that a sweep started at or before ``cutoff_ms`` already found unreferenced."""
-    found: set[str] = set()
-    with engine.connect() as c:
-        for start in range(0, len(digests), _CHUNK):
-            chunk = list(digests[start : start + _CHUNK])
-            found.update(
-                c.execute(
-                    sa.select(GcCandidateRow.digest)
-                    .join(GcSweepRow, GcSweepRow.sweep_id == GcCandidateRow.sweep_id)
-                    .where(GcCandidateRow.digest.in_(chunk), GcSweepRow.started_ms <= cutoff_ms)
-                ).scalars()
-            )
-    return found

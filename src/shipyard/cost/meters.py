@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from shipyard.core.errors import InvalidArgument
-from shipyard.store.cost_models import BlobTierRow
-from shipyard.store.dataset_models import DatasetRow
-from shipyard.store.models import ArtifactRow
+from shipyard.store.blob_refs import BlobRefs
+
+if TYPE_CHECKING:
+    from shipyard.store.sql import SqlStore
 
 _SERIES = {
     "shipyard_version_requests": "requests",
@@ -110,32 +111,18 @@ class StoredBlob:
     tier: str
 
 
-def storage_usage(engine: sa.Engine) -> list[StoredBlob]:
+def storage_usage(store: SqlStore) -> list[StoredBlob]:
     """Return every distinct stored blob with its size, what refers to it and its tier.
 
     Tiers come from ``blob_tiers`` (written when retention moves a blob); others are ``hot``.
 
     Args:
-        engine: The metadata store's engine (``Workspace.store.engine``).
+        store: The metadata store (``Workspace.store``).
     """
+    rows, tiers = BlobRefs(store).stored_blobs()
     blobs: dict[str, StoredBlob] = {}
-    with engine.connect() as c:
-        tiers = dict(c.execute(sa.select(BlobTierRow.digest, BlobTierRow.tier)).all())
-        datasets = c.execute(
-            sa.select(
-                DatasetRow.digest, DatasetRow.size_bytes, DatasetRow.name, DatasetRow.dataset_id
-            )
-        ).all()
-        artifacts = c.execute(
-            sa.select(ArtifactRow.digest, ArtifactRow.size_bytes, ArtifactRow.run_id)
-        ).all()
-    for digest, size, name, dataset_id in datasets:
-        blobs.setdefault(
-            digest,
-            StoredBlob(digest, int(size), "dataset", f"{name}@{dataset_id[:12]}", "hot"),
-        )
-    for digest, size, run_id in artifacts:
-        blobs.setdefault(digest, StoredBlob(digest, int(size), "artifact", run_id, "hot"))
+    for r in rows:  # datasets first: a blob both hold is listed as the dataset's
+        blobs.setdefault(r.digest, StoredBlob(r.digest, r.size_bytes, r.kind, r.owner, "hot"))
     return [
         StoredBlob(b.digest, b.size_bytes, b.kind, b.owner, tiers.get(b.digest, "hot"))
         for b in sorted(blobs.values(), key=lambda b: (-b.size_bytes, b.digest))

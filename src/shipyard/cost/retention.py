@@ -34,22 +34,16 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 
-from shipyard.cost import blob_refs
 from shipyard.cost.attribution import storage_monthly_cost
-from shipyard.cost.blob_refs import DATASET, MODEL_VERSION, RUN, model_version_ref
 from shipyard.security import audit
 from shipyard.security.guard import guard
 from shipyard.security.permissions import Action
-from shipyard.store.cost_models import BlobTierRow, RetentionReleaseRow
-from shipyard.store.dataset_models import DatasetCacheKeyRow, DatasetParentRow, DatasetRow
-from shipyard.store.engine import run_write, upsert_insert
-from shipyard.store.models import ArtifactRow, RunRow
-from shipyard.store.registry_models import ModelAliasRow, ModelVersionRow
+from shipyard.store.blob_refs import DATASET, MODEL_VERSION, RUN, model_version_ref
+from shipyard.store.retention import ReleaseRow, RetentionStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -57,7 +51,9 @@ if TYPE_CHECKING:
     from shipyard.core.clock import Clock
     from shipyard.cost.catalog import PriceCatalog
     from shipyard.security.identities import Identity
-    from shipyard.store.security import AuditRecord, SecurityStore
+    from shipyard.store.retention import RetentionReader, VersionLineage
+    from shipyard.store.security import SecurityStore
+    from shipyard.store.sql import SqlStore
 
 HOT = "hot"
 DAY_MS = 86_400_000
@@ -107,32 +103,26 @@ class RetentionPlan:
 
     @property
     def released_keys(self) -> set[tuple[str, str]]:
-        """The ``(kind, ref)`` pairs released, as ``blob_refs.live_references`` takes them."""
+        """The ``(kind, ref)`` pairs released, as ``BlobRefs.live`` takes them."""
         return {(r.kind, r.ref) for r in self.releases}
 
 
-def plan_retention(engine: sa.Engine, policy: RetentionPolicy, clock: Clock) -> RetentionPlan:
-    """Decide what ``policy`` keeps, releases and moves to the cold tier; writes nothing."""
+def plan_retention(store: SqlStore, policy: RetentionPolicy, clock: Clock) -> RetentionPlan:
+    """Decide what ``policy`` keeps, releases and moves to the cold tier; writes nothing.
+
+    Every fact is read in one connection to the metadata store (``Workspace.store``).
+    """
     now = clock.now_ms()
-    with engine.connect() as c:
-        already = blob_refs.released(c)
-        versions = c.execute(
-            sa.select(
-                ModelVersionRow.name,
-                ModelVersionRow.version,
-                ModelVersionRow.run_id,
-                ModelVersionRow.lineage,
-            )
-        ).all()
-        aliased = {
-            (n, v) for n, v in c.execute(sa.select(ModelAliasRow.name, ModelAliasRow.version))
-        }
+    with RetentionStore(store).reading() as r:
+        already = r.released()
+        versions = r.model_versions()
+        aliased = r.aliased()
         kept, releases = _model_versions(versions, aliased, policy.keep_versions, already)
-        runs, datasets = _lineage(c, [v for v in versions if (v.name, v.version) in kept])
-        releases += _datasets(c, policy.keep_dataset_versions, datasets, already)
+        runs, datasets = _lineage(r, [v for v in versions if (v.name, v.version) in kept])
+        releases += _datasets(r, policy.keep_dataset_versions, datasets, already)
         if policy.release_runs_after_days is not None:
             cutoff = now - round(policy.release_runs_after_days * DAY_MS)
-            releases += _runs(c, cutoff, policy.release_runs_after_days, runs, already)
+            releases += _runs(r, cutoff, policy.release_runs_after_days, runs, already)
         plan = RetentionPlan(
             releases=releases,
             kept_versions=sorted(model_version_ref(n, v) for n, v in kept),
@@ -143,12 +133,12 @@ def plan_retention(engine: sa.Engine, policy: RetentionPolicy, clock: Clock) -> 
         )
         if policy.cold_after_days is not None:
             cutoff = now - round(policy.cold_after_days * DAY_MS)
-            plan.cold.update(_cold(c, plan, aliased, cutoff))
+            plan.cold.update(_cold(r, plan, aliased, cutoff))
     return plan
 
 
 def _model_versions(
-    versions: Iterable[sa.Row[Any]],
+    versions: Iterable[VersionLineage],
     aliased: set[tuple[str, int]],
     keep: int,
     already: set[tuple[str, str]],
@@ -169,7 +159,7 @@ def _model_versions(
     return kept, releases
 
 
-def _lineage(c: sa.Connection, kept: Iterable[sa.Row[Any]]) -> tuple[set[str], set[str]]:
+def _lineage(r: RetentionReader, kept: Iterable[VersionLineage]) -> tuple[set[str], set[str]]:
     """Return the runs and dataset versions the kept model versions came from."""
     runs: set[str] = set()
     frontier: set[str] = set()
@@ -181,94 +171,63 @@ def _lineage(c: sa.Connection, kept: Iterable[sa.Row[Any]]) -> tuple[set[str], s
         ids = lineage.get("dataset_ids")
         if isinstance(ids, dict):
             frontier.update(i for i in ids.values() if isinstance(i, str))
-    existing = set(c.execute(sa.select(DatasetRow.dataset_id)).scalars())
     datasets: set[str] = set()
-    frontier &= existing
+    frontier &= r.existing_datasets()
     while frontier:  # ancestors, breadth first; lineage edges never form a cycle
         datasets |= frontier
-        parents: set[str] = set()
-        for chunk in _chunks(sorted(frontier)):
-            parents.update(
-                c.execute(
-                    sa.select(DatasetParentRow.parent_id).where(
-                        DatasetParentRow.dataset_id.in_(chunk)
-                    )
-                ).scalars()
-            )
-        frontier = parents - datasets
-    for chunk in _chunks(sorted(datasets)):
-        writers = c.execute(
-            sa.select(DatasetRow.run_id).where(
-                DatasetRow.dataset_id.in_(chunk), DatasetRow.run_id.is_not(None)
-            )
-        ).scalars()
-        runs.update(r for r in writers if r is not None)
+        frontier = r.parents_of(sorted(frontier)) - datasets
+    runs.update(r.writers_of(sorted(datasets)))
     return runs, datasets
 
 
 def _datasets(
-    c: sa.Connection, keep: int, protected: set[str], already: set[tuple[str, str]]
+    r: RetentionReader, keep: int, protected: set[str], already: set[tuple[str, str]]
 ) -> list[Release]:
-    rows = c.execute(
-        sa.select(DatasetRow.dataset_id, DatasetRow.name, DatasetRow.kind).order_by(
-            DatasetRow.created_ms.desc(), DatasetRow.dataset_id
-        )
-    ).all()
     seen: dict[tuple[str, str], int] = defaultdict(int)
     releases = []
-    for dataset_id, name, kind in rows:
-        seen[(name, kind)] += 1
-        if seen[(name, kind)] <= keep or dataset_id in protected:
+    for d in r.datasets_newest_first():
+        seen[(d.name, d.kind)] += 1
+        if seen[(d.name, d.kind)] <= keep or d.dataset_id in protected:
             continue
-        if (DATASET, dataset_id) in already:
+        if (DATASET, d.dataset_id) in already:
             continue
         reason = (
-            f"older than the newest {keep} versions of {name} ({kind}); "
+            f"older than the newest {keep} versions of {d.name} ({d.kind}); "
             "no kept model's lineage needs it"
         )
-        releases.append(Release(DATASET, dataset_id, reason))
+        releases.append(Release(DATASET, d.dataset_id, reason))
     return releases
 
 
 def _runs(
-    c: sa.Connection,
+    r: RetentionReader,
     cutoff_ms: int,
     days: float,
     protected: set[str],
     already: set[tuple[str, str]],
 ) -> list[Release]:
-    with_artifacts = sa.select(ArtifactRow.run_id).distinct().scalar_subquery()
-    candidates = c.execute(
-        sa.select(RunRow.run_id)
-        .where(
-            RunRow.status != "running",
-            sa.func.coalesce(RunRow.end_ms, RunRow.start_ms) <= cutoff_ms,
-            RunRow.run_id.in_(with_artifacts),
-        )
-        .order_by(RunRow.run_id)
-    ).scalars()
     reason = f"ended more than {days:g} days ago; no kept model's lineage needs it"
     return [
         Release(RUN, run_id, reason)
-        for run_id in candidates
+        for run_id in r.ended_runs_with_artifacts(cutoff_ms)
         if run_id not in protected and (RUN, run_id) not in already
     ]
 
 
 def _cold(
-    c: sa.Connection, plan: RetentionPlan, aliased: set[tuple[str, int]], cutoff_ms: int
+    r: RetentionReader, plan: RetentionPlan, aliased: set[tuple[str, int]], cutoff_ms: int
 ) -> dict[str, int]:
     """Blobs whose every live reference is older than the cutoff and none is aliased."""
     newest: dict[str, int] = {}
     size: dict[str, int] = {}
     serving = {model_version_ref(n, v) for n, v in aliased}
     hot_pinned: set[str] = set()
-    for ref in blob_refs.live_references(c, plan.released_keys):
+    for ref in r.live_references(plan.released_keys):
         newest[ref.digest] = max(newest.get(ref.digest, 0), ref.created_ms)
         size[ref.digest] = ref.size_bytes
         if ref.kind == MODEL_VERSION and ref.ref in serving:
             hot_pinned.add(ref.digest)
-    tiers = dict(c.execute(sa.select(BlobTierRow.digest, BlobTierRow.tier)).all())
+    tiers = r.tiers()
     return {
         d: size[d]
         for d in sorted(newest)
@@ -277,7 +236,7 @@ def _cold(
 
 
 def apply_retention(
-    engine: sa.Engine, plan: RetentionPlan, *, actor: Identity, audit_log: SecurityStore
+    store: SqlStore, plan: RetentionPlan, *, actor: Identity, audit_log: SecurityStore
 ) -> None:
     """Record the plan's releases and tier moves, and its audit entry, in one transaction.
 
@@ -288,55 +247,25 @@ def apply_retention(
         PermissionDenied: ``actor`` may not delete (audited).
     """
     guard(audit_log, actor, Action.RUNS_DELETE, "retention")
-    released_datasets = [r.ref for r in plan.releases if r.kind == DATASET]
     entry = audit.draft(
         actor,
         Action.RUNS_DELETE,
         "retention",
         detail={"op": "retention", "releases": len(plan.releases), "cold": len(plan.cold)},
     )
-
-    written: list[AuditRecord] = []
-
-    def _apply(c: sa.Connection) -> None:
-        written[:] = [audit_log.append_within(c, entry)]
-        if plan.releases:
-            insert = upsert_insert(engine, RetentionReleaseRow)
-            c.execute(
-                insert.on_conflict_do_nothing(),
-                [
-                    {
-                        "kind": r.kind,
-                        "ref": r.ref,
-                        "reason": r.reason,
-                        "released_ms": plan.planned_ms,
-                    }
-                    for r in plan.releases
-                ],
-            )
-        for chunk in _chunks(released_datasets):
-            c.execute(sa.delete(DatasetCacheKeyRow).where(DatasetCacheKeyRow.dataset_id.in_(chunk)))
-        if plan.cold:
-            insert = upsert_insert(engine, BlobTierRow)
-            c.execute(
-                insert.on_conflict_do_update(
-                    index_elements=["digest"],
-                    set_={"tier": insert.excluded.tier, "changed_ms": insert.excluded.changed_ms},
-                ),
-                [
-                    {"digest": d, "tier": plan.cold_tier, "changed_ms": plan.planned_ms}
-                    for d in plan.cold
-                ],
-            )
-
-    run_write(engine, _apply)
-    audit_log.anchor(written[0])
+    RetentionStore(store).apply(
+        [ReleaseRow(r.kind, r.ref, r.reason) for r in plan.releases],
+        list(plan.cold),
+        cold_tier=plan.cold_tier,
+        at_ms=plan.planned_ms,
+        audit=entry,
+        audit_log=audit_log,
+    )
 
 
-def blob_tiers(engine: sa.Engine) -> dict[str, str]:
+def blob_tiers(store: SqlStore) -> dict[str, str]:
     """Return the tier of every blob that is not ``hot``."""
-    with engine.connect() as c:
-        return dict(c.execute(sa.select(BlobTierRow.digest, BlobTierRow.tier)).all())
+    return RetentionStore(store).tiers()
 
 
 def monthly_cost(
@@ -351,8 +280,3 @@ def monthly_cost(
     for digest, size in sizes.items():
         total += storage_monthly_cost(size, tiers.get(digest, HOT), catalog)
     return total
-
-
-def _chunks(items: list[str], size: int = 500) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

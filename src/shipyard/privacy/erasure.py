@@ -18,7 +18,7 @@ prediction logs):
 3. **Files outside the dataset store**, through ``holders`` (``shipyard.privacy.holders``): the
    prediction log and its feedback labels (``shipyard.monitor.erasure.log_holders``).
 4. **Metadata rows.** Every text and JSON column of every table is searched
-   (``shipyard.privacy.residue``): monitoring observations and alerts holding the value are
+   (``shipyard.store.residue``): monitoring observations and alerts holding the value are
    deleted, with the audit entry, in one transaction; any other row is reported (``residual``)
    for a person to handle. On SQLite the file is then compacted so no free page keeps it.
 5. **Models.** Bundles are immutable, signed by their digest: they are not rewritten. The
@@ -47,7 +47,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import polars as pl
-import sqlalchemy as sa
 
 from shipyard.core import faults
 from shipyard.core.errors import IntegrityFailure, InvalidArgument, PermissionDenied
@@ -60,14 +59,11 @@ from shipyard.privacy.references import (
     runs_referencing,
     upstream_sources,
 )
-from shipyard.privacy.residue import ERASABLE, compact, delete_erasable, residual, rows_holding
 from shipyard.privacy.subject import Subject
 from shipyard.security import audit
 from shipyard.security.audit_chain import security_store
 from shipyard.security.permissions import Action, check, require
-from shipyard.store.dataset_models import DatasetCacheKeyRow, DatasetRow
-from shipyard.store.engine import run_write, upsert_insert
-from shipyard.store.security import append_audit
+from shipyard.store.erasure import ErasureStore
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -75,7 +71,7 @@ if TYPE_CHECKING:
     from shipyard.privacy.holders import HolderResult, SubjectHolder
     from shipyard.security.identities import Identity
     from shipyard.store.dataset_entities import DatasetVersion
-    from shipyard.store.security import AuditRecord
+    from shipyard.store.security import AuditRecord, AuditWrite
     from shipyard.track.workspace import Workspace
 
 ERASURE_STEP = "erasure"
@@ -272,40 +268,26 @@ def _finish(
     workspace: Workspace, actor: Identity, subject: Subject, report: ErasureReport
 ) -> ErasureReport:
     """Delete the monitoring rows and write the audit entry, in one transaction; compact."""
-    engine = workspace.store.engine
+    store = ErasureStore(workspace.store)
     if report.dry_run:
-        with engine.connect() as connection:
-            found = rows_holding(connection, subject)
-        monitoring = {
-            table: len({k for w, ks in found.items() if w.split(".")[0] == table for k in ks})
-            for table in ERASABLE
-        }
-        return _replace(
-            report,
-            monitoring_rows={t: n for t, n in monitoring.items() if n},
-            residual=residual(found),
-        )
+        monitoring, left = store.find_rows(subject)
+        return _replace(report, monitoring_rows=monitoring, residual=left)
 
-    log = security_store(workspace.settings, engine, clock=workspace.clock)
+    log = security_store(workspace.settings, workspace.store.engine, clock=workspace.clock)
 
-    def _work(connection: sa.Connection) -> ErasureReport:
-        found = rows_holding(connection, subject)
-        done = _replace(
-            report, monitoring_rows=delete_erasable(connection, found), residual=residual(found)
-        )
-        entry = audit.draft(
+    def _entry(deleted: dict[str, int], left: dict[str, int]) -> AuditWrite:
+        done = _replace(report, monitoring_rows=deleted, residual=left)
+        return audit.draft(
             actor,
             Action.PRIVACY_ERASE,
             _audit_object(subject),
             detail=done.summary(),
             clock=workspace.clock,
         )
-        return _replace(done, audit=append_audit(connection, entry, log.sealer))
 
-    finished = run_write(engine, _work)
-    if finished.audit is not None:  # anchored only once the entry has committed
-        log.sealer.committed(finished.audit, log.get_audit)
-    return _replace(finished, compacted=compact(engine))
+    deleted, left, entry = store.delete_rows(subject, _entry, log)
+    finished = _replace(report, monitoring_rows=deleted, residual=left, audit=entry)
+    return _replace(finished, compacted=store.compact())
 
 
 def _guard(workspace: Workspace, actor: Identity, subject: Subject) -> None:
@@ -426,24 +408,6 @@ def _retire(workspace: Workspace, old_id: str, new: DatasetVersion) -> None:
     or the new one (after), never neither. The old profile goes because a column's top values
     and min/max can hold the subject's values; the new version's profile takes its place.
     """
-    engine = workspace.store.engine
-    now = workspace.clock.now_ms()
-
-    def _update(connection: sa.Connection) -> None:
-        keys = DatasetCacheKeyRow
-        moved = list(
-            connection.execute(sa.select(keys.cache_key).where(keys.dataset_id == old_id)).scalars()
-        )
-        insert = upsert_insert(engine, keys).on_conflict_do_nothing(
-            index_elements=["cache_key", "dataset_id"]
-        )
-        for cache_key in moved:
-            connection.execute(
-                insert, {"cache_key": cache_key, "dataset_id": new.dataset_id, "created_ms": now}
-            )
-        connection.execute(sa.delete(keys).where(keys.dataset_id == old_id))
-        connection.execute(
-            sa.update(DatasetRow).where(DatasetRow.dataset_id == old_id).values(profile=new.profile)
-        )
-
-    run_write(engine, _update)
+    ErasureStore(workspace.store).retire_version(
+        old_id, new.dataset_id, new.profile, workspace.clock.now_ms()
+    )

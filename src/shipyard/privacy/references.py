@@ -18,11 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
-from shipyard.store.models import ArtifactRow, ParamRow, TagRow
-from shipyard.store.registry_models import ModelVersionRow
-from shipyard.store.search import load_runs
+from shipyard.store.erasure import ErasureStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -49,24 +45,15 @@ def runs_referencing(
     """
     ids = sorted(set(dataset_ids))
     skip = set(exclude)
+    store = ErasureStore(workspace.store)
     found: set[str] = set()
-    with workspace.store.engine.connect() as connection:
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            prefixes = sorted({i[:_TRAIN_KEY_PREFIX] + "-" for i in chunk})
-            tag_match = sa.or_(
-                TagRow.value.in_(chunk),
-                *(sa.and_(TagRow.key == "train_key", TagRow.value.startswith(p)) for p in prefixes),
-            )
-            found.update(connection.execute(sa.select(TagRow.run_id).where(tag_match)).scalars())
-            found.update(
-                connection.execute(
-                    sa.select(ParamRow.run_id).where(ParamRow.value.in_(chunk))
-                ).scalars()
-            )
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        prefixes = {("train_key", i[:_TRAIN_KEY_PREFIX] + "-") for i in chunk}
+        found |= store.runs_naming(chunk, prefixes)
     trained: list[str] = []
     other: list[str] = []
-    for run in load_runs(workspace.store.engine, sorted(found - skip)):
+    for run in store.load_runs(sorted(found - skip)):
         training = run.tags.get("kind") == "train" or any(t in run.tags for t in TRAINING_TAGS)
         (trained if training else other).append(run.run_id)
     return trained, other
@@ -93,26 +80,10 @@ def upstream_sources(store: DatasetStore, dataset_ids: Iterable[str]) -> list[st
 
 def artifacts_sharing(workspace: Workspace, digests: Iterable[str]) -> list[tuple[str, str]]:
     """Return ``(run_id, artifact name)`` of run artifacts stored in one of these blobs."""
-    wanted = sorted(set(digests))
-    if not wanted:
-        return []
-    query = (
-        sa.select(ArtifactRow.run_id, ArtifactRow.name)
-        .where(ArtifactRow.digest.in_(wanted))
-        .order_by(ArtifactRow.run_id, ArtifactRow.name)
-    )
-    with workspace.store.engine.connect() as connection:
-        return [(r, n) for r, n in connection.execute(query)]
+    return ErasureStore(workspace.store).artifacts_in(digests)
 
 
 def model_versions_of(workspace: Workspace, run_ids: Iterable[str]) -> list[str]:
     """Return ``name:version`` of the registered model versions these runs produced."""
-    ids = sorted(set(run_ids))
-    refs: list[tuple[str, int]] = []
-    with workspace.store.engine.connect() as connection:
-        for start in range(0, len(ids), _CHUNK):
-            query = sa.select(ModelVersionRow.name, ModelVersionRow.version).where(
-                ModelVersionRow.run_id.in_(ids[start : start + _CHUNK])
-            )
-            refs.extend((name, version) for name, version in connection.execute(query))
-    return [f"{name}:{version}" for name, version in sorted(refs)]
+    refs = ErasureStore(workspace.store).model_versions_of(run_ids)
+    return [f"{name}:{version}" for name, version in refs]

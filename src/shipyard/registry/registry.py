@@ -32,7 +32,6 @@ from shipyard.core.errors import (
     InvalidArgument,
     NotFound,
 )
-from shipyard.cost.blob_refs import MODEL_VERSION, model_version_ref, released
 from shipyard.data.datasets import read_dataset
 from shipyard.registry.archive import read_bounded
 from shipyard.registry.bundle import Bundle, read_bundle
@@ -41,6 +40,7 @@ from shipyard.security import audit
 from shipyard.security.audit_chain import security_store
 from shipyard.security.guard import guard
 from shipyard.security.permissions import Action
+from shipyard.store.blob_refs import MODEL_VERSION, BlobRefs, model_version_ref
 from shipyard.store.registry import AliasEvent, ModelVersion, RegistryStore
 
 if TYPE_CHECKING:
@@ -441,8 +441,8 @@ class ModelRegistry:
         every blob once.
         """
         problems: list[str] = []
-        with self.workspace.store.engine.connect() as connection:
-            gone = {ref for kind, ref in released(connection) if kind == MODEL_VERSION}
+        released = BlobRefs(self.workspace.store).released()
+        gone = {ref for kind, ref in released if kind == MODEL_VERSION}
         for model in self.store.list_models():
             versions = self.store.list_versions(model["name"])
             numbers = [v.version for v in versions]

@@ -31,13 +31,12 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from typing import BinaryIO
 
-    import sqlalchemy as sa
-
     from shipyard.core.settings import Settings
     from shipyard.security.identities import Identity
     from shipyard.security.keys import MasterKey
     from shipyard.store.artifacts.base import BlobStore
     from shipyard.store.encryption import WrappedKey
+    from shipyard.store.engine import Engine
     from shipyard.store.security import SecurityStore
 
 __all__ = [
@@ -92,7 +91,7 @@ class _KeylessCipher:
 
 
 def workspace_blob_store(
-    settings: Settings, inner: BlobStore, engine: sa.Engine, *, clock: Clock = SYSTEM_CLOCK
+    settings: Settings, inner: BlobStore, engine: Engine, *, clock: Clock = SYSTEM_CLOCK
 ) -> BlobStore:
     """The workspace's blob store: encrypted when the settings or the workspace say so.
 
@@ -120,7 +119,7 @@ def workspace_blob_store(
 
 
 def encrypted_blob_store(
-    settings: Settings, inner: BlobStore, engine: sa.Engine, *, clock: Clock = SYSTEM_CLOCK
+    settings: Settings, inner: BlobStore, engine: Engine, *, clock: Clock = SYSTEM_CLOCK
 ) -> EncryptedBlobStore:
     """Wrap ``inner`` so that blobs are encrypted under the settings' master key.
 

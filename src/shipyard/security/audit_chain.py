@@ -45,9 +45,8 @@ from shipyard.store.security import SecurityStore
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    import sqlalchemy as sa
-
     from shipyard.core.settings import Settings
+    from shipyard.store.engine import Engine
     from shipyard.store.security import AuditRecord
 
 __all__ = [
@@ -284,7 +283,7 @@ def audit_chain(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> AuditChai
 
 
 def security_store(
-    settings: Settings, engine: sa.Engine, *, clock: Clock = SYSTEM_CLOCK
+    settings: Settings, engine: Engine, *, clock: Clock = SYSTEM_CLOCK
 ) -> SecurityStore:
     """The security store of a workspace, sealing its audit entries as the settings say."""
     return SecurityStore(engine, audit_chain(settings, clock=clock))

@@ -25,7 +25,7 @@ import random
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -45,6 +45,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 T = TypeVar("T")
+
+#: The metadata store's engine, as code outside the store names it (a handle it passes to a
+#: store class, never one it runs SQL on: the import contract keeps SQLAlchemy in the store).
+Engine: TypeAlias = sa.Engine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_OPTION = "shipyard_write"
@@ -154,6 +158,11 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
     return engine
+
+
+def redacted_url(url: str) -> str:
+    """Return a store URL with its password hidden, to show in messages and logs."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def upsert_insert(engine: sa.Engine, row_class: type[Any]) -> Any:

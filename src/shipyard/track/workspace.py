@@ -21,6 +21,7 @@ from shipyard.core.ids import new_id
 from shipyard.core.settings import Settings, load_settings
 from shipyard.store.artifacts import open_blob_store, safe_destination
 from shipyard.store.encryption import BlobKeyStore
+from shipyard.store.engine import redacted_url
 from shipyard.store.entities import Artifact, Experiment, MetricPoint, Note, Run, RunStatus
 from shipyard.store.filters import parse_filter, parse_order_by
 from shipyard.store.sql import SqlStore
@@ -301,9 +302,7 @@ class Workspace:
 
 
 def _redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+    return redacted_url(url)
 
 
 @atexit.register

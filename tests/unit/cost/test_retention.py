@@ -17,7 +17,6 @@ from pydantic import ValidationError
 
 from shipyard.core.clock import ManualClock
 from shipyard.core.errors import ArtifactNotFound, InvalidArgument, NotFound
-from shipyard.cost import blob_refs
 from shipyard.cost.blob_gc import check_references, collect_garbage
 from shipyard.cost.catalog import load_catalog
 from shipyard.cost.retention import (
@@ -30,6 +29,7 @@ from shipyard.cost.retention import (
 from shipyard.data.datasets import find_cached, read_dataset, write_dataset
 from shipyard.registry.registry import ModelRegistry
 from shipyard.security.audit_chain import security_store
+from shipyard.store.blob_refs import BlobRefs
 from shipyard.store.cost_models import GcCandidateRow, GcSweepRow
 from shipyard.track.workspace import Workspace
 from tests.identities import OPERATOR
@@ -43,8 +43,7 @@ sqlite_only = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 
 def live_blobs_readable(workspace: Workspace) -> set[str]:
     """Every blob a live reference names, read back and checked against its digest."""
-    with workspace.store.engine.connect() as c:
-        digests = {r.digest for r in blob_refs.live_references(c)}
+    digests = {r.digest for r in BlobRefs(workspace.store).live()}
     for digest in digests:
         assert workspace.blobs.verify(digest), digest
     return digests
@@ -77,7 +76,7 @@ def test_gc_after_promotions_deletes_only_unreferenced_blobs(
         run.log_artifact(workspace.blobs.get_bytes(four_versions[1]), name="copy.shipyard")
     orphan = workspace.blobs.put_bytes(b"written, never referenced").digest
 
-    plan = plan_retention(workspace.store.engine, RetentionPolicy(keep_versions=1), workspace.clock)
+    plan = plan_retention(workspace.store, RetentionPolicy(keep_versions=1), workspace.clock)
     assert plan.kept_versions == ["cancer:3", "cancer:4"]
     released = {(r.kind, r.ref) for r in plan.releases}
     assert released == {("model_version", "cancer:1"), ("model_version", "cancer:2")}
@@ -91,7 +90,7 @@ def test_gc_after_promotions_deletes_only_unreferenced_blobs(
     assert all(workspace.blobs.exists(d) for d in expected)  # a dry run deletes nothing
 
     apply_retention(
-        workspace.store.engine,
+        workspace.store,
         plan,
         actor=OPERATOR,
         audit_log=security_store(workspace.settings, workspace.store.engine),
@@ -132,12 +131,10 @@ def test_grace_period_spares_blobs_written_recently(workspace: Workspace) -> Non
 
 def test_a_reference_committed_after_the_mark_is_seen_by_the_sweep(workspace: Workspace) -> None:
     orphan = workspace.blobs.put_bytes(b"adopted later").digest
-    with workspace.store.engine.connect() as c:
-        assert blob_refs.still_referenced(c, [orphan]) == set()
+    assert BlobRefs(workspace.store).still_referenced([orphan]) == set()
     with workspace.start_run() as run:
         run.log_artifact(b"adopted later", name="late.bin")
-    with workspace.store.engine.connect() as c:
-        assert blob_refs.still_referenced(c, [orphan]) == {orphan}
+    assert BlobRefs(workspace.store).still_referenced([orphan]) == {orphan}
     assert collect_garbage(workspace, grace_s=0, actor=OPERATOR).candidates == {}
 
 
@@ -171,12 +168,12 @@ def test_the_lineage_of_a_kept_model_is_kept(
     registry.register("m", data, actor=OPERATOR)
 
     policy = RetentionPolicy(keep_dataset_versions=1)
-    plan = plan_retention(workspace.store.engine, policy, workspace.clock)
+    plan = plan_retention(workspace.store, policy, workspace.clock)
     assert {raw_old.dataset_id, clean.dataset_id} <= plan.protected_datasets
     assert {(r.kind, r.ref) for r in plan.releases} == {("dataset", raw_mid.dataset_id)}
 
     apply_retention(
-        workspace.store.engine,
+        workspace.store,
         plan,
         actor=OPERATOR,
         audit_log=security_store(workspace.settings, workspace.store.engine),
@@ -202,13 +199,13 @@ def test_run_artifacts_are_released_only_when_old_and_unneeded(
     later = ManualClock(workspace.clock.now_ms() + 31 * DAY_S * 1000)
     policy = RetentionPolicy(release_runs_after_days=30)
 
-    soon = plan_retention(workspace.store.engine, policy, workspace.clock)
+    soon = plan_retention(workspace.store, policy, workspace.clock)
     assert soon.releases == []
-    plan = plan_retention(workspace.store.engine, policy, later)
+    plan = plan_retention(workspace.store, policy, later)
     assert [(r.kind, r.ref) for r in plan.releases] == [("run", old.run_id)]
     assert trained.run_id in plan.protected_runs
     apply_retention(
-        workspace.store.engine,
+        workspace.store,
         plan,
         actor=OPERATOR,
         audit_log=security_store(workspace.settings, workspace.store.engine),
@@ -227,19 +224,19 @@ def test_old_blobs_move_to_the_cold_tier_except_what_an_alias_serves(
     registry.promote("cancer", 4, force=True, reason="ship", actor=OPERATOR)
     later = ManualClock(workspace.clock.now_ms() + 40 * DAY_S * 1000)
     policy = RetentionPolicy(cold_after_days=30, cold_tier="archive")
-    plan = plan_retention(workspace.store.engine, policy, later)
+    plan = plan_retention(workspace.store, policy, later)
     assert four_versions[4] not in plan.cold
     assert {four_versions[1], four_versions[2], four_versions[3]} <= set(plan.cold)
     apply_retention(
-        workspace.store.engine,
+        workspace.store,
         plan,
         actor=OPERATOR,
         audit_log=security_store(workspace.settings, workspace.store.engine),
     )
-    tiers = blob_tiers(workspace.store.engine)
+    tiers = blob_tiers(workspace.store)
     assert tiers[four_versions[1]] == "archive"
     assert four_versions[4] not in tiers
-    assert plan_retention(workspace.store.engine, policy, later).cold == {}  # already there
+    assert plan_retention(workspace.store, policy, later).cold == {}  # already there
 
     catalog = load_catalog()
     sizes = dict(plan.cold)
@@ -277,8 +274,7 @@ def test_every_blob_writer_is_a_reference(
     dataset = write_dataset(workspace, pl.DataFrame({"x": [1]}), name="d")
     version = registry.register("m", bundle_bytes(tmp_path, name="ref"), actor=OPERATOR)
     stored = set(workspace.blobs.iter_digests())
-    with workspace.store.engine.connect() as c:
-        live = {r.digest for r in blob_refs.live_references(c)}
+    live = {r.digest for r in BlobRefs(workspace.store).live()}
     assert stored == live
     assert {dataset.digest, version.bundle_sha256} <= live
     assert collect_garbage(workspace, grace_s=0, actor=OPERATOR).deleted == []

@@ -130,14 +130,14 @@ def test_storage_usage_counts_each_blob_once_with_its_tier(tmp_path: Path) -> No
             run.log_artifact(b"x" * 1000, name="big.bin")
             run.log_artifact(b"x" * 1000, name="same-content.bin")
             run.log_artifact(b"y" * 10, name="small.bin")
-        usage = storage_usage(ws.store.engine)
+        usage = storage_usage(ws.store)
         assert sorted(b.size_bytes for b in usage) == [10, 1000]
         assert {b.tier for b in usage} == {"hot"}
         big = next(b for b in usage if b.size_bytes == 1000)
         with ws.store.engine.begin() as c:
             row = {"digest": big.digest, "tier": "archive", "changed_ms": 0}
             c.execute(BlobTierRow.__table__.insert().values(**row))
-        tiers = {b.size_bytes: b.tier for b in storage_usage(ws.store.engine)}
+        tiers = {b.size_bytes: b.tier for b in storage_usage(ws.store)}
     assert tiers == {1000: "archive", 10: "hot"}
 
 

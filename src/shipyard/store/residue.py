@@ -1,5 +1,8 @@
 """Metadata rows that still hold a subject's value after an erasure, found without a list.
 
+Used by ``shipyard.store.erasure.ErasureStore``; the subject is anything shaped like
+``Subject`` below (``shipyard.privacy.subject.Subject``), so the store needs no privacy code.
+
 Every text and JSON column of every table the metadata store defines is searched (the tables
 come from the SQLAlchemy metadata, so a table added later is searched too): a SQL ``LIKE``
 narrows the rows, then ``Subject.in_text`` decides. What is found is either removed, for the
@@ -19,7 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 
@@ -27,11 +30,28 @@ import shipyard.store.sql  # noqa: F401 - registers every table on the shared me
 from shipyard.store.models import Base
 
 if TYPE_CHECKING:
-    from shipyard.privacy.subject import Subject
+    from collections.abc import Sequence
 
 #: Tables whose rows are derived measurements: an erasure deletes the rows that hold a subject.
 ERASABLE = ("monitor_observations", "monitor_alerts")
 _TEXT_TYPES = (sa.String, sa.Text, sa.JSON)
+
+
+class Subject(Protocol):
+    """What the store needs of a data subject (``shipyard.privacy.subject.Subject`` is one)."""
+
+    @property
+    def candidates(self) -> Sequence[str]:
+        """The texts that identify the subject (its value, then its pseudonym)."""
+        ...
+
+    def in_text(self, text: str | None) -> bool:
+        """Whether ``text`` holds one of the candidates."""
+        ...
+
+    def in_json(self, document: object) -> bool:
+        """Whether a string of the JSON ``document`` holds one of the candidates."""
+        ...
 
 
 def rows_holding(connection: sa.Connection, subject: Subject) -> dict[str, list[tuple[Any, ...]]]:

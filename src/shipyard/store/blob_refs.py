@@ -12,6 +12,10 @@ These three are every place that writes a blob (``Workspace.store_payload``,
 ``data.datasets.write_dataset``, ``ModelRegistry.register``); a new writer must add its table
 here, or the blob collector would treat its blobs as garbage. The reference test in
 tests/unit/cost checks that every blob the three writers produce is found.
+
+``BlobRefs`` is what the rest of Shipyard calls (the blob collector, retention, the registry's
+invariant check, storage meters); the connection-level functions serve the store's own
+transactions (``shipyard.store.retention`` reads references in its plan's connection).
 """
 
 from __future__ import annotations
@@ -21,13 +25,15 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from shipyard.store.cost_models import RetentionReleaseRow
+from shipyard.store.cost_models import BlobTierRow, RetentionReleaseRow
 from shipyard.store.dataset_models import DatasetRow
 from shipyard.store.models import ArtifactRow
 from shipyard.store.registry_models import ModelVersionRow
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Iterator
+
+    from shipyard.store.sql import SqlStore
 
 #: Release kinds, one per referencing table.
 RUN = "run"
@@ -46,6 +52,63 @@ class Reference:
     digest: str
     size_bytes: int
     created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlobRow:
+    """A blob a dataset version or an artifact stores, and who holds it (storage meters)."""
+
+    digest: str
+    size_bytes: int
+    kind: str  # "dataset" or "artifact"
+    owner: str  # dataset name@id prefix, or run id
+
+
+class BlobRefs:
+    """The blob references of one metadata store, each call in its own read."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.engine = store.engine
+
+    def released(self) -> set[tuple[str, str]]:
+        """Return the ``(kind, ref)`` of every reference retention has given up."""
+        with self.engine.connect() as c:
+            return released(c)
+
+    def live(self, also_released: Iterable[tuple[str, str]] = ()) -> list[Reference]:
+        """Return the references that still hold their blob (see ``live_references``)."""
+        with self.engine.connect() as c:
+            return live_references(c, also_released)
+
+    def still_referenced(self, digests: Collection[str]) -> set[str]:
+        """Return those of ``digests`` that some unreleased row references now."""
+        with self.engine.connect() as c:
+            return still_referenced(c, digests)
+
+    def stored_blobs(self) -> tuple[list[StoredBlobRow], dict[str, str]]:
+        """Return every dataset and artifact blob row (datasets first) and the non-hot tiers.
+
+        Read in one connection, so the tiers match the rows.
+        """
+        with self.engine.connect() as c:
+            tiers = dict(c.execute(sa.select(BlobTierRow.digest, BlobTierRow.tier)).all())
+            datasets = c.execute(
+                sa.select(
+                    DatasetRow.digest, DatasetRow.size_bytes, DatasetRow.name, DatasetRow.dataset_id
+                )
+            ).all()
+            artifacts = c.execute(
+                sa.select(ArtifactRow.digest, ArtifactRow.size_bytes, ArtifactRow.run_id)
+            ).all()
+        rows = [
+            StoredBlobRow(digest, int(size), "dataset", f"{name}@{dataset_id[:12]}")
+            for digest, size, name, dataset_id in datasets
+        ]
+        rows += [
+            StoredBlobRow(digest, int(size), "artifact", run_id)
+            for digest, size, run_id in artifacts
+        ]
+        return rows, tiers
 
 
 def model_version_ref(name: str, version: int) -> str:
