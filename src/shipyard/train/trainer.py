@@ -280,7 +280,11 @@ def _train(
         result.best.fold_scores,
         _num(scores["test"]),
         test_interval=test_interval,
-        validation=None if val_interval is None else (_num(val_score), *val_interval),
+        # Without bootstrap resamples the validation score has no interval: a point estimate
+        # (low = high = the score) still lets the check run instead of refusing the run.
+        validation=None
+        if val_score is None
+        else (_num(val_score), *(val_interval or (_num(val_score), _num(val_score)))),
         flexible=best.estimator in FLEXIBLE,
     )
     warnings_ = near_perfect_warning(metric, _num(scores["test"]), len(split.test))

@@ -148,6 +148,8 @@ def test_cost_report_reads_a_servers_counters_with_the_cli_token(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``cost report --server`` sends ``$SHIPYARD_TOKEN``; without it, it says what to set."""
+    from shipyard.core.error_status import status_of
+    from shipyard.core.errors import PermissionDenied
     from shipyard.security.accounts import Accounts
     from shipyard.security.audit_chain import security_store
     from shipyard.security.identities import local_identity
@@ -176,7 +178,7 @@ def test_cost_report_reads_a_servers_counters_with_the_cli_token(
             monkeypatch.setenv("COLUMNS", "200")
             monkeypatch.delenv("SHIPYARD_TOKEN", raising=False)
             code, _, err = cli(capsys, "-C", str(tmp_path), "cost", "report", "--server", url)
-            assert code == 2
+            assert code == status_of(PermissionDenied).exit
             assert "needs a token: set $SHIPYARD_TOKEN" in err
 
             monkeypatch.setenv("SHIPYARD_TOKEN", token)

@@ -10,6 +10,7 @@ from shipyard.data.datasets import dataset_store, read_dataset
 from shipyard.pipeline.project import load_project
 from shipyard.pipeline.runner import run_pipeline
 from shipyard.track.workspace import Workspace
+from tests.identities import OPERATOR
 
 PROJECT = """
 name: churn
@@ -28,7 +29,7 @@ def test_untyped_csv_columns_are_inferred_and_reported(tmp_path: Path) -> None:
     )
     (tmp_path / "shipyard.yaml").write_text(PROJECT)
     with Workspace.open(tmp_path) as workspace:
-        report = run_pipeline(workspace, load_project(tmp_path))
+        report = run_pipeline(workspace, load_project(tmp_path), actor=OPERATOR)
         frame = read_dataset(workspace, report.final_dataset or "").collect()
         snapshot = dataset_store(workspace).latest_snapshot("customers")
     assert frame.schema["tenure"] == pl.Int64

@@ -16,6 +16,7 @@ from shipyard.data.datasets import read_dataset
 from shipyard.pipeline.project import load_project
 from shipyard.pipeline.runner import PipelineReport, run_pipeline
 from shipyard.track.workspace import Workspace
+from tests.identities import OPERATOR
 
 PROJECT = """
 name: shop
@@ -56,7 +57,7 @@ def setup(root: Path) -> None:
 
 def run(root: Path) -> PipelineReport:
     with Workspace.open(root) as workspace:
-        return run_pipeline(workspace, load_project(root))
+        return run_pipeline(workspace, load_project(root), actor=OPERATOR)
 
 
 def validated(root: Path, report: PipelineReport) -> pl.DataFrame:

@@ -26,6 +26,7 @@ from shipyard.registry.bundle import read_bundle, write_bundle
 from shipyard.registry.registry import ModelRegistry
 from shipyard.registry.safe_format import load_model
 from shipyard.track.workspace import Workspace
+from tests.identities import OPERATOR
 from tests.unit.registry.bombs import (
     RawMember,
     declared_bomb,
@@ -124,7 +125,7 @@ def test_registering_a_bomb_stores_nothing(
     path.write_bytes(declared_bomb(good_bundle))
     before = set(registry.workspace.blobs.iter_digests())
     with pytest.raises(InvalidData, match="would expand to"):
-        registry.register("churn", path)
+        registry.register("churn", path, actor=OPERATOR)
     assert registry.list_models() == []
     assert set(registry.workspace.blobs.iter_digests()) == before
 
@@ -175,10 +176,10 @@ def test_oversized_totals_are_refused_by_argument_and_by_setting(
     capped = _workspace(tmp_path, "capped")
     try:
         with pytest.raises(InvalidData, match="SHIPYARD_REGISTRY__MAX_BUNDLE_BYTES"):
-            ModelRegistry(capped).register("churn", data)
+            ModelRegistry(capped).register("churn", data, actor=OPERATOR)
     finally:
         capped.close()
-    assert registry.register("churn", data).version == 1  # the default cap takes it
+    assert registry.register("churn", data, actor=OPERATOR).version == 1  # the default cap takes it
 
 
 def test_symlink_members_are_refused(good_bundle: bytes):
@@ -226,7 +227,7 @@ def test_a_zip_nested_in_the_model_file_is_refused():
 def test_a_blob_swapped_for_a_bomb_is_refused_on_load_unread(
     registry: ModelRegistry, tmp_path: Path, good_bundle: bytes
 ):
-    version = registry.register("churn", good_bundle)
+    version = registry.register("churn", good_bundle, actor=OPERATOR)
     path = registry.workspace.blobs.local_path(version.bundle_sha256)
     path.chmod(0o644)
     path.write_bytes(declared_bomb(good_bundle))
@@ -242,8 +243,8 @@ def test_registering_through_a_symlink_is_refused(
     link = tmp_path / "link.zip"
     link.symlink_to(real)
     with pytest.raises(InvalidData, match="cannot be opened"):
-        registry.register("churn", link)
-    assert registry.register("churn", real).version == 1
+        registry.register("churn", link, actor=OPERATOR)
+    assert registry.register("churn", real, actor=OPERATOR).version == 1
 
 
 def test_only_the_checked_reader_opens_zips():

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from shipyard.core.error_status import status_of
 from shipyard.core.errors import PermissionDenied
 from shipyard.pipeline.training import _register
 from shipyard.registry.registry import ModelRegistry
@@ -86,7 +87,7 @@ def test_cli_promotion_acts_as_the_tokens_user(setup, role, capsys, monkeypatch)
     token = accounts.create_token(OPERATOR, "carol").text
     monkeypatch.setenv("SHIPYARD_TOKEN", token)
     code, _, err = cli(capsys, "models", "promote", "churn", "2", "--force", "--reason", "r")
-    assert code == (0 if may_promote(role) else 2), err
+    assert code == (0 if may_promote(role) else status_of(PermissionDenied).exit), err
     # refused by the CLI's entry check (which names the command) before the registry's own
     _assert_outcome(workspace, "carol", role, denied_object="cli:models promote")
 
@@ -170,12 +171,12 @@ def test_a_local_operator_lends_its_role_only_to_unbound_accounts(setup) -> None
 def test_a_move_and_its_audit_entry_are_one_transaction(setup, monkeypatch) -> None:
     """If the audit entry cannot be written, the alias does not move either."""
     workspace, _ = setup
-    import shipyard.store.registry as store_registry
+    import shipyard.store.security as store_security
 
     def broken(*_: object) -> None:
         raise RuntimeError("audit append failed")
 
-    monkeypatch.setattr(store_registry, "append_audit", broken)
+    monkeypatch.setattr(store_security, "append_audit", broken)  # the append in the move's tx
     registry = ModelRegistry(workspace)
     with pytest.raises(RuntimeError, match="audit append failed"):
         registry.promote("churn", 2, actor=OPERATOR, force=True, reason="r")

@@ -12,6 +12,7 @@ from shipyard.registry.registry import ModelRegistry
 from shipyard.serve.server import RegistrySource, deploy_from_refs
 from shipyard.serve.traffic import ServedModelSpec
 from shipyard.track.workspace import Workspace
+from tests.identities import OPERATOR
 from tests.unit.serve.conftest import make_bundle
 
 
@@ -39,8 +40,8 @@ def test_the_registry_source_resolves_pinned_versions_and_aliases(tmp_path: Path
     with Workspace.open(tmp_path) as workspace:
         registry = ModelRegistry(workspace)
         for c, seed in ((1.0, 0), (0.01, 1)):
-            registry.register("churn", tmp_path / f"churn-{c}-{seed}.shipyard")
-        registry.promote("churn", 1, force=True, reason="start", actor="test")
+            registry.register("churn", tmp_path / f"churn-{c}-{seed}.shipyard", actor=OPERATOR)
+        registry.promote("churn", 1, force=True, reason="start", actor=OPERATOR)
         source = RegistrySource(registry)
         assert source.resolve("churn", "production") == 1
         assert source.resolve("churn", ":2") == 2  # pinned: whatever production does
