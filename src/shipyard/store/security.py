@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from shipyard.core.errors import AlreadyExists, Conflict, IntegrityFailure, NotFound
+from shipyard.core.errors import (
+    AlreadyExists,
+    Conflict,
+    IntegrityFailure,
+    NotFound,
+    StoreUnavailable,
+)
 from shipyard.store.engine import run_write
 from shipyard.store.security_models import AuditRow, RoleBindingRow, TokenRow, UserRow
 
@@ -418,6 +424,10 @@ class SecurityStore:
         except DBAPIError as e:
             self._raise_if_missing(e)
             raise
+        except StoreUnavailable as e:  # run_write/engine already translated the driver error
+            if isinstance(e.__cause__, DBAPIError):
+                self._raise_if_missing(e.__cause__)
+            raise
 
     def _raise_if_missing(self, error: DBAPIError) -> None:
         if isinstance(error, IntegrityError):
@@ -450,6 +460,10 @@ class SecurityStore:
                 continue  # another writer took this seq (or id) first: start again
             except DBAPIError as e:
                 self._raise_if_missing(e)
+                raise
+            except StoreUnavailable as e:  # a missing table reads as an outage to the engine
+                if isinstance(e.__cause__, DBAPIError):
+                    self._raise_if_missing(e.__cause__)
                 raise
             for entry in self._local.appended:
                 self.sealer.committed(entry, self.get_audit)

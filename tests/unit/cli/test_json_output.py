@@ -14,6 +14,7 @@ from shipyard.cli.main import app
 from shipyard.data.datasets import write_dataset
 from shipyard.registry.registry import ModelRegistry
 from shipyard.track.workspace import Workspace
+from tests.identities import OPERATOR
 from tests.unit.cli.running import cli
 from tests.unit.registry.trained import cached_bundle_file
 
@@ -47,7 +48,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("json-project")
     with Workspace.open(root) as workspace:
         registry = ModelRegistry(workspace)
-        registry.register("churn", cached_bundle_file(workspace, root, name="churn"))
+        registry.register(
+            "churn", cached_bundle_file(workspace, root, name="churn"), actor=OPERATOR
+        )
         write_dataset(
             workspace, pl.DataFrame({"a": [1, 2, 3], "b": ["x", "y", None]}), name="orders"
         )
