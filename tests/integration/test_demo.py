@@ -47,6 +47,7 @@ def _shipyard(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.timeout(900)  # a fresh clone's `make demo` (its own limit: 600 s) on a busy box
 def test_make_demo_from_a_fresh_clone_carries_a_model_through_its_life(tmp_path: Path) -> None:
     clone = _fresh_checkout(tmp_path / "clone")
     home = tmp_path / "home"

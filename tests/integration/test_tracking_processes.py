@@ -124,8 +124,8 @@ def test_sigterm_ends_the_run_killed_and_flushes(store_url: str, tmp_path: Path)
     worker = start_worker(env, "term", "200")
     run_id, flushed = _read_until_flushed(worker, 400)
     worker.send_signal(signal.SIGTERM)
-    worker.communicate(timeout=60)
-    assert worker.returncode == 128 + signal.SIGTERM
+    _, err = worker.communicate(timeout=60)
+    assert worker.returncode == 128 + signal.SIGTERM, err
     store = SqlStore(store_url)
     try:
         run = store.get_run(run_id)
