@@ -276,7 +276,7 @@ def create_token(directory: Path, project: str) -> str:
     from shipyard.track.workspace import Workspace
 
     with Workspace.open(directory) as workspace:
-        accounts = Accounts(security_store(workspace.settings, workspace.store.engine))
+        accounts = Accounts(security_store(workspace.settings, workspace.store))
         me = local_identity(project, source="benchmark")
         accounts.ensure_user(me, "serving-benchmark", service=True)
         accounts.grant(me, "serving-benchmark", "viewer", project)

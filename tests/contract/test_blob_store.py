@@ -68,7 +68,7 @@ def _encrypted(inner_kind: str, tmp_path: Path, migrated: Path) -> Iterator[Blob
     master = MasterKey.from_bytes(hashlib.sha256(b"contract").digest())
     shutil.copyfile(migrated, tmp_path / "keys.db")
     sql = SqlStore(f"sqlite:///{tmp_path / 'keys.db'}")
-    keys = BlobKeyStore(sql.engine)
+    keys = BlobKeyStore(sql)
     name = f"shipyard-test-{uuid.uuid4().hex}"
     inner: BlobStore = (
         LocalBlobStore(tmp_path / "store")

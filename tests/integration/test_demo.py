@@ -80,7 +80,7 @@ def test_make_demo_from_a_fresh_clone_carries_a_model_through_its_life(tmp_path:
         assert [e.action for e in history][:4] == ["promote", "refused", "force", "rollback"]
         retrain = history[4:]
         assert len(retrain) == 1, "one retrain, however many features drifted"
-        alerts = MonitoringStore(workspace.store.engine).alerts(model="cancer")
+        alerts = MonitoringStore(workspace.store).alerts(model="cancer")
         drift_alerts = [a for a in alerts if a.rule == "input-drift"]
         # exactly the recalibrated features drifted (and, through them, the model's output)
         drifted = {a.subject for a in drift_alerts} - {"__prediction__", "__probability__"}

@@ -108,7 +108,7 @@ def serve_and_monitor(root: Path) -> None:
     )
     FeedbackStore.beside(predictions, clock=ManualClock(T0)).add("churn", labels)
     with Workspace.open(root) as workspace:
-        MonitoringStore(workspace.store.engine).add_observations(
+        MonitoringStore(workspace.store).add_observations(
             [
                 {
                     "model": "churn",
@@ -206,7 +206,7 @@ def test_erase_leaves_no_file_and_no_row_holding_the_subject(
 
     # The erasure is in the audit log with the subject's digest and what it touched.
     with Workspace.open(root) as workspace:
-        entries = security_store(workspace.settings, workspace.store.engine).list_audit(
+        entries = security_store(workspace.settings, workspace.store).list_audit(
             action="privacy.erase"
         )
     assert [e.outcome for e in entries] == ["ok"]

@@ -173,7 +173,7 @@ def test_drift_raises_the_alert_and_a_better_retrained_model_is_promoted(trained
         registry = ModelRegistry(workspace)
         assert registry.get("loop@production").version == outcome.version == 2
 
-        stored = MonitoringStore(workspace.store.engine).get_alert(opened[0].alert_id)
+        stored = MonitoringStore(workspace.store).get_alert(opened[0].alert_id)
         assert stored.outcome is not None
         assert stored.outcome["text"].startswith("promoted version 2")
         # performance on the labels was measured, and the drifted half is worse
@@ -224,6 +224,6 @@ def test_a_retrain_that_fails_is_recorded_and_the_loop_goes_on(trained: Path) ->
         assert "rows.parquet" in outcome.text
         assert ModelRegistry(workspace).get("loop@production").version == 1
         alert = next(a for a in result.evaluation.opened if a.rule == "x1-drift")
-        stored = MonitoringStore(workspace.store.engine).get_alert(alert.alert_id)
+        stored = MonitoringStore(workspace.store).get_alert(alert.alert_id)
         assert stored.outcome is not None
         assert stored.outcome["text"] == outcome.text

@@ -73,7 +73,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
             registry.register("churn", path, actor=OPERATOR)
         registry.promote("churn", 1, force=True, reason="start", actor=OPERATOR)
         registry.promote("churn", 2, alias="challenger", force=True, reason="start", actor=OPERATOR)
-        accounts = Accounts(security_store(workspace.settings, workspace.store.engine))
+        accounts = Accounts(security_store(workspace.settings, workspace.store))
         me = local_identity("project")
         accounts.ensure_user(me, "ci")
         accounts.grant(me, "ci", "admin", "project")

@@ -56,7 +56,7 @@ def accounts_of(workspace: Workspace) -> Accounts:
     from shipyard.security.accounts import Accounts
     from shipyard.security.audit_chain import security_store
 
-    store = security_store(workspace.settings, workspace.store.engine, clock=workspace.clock)
+    store = security_store(workspace.settings, workspace.store, clock=workspace.clock)
     return Accounts(store, clock=workspace.clock)
 
 
@@ -198,7 +198,7 @@ def _accounts(ctx: typer.Context, store: SqlStore) -> Accounts:
     from shipyard.security.accounts import Accounts
     from shipyard.security.audit_chain import security_store
 
-    return Accounts(security_store(_settings(ctx), store.engine))
+    return Accounts(security_store(_settings(ctx), store))
 
 
 def authorize(ctx: typer.Context, workspace: Workspace, action: Action, obj: str = "-") -> Identity:

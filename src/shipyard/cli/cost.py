@@ -165,7 +165,7 @@ def _model_costs(
     from shipyard.cost.attribution import lineage_runs, total_cost
     from shipyard.store.registry import RegistryStore
 
-    registry = RegistryStore(workspace.store.engine)
+    registry = RegistryStore(workspace.store)
     costs = {}
     for model in registry.list_models():
         for version in registry.list_versions(str(model["name"])):

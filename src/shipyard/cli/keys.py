@@ -72,7 +72,7 @@ def status(
     configured = settings_master_key(settings)
     store = SqlStore(settings.resolved_store_url)
     try:
-        records = BlobKeyStore(store.engine).master_keys()
+        records = BlobKeyStore(store).master_keys()
     finally:
         store.close()
     current = records[-1].key_id if records else None
@@ -155,11 +155,11 @@ def rotate(
     store = SqlStore(settings.resolved_store_url)
     try:
         report = rotate_master_key(
-            BlobKeyStore(store.engine),
+            BlobKeyStore(store),
             old,
             new,
             actor=me,
-            audit_log=security_store(settings, store.engine),
+            audit_log=security_store(settings, store),
         )
     finally:
         store.close()

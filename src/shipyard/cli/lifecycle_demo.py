@@ -313,7 +313,7 @@ def _served(workspace: Workspace, root: Path) -> Iterator[httpx.Client]:
     from shipyard.serve.runtime import Runtime
     from shipyard.serve.server import RegistrySource, deploy_from_refs
 
-    accounts = Accounts(security_store(workspace.settings, workspace.store.engine))
+    accounts = Accounts(security_store(workspace.settings, workspace.store))
     me = demo_operator()  # the demo's own token, for its own client
     accounts.ensure_user(me, "demo-client", service=True)
     accounts.grant(me, "demo-client", "viewer", "project")
@@ -472,7 +472,7 @@ def _report(workspace: Workspace, root: Path) -> Path:
         .to_list()
     )
     report = build_report(
-        MonitoringStore(workspace.store.engine),
+        MonitoringStore(workspace.store),
         MODEL,
         probabilities=probabilities,
         now_ms=workspace.clock.now_ms(),

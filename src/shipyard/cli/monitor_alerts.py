@@ -32,7 +32,7 @@ _NOTIFY_STYLE = {"sent": "green", "partial": "yellow", "failed": "red", "pending
 def _store(workspace: Workspace) -> MonitoringStore:
     from shipyard.store.monitoring import MonitoringStore  # lazily: keeps `--help` fast
 
-    return MonitoringStore(workspace.store.engine)
+    return MonitoringStore(workspace.store)
 
 
 def alerts(

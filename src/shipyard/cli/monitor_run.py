@@ -181,7 +181,7 @@ def report(
             .to_list()
         )
         result = build_report(
-            MonitoringStore(workspace.store.engine),
+            MonitoringStore(workspace.store),
             model,
             since_ms=since_ms,
             probabilities=probabilities,

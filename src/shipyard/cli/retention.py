@@ -78,7 +78,7 @@ def gc(
                     plan,
                     actor=me,
                     audit_log=security_store(
-                        workspace.settings, workspace.store.engine, clock=workspace.clock
+                        workspace.settings, workspace.store, clock=workspace.clock
                     ),
                 )
         report = collect_garbage(

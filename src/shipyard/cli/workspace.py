@@ -29,8 +29,6 @@ def init(ctx: typer.Context) -> None:
 @app.command()
 def info(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show the store, artifact root, schema version and how much is stored."""
-    from shipyard.store.migrate import current_revision
-
     with open_workspace(ctx) as workspace:
         details = workspace.describe()
         experiments = workspace.list_experiments()
@@ -38,7 +36,7 @@ def info(ctx: typer.Context, as_json: JsonOption = False) -> None:
         metric_count = workspace.store.count_metrics()
         digests = list(workspace.blobs.iter_digests())
         blob_bytes = sum(workspace.blobs.size(d) for d in digests)
-        revision = current_revision(workspace.store.engine)
+        revision = workspace.store.schema_revision()
     if as_json:
         write_json(
             {

@@ -122,7 +122,7 @@ def collect_garbage(
         PermissionDenied: ``actor`` may not delete (audited).
         InvalidArgument: A negative grace period, or ``also_released`` on a real run.
     """
-    log = security_store(workspace.settings, workspace.store.engine, clock=workspace.clock)
+    log = security_store(workspace.settings, workspace.store, clock=workspace.clock)
     guard(
         log,
         actor,

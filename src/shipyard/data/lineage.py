@@ -16,7 +16,6 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from shipyard.store.datasets import DatasetStore
-from shipyard.store.search import load_runs
 
 if TYPE_CHECKING:
     from shipyard.store.dataset_entities import DatasetVersion, SourceSnapshot
@@ -99,7 +98,7 @@ def lineage_graph(workspace: Workspace, dataset_id: str) -> LineageGraph:
     store = DatasetStore(workspace.store)
     datasets = store.ancestry(dataset_id)
     run_ids = sorted({v.run_id for v in datasets.values() if v.run_id is not None})
-    runs = {r.run_id: r for r in load_runs(workspace.store.engine, run_ids)}
+    runs = {r.run_id: r for r in workspace.store.get_runs(run_ids)}
     snapshots: dict[str, list[SourceSnapshot]] = {}
     for snap in store.snapshots_for(datasets):
         if snap.dataset_id is not None:

@@ -114,7 +114,7 @@ class AlertEngine:
         Raises:
             InvalidArgument: A notifier's ``${ENV}`` secret is not set.
         """
-        return cls.from_config(MonitoringStore(workspace.store.engine), config, workspace.clock)
+        return cls.from_config(MonitoringStore(workspace.store), config, workspace.clock)
 
     def process(self, observations: Iterable[Observation]) -> list[Alert]:
         """Store and judge ``observations``; return the new alerts that ask for retraining.

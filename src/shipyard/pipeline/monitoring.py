@@ -160,7 +160,7 @@ def monitor_pass(
     config = _config(project)
     model, alias = monitored_model(project)
     guard(
-        security_store(workspace.settings, workspace.store.engine, clock=workspace.clock),
+        security_store(workspace.settings, workspace.store, clock=workspace.clock),
         actor,
         Action.MONITOR_RUN,
         f"monitor:{model}@{alias}",
@@ -205,7 +205,7 @@ def monitor_pass(
     )
     observations += _budgets(workspace, project, now)
 
-    store = MonitoringStore(workspace.store.engine)
+    store = MonitoringStore(workspace.store)
     fresh = _not_yet_stored(ObservationHistory(store, workspace.clock), observations, model, since)
     engine = AlertEngine.from_config(store, config, workspace.clock)
     outcome.observations = fresh

@@ -121,7 +121,7 @@ def run_pipeline(
     """
     spec = project.spec
     guard(
-        security_store(workspace.settings, workspace.store.engine, clock=workspace.clock),
+        security_store(workspace.settings, workspace.store, clock=workspace.clock),
         actor,
         Action.RUNS_WRITE,
         f"pipeline:{spec.name}",

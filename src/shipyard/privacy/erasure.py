@@ -273,7 +273,7 @@ def _finish(
         monitoring, left = store.find_rows(subject)
         return _replace(report, monitoring_rows=monitoring, residual=left)
 
-    log = security_store(workspace.settings, workspace.store.engine, clock=workspace.clock)
+    log = security_store(workspace.settings, workspace.store, clock=workspace.clock)
 
     def _entry(deleted: dict[str, int], left: dict[str, int]) -> AuditWrite:
         done = _replace(report, monitoring_rows=deleted, residual=left)
@@ -294,7 +294,7 @@ def _guard(workspace: Workspace, actor: Identity, subject: Subject) -> None:
     """Refuse (and audit) an actor without ``privacy.erase``, before anything is read."""
     if not check(actor, Action.PRIVACY_ERASE).allowed:
         audit.record(
-            security_store(workspace.settings, workspace.store.engine, clock=workspace.clock),
+            security_store(workspace.settings, workspace.store, clock=workspace.clock),
             actor,
             Action.PRIVACY_ERASE,
             _audit_object(subject),

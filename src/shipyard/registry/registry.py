@@ -97,10 +97,8 @@ class ModelRegistry:
 
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
-        self.security = security_store(
-            workspace.settings, workspace.store.engine, clock=workspace.clock
-        )
-        self.store = RegistryStore(workspace.store.engine, audit_log=self.security)
+        self.security = security_store(workspace.settings, workspace.store, clock=workspace.clock)
+        self.store = RegistryStore(workspace.store, audit_log=self.security)
 
     # -- versions ---------------------------------------------------------------------------
 

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from shipyard.security.keys import MasterKey
     from shipyard.store.artifacts.base import BlobStore
     from shipyard.store.encryption import WrappedKey
-    from shipyard.store.engine import Engine
     from shipyard.store.security import SecurityStore
+    from shipyard.store.sql import SqlStore
 
 __all__ = [
     "MasterKeyRequired",
@@ -91,7 +91,7 @@ class _KeylessCipher:
 
 
 def workspace_blob_store(
-    settings: Settings, inner: BlobStore, engine: Engine, *, clock: Clock = SYSTEM_CLOCK
+    settings: Settings, inner: BlobStore, store: SqlStore, *, clock: Clock = SYSTEM_CLOCK
 ) -> BlobStore:
     """The workspace's blob store: encrypted when the settings or the workspace say so.
 
@@ -104,7 +104,7 @@ def workspace_blob_store(
         InvalidSettings: ``encryption.enabled`` is set but no master key is, or it is unreadable.
         MasterKeyMismatch: The key is not the workspace's current master key.
     """
-    recorded = BlobKeyStore(engine).current_key_id()
+    recorded = BlobKeyStore(store).current_key_id()
     if recorded is None and not settings.encryption.enabled:
         return inner
     if settings_master_key(settings) is None and recorded is not None:
@@ -113,13 +113,13 @@ def workspace_blob_store(
             "workspace's master key (`shipyard keys status` lists its key ids)"
         )
         return EncryptedBlobStore(
-            inner, BlobKeyStore(engine), _KeylessCipher(recorded, how_to), clock=clock
+            inner, BlobKeyStore(store), _KeylessCipher(recorded, how_to), clock=clock
         )
-    return encrypted_blob_store(settings, inner, engine, clock=clock)
+    return encrypted_blob_store(settings, inner, store, clock=clock)
 
 
 def encrypted_blob_store(
-    settings: Settings, inner: BlobStore, engine: Engine, *, clock: Clock = SYSTEM_CLOCK
+    settings: Settings, inner: BlobStore, store: SqlStore, *, clock: Clock = SYSTEM_CLOCK
 ) -> EncryptedBlobStore:
     """Wrap ``inner`` so that blobs are encrypted under the settings' master key.
 
@@ -134,7 +134,7 @@ def encrypted_blob_store(
             f"${settings.encryption.key_env} (base64, 32 bytes) or encryption.key_file; "
             "`shipyard keys generate` makes a key"
         )
-    keys = BlobKeyStore(engine)
+    keys = BlobKeyStore(store)
     keys.require_current(master.key_id, clock.now_ms())
     cipher = Envelope(master, chunk_bytes=settings.encryption.chunk_bytes)
     return EncryptedBlobStore(inner, keys, cipher, clock=clock)

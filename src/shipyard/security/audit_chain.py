@@ -46,8 +46,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from shipyard.core.settings import Settings
-    from shipyard.store.engine import Engine
     from shipyard.store.security import AuditRecord
+    from shipyard.store.sql import SqlStore
 
 __all__ = [
     "AuditChain",
@@ -283,7 +283,7 @@ def audit_chain(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> AuditChai
 
 
 def security_store(
-    settings: Settings, engine: Engine, *, clock: Clock = SYSTEM_CLOCK
+    settings: Settings, store: SqlStore, *, clock: Clock = SYSTEM_CLOCK
 ) -> SecurityStore:
-    """The security store of a workspace, sealing its audit entries as the settings say."""
-    return SecurityStore(engine, audit_chain(settings, clock=clock))
+    """The security store over ``store``, sealing its audit entries as the settings say."""
+    return SecurityStore(store, audit_chain(settings, clock=clock))

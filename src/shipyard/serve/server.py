@@ -150,7 +150,7 @@ def build_app(config: ServerConfig) -> FastAPI:
     from shipyard.track.workspace import Workspace
 
     workspace = Workspace.open(Path(config.project_dir))
-    security = security_store(workspace.settings, workspace.store.engine)
+    security = security_store(workspace.settings, workspace.store)
     auth = ServerAuth(Accounts(security), project=config.project, cache_ttl_s=config.auth_cache_s)
     operator = None
     if config.local_operator is not None:

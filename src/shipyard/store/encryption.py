@@ -26,6 +26,8 @@ from shipyard.store.engine import run_write, upsert_insert
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from shipyard.store.sql import SqlStore
+
 __all__ = ["BlobKey", "BlobKeyStore", "MasterKeyMismatch", "MasterKeyRecord", "WrappedKey"]
 
 
@@ -76,10 +78,10 @@ def _blob_key(r: sa.Row[Any]) -> BlobKey:
 
 
 class BlobKeyStore:
-    """Key rows over the workspace's metadata engine."""
+    """Key rows of one metadata store."""
 
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
+    def __init__(self, store: SqlStore) -> None:
+        self.engine = store.engine
 
     # -- blob keys --------------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ from shipyard.store.monitor_models import MonitorAlertRow, MonitorObservationRow
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from shipyard.store.sql import SqlStore
+
 __all__ = ["NOTIFYING_STATES", "AlertRecord", "MonitoringStore", "StoredObservation"]
 
 NOTIFYING_STATES = ("pending", "sent", "partial", "failed")
@@ -93,10 +95,10 @@ class AlertRecord:
 
 
 class MonitoringStore:
-    """Observation and alert rows over a SQLAlchemy engine (the workspace's metadata store)."""
+    """Observation and alert rows of one metadata store."""
 
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
+    def __init__(self, store: SqlStore) -> None:
+        self.engine = store.engine
 
     # -- observations -----------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from shipyard.store.security import AuditRecord, AuditWrite, SecurityStore
+    from shipyard.store.sql import SqlStore
 
 _T = TypeVar("_T")
 
@@ -77,10 +78,10 @@ class AliasEvent:
 
 
 class RegistryStore:
-    """Registry rows over a SQLAlchemy engine (the workspace's metadata store)."""
+    """Registry rows of one metadata store."""
 
-    def __init__(self, engine: sa.Engine, audit_log: SecurityStore | None = None) -> None:
-        self.engine = engine
+    def __init__(self, store: SqlStore, audit_log: SecurityStore | None = None) -> None:
+        self.engine = store.engine
         self.audit_log = audit_log
 
     def _write(self, work: Callable[[sa.Connection, list[AuditRecord]], _T]) -> _T:

@@ -38,6 +38,8 @@ from shipyard.store.security_models import AuditRow, RoleBindingRow, TokenRow, U
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
 
+    from shipyard.store.sql import SqlStore
+
 #: Key of the PostgreSQL advisory lock that serializes audit appends ("SHPYAUDT").
 AUDIT_LOCK_KEY = 0x5348505941554454
 GENESIS_HASH = "0" * 64
@@ -137,12 +139,12 @@ class SecurityStore:
     """Users, tokens, role bindings and the audit log of one metadata store.
 
     Attributes:
-        engine: The metadata store's engine.
+        engine: The metadata store's engine (the store's own: nothing above it uses it).
         sealer: Seals every audit entry this store appends (and anchors the head).
     """
 
-    def __init__(self, engine: sa.Engine, sealer: AuditSealer) -> None:
-        self.engine = engine
+    def __init__(self, store: SqlStore, sealer: AuditSealer) -> None:
+        self.engine = store.engine
         self.sealer = sealer
         self._local = threading.local()  # the entries the current thread's write appended
 

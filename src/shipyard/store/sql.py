@@ -32,7 +32,7 @@ from shipyard.store.entities import (
     Run,
     RunStatus,
 )
-from shipyard.store.migrate import upgrade_to_head
+from shipyard.store.migrate import current_revision, upgrade_to_head
 from shipyard.store.models import (
     ArtifactRow,
     ExperimentRow,
@@ -84,6 +84,10 @@ class SqlStore:
     def close(self) -> None:
         """Release every pooled connection."""
         self.engine.dispose()
+
+    def schema_revision(self) -> str | None:
+        """Return the schema revision recorded in the store (``workspace info`` shows it)."""
+        return current_revision(self.engine)
 
     # -- experiments ------------------------------------------------------------------------
 
@@ -226,6 +230,10 @@ class SqlStore:
             what = "no run" if not matches else "more than one run"
             raise RunNotFound(f"{what} matches {run_id!r}; `shipyard runs list` shows run ids")
         return run_search.load_runs(self.engine, [matches[0]])[0]
+
+    def get_runs(self, run_ids: Sequence[str]) -> list[Run]:
+        """Return whole runs by exact id, in the order asked; unknown ids are left out."""
+        return run_search.load_runs(self.engine, run_ids)
 
     def search_runs(
         self,

@@ -54,12 +54,10 @@ class Workspace:
         try:
             # An encrypted workspace records its master key id (``master_keys``): the blobs
             # stay encrypted, or locked, even for a process without ``encryption.enabled``.
-            if settings.encryption.enabled or BlobKeyStore(self.store.engine).current_key_id():
+            if settings.encryption.enabled or BlobKeyStore(self.store).current_key_id():
                 from shipyard.security.at_rest import workspace_blob_store
 
-                self.blobs = workspace_blob_store(
-                    settings, self.blobs, self.store.engine, clock=clock
-                )
+                self.blobs = workspace_blob_store(settings, self.blobs, self.store, clock=clock)
         except BaseException:
             self.store.close()
             raise

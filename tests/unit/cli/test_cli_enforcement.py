@@ -73,7 +73,7 @@ def test_a_viewer_is_refused_and_nothing_changes(
     assert "vera is viewer" in err
     assert _state(tmp_path) == before
     with Workspace.open(tmp_path) as workspace:
-        last = security_store(workspace.settings, workspace.store.engine).list_audit(limit=1)[-1]
+        last = security_store(workspace.settings, workspace.store).list_audit(limit=1)[-1]
     assert (last.actor, last.object, last.outcome) == ("vera", f"cli:{command}", "denied")
 
 

@@ -47,7 +47,7 @@ def populated(tmp_path: Path) -> str:
     ]
     with Workspace.open(tmp_path) as workspace:
         engine = AlertEngine(
-            MonitoringStore(workspace.store.engine), rules, {"log": LogNotifier("log")}, clock
+            MonitoringStore(workspace.store), rules, {"log": LogNotifier("log")}, clock
         )
         engine.process([observe(clock, "fraud", "psi", 0.5)])  # two days ago
         clock.advance(seconds=47 * 3600)

@@ -93,7 +93,7 @@ def test_gc_after_promotions_deletes_only_unreferenced_blobs(
         workspace.store,
         plan,
         actor=OPERATOR,
-        audit_log=security_store(workspace.settings, workspace.store.engine),
+        audit_log=security_store(workspace.settings, workspace.store),
     )
     report = collect_garbage(workspace, grace_s=0, actor=OPERATOR)
     assert set(report.deleted) == expected
@@ -176,7 +176,7 @@ def test_the_lineage_of_a_kept_model_is_kept(
         workspace.store,
         plan,
         actor=OPERATOR,
-        audit_log=security_store(workspace.settings, workspace.store.engine),
+        audit_log=security_store(workspace.settings, workspace.store),
     )
     assert find_cached(workspace, "k-raw-mid", name="raw") is None  # recomputed, not missed
     assert find_cached(workspace, "k-raw-old", name="raw") is not None
@@ -208,7 +208,7 @@ def test_run_artifacts_are_released_only_when_old_and_unneeded(
         workspace.store,
         plan,
         actor=OPERATOR,
-        audit_log=security_store(workspace.settings, workspace.store.engine),
+        audit_log=security_store(workspace.settings, workspace.store),
     )
     report = collect_garbage(workspace, grace_s=0, actor=OPERATOR)
     assert len(report.deleted) == 1
@@ -231,7 +231,7 @@ def test_old_blobs_move_to_the_cold_tier_except_what_an_alias_serves(
         workspace.store,
         plan,
         actor=OPERATOR,
-        audit_log=security_store(workspace.settings, workspace.store.engine),
+        audit_log=security_store(workspace.settings, workspace.store),
     )
     tiers = blob_tiers(workspace.store)
     assert tiers[four_versions[1]] == "archive"

@@ -158,7 +158,7 @@ def test_cost_report_reads_a_servers_counters_with_the_cli_token(
     from tests.unit.cli.running import cli
 
     with Workspace.open(tmp_path) as workspace:  # the server and the CLI share one workspace
-        accounts = Accounts(security_store(workspace.settings, workspace.store.engine))
+        accounts = Accounts(security_store(workspace.settings, workspace.store))
         me = local_identity("project")
         accounts.ensure_user(me, "ops")
         accounts.grant(me, "ops", "viewer", "project")

@@ -27,7 +27,7 @@ HOUR = 3_600_000
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[MonitoringStore]:
     sql = SqlStore(f"sqlite:///{tmp_path / 'store.db'}")
-    yield MonitoringStore(sql.engine)
+    yield MonitoringStore(sql)
     sql.close()
 
 

@@ -26,7 +26,7 @@ T0 = 1_780_000_000_000
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[MonitoringStore]:
     sql = SqlStore(f"sqlite:///{tmp_path / 'store.db'}")
-    yield MonitoringStore(sql.engine)
+    yield MonitoringStore(sql)
     sql.close()
 
 

@@ -248,7 +248,7 @@ def test_erasure_from_python_is_audited_with_the_digest_in_the_same_store(
     workspace: Workspace,
 ) -> None:
     setup = populate(workspace)
-    audit_log = security_store(workspace.settings, workspace.store.engine)
+    audit_log = security_store(workspace.settings, workspace.store)
     erase_subject(workspace, DPO, column="email", value=SUBJECT, key=KEY, dry_run=True)
     assert audit_log.list_audit() == []  # a dry run changes nothing and is not audited
 
@@ -282,7 +282,7 @@ def test_an_actor_without_privacy_erase_is_refused_and_the_denial_audited(
             erase_subject(
                 workspace, viewer, column="email", value=SUBJECT, key=KEY, dry_run=dry_run
             )
-    entries = security_store(workspace.settings, workspace.store.engine).list_audit()
+    entries = security_store(workspace.settings, workspace.store).list_audit()
     assert [(e.actor, e.action, e.outcome) for e in entries] == [
         ("val", "privacy.erase", "denied")
     ] * 2
@@ -317,7 +317,7 @@ def test_rejected_lines_holding_the_value_are_erased_by_their_raw_text(
 def test_monitoring_rows_naming_the_subject_are_deleted_and_other_rows_reported(
     workspace: Workspace,
 ) -> None:
-    monitoring = MonitoringStore(workspace.store.engine)
+    monitoring = MonitoringStore(workspace.store)
     row = {
         "model": "churn",
         "version": 1,

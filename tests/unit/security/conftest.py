@@ -36,7 +36,7 @@ def identity(role: Role | None, name: str = "someone", project: str = PROJECT) -
 @pytest.fixture
 def security_store(store_url: str, tmp_path: Path) -> Iterator[SecurityStore]:
     sql = SqlStore(store_url)
-    yield SecurityStore(sql.engine, chain(tmp_path))
+    yield SecurityStore(sql, chain(tmp_path))
     sql.close()
 
 
@@ -59,7 +59,7 @@ def admin() -> Identity:
 def lite_store(tmp_path: Path) -> Iterator[SecurityStore]:
     """A security store on SQLite only, for checks that do not depend on the backend."""
     sql = SqlStore(f"sqlite:///{tmp_path / 'lite.db'}")
-    yield SecurityStore(sql.engine, chain(tmp_path))
+    yield SecurityStore(sql, chain(tmp_path))
     sql.close()
 
 

@@ -54,7 +54,7 @@ def setup(tmp_path: Path) -> Iterator[tuple[Workspace, Path]]:
 
 
 def _bind(workspace: Workspace, user: str, role: Role | None, *, service: bool) -> Accounts:
-    accounts = Accounts(security_store(workspace.settings, workspace.store.engine))
+    accounts = Accounts(security_store(workspace.settings, workspace.store))
     accounts.ensure_user(OPERATOR, user, service=service)
     if role is not None:
         accounts.grant(OPERATOR, user, role, PROJECT)
@@ -62,7 +62,7 @@ def _bind(workspace: Workspace, user: str, role: Role | None, *, service: bool) 
 
 
 def _last_audit(workspace: Workspace) -> tuple[str, str, str, str]:
-    entry = security_store(workspace.settings, workspace.store.engine).list_audit(limit=1)[-1]
+    entry = security_store(workspace.settings, workspace.store).list_audit(limit=1)[-1]
     return entry.actor, entry.action, entry.object, entry.outcome
 
 
@@ -143,7 +143,7 @@ def test_a_canary_verdict_acts_as_svc_canary(setup, role) -> None:
 def test_a_retrain_acts_as_svc_retrain_with_its_own_role(setup, role) -> None:
     workspace, _ = setup
     _bind(workspace, RETRAIN, role, service=True)
-    security = security_store(workspace.settings, workspace.store.engine)
+    security = security_store(workspace.settings, workspace.store)
     started_by = Identity(
         name="erin", kind=Kind.USER, project=PROJECT, role=Role.ADMIN, source="test"
     )
@@ -161,7 +161,7 @@ def test_a_retrain_acts_as_svc_retrain_with_its_own_role(setup, role) -> None:
 
 def test_a_local_operator_lends_its_role_only_to_unbound_accounts(setup) -> None:
     workspace, _ = setup
-    security = security_store(workspace.settings, workspace.store.engine)
+    security = security_store(workspace.settings, workspace.store)
     assert service_identity(security, CANARY, PROJECT, started_by=OPERATOR).role == Role.ADMIN
     _bind(workspace, CANARY, Role.VIEWER, service=True)
     assert service_identity(security, CANARY, PROJECT, started_by=OPERATOR).role == Role.VIEWER
@@ -199,5 +199,5 @@ def test_a_lost_race_is_audited(setup, monkeypatch) -> None:
         "churn@production",
         "conflict",
     )
-    entry = security_store(workspace.settings, workspace.store.engine).list_audit(limit=1)[-1]
+    entry = security_store(workspace.settings, workspace.store).list_audit(limit=1)[-1]
     assert json.loads(entry.detail_json)["to"] == 2

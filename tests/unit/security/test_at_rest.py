@@ -249,4 +249,4 @@ def test_swapped_ciphertexts_are_detected(tmp_path: Path) -> None:
 
 def _log(ws: Workspace) -> SecurityStore:
     """The workspace's audit log, sealed as its settings say."""
-    return security_store(ws.settings, ws.store.engine)
+    return security_store(ws.settings, ws.store)

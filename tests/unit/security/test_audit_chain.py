@@ -61,7 +61,7 @@ def _store(
     sql: SqlStore, folder: Path, key: AuditKey | AuditKeySource = AUDIT_KEY, every: int = 1
 ) -> SecurityStore:
     return SecurityStore(
-        sql.engine, AuditChain(key, AnchorFile(folder / "anchor.json"), anchor_every=every)
+        sql, AuditChain(key, AnchorFile(folder / "anchor.json"), anchor_every=every)
     )
 
 

@@ -48,7 +48,7 @@ def test_the_workspace_records_that_it_is_encrypted_and_under_which_key(
     tmp_path: Path, encrypted_workspace: tuple[str, str]
 ) -> None:
     with open_ws(tmp_path) as ws:
-        assert BlobKeyStore(ws.store.engine).current_key_id() == OLD.key_id
+        assert BlobKeyStore(ws.store).current_key_id() == OLD.key_id
         assert isinstance(ws.blobs, EncryptedBlobStore)
 
 

@@ -37,7 +37,7 @@ def _served_cpu(project: Path) -> tuple[int, float]:
         registry = ModelRegistry(workspace)
         registry.register("churn", cached_bundle_file(workspace, project), actor=OPERATOR)
         registry.promote("churn", 1, force=True, reason="test", actor=OPERATOR)
-        accounts = Accounts(security_store(workspace.settings, workspace.store.engine))
+        accounts = Accounts(security_store(workspace.settings, workspace.store))
         accounts.ensure_user(OPERATOR, "ci")
         accounts.grant(OPERATOR, "ci", "admin", "project")
         bearer = {"authorization": f"Bearer {accounts.create_token(OPERATOR, 'ci').text}"}

@@ -25,7 +25,7 @@ class ServerTokens:
         self.sql = SqlStore(f"sqlite:///{folder / 'security.db'}")
         keys = AuditKeySource(default_file=folder / "audit.key")  # made on first use
         chain = AuditChain(keys, AnchorFile(folder / "audit-anchor.json"))
-        self.store = SecurityStore(self.sql.engine, chain)
+        self.store = SecurityStore(self.sql, chain)
         self.accounts = Accounts(self.store)
         self.auth = ServerAuth(self.accounts, project=PROJECT, cache_ttl_s=cache_ttl_s)
 

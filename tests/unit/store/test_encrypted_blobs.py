@@ -28,7 +28,7 @@ KEY = MasterKey.from_bytes(hashlib.sha256(b"unit").digest())
 def store(tmp_path: Path) -> Iterator[EncryptedBlobStore]:
     sql = SqlStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
     yield EncryptedBlobStore(
-        LocalBlobStore(tmp_path / "blobs"), BlobKeyStore(sql.engine), Envelope(KEY, chunk_bytes=64)
+        LocalBlobStore(tmp_path / "blobs"), BlobKeyStore(sql), Envelope(KEY, chunk_bytes=64)
     )
     sql.close()
 

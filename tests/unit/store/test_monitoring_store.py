@@ -24,7 +24,7 @@ HOUR = 3_600_000
 @pytest.fixture
 def store(store_url: str) -> Iterator[MonitoringStore]:
     sql = SqlStore(store_url)
-    yield MonitoringStore(sql.engine)
+    yield MonitoringStore(sql)
     sql.close()
 
 

@@ -23,7 +23,7 @@ T0 = 1_700_000_000_000
 @pytest.fixture
 def registry(store_url: str) -> Iterator[RegistryStore]:
     store = SqlStore(store_url)
-    yield RegistryStore(store.engine)
+    yield RegistryStore(store)
     store.close()
 
 

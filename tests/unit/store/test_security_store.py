@@ -19,7 +19,7 @@ from shipyard.store.sql import SqlStore
 def store(tmp_path: Path) -> Iterator[SecurityStore]:
     sql = SqlStore(f"sqlite:///{tmp_path / 's.db'}")
     key = AuditKey.from_bytes(bytes(32))
-    yield SecurityStore(sql.engine, AuditChain(key, AnchorFile(tmp_path / "anchor.json")))
+    yield SecurityStore(sql, AuditChain(key, AnchorFile(tmp_path / "anchor.json")))
     sql.close()
 
 

@@ -55,6 +55,30 @@ def test_no_module_outside_the_store_imports_sqlalchemy_or_row_classes() -> None
     assert offenders == []
 
 
+def _engine_handles(path: Path) -> Iterator[int]:
+    """Lines of ``x.engine`` reads: any ``.engine`` attribute but a class's own ``self.engine``."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        own = isinstance(node, ast.Attribute) and ast.unparse(node.value) == "self"
+        if isinstance(node, ast.Attribute) and node.attr == "engine" and not own:
+            yield node.lineno
+
+
+def test_no_module_outside_the_store_touches_the_metadata_engine() -> None:
+    """Store classes take the ``SqlStore`` (``RegistryStore(workspace.store)``), not its engine.
+
+    So nothing above the store holds a SQLAlchemy handle, and another metadata backend needs no
+    change above it. ``self.engine`` is a class's own attribute (a served model's scoring engine).
+    """
+    offenders = [
+        f"{path.relative_to(PACKAGE).as_posix()}:{line}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if not path.relative_to(PACKAGE).as_posix().startswith("store/")
+        and path.relative_to(PACKAGE).as_posix() not in ALLOWED_SQLALCHEMY
+        for line in _engine_handles(path)
+    ]
+    assert offenders == []
+
+
 class RefusingChain(AuditChain):
     """A chain that refuses every append, as one without its key does."""
 
@@ -71,7 +95,7 @@ def sql(store_url: str) -> Iterator[SqlStore]:
 
 def _log(sql: SqlStore, tmp_path: Path, chain: type[AuditChain] = AuditChain) -> SecurityStore:
     key = AuditKey.from_bytes(bytes(32))
-    return SecurityStore(sql.engine, chain(key, AnchorFile(tmp_path / "anchor.json")))
+    return SecurityStore(sql, chain(key, AnchorFile(tmp_path / "anchor.json")))
 
 
 def _entry(op: str) -> Any:
@@ -151,7 +175,7 @@ def test_erasure_deletes_monitoring_rows_with_an_entry_built_from_what_it_delete
         "breached": False,
         "recorded_ms": 1,
     }
-    MonitoringStore(sql.engine).add_observations(
+    MonitoringStore(sql).add_observations(
         [
             {**observation, "detail": {"top": ["ann@example.com"]}},
             {**observation, "detail": {"top": ["bob@example.com"]}},
@@ -178,5 +202,5 @@ def test_erasure_deletes_monitoring_rows_with_an_entry_built_from_what_it_delete
     assert (deleted, left) == ({"monitor_observations": 1}, {})
     assert seen[-1] == (deleted, left)
     assert store.find_rows(subject) == ({}, {})
-    assert len(MonitoringStore(sql.engine).observations(model="churn")) == 1
+    assert len(MonitoringStore(sql).observations(model="churn")) == 1
     assert log.get_audit(written.seq) == written
