@@ -47,7 +47,7 @@ CHILD = textwrap.dedent(
         store_url=f"sqlite:///{folder / 'shipyard.db'}",
         artifact_root=str(folder / "artifacts"),
     ))
-    registry = ModelRegistry(workspace)
+    registry = ModelRegistry.for_workspace(workspace)
 
     def status_kib(field):
         for line in Path("/proc/self/status").read_text().splitlines():

@@ -252,7 +252,7 @@ def build_model(directory: Path) -> Any:
         dataset_ids={}, code_version=None,
     )  # fmt: skip
     with Workspace.open(directory) as workspace:
-        registry = ModelRegistry(workspace)
+        registry = ModelRegistry.for_workspace(workspace)
         me = local_identity("project", source="benchmark")
         version = registry.register("m", path, actor=me)
         registry.promote("m", version.version, force=True, reason="benchmark", actor=me)

@@ -41,7 +41,7 @@ print("finished")
 def populate(project: Path) -> set[str]:
     """A model with a production version, a dataset, run artifacts and five orphan blobs."""
     with Workspace.open(project) as workspace:
-        registry = ModelRegistry(workspace)
+        registry = ModelRegistry.for_workspace(workspace)
         test = write_dataset(workspace, pl.DataFrame({"x": [1, 2, 3]}), name="d").dataset_id
         for i, features in enumerate([None, WEAK["binary"]]):
             data = bundle_bytes(project, features=features, test_dataset=test, name=f"b{i}")
@@ -57,7 +57,9 @@ def live_references_readable(workspace: Workspace) -> None:
     assert len(digests) == 4  # two bundles, one dataset, one artifact
     for digest in digests:
         assert workspace.blobs.verify(digest), digest
-    assert ModelRegistry(workspace).load("cancer@production").manifest.task == "binary"
+    assert (
+        ModelRegistry.for_workspace(workspace).load("cancer@production").manifest.task == "binary"
+    )
 
 
 @pytest.mark.slow  # a subprocess imports the whole package (~3 s)

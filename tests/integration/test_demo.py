@@ -75,7 +75,7 @@ def test_make_demo_from_a_fresh_clone_carries_a_model_through_its_life(tmp_path:
 
     project = home / ".shipyard" / "demo-project"
     with Workspace.open(project) as workspace:
-        registry = ModelRegistry(workspace)
+        registry = ModelRegistry.for_workspace(workspace)
         history = registry.history("cancer", "production")
         assert [e.action for e in history][:4] == ["promote", "refused", "force", "rollback"]
         retrain = history[4:]

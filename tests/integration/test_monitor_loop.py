@@ -90,7 +90,7 @@ def _serve_traffic(
     workspace: Workspace, root: Path, clock: ManualClock, rows: pl.DataFrame
 ) -> None:
     """Log what the promoted bundle answers for ``rows``, one request per row, and label them."""
-    registry = ModelRegistry(workspace)
+    registry = ModelRegistry.for_workspace(workspace)
     version = registry.get("loop@production")
     bundle = registry.load(version)
     features = rows.select("x1", "x2")
@@ -170,7 +170,7 @@ def test_drift_raises_the_alert_and_a_better_retrained_model_is_promoted(trained
         outcome = result.retrains[0]
         assert outcome.promoted, outcome.text
         assert outcome.numbers["candidate_score"] > outcome.numbers["holder_score"]
-        registry = ModelRegistry(workspace)
+        registry = ModelRegistry.for_workspace(workspace)
         assert registry.get("loop@production").version == outcome.version == 2
 
         stored = MonitoringStore(workspace.store).get_alert(opened[0].alert_id)
@@ -205,7 +205,7 @@ def test_a_worse_retrained_model_is_refused_and_the_alias_stays(trained: Path) -
         assert not outcome.promoted
         assert outcome.numbers["candidate_score"] < outcome.numbers["holder_score"]
         assert "refused version 2" in outcome.text
-        assert ModelRegistry(workspace).get("loop@production").version == 1
+        assert ModelRegistry.for_workspace(workspace).get("loop@production").version == 1
 
 
 def test_a_retrain_that_fails_is_recorded_and_the_loop_goes_on(trained: Path) -> None:
@@ -222,7 +222,7 @@ def test_a_retrain_that_fails_is_recorded_and_the_loop_goes_on(trained: Path) ->
         assert not outcome.promoted
         assert outcome.text.startswith("retrain failed:")
         assert "rows.parquet" in outcome.text
-        assert ModelRegistry(workspace).get("loop@production").version == 1
+        assert ModelRegistry.for_workspace(workspace).get("loop@production").version == 1
         alert = next(a for a in result.evaluation.opened if a.rule == "x1-drift")
         stored = MonitoringStore(workspace.store).get_alert(alert.alert_id)
         assert stored.outcome is not None

@@ -56,7 +56,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     global TOKEN  # read by the helpers below
     root = tmp_path_factory.mktemp("serving")
     with Workspace.open(root) as workspace:
-        registry = ModelRegistry(workspace)
+        registry = ModelRegistry.for_workspace(workspace)
         for name, features in (
             ("v1", None),
             ("v2", ["tenure", "plan"]),
@@ -176,7 +176,7 @@ def _wait_until(
 def _move(project: Path, url: str, **versions: int) -> None:
     """Point aliases at versions in the registry and wait until the server has loaded them."""
     with Workspace.open(project) as workspace:
-        registry = ModelRegistry(workspace)
+        registry = ModelRegistry.for_workspace(workspace)
         current = registry.aliases("churn")
         for alias, version in versions.items():
             if current.get(alias) != version:
@@ -278,7 +278,7 @@ def test_hot_swap_under_a_steady_stream_fails_nothing(project: Path, ab_server: 
 def test_sigterm_under_load_answers_and_logs_every_accepted_request(project: Path) -> None:
     # A server of its own, started on production=1, challenger=2, since this test stops it.
     with Workspace.open(project) as workspace:
-        registry = ModelRegistry(workspace)
+        registry = ModelRegistry.for_workspace(workspace)
         for alias, version in (("production", 1), ("challenger", 2)):
             if registry.aliases("churn").get(alias) != version:
                 registry.promote(

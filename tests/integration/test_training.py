@@ -112,7 +112,7 @@ def test_shipyard_run_trains_registers_and_matches_a_sklearn_reference(
         # Registered and promoted (no champion yet: the gate checks contract and sanity only).
         assert outcome.version is not None
         assert outcome.version.version == 1
-        registry = ModelRegistry(workspace)
+        registry = ModelRegistry.for_workspace(workspace)
         production = registry.get(f"{name}@production")
         assert production.version == 1
         bundle = registry.load(f"{name}@production")

@@ -236,7 +236,7 @@ def lineage(
     from shipyard.data.lineage import lineage_graph, openlineage_events, render_tree
 
     with open_workspace(ctx) as workspace:
-        graph = lineage_graph(workspace, get_dataset(workspace, dataset).dataset_id)
+        graph = lineage_graph(workspace.store, get_dataset(workspace, dataset).dataset_id)
     if as_json:
         write_json(graph)
     else:

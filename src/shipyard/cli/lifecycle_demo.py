@@ -192,7 +192,7 @@ def run_lifecycle(workspace_root: Path) -> DemoSummary:
             f"2 sources, {validated.rows_out if validated else '?'} rows validated, "
             f"{quarantined} quarantined with reasons",
         )
-        registry = ModelRegistry(workspace)
+        registry = ModelRegistry.for_workspace(workspace)
         first = registry.get(f"{MODEL}@production")
         summary.add("train + register", f"{MODEL} version {first.version} → production")
 
@@ -321,7 +321,9 @@ def _served(workspace: Workspace, root: Path) -> Iterator[httpx.Client]:
     app = create_app(
         Runtime(
             deploy_from_refs([f"{MODEL}@production"]),
-            RegistrySource(ModelRegistry(workspace), project="project", started_by=me),
+            RegistrySource(
+                ModelRegistry.for_workspace(workspace), project="project", started_by=me
+            ),
             metering=workspace.settings.cost.metering,
         ),
         auth=ServerAuth(accounts, project="project"),

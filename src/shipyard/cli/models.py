@@ -32,7 +32,7 @@ app = typer.Typer(
 def _registry(workspace: Workspace) -> ModelRegistry:
     from shipyard.registry.registry import ModelRegistry  # lazily: keeps `--help` fast
 
-    return ModelRegistry(workspace)
+    return ModelRegistry.for_workspace(workspace)
 
 
 @app.command()

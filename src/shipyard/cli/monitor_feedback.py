@@ -63,7 +63,7 @@ def feedback(
     # Like the server's 404: labels for a model the registry lacks would never be scored.
     check_name(model)
     with open_workspace(ctx) as workspace:
-        ModelRegistry(workspace).get(model)
+        ModelRegistry.for_workspace(workspace).get(model)
     labels = read_feedback_file(file)  # validated whole before anything is stored
     predictions = log_dir or project_dir(ctx) / ".shipyard" / "predictions"
     store = FeedbackStore.beside(predictions, match_lookback_ms=None)  # old labels match too
@@ -122,7 +122,7 @@ def _facts(ctx: typer.Context, model: str, version: int) -> tuple[ModelFacts | N
 
     try:
         with open_workspace(ctx) as workspace:
-            bundle = ModelRegistry(workspace).load(f"{model}:{version}")
+            bundle = ModelRegistry.for_workspace(workspace).load(f"{model}:{version}")
     except ShipyardError as e:
         return None, f"its bundle did not load: {e}"
     return ModelFacts.from_manifest(bundle.manifest), ""

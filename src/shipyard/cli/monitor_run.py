@@ -166,7 +166,7 @@ def report(
     if target.is_dir():
         raise InvalidArgument(f"--out {target} is a folder; give a file name such as report.html")
     with open_workspace(ctx) as workspace:
-        ModelRegistry(workspace).get(model)  # NotFound, naming `shipyard models list`
+        ModelRegistry.for_workspace(workspace).get(model)  # NotFound, naming `shipyard models list`
         now = workspace.clock.now_ms()
         since_ms = parse_time(since, now, "--since")
         log = read_prediction_log(

@@ -103,7 +103,7 @@ def _check_served(ctx: typer.Context, deploy: DeploySpec) -> None:
     from shipyard.serve.traffic import PINNED
 
     with open_workspace(ctx) as workspace:
-        registry = ModelRegistry(workspace)
+        registry = ModelRegistry.for_workspace(workspace)
         for spec in deploy.models.values():
             for alias in spec.aliases():
                 pinned = alias.startswith(PINNED)
@@ -139,7 +139,7 @@ def predict(
     if unseen not in (None, "error", "unknown"):
         raise InvalidArgument("--unseen is error or unknown")
     with open_workspace(ctx) as workspace:
-        bundle = ModelRegistry(workspace).load(ref)
+        bundle = ModelRegistry.for_workspace(workspace).load(ref)
     with Progress(
         TextColumn("scoring"),
         BarColumn(),

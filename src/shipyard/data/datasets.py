@@ -24,6 +24,9 @@ of a personal-data column back into the metadata store.
 "Same inputs + same step code = same version" is the job of cache keys: the caller (the
 pipeline) hashes its inputs, step code and params into ``cache_key``; ``find_cached`` returns
 the version last produced under that key.
+
+Every function takes ``stores`` (``shipyard.store.stores.Stores``): the metadata store, the
+blob store and the clock, which a ``Workspace`` has and a bare ``StoreSet`` has too (issue 15).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from shipyard.store.datasets import DatasetStore
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from shipyard.track.workspace import Workspace
+    from shipyard.store.stores import Stores
 
 #: Parquet settings; every one is pinned because the bytes are the dataset's identity.
 WRITE_OPTIONS: dict[str, Any] = {
@@ -65,11 +68,6 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,249}$")
 _ID_DOMAIN = "shipyard-dataset/1"
 
 
-def dataset_store(workspace: Workspace) -> DatasetStore:
-    """Return the dataset store over the workspace's metadata store."""
-    return DatasetStore(workspace.store)
-
-
 def dataset_id_for(name: str, kind: str, digest: str) -> str:
     """Return the id of the version of ``name``/``kind`` whose Parquet blob has ``digest``."""
     text = f"{_ID_DOMAIN}\n{kind}\n{name}\n{digest}"
@@ -77,7 +75,7 @@ def dataset_id_for(name: str, kind: str, digest: str) -> str:
 
 
 def write_dataset(
-    workspace: Workspace,
+    stores: Stores,
     frame: pl.LazyFrame | pl.DataFrame,
     *,
     name: str,
@@ -94,7 +92,7 @@ def write_dataset(
     (its first run, parents and time); ``cache_key`` is recorded either way.
 
     Args:
-        workspace: Where to store the blob and the metadata.
+        stores: Where to store the blob and the metadata (a ``Workspace``, or a ``StoreSet``).
         frame: The rows; bookkeeping columns (``_source``, ``_row``, ...) are dropped for kind
             ``data`` and kept for ``quarantine``.
         name: Logical dataset name, e.g. ``orders.clean`` (letters, digits, ``_.-/``).
@@ -123,7 +121,7 @@ def write_dataset(
         raise InvalidArgument(f"write_dataset takes a Polars frame, not {type(frame).__name__}")
     lineage_json = _json_object(lineage)
     parent_ids = tuple(sorted({p if isinstance(p, str) else p.dataset_id for p in parents}))
-    tags = dict(pii) if pii is not None else _inherited_pii(workspace, parent_ids)
+    tags = dict(pii) if pii is not None else _inherited_pii(stores, parent_ids)
     lf = frame.lazy()
     if kind == "data":
         lf = lf.select([c for c in lf.collect_schema().names() if not c.startswith("_")])
@@ -135,7 +133,7 @@ def write_dataset(
         rows = scan.select(pl.len()).collect().item()  # from the footer, no data read
         prof = profile(scan, exact_distinct=rows <= EXACT_DISTINCT_MAX_ROWS).with_pii(tags)
         schema = [{"name": n, "type": type_name(t)} for n, t in scan.collect_schema().items()]
-        blob = workspace.blobs.put_file(path)
+        blob = stores.blobs.put_file(path)
 
     version = DatasetVersion(
         dataset_id=dataset_id_for(name, kind, blob.digest),
@@ -148,10 +146,10 @@ def write_dataset(
         profile=prof.to_dict(),
         lineage=lineage_json,
         run_id=run_id,
-        created_ms=workspace.clock.now_ms(),
+        created_ms=stores.clock.now_ms(),
         parent_ids=parent_ids,
     )
-    return dataset_store(workspace).insert_version(version, cache_key=cache_key)
+    return DatasetStore(stores.store).insert_version(version, cache_key=cache_key)
 
 
 def pii_tags(version: DatasetVersion) -> dict[str, str]:
@@ -163,10 +161,10 @@ def pii_tags(version: DatasetVersion) -> dict[str, str]:
     }
 
 
-def _inherited_pii(workspace: Workspace, parent_ids: Iterable[str]) -> dict[str, str]:
+def _inherited_pii(stores: Stores, parent_ids: Iterable[str]) -> dict[str, str]:
     """Return the union of the parents' tags (a missing parent is reported by the insert)."""
     tags: dict[str, str] = {}
-    for version in dataset_store(workspace).get_many(parent_ids).values():
+    for version in DatasetStore(stores.store).get_many(parent_ids).values():
         tags.update(pii_tags(version))
     return tags
 
@@ -180,11 +178,11 @@ def _json_object(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
         raise InvalidArgument(f"lineage must be a JSON object of plain values: {e}") from e
 
 
-def read_dataset(workspace: Workspace, dataset: str | DatasetVersion) -> pl.LazyFrame:
+def read_dataset(stores: Stores, dataset: str | DatasetVersion) -> pl.LazyFrame:
     """Return a version's rows as a LazyFrame.
 
     A local blob store is scanned in place (nothing is loaded until collected; the digest is
-    not re-checked: ``workspace.blobs.verify`` does that). Other stores are read whole into
+    not re-checked: ``stores.blobs.verify`` does that). Other stores are read whole into
     memory, checked against the digest.
 
     Raises:
@@ -192,14 +190,14 @@ def read_dataset(workspace: Workspace, dataset: str | DatasetVersion) -> pl.Lazy
         ArtifactNotFound: The version's blob is missing.
         IntegrityFailure: The blob is corrupt (non-local stores) or reached through a symlink.
     """
-    version = get_dataset(workspace, dataset)
-    blobs = workspace.blobs
+    version = get_dataset(stores, dataset)
+    blobs = stores.blobs
     if isinstance(blobs, LocalBlobStore):
         return pl.scan_parquet(blobs.local_path(version.digest))
     return pl.read_parquet(io.BytesIO(blobs.get_bytes(version.digest))).lazy()
 
 
-def get_dataset(workspace: Workspace, dataset: str | DatasetVersion) -> DatasetVersion:
+def get_dataset(stores: Stores, dataset: str | DatasetVersion) -> DatasetVersion:
     """Return a version by id or unique id prefix (a version passes through unchanged).
 
     Raises:
@@ -207,21 +205,21 @@ def get_dataset(workspace: Workspace, dataset: str | DatasetVersion) -> DatasetV
     """
     if isinstance(dataset, DatasetVersion):
         return dataset
-    return dataset_store(workspace).get(dataset)
+    return DatasetStore(stores.store).get(dataset)
 
 
 def list_datasets(
-    workspace: Workspace, name: str | None = None, *, kind: str | None = None
+    stores: Stores, name: str | None = None, *, kind: str | None = None
 ) -> list[DatasetVersion]:
     """Return versions, newest first, optionally of one name and kind."""
-    return dataset_store(workspace).list_versions(name, kind=kind)
+    return DatasetStore(stores.store).list_versions(name, kind=kind)
 
 
 def find_cached(
-    workspace: Workspace, cache_key: str, *, kind: str = "data", name: str | None = None
+    stores: Stores, cache_key: str, *, kind: str = "data", name: str | None = None
 ) -> DatasetVersion | None:
     """Return the newest version written under ``cache_key`` (of this kind and name), if any."""
-    return dataset_store(workspace).find_by_cache_key(cache_key, kind=kind, name=name)
+    return DatasetStore(stores.store).find_by_cache_key(cache_key, kind=kind, name=name)
 
 
 def dataset_profile(version: DatasetVersion) -> Profile:
@@ -302,13 +300,13 @@ class DatasetDiff:
         raise KeyError(name)
 
 
-def diff(workspace: Workspace, a: str | DatasetVersion, b: str | DatasetVersion) -> DatasetDiff:
+def diff(stores: Stores, a: str | DatasetVersion, b: str | DatasetVersion) -> DatasetDiff:
     """Compare two versions by schema, row count and per-column profile (no data is read).
 
     Raises:
         NotFound: Either version does not exist.
     """
-    va, vb = get_dataset(workspace, a), get_dataset(workspace, b)
+    va, vb = get_dataset(stores, a), get_dataset(stores, b)
     pa, pb = dataset_profile(va), dataset_profile(vb)
     cols_a = {c.name: c for c in pa.columns}
     cols_b = {c.name: c for c in pb.columns}

@@ -20,7 +20,7 @@ from shipyard.store.datasets import DatasetStore
 if TYPE_CHECKING:
     from shipyard.store.dataset_entities import DatasetVersion, SourceSnapshot
     from shipyard.store.entities import Run
-    from shipyard.track.workspace import Workspace
+    from shipyard.store.sql import SqlStore
 
 RUN_EVENT_SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 _FACETS = "https://openlineage.io/spec/facets"
@@ -89,18 +89,18 @@ class LineageGraph:
         )
 
 
-def lineage_graph(workspace: Workspace, dataset_id: str) -> LineageGraph:
+def lineage_graph(store: SqlStore, dataset_id: str) -> LineageGraph:
     """Load the lineage of a version (an id or a unique prefix of 6+ hex characters).
 
     Raises:
         NotFound: No version matches ``dataset_id``.
     """
-    store = DatasetStore(workspace.store)
-    datasets = store.ancestry(dataset_id)
+    versions = DatasetStore(store)
+    datasets = versions.ancestry(dataset_id)
     run_ids = sorted({v.run_id for v in datasets.values() if v.run_id is not None})
-    runs = {r.run_id: r for r in workspace.store.get_runs(run_ids)}
+    runs = {r.run_id: r for r in store.get_runs(run_ids)}
     snapshots: dict[str, list[SourceSnapshot]] = {}
-    for snap in store.snapshots_for(datasets):
+    for snap in versions.snapshots_for(datasets):
         if snap.dataset_id is not None:
             snapshots.setdefault(snap.dataset_id, []).append(snap)
     root = next(iter(datasets))

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.core.errors import InvalidArgument, NotFound
 from shipyard.cost.catalog import active_instance, catalog_for
-from shipyard.data.datasets import dataset_store, get_dataset, read_dataset
+from shipyard.data.datasets import get_dataset, read_dataset
 from shipyard.pipeline.monitoring import DEFAULT_ALIAS
 from shipyard.registry.registry import ModelRegistry
+from shipyard.store.datasets import DatasetStore
 from shipyard.train.fitting import Candidate
 from shipyard.train.learning_curve import DEFAULT_FRACTIONS, check_fractions, learning_curve
 from shipyard.train.learning_curve_plot import learning_curve_chart
@@ -149,7 +150,7 @@ def _dataset_ref(workspace: Workspace, project: Project, spec: TrainSpec, named:
     """The dataset version the next training would use (see the module docstring)."""
     wanted = named or spec.data
     if wanted is not None:
-        versions = dataset_store(workspace).list_versions(wanted, kind="data", limit=1)
+        versions = DatasetStore(workspace.store).list_versions(wanted, kind="data", limit=1)
         return versions[0].dataset_id if versions else wanted
     runs = workspace.search_runs(
         "tags.kind = 'pipeline' and status = 'finished'",
@@ -171,7 +172,7 @@ def _candidate(workspace: Workspace, spec: TrainSpec) -> tuple[Candidate, str]:
     reg = spec.registration
     if reg is not None:
         alias = reg.promote_to or DEFAULT_ALIAS
-        registry = ModelRegistry(workspace)
+        registry = ModelRegistry.for_workspace(workspace)
         try:
             version = registry.get(f"{reg.model}@{alias}")
         except NotFound:

@@ -24,11 +24,12 @@ import polars as pl
 
 from shipyard.core.ids import CHUNK_SIZE
 from shipyard.data.connectors.base import open_connector
-from shipyard.data.datasets import WRITE_OPTIONS, dataset_store
+from shipyard.data.datasets import WRITE_OPTIONS
 from shipyard.data.dtypes import type_name
 from shipyard.data.harmonize import harmonize
 from shipyard.data.schema_drift import SchemaSnapshot, apply_drift_policy, detect_drift
 from shipyard.pipeline.quarantine import REJECT_KEY
+from shipyard.store.datasets import DatasetStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -147,7 +148,7 @@ def read_checked(
     source = project.spec.sources[name]
     notify(f"ingest:{name}", "start")
     started = time.perf_counter()
-    previous = dataset_store(workspace).latest_snapshot(name)
+    previous = DatasetStore(workspace.store).latest_snapshot(name)
     with open_connector(source, base_dir=project.root) as connector:
         read = read_source(
             connector,

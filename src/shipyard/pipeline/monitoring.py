@@ -169,7 +169,7 @@ def monitor_pass(
     now = workspace.clock.now_ms() if now_ms is None else now_ms
     since = now - config.schedule.lookback if since_ms is None else since_ms
     root = predictions or predictions_dir(project)
-    registry = ModelRegistry(workspace)
+    registry = ModelRegistry.for_workspace(workspace)
     version = registry.get(f"{model}@{alias}")
     bundle = registry.load(version)
     reference = DriftReference.from_bundle(bundle)
@@ -236,7 +236,7 @@ def retrain_project(
     from shipyard.pipeline.runner import run_pipeline  # the runner imports the whole stack
 
     model, alias = monitored_model(project)
-    registry = ModelRegistry(workspace)
+    registry = ModelRegistry.for_workspace(workspace)
     before = registry.get(f"{model}@{alias}").version
     service = service_identity(registry.security, RETRAIN, project.spec.name, started_by=started_by)
     try:

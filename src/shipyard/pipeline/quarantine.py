@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from shipyard.data.datasets import dataset_store, read_dataset, write_dataset
+from shipyard.data.datasets import read_dataset, write_dataset
 from shipyard.privacy.exposure import RAW_LINE, RAW_LINE_KIND
+from shipyard.store.datasets import DatasetStore
 
 if TYPE_CHECKING:
     from shipyard.pipeline.ingest import SourceRead
@@ -75,7 +76,7 @@ def known_rejects(workspace: Workspace, project: Project) -> pl.DataFrame | None
     if not incremental(project):
         return None
     name = f"{project.spec.name}.rejected"
-    earlier = dataset_store(workspace).list_versions(name, kind="quarantine")
+    earlier = DatasetStore(workspace.store).list_versions(name, kind="quarantine")
     if not earlier:
         return None
     frames = [read_dataset(workspace, v).select(REJECT_KEY) for v in earlier]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard.data.datasets import dataset_store, get_dataset
+from shipyard.data.datasets import get_dataset
 from shipyard.pipeline.incremental import changed_sources, whole_sources
 from shipyard.pipeline.ingest import SourceRead, read_checked
 from shipyard.pipeline.model_cleaning import plan_cleaning
@@ -34,6 +34,7 @@ from shipyard.pipeline.validate_stage import ValidateStage
 from shipyard.security.audit_chain import security_store
 from shipyard.security.guard import guard
 from shipyard.security.permissions import Action
+from shipyard.store.datasets import DatasetStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -164,7 +165,7 @@ def run_pipeline(
             }
         )
         run.set_tag("final_dataset", current.dataset_id)
-        store = dataset_store(workspace)
+        store = DatasetStore(workspace.store)
         for name, read in reads.items():
             store.record_snapshot(
                 name,
@@ -217,7 +218,7 @@ def _training_data(workspace: Workspace, named: str | None, current: DatasetVers
     """
     if named is None:
         return current.dataset_id
-    versions = dataset_store(workspace).list_versions(named)
+    versions = DatasetStore(workspace.store).list_versions(named)
     return versions[0].dataset_id if versions else named
 
 
@@ -294,5 +295,5 @@ def _ingest_outcome(read: SourceRead, *, unchanged: bool) -> StageOutcome:
 
 
 def _previous_version(workspace: Workspace, name: str) -> DatasetVersion | None:
-    versions = dataset_store(workspace).list_versions(name=name, kind="data")
+    versions = DatasetStore(workspace.store).list_versions(name=name, kind="data")
     return versions[0] if versions else None

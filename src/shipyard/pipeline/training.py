@@ -209,7 +209,7 @@ def _register(
 ) -> tuple[ModelVersion | None, PromotionResult | None, str | None]:
     if spec.registration is None:
         return None, None, None
-    registry = ModelRegistry(workspace)
+    registry = ModelRegistry.for_workspace(workspace)
     reg = spec.registration
     version = registry.register(
         reg.model, bundle, actor=actor, run_id=run_id, idempotency_key=f"run:{run_id}"

@@ -50,7 +50,7 @@ import polars as pl
 
 from shipyard.core import faults
 from shipyard.core.errors import IntegrityFailure, InvalidArgument, PermissionDenied
-from shipyard.data.datasets import dataset_store, read_dataset, write_dataset
+from shipyard.data.datasets import read_dataset, write_dataset
 from shipyard.privacy.exposure import RAW_LINE
 from shipyard.privacy.references import (
     artifacts_sharing,
@@ -63,6 +63,7 @@ from shipyard.privacy.subject import Subject
 from shipyard.security import audit
 from shipyard.security.audit_chain import security_store
 from shipyard.security.permissions import Action, check, require
+from shipyard.store.datasets import DatasetStore
 from shipyard.store.erasure import ErasureStore
 
 if TYPE_CHECKING:
@@ -201,7 +202,7 @@ def erase_subject(
     """
     subject = Subject.of(column, value, key)
     _guard(workspace, actor, subject)
-    store = dataset_store(workspace)
+    store = DatasetStore(workspace.store)
     versions = sorted(
         (v for v in store.list_versions() if _match(subject, v) is not None),
         key=lambda v: (v.created_ms, v.dataset_id),
@@ -331,7 +332,7 @@ def erasure_successor(workspace: Workspace, dataset_id: str) -> DatasetVersion |
     Raises:
         NotFound: ``dataset_id`` is not a stored version.
     """
-    store = dataset_store(workspace)
+    store = DatasetStore(workspace.store)
     old = store.get(dataset_id)
     for child in store.children(old.dataset_id):
         lineage = child.lineage or {}

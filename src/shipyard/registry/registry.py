@@ -16,6 +16,11 @@ retrain, canary): each takes the acting ``Identity``, checks it against the perm
 (``models.promote`` / ``models.rollback``), and writes the alias event and its audit entry in
 one transaction. Denied, gate-refused and lost-race promotions are audited too (outcomes
 ``denied``, ``refused``, ``conflict``). ``register`` does the same with ``models.register``.
+
+The registry takes what it uses (issue 15): the metadata store, the blob store, the audit log,
+the bundle limits and a clock; ``ModelRegistry.for_workspace`` is how the entry points (CLI,
+pipeline, server) build one, and a test can build one from a bare ``SqlStore`` without a
+workspace's background threads.
 """
 
 from __future__ import annotations
@@ -42,13 +47,17 @@ from shipyard.security.guard import guard
 from shipyard.security.permissions import Action
 from shipyard.store.blob_refs import MODEL_VERSION, BlobRefs, model_version_ref
 from shipyard.store.registry import AliasEvent, ModelVersion, RegistryStore
+from shipyard.store.stores import StoreSet
 
 if TYPE_CHECKING:
     import polars as pl
 
     from shipyard.core.clock import Clock
+    from shipyard.core.settings import RegistrySettings
     from shipyard.security.identities import Identity
-    from shipyard.store.security import AuditWrite
+    from shipyard.store.artifacts.base import BlobStore
+    from shipyard.store.security import AuditWrite, SecurityStore
+    from shipyard.store.sql import SqlStore
     from shipyard.track.workspace import Workspace
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -93,12 +102,43 @@ def check_name(name: str, what: str = "model name") -> str:
 
 
 class ModelRegistry:
-    """Versions, aliases and promotions over a workspace's store and blobs."""
+    """Versions, aliases and promotions over a metadata store and a blob store.
 
-    def __init__(self, workspace: Workspace) -> None:
-        self.workspace = workspace
-        self.security = security_store(workspace.settings, workspace.store, clock=workspace.clock)
-        self.store = RegistryStore(workspace.store, audit_log=self.security)
+    Attributes:
+        store: The registry's rows (versions, aliases, alias events).
+        security: The audit log every register, promotion and rollback appends to; also who
+            may act (users, grants).
+        blobs: Where bundles are kept, by content digest.
+        limits: Bundle size and shape caps (``registry:`` settings).
+        clock: Times of versions, alias moves and audit entries.
+    """
+
+    def __init__(
+        self,
+        store: SqlStore,
+        blobs: BlobStore,
+        *,
+        security: SecurityStore,
+        limits: RegistrySettings,
+        clock: Clock,
+    ) -> None:
+        self.security = security
+        self.store = RegistryStore(store, audit_log=security)
+        self.blobs = blobs
+        self.limits = limits
+        self.clock = clock
+        self._stores = StoreSet(store, blobs, clock)  # reads the gate's test split
+
+    @classmethod
+    def for_workspace(cls, workspace: Workspace) -> ModelRegistry:
+        """The registry of a workspace: its stores, clock, ``registry:`` limits and audit chain."""
+        return cls(
+            workspace.store,
+            workspace.blobs,
+            security=security_store(workspace.settings, workspace.store, clock=workspace.clock),
+            limits=workspace.settings.registry,
+            clock=workspace.clock,
+        )
 
     # -- versions ---------------------------------------------------------------------------
 
@@ -125,15 +165,15 @@ class ModelRegistry:
         """
         check_name(name)
         _check_lengths(description=description, run=run_id, **{"idempotency key": idempotency_key})
-        guard(self.security, actor, Action.MODELS_REGISTER, f"model:{name}", clock=self._clock)
-        limits = self.workspace.settings.registry
+        guard(self.security, actor, Action.MODELS_REGISTER, f"model:{name}", clock=self.clock)
+        limits = self.limits
         label = str(bundle) if isinstance(bundle, Path) else "(bytes)"
         if isinstance(bundle, Path):  # bounded, and never through a symlink
             data = read_bounded(bundle, label, limits.max_bundle_bytes)
         else:
             data = bytes(bundle)
         loaded = self._read(data, None, label)  # refuses before anything is written
-        blob = self.workspace.blobs.put_bytes(data)
+        blob = self.blobs.put_bytes(data)
         m = loaded.manifest
         values = {
             "name": name,
@@ -146,14 +186,14 @@ class ModelRegistry:
             "lineage": m.lineage.model_dump(mode="json"),
             "description": description,
             "created_by": actor.name,
-            "created_ms": self.workspace.clock.now_ms(),
+            "created_ms": self.clock.now_ms(),
         }
         entry = audit.draft(
             actor,
             Action.MODELS_REGISTER,
             f"model:{name}",
             detail={"bundle_sha256": blob.digest, "run": values["run_id"]},
-            clock=self._clock,
+            clock=self.clock,
         )
         version, _ = self.store.create_version(values, idempotency_key=idempotency_key, audit=entry)
         return version
@@ -187,12 +227,12 @@ class ModelRegistry:
         version = ref if isinstance(ref, ModelVersion) else self.get(ref)
         try:
             # The size first: a blob swapped on disk for a huge one is refused unread.
-            size = self.workspace.blobs.size(version.bundle_sha256)
+            size = self.blobs.size(version.bundle_sha256)
             if size != version.size_bytes:
                 raise IntegrityFailure(
                     f"its blob is {size} bytes, {version.size_bytes} were registered"
                 )
-            data = self.workspace.blobs.get_bytes(version.bundle_sha256)
+            data = self.blobs.get_bytes(version.bundle_sha256)
             return self._read(data, version.bundle_sha256, f"of {version.ref}")
         except IntegrityFailure as e:
             raise IntegrityFailure(
@@ -207,8 +247,8 @@ class ModelRegistry:
             ) from e
 
     def _read(self, data: bytes, expected_sha256: str | None, label: str) -> Bundle:
-        """The one way the registry reads a bundle: ``read_bundle`` under the workspace's caps."""
-        limits = self.workspace.settings.registry
+        """The one way the registry reads a bundle: ``read_bundle`` under the registry's limits."""
+        limits = self.limits
         return read_bundle(
             data,
             expected_sha256=expected_sha256,
@@ -279,12 +319,12 @@ class ModelRegistry:
             raise InvalidArgument("--force needs a reason (it is recorded in the alias history)")
         target = f"{name}@{alias}"
         asked = {"to": version, "force": force, "reason": reason}
-        guard(self.security, actor, Action.MODELS_PROMOTE, target, detail=asked, clock=self._clock)
+        guard(self.security, actor, Action.MODELS_PROMOTE, target, detail=asked, clock=self.clock)
         if idempotency_key is not None:
             earlier = self.store.event_by_key(idempotency_key)
             if earlier is not None:
                 return _replayed(earlier, idempotency_key, name, alias, version)
-        now = self.workspace.clock.now_ms()
+        now = self.clock.now_ms()
         candidate_version = self.store.get_version(name, version)
         current = self.store.resolve_alias(name, alias)
         if current == version:
@@ -354,7 +394,7 @@ class ModelRegistry:
         _check_lengths(reason=reason)
         target = f"{name}@{alias}"
         asked = {"reason": reason}
-        guard(self.security, actor, Action.MODELS_ROLLBACK, target, detail=asked, clock=self._clock)
+        guard(self.security, actor, Action.MODELS_ROLLBACK, target, detail=asked, clock=self.clock)
         current = self.store.resolve_alias(name, alias)
         previous = self.store.previous_holder(name, alias)
         if current is None or previous is None:
@@ -369,7 +409,7 @@ class ModelRegistry:
             action="rollback",
             reason=reason,
             gate=None,
-            at_ms=self.workspace.clock.now_ms(),
+            at_ms=self.clock.now_ms(),
             idempotency_key=None,
             detail={**asked, "from": current, "to": previous},
         )
@@ -416,18 +456,14 @@ class ModelRegistry:
                 target,
                 outcome="conflict",
                 detail={**detail, "action": action, "error": e.message},
-                clock=self._clock,
+                clock=self.clock,
             )
             raise
 
     def _entry(
         self, actor: Identity, action: Action, target: str, outcome: str, detail: dict[str, Any]
     ) -> AuditWrite:
-        return audit.draft(actor, action, target, outcome=outcome, detail=detail, clock=self._clock)
-
-    @property
-    def _clock(self) -> Clock:
-        return self.workspace.clock
+        return audit.draft(actor, action, target, outcome=outcome, detail=detail, clock=self.clock)
 
     def check_invariants(self, *, load_aliases: bool = True) -> list[str]:
         """List breaches of RELIABILITY.md invariants 1-2; empty when the registry is sound.
@@ -439,7 +475,7 @@ class ModelRegistry:
         every blob once.
         """
         problems: list[str] = []
-        released = BlobRefs(self.workspace.store).released()
+        released = BlobRefs(self._stores.store).released()
         gone = {ref for kind, ref in released if kind == MODEL_VERSION}
         for model in self.store.list_models():
             versions = self.store.list_versions(model["name"])
@@ -450,7 +486,7 @@ class ModelRegistry:
                 if model_version_ref(v.name, v.version) in gone:
                     continue
                 try:
-                    sound = self.workspace.blobs.verify(v.bundle_sha256)
+                    sound = self.blobs.verify(v.bundle_sha256)
                 except ArtifactNotFound:
                     problems.append(f"{v.ref}: bundle blob {v.bundle_sha256[:12]} is missing")
                     continue
@@ -502,7 +538,7 @@ class ModelRegistry:
                 "the candidate's bundle names no test dataset; pass test data "
                 "(--test-dataset ID in the CLI), or --force with a reason"
             )
-        return read_dataset(self.workspace, test_id).collect()
+        return read_dataset(self._stores, test_id).collect()
 
 
 def _check_lengths(**texts: str | None) -> None:

@@ -106,7 +106,7 @@ class RegistrySource:
             Action.SERVE_POLICY,
             f"{model}@{alias}",
             detail={"op": "canary-rollback", "canary_version": version, "reason": reason},
-            clock=self.registry.workspace.clock,
+            clock=self.registry.clock,
         )
 
 
@@ -161,7 +161,9 @@ def build_app(config: ServerConfig) -> FastAPI:
             role=Role.ADMIN,
             source="serve",
         )
-    source = RegistrySource(ModelRegistry(workspace), project=config.project, started_by=operator)
+    source = RegistrySource(
+        ModelRegistry.for_workspace(workspace), project=config.project, started_by=operator
+    )
     runtime = Runtime(
         config.deploy,
         source,

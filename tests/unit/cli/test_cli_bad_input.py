@@ -84,7 +84,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("registered")
     with Workspace.open(root) as workspace:
         bundle = cached_bundle_file(workspace, root, name="churn")
-        ModelRegistry(workspace).register("churn", bundle, actor=OPERATOR)
+        ModelRegistry.for_workspace(workspace).register("churn", bundle, actor=OPERATOR)
     return root
 
 

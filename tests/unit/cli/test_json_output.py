@@ -47,7 +47,7 @@ def test_every_list_and_show_command_has_a_json_option() -> None:
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("json-project")
     with Workspace.open(root) as workspace:
-        registry = ModelRegistry(workspace)
+        registry = ModelRegistry.for_workspace(workspace)
         registry.register(
             "churn", cached_bundle_file(workspace, root, name="churn"), actor=OPERATOR
         )

@@ -96,7 +96,7 @@ def test_card_escapes_user_text_in_html(tmp_path, bundles):
     from shipyard.registry.registry import ModelRegistry
 
     with Workspace.open(tmp_path) as workspace:
-        registry = ModelRegistry(workspace)
+        registry = ModelRegistry.for_workspace(workspace)
         version = registry.register(
             "churn", bundles["good"], description="<script>alert(1)</script>", actor=OPERATOR
         )

@@ -28,7 +28,7 @@ def project(tmp_path: Path) -> Path:
     """A registered churn model (v1) and 120 logged answers: 100 by v1, 20 by an unknown v7."""
     with Workspace.open(tmp_path) as workspace:
         path = cached_bundle_file(workspace, tmp_path, name="churn")
-        ModelRegistry(workspace).register("churn", path, actor=OPERATOR)
+        ModelRegistry.for_workspace(workspace).register("churn", path, actor=OPERATOR)
     rng = np.random.default_rng(0)
     rows = [
         {
@@ -81,7 +81,7 @@ def test_labels_are_stored_matched_and_scored_against_the_test_metrics(
         (1, 0.8, 50),
     ]
     with Workspace.open(project) as workspace:
-        tested = ModelRegistry(workspace).load("churn:1").manifest.metrics["test"]
+        tested = ModelRegistry.for_workspace(workspace).load("churn:1").manifest.metrics["test"]
     assert accuracy[0]["threshold"] == pytest.approx(tested["accuracy"]["value"])
     assert {o["statistic"] for o in payload["observations"] if o["kind"] == "concept"} == {
         "adwin",

@@ -21,7 +21,7 @@ def test_gc_dry_run_lists_then_gc_deletes(
 ) -> None:
     monkeypatch.setenv("COLUMNS", "200")
     with Workspace.open(tmp_path) as workspace:
-        registry = ModelRegistry(workspace)
+        registry = ModelRegistry.for_workspace(workspace)
         for i, features in enumerate([None, WEAK["binary"], ["mean_radius"]]):
             registry.register(
                 "cancer", bundle_bytes(tmp_path, features=features, name=f"b{i}"), actor=OPERATOR
@@ -48,7 +48,10 @@ def test_gc_dry_run_lists_then_gc_deletes(
     assert report["missing"] == []
     with Workspace.open(tmp_path) as workspace:
         assert not workspace.blobs.exists(v2)
-        assert ModelRegistry(workspace).load("cancer@production").manifest.task == "binary"
+        assert (
+            ModelRegistry.for_workspace(workspace).load("cancer@production").manifest.task
+            == "binary"
+        )
 
     code, out, _ = cli(capsys, "gc", "--grace-hours", "-1")
     assert code == 2

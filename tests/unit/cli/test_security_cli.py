@@ -62,7 +62,7 @@ def test_bootstrap_then_a_viewer_cannot_promote(capsys, monkeypatch, tmp_path: P
     assert "needs ml-engineer" in err
     assert cli(capsys, "tokens", "list")[0] == 77
     with Workspace.open(tmp_path) as workspace:
-        assert ModelRegistry(workspace).aliases("churn") == {"production": 1}
+        assert ModelRegistry.for_workspace(workspace).aliases("churn") == {"production": 1}
 
     monkeypatch.setenv("SHIPYARD_TOKEN", admin)
     code, out, _ = cli(capsys, "tokens", "list")

@@ -51,7 +51,7 @@ def live_blobs_readable(workspace: Workspace) -> set[str]:
 
 @pytest.fixture
 def registry(workspace: Workspace) -> ModelRegistry:
-    return ModelRegistry(workspace)
+    return ModelRegistry.for_workspace(workspace)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from shipyard.core.clock import ManualClock
 from shipyard.core.settings import load_settings
-from shipyard.data.datasets import dataset_store, write_dataset
+from shipyard.data.datasets import write_dataset
 from shipyard.data.lineage import (
     RUN_EVENT_SCHEMA_URL,
     LineageGraph,
@@ -21,7 +21,7 @@ from shipyard.data.lineage import (
     openlineage_events,
     render_tree,
 )
-from shipyard.store.datasets import DatasetVersion
+from shipyard.store.datasets import DatasetStore, DatasetVersion
 from shipyard.track.workspace import Workspace
 
 T0 = 1_700_000_000_000  # 2023-11-14 22:13:20 UTC
@@ -59,7 +59,7 @@ def pipeline(ws: Workspace) -> Pipeline:
     """orders + customers (sources) → raw versions → clean (+ quarantine) → features."""
     orders = pl.DataFrame({"order_id": [1, 2, 3, 4], "amount": [10.0, -1.0, 30.0, 40.0]})
     customers = pl.DataFrame({"customer_id": [7, 8], "email": ["a@x", "b@x"]})
-    store = dataset_store(ws)
+    store = DatasetStore(ws.store)
     with ws.start_run("ingest") as ingest:
         raw = write_dataset(
             ws, orders, name="orders.raw", run_id=ingest.run_id, lineage={"step": "ingest"}
@@ -109,7 +109,7 @@ def pipeline(ws: Workspace) -> Pipeline:
 
 
 def test_graph_holds_everything_upstream(ws: Workspace, pipeline: Pipeline) -> None:
-    graph = lineage_graph(ws, pipeline.features.dataset_id[:10])
+    graph = lineage_graph(ws.store, pipeline.features.dataset_id[:10])
     p = pipeline
     assert graph.root == p.features.dataset_id
     assert set(graph.datasets) == {
@@ -142,18 +142,18 @@ def test_render_tree(ws: Workspace, pipeline: Pipeline) -> None:
         "2023-11-14 22:13 UTC",
         f"└── {raw} (see above)",  # a diamond: raw's inputs are drawn once
     ]
-    assert render_tree(lineage_graph(ws, p.features.dataset_id)).splitlines() == expected
+    assert render_tree(lineage_graph(ws.store, p.features.dataset_id)).splitlines() == expected
 
 
 def test_render_tree_marks_quarantine(ws: Workspace, pipeline: Pipeline) -> None:
-    text = render_tree(lineage_graph(ws, pipeline.quarantine.dataset_id))
+    text = render_tree(lineage_graph(ws.store, pipeline.quarantine.dataset_id))
     assert text.splitlines()[0].startswith(
         f"orders.quarantine {pipeline.quarantine.short_id} · quarantine · 1 row · "
     )
 
 
 def test_tree_of_a_version_without_inputs(ws: Workspace, pipeline: Pipeline) -> None:
-    text = render_tree(lineage_graph(ws, pipeline.customers.dataset_id))
+    text = render_tree(lineage_graph(ws.store, pipeline.customers.dataset_id))
     assert text == f"customers.raw {pipeline.customers.short_id} · 2 rows · 2023-11-14 22:14 UTC"
 
 
@@ -184,7 +184,7 @@ def _check_event_shape(event: dict) -> None:
 
 def test_openlineage_events(ws: Workspace, pipeline: Pipeline) -> None:
     p = pipeline
-    graph = lineage_graph(ws, p.features.dataset_id)
+    graph = lineage_graph(ws.store, p.features.dataset_id)
     events = openlineage_events(graph)
     for event in events:
         _check_event_shape(event)
@@ -252,7 +252,7 @@ def test_one_run_with_two_steps_gets_a_run_per_step_and_a_parent(
             run_id=run.run_id,
             lineage={"step": "s2"},
         )
-    events = openlineage_events(lineage_graph(ws, b.dataset_id), namespace="acme")
+    events = openlineage_events(lineage_graph(ws.store, b.dataset_id), namespace="acme")
     for event in events:
         _check_event_shape(event)
     steps = {e["job"]["name"]: e for e in events if e["job"]["name"] in {"s1", "s2"}}
@@ -267,7 +267,7 @@ def test_one_run_with_two_steps_gets_a_run_per_step_and_a_parent(
 
 
 def test_graph_type_is_frozen(ws: Workspace, pipeline: Pipeline) -> None:
-    graph = lineage_graph(ws, pipeline.raw.dataset_id)
+    graph = lineage_graph(ws.store, pipeline.raw.dataset_id)
     assert isinstance(graph, LineageGraph)
     assert graph.parents(pipeline.raw.dataset_id) == ()
     with pytest.raises(AttributeError):

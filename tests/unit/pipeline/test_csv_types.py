@@ -6,9 +6,10 @@ from pathlib import Path
 
 import polars as pl
 
-from shipyard.data.datasets import dataset_store, read_dataset
+from shipyard.data.datasets import read_dataset
 from shipyard.pipeline.project import load_project
 from shipyard.pipeline.runner import run_pipeline
+from shipyard.store.datasets import DatasetStore
 from shipyard.track.workspace import Workspace
 from tests.identities import OPERATOR
 
@@ -31,7 +32,7 @@ def test_untyped_csv_columns_are_inferred_and_reported(tmp_path: Path) -> None:
     with Workspace.open(tmp_path) as workspace:
         report = run_pipeline(workspace, load_project(tmp_path), actor=OPERATOR)
         frame = read_dataset(workspace, report.final_dataset or "").collect()
-        snapshot = dataset_store(workspace).latest_snapshot("customers")
+        snapshot = DatasetStore(workspace.store).latest_snapshot("customers")
     assert frame.schema["tenure"] == pl.Int64
     assert frame.schema["monthly_charges"] == pl.Float64
     assert frame.schema["churned"] == pl.Int64  # the target is a number, not a category

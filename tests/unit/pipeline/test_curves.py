@@ -61,7 +61,7 @@ def test_the_curve_refits_the_production_model_on_its_own_test_rows(
     root, final_dataset = trained
     project = load_project(root)
     with Workspace.open(root) as workspace:
-        registry = ModelRegistry(workspace)
+        registry = ModelRegistry.for_workspace(workspace)
         production = registry.get("cancer@production")
         params = registry.load(production).manifest.metrics["params"]
         outcome = project_curve(workspace, project, fractions=(0.25, 1.0), repeats=2)

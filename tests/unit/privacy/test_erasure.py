@@ -11,7 +11,6 @@ from polars.testing import assert_frame_equal
 
 from shipyard.core.errors import ArtifactNotFound, InvalidArgument, PermissionDenied
 from shipyard.data.datasets import (
-    dataset_store,
     find_cached,
     get_dataset,
     list_datasets,
@@ -27,6 +26,7 @@ from shipyard.security.identities import Identity, Kind
 from shipyard.security.roles import Role
 from shipyard.store.artifacts.local import LocalBlobStore
 from shipyard.store.dataset_entities import DatasetVersion
+from shipyard.store.datasets import DatasetStore
 from shipyard.store.monitoring import MonitoringStore
 from shipyard.track.workspace import Workspace
 
@@ -76,7 +76,7 @@ def populate(ws: Workspace) -> Setup:
     other_subjects = write_dataset(
         ws, pl.DataFrame({"email": ["zed@example.com", None]}), name="contacts"
     )
-    dataset_store(ws).record_snapshot(
+    DatasetStore(ws.store).record_snapshot(
         "crm", watermark=None, schema=[], created_ms=1, dataset_id=v1.dataset_id
     )
     with ws.start_run(

@@ -91,7 +91,7 @@ def _workspace(directory: Path, name: str) -> Workspace:
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[ModelRegistry]:
     workspace = _workspace(tmp_path, "shipyard")
-    yield ModelRegistry(workspace)
+    yield ModelRegistry.for_workspace(workspace)
     workspace.close()
 
 
@@ -123,11 +123,11 @@ def test_registering_a_bomb_stores_nothing(
 ):
     path = tmp_path / "bomb.zip"
     path.write_bytes(declared_bomb(good_bundle))
-    before = set(registry.workspace.blobs.iter_digests())
+    before = set(registry.blobs.iter_digests())
     with pytest.raises(InvalidData, match="would expand to"):
         registry.register("churn", path, actor=OPERATOR)
     assert registry.list_models() == []
-    assert set(registry.workspace.blobs.iter_digests()) == before
+    assert set(registry.blobs.iter_digests()) == before
 
 
 def test_a_bomb_under_the_cap_is_refused_by_its_ratio(good_bundle: bytes):
@@ -176,7 +176,7 @@ def test_oversized_totals_are_refused_by_argument_and_by_setting(
     capped = _workspace(tmp_path, "capped")
     try:
         with pytest.raises(InvalidData, match="SHIPYARD_REGISTRY__MAX_BUNDLE_BYTES"):
-            ModelRegistry(capped).register("churn", data, actor=OPERATOR)
+            ModelRegistry.for_workspace(capped).register("churn", data, actor=OPERATOR)
     finally:
         capped.close()
     assert registry.register("churn", data, actor=OPERATOR).version == 1  # the default cap takes it
@@ -228,7 +228,7 @@ def test_a_blob_swapped_for_a_bomb_is_refused_on_load_unread(
     registry: ModelRegistry, tmp_path: Path, good_bundle: bytes
 ):
     version = registry.register("churn", good_bundle, actor=OPERATOR)
-    path = registry.workspace.blobs.local_path(version.bundle_sha256)
+    path = registry.blobs.local_path(version.bundle_sha256)
     path.chmod(0o644)
     path.write_bytes(declared_bomb(good_bundle))
     with pytest.raises(IntegrityFailure, match="were registered"):

@@ -28,7 +28,7 @@ from tests.unit.registry.bundles import WEAK, bundle_bytes, held_out
 
 @pytest.fixture
 def registry(workspace: Workspace) -> ModelRegistry:
-    return ModelRegistry(workspace)
+    return ModelRegistry.for_workspace(workspace)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ def files(workspace: Workspace, tmp_path: Path) -> dict[str, Path]:
 
 
 def test_register_resolve_and_load(workspace: Workspace, files) -> None:
-    registry = ModelRegistry(workspace)
+    registry = ModelRegistry.for_workspace(workspace)
     v1 = registry.register("churn", files["good"], description="first", actor=OPERATOR)
     v2 = registry.register("churn", files["weak"].read_bytes(), actor=OPERATOR)
     assert (v1.version, v2.version) == (1, 2)
@@ -41,7 +41,7 @@ def test_register_resolve_and_load(workspace: Workspace, files) -> None:
 
 
 def test_bad_names_and_bad_bundles_store_nothing(workspace: Workspace, files) -> None:
-    registry = ModelRegistry(workspace)
+    registry = ModelRegistry.for_workspace(workspace)
     before = set(workspace.blobs.iter_digests())  # the test splits
     with pytest.raises(InvalidArgument):
         registry.register("../x", files["good"], actor=OPERATOR)
@@ -52,7 +52,7 @@ def test_bad_names_and_bad_bundles_store_nothing(workspace: Workspace, files) ->
 
 
 def test_idempotent_registration(workspace: Workspace, files) -> None:
-    registry = ModelRegistry(workspace)
+    registry = ModelRegistry.for_workspace(workspace)
     first = registry.register("churn", files["good"], idempotency_key="k1", actor=OPERATOR)
     again = registry.register("churn", files["good"], idempotency_key="k1", actor=OPERATOR)
     assert first == again
@@ -60,7 +60,7 @@ def test_idempotent_registration(workspace: Workspace, files) -> None:
 
 
 def test_gate_refuses_a_worse_candidate_and_rollback_restores(workspace: Workspace, files) -> None:
-    registry = ModelRegistry(workspace)
+    registry = ModelRegistry.for_workspace(workspace)
     good = registry.register("churn", files["good"], actor=OPERATOR)
     weak = registry.register("churn", files["weak"], actor=OPERATOR)
     first = registry.promote("churn", good.version, actor=person("ana"), reason="baseline")
@@ -90,7 +90,7 @@ def test_gate_refuses_a_worse_candidate_and_rollback_restores(workspace: Workspa
 
 
 def test_tampered_blob_is_detected_on_load(workspace: Workspace, files) -> None:
-    registry = ModelRegistry(workspace)
+    registry = ModelRegistry.for_workspace(workspace)
     version = registry.register("churn", files["good"], actor=OPERATOR)
     path = workspace.blobs.local_path(version.bundle_sha256)
     data = bytearray(path.read_bytes())
@@ -102,7 +102,7 @@ def test_tampered_blob_is_detected_on_load(workspace: Workspace, files) -> None:
 
 
 def test_rollback_without_history_and_compare(workspace: Workspace, files) -> None:
-    registry = ModelRegistry(workspace)
+    registry = ModelRegistry.for_workspace(workspace)
     registry.register("churn", files["good"], actor=OPERATOR)
     registry.register("churn", files["weak"], actor=OPERATOR)
     with pytest.raises(NotFound, match="no earlier version"):
@@ -114,7 +114,7 @@ def test_rollback_without_history_and_compare(workspace: Workspace, files) -> No
 
 
 def test_concurrent_registrations_are_gap_free(workspace: Workspace, files) -> None:
-    registry = ModelRegistry(workspace)
+    registry = ModelRegistry.for_workspace(workspace)
     data = files["good"].read_bytes()
     versions: list[int] = []
     errors: list[BaseException] = []
@@ -135,7 +135,7 @@ def test_concurrent_registrations_are_gap_free(workspace: Workspace, files) -> N
 
 
 def test_concurrent_alias_moves_compare_and_set(workspace: Workspace, files) -> None:
-    registry = ModelRegistry(workspace)
+    registry = ModelRegistry.for_workspace(workspace)
     for _ in range(3):
         registry.register("churn", files["good"], actor=OPERATOR)
     registry.promote("churn", 1, force=True, reason="start", actor=OPERATOR)

@@ -11,7 +11,7 @@ import polars as pl
 from shipyard.data.datasets import read_dataset, write_dataset
 from shipyard.registry.bundle import read_bundle
 from shipyard.registry.packaging import write_training_bundle
-from shipyard.track.workspace import Workspace
+from shipyard.store.stores import Stores
 from shipyard.train.spec import EstimatorSpec, TrainSpec
 from shipyard.train.trainer import train
 
@@ -27,7 +27,7 @@ def churn(n: int = 600, seed: int = 0) -> pl.DataFrame:
 
 
 def bundle_file(
-    workspace: Workspace,
+    workspace: Stores,
     directory: Path,
     *,
     features: list[str] | None = None,
@@ -70,7 +70,7 @@ _TRAINED: dict[tuple[str, tuple[str, ...] | None], tuple[bytes, pl.DataFrame, st
 
 
 def cached_bundle_file(
-    workspace: Workspace, directory: Path, *, features: list[str] | None = None, name: str = "m"
+    workspace: Stores, directory: Path, *, features: list[str] | None = None, name: str = "m"
 ) -> Path:
     """``bundle_file``, trained once per process: later workspaces get the same bundle bytes.
 

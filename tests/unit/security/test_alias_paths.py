@@ -46,7 +46,7 @@ def setup(tmp_path: Path) -> Iterator[tuple[Workspace, Path]]:
     """Version 1 holds production; the bundle file of version 2 is at hand."""
     with Workspace.open(tmp_path) as workspace:
         path = bundle_file(workspace, tmp_path, name="good")
-        registry = ModelRegistry(workspace)
+        registry = ModelRegistry.for_workspace(workspace)
         registry.register("churn", path, actor=OPERATOR)
         registry.register("churn", path, actor=OPERATOR, idempotency_key="second")
         registry.promote("churn", 1, actor=OPERATOR, force=True, reason="start")
@@ -69,7 +69,7 @@ def _last_audit(workspace: Workspace) -> tuple[str, str, str, str]:
 def _assert_outcome(
     workspace: Workspace, who: str, role: Role | None, denied_object: str = "churn@production"
 ) -> None:
-    registry = ModelRegistry(workspace)
+    registry = ModelRegistry.for_workspace(workspace)
     allowed = may_promote(role)
     assert registry.aliases("churn") == {"production": 2 if allowed else 1}
     actor, action, obj, outcome = _last_audit(workspace)
@@ -127,7 +127,7 @@ def test_a_pipelines_promote_to_acts_as_who_runs_it(setup, role) -> None:
 def test_a_canary_verdict_acts_as_svc_canary(setup, role) -> None:
     workspace, _ = setup
     _bind(workspace, CANARY, role, service=True)
-    source = RegistrySource(ModelRegistry(workspace), project=PROJECT)
+    source = RegistrySource(ModelRegistry.for_workspace(workspace), project=PROJECT)
     if may_promote(role):
         source.promote("churn", "production", 2, reason="canary: fine")
     else:
@@ -150,7 +150,7 @@ def test_a_retrain_acts_as_svc_retrain_with_its_own_role(setup, role) -> None:
     # an admin's token lends nothing: the account's own binding decides
     service = service_identity(security, RETRAIN, PROJECT, started_by=started_by)
     assert service.role == role
-    registry = ModelRegistry(workspace)
+    registry = ModelRegistry.for_workspace(workspace)
     if may_promote(role):
         registry.promote("churn", 2, actor=service, force=True, reason="retrain")
     else:
@@ -177,7 +177,7 @@ def test_a_move_and_its_audit_entry_are_one_transaction(setup, monkeypatch) -> N
         raise RuntimeError("audit append failed")
 
     monkeypatch.setattr(store_security, "append_audit", broken)  # the append in the move's tx
-    registry = ModelRegistry(workspace)
+    registry = ModelRegistry.for_workspace(workspace)
     with pytest.raises(RuntimeError, match="audit append failed"):
         registry.promote("churn", 2, actor=OPERATOR, force=True, reason="r")
     assert registry.aliases("churn") == {"production": 1}
@@ -186,7 +186,7 @@ def test_a_move_and_its_audit_entry_are_one_transaction(setup, monkeypatch) -> N
 
 def test_a_lost_race_is_audited(setup, monkeypatch) -> None:
     workspace, _ = setup
-    registry = ModelRegistry(workspace)
+    registry = ModelRegistry.for_workspace(workspace)
     real = registry.store.resolve_alias
     monkeypatch.setattr(registry.store, "resolve_alias", lambda n, a: None)  # a stale read
     with pytest.raises(Exception, match="moved"):

@@ -34,7 +34,7 @@ ROWS = [{"tenure": float(t), "charges": 50.0 + t, "plan": "basic"} for t in rang
 def _served_cpu(project: Path) -> tuple[int, float]:
     """Serve ``churn@production`` from ``project``; return (requests, model CPU seconds)."""
     with Workspace.open(project) as workspace:
-        registry = ModelRegistry(workspace)
+        registry = ModelRegistry.for_workspace(workspace)
         registry.register("churn", cached_bundle_file(workspace, project), actor=OPERATOR)
         registry.promote("churn", 1, force=True, reason="test", actor=OPERATOR)
         accounts = Accounts(security_store(workspace.settings, workspace.store))

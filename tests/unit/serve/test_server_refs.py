@@ -38,7 +38,7 @@ def test_the_registry_source_resolves_pinned_versions_and_aliases(tmp_path: Path
     for c, seed in ((1.0, 0), (0.01, 1)):
         make_bundle(tmp_path, c=c, seed=seed)
     with Workspace.open(tmp_path) as workspace:
-        registry = ModelRegistry(workspace)
+        registry = ModelRegistry.for_workspace(workspace)
         for c, seed in ((1.0, 0), (0.01, 1)):
             registry.register("churn", tmp_path / f"churn-{c}-{seed}.shipyard", actor=OPERATOR)
         registry.promote("churn", 1, force=True, reason="start", actor=OPERATOR)
