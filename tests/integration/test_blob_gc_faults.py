@@ -21,6 +21,7 @@ from shipyard.core.faults import ENV_VAR
 from shipyard.cost.blob_gc import collect_garbage
 from shipyard.data.datasets import write_dataset
 from shipyard.registry.registry import ModelRegistry
+from shipyard.security.audit_chain import security_store
 from shipyard.store.blob_refs import BlobRefs
 from shipyard.store.cost_models import GcSweepRow
 from shipyard.track.workspace import Workspace
@@ -31,9 +32,11 @@ _COLLECTOR = """
 import sys
 from shipyard.cost.blob_gc import collect_garbage
 from shipyard.track.workspace import Workspace
+from shipyard.security.audit_chain import security_store
 from shipyard.security.identities import local_identity
 with Workspace.open(sys.argv[1]) as workspace:
-    collect_garbage(workspace, grace_s=0, actor=local_identity("project"))
+    log = security_store(workspace.settings, workspace.store)
+    collect_garbage(workspace, audit_log=log, grace_s=0, actor=local_identity("project"))
 print("finished")
 """
 
@@ -86,7 +89,12 @@ def test_sigkill_during_gc_keeps_every_referenced_blob_and_a_rerun_completes(
             assert left == orphans
         else:  # killed after the first delete (or after the whole chunk)
             assert len(left) == (4 if point == "gc.after_delete" else 0)
-        report = collect_garbage(workspace, grace_s=0, actor=OPERATOR)
+        report = collect_garbage(
+            workspace,
+            audit_log=security_store(workspace.settings, workspace.store),
+            grace_s=0,
+            actor=OPERATOR,
+        )
         assert set(report.deleted) == left
         assert report.missing == []
         assert not orphans & set(workspace.blobs.iter_digests())

@@ -153,6 +153,7 @@ def erase(
     from shipyard.monitor.erasure import log_holders
     from shipyard.privacy.erasure import erase_subject
     from shipyard.privacy.pseudonym import load_key
+    from shipyard.security.audit_chain import security_store
 
     if not subject_column.strip():
         raise InvalidArgument("--subject-column is empty; name the column identifying the subject")
@@ -172,11 +173,13 @@ def erase(
     with open_workspace(ctx) as workspace:
         # The service checks the permission and audits both a denial and the erasure.
         me = acting_identity(ctx, workspace)
+        audit_log = security_store(workspace.settings, workspace.store, clock=workspace.clock)
 
         def _erase(dry_run: bool) -> ErasureReport:
             return erase_subject(
                 workspace,
                 me,
+                audit_log=audit_log,
                 column=subject_column,
                 value=value,
                 key=key,

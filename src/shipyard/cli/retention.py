@@ -69,20 +69,15 @@ def gc(
     policy, _ = _project_sections(project_dir(ctx))
     me = acting_identity(ctx)
     with open_workspace(ctx) as workspace:
+        audit_log = security_store(workspace.settings, workspace.store, clock=workspace.clock)
         plan = None
         if policy is not None:
             plan = plan_retention(workspace.store, policy, workspace.clock)
             if not dry_run:
-                apply_retention(
-                    workspace.store,
-                    plan,
-                    actor=me,
-                    audit_log=security_store(
-                        workspace.settings, workspace.store, clock=workspace.clock
-                    ),
-                )
+                apply_retention(workspace.store, plan, actor=me, audit_log=audit_log)
         report = collect_garbage(
             workspace,
+            audit_log=audit_log,
             actor=me,
             grace_s=grace_hours * 3600,
             dry_run=dry_run,
@@ -190,7 +185,10 @@ def budget_status_command(
         console.print("no budgets: add a budget: section with limits to shipyard.yaml")
         return
     with open_workspace(ctx) as workspace:
-        statuses = [budget_status(workspace, b) for b in section.limits]
+        statuses = [
+            budget_status(workspace.store, b, settings=workspace.settings, clock=workspace.clock)
+            for b in section.limits
+        ]
     if as_json:
         import json
 

@@ -37,7 +37,6 @@ from shipyard.core import faults
 from shipyard.core.errors import ArtifactNotFound, IntegrityFailure, InvalidArgument
 from shipyard.core.ids import new_id
 from shipyard.security import audit
-from shipyard.security.audit_chain import security_store
 from shipyard.security.guard import guard
 from shipyard.security.permissions import Action
 from shipyard.store.artifacts.local import LocalBlobStore
@@ -49,7 +48,8 @@ if TYPE_CHECKING:
 
     from shipyard.security.identities import Identity
     from shipyard.store.artifacts.base import BlobStore
-    from shipyard.track.workspace import Workspace
+    from shipyard.store.security import SecurityStore
+    from shipyard.store.stores import Stores
 
 DEFAULT_GRACE_S = 3600.0
 _CHUNK = 200
@@ -100,8 +100,9 @@ class GcReport:
 
 
 def collect_garbage(
-    workspace: Workspace,
+    stores: Stores,
     *,
+    audit_log: SecurityStore,
     actor: Identity,
     grace_s: float = DEFAULT_GRACE_S,
     dry_run: bool = False,
@@ -110,7 +111,8 @@ def collect_garbage(
     """Mark unreferenced blobs, then (unless ``dry_run``) delete them; see the module docstring.
 
     Args:
-        workspace: The workspace whose blob store and metadata store are collected.
+        stores: The blob store collected, the metadata store naming what is live, the clock.
+        audit_log: Where the denial or the sweep's entry is written (and who may act).
         actor: Who collects: needs ``runs.delete`` (a dry run too: it lists what exists); a
             real sweep's audit entry is written with the sweep's final record.
         grace_s: Blobs modified less than this many seconds ago are never deleted.
@@ -122,25 +124,24 @@ def collect_garbage(
         PermissionDenied: ``actor`` may not delete (audited).
         InvalidArgument: A negative grace period, or ``also_released`` on a real run.
     """
-    log = security_store(workspace.settings, workspace.store, clock=workspace.clock)
     guard(
-        log,
+        audit_log,
         actor,
         Action.RUNS_DELETE,
         "blobs",
-        clock=workspace.clock,
+        clock=stores.clock,
     )
     if grace_s < 0:
         raise InvalidArgument(f"the grace period must be >= 0 seconds, got {grace_s}")
     hypothetical = set(also_released)
     if hypothetical and not dry_run:
         raise InvalidArgument("apply the retention plan before a real sweep; pass it to dry runs")
-    blobs, sweeps = workspace.blobs, GcStore(workspace.store)
-    started_ms = workspace.clock.now_ms()
+    blobs, sweeps = stores.blobs, GcStore(stores.store)
+    started_ms = stores.clock.now_ms()
     cutoff_ms = started_ms - round(grace_s * 1000)
 
     listed = list(blobs.iter_digests())
-    live = BlobRefs(workspace.store).live(hypothetical)
+    live = BlobRefs(stores.store).live(hypothetical)
     referenced = {r.digest for r in live}
     unreferenced = [d for d in listed if d not in referenced]
     ages = {d: _modified_ms(blobs, d) for d in unreferenced}
@@ -168,7 +169,7 @@ def collect_garbage(
         candidates=candidates,
     )
     faults.hit("gc.after_mark")
-    deleted, kept = _sweep(workspace, sweep_id, sorted(candidates), cutoff_ms)
+    deleted, kept = _sweep(stores, sweep_id, sorted(candidates), cutoff_ms)
     sweep_temp = getattr(blobs, "sweep_temp", None)
     temp_removed = int(sweep_temp(grace_s)) if callable(sweep_temp) else 0
     freed = sum(candidates[d] for d in deleted)
@@ -177,18 +178,18 @@ def collect_garbage(
         Action.RUNS_DELETE,
         "blobs",
         detail={"op": "gc", "sweep": sweep_id, "deleted": len(deleted), "bytes": freed},
-        clock=workspace.clock,
+        clock=stores.clock,
     )
 
     sweeps.finish(
         sweep_id,
-        finished_ms=workspace.clock.now_ms(),
+        finished_ms=stores.clock.now_ms(),
         deleted=len(deleted),
         bytes_freed=freed,
         audit=entry,
-        audit_log=log,
+        audit_log=audit_log,
     )
-    missing = check_references(workspace)
+    missing = check_references(stores)
     return GcReport(
         sweep_id,
         False,
@@ -204,9 +205,9 @@ def collect_garbage(
 
 
 def _sweep(
-    workspace: Workspace, sweep_id: str, candidates: Sequence[str], cutoff_ms: int
+    stores: Stores, sweep_id: str, candidates: Sequence[str], cutoff_ms: int
 ) -> tuple[list[str], list[str]]:
-    blobs, sweeps, refs = workspace.blobs, GcStore(workspace.store), BlobRefs(workspace.store)
+    blobs, sweeps, refs = stores.blobs, GcStore(stores.store), BlobRefs(stores.store)
     deleted: list[str] = []
     kept: list[str] = []
     for start in range(0, len(candidates), _CHUNK):
@@ -223,16 +224,16 @@ def _sweep(
             faults.hit("gc.after_delete")
             gone.append(digest)
         if gone:
-            sweeps.record_deleted(sweep_id, gone, workspace.clock.now_ms())
+            sweeps.record_deleted(sweep_id, gone, stores.clock.now_ms())
             deleted.extend(gone)
         faults.hit("gc.after_chunk")
     return deleted, kept
 
 
-def check_references(workspace: Workspace) -> list[str]:
+def check_references(stores: Stores) -> list[str]:
     """Return the digests that a live reference names but the blob store lacks (sorted)."""
-    referenced = {r.digest for r in BlobRefs(workspace.store).live()}
-    return sorted(d for d in referenced if not workspace.blobs.exists(d))
+    referenced = {r.digest for r in BlobRefs(stores.store).live()}
+    return sorted(d for d in referenced if not stores.blobs.exists(d))
 
 
 def _modified_ms(blobs: BlobStore, digest: str) -> int | None:

@@ -44,9 +44,11 @@ from shipyard.cost.catalog import active_instance
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
+    from shipyard.core.clock import Clock
+    from shipyard.core.settings import Settings
     from shipyard.cost.catalog import ActiveInstance
     from shipyard.store.entities import Run
-    from shipyard.track.workspace import Workspace
+    from shipyard.store.sql import SqlStore
 
 Unit = Literal["usd", "cpu_hours"]
 Period = Literal["all", "month", "day"]
@@ -241,17 +243,25 @@ def _in_unit(budget: Budget, cpu_seconds: float, instance: ActiveInstance | None
     return cpu_share_usd(cpu_seconds, instance.instance, instance.hourly)
 
 
-def budget_status(workspace: Workspace, budget: Budget) -> BudgetStatus:
-    """Compute where ``budget`` stands now, from the runs the workspace recorded.
+def budget_status(
+    store: SqlStore, budget: Budget, *, settings: Settings, clock: Clock
+) -> BudgetStatus:
+    """Compute where ``budget`` stands now, from the runs ``store`` recorded.
+
+    Args:
+        store: The metadata store holding the runs.
+        budget: The budget to check.
+        settings: Where the price catalog and the instance type come from (money budgets).
+        clock: What "now" is, for the budget's period.
 
     Raises:
         NotFound: A money budget and an instance type missing from the price catalog.
     """
-    now = workspace.clock.now_ms()
+    now = clock.now_ms()
     since = period_start_ms(budget.period, now)
-    instance = active_instance(workspace.settings) if budget.unit == "usd" else None
+    instance = _instance_for(settings, budget)
     experiments = [budget.experiment] if budget.experiment is not None else None
-    runs = workspace.search_runs(experiments=experiments, limit=None)
+    runs = store.search_runs(None, experiments=experiments, order_by=[], limit=None)
     spent, counted = spend(budget, runs, instance, since)
     fraction = float(spent / budget.limit)
     return BudgetStatus(
@@ -312,7 +322,12 @@ class TrialBudget:
 
 
 def trial_budget(
-    workspace: Workspace, section: BudgetSection, experiment: str
+    store: SqlStore,
+    section: BudgetSection,
+    experiment: str,
+    *,
+    settings: Settings,
+    clock: Clock,
 ) -> TrialBudget | None:
     """Return the tightest budget covering ``experiment`` as CPU seconds left, or None.
 
@@ -327,8 +342,8 @@ def trial_budget(
     for budget in section.limits:
         if not budget.covers(experiment):
             continue
-        status = budget_status(workspace, budget)
-        per_cpu_second = _in_unit(budget, 1.0, _instance_for(workspace, budget))
+        status = budget_status(store, budget, settings=settings, clock=clock)
+        per_cpu_second = _in_unit(budget, 1.0, _instance_for(settings, budget))
         seconds = float(status.remaining / per_cpu_second)
         text = (
             f"{status.limit} {budget.unit} per {budget.period}, {status.spent:.4f} used"
@@ -345,5 +360,5 @@ def trial_budget(
     return tightest
 
 
-def _instance_for(workspace: Workspace, budget: Budget) -> ActiveInstance | None:
-    return active_instance(workspace.settings) if budget.unit == "usd" else None
+def _instance_for(settings: Settings, budget: Budget) -> ActiveInstance | None:
+    return active_instance(settings) if budget.unit == "usd" else None

@@ -343,7 +343,9 @@ def _budgets(workspace: Workspace, project: Project, now_ms: int) -> list[Observ
         return []
     found = []
     for budget in section.limits:
-        status = budget_status(workspace, budget)
+        status = budget_status(
+            workspace.store, budget, settings=workspace.settings, clock=workspace.clock
+        )
         fields = status.as_observation_fields()
         found.append(
             Observation(

@@ -132,7 +132,17 @@ class TrainStage:
         frame = read_dataset(workspace, version).collect()
         # After the cache check: a reused model spends nothing, so a spent budget cannot stop it.
         budget = self.budget
-        cost_budget = trial_budget(workspace, budget, run.experiment) if budget else None
+        cost_budget = (
+            trial_budget(
+                workspace.store,
+                budget,
+                run.experiment,
+                settings=workspace.settings,
+                clock=workspace.clock,
+            )
+            if budget
+            else None
+        )
         result = train(spec, frame, run=run, on_trial=self.on_trial, cost_budget=cost_budget)
         if fitted := cleaning.fitted_cleaning(result.model):  # clean's values, training rows
             run.log_artifact(json.dumps(fitted, sort_keys=True).encode(), name="cleaning.json")

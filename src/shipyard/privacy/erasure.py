@@ -1,8 +1,8 @@
 """Erasure of one data subject from everything Shipyard keeps: datasets, logs, labels, rows.
 
-``erase_subject(workspace, actor, column="email", value="ann@example.com", holders=...)``
-follows RELIABILITY.md lesson 10 (subject → rows → dataset versions → runs → model versions →
-prediction logs):
+``erase_subject(workspace, actor, audit_log=..., column="email", value="ann@example.com",
+holders=...)`` follows RELIABILITY.md lesson 10 (subject → rows → dataset versions → runs →
+model versions → prediction logs):
 
 1. **Guarded and audited.** ``actor`` must hold ``privacy.erase``; a denied attempt is audited
    and raises ``PermissionDenied`` before anything is read. A completed erasure is audited in
@@ -35,6 +35,10 @@ files already rewritten no longer match.
 ``sha256:<hex>``, which anyone can test against a guessed email; pass the key (the CLI reads
 ``$SHIPYARD_PSEUDONYM_KEY`` when it is set) wherever erasures are audited.
 
+**What it takes** (issue 15): the metadata and blob stores, the clock and the one tracking call
+it makes, ``start_run`` for the run that writes the new versions (``ErasureSite``: a
+``Workspace`` is one), and the audit log; not the workspace's settings.
+
 **What deletion means.** The blob file is unlinked (local store) or removed (object store).
 On SSDs, copy-on-write file systems and versioned buckets, the bytes may survive until the
 storage reclaims them; bucket versioning and backups must be handled by their own retention.
@@ -44,7 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
@@ -61,21 +65,36 @@ from shipyard.privacy.references import (
 )
 from shipyard.privacy.subject import Subject
 from shipyard.security import audit
-from shipyard.security.audit_chain import security_store
 from shipyard.security.permissions import Action, check, require
 from shipyard.store.datasets import DatasetStore
 from shipyard.store.erasure import ErasureStore
+from shipyard.store.stores import Stores
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from shipyard.privacy.holders import HolderResult, SubjectHolder
     from shipyard.security.identities import Identity
     from shipyard.store.dataset_entities import DatasetVersion
-    from shipyard.store.security import AuditRecord, AuditWrite
-    from shipyard.track.workspace import Workspace
+    from shipyard.store.security import AuditRecord, AuditWrite, SecurityStore
+    from shipyard.store.sql import SqlStore
+    from shipyard.track.run import ActiveRun
 
 ERASURE_STEP = "erasure"
+
+
+class ErasureSite(Stores, Protocol):
+    """The stores and clock an erasure works on, and the run it writes new versions in."""
+
+    def start_run(
+        self,
+        *,
+        name: str | None = None,
+        experiment: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> ActiveRun:
+        """Start a tracked run (a ``Workspace``'s ``start_run``)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +191,10 @@ class ErasureReport:
 
 
 def erase_subject(
-    workspace: Workspace,
+    site: ErasureSite,
     actor: Identity,
     *,
+    audit_log: SecurityStore,
     column: str,
     value: str,
     key: bytes | None = None,
@@ -184,8 +204,9 @@ def erase_subject(
     """Erase a subject from every dataset version, the given holders and the metadata rows.
 
     Args:
-        workspace: Where the versions are.
+        site: Where the versions are, and where the erasure's run is tracked (a ``Workspace``).
         actor: Who asks; must hold ``privacy.erase`` in the workspace's project.
+        audit_log: Where the denial or the erasure is audited.
         column: The column identifying the subject (``email``, ``customer_id``).
         value: The subject's value in it, compared as text, exactly.
         key: The pseudonymization key: also matches the value's pseudonym, and makes the
@@ -201,8 +222,8 @@ def erase_subject(
         IntegrityFailure: A rewritten version does not have the expected row count.
     """
     subject = Subject.of(column, value, key)
-    _guard(workspace, actor, subject)
-    store = DatasetStore(workspace.store)
+    _guard(site, audit_log, actor, subject)
+    store = DatasetStore(site.store)
     versions = sorted(
         (v for v in store.list_versions() if _match(subject, v) is not None),
         key=lambda v: (v.created_ms, v.dataset_id),
@@ -210,10 +231,10 @@ def erase_subject(
     plan: list[tuple[DatasetVersion, int]] = []
     already: list[str] = []
     for version in versions:
-        if not workspace.blobs.exists(version.digest):
+        if not site.blobs.exists(version.digest):
             already.append(version.dataset_id)
             continue
-        found = _count(workspace, version, subject)
+        found = _count(site, version, subject)
         if found:
             plan.append((version, found))
 
@@ -222,18 +243,18 @@ def erase_subject(
     destroyed: list[str] = []
     artifacts: list[tuple[str, str]] = []
     if plan and not dry_run:
-        with workspace.start_run(
+        with site.start_run(
             name="erase",
             experiment="privacy",
             tags={"kind": "erasure", "subject_column": column, "subject_digest": subject.digest},
         ) as run:
             run_id = run.run_id
-            done = [_rewrite(workspace, v, n, subject, run_id) for v, n in plan]
+            done = [_rewrite(site, v, n, subject, run_id) for v, n in plan]
             destroyed = sorted({v.digest for v, _ in plan})
-            artifacts = artifacts_sharing(workspace, destroyed)
+            artifacts = artifacts_sharing(site.store, destroyed)
             faults.hit("privacy.erasure.before_delete")
             for blob in destroyed:
-                workspace.blobs.delete(blob)
+                site.blobs.delete(blob)
             run.set_tags({"rows_erased": sum(d.rows_erased for d in done), "versions": len(done)})
     else:
         done = [ErasedVersion(v.dataset_id, None, v.name, v.kind, v.row_count, n) for v, n in plan]
@@ -242,7 +263,7 @@ def erase_subject(
     erased_ids = [v.dataset_id for v, _ in plan]
     rewritten = set(erased_ids) | {d.new_id for d in done if d.new_id}
     derived = sorted(set(descendants(store, erased_ids)) - rewritten - set(already))
-    trained, other = runs_referencing(workspace, erased_ids, exclude=[run_id] if run_id else [])
+    trained, other = runs_referencing(site.store, erased_ids, exclude=[run_id] if run_id else [])
     report = ErasureReport(
         column=column,
         subject_digest=subject.digest,
@@ -256,25 +277,27 @@ def erase_subject(
         residual={},
         compacted=None,
         runs_to_retrain=tuple(trained),
-        model_versions=tuple(model_versions_of(workspace, trained)),
+        model_versions=tuple(model_versions_of(site.store, trained)),
         other_runs=tuple(other),
         derived_versions=tuple(derived),
         sources=tuple(upstream_sources(store, erased_ids)),
         artifacts=tuple(artifacts),
     )
-    return _finish(workspace, actor, subject, report)
+    return _finish(site, audit_log, actor, subject, report)
 
 
 def _finish(
-    workspace: Workspace, actor: Identity, subject: Subject, report: ErasureReport
+    stores: Stores,
+    audit_log: SecurityStore,
+    actor: Identity,
+    subject: Subject,
+    report: ErasureReport,
 ) -> ErasureReport:
     """Delete the monitoring rows and write the audit entry, in one transaction; compact."""
-    store = ErasureStore(workspace.store)
+    store = ErasureStore(stores.store)
     if report.dry_run:
         monitoring, left = store.find_rows(subject)
         return _replace(report, monitoring_rows=monitoring, residual=left)
-
-    log = security_store(workspace.settings, workspace.store, clock=workspace.clock)
 
     def _entry(deleted: dict[str, int], left: dict[str, int]) -> AuditWrite:
         done = _replace(report, monitoring_rows=deleted, residual=left)
@@ -283,24 +306,24 @@ def _finish(
             Action.PRIVACY_ERASE,
             _audit_object(subject),
             detail=done.summary(),
-            clock=workspace.clock,
+            clock=stores.clock,
         )
 
-    deleted, left, entry = store.delete_rows(subject, _entry, log)
+    deleted, left, entry = store.delete_rows(subject, _entry, audit_log)
     finished = _replace(report, monitoring_rows=deleted, residual=left, audit=entry)
     return _replace(finished, compacted=store.compact())
 
 
-def _guard(workspace: Workspace, actor: Identity, subject: Subject) -> None:
+def _guard(stores: Stores, audit_log: SecurityStore, actor: Identity, subject: Subject) -> None:
     """Refuse (and audit) an actor without ``privacy.erase``, before anything is read."""
     if not check(actor, Action.PRIVACY_ERASE).allowed:
         audit.record(
-            security_store(workspace.settings, workspace.store, clock=workspace.clock),
+            audit_log,
             actor,
             Action.PRIVACY_ERASE,
             _audit_object(subject),
             outcome="denied",
-            clock=workspace.clock,
+            clock=stores.clock,
         )
     try:
         require(actor, Action.PRIVACY_ERASE)
@@ -326,26 +349,26 @@ def _match(subject: Subject, version: DatasetVersion) -> pl.Expr | None:
     return pl.any_horizontal(parts) if parts else None
 
 
-def erasure_successor(workspace: Workspace, dataset_id: str) -> DatasetVersion | None:
+def erasure_successor(store: SqlStore, dataset_id: str) -> DatasetVersion | None:
     """Return the version an erasure wrote in place of ``dataset_id``, if any.
 
     Raises:
         NotFound: ``dataset_id`` is not a stored version.
     """
-    store = DatasetStore(workspace.store)
-    old = store.get(dataset_id)
-    for child in store.children(old.dataset_id):
+    versions = DatasetStore(store)
+    old = versions.get(dataset_id)
+    for child in versions.children(old.dataset_id):
         lineage = child.lineage or {}
         if lineage.get("step") == ERASURE_STEP and lineage.get("erased_version") == old.dataset_id:
             return child
     return None
 
 
-def _count(workspace: Workspace, version: DatasetVersion, subject: Subject) -> int:
+def _count(stores: Stores, version: DatasetVersion, subject: Subject) -> int:
     match = _match(subject, version)
     assert match is not None  # only versions with a column to search are counted
     try:
-        return int(read_dataset(workspace, version).select(match.sum()).collect().item())
+        return int(read_dataset(stores, version).select(match.sum()).collect().item())
     except pl.exceptions.InvalidOperationError as e:
         raise InvalidArgument(
             f"column {subject.column!r} of dataset version {version.short_id} ({version.name}) "
@@ -354,7 +377,7 @@ def _count(workspace: Workspace, version: DatasetVersion, subject: Subject) -> i
 
 
 def _rewrite(
-    workspace: Workspace,
+    stores: Stores,
     old: DatasetVersion,
     found: int,
     subject: Subject,
@@ -362,10 +385,10 @@ def _rewrite(
 ) -> ErasedVersion:
     match = _match(subject, old)
     assert match is not None
-    new = _finished_earlier(workspace, old, found, subject.digest)
+    new = _finished_earlier(stores, old, found, subject.digest)
     new = new or write_dataset(
-        workspace,
-        read_dataset(workspace, old).filter(~match),
+        stores,
+        read_dataset(stores, old).filter(~match),
         name=old.name,
         kind=old.kind,
         parents=[old],
@@ -383,32 +406,32 @@ def _rewrite(
             f"erasing from {old.short_id} ({old.name}) left {new.row_count} rows, expected "
             f"{old.row_count - found}; the old version is untouched, run the erasure again"
         )
-    _retire(workspace, old.dataset_id, new)
+    _retire(stores, old.dataset_id, new)
     return ErasedVersion(old.dataset_id, new.dataset_id, old.name, old.kind, old.row_count, found)
 
 
 def _finished_earlier(
-    workspace: Workspace, old: DatasetVersion, found: int, digest: str
+    stores: Stores, old: DatasetVersion, found: int, digest: str
 ) -> DatasetVersion | None:
     """Return the version an interrupted erasure of this subject already wrote, if intact."""
-    earlier = erasure_successor(workspace, old.dataset_id)
+    earlier = erasure_successor(stores.store, old.dataset_id)
     if (
         earlier is None
         or (earlier.lineage or {}).get("subject_digest") != digest
         or earlier.row_count != old.row_count - found
-        or not workspace.blobs.exists(earlier.digest)
+        or not stores.blobs.exists(earlier.digest)
     ):
         return None
     return earlier
 
 
-def _retire(workspace: Workspace, old_id: str, new: DatasetVersion) -> None:
+def _retire(stores: Stores, old_id: str, new: DatasetVersion) -> None:
     """Move the old version's cache keys to the new one and scrub its stored profile.
 
     One transaction: a pipeline looking up a cache key finds either the old version (before)
     or the new one (after), never neither. The old profile goes because a column's top values
     and min/max can hold the subject's values; the new version's profile takes its place.
     """
-    ErasureStore(workspace.store).retire_version(
-        old_id, new.dataset_id, new.profile, workspace.clock.now_ms()
+    ErasureStore(stores.store).retire_version(
+        old_id, new.dataset_id, new.profile, stores.clock.now_ms()
     )

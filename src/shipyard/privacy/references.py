@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from shipyard.store.dataset_entities import DatasetVersion
     from shipyard.store.datasets import DatasetStore
-    from shipyard.track.workspace import Workspace
+    from shipyard.store.sql import SqlStore
 
 #: Tags that mark a run as having trained (and bundled) a model.
 TRAINING_TAGS = ("train_key", "test_dataset", "bundle_sha256")
@@ -34,7 +34,7 @@ _CHUNK = 500
 
 
 def runs_referencing(
-    workspace: Workspace, dataset_ids: Iterable[str], *, exclude: Iterable[str] = ()
+    sql: SqlStore, dataset_ids: Iterable[str], *, exclude: Iterable[str] = ()
 ) -> tuple[list[str], list[str]]:
     """Return the runs whose params or tags name one of ``dataset_ids``.
 
@@ -45,7 +45,7 @@ def runs_referencing(
     """
     ids = sorted(set(dataset_ids))
     skip = set(exclude)
-    store = ErasureStore(workspace.store)
+    store = ErasureStore(sql)
     found: set[str] = set()
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
@@ -78,12 +78,12 @@ def upstream_sources(store: DatasetStore, dataset_ids: Iterable[str]) -> list[st
     return sorted({s.source for s in store.snapshots_for(ids)})
 
 
-def artifacts_sharing(workspace: Workspace, digests: Iterable[str]) -> list[tuple[str, str]]:
+def artifacts_sharing(sql: SqlStore, digests: Iterable[str]) -> list[tuple[str, str]]:
     """Return ``(run_id, artifact name)`` of run artifacts stored in one of these blobs."""
-    return ErasureStore(workspace.store).artifacts_in(digests)
+    return ErasureStore(sql).artifacts_in(digests)
 
 
-def model_versions_of(workspace: Workspace, run_ids: Iterable[str]) -> list[str]:
+def model_versions_of(sql: SqlStore, run_ids: Iterable[str]) -> list[str]:
     """Return ``name:version`` of the registered model versions these runs produced."""
-    refs = ErasureStore(workspace.store).model_versions_of(run_ids)
+    refs = ErasureStore(sql).model_versions_of(run_ids)
     return [f"{name}:{version}" for name, version in refs]

@@ -54,7 +54,9 @@ def test_spend_counts_cpu_of_the_budget_scope_once_and_crosses_thresholds(
     assert cpu_seconds_of(workspace, child.run_id) < spent
 
     budget = Budget(name="churn", experiment="churn", cpu_hours=spent / 3600 / 0.6, period="all")
-    status = budget_status(workspace, budget)
+    status = budget_status(
+        workspace.store, budget, settings=workspace.settings, clock=workspace.clock
+    )
     assert status.runs == 1
     assert status.spent == Decimal(repr(spent)) / 3600
     assert status.fraction == pytest.approx(0.6)
@@ -70,7 +72,9 @@ def test_spend_counts_cpu_of_the_budget_scope_once_and_crosses_thresholds(
     )
 
     project = Budget(name="all", cpu_hours=1e-9, period="all")
-    whole = budget_status(workspace, project)
+    whole = budget_status(
+        workspace.store, project, settings=workspace.settings, clock=workspace.clock
+    )
     assert whole.runs == 2
     assert whole.crossed == (0.5, 0.8, 1.0)
     assert whole.exceeded
@@ -83,7 +87,12 @@ def test_money_budgets_price_cpu_on_the_workspace_instance(workspace: Workspace)
         busy(0.1)
     spent = cpu_seconds_of(workspace, run.run_id)
     instance = active_instance(workspace.settings)
-    status = budget_status(workspace, Budget(name="m", usd=Decimal("10"), period="all"))
+    status = budget_status(
+        workspace.store,
+        Budget(name="m", usd=Decimal("10"), period="all"),
+        settings=workspace.settings,
+        clock=workspace.clock,
+    )
     assert status.unit == "usd"
     assert status.spent == cpu_share_usd(spent, instance.instance, instance.hourly)
     assert status.to_dict()["spent"] == str(status.spent)
@@ -91,7 +100,12 @@ def test_money_budgets_price_cpu_on_the_workspace_instance(workspace: Workspace)
 
 @sqlite_only
 def test_an_unknown_experiment_has_spent_nothing(workspace: Workspace) -> None:
-    status = budget_status(workspace, Budget(name="x", experiment="nobody", cpu_hours=1))
+    status = budget_status(
+        workspace.store,
+        Budget(name="x", experiment="nobody", cpu_hours=1),
+        settings=workspace.settings,
+        clock=workspace.clock,
+    )
     assert status.spent == 0
     assert status.crossed == ()
 
@@ -160,18 +174,40 @@ def test_trial_budget_takes_the_tightest_covering_budget(workspace: Workspace) -
             ]
         }
     )
-    chosen = trial_budget(workspace, section, "churn")
+    chosen = trial_budget(
+        workspace.store, section, "churn", settings=workspace.settings, clock=workspace.clock
+    )
     assert chosen is not None
     assert chosen.budget == "churn"
     assert chosen.remaining_cpu_seconds == pytest.approx(1800.0)
-    assert trial_budget(workspace, section.model_copy(update={"tuning": False}), "churn") is None
-    assert trial_budget(workspace, BudgetSection(), "churn") is None
+    assert (
+        trial_budget(
+            workspace.store,
+            section.model_copy(update={"tuning": False}),
+            "churn",
+            settings=workspace.settings,
+            clock=workspace.clock,
+        )
+        is None
+    )
+    assert (
+        trial_budget(
+            workspace.store,
+            BudgetSection(),
+            "churn",
+            settings=workspace.settings,
+            clock=workspace.clock,
+        )
+        is None
+    )
 
     with workspace.start_run(experiment="churn"):
         busy(0.05)
     used_up = BudgetSection.model_validate({"limits": [{"name": "tiny", "cpu_hours": 1e-9}]})
     with pytest.raises(Conflict, match="budget tiny is used up"):
-        trial_budget(workspace, used_up, "churn")
+        trial_budget(
+            workspace.store, used_up, "churn", settings=workspace.settings, clock=workspace.clock
+        )
 
 
 def test_shipyard_yaml_declares_budgets_and_retention(tmp_path: Path) -> None:

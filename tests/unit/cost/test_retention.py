@@ -82,7 +82,12 @@ def test_gc_after_promotions_deletes_only_unreferenced_blobs(
     assert released == {("model_version", "cancer:1"), ("model_version", "cancer:2")}
 
     dry = collect_garbage(
-        workspace, grace_s=0, dry_run=True, also_released=plan.released_keys, actor=OPERATOR
+        workspace,
+        audit_log=security_store(workspace.settings, workspace.store),
+        grace_s=0,
+        dry_run=True,
+        also_released=plan.released_keys,
+        actor=OPERATOR,
     )
     expected = {four_versions[2], orphan}
     assert set(dry.candidates) == expected
@@ -95,7 +100,12 @@ def test_gc_after_promotions_deletes_only_unreferenced_blobs(
         actor=OPERATOR,
         audit_log=security_store(workspace.settings, workspace.store),
     )
-    report = collect_garbage(workspace, grace_s=0, actor=OPERATOR)
+    report = collect_garbage(
+        workspace,
+        audit_log=security_store(workspace.settings, workspace.store),
+        grace_s=0,
+        actor=OPERATOR,
+    )
     assert set(report.deleted) == expected
     assert report.bytes_freed == dry.bytes_freed
     assert report.missing == []
@@ -113,7 +123,12 @@ def test_gc_after_promotions_deletes_only_unreferenced_blobs(
     assert (sweep.status, sweep.deleted, sweep.bytes_freed) == ("done", 2, report.bytes_freed)
     assert {d for d, at in marked if at is not None} == expected
 
-    again = collect_garbage(workspace, grace_s=0, actor=OPERATOR)
+    again = collect_garbage(
+        workspace,
+        audit_log=security_store(workspace.settings, workspace.store),
+        grace_s=0,
+        actor=OPERATOR,
+    )
     assert again.deleted == []
     assert again.candidates == {}
 
@@ -121,11 +136,21 @@ def test_gc_after_promotions_deletes_only_unreferenced_blobs(
 @sqlite_only
 def test_grace_period_spares_blobs_written_recently(workspace: Workspace) -> None:
     orphan = workspace.blobs.put_bytes(b"a write whose row is not committed yet").digest
-    spared = collect_garbage(workspace, grace_s=3600, actor=OPERATOR)
+    spared = collect_garbage(
+        workspace,
+        audit_log=security_store(workspace.settings, workspace.store),
+        grace_s=3600,
+        actor=OPERATOR,
+    )
     assert spared.recent == 1
     assert spared.deleted == []
     assert workspace.blobs.exists(orphan)
-    gone = collect_garbage(workspace, grace_s=0, actor=OPERATOR)
+    gone = collect_garbage(
+        workspace,
+        audit_log=security_store(workspace.settings, workspace.store),
+        grace_s=0,
+        actor=OPERATOR,
+    )
     assert gone.deleted == [orphan]
 
 
@@ -135,7 +160,15 @@ def test_a_reference_committed_after_the_mark_is_seen_by_the_sweep(workspace: Wo
     with workspace.start_run() as run:
         run.log_artifact(b"adopted later", name="late.bin")
     assert BlobRefs(workspace.store).still_referenced([orphan]) == {orphan}
-    assert collect_garbage(workspace, grace_s=0, actor=OPERATOR).candidates == {}
+    assert (
+        collect_garbage(
+            workspace,
+            audit_log=security_store(workspace.settings, workspace.store),
+            grace_s=0,
+            actor=OPERATOR,
+        ).candidates
+        == {}
+    )
 
 
 @sqlite_only
@@ -145,10 +178,20 @@ def test_a_sweep_that_failed_after_its_mark_is_abandoned_and_the_rerun_completes
     orphan = workspace.blobs.put_bytes(b"garbage").digest
     monkeypatch.setenv("SHIPYARD_FAULT", "gc.before_delete:raise:EIO")
     with pytest.raises(OSError, match=r"gc\.before_delete"):
-        collect_garbage(workspace, grace_s=0, actor=OPERATOR)
+        collect_garbage(
+            workspace,
+            audit_log=security_store(workspace.settings, workspace.store),
+            grace_s=0,
+            actor=OPERATOR,
+        )
     assert workspace.blobs.exists(orphan)
     monkeypatch.delenv("SHIPYARD_FAULT")
-    assert collect_garbage(workspace, grace_s=0, actor=OPERATOR).deleted == [orphan]
+    assert collect_garbage(
+        workspace,
+        audit_log=security_store(workspace.settings, workspace.store),
+        grace_s=0,
+        actor=OPERATOR,
+    ).deleted == [orphan]
     with workspace.store.engine.connect() as c:
         statuses = sorted(c.execute(sa.select(GcSweepRow.status)).scalars())
     assert statuses == ["abandoned", "done"]
@@ -180,7 +223,12 @@ def test_the_lineage_of_a_kept_model_is_kept(
     )
     assert find_cached(workspace, "k-raw-mid", name="raw") is None  # recomputed, not missed
     assert find_cached(workspace, "k-raw-old", name="raw") is not None
-    report = collect_garbage(workspace, grace_s=0, actor=OPERATOR)
+    report = collect_garbage(
+        workspace,
+        audit_log=security_store(workspace.settings, workspace.store),
+        grace_s=0,
+        actor=OPERATOR,
+    )
     assert report.deleted == [raw_mid.digest]
     assert read_dataset(workspace, raw_old.dataset_id).collect().height == 3
     live_blobs_readable(workspace)
@@ -210,7 +258,12 @@ def test_run_artifacts_are_released_only_when_old_and_unneeded(
         actor=OPERATOR,
         audit_log=security_store(workspace.settings, workspace.store),
     )
-    report = collect_garbage(workspace, grace_s=0, actor=OPERATOR)
+    report = collect_garbage(
+        workspace,
+        audit_log=security_store(workspace.settings, workspace.store),
+        grace_s=0,
+        actor=OPERATOR,
+    )
     assert len(report.deleted) == 1
     assert workspace.read_artifact(trained.run_id, "log.txt") == b"training log"
     with pytest.raises(ArtifactNotFound):
@@ -259,9 +312,19 @@ def test_bad_policies_and_arguments_are_refused(workspace: Workspace) -> None:
     with pytest.raises(ValidationError):
         RetentionPolicy(cold_tier="../cold")
     with pytest.raises(InvalidArgument, match="grace"):
-        collect_garbage(workspace, grace_s=-1, actor=OPERATOR)
+        collect_garbage(
+            workspace,
+            audit_log=security_store(workspace.settings, workspace.store),
+            grace_s=-1,
+            actor=OPERATOR,
+        )
     with pytest.raises(InvalidArgument, match="apply the retention plan"):
-        collect_garbage(workspace, also_released=[("run", "x")], actor=OPERATOR)
+        collect_garbage(
+            workspace,
+            audit_log=security_store(workspace.settings, workspace.store),
+            also_released=[("run", "x")],
+            actor=OPERATOR,
+        )
 
 
 @sqlite_only
@@ -277,5 +340,13 @@ def test_every_blob_writer_is_a_reference(
     live = {r.digest for r in BlobRefs(workspace.store).live()}
     assert stored == live
     assert {dataset.digest, version.bundle_sha256} <= live
-    assert collect_garbage(workspace, grace_s=0, actor=OPERATOR).deleted == []
+    assert (
+        collect_garbage(
+            workspace,
+            audit_log=security_store(workspace.settings, workspace.store),
+            grace_s=0,
+            actor=OPERATOR,
+        ).deleted
+        == []
+    )
     assert check_references(workspace) == []

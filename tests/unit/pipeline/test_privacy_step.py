@@ -18,6 +18,7 @@ from shipyard.pipeline.project import PrivacyStep, load_project
 from shipyard.pipeline.runner import PipelineReport, run_pipeline
 from shipyard.privacy.erasure import erase_subject
 from shipyard.privacy.pseudonym import pseudonym
+from shipyard.security.audit_chain import security_store
 from shipyard.security.identities import local_identity
 from shipyard.track.workspace import Workspace
 from tests.identities import OPERATOR
@@ -372,7 +373,12 @@ def test_erasure_after_the_privacy_step_leaves_no_raw_value_in_the_workspace(
     assert files_holding(state, RAW) != []
     with Workspace.open(root) as workspace:
         erased = erase_subject(
-            workspace, local_identity("crm"), column="email", value=SUBJECT, key=key.encode()
+            workspace,
+            local_identity("crm"),
+            audit_log=security_store(workspace.settings, workspace.store),
+            column="email",
+            value=SUBJECT,
+            key=key.encode(),
         )
         names = {v.name for v in erased.versions}
         # Found in clear (validated) and by pseudonym (privacy output, training test split).

@@ -28,11 +28,17 @@ from shipyard.store.artifacts.local import LocalBlobStore
 from shipyard.store.dataset_entities import DatasetVersion
 from shipyard.store.datasets import DatasetStore
 from shipyard.store.monitoring import MonitoringStore
+from shipyard.store.security import SecurityStore
 from shipyard.track.workspace import Workspace
 
 SUBJECT = "ann@example.com"
 KEY = b"erasure-test-key-0123456789abcdef"
 DPO = Identity(name="dpo", kind=Kind.USER, project="project", role=Role.ADMIN, source="test")
+
+
+def _log(ws: Workspace) -> SecurityStore:
+    """The audit log an erasure writes to (the CLI builds it the same way)."""
+    return security_store(ws.settings, ws.store)
 
 
 def customers(extra: int = 0) -> pl.DataFrame:
@@ -106,7 +112,7 @@ def test_erasure_rewrites_every_version_and_destroys_the_old_files(workspace: Wo
     assert isinstance(ws.blobs, LocalBlobStore)
     old_files = [ws.blobs.local_path(v.digest) for v in old]
 
-    report = erase_subject(ws, DPO, column="email", value=SUBJECT, key=KEY)
+    report = erase_subject(ws, DPO, audit_log=_log(ws), column="email", value=SUBJECT, key=KEY)
 
     # Every version that held the subject, and only those, was rewritten.
     assert [v.old_id for v in report.versions] == [v.dataset_id for v in old]
@@ -125,7 +131,7 @@ def test_erasure_rewrites_every_version_and_destroys_the_old_files(workspace: Wo
             "subject_digest": subject_digest(SUBJECT, KEY),
             "rows_erased": 2,
         }
-        assert erasure_successor(ws, erased.old_id) == new
+        assert erasure_successor(ws.store, erased.old_id) == new
         # Other rows intact, in order: the old rows less the subject's.
         expected = before[erased.old_id].filter(
             pl.col("email").ne_missing(SUBJECT)  # null emails are kept
@@ -172,7 +178,7 @@ def test_erasure_rewrites_every_version_and_destroys_the_old_files(workspace: Wo
     assert cached.dataset_id == report.versions[1].new_id
 
     # Erasing again changes nothing: the old versions are known to be gone.
-    again = erase_subject(ws, DPO, column="email", value=SUBJECT, key=KEY)
+    again = erase_subject(ws, DPO, audit_log=_log(ws), column="email", value=SUBJECT, key=KEY)
     assert again.versions == ()
     assert again.run_id is None
     assert set(again.already_erased) == {v.dataset_id for v in old}
@@ -184,16 +190,20 @@ def test_an_interrupted_erasure_is_completed_by_running_it_again(
     setup = populate(workspace)
     monkeypatch.setenv("SHIPYARD_FAULT", "privacy.erasure.before_delete:raise")
     with pytest.raises(OSError, match="injected fault"):
-        erase_subject(workspace, DPO, column="email", value=SUBJECT, key=KEY)
+        erase_subject(
+            workspace, DPO, audit_log=_log(workspace), column="email", value=SUBJECT, key=KEY
+        )
     assert workspace.blobs.exists(setup.v1.digest)  # new versions written, old files kept
     failed = workspace.search_runs("tags.kind = 'erasure'")
     assert [r.status.value for r in failed] == ["failed"]
 
     monkeypatch.delenv("SHIPYARD_FAULT")
-    report = erase_subject(workspace, DPO, column="email", value=SUBJECT, key=KEY)
+    report = erase_subject(
+        workspace, DPO, audit_log=_log(workspace), column="email", value=SUBJECT, key=KEY
+    )
     assert len(report.versions) == 3
     assert not workspace.blobs.exists(setup.v1.digest)
-    successor = erasure_successor(workspace, setup.v1.dataset_id)
+    successor = erasure_successor(workspace.store, setup.v1.dataset_id)
     assert successor is not None
     assert successor.dataset_id == report.versions[0].new_id
     for version in readable_versions(workspace):
@@ -204,7 +214,9 @@ def test_an_interrupted_erasure_is_completed_by_running_it_again(
 def test_dry_run_changes_nothing(workspace: Workspace) -> None:
     setup = populate(workspace)
     count = len(list_datasets(workspace))
-    report = erase_subject(workspace, DPO, column="email", value=SUBJECT, dry_run=True)
+    report = erase_subject(
+        workspace, DPO, audit_log=_log(workspace), column="email", value=SUBJECT, dry_run=True
+    )
     assert [(v.old_id, v.new_id, v.rows_erased) for v in report.versions] == [
         (setup.v1.dataset_id, None, 2),
         (setup.v2.dataset_id, None, 2),
@@ -223,25 +235,30 @@ def test_pseudonymized_copies_are_found_with_the_key(workspace: Workspace) -> No
     ws = workspace
     masked = apply_privacy(customers().lazy(), PrivacySpec(pseudonymize=["email"]), KEY)
     version = write_dataset(ws, masked, name="customers.private")
-    assert erase_subject(ws, DPO, column="email", value=SUBJECT, dry_run=True).versions == ()
-    report = erase_subject(ws, DPO, column="email", value=SUBJECT, key=KEY)
+    assert (
+        erase_subject(
+            ws, DPO, audit_log=_log(ws), column="email", value=SUBJECT, dry_run=True
+        ).versions
+        == ()
+    )
+    report = erase_subject(ws, DPO, audit_log=_log(ws), column="email", value=SUBJECT, key=KEY)
     assert [(v.old_id, v.rows_erased) for v in report.versions] == [(version.dataset_id, 2)]
 
 
 def test_integer_subject_columns_and_bad_input(workspace: Workspace) -> None:
     ws = workspace
     write_dataset(ws, pl.DataFrame({"customer_id": [7, 8, 7, 9]}), name="orders")
-    report = erase_subject(ws, DPO, column="customer_id", value="7")
+    report = erase_subject(ws, DPO, audit_log=_log(ws), column="customer_id", value="7")
     assert [v.rows_erased for v in report.versions] == [2]
     assert read_dataset(ws, report.versions[0].new_id or "").collect()["customer_id"].to_list() == [
         8,
         9,
     ]
     with pytest.raises(InvalidArgument, match="non-empty value"):
-        erase_subject(ws, DPO, column="customer_id", value="")
+        erase_subject(ws, DPO, audit_log=_log(ws), column="customer_id", value="")
     write_dataset(ws, pl.DataFrame({"tags": [["a"], ["b"]]}), name="tagged")
     with pytest.raises(InvalidArgument, match="scalar columns only"):
-        erase_subject(ws, DPO, column="tags", value="a")
+        erase_subject(ws, DPO, audit_log=_log(ws), column="tags", value="a")
 
 
 def test_erasure_from_python_is_audited_with_the_digest_in_the_same_store(
@@ -249,10 +266,20 @@ def test_erasure_from_python_is_audited_with_the_digest_in_the_same_store(
 ) -> None:
     setup = populate(workspace)
     audit_log = security_store(workspace.settings, workspace.store)
-    erase_subject(workspace, DPO, column="email", value=SUBJECT, key=KEY, dry_run=True)
+    erase_subject(
+        workspace,
+        DPO,
+        audit_log=_log(workspace),
+        column="email",
+        value=SUBJECT,
+        key=KEY,
+        dry_run=True,
+    )
     assert audit_log.list_audit() == []  # a dry run changes nothing and is not audited
 
-    report = erase_subject(workspace, DPO, column="email", value=SUBJECT, key=KEY)
+    report = erase_subject(
+        workspace, DPO, audit_log=_log(workspace), column="email", value=SUBJECT, key=KEY
+    )
     (entry,) = audit_log.list_audit()
     assert report.audit == entry
     assert (entry.actor, entry.action, entry.outcome, entry.source) == (
@@ -280,7 +307,13 @@ def test_an_actor_without_privacy_erase_is_refused_and_the_denial_audited(
     for dry_run in (True, False):
         with pytest.raises(PermissionDenied, match="erasure needs the admin role"):
             erase_subject(
-                workspace, viewer, column="email", value=SUBJECT, key=KEY, dry_run=dry_run
+                workspace,
+                viewer,
+                audit_log=_log(workspace),
+                column="email",
+                value=SUBJECT,
+                key=KEY,
+                dry_run=dry_run,
             )
     entries = security_store(workspace.settings, workspace.store).list_audit()
     assert [(e.actor, e.action, e.outcome) for e in entries] == [
@@ -305,12 +338,14 @@ def test_rejected_lines_holding_the_value_are_erased_by_their_raw_text(
         }
     )
     rejected = write_dataset(workspace, lines, name="crm.rejected", kind="quarantine")
-    report = erase_subject(workspace, DPO, column="email", value=SUBJECT)
+    report = erase_subject(workspace, DPO, audit_log=_log(workspace), column="email", value=SUBJECT)
     assert [(v.old_id, v.rows_erased) for v in report.versions] == [(rejected.dataset_id, 1)]
     kept = read_dataset(workspace, report.versions[0].new_id or "").collect()
     assert kept["_row"].to_list() == [2, 3, 4]  # "jo" + the value is another person
     # A short numeric value matches whole fields only, never digits inside other numbers.
-    numeric = erase_subject(workspace, DPO, column="customer_id", value="3", dry_run=True)
+    numeric = erase_subject(
+        workspace, DPO, audit_log=_log(workspace), column="customer_id", value="3", dry_run=True
+    )
     assert [v.rows_erased for v in numeric.versions] == [1]  # "3,bob@...", not "…" or "7"
 
 
@@ -340,11 +375,13 @@ def test_monitoring_rows_naming_the_subject_are_deleted_and_other_rows_reported(
     )
     with workspace.start_run(name="notes", params={"contact": SUBJECT}) as run:
         noted = run.run_id
-    dry = erase_subject(workspace, DPO, column="email", value=SUBJECT, dry_run=True)
+    dry = erase_subject(
+        workspace, DPO, audit_log=_log(workspace), column="email", value=SUBJECT, dry_run=True
+    )
     assert dry.monitoring_rows == {"monitor_observations": 1}
     assert len(monitoring.observations()) == 2
 
-    report = erase_subject(workspace, DPO, column="email", value=SUBJECT)
+    report = erase_subject(workspace, DPO, audit_log=_log(workspace), column="email", value=SUBJECT)
     assert report.monitoring_rows == {"monitor_observations": 1}
     assert [o.detail for o in monitoring.observations()] == [{"rows": 7}]
     # A param is the run's own record: reported for a person to handle, never edited.
@@ -353,4 +390,9 @@ def test_monitoring_rows_naming_the_subject_are_deleted_and_other_rows_reported(
     assert json.loads(report.audit.detail_json if report.audit else "{}")["residual"] == {
         "params.value": 1
     }
-    assert erase_subject(workspace, DPO, column="id", value="7", dry_run=True).monitoring_rows == {}
+    assert (
+        erase_subject(
+            workspace, DPO, audit_log=_log(workspace), column="id", value="7", dry_run=True
+        ).monitoring_rows
+        == {}
+    )
