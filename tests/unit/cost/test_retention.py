@@ -31,6 +31,7 @@ from shipyard.registry.registry import ModelRegistry
 from shipyard.security.audit_chain import security_store
 from shipyard.store.blob_refs import BlobRefs
 from shipyard.store.cost_models import GcCandidateRow, GcSweepRow
+from shipyard.store.security import SecurityStore
 from shipyard.track.workspace import Workspace
 from tests.identities import OPERATOR
 from tests.unit.registry.bundles import WEAK, bundle_bytes, held_out
@@ -47,6 +48,11 @@ def live_blobs_readable(workspace: Workspace) -> set[str]:
     for digest in digests:
         assert workspace.blobs.verify(digest), digest
     return digests
+
+
+def _log(workspace: Workspace) -> SecurityStore:
+    """The audit log retention and gc write to (the CLI builds it the same way)."""
+    return security_store(workspace.settings, workspace.store)
 
 
 @pytest.fixture
@@ -83,7 +89,7 @@ def test_gc_after_promotions_deletes_only_unreferenced_blobs(
 
     dry = collect_garbage(
         workspace,
-        audit_log=security_store(workspace.settings, workspace.store),
+        audit_log=_log(workspace),
         grace_s=0,
         dry_run=True,
         also_released=plan.released_keys,
@@ -98,14 +104,9 @@ def test_gc_after_promotions_deletes_only_unreferenced_blobs(
         workspace.store,
         plan,
         actor=OPERATOR,
-        audit_log=security_store(workspace.settings, workspace.store),
+        audit_log=_log(workspace),
     )
-    report = collect_garbage(
-        workspace,
-        audit_log=security_store(workspace.settings, workspace.store),
-        grace_s=0,
-        actor=OPERATOR,
-    )
+    report = collect_garbage(workspace, audit_log=_log(workspace), grace_s=0, actor=OPERATOR)
     assert set(report.deleted) == expected
     assert report.bytes_freed == dry.bytes_freed
     assert report.missing == []
@@ -123,12 +124,7 @@ def test_gc_after_promotions_deletes_only_unreferenced_blobs(
     assert (sweep.status, sweep.deleted, sweep.bytes_freed) == ("done", 2, report.bytes_freed)
     assert {d for d, at in marked if at is not None} == expected
 
-    again = collect_garbage(
-        workspace,
-        audit_log=security_store(workspace.settings, workspace.store),
-        grace_s=0,
-        actor=OPERATOR,
-    )
+    again = collect_garbage(workspace, audit_log=_log(workspace), grace_s=0, actor=OPERATOR)
     assert again.deleted == []
     assert again.candidates == {}
 
@@ -136,21 +132,11 @@ def test_gc_after_promotions_deletes_only_unreferenced_blobs(
 @sqlite_only
 def test_grace_period_spares_blobs_written_recently(workspace: Workspace) -> None:
     orphan = workspace.blobs.put_bytes(b"a write whose row is not committed yet").digest
-    spared = collect_garbage(
-        workspace,
-        audit_log=security_store(workspace.settings, workspace.store),
-        grace_s=3600,
-        actor=OPERATOR,
-    )
+    spared = collect_garbage(workspace, audit_log=_log(workspace), grace_s=3600, actor=OPERATOR)
     assert spared.recent == 1
     assert spared.deleted == []
     assert workspace.blobs.exists(orphan)
-    gone = collect_garbage(
-        workspace,
-        audit_log=security_store(workspace.settings, workspace.store),
-        grace_s=0,
-        actor=OPERATOR,
-    )
+    gone = collect_garbage(workspace, audit_log=_log(workspace), grace_s=0, actor=OPERATOR)
     assert gone.deleted == [orphan]
 
 
@@ -161,12 +147,7 @@ def test_a_reference_committed_after_the_mark_is_seen_by_the_sweep(workspace: Wo
         run.log_artifact(b"adopted later", name="late.bin")
     assert BlobRefs(workspace.store).still_referenced([orphan]) == {orphan}
     assert (
-        collect_garbage(
-            workspace,
-            audit_log=security_store(workspace.settings, workspace.store),
-            grace_s=0,
-            actor=OPERATOR,
-        ).candidates
+        collect_garbage(workspace, audit_log=_log(workspace), grace_s=0, actor=OPERATOR).candidates
         == {}
     )
 
@@ -178,19 +159,11 @@ def test_a_sweep_that_failed_after_its_mark_is_abandoned_and_the_rerun_completes
     orphan = workspace.blobs.put_bytes(b"garbage").digest
     monkeypatch.setenv("SHIPYARD_FAULT", "gc.before_delete:raise:EIO")
     with pytest.raises(OSError, match=r"gc\.before_delete"):
-        collect_garbage(
-            workspace,
-            audit_log=security_store(workspace.settings, workspace.store),
-            grace_s=0,
-            actor=OPERATOR,
-        )
+        collect_garbage(workspace, audit_log=_log(workspace), grace_s=0, actor=OPERATOR)
     assert workspace.blobs.exists(orphan)
     monkeypatch.delenv("SHIPYARD_FAULT")
     assert collect_garbage(
-        workspace,
-        audit_log=security_store(workspace.settings, workspace.store),
-        grace_s=0,
-        actor=OPERATOR,
+        workspace, audit_log=_log(workspace), grace_s=0, actor=OPERATOR
     ).deleted == [orphan]
     with workspace.store.engine.connect() as c:
         statuses = sorted(c.execute(sa.select(GcSweepRow.status)).scalars())
@@ -219,16 +192,11 @@ def test_the_lineage_of_a_kept_model_is_kept(
         workspace.store,
         plan,
         actor=OPERATOR,
-        audit_log=security_store(workspace.settings, workspace.store),
+        audit_log=_log(workspace),
     )
     assert find_cached(workspace, "k-raw-mid", name="raw") is None  # recomputed, not missed
     assert find_cached(workspace, "k-raw-old", name="raw") is not None
-    report = collect_garbage(
-        workspace,
-        audit_log=security_store(workspace.settings, workspace.store),
-        grace_s=0,
-        actor=OPERATOR,
-    )
+    report = collect_garbage(workspace, audit_log=_log(workspace), grace_s=0, actor=OPERATOR)
     assert report.deleted == [raw_mid.digest]
     assert read_dataset(workspace, raw_old.dataset_id).collect().height == 3
     live_blobs_readable(workspace)
@@ -256,14 +224,9 @@ def test_run_artifacts_are_released_only_when_old_and_unneeded(
         workspace.store,
         plan,
         actor=OPERATOR,
-        audit_log=security_store(workspace.settings, workspace.store),
+        audit_log=_log(workspace),
     )
-    report = collect_garbage(
-        workspace,
-        audit_log=security_store(workspace.settings, workspace.store),
-        grace_s=0,
-        actor=OPERATOR,
-    )
+    report = collect_garbage(workspace, audit_log=_log(workspace), grace_s=0, actor=OPERATOR)
     assert len(report.deleted) == 1
     assert workspace.read_artifact(trained.run_id, "log.txt") == b"training log"
     with pytest.raises(ArtifactNotFound):
@@ -284,7 +247,7 @@ def test_old_blobs_move_to_the_cold_tier_except_what_an_alias_serves(
         workspace.store,
         plan,
         actor=OPERATOR,
-        audit_log=security_store(workspace.settings, workspace.store),
+        audit_log=_log(workspace),
     )
     tiers = blob_tiers(workspace.store)
     assert tiers[four_versions[1]] == "archive"
@@ -312,18 +275,10 @@ def test_bad_policies_and_arguments_are_refused(workspace: Workspace) -> None:
     with pytest.raises(ValidationError):
         RetentionPolicy(cold_tier="../cold")
     with pytest.raises(InvalidArgument, match="grace"):
-        collect_garbage(
-            workspace,
-            audit_log=security_store(workspace.settings, workspace.store),
-            grace_s=-1,
-            actor=OPERATOR,
-        )
+        collect_garbage(workspace, audit_log=_log(workspace), grace_s=-1, actor=OPERATOR)
     with pytest.raises(InvalidArgument, match="apply the retention plan"):
         collect_garbage(
-            workspace,
-            audit_log=security_store(workspace.settings, workspace.store),
-            also_released=[("run", "x")],
-            actor=OPERATOR,
+            workspace, audit_log=_log(workspace), also_released=[("run", "x")], actor=OPERATOR
         )
 
 
@@ -341,12 +296,7 @@ def test_every_blob_writer_is_a_reference(
     assert stored == live
     assert {dataset.digest, version.bundle_sha256} <= live
     assert (
-        collect_garbage(
-            workspace,
-            audit_log=security_store(workspace.settings, workspace.store),
-            grace_s=0,
-            actor=OPERATOR,
-        ).deleted
+        collect_garbage(workspace, audit_log=_log(workspace), grace_s=0, actor=OPERATOR).deleted
         == []
     )
     assert check_references(workspace) == []
