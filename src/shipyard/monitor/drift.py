@@ -16,10 +16,14 @@ never reloads the training data. Per window and feature:
   output distribution on training-like inputs, computed once per bundle.
 
 The computation lives in ``shipyard.monitor.drift_stats`` (vectorized, pinned to scipy); this
-module prepares the reference once, feeds columns in bounded 2-D blocks, and judges the results
-against ``DriftConfig`` thresholds. KS and chi-square p-values form one family per window,
-Bonferroni-corrected by default, so that a report over 25 features does not raise a false alarm
-in a fifth of all windows.
+module prepares the reference once, feeds columns in bounded 2-D blocks, and has
+``shipyard.monitor.drift_judge`` judge the results against ``DriftConfig`` thresholds. KS and
+chi-square p-values form one family per window, Bonferroni-corrected by default, so that a
+report over 25 features does not raise a false alarm in a fifth of all windows.
+
+A full-reference comparison (exact KS and Wasserstein against every training row, issue #17)
+never holds either table: the reference and the window may be Parquet paths or lazy frames
+(``shipyard.monitor.drift_sources``), read one column at a time as each block is reached.
 """
 
 from __future__ import annotations
