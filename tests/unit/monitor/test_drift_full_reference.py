@@ -184,10 +184,10 @@ def _tables(folder: Path, rows: int, columns: int) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)  # two child runs over 2 x 80 MB; ~20 s on a quiet 2-core machine
+@pytest.mark.timeout(600)  # two child runs over 2 x 96 MB; ~20 s on a quiet 2-core machine
 def test_a_full_reference_run_reads_columns_in_blocks_not_whole_tables(tmp_path: Path) -> None:
-    tables = _tables(tmp_path / "big", rows=250_000, columns=40)  # 2 x 80 MB in memory
-    _tables(tmp_path / "small", rows=2_000, columns=40)  # same imports and code path
+    tables = _tables(tmp_path / "big", rows=200_000, columns=60)  # 2 x 96 MB in memory
+    _tables(tmp_path / "small", rows=2_000, columns=60)  # same imports and code path
     grown = _peak_rss(tmp_path / "big") - _peak_rss(tmp_path / "small")
     # Holding both tables would grow the peak by at least `tables`; streaming holds a block
     # of a few columns of each plus one column's temporaries.
