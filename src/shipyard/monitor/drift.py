@@ -347,10 +347,14 @@ def _numeric(
 
 
 def _prepared(reference: DriftReference, name: str) -> drift_stats.NumericReference:
-    """The numeric reference of ``name``, its full column read and sorted when streamed."""
+    """The numeric reference of ``name``, its full column read and sorted when streamed.
+
+    ``from_profile`` leaves the sample out exactly for the features it streams (the model's
+    outputs keep theirs), so a missing sample plus a column in the full reference means stream.
+    """
     ref = reference.numeric[name]
     full = reference.full_reference
-    if full is None or name not in full.columns or name not in reference.features:
+    if full is None or ref.sample is not None or name not in full.columns:
         return ref
     return replace(ref, sample=drift_stats.SortedSample.of(full.floats(name)))
 
