@@ -12,7 +12,9 @@ The rules (issue #17, after an outside run found 0.05x a floor our own benchmark
   the floor is not doing the same work (or was measured wrongly): the verdict is MISS with
   the reason printed, never "ok".
 - **Memory is peak RSS of a separate process** (``ru_maxrss`` from ``wait4``), which counts
-  what Polars, Arrow and numpy allocate outside Python; tracemalloc does not.
+  what Polars, Arrow and numpy allocate outside Python; tracemalloc does not. The child is
+  started from a small launcher, since Linux carries the spawning process's peak RSS into the
+  child across ``exec`` (a parent holding the generated data would set every child's peak).
 
 Scripts import this module as ``harness`` (they run as ``python benchmarks/<name>.py``, which
 puts this folder first on ``sys.path``).
@@ -49,6 +51,23 @@ class ChildUsage:
         return dict(json.loads(lines[-1])) if lines else {}
 
 
+_LAUNCHER = """
+import json, os, subprocess, sys
+process = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(process.pid, 0)
+with open(sys.argv[1], "w") as out:
+    json.dump({"rc": os.waitstatus_to_exitcode(status), "maxrss_kib": usage.ru_maxrss,
+               "cpu_s": usage.ru_utime + usage.ru_stime}, out)
+"""
+"""Starts the measured command from a fresh, small interpreter and reports its rusage.
+
+Linux carries a process's peak RSS across ``exec``: a child spawned (fork, vfork or
+posix_spawn) by a benchmark parent that holds 400 MiB of generated data reports a
+``ru_maxrss`` of at least 400 MiB, whatever it used itself. The launcher's own peak is a bare
+interpreter's, so the command it starts inherits only that, far below any real workload.
+"""
+
+
 def run_child(
     argv: Sequence[str],
     *,
@@ -59,7 +78,8 @@ def run_child(
     """Run ``argv`` to completion and return its own resource use (not other children's).
 
     ``os.wait4`` gives the rusage of exactly that child, including the threads it ran (Polars,
-    Arrow and BLAS pools), which ``time.process_time`` inside the parent cannot see.
+    Arrow and BLAS pools), which ``time.process_time`` inside the parent cannot see. The child
+    is started through ``_LAUNCHER``, so its peak RSS is its own, not this process's.
 
     Raises:
         RuntimeError: The child failed; its output is in the message.
@@ -67,23 +87,32 @@ def run_child(
     command = list(argv)
     if cpu is not None:
         command = ["taskset", "-c", str(cpu), *command]
-    # Output goes to files, not pipes: communicate() would reap the child before wait4 could
-    # take its rusage, and reading two pipes in turn can deadlock on a chatty child.
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    # Output goes to files, not pipes: reading two pipes in turn can deadlock on a chatty child.
+    with (
+        tempfile.TemporaryFile("w+") as out,
+        tempfile.TemporaryFile("w+") as err,
+        tempfile.NamedTemporaryFile("r", suffix=".json") as usage_file,
+    ):
         started = time.perf_counter()
-        process = subprocess.Popen(
-            command, stdout=out, stderr=err, text=True, env={**os.environ, **(env or {})}, cwd=cwd
+        subprocess.run(
+            [sys.executable, "-c", _LAUNCHER, usage_file.name, *command],
+            stdout=out,
+            stderr=err,
+            text=True,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            check=False,
         )
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
-    wall = time.perf_counter() - started
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} exited {process.returncode}:\n{stderr[-4000:]}")
+        text = usage_file.read()
+    usage = json.loads(text) if text else {"rc": -1}
+    if usage["rc"] != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {usage['rc']}:\n{stderr[-4000:]}")
     # ru_maxrss is in KiB on Linux.
-    return ChildUsage(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, stdout)
+    return ChildUsage(wall, usage["cpu_s"], usage["maxrss_kib"] * 1024, stdout)
 
 
 def python_child(code: str, *args: str, **options: object) -> ChildUsage:

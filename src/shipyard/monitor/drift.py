@@ -16,15 +16,19 @@ never reloads the training data. Per window and feature:
   output distribution on training-like inputs, computed once per bundle.
 
 The computation lives in ``shipyard.monitor.drift_stats`` (vectorized, pinned to scipy); this
-module prepares the reference once, feeds columns in bounded 2-D blocks, and judges the results
-against ``DriftConfig`` thresholds. KS and chi-square p-values form one family per window,
-Bonferroni-corrected by default, so that a report over 25 features does not raise a false alarm
-in a fifth of all windows.
+module prepares the reference once, feeds columns in bounded 2-D blocks, and has
+``shipyard.monitor.drift_judge`` judge the results against ``DriftConfig`` thresholds. KS and
+chi-square p-values form one family per window, Bonferroni-corrected by default, so that a
+report over 25 features does not raise a false alarm in a fifth of all windows.
+
+A full-reference comparison (exact KS and Wasserstein against every training row, issue #17)
+never holds either table: the reference and the window may be Parquet paths or lazy frames
+(``shipyard.monitor.drift_sources``), read one column at a time as each block is reached.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,14 +37,9 @@ import polars as pl
 from shipyard.core.errors import InvalidArgument
 from shipyard.monitor import drift_stats
 from shipyard.monitor.drift_config import DriftConfig, FeatureThresholds
-from shipyard.monitor.drift_report import (
-    PREDICTION,
-    PROBABILITY,
-    DriftReport,
-    FeatureDrift,
-    FeatureStatus,
-    StatisticResult,
-)
+from shipyard.monitor.drift_judge import Judge
+from shipyard.monitor.drift_report import PREDICTION, PROBABILITY, DriftReport
+from shipyard.monitor.drift_sources import ColumnSource
 from shipyard.train.reference import FeatureReference, ReferenceProfile, build_reference
 
 if TYPE_CHECKING:
@@ -48,6 +47,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
+    from shipyard.monitor.drift_sources import Columns
     from shipyard.monitor.windows import Window
     from shipyard.registry.bundle import Bundle
 
@@ -61,7 +61,8 @@ __all__ = [
 ]
 
 BLOCK_BYTES = 32 << 20
-"""Numeric columns are sorted in blocks of about this size, so memory stays a few columns."""
+"""Numeric columns are sorted in blocks of about this size (window and streamed reference
+values together), so memory stays a few columns."""
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,16 @@ class DriftReference:
             (the bundle's contract lists them); otherwise the out-of-domain rate is read
             from the ``__other__`` bin when training had no other values.
         has_sample: Whether a reference sample was available (KS and Wasserstein need it).
+        full_reference: The full reference rows, read one column at a time when a window is
+            checked (exact KS and Wasserstein against every training row); None: the bounded
+            sample in ``numeric`` is used.
     """
 
     features: Mapping[str, FeatureReference]
     numeric: Mapping[str, drift_stats.NumericReference]
     known_categories: Mapping[str, frozenset[str]]
     has_sample: bool
+    full_reference: ColumnSource | None = None
 
     @classmethod
     def from_profile(
@@ -91,8 +96,24 @@ class DriftReference:
         *,
         outputs: ReferenceProfile | None = None,
         known_categories: Mapping[str, Sequence[str]] | None = None,
+        full_reference: Columns | None = None,
     ) -> DriftReference:
-        """Prepare ``profile`` (and an output profile, if given) for drift checks."""
+        """Prepare ``profile`` (and an output profile, if given) for drift checks.
+
+        Args:
+            profile: The training profile (bins, shares, range, bounded sample).
+            outputs: The profile of the model's outputs on its reference sample.
+            known_categories: Every training category per categorical feature, where known.
+            full_reference: The full training rows (a Parquet path or a frame) for exact KS
+                and Wasserstein against all of them. Nothing is read here: each window check
+                reads one reference column at a time and lets it go, so memory stays a few
+                columns however large the reference. Features it lacks use the sample.
+
+        Raises:
+            InvalidArgument: ``full_reference`` is a path that does not exist.
+        """
+        full = ColumnSource(full_reference) if full_reference is not None else None
+        streamed = set(full.columns) if full is not None else set()
         features = dict(profile.features)
         samples = dict.fromkeys(profile.features, profile.sample)
         if outputs is not None:
@@ -104,7 +125,7 @@ class DriftReference:
                 continue
             frame = samples[name]
             sample = None
-            if name in frame.columns:
+            if name in frame.columns and not (name in streamed and name in profile.features):
                 values = frame.get_column(name).cast(pl.Float64).to_numpy()
                 sample = drift_stats.SortedSample.of(values)
             numeric[name] = drift_stats.NumericReference(
@@ -117,12 +138,20 @@ class DriftReference:
             features=features,
             numeric=numeric,
             known_categories={k: frozenset(v) for k, v in (known_categories or {}).items()},
-            has_sample=bool(profile.sample.height) and bool(profile.sample.width),
+            has_sample=bool(streamed & set(profile.features))
+            or (bool(profile.sample.height) and bool(profile.sample.width)),
+            full_reference=full,
         )
 
     @classmethod
-    def from_bundle(cls, bundle: Bundle, *, outputs: bool = True) -> DriftReference:
+    def from_bundle(
+        cls, bundle: Bundle, *, outputs: bool = True, full_reference: Columns | None = None
+    ) -> DriftReference:
         """Read the bundle's reference; with ``outputs``, add the model's output reference.
+
+        ``full_reference`` (the training rows, e.g. a Parquet path) asks for exact KS and
+        Wasserstein against all of them instead of the bundle's bounded sample; see
+        ``from_profile``.
 
         Raises:
             InvalidArgument: The bundle carries no reference profile.
@@ -141,7 +170,9 @@ class DriftReference:
         profile.features = dict(ranked)
         categories = {f.name: f.categories for f in bundle.manifest.features if f.categories}
         output = output_profile(bundle, profile) if outputs and profile.sample.height else None
-        return cls.from_profile(profile, outputs=output, known_categories=categories)
+        return cls.from_profile(
+            profile, outputs=output, known_categories=categories, full_reference=full_reference
+        )
 
     def schema(self) -> dict[str, pl.DataType]:
         """Column types a window should be decoded to: Float64 numeric, String categorical."""
@@ -196,7 +227,7 @@ def drift_for_window(
 
 def compute_drift(
     reference: DriftReference,
-    frame: pl.DataFrame,
+    frame: Columns,
     *,
     config: DriftConfig | None = None,
     model: str = "",
@@ -211,6 +242,8 @@ def compute_drift(
         reference: The prepared reference (``DriftReference.from_bundle``).
         frame: The window's rows: one column per feature (``shipyard.monitor.windows``
             decodes the prediction log into this); missing columns count as all missing.
+            A LazyFrame or the path of a Parquet file is read one column at a time, never
+            whole.
         config: Thresholds; the defaults when None.
         model: Model name, for the report and its observations.
         version: Model version that served the window, if one.
@@ -222,19 +255,22 @@ def compute_drift(
         The judged report.
 
     Raises:
-        InvalidArgument: The window has no rows, or a numeric feature holds text.
+        InvalidArgument: The window has no rows, or a numeric feature holds text, or a
+            path does not exist.
     """
     config = config or DriftConfig()
-    if frame.height == 0:
+    source = ColumnSource(frame)
+    rows = source.height
+    if rows == 0:
         raise InvalidArgument(
             "the window has no rows, so there is no distribution to compare; choose a longer "
             "window or check that the model served requests in it"
         )
-    start, end = _bounds(frame, window_start_ms, window_end_ms)
+    start, end = _bounds(source, window_start_ms, window_end_ms)
     names = [n for n in reference.features if not config.skips(n)]
-    numeric = _numeric(reference, frame, [n for n in names if n in reference.numeric])
+    numeric = _numeric(reference, source, [n for n in names if n in reference.numeric])
     categorical = _categorical(
-        reference, frame, [n for n in names if reference.features[n].kind == "categorical"]
+        reference, source, [n for n in names if reference.features[n].kind == "categorical"]
     )
     tests = sum(np.isfinite(c.ks_pvalue) for c in numeric.values()) + sum(
         "chi2_pvalue" in c for c in categorical.values()
@@ -242,11 +278,11 @@ def compute_drift(
     alpha_per_test = (
         config.alpha / tests if config.correction == "bonferroni" and tests else config.alpha
     )
-    judge = _Judge(config, alpha_per_test, frame.height)
-    rows = tuple(
-        judge.numeric(name, reference, numeric[name], name in frame.columns)
+    judge = Judge(config, alpha_per_test, rows)
+    results = tuple(
+        judge.numeric(name, reference, numeric[name], name in source.columns)
         if name in numeric
-        else judge.categorical(name, reference, categorical[name], name in frame.columns)
+        else judge.categorical(name, reference, categorical[name], name in source.columns)
         for name in names
     )
     return DriftReport(
@@ -255,22 +291,18 @@ def compute_drift(
         variant=variant,
         window_start_ms=start,
         window_end_ms=end,
-        rows=frame.height,
-        features=rows,
+        rows=rows,
+        features=results,
         tests=int(tests),
         correction=config.correction,
         alpha=config.alpha,
         alpha_per_test=alpha_per_test,
-        notes=_notes(reference, config, frame.height),
+        notes=_notes(reference, config, rows),
     )
 
 
-def _bounds(frame: pl.DataFrame, start: int | None, end: int | None) -> tuple[int, int]:
-    if "ts_ms" in frame.columns and frame.get_column("ts_ms").null_count() < frame.height:
-        ts = frame.get_column("ts_ms")
-        low, high = int(ts.min()), int(ts.max()) + 1  # type: ignore[arg-type]
-    else:
-        low = high = 0
+def _bounds(source: ColumnSource, start: int | None, end: int | None) -> tuple[int, int]:
+    low, high = source.time_bounds() or (0, 0)
     return (low if start is None else start), (high if end is None else end)
 
 
@@ -289,31 +321,42 @@ def _notes(reference: DriftReference, config: DriftConfig, rows: int) -> tuple[s
     return tuple(notes)
 
 
-def _float_column(frame: pl.DataFrame, name: str) -> NDArray[np.float64]:
-    series = frame.get_column(name)
-    if not (series.dtype.is_numeric() or series.dtype == pl.Boolean or series.dtype == pl.Null):
-        raise InvalidArgument(
-            f"feature {name!r} is numeric in the reference but the window holds "
-            f"{series.dtype}; decode the window with DriftReference.schema()"
-        )
-    return np.asarray(series.cast(pl.Float64).to_numpy(), dtype=np.float64)
-
-
 def _numeric(
-    reference: DriftReference, frame: pl.DataFrame, names: Sequence[str]
+    reference: DriftReference, source: ColumnSource, names: Sequence[str]
 ) -> dict[str, drift_stats.NumericColumn]:
-    """Numeric statistics of ``names``, sorted in blocks of at most ``BLOCK_BYTES``."""
-    n = frame.height
-    present = [name for name in names if name in frame.columns]
+    """Numeric statistics of ``names``, in blocks of at most ``BLOCK_BYTES`` of values.
+
+    A block holds a few window columns (copied and sorted in one call) and, with a full
+    reference, the same columns of the reference (read and sorted as the block is reached,
+    dropped after it), so memory is bounded by the block, not by either table.
+    """
+    n = source.height
+    full = reference.full_reference
+    present = [name for name in names if name in source.columns]
     out = {name: _absent(n, reference.numeric[name]) for name in names if name not in present}
-    per_block = max(1, BLOCK_BYTES // (8 * n))
+    per_column = n + (full.height if full is not None else 0)
+    per_block = max(1, BLOCK_BYTES // (8 * max(per_column, 1)))
     for i in range(0, len(present), per_block):
         chunk = present[i : i + per_block]
-        block = drift_stats.sorted_block([_float_column(frame, name) for name in chunk])
-        results = drift_stats.numeric_columns(block, [reference.numeric[c] for c in chunk])
-        del block
+        refs = [_prepared(reference, name) for name in chunk]
+        block = drift_stats.sorted_block((source.floats(name) for name in chunk), len(chunk))
+        results = drift_stats.numeric_columns(block, refs)
+        del block, refs
         out.update(zip(chunk, results, strict=True))
     return out
+
+
+def _prepared(reference: DriftReference, name: str) -> drift_stats.NumericReference:
+    """The numeric reference of ``name``, its full column read and sorted when streamed.
+
+    ``from_profile`` leaves the sample out exactly for the features it streams (the model's
+    outputs keep theirs), so a missing sample plus a column in the full reference means stream.
+    """
+    ref = reference.numeric[name]
+    full = reference.full_reference
+    if full is None or ref.sample is not None or name not in full.columns:
+        return ref
+    return replace(ref, sample=drift_stats.SortedSample.of(full.floats(name)))
 
 
 def _absent(rows: int, ref: drift_stats.NumericReference) -> drift_stats.NumericColumn:
@@ -322,7 +365,7 @@ def _absent(rows: int, ref: drift_stats.NumericReference) -> drift_stats.Numeric
 
 
 def _categorical(
-    reference: DriftReference, frame: pl.DataFrame, names: Sequence[str]
+    reference: DriftReference, source: ColumnSource, names: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
     """Counts per category (``__other__`` last) and, where both sides have values, statistics."""
     out: dict[str, dict[str, Any]] = {}
@@ -332,8 +375,8 @@ def _categorical(
         counts = np.zeros(len(categories) + 1, dtype=np.float64)
         unseen = np.nan
         present = 0
-        if name in frame.columns:
-            values = frame.get_column(name).cast(pl.String).drop_nulls()
+        if name in source.columns:
+            values = source.series(name).cast(pl.String).drop_nulls()
             present = values.len()
             tally = values.value_counts(name="n")
             codes = tally.get_column(name).replace_strict(
@@ -387,114 +430,3 @@ def _unseen(
     if ref.fractions and ref.fractions[-1] == 0.0:  # every training value had its own bin
         return float(counts[-1]) / total
     return np.nan
-
-
-class _Judge:
-    """Turns measured numbers into StatisticResults with thresholds and verdicts."""
-
-    def __init__(self, config: DriftConfig, alpha_per_test: float, rows: int) -> None:
-        self.config = config
-        self.alpha_per_test = alpha_per_test
-        self.rows = rows
-
-    def _status(self, in_frame: bool, present: int) -> FeatureStatus:
-        if not in_frame:
-            return "absent"
-        if present == 0:
-            return "all_missing"
-        return "few_rows" if present < self.config.min_rows else "ok"
-
-    def _rates(
-        self, name: str, ref: FeatureReference, missing: int, outside: float
-    ) -> list[StatisticResult]:
-        judged = self.rows >= self.config.min_rows
-        rate = missing / self.rows
-        limit = min(1.0, ref.null_fraction + self.config.limit(name, "missing_increase"))
-        out = [
-            StatisticResult(
-                "missing_rate",
-                rate,
-                limit,
-                judged and rate > limit,
-                detail={"reference": ref.null_fraction},
-            )
-        ]
-        if np.isfinite(outside):
-            cut = self.config.limit(name, "out_of_range")
-            out.append(StatisticResult("out_of_range_rate", outside, cut, judged and outside > cut))
-        return out
-
-    def _limit(
-        self, name: str, statistic: str, value: float, judged: bool, **detail: Any
-    ) -> StatisticResult:
-        cut = self.config.limit(name, statistic)
-        return StatisticResult(statistic, value, cut, judged and value > cut, detail=detail)
-
-    def _test(
-        self, statistic: str, value: float, pvalue: float, judged: bool, **detail: Any
-    ) -> StatisticResult:
-        return StatisticResult(
-            statistic,
-            value,
-            None,
-            judged and pvalue < self.alpha_per_test,
-            p_value=pvalue,
-            detail={"alpha": self.alpha_per_test, **detail},
-        )
-
-    def numeric(
-        self,
-        name: str,
-        reference: DriftReference,
-        column: drift_stats.NumericColumn,
-        in_frame: bool,
-    ) -> FeatureDrift:
-        ref = reference.features[name]
-        present = column.rows - column.missing
-        status = self._status(in_frame, present)
-        judged = status == "ok" and self.rows >= self.config.min_rows
-        outside = (column.below + column.above) / present if present else np.nan
-        stats = self._rates(name, ref, column.missing, outside)
-        if present and ref.count:
-            shares = column.bin_counts / present
-            value = float(drift_stats.psi(shares, np.asarray(ref.fractions)))
-            stats.insert(0, self._limit(name, "psi", value, judged))
-        if np.isfinite(column.ks):
-            test = self._test("ks", column.ks, column.ks_pvalue, judged, method=column.ks_method)
-            stats.insert(1, test)
-            std = ref.std or 0.0
-            cut = self.config.limit(name, "wasserstein") * std if std > 0 else None
-            w = column.wasserstein
-            stats.insert(
-                2,
-                StatisticResult(
-                    "wasserstein",
-                    w,
-                    cut,
-                    judged
-                    and present >= self.config.wasserstein_min_rows
-                    and cut is not None
-                    and w > cut,
-                    detail={"std_units": w / std if std > 0 else None},
-                ),
-            )
-        return FeatureDrift(name, "numeric", status, column.rows, present, tuple(stats))
-
-    def categorical(
-        self, name: str, reference: DriftReference, column: Mapping[str, Any], in_frame: bool
-    ) -> FeatureDrift:
-        ref = reference.features[name]
-        present = int(column["present"])
-        status = self._status(in_frame, present)
-        judged = status == "ok" and self.rows >= self.config.min_rows
-        stats = self._rates(name, ref, self.rows - present, column["unseen"])
-        if "chi2" in column:
-            other = float(column["counts"][-1] / present)  # window share of `__other__`
-            stats[:0] = [
-                self._limit(name, "psi", column["psi"], judged, other_share=other),
-                self._test(
-                    "chi2", column["chi2"], column["chi2_pvalue"], judged, dof=column["dof"]
-                ),
-                self._limit(name, "jensen_shannon", column["jensen_shannon"], judged),
-            ]
-        return FeatureDrift(name, "categorical", status, self.rows, present, tuple(stats))

@@ -37,7 +37,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     from numpy.typing import NDArray
 
@@ -49,28 +49,25 @@ EXACT_KS_MAX_N = 10_000
 
 @dataclass(frozen=True)
 class SortedSample:
-    """A numeric reference sample, sorted once, with the ranks every KS test reads.
+    """A numeric reference sample, sorted once and reused for every window.
+
+    Only the values are kept (8 bytes each): the ranks KS reads are recomputed per comparison
+    with two ``searchsorted`` of the sample into itself, so a large (or full) reference costs
+    one array, not three.
 
     Attributes:
         values: The finite values, ascending.
-        rank_le: For each value, how many values are ``<=`` it.
-        rank_lt: For each value, how many values are ``<`` it.
     """
 
     values: NDArray[np.float64]
-    rank_le: NDArray[np.intp]
-    rank_lt: NDArray[np.intp]
 
     @classmethod
     def of(cls, values: NDArray[np.float64] | Sequence[float]) -> SortedSample:
         """Sort the finite values of ``values`` (NaN and infinities are left out)."""
         array = np.asarray(values, dtype=np.float64)
-        finite = np.sort(array[np.isfinite(array)])
-        return cls(
-            finite,
-            np.searchsorted(finite, finite, side="right"),
-            np.searchsorted(finite, finite, side="left"),
-        )
+        finite = array[np.isfinite(array)]
+        finite.sort()
+        return cls(finite)
 
     @property
     def size(self) -> int:
@@ -124,11 +121,27 @@ class NumericColumn:
     wasserstein: float
 
 
-def sorted_block(columns: Sequence[NDArray[np.float64]]) -> NDArray[np.float64]:
-    """Copy equal-length columns into one C-ordered 2-D block and sort each row in one call."""
-    block = np.empty((len(columns), len(columns[0]) if columns else 0), dtype=np.float64)
+def sorted_block(
+    columns: Iterable[NDArray[np.float64]], count: int | None = None
+) -> NDArray[np.float64]:
+    """Copy equal-length columns into one C-ordered 2-D block and sort each row in one call.
+
+    Args:
+        columns: The columns; with ``count``, an iterator may read each one as it is reached,
+            so only the block and one column are in memory at once.
+        count: How many columns ``columns`` yields (needed only for an iterator).
+    """
+    if count is None:
+        columns = list(columns)
+        count = len(columns)
+    block: NDArray[np.float64] | None = None
     for i, column in enumerate(columns):
+        if block is None:
+            block = np.empty((count, len(column)), dtype=np.float64)
         block[i] = column
+        del column
+    if block is None:
+        return np.empty((0, 0), dtype=np.float64)
     block.sort(axis=1)
     return block
 
@@ -222,24 +235,45 @@ def _ks_and_wasserstein(
     r = reference.values
     n1, n2 = r.size, current.size
     cur_le = np.searchsorted(current, r, side="right")
+    d_plus = float(np.max(np.searchsorted(r, r, side="right") / n1 - cur_le / n2))
+    del cur_le
     cur_lt = np.searchsorted(current, r, side="left")
-    d_plus = float(np.max(reference.rank_le / n1 - cur_le / n2))
-    d_minus = max(float(np.max(cur_lt / n2 - reference.rank_lt / n1)), 0.0)
+    d_minus = max(float(np.max(cur_lt / n2 - np.searchsorted(r, r, side="left") / n1)), 0.0)
     ks = d_minus if d_minus > d_plus else d_plus
+    return ks, _wasserstein(current, r, cur_lt)
 
+
+def _wasserstein(
+    current: NDArray[np.float64], r: NDArray[np.float64], cur_lt: NDArray[np.intp]
+) -> float:
+    """Integrate ``|F_ref - F_cur|`` over the merged samples, in place where numpy allows.
+
+    The temporaries are a few arrays of the merged length; with a full reference of a million
+    rows each is 16 MB, so they are built and overwritten one at a time.
+    """
+    n1, n2 = r.size, current.size
     # Merge: reference value i goes before the current values equal to it.
     positions = np.arange(n1) + cur_lt
     is_ref = np.zeros(n1 + n2, dtype=bool)
     is_ref[positions] = True
     merged = np.empty(n1 + n2, dtype=np.float64)
     merged[positions] = r
+    del positions
     merged[~is_ref] = current
     deltas = np.diff(merged)
-    ref_seen = np.cumsum(is_ref[:-1])
-    cur_seen = np.arange(1, n1 + n2) - ref_seen
+    del merged
+    ref_share = np.cumsum(is_ref[:-1], dtype=np.float64)  # reference values seen so far
+    del is_ref
+    cur_share = np.arange(1, n1 + n2, dtype=np.float64)
+    cur_share -= ref_share  # current values seen so far
+    cur_share /= n2
+    ref_share /= n1
+    ref_share -= cur_share
+    del cur_share
+    np.abs(ref_share, out=ref_share)
+    ref_share *= deltas
     # At ties deltas are 0, so partial counts inside a run of equal values never matter.
-    wasserstein = float(np.sum(np.abs(ref_seen / n1 - cur_seen / n2) * deltas))
-    return ks, wasserstein
+    return float(np.sum(ref_share))
 
 
 def psi(current: NDArray[np.float64], reference: NDArray[np.float64]) -> NDArray[np.float64]:
