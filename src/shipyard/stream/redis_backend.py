@@ -1,0 +1,220 @@
+"""Redis Streams as the broker: consumer groups, batched reads, one atomic commit per batch.
+
+Reads are XREADGROUP with COUNT = the batch size (PERFORMANCE.md: batch reads and pipelined
+acks are the whole difference, 218k msg/s against 4.3k one at a time). At start a consumer
+first re-reads its own pending entries (id ``0``: a restarted consumer of the same name resumes
+where it died); every ``claim_idle_ms / 2`` it takes over entries other consumers left pending
+longer than ``claim_idle_ms`` (XAUTOCLAIM: a consumer that died for good).
+
+A batch's effects and its acknowledgement are one Lua script, which Redis runs atomically:
+for each output, ``SET <output>:seen:<event id> NX PX <ttl>`` and only if that succeeded XADD
+to the output stream (and the prediction-log row to the outbox); the same for dead letters,
+keyed by entry id; then XACK. A crash before the script leaves the entries pending, to be
+delivered again; a crash after it leaves nothing to redo. A redelivered or replayed event whose
+id was seen writes nothing a second time. Marker keys are not declared in KEYS, so the
+backend needs a single Redis (not Cluster).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from shipyard.core.errors import InvalidArgument, Unavailable
+from shipyard.stream.backend import Commit, Delivery, GroupStats
+
+if TYPE_CHECKING:
+    import redis
+
+    from shipyard.stream.config import StreamConfig
+
+PAYLOAD_FIELD = b"data"
+_ACK_CHUNK = 1000  # Lua's unpack() has a stack limit; acknowledge in chunks
+
+_COMMIT = """
+local group, ttl, seen, log_rows = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
+local i = 5
+local fresh = 0
+local n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  local id, body, row = ARGV[i], ARGV[i + 1], ARGV[i + 2]; i = i + 3
+  if redis.call('SET', seen .. id, '1', 'NX', 'PX', ttl) then
+    redis.call('XADD', KEYS[1], '*', 'event_id', id, 'prediction', body)
+    if log_rows then redis.call('XADD', KEYS[3], '*', 'row', row) end
+    fresh = fresh + 1
+  end
+end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  local entry, reason, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2]; i = i + 3
+  if redis.call('SET', seen .. 'dead:' .. entry, '1', 'NX', 'PX', ttl) then
+    redis.call('XADD', KEYS[2], '*', 'entry_id', entry, 'reason', reason, 'payload', payload)
+  end
+end
+local acks = {}
+for k = i, #ARGV do
+  acks[#acks + 1] = ARGV[k]
+  if #acks == ACK_CHUNK then redis.call('XACK', KEYS[4], group, unpack(acks)); acks = {} end
+end
+if #acks > 0 then redis.call('XACK', KEYS[4], group, unpack(acks)) end
+return fresh
+""".replace("ACK_CHUNK", str(_ACK_CHUNK))
+
+
+def connect(url: str) -> redis.Redis:
+    """A client for ``url`` (hiredis parses replies when installed), checked with a PING.
+
+    Raises:
+        InvalidArgument: redis-py is not installed.
+        Unavailable: The server does not answer.
+    """
+    try:
+        import redis
+    except ImportError as e:
+        raise InvalidArgument("streaming needs redis-py: pip install 'shipyard[stream]'") from e
+    client = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as e:
+        raise Unavailable(f"Redis at {url} does not answer ({e}); is it running?") from e
+    return client
+
+
+def seen_prefix(output: str) -> str:
+    """The prefix of the markers that remember which event ids were published to ``output``."""
+    return f"{output}:seen:"
+
+
+def outbox_key(output: str) -> str:
+    """The stream holding prediction-log rows not yet written to the log (``log_outbox``)."""
+    return f"{output}:log-outbox"
+
+
+def entry_ms(entry_id: str) -> int:
+    """The time part of a Redis stream id (``<ms>-<seq>``)."""
+    return int(entry_id.partition("-")[0])
+
+
+class RedisStreamBackend:
+    """One consumer of one group on one Redis input stream."""
+
+    def __init__(
+        self,
+        config: StreamConfig,
+        *,
+        consumer: str | None = None,
+        client: redis.Redis | None = None,
+        log_rows: bool = True,
+    ) -> None:
+        """Connect (or use ``client``) as ``consumer`` (default: the config's name).
+
+        Args:
+            config: The stream section.
+            consumer: This consumer's name in the group.
+            client: An existing client (tests, the benchmark).
+            log_rows: Also queue prediction-log rows in the outbox.
+        """
+        self.config = config
+        self.consumer = consumer or config.consumer
+        self.client = client if client is not None else connect(config.url)
+        self.log_rows = log_rows
+        self._commit = self.client.register_script(_COMMIT)
+        self._keys = [config.output, config.dead_letters, outbox_key(config.output), config.input]
+        self._own_pending = True  # re-read our own unacknowledged entries first
+        self._next_claim = 0.0
+
+    def ensure_group(self) -> None:
+        """Create the group at the start of the stream (MKSTREAM) unless it exists."""
+        import redis
+
+        try:
+            self.client.xgroup_create(self.config.input, self.config.group, id="0", mkstream=True)
+        except redis.ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+
+    def read(self, count: int, block_ms: int) -> list[Delivery]:
+        """Own pending entries, then abandoned ones, then new ones (blocking up to ``block_ms``)."""
+        cfg = self.config
+        if self._own_pending:
+            entries = self._read_group("0", count, None)
+            if entries:
+                return entries
+            self._own_pending = False
+        now = time.monotonic()
+        if now >= self._next_claim:
+            self._next_claim = now + cfg.claim_idle_ms / 2000
+            claimed = self._claim(count)
+            if claimed:
+                return claimed
+        return self._read_group(">", count, block_ms)
+
+    def _read_group(self, start: str, count: int, block_ms: int | None) -> list[Delivery]:
+        reply: Any = self.client.xreadgroup(
+            self.config.group, self.consumer, {self.config.input: start}, count, block_ms
+        )
+        if not reply:
+            return []
+        _, entries = reply[0]
+        return [_delivery(entry_id, fields) for entry_id, fields in entries]
+
+    def _claim(self, count: int) -> list[Delivery]:
+        cfg = self.config
+        reply: Any = self.client.xautoclaim(
+            cfg.input, cfg.group, self.consumer, cfg.claim_idle_ms, "0-0", count
+        )
+        entries = reply[1]
+        return [_delivery(entry_id, fields) for entry_id, fields in entries if fields is not None]
+
+    def commit(self, commit: Commit) -> int:
+        """Publish outputs and dead letters once per key, then acknowledge, atomically."""
+        cfg = self.config
+        args: list[Any] = [
+            cfg.group,
+            cfg.dedup_ttl_s * 1000,
+            seen_prefix(cfg.output),
+            "1" if self.log_rows else "0",
+            len(commit.outputs),
+        ]
+        for out in commit.outputs:
+            args += (out.event_id, out.body, out.log_row or b"")
+        args.append(len(commit.dead))
+        for dead in commit.dead:
+            args += (dead.entry_id, dead.reason, dead.payload)
+        args += commit.acks
+        return int(self._commit(keys=self._keys, args=args))
+
+    def stats(self) -> GroupStats:
+        """XINFO GROUPS (lag, pending, consumers) and the lengths of the three streams."""
+        cfg = self.config
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xlen(cfg.input)
+        pipe.xinfo_groups(cfg.input)
+        pipe.xlen(cfg.dead_letters)
+        pipe.xlen(cfg.output)
+        length, groups, dead, outputs = pipe.execute()
+        mine = next((g for g in groups if _text(g.get("name")) == cfg.group), None)
+        if mine is None:
+            return GroupStats(length, None, 0, 0, dead, outputs)
+        lag = mine.get("lag")
+        return GroupStats(
+            length=length,
+            lag=None if lag is None else int(lag),
+            pending=int(mine.get("pending", 0)),
+            consumers=int(mine.get("consumers", 0)),
+            dead_letters=dead,
+            outputs=outputs,
+        )
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self.client.close()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _delivery(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Delivery:
+    ident = _text(entry_id)
+    return Delivery(ident, fields.get(PAYLOAD_FIELD), entry_ms(ident))
