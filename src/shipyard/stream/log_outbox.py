@@ -62,7 +62,7 @@ class OutboxDrain:
     """Moves rows of one output stream's outbox into a ``Sink``, exactly once."""
 
     def __init__(
-        self, client: redis.Redis, output: str, sink: Sink, *, lease_ms: int = 60_000
+        self, client: redis.Redis, output: str, sink: Sink, *, lease_ms: int = 10_000
     ) -> None:
         self.client = client
         self.outbox = outbox_key(output)

@@ -192,7 +192,9 @@ class RedisStreamBackend:
         pipe.xinfo_groups(cfg.input)
         pipe.xlen(cfg.dead_letters)
         pipe.xlen(cfg.output)
-        length, groups, dead, outputs = pipe.execute()
+        length, groups, dead, outputs = pipe.execute(raise_on_error=False)
+        if isinstance(groups, Exception):  # no such key: the stream was never written
+            groups = []
         mine = next((g for g in groups if _text(g.get("name")) == cfg.group), None)
         if mine is None:
             return GroupStats(length, None, 0, 0, dead, outputs)

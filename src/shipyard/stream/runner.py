@@ -35,6 +35,7 @@ class StreamRunner:
         log_root: Path | None,
         drain_interval_s: float = 1.0,
         stats_interval_s: float = 1.0,
+        drain_lease_ms: int = 10_000,
     ) -> None:
         """Wire the consumer to ``backend`` and ``follower``.
 
@@ -45,6 +46,7 @@ class StreamRunner:
             log_root: The prediction log folder, or None to keep no log.
             drain_interval_s: How often the outbox is moved to the log.
             stats_interval_s: How often a status sample is published.
+            drain_lease_ms: How long a drainer that died blocks the next one.
         """
         self.backend = backend
         self.follower = follower
@@ -54,7 +56,12 @@ class StreamRunner:
         self.drain = (
             None
             if log_root is None
-            else OutboxDrain(backend.client, backend.config.output, PredictionLogSink(log_root))
+            else OutboxDrain(
+                backend.client,
+                backend.config.output,
+                PredictionLogSink(log_root),
+                lease_ms=drain_lease_ms,
+            )
         )
         self.drain_interval_s = drain_interval_s
         self.stats_interval_s = stats_interval_s

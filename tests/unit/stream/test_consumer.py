@@ -20,8 +20,8 @@ from shipyard.stream.scoring import ModelFollower
 from shipyard.stream.status import read_status
 from shipyard.track.workspace import Workspace
 from tests.identities import OPERATOR
+from tests.redis_streams import event
 from tests.unit.registry.trained import cached_bundle_file
-from tests.unit.stream.conftest import event
 
 if TYPE_CHECKING:
     from pathlib import Path
