@@ -99,8 +99,8 @@ def _parse(
     ident = event.get(config.event_id_field)
     if not _valid_id(ident):
         return None, (
-            f"{config.event_id_field}: required, a string or integer of at most "
-            f"{MAX_EVENT_ID_CHARS} characters (the dedup key)"
+            f"{config.event_id_field}: required, a string (at most {MAX_EVENT_ID_CHARS} "
+            "characters, no line breaks) or an integer: the dedup key"
         )
     if config.event_time_field is not None:
         moment = event.get(config.event_time_field)
@@ -119,7 +119,13 @@ def _valid_id(value: Any) -> bool:
         return False
     if isinstance(value, int):
         return True
-    return isinstance(value, str) and 0 < len(value) <= MAX_EVENT_ID_CHARS
+    # No line breaks: ids travel newline-joined to the commit script (redis_backend).
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_EVENT_ID_CHARS
+        and "\n" not in value
+        and "\r" not in value
+    )
 
 
 def _valid_time(value: Any) -> bool:

@@ -1,10 +1,11 @@
 """From the outbox stream to the prediction log, each row exactly once.
 
-The consumer's commit puts one prediction-log row per new event id on the outbox stream in the
-same atomic step as the output (``redis_backend``), so the row is as durable as the output the
-moment the input is acknowledged. A drain then moves rows to the prediction log
-(``monitor.logfiles``: the same hourly Parquet partitions the server writes, so monitoring
-reads streamed traffic unchanged) without ever writing a row twice, across crashes:
+The consumer's commit puts the prediction-log rows of a batch's new event ids on the outbox
+stream (one entry per batch, newline-separated JSON) in the same atomic step as the outputs
+(``redis_backend``), so the rows are as durable as the outputs the moment the input is
+acknowledged. A drain then moves rows to the prediction log (``monitor.logfiles``: the same
+hourly Parquet partitions the server writes, so monitoring reads streamed traffic unchanged)
+without ever writing a row twice, across crashes:
 
 1. Take the drain lease (``SET NX PX``; one drainer per output stream at a time).
 2. If a plan is recorded (a drainer died mid-way), redo it; else record the plan: the first
@@ -72,13 +73,16 @@ class OutboxDrain:
         self.lease_ms = lease_ms
         self.written = 0
 
-    def drain(self, max_rows: int = 10_000) -> int:
-        """Move up to ``max_rows`` rows; return how many (0: another drainer holds the lease)."""
+    def drain(self, max_entries: int = 100) -> int:
+        """Move up to ``max_entries`` outbox entries; return how many rows they held.
+
+        0 when another drainer holds the lease or there is nothing to move.
+        """
         token = uuid.uuid4().hex
         if not self.client.set(self.lease_key, token, nx=True, px=self.lease_ms):
             return 0
         try:
-            return self._drain_once(max_rows)
+            return self._drain_once(max_entries)
         finally:
             # Release only our own lease (it may have expired and been taken meanwhile).
             self.client.eval(
@@ -99,28 +103,31 @@ class OutboxDrain:
             if moved == 0 and self.client.exists(self.lease_key):
                 return total  # another drainer is at work and will finish
 
-    def _drain_once(self, max_rows: int) -> int:
+    def _drain_once(self, max_entries: int) -> int:
         plan: Any = self.client.get(self.plan_key)
         entries: Any
         if plan is not None:
             first, _, last = plan.decode().partition(" ")
             entries = self.client.xrange(self.outbox, first, last)
         else:
-            entries = self.client.xrange(self.outbox, "-", "+", count=max_rows)
+            entries = self.client.xrange(self.outbox, "-", "+", count=max_entries)
             if not entries:
                 return 0
             first, last = _text(entries[0][0]), _text(entries[-1][0])
             self.client.set(self.plan_key, f"{first} {last}")
+        rows: list[dict[str, Any]] = []
         if entries:
-            rows = [orjson.loads(fields[b"row"]) for _, fields in entries]
+            rows = [
+                orjson.loads(line) for _, fields in entries for line in fields[b"rows"].split(b"\n")
+            ]
             self.sink.write_part(f"{first}-{last}", rows)
         pipe = self.client.pipeline(transaction=True)
         if entries:
             pipe.xdel(self.outbox, *[entry_id for entry_id, _ in entries])
         pipe.delete(self.plan_key)
         pipe.execute()
-        self.written += len(entries)
-        return len(entries)
+        self.written += len(rows)
+        return len(rows)
 
 
 def _text(value: bytes | str) -> str:

@@ -8,7 +8,8 @@ longer than ``claim_idle_ms`` (XAUTOCLAIM: a consumer that died for good).
 
 A batch's effects and its acknowledgement are one Lua script, which Redis runs atomically:
 for each output, ``SET <output>:seen:<event id> NX PX <ttl>`` and only if that succeeded XADD
-to the output stream (and the prediction-log row to the outbox); the same for dead letters,
+to the output stream; the prediction-log rows of the new ones go to the outbox as one entry
+(newline-separated JSON, one XADD per batch, not per event); the same for dead letters,
 keyed by entry id; then XACK. A crash before the script leaves the entries pending, to be
 delivered again; a crash after it leaves nothing to redo. A redelivered or replayed event whose
 id was seen writes nothing a second time. Marker keys are not declared in KEYS, so the
@@ -31,32 +32,42 @@ if TYPE_CHECKING:
 PAYLOAD_FIELD = b"data"
 _ACK_CHUNK = 1000  # Lua's unpack() has a stack limit; acknowledge in chunks
 
+# ARGV: group, ttl ms, marker prefix, log rows?, then newline-joined event ids, output bodies,
+# log rows and entry ids to acknowledge (four arguments however large the batch: packing one
+# argument per event cost more than the script), then the dead letters, three arguments each.
 _COMMIT = """
-local group, ttl, seen, log_rows = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
-local i = 5
-local fresh = 0
-local n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  local id, body, row = ARGV[i], ARGV[i + 1], ARGV[i + 2]; i = i + 3
-  if redis.call('SET', seen .. id, '1', 'NX', 'PX', ttl) then
-    redis.call('XADD', KEYS[1], '*', 'event_id', id, 'prediction', body)
-    if log_rows then redis.call('XADD', KEYS[3], '*', 'row', row) end
-    fresh = fresh + 1
+local function split(s)
+  local out, start = {}, 1
+  if s == '' then return out end
+  while true do
+    local stop = string.find(s, '\\n', start, true)
+    if not stop then out[#out + 1] = string.sub(s, start); return out end
+    out[#out + 1] = string.sub(s, start, stop - 1)
+    start = stop + 1
   end
 end
-n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  local entry, reason, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2]; i = i + 3
+local group, ttl, seen, log_rows = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
+local ids, bodies, rows, acks = split(ARGV[5]), split(ARGV[6]), split(ARGV[7]), split(ARGV[8])
+local fresh, fresh_rows = 0, {}
+for k = 1, #ids do
+  if redis.call('SET', seen .. ids[k], '1', 'NX', 'PX', ttl) then
+    redis.call('XADD', KEYS[1], '*', 'event_id', ids[k], 'prediction', bodies[k])
+    fresh = fresh + 1
+    if log_rows then fresh_rows[fresh] = rows[k] end
+  end
+end
+if log_rows and fresh > 0 then
+  redis.call('XADD', KEYS[3], '*', 'rows', table.concat(fresh_rows, '\\n'))
+end
+for i = 9, #ARGV, 3 do
+  local entry, reason, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if redis.call('SET', seen .. 'dead:' .. entry, '1', 'NX', 'PX', ttl) then
     redis.call('XADD', KEYS[2], '*', 'entry_id', entry, 'reason', reason, 'payload', payload)
   end
 end
-local acks = {}
-for k = i, #ARGV do
-  acks[#acks + 1] = ARGV[k]
-  if #acks == ACK_CHUNK then redis.call('XACK', KEYS[4], group, unpack(acks)); acks = {} end
+for start = 1, #acks, ACK_CHUNK do
+  redis.call('XACK', KEYS[4], group, unpack(acks, start, math.min(start + ACK_CHUNK - 1, #acks)))
 end
-if #acks > 0 then redis.call('XACK', KEYS[4], group, unpack(acks)) end
 return fresh
 """.replace("ACK_CHUNK", str(_ACK_CHUNK))
 
@@ -169,19 +180,19 @@ class RedisStreamBackend:
     def commit(self, commit: Commit) -> int:
         """Publish outputs and dead letters once per key, then acknowledge, atomically."""
         cfg = self.config
+        outputs = commit.outputs
         args: list[Any] = [
             cfg.group,
             cfg.dedup_ttl_s * 1000,
             seen_prefix(cfg.output),
             "1" if self.log_rows else "0",
-            len(commit.outputs),
+            "\n".join(out.event_id for out in outputs),
+            b"\n".join(out.body for out in outputs),
+            b"\n".join(out.log_row or b"" for out in outputs) if self.log_rows else b"",
+            "\n".join(commit.acks),
         ]
-        for out in commit.outputs:
-            args += (out.event_id, out.body, out.log_row or b"")
-        args.append(len(commit.dead))
         for dead in commit.dead:
             args += (dead.entry_id, dead.reason, dead.payload)
-        args += commit.acks
         return int(self._commit(keys=self._keys, args=args))
 
     def stats(self) -> GroupStats:

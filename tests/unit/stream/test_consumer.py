@@ -40,6 +40,7 @@ BAD_EVENTS: list[tuple[bytes | None, str]] = [
     (orjson.dumps({"tenure": 1.0, "charges": 1.0, "plan": "basic"}), "event_id: required"),
     (orjson.dumps(event(True)), "event_id: required"),
     (orjson.dumps(event("x" * 201)), "event_id: required"),
+    (orjson.dumps(event("a\nb")), "event_id: required"),
     (orjson.dumps({"event_id": "m1", "tenure": 1.0, "plan": "basic"}), "missing field: charges"),
     (orjson.dumps(event("w1", tenure="three")), "contract: tenure"),
     (orjson.dumps(event("w2", charges=[1.0] * 1_000)), "contract: charges"),
@@ -172,9 +173,8 @@ def test_prediction_log_rows_are_written_once_even_when_a_drain_is_redone(
     last = redis_client.xrevrange(f"{stream_config.output}:log-outbox", "+", "-", count=1)[0][0]
     redis_client.set(f"{stream_config.output}:log-outbox:plan", f"{first.decode()} {last.decode()}")
     entries = redis_client.xrange(f"{stream_config.output}:log-outbox")
-    PredictionLogSink(root).write_part(
-        f"{first.decode()}-{last.decode()}", [orjson.loads(f[b"row"]) for _, f in entries]
-    )
+    rows = [orjson.loads(line) for _, f in entries for line in f[b"rows"].split(b"\n")]
+    PredictionLogSink(root).write_part(f"{first.decode()}-{last.decode()}", rows)
     assert drain.drain_all() == 40
     rows = read_prediction_log(root).collect()
     assert rows.height == 40
