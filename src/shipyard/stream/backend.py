@@ -16,6 +16,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from shipyard.core.errors import Unavailable
+
+
+class BrokerUnavailable(Unavailable):
+    """The broker did not answer (connection refused, reset or timed out).
+
+    Backends raise it from ``read`` and ``commit`` so the consumer can wait and retry: a
+    commit repeated after a lost reply writes nothing twice, by the dedup contract.
+    """
+
+    code = "broker_unavailable"
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:

@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 
 from shipyard.core import faults
-from shipyard.stream.backend import Commit, Output
+from shipyard.stream.backend import BrokerUnavailable, Commit, Output
 from shipyard.stream.events import check_batch
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from shipyard.stream.scoring import LoadedModel, ModelFollower
 
 log = logging.getLogger("shipyard.stream")
+MAX_PAUSE_S = 5.0  # the longest wait between tries while the broker is away
 
 
 @dataclass
@@ -93,10 +94,21 @@ class StreamConsumer:
         """
         self.backend.ensure_group()
         cfg = self.config
+        pause_s = 0.0
         while not self._stop.is_set():
-            deliveries = self.backend.read(cfg.batch_size, cfg.block_ms)
+            try:
+                deliveries = self.backend.read(cfg.batch_size, cfg.block_ms)
+                if deliveries:
+                    self.process(deliveries)
+            except BrokerUnavailable as e:
+                # Nothing read is lost: uncommitted entries stay pending and come back. Wait,
+                # doubling up to MAX_PAUSE_S, then try again (or stop, if asked meanwhile).
+                pause_s = min(max(pause_s * 2, 0.1), MAX_PAUSE_S)
+                log.warning("%s; retrying in %.1f s", e, pause_s)
+                self._stop.wait(pause_s)
+                continue
+            pause_s = 0.0
             if deliveries:
-                self.process(deliveries)
                 if on_batch is not None:
                     on_batch(self)
             elif max_events is not None:

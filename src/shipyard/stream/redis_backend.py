@@ -18,13 +18,16 @@ backend needs a single Redis (not Cluster).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
 from shipyard.core.errors import InvalidArgument, Unavailable
-from shipyard.stream.backend import Commit, Delivery, GroupStats
+from shipyard.stream.backend import BrokerUnavailable, Commit, Delivery, GroupStats
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import redis
 
     from shipyard.stream.config import StreamConfig
@@ -145,7 +148,15 @@ class RedisStreamBackend:
                 raise
 
     def read(self, count: int, block_ms: int) -> list[Delivery]:
-        """Own pending entries, then abandoned ones, then new ones (blocking up to ``block_ms``)."""
+        """Own pending entries, then abandoned ones, then new ones (blocking up to ``block_ms``).
+
+        Raises:
+            BrokerUnavailable: Redis did not answer.
+        """
+        with _translated(self.config.url):
+            return self._read(count, block_ms)
+
+    def _read(self, count: int, block_ms: int) -> list[Delivery]:
         cfg = self.config
         if self._own_pending:
             entries = self._read_group("0", count, None)
@@ -178,7 +189,16 @@ class RedisStreamBackend:
         return [_delivery(entry_id, fields) for entry_id, fields in entries if fields is not None]
 
     def commit(self, commit: Commit) -> int:
-        """Publish outputs and dead letters once per key, then acknowledge, atomically."""
+        """Publish outputs and dead letters once per key, then acknowledge, atomically.
+
+        Raises:
+            BrokerUnavailable: Redis did not answer (the commit may or may not have run; a
+                retry is safe).
+        """
+        with _translated(self.config.url):
+            return self._commit_batch(commit)
+
+    def _commit_batch(self, commit: Commit) -> int:
         cfg = self.config
         outputs = commit.outputs
         args: list[Any] = [
@@ -222,6 +242,17 @@ class RedisStreamBackend:
     def close(self) -> None:
         """Close the client's connections."""
         self.client.close()
+
+
+@contextlib.contextmanager
+def _translated(url: str) -> Iterator[None]:
+    """Connection failures become ``BrokerUnavailable`` (chained); other errors pass."""
+    import redis
+
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as e:
+        raise BrokerUnavailable(f"Redis at {url} did not answer: {e}") from e
 
 
 def _text(value: Any) -> str:

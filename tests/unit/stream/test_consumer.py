@@ -219,3 +219,35 @@ def _with_hook(run: Any, hook: Any) -> Any:
         return run(on_batch=both, **kwargs)
 
     return wrapped
+
+
+def test_a_redis_outage_pauses_the_consumer_and_nothing_is_lost_or_doubled(
+    redis_client: Any,
+    stream_config: StreamConfig,
+    churn_project: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from tests.proxy import TcpProxy
+
+    proxy = TcpProxy("127.0.0.1", 6379)
+    try:
+        config = stream_config.model_copy(update={"url": f"redis://127.0.0.1:{proxy.port}/0"})
+        _add(redis_client, config, [orjson.dumps(event(i)) for i in range(200)])
+        consumer = _consumer(config, churn_project)
+        cut_once: list[bool] = []
+
+        def cut_then_restore(consumer: StreamConsumer) -> None:
+            if not cut_once:  # after the first batch: the connection drops mid-stream
+                cut_once.append(True)
+                proxy.cut()
+                threading.Timer(0.5, proxy.restore).start()
+            if consumer.stats.events >= 200:
+                consumer.stop()
+
+        with caplog.at_level("WARNING", logger="shipyard.stream"):
+            consumer.run(on_batch=cut_then_restore)
+    finally:
+        proxy.close()
+    assert any("did not answer" in r.getMessage() for r in caplog.records)
+    assert sorted(_outputs(redis_client, stream_config), key=int) == [str(i) for i in range(200)]
+    assert RedisStreamBackend(stream_config).stats().pending == 0
