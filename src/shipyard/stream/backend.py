@@ -46,7 +46,7 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """A prediction to publish once per event id, with its prediction-log row."""
+    """A prediction to publish once per event id, with its compact prediction-log row."""
 
     event_id: str
     body: bytes
@@ -64,9 +64,13 @@ class DeadLetter:
 
 @dataclass(slots=True)
 class Commit:
-    """What one batch did: outputs, dead letters, and every entry to acknowledge."""
+    """What one batch did: outputs, dead letters, and every entry to acknowledge.
+
+    ``log_header`` holds what the batch's prediction-log rows share (model, version, time...).
+    """
 
     outputs: list[Output] = field(default_factory=list)
+    log_header: bytes | None = None
     dead: list[DeadLetter] = field(default_factory=list)
     acks: list[str] = field(default_factory=list)
 

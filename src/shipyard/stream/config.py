@@ -40,7 +40,8 @@ class StreamConfig(BaseModel):
         block_ms: How long a read waits for entries when the stream is idle.
         claim_idle_ms: Entries pending this long on a consumer are taken over (a dead consumer).
         max_event_bytes: A larger payload is a dead letter, never parsed.
-        dedup_ttl_s: How long an event id is remembered as processed.
+        dedup_ttl_s: How long an event id is at least remembered as processed (at most
+            twice that); Redis holds about 50 bytes plus the id per remembered event.
         poll_interval_s: How often the registry is asked whether the alias moved.
     """
 
@@ -59,7 +60,7 @@ class StreamConfig(BaseModel):
     block_ms: int = Field(1000, ge=1, le=60_000)
     claim_idle_ms: int = Field(30_000, ge=100)
     max_event_bytes: int = Field(65_536, ge=64, le=16 * 1024 * 1024)
-    dedup_ttl_s: int = Field(7 * 24 * 3600, ge=60)
+    dedup_ttl_s: int = Field(24 * 3600, ge=60)
     poll_interval_s: float = Field(5.0, gt=0, le=3600)
 
     @field_validator("model")

@@ -126,9 +126,18 @@ class StreamConsumer:
             started = time.perf_counter()
             predictions = model.predict(checked.inputs)
             latency_ms = (time.perf_counter() - started) * 1000 / len(checked.event_ids)
-            commit.outputs = self._outputs(
-                model, checked.event_ids, checked.columns, predictions, latency_ms
-            )
+            commit.outputs = self._outputs(model, checked.event_ids, checked.columns, predictions)
+            if self.log_rows:
+                commit.log_header = orjson.dumps(
+                    {
+                        "model": model.name,
+                        "version": model.version,
+                        "variant": model.alias,
+                        "ts_ms": self.clock_ms(),
+                        "latency_ms": latency_ms,
+                        "features": list(checked.columns),
+                    }
+                )
         faults.hit("stream.before_commit")
         fresh = self.backend.commit(commit)
         faults.hit("stream.after_commit")
@@ -148,17 +157,16 @@ class StreamConsumer:
         event_ids: list[str],
         columns: dict[str, list[Any]],
         predictions: Any,
-        latency_ms: float,
     ) -> list[Output]:
         labels = np.asarray(predictions.labels).tolist()
-        proba = None if predictions.proba is None else np.asarray(predictions.proba)
-        positive = None if proba is None else proba[:, -1].tolist()
+        probas = None if predictions.proba is None else np.asarray(predictions.proba).tolist()
         names = list(columns)
-        ts_ms = self.clock_ms()
+        values = list(zip(*(columns[name] for name in names), strict=True))
         outputs = []
         for i, event_id in enumerate(event_ids):
             label = labels[i]
-            probability = None if positive is None else positive[i]
+            proba = None if probas is None else probas[i]
+            probability = None if proba is None else proba[-1]
             body = orjson.dumps(
                 {
                     "prediction": label,
@@ -169,28 +177,9 @@ class StreamConsumer:
             )
             row = None
             if self.log_rows:
-                row = orjson.dumps(
-                    {
-                        "request_id": event_id,
-                        "model": model.name,
-                        "version": model.version,
-                        "variant": model.alias,
-                        "ts_ms": ts_ms,
-                        "latency_ms": latency_ms,
-                        "inputs_json": orjson.dumps(
-                            {name: [columns[name][i]] for name in names}
-                        ).decode(),
-                        "outputs_json": orjson.dumps(
-                            {
-                                "predictions": [label],
-                                "probabilities": None if proba is None else [proba[i].tolist()],
-                            }
-                        ).decode(),
-                        "prediction": str(label),
-                        "probability": probability,
-                        "status": 200,
-                        "anomaly_score": None,
-                    }
-                )
+                # Compact: [id, feature values, label, probabilities]; what every row of the
+                # batch shares is in the commit's log header, and log_outbox.log_frame builds
+                # the prediction-log columns from both.
+                row = orjson.dumps([event_id, values[i], label, proba])
             outputs.append(Output(event_id, body, row))
         return outputs

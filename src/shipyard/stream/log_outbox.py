@@ -1,11 +1,11 @@
 """From the outbox stream to the prediction log, each row exactly once.
 
 The consumer's commit puts the prediction-log rows of a batch's new event ids on the outbox
-stream (one entry per batch, newline-separated JSON) in the same atomic step as the outputs
-(``redis_backend``), so the rows are as durable as the outputs the moment the input is
-acknowledged. A drain then moves rows to the prediction log (``monitor.logfiles``: the same
-hourly Parquet partitions the server writes, so monitoring reads streamed traffic unchanged)
-without ever writing a row twice, across crashes:
+stream (one entry per batch, newline-separated JSON, with the positions of the rows to keep) in
+the same atomic step as the outputs (``redis_backend``), so the rows are as durable as the
+outputs the moment the input is acknowledged. A drain then moves rows to the prediction log
+(``monitor.logfiles``: the same hourly Parquet partitions the server writes, so monitoring
+reads streamed traffic unchanged) without ever writing a row twice, across crashes:
 
 1. Take the drain lease (``SET NX PX``; one drainer per output stream at a time).
 2. If a plan is recorded (a drainer died mid-way), redo it; else record the plan: the first
@@ -117,9 +117,7 @@ class OutboxDrain:
             self.client.set(self.plan_key, f"{first} {last}")
         rows: list[dict[str, Any]] = []
         if entries:
-            rows = [
-                orjson.loads(line) for _, fields in entries for line in fields[b"rows"].split(b"\n")
-            ]
+            rows = [row for _, fields in entries for row in log_rows(fields)]
             self.sink.write_part(f"{first}-{last}", rows)
         pipe = self.client.pipeline(transaction=True)
         if entries:
@@ -128,6 +126,46 @@ class OutboxDrain:
         pipe.execute()
         self.written += len(rows)
         return len(rows)
+
+
+def log_rows(fields: dict[bytes, bytes]) -> list[dict[str, Any]]:
+    """The prediction-log rows of one outbox entry, for the ids that were new.
+
+    The entry holds a header line (what the batch's rows share) and one compact line per event,
+    ``[event id, feature values, label, class probabilities]``; ``keep`` lists the 1-based
+    positions of new ids, or ``*`` for all.
+    """
+    header, *lines = fields[b"rows"].split(b"\n")
+    keep = fields.get(b"keep", b"*")
+    if keep != b"*":
+        lines = [lines[int(k) - 1] for k in keep.split(b",")]
+    shared = orjson.loads(header)
+    names = shared["features"]
+    rows = []
+    for line in lines:
+        event_id, values, label, proba = orjson.loads(line)
+        rows.append(
+            {
+                "request_id": event_id,
+                "model": shared["model"],
+                "version": shared["version"],
+                "variant": shared["variant"],
+                "ts_ms": shared["ts_ms"],
+                "latency_ms": shared["latency_ms"],
+                # The same shapes the server logs: columns of one row, and the full answer.
+                "inputs_json": orjson.dumps(
+                    {name: [value] for name, value in zip(names, values, strict=True)}
+                ).decode(),
+                "outputs_json": orjson.dumps(
+                    {"predictions": [label], "probabilities": None if proba is None else [proba]}
+                ).decode(),
+                "prediction": str(label),
+                "probability": None if proba is None else proba[-1],
+                "status": 200,
+                "anomaly_score": None,
+            }
+        )
+    return rows
 
 
 def _text(value: bytes | str) -> str:

@@ -7,9 +7,10 @@ where it died); every ``claim_idle_ms / 2`` it takes over entries other consumer
 longer than ``claim_idle_ms`` (XAUTOCLAIM: a consumer that died for good).
 
 A batch's effects and its acknowledgement are one Lua script, which Redis runs atomically:
-for each output, ``SET <output>:seen:<event id> NX PX <ttl>`` and only if that succeeded XADD
-to the output stream; the prediction-log rows of the new ones go to the outbox as one entry
-(newline-separated JSON, one XADD per batch, not per event); the same for dead letters,
+for each output, mark the event id seen (``HSETNX`` in the current dedup bucket, after checking
+the previous one) and only if it was not seen before XADD to the output stream; the
+prediction-log rows of the new ones go to the outbox as one entry (newline-separated JSON,
+one XADD per batch, not per event); the same for dead letters,
 keyed by entry id; then XACK. A crash before the script leaves the entries pending, to be
 delivered again; a crash after it leaves nothing to redo. A redelivered or replayed event whose
 id was seen writes nothing a second time. Marker keys are not declared in KEYS, so the
@@ -49,28 +50,41 @@ local function split(s)
     start = stop + 1
   end
 end
-local group, ttl, seen, log_rows = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
-local ids, bodies, rows, acks = split(ARGV[5]), split(ARGV[6]), split(ARGV[7]), split(ARGV[8])
-local fresh, fresh_rows = 0, {}
+local group, ttl, seen, log_rows = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4] == '1'
+local ids, bodies, acks = split(ARGV[5]), split(ARGV[6]), split(ARGV[8])
+-- Markers live in one hash per ttl-long bucket of Redis's own clock (one clock for every
+-- consumer); an id is new if it is in neither this bucket nor the previous one, so it is
+-- remembered between ttl and 2 * ttl. HSETNX costs a fifth of a SET with its own expiry.
+local bucket = math.floor(tonumber(redis.call('TIME')[1]) / ttl)
+local current, previous = seen .. bucket, seen .. (bucket - 1)
+local function first_time(field)
+  return redis.call('HEXISTS', previous, field) == 0
+    and redis.call('HSETNX', current, field, '1') == 1
+end
+local fresh, kept = 0, {}
 for k = 1, #ids do
-  if redis.call('SET', seen .. ids[k], '1', 'NX', 'PX', ttl) then
+  if first_time(ids[k]) then
     redis.call('XADD', KEYS[1], '*', 'event_id', ids[k], 'prediction', bodies[k])
     fresh = fresh + 1
-    if log_rows then fresh_rows[fresh] = rows[k] end
+    kept[fresh] = k
   end
 end
+-- The batch's log header and rows go to the outbox whole (never split here: copying them twice
+-- cost half the script); 'keep' names the rows of new ids (1-based), '*' when all were new.
 if log_rows and fresh > 0 then
-  redis.call('XADD', KEYS[3], '*', 'rows', table.concat(fresh_rows, '\\n'))
+  local keep = fresh == #ids and '*' or table.concat(kept, ',')
+  redis.call('XADD', KEYS[3], '*', 'rows', ARGV[7], 'keep', keep)
 end
 for i = 9, #ARGV, 3 do
   local entry, reason, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  if redis.call('SET', seen .. 'dead:' .. entry, '1', 'NX', 'PX', ttl) then
+  if first_time('dead:' .. entry) then
     redis.call('XADD', KEYS[2], '*', 'entry_id', entry, 'reason', reason, 'payload', payload)
   end
 end
 for start = 1, #acks, ACK_CHUNK do
   redis.call('XACK', KEYS[4], group, unpack(acks, start, math.min(start + ACK_CHUNK - 1, #acks)))
 end
+redis.call('EXPIRE', current, 2 * ttl)
 return fresh
 """.replace("ACK_CHUNK", str(_ACK_CHUNK))
 
@@ -95,7 +109,7 @@ def connect(url: str) -> redis.Redis:
 
 
 def seen_prefix(output: str) -> str:
-    """The prefix of the markers that remember which event ids were published to ``output``."""
+    """The prefix of the hashes (one per dedup bucket) of event ids published to ``output``."""
     return f"{output}:seen:"
 
 
@@ -203,12 +217,14 @@ class RedisStreamBackend:
         outputs = commit.outputs
         args: list[Any] = [
             cfg.group,
-            cfg.dedup_ttl_s * 1000,
+            cfg.dedup_ttl_s,
             seen_prefix(cfg.output),
             "1" if self.log_rows else "0",
             "\n".join(out.event_id for out in outputs),
             b"\n".join(out.body for out in outputs),
-            b"\n".join(out.log_row or b"" for out in outputs) if self.log_rows else b"",
+            b"\n".join([commit.log_header or b"{}", *(out.log_row or b"" for out in outputs)])
+            if self.log_rows
+            else b"",
             "\n".join(commit.acks),
         ]
         for dead in commit.dead:

@@ -13,7 +13,7 @@ from shipyard.registry.registry import ModelRegistry
 from shipyard.serve.server import RegistrySource
 from shipyard.stream.consumer import StreamConsumer
 from shipyard.stream.dead_letters import list_dead_letters, replay
-from shipyard.stream.log_outbox import OutboxDrain, PredictionLogSink
+from shipyard.stream.log_outbox import OutboxDrain, PredictionLogSink, log_rows
 from shipyard.stream.redis_backend import RedisStreamBackend
 from shipyard.stream.runner import StreamRunner
 from shipyard.stream.scoring import ModelFollower
@@ -164,8 +164,10 @@ def test_an_alias_move_is_picked_up_without_restart(
 def test_prediction_log_rows_are_written_once_even_when_a_drain_is_redone(
     redis_client: Any, stream_config: StreamConfig, churn_project: Path, tmp_path: Path
 ) -> None:
-    _add(redis_client, stream_config, [orjson.dumps(event(i)) for i in range(40)])
-    _consumer(stream_config, churn_project).run(max_events=40)
+    _add(redis_client, stream_config, [orjson.dumps(event(i)) for i in range(30)])
+    # Batches mixing new and already-scored ids: only the new ones' rows are kept.
+    _add(redis_client, stream_config, [orjson.dumps(event(i)) for i in [*range(20, 40), 5]])
+    _consumer(stream_config, churn_project).run(max_events=51)
     root = tmp_path / "log"
     drain = OutboxDrain(redis_client, stream_config.output, PredictionLogSink(root))
     # A drainer that died after writing its part: the plan is still recorded, rows still there.
@@ -173,13 +175,20 @@ def test_prediction_log_rows_are_written_once_even_when_a_drain_is_redone(
     last = redis_client.xrevrange(f"{stream_config.output}:log-outbox", "+", "-", count=1)[0][0]
     redis_client.set(f"{stream_config.output}:log-outbox:plan", f"{first.decode()} {last.decode()}")
     entries = redis_client.xrange(f"{stream_config.output}:log-outbox")
-    rows = [orjson.loads(line) for _, f in entries for line in f[b"rows"].split(b"\n")]
+    rows = [row for _, fields in entries for row in log_rows(fields)]
     PredictionLogSink(root).write_part(f"{first.decode()}-{last.decode()}", rows)
     assert drain.drain_all() == 40
     rows = read_prediction_log(root).collect()
     assert rows.height == 40
     assert sorted(rows["request_id"].to_list(), key=int) == [str(i) for i in range(40)]
     assert set(rows["variant"]) == {"production"}
+    first = rows.filter(rows["request_id"] == "3").row(0, named=True)
+    assert orjson.loads(first["inputs_json"]) == {
+        name: [value] for name, value in event(3).items() if name != "event_id"
+    }  # the server's shape: one row's columns
+    answer = orjson.loads(first["outputs_json"])
+    assert first["prediction"] == str(answer["predictions"][0])
+    assert first["probability"] == answer["probabilities"][0][-1]
 
 
 def test_the_runner_drains_on_stop_and_status_reports(
