@@ -107,6 +107,16 @@ class StreamBackend(Protocol):
             How many outputs were new (not seen before).
         """
 
+    def commit_and_read(
+        self, commit: Commit, count: int, block_ms: int
+    ) -> tuple[int, list[Delivery]]:
+        """``commit``, then ``read`` in the same round trip where the broker allows it.
+
+        Returns:
+            The number of new outputs, and the next entries (may be empty even when entries
+            wait: the caller then calls ``read``).
+        """
+
     def stats(self) -> GroupStats:
         """Lengths, lag and pending entries of the group."""
 

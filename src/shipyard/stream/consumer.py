@@ -95,30 +95,45 @@ class StreamConsumer:
         self.backend.ensure_group()
         cfg = self.config
         pause_s = 0.0
-        while not self._stop.is_set():
+        deliveries: list[Delivery] = []  # read, not yet committed
+        while True:
             try:
-                deliveries = self.backend.read(cfg.batch_size, cfg.block_ms)
-                if deliveries:
-                    self.process(deliveries)
+                if not deliveries:
+                    if self._stop.is_set():
+                        break
+                    deliveries = self.backend.read(cfg.batch_size, cfg.block_ms)
+                    if not deliveries:
+                        if max_events is not None:
+                            break
+                        continue
+                # The next batch is read in the commit's round trip, unless stopping (a batch
+                # read after SIGTERM would only wait in the pending list) or at max_events.
+                prefetch = not self._stop.is_set() and (
+                    max_events is None or self.stats.events + len(deliveries) < max_events
+                )
+                deliveries = self._process(deliveries, prefetch=prefetch)
             except BrokerUnavailable as e:
-                # Nothing read is lost: uncommitted entries stay pending and come back. Wait,
-                # doubling up to MAX_PAUSE_S, then try again (or stop, if asked meanwhile).
+                # Nothing read is lost: uncommitted entries stay pending and come back, and
+                # the batch in hand is scored and committed again (the commit is idempotent).
+                # Wait, doubling up to MAX_PAUSE_S, then retry; a stop meanwhile ends the loop.
                 pause_s = min(max(pause_s * 2, 0.1), MAX_PAUSE_S)
                 log.warning("%s; retrying in %.1f s", e, pause_s)
-                self._stop.wait(pause_s)
+                if self._stop.wait(pause_s):
+                    break
                 continue
             pause_s = 0.0
-            if deliveries:
-                if on_batch is not None:
-                    on_batch(self)
-            elif max_events is not None:
-                break
-            if max_events is not None and self.stats.events >= max_events:
-                break
+            if on_batch is not None:
+                on_batch(self)
         return self.stats
 
     def process(self, deliveries: list[Delivery]) -> int:
         """Check, score and commit one batch; return the number of new outputs."""
+        before = self.stats.outputs
+        self._process(deliveries, prefetch=False)
+        return self.stats.outputs - before
+
+    def _process(self, deliveries: list[Delivery], *, prefetch: bool) -> list[Delivery]:
+        """Check, score and commit one batch; return the next batch when ``prefetch``."""
         model = self.follower.current  # one read per batch: an alias swap applies between
         checked = check_batch(deliveries, model.contract, self.config)
         commit = Commit(dead=checked.dead, acks=[d.entry_id for d in deliveries])
@@ -139,7 +154,12 @@ class StreamConsumer:
                     }
                 )
         faults.hit("stream.before_commit")
-        fresh = self.backend.commit(commit)
+        following: list[Delivery] = []
+        if prefetch:
+            cfg = self.config
+            fresh, following = self.backend.commit_and_read(commit, cfg.batch_size, cfg.block_ms)
+        else:
+            fresh = self.backend.commit(commit)
         faults.hit("stream.after_commit")
         now_ms = time.time_ns() // 1_000_000
         stats = self.stats
@@ -149,7 +169,7 @@ class StreamConsumer:
         stats.duplicates += len(commit.outputs) - fresh
         stats.dead_letters += len(checked.dead)
         stats.latencies_ms.extend(now_ms - d.broker_ms for d in checked.deliveries)
-        return fresh
+        return following
 
     def _outputs(
         self,

@@ -189,10 +189,7 @@ class RedisStreamBackend:
         reply: Any = self.client.xreadgroup(
             self.config.group, self.consumer, {self.config.input: start}, count, block_ms
         )
-        if not reply:
-            return []
-        _, entries = reply[0]
-        return [_delivery(entry_id, fields) for entry_id, fields in entries]
+        return _deliveries(reply)
 
     def _claim(self, count: int) -> list[Delivery]:
         cfg = self.config
@@ -210,9 +207,31 @@ class RedisStreamBackend:
                 retry is safe).
         """
         with _translated(self.config.url):
-            return self._commit_batch(commit)
+            return int(self._commit_batch(commit))
 
-    def _commit_batch(self, commit: Commit) -> int:
+    def commit_and_read(
+        self, commit: Commit, count: int, block_ms: int
+    ) -> tuple[int, list[Delivery]]:
+        """Commit and XREADGROUP new entries in one pipeline: one round trip per batch.
+
+        Redis runs the two in order, so the batch is acknowledged before the next is read.
+        While the consumer still re-reads its own pending entries, or a claim is due, it only
+        commits (the next ``read`` does those).
+
+        Raises:
+            BrokerUnavailable: Redis did not answer (a retry of the commit is safe).
+        """
+        if self._own_pending or time.monotonic() >= self._next_claim:
+            return self.commit(commit), []
+        cfg = self.config
+        with _translated(cfg.url):
+            pipe = self.client.pipeline(transaction=False)
+            self._commit_batch(commit, client=pipe)
+            pipe.xreadgroup(cfg.group, self.consumer, {cfg.input: ">"}, count, block_ms)
+            fresh, reply = pipe.execute()
+        return int(fresh), _deliveries(reply)
+
+    def _commit_batch(self, commit: Commit, client: Any = None) -> Any:
         cfg = self.config
         outputs = commit.outputs
         args: list[Any] = [
@@ -229,6 +248,8 @@ class RedisStreamBackend:
         ]
         for dead in commit.dead:
             args += (dead.entry_id, dead.reason, dead.payload)
+        if client is not None:  # queued in a pipeline; the reply comes with its execute()
+            return self._commit(keys=self._keys, args=args, client=client)
         return int(self._commit(keys=self._keys, args=args))
 
     def stats(self) -> GroupStats:
@@ -273,6 +294,13 @@ def _translated(url: str) -> Iterator[None]:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _deliveries(reply: Any) -> list[Delivery]:
+    if not reply:
+        return []
+    _, entries = reply[0]
+    return [_delivery(entry_id, fields) for entry_id, fields in entries]
 
 
 def _delivery(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Delivery:
