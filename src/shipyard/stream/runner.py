@@ -85,7 +85,10 @@ class StreamRunner:
             self.follower.stop()
             drainer.join(timeout=60)
             if self.drain is not None:
-                self.drain.drain_all()
+                try:
+                    self.drain.drain_all()
+                except Exception:  # the rows stay in the outbox for the next drainer
+                    log.warning("draining the prediction-log outbox at stop failed", exc_info=True)
             self._sample(self.consumer, force=True)
 
     def _drain_loop(self) -> None:
