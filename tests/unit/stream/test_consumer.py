@@ -238,7 +238,8 @@ def test_a_redis_outage_pauses_the_consumer_and_nothing_is_lost_or_doubled(
 ) -> None:
     from tests.proxy import TcpProxy
 
-    proxy = TcpProxy("127.0.0.1", 6379)
+    where = redis_client.connection_pool.connection_kwargs
+    proxy = TcpProxy(where["host"], where["port"])
     try:
         config = stream_config.model_copy(update={"url": f"redis://127.0.0.1:{proxy.port}/0"})
         _add(redis_client, config, [orjson.dumps(event(i)) for i in range(200)])
