@@ -36,6 +36,7 @@ from shipyard.cli import (
     runs,
     security,
     serve,
+    stream,
     workspace,
 )
 from shipyard.cli.context import CliState, err_console
@@ -88,6 +89,7 @@ app.command(name="gc")(retention.gc)
 app.add_typer(retention.budget_app, name="budget")
 app.add_typer(cost.app, name="cost")
 app.add_typer(keys.app, name="keys")
+app.add_typer(stream.app, name="stream")
 
 
 @app.callback()

@@ -95,6 +95,7 @@ class ProjectFile(BaseModel):
     steps: list[Step] = Field(default_factory=list)
     train: TrainSpec | None = None
     deploy: dict[str, Any] | None = None
+    stream: dict[str, Any] | None = None  # read by shipyard.stream.config
     monitor: MonitorConfig | None = None
     budget: BudgetSection | None = None
     retention: RetentionPolicy | None = None

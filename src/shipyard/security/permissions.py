@@ -179,6 +179,10 @@ CLI_COMMANDS: dict[str, Action] = {
     "audit verify": Action.AUDIT_READ,
     "audit list": Action.AUDIT_READ,
     "audit anchor": Action.AUDIT_READ,
+    "stream run": Action.SERVE_DEPLOY,  # a consumer publishes predictions, like a server
+    "stream status": Action.SERVE_READ,
+    "stream dead-letters": Action.DATA_READ,  # raw event payloads
+    "stream replay": Action.SERVE_DEPLOY,
 }
 
 

@@ -1,0 +1,120 @@
+"""A running consumer with its helpers: the alias watcher, the log drain, the stats samples.
+
+``StreamRunner.run`` blocks until ``stop`` (SIGTERM in ``shipyard stream run``): the batch in
+hand is committed and acknowledged, the prediction-log outbox is drained, and it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from shipyard.stream.consumer import ConsumerStats, StreamConsumer
+from shipyard.stream.log_outbox import OutboxDrain, PredictionLogSink
+from shipyard.stream.status import publish_sample
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from shipyard.stream.redis_backend import RedisStreamBackend
+    from shipyard.stream.scoring import ModelFollower
+
+log = logging.getLogger("shipyard.stream")
+
+
+class StreamRunner:
+    """One consumer process's work, from start to a drained stop."""
+
+    def __init__(
+        self,
+        backend: RedisStreamBackend,
+        follower: ModelFollower,
+        *,
+        log_root: Path | None,
+        drain_interval_s: float = 1.0,
+        stats_interval_s: float = 1.0,
+        drain_lease_ms: int = 10_000,
+    ) -> None:
+        """Wire the consumer to ``backend`` and ``follower``.
+
+        Args:
+            backend: The Redis consumer (its client is shared by the helpers; it is
+                thread-safe).
+            follower: The model and its alias watcher.
+            log_root: The prediction log folder, or None to keep no log.
+            drain_interval_s: How often the outbox is moved to the log.
+            stats_interval_s: How often a status sample is published.
+            drain_lease_ms: How long a drainer that died blocks the next one.
+        """
+        self.backend = backend
+        self.follower = follower
+        self.consumer = StreamConsumer(
+            backend.config, backend, follower, log_rows=log_root is not None
+        )
+        self.drain = (
+            None
+            if log_root is None
+            else OutboxDrain(
+                backend.client,
+                backend.config.output,
+                PredictionLogSink(log_root),
+                lease_ms=drain_lease_ms,
+            )
+        )
+        self.drain_interval_s = drain_interval_s
+        self.stats_interval_s = stats_interval_s
+        self._stopped = threading.Event()
+        self._sampled_at = time.monotonic()
+        self._sampled_events = 0
+
+    def stop(self) -> None:
+        """Ask the runner to finish the batch in hand and return (signal-safe)."""
+        self.consumer.stop()
+
+    def run(self) -> ConsumerStats:
+        """Consume until stopped; drain the log and publish a last sample before returning."""
+        self.follower.start()
+        drainer = threading.Thread(target=self._drain_loop, name="stream-log", daemon=True)
+        drainer.start()
+        try:
+            return self.consumer.run(on_batch=self._sample)
+        finally:
+            self._stopped.set()
+            self.follower.stop()
+            drainer.join(timeout=60)
+            if self.drain is not None:
+                try:
+                    self.drain.drain_all()
+                except Exception:  # the rows stay in the outbox for the next drainer
+                    log.warning("draining the prediction-log outbox at stop failed", exc_info=True)
+            self._sample(self.consumer, force=True)
+
+    def _drain_loop(self) -> None:
+        if self.drain is None:
+            return
+        while not self._stopped.wait(self.drain_interval_s):
+            try:
+                while self.drain.drain() > 0 and not self._stopped.is_set():
+                    pass
+            except Exception:  # the rows stay in the outbox; the next round retries
+                log.exception("moving stream predictions to the prediction log failed")
+
+    def _sample(self, consumer: StreamConsumer, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._sampled_at < self.stats_interval_s:
+            return
+        events = consumer.stats.events - self._sampled_events
+        try:
+            publish_sample(
+                self.backend.client,
+                self.backend.config,
+                self.backend.consumer,
+                events=events,
+                interval_s=now - self._sampled_at,
+                latencies_ms=consumer.stats.take_latencies(),
+            )
+        except Exception:  # a status sample is never worth failing the batch for
+            log.warning("publishing the stream status sample failed", exc_info=True)
+        self._sampled_at, self._sampled_events = now, consumer.stats.events
