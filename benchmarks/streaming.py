@@ -78,7 +78,7 @@ def build_model(directory: Path) -> Any:
         dataset_ids={}, code_version=None,
     )  # fmt: skip
     workspace = Workspace.open(directory)
-    registry = ModelRegistry(workspace)
+    registry = ModelRegistry.for_workspace(workspace)
     me = local_identity("project", source="benchmark")
     version = registry.register("m", path, actor=me)
     registry.promote("m", version.version, force=True, reason="benchmark", actor=me)

@@ -62,7 +62,7 @@ def stream_config(redis_client: Any) -> Iterator[StreamConfig]:
 def churn_project(tmp_path: Path) -> Path:
     """A project whose registry has churn v1 at production."""
     with Workspace.open(tmp_path) as workspace:
-        registry = ModelRegistry(workspace)
+        registry = ModelRegistry.for_workspace(workspace)
         registry.register("churn", cached_bundle_file(workspace, tmp_path), actor=OPERATOR)
         registry.promote("churn", 1, force=True, reason="test", actor=OPERATOR)
     return tmp_path

@@ -44,7 +44,7 @@ def consume(project: str, config_json: str, consumer: str, stats_dir: str) -> No
     config = StreamConfig.model_validate_json(config_json)
     with Workspace.open(Path(project)) as workspace:
         follower = ModelFollower(
-            RegistrySource(ModelRegistry(workspace)),
+            RegistrySource(ModelRegistry.for_workspace(workspace)),
             config.model_name,
             config.alias,
             poll_interval_s=config.poll_interval_s,

@@ -81,7 +81,7 @@ def run(
     project = project_dir(ctx)
     with open_workspace(ctx) as workspace:
         follower = ModelFollower(
-            RegistrySource(ModelRegistry(workspace)),
+            RegistrySource(ModelRegistry.for_workspace(workspace)),
             config.model_name,
             config.alias,
             build_predictor=native_predictor if native else fast_predictor,

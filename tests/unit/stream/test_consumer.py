@@ -58,7 +58,7 @@ def _add(client: Any, config: StreamConfig, payloads: list[bytes | None]) -> Non
 
 
 def _consumer(config: StreamConfig, project: Path, name: str = "c1") -> StreamConsumer:
-    registry = ModelRegistry(Workspace.open(project))
+    registry = ModelRegistry.for_workspace(Workspace.open(project))
     follower = ModelFollower(RegistrySource(registry), "churn", "production")
     return StreamConsumer(config, RedisStreamBackend(config, consumer=name), follower)
 
@@ -135,7 +135,7 @@ def test_an_alias_move_is_picked_up_without_restart(
     redis_client: Any, stream_config: StreamConfig, churn_project: Path
 ) -> None:
     workspace = Workspace.open(churn_project)
-    registry = ModelRegistry(workspace)
+    registry = ModelRegistry.for_workspace(workspace)
     follower = ModelFollower(RegistrySource(registry), "churn", "production", poll_interval_s=0.05)
     consumer = StreamConsumer(stream_config, RedisStreamBackend(stream_config), follower)
     _add(redis_client, stream_config, [orjson.dumps(event("a"))])
@@ -196,7 +196,7 @@ def test_the_runner_drains_on_stop_and_status_reports(
 ) -> None:
     _add(redis_client, stream_config, [orjson.dumps(event(i)) for i in range(100)])
     _add(redis_client, stream_config, [b"garbage"])
-    registry = ModelRegistry(Workspace.open(churn_project))
+    registry = ModelRegistry.for_workspace(Workspace.open(churn_project))
     follower = ModelFollower(RegistrySource(registry), "churn", "production")
     backend = RedisStreamBackend(stream_config)
     runner = StreamRunner(backend, follower, log_root=tmp_path / "log")
