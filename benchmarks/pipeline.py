@@ -22,8 +22,10 @@ floor's: a floor that does less work is refused. Both sides are also run once on
 and that CPU is printed: what a process costs before it reads a row (imports, the store).
 
 Target: Shipyard's CPU seconds ≤ 1.5x the floor's (``pipeline_cpu``); peak RSS is reported.
+With ``--big``, one more ``shipyard run`` on a ~3 GB, 18M-row CSV must peak under 1 GiB RSS
+(``pipeline_memory``, issue 3).
 
-Run: ``.venv/bin/python benchmarks/pipeline.py [--rows 2000000] [--repeat 3]``.
+Run: ``.venv/bin/python benchmarks/pipeline.py [--rows 2000000] [--repeat 3] [--big]``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +44,7 @@ import polars as pl
 from harness import ChildUsage, Comparison, interleave, python_child, report, run_child
 
 CPU_TARGET = 1.5
+MEMORY_TARGET_BYTES = 1 << 30  # --big: peak RSS of ``shipyard run`` on a ~3 GB CSV (issue 3)
 RSS_TARGET = 0.0  # peak RSS is reported, not judged (no target in issue 17 for this one)
 
 TYPES = {
@@ -195,6 +199,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="also copy the generated CSV here")
+    parser.add_argument(
+        "--big", action="store_true", help="also the memory check: one run on a ~3 GB CSV"
+    )
+    parser.add_argument("--big-rows", type=int, default=18_000_000, help=argparse.SUPPRESS)
     args = parser.parse_args()
     shipyard = str(Path(sys.executable).with_name("shipyard"))
     with tempfile.TemporaryDirectory(prefix="shipyard-bench-") as tmp:
@@ -277,6 +285,20 @@ def main() -> None:
             f"shipyard {fixed_ours:.2f} cpu-s"
         )
         report(f"shipyard run vs lazy Polars, {args.rows:,} rows, CPU seconds", [cpu])
+        if args.big:
+            big_memory_check(csv, args.big_rows, run_shipyard)
+
+
+def big_memory_check(csv: Path, rows: int, run: Callable[[Path], ChildUsage]) -> None:
+    """Issue 3's memory target: ``shipyard run`` on a ~3 GB CSV stays under 1 GiB peak RSS."""
+    csv.unlink()
+    generate(csv, rows)
+    print(f"generated {csv.stat().st_size / 1e9:.1f} GB ({rows:,} rows) for the memory check")
+    usage = run(csv)
+    peak = usage.max_rss_bytes
+    print(f"  shipyard run: {usage.cpu_s:.1f} cpu-s, peak RSS {peak / 2**20:.0f} MiB")
+    verdict = "ok" if peak <= MEMORY_TARGET_BYTES else "MISS"
+    print(f"RESULT pipeline_memory ratio={peak / MEMORY_TARGET_BYTES:.3f} target=1 {verdict}")
 
 
 if __name__ == "__main__":
