@@ -12,6 +12,7 @@ import pytest
 from shipyard.pipeline.code_hash import (
     ParsedImports,
     _imports,
+    _owners,
     _parsed,
     code_closure,
     code_hash,
@@ -116,11 +117,11 @@ def test_a_module_without_source_to_walk_is_refused(module: str) -> None:
 def fresh_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The parsed-imports file in ``tmp_path``; in-memory caches emptied as in a new process."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    _parsed.cache_clear()
-    _imports.cache_clear()
+    for cached in (_parsed, _imports, _owners):
+        cached.cache_clear()
     yield tmp_path / "cache" / "shipyard" / f"code-imports-{ParsedImports.FORMAT}.json"
-    _parsed.cache_clear()
-    _imports.cache_clear()
+    for cached in (_parsed, _imports, _owners):
+        cached.cache_clear()
 
 
 def test_parsed_imports_are_kept_across_processes_by_content(
@@ -152,3 +153,25 @@ def test_an_unreadable_parsed_imports_file_is_ignored(package: Path, fresh_proce
     closure = code_closure("shipyard.stage", package_dir=package)
     assert "shipyard.inner" in closure.modules
     assert len(json.loads(fresh_process.read_text())) == len(closure.modules)
+
+
+def test_the_distributions_map_is_kept_until_an_install_changes_sys_path(
+    fresh_process: Path,
+) -> None:
+    owners = _owners()
+    assert metadata.packages_distributions()["polars"] == owners["polars"]
+    kept = fresh_process.with_name(f"code-owners-{ParsedImports.FORMAT}.json")
+    stored = json.loads(kept.read_text())
+    assert stored["owners"] == owners
+
+    # what a new process reads: the kept map, while sys.path's folders are unchanged
+    stored["owners"]["polars"] = ["kept-map"]
+    kept.write_text(json.dumps(stored))
+    _owners.cache_clear()
+    assert _owners()["polars"] == ["kept-map"]
+
+    # an install changes a folder's time, so the key: the map is scanned again
+    stored["key"] = json.dumps([["elsewhere", 1]])
+    kept.write_text(json.dumps(stored))
+    _owners.cache_clear()
+    assert _owners() == owners
