@@ -18,7 +18,9 @@ What counts as an import:
 A stage defined outside ``shipyard`` (a user's own step) has its own top-level package walked
 the same way. Dynamic imports built from other strings are not seen; a stage whose work
 depends on such a module should import it. The result is cached per process, like the modules
-the interpreter has already loaded: a run uses the code it started with.
+the interpreter has already loaded: a run uses the code it started with. What it parses is also
+kept across processes, in the user's cache folder (``ParsedImports``, ``_owners``), keyed so that
+an edited module or a changed installation is read again.
 """
 
 from __future__ import annotations
