@@ -38,12 +38,13 @@ check: $(STAMP)  ## Lint, format check, types and layering.
 test: check  ## Checks, then the whole test suite (slow tests included).
 	$(BIN)/pytest -q -n auto
 
-# Quick sizes (~4 min on 2 cores; pipeline at 3M rows, below that start-up costs tip its
-# ratio); each script's --help gives its full-size options.
+# Quick sizes (~4 min on 2 cores; pipeline at 1M rows, under a minute: its per-process start-up
+# weighs more there than at the 2M rows of issue 17); each script's --help gives its full-size
+# options.
 bench: $(STAMP)  ## Run every benchmark at a quick size (prints RESULT lines).
 	$(BIN)/python benchmarks/tracking.py
 	$(BIN)/python benchmarks/cli.py --runs 1000 --repeat 3
-	$(BIN)/python benchmarks/pipeline.py --rows 3000000
+	$(BIN)/python benchmarks/pipeline.py --rows 1000000 --repeat 3
 	$(BIN)/python benchmarks/tuning.py --trials 100 --repeat 3
 	$(BIN)/python benchmarks/serving.py --quick
 	$(BIN)/python benchmarks/cold_start.py --repeat 3

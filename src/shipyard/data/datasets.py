@@ -2,8 +2,10 @@
 
 ``write_dataset`` streams a frame into a temporary Parquet file (zstd, statistics, fixed row
 groups; ``sink_parquet`` for LazyFrames, so data larger than memory never loads whole),
-profiles that file with a lazy scan, stores it with ``BlobStore.put_file`` and records a
-version row.
+profiles a sample of that file (``profile.sampled_profile``: at most 100,000 rows, and the
+profile says so), stores it with ``BlobStore.put_file`` and records a version row.
+``store_dataset_file`` does the same for a file its caller already wrote with
+``WRITE_OPTIONS`` (the validate stage writes both of its outputs in one query).
 
 **What the dataset id hashes.** The Parquet bytes are hashed by the blob store (the version's
 ``digest``); the id is the SHA-256 of ``shipyard-dataset/1``, kind, name and digest joined
@@ -44,7 +46,7 @@ import polars as pl
 
 from shipyard.core.errors import InvalidArgument
 from shipyard.data.dtypes import type_name
-from shipyard.data.profile import ColumnProfile, Profile, profile
+from shipyard.data.profile import ColumnProfile, Profile, sampled_profile
 from shipyard.store.artifacts.local import LocalBlobStore
 from shipyard.store.dataset_entities import KINDS, DatasetVersion
 from shipyard.store.datasets import DatasetStore
@@ -62,8 +64,6 @@ WRITE_OPTIONS: dict[str, Any] = {
     "row_group_size": 262_144,
     "data_page_size": 1 << 20,
 }
-#: Up to this many rows, profiles count distinct values exactly; above, they estimate (HLL).
-EXACT_DISTINCT_MAX_ROWS = 5_000_000
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,249}$")
 _ID_DOMAIN = "shipyard-dataset/1"
 
@@ -110,31 +110,62 @@ def write_dataset(
         NotFound: A parent version does not exist.
         RunNotFound: ``run_id`` names no run.
     """
-    if not _NAME.match(name):
-        raise InvalidArgument(
-            f"dataset name {name!r} must be 1-250 letters, digits or _.-/ and start with a "
-            "letter or digit, e.g. 'orders.clean'"
-        )
-    if kind not in KINDS:
-        raise InvalidArgument(f"dataset kind {kind!r} must be one of {', '.join(KINDS)}")
+    _check_name(name, kind)
     if not isinstance(frame, pl.LazyFrame | pl.DataFrame):
         raise InvalidArgument(f"write_dataset takes a Polars frame, not {type(frame).__name__}")
-    lineage_json = _json_object(lineage)
-    parent_ids = tuple(sorted({p if isinstance(p, str) else p.dataset_id for p in parents}))
-    tags = dict(pii) if pii is not None else _inherited_pii(stores, parent_ids)
     lf = frame.lazy()
     if kind == "data":
-        lf = lf.select([c for c in lf.collect_schema().names() if not c.startswith("_")])
-
+        lf = lf.select(public_columns(lf))
     with tempfile.TemporaryDirectory(prefix="shipyard-dataset-") as tmp:
         path = Path(tmp) / "data.parquet"
         lf.sink_parquet(path, **WRITE_OPTIONS)
-        scan = pl.scan_parquet(path)
-        rows = scan.select(pl.len()).collect().item()  # from the footer, no data read
-        prof = profile(scan, exact_distinct=rows <= EXACT_DISTINCT_MAX_ROWS).with_pii(tags)
-        schema = [{"name": n, "type": type_name(t)} for n, t in scan.collect_schema().items()]
-        blob = stores.blobs.put_file(path)
+        return store_dataset_file(
+            stores,
+            path,
+            name=name,
+            kind=kind,
+            parents=parents,
+            cache_key=cache_key,
+            run_id=run_id,
+            lineage=lineage,
+            pii=pii,
+        )
 
+
+def public_columns(frame: pl.LazyFrame) -> list[str]:
+    """The columns a ``data`` version keeps: all but the bookkeeping ones (``_source``, ...)."""
+    return [c for c in frame.collect_schema().names() if not c.startswith("_")]
+
+
+def store_dataset_file(
+    stores: Stores,
+    path: Path,
+    *,
+    name: str,
+    kind: str = "data",
+    parents: Iterable[str | DatasetVersion] = (),
+    cache_key: str | None = None,
+    run_id: str | None = None,
+    lineage: Mapping[str, Any] | None = None,
+    pii: Mapping[str, str] | None = None,
+) -> DatasetVersion:
+    """Store a Parquet file already written with ``WRITE_OPTIONS`` as a version of ``name``.
+
+    For a writer that produced the file itself, in the same query as other outputs (the
+    pipeline's validate stage writes accepted and quarantined rows in one pass), so the rows
+    are not read again to be written. The file must hold what ``write_dataset`` would have
+    written (for ``data``: no ``_`` columns; see ``public_columns``): its bytes are the
+    version's identity. Arguments and errors as ``write_dataset``; the file is copied.
+    """
+    _check_name(name, kind)
+    lineage_json = _json_object(lineage)
+    parent_ids = tuple(sorted({p if isinstance(p, str) else p.dataset_id for p in parents}))
+    tags = dict(pii) if pii is not None else _inherited_pii(stores, parent_ids)
+    scan = pl.scan_parquet(path)
+    rows = scan.select(pl.len()).collect().item()  # from the footer, no data read
+    prof = sampled_profile(scan, rows).with_pii(tags)
+    schema = [{"name": n, "type": type_name(t)} for n, t in scan.collect_schema().items()]
+    blob = stores.blobs.put_file(path)
     version = DatasetVersion(
         dataset_id=dataset_id_for(name, kind, blob.digest),
         name=name,
@@ -150,6 +181,16 @@ def write_dataset(
         parent_ids=parent_ids,
     )
     return DatasetStore(stores.store).insert_version(version, cache_key=cache_key)
+
+
+def _check_name(name: str, kind: str) -> None:
+    if not _NAME.match(name):
+        raise InvalidArgument(
+            f"dataset name {name!r} must be 1-250 letters, digits or _.-/ and start with a "
+            "letter or digit, e.g. 'orders.clean'"
+        )
+    if kind not in KINDS:
+        raise InvalidArgument(f"dataset kind {kind!r} must be one of {', '.join(KINDS)}")
 
 
 def pii_tags(version: DatasetVersion) -> dict[str, str]:

@@ -24,7 +24,9 @@ What each column gets, by kind:
 * dates, datetimes, times: ``min`` and ``max`` as ISO 8601 strings.
 
 Exact quantiles buffer the numeric columns in memory as Float64 (8 bytes per value); everything
-else streams. Measured: 20 M rows x 4 columns profile and write in ~9 s at 1.2 GB peak RSS.
+else streams. Dataset versions are profiled on a sample (``sampled_profile``: at most
+``SAMPLE_ROWS`` rows, the profile's ``sample_rows`` says how many) to keep writing a version
+cheap. Measured: 20 M rows x 4 columns profile and write in ~9 s at 1.2 GB peak RSS.
 
 **Personal data.** A column tagged as personal data (``pii``: ``email``, ``phone``, ...,
 or ``pseudonymized``; see ``Profile.with_pii``) keeps only its counts: top values, min, max,
@@ -49,6 +51,9 @@ if TYPE_CHECKING:
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 HISTOGRAM_BINS = 20
 TOP_VALUES = 10
+#: ``sampled_profile``: rows profiled at most, in this many evenly spaced runs.
+SAMPLE_ROWS = 100_000
+SAMPLE_RUNS = 5
 FORMAT_VERSION = 1
 
 Kind = Literal["numeric", "categorical", "temporal", "other"]
@@ -160,6 +165,8 @@ class Profile:
     row_count: int
     columns: tuple[ColumnProfile, ...]
     distinct_exact: bool = False
+    #: None: the columns describe every row; else the rows of the sample they describe.
+    sample_rows: int | None = None
 
     def column(self, name: str) -> ColumnProfile:
         """Return the profile of column ``name``.
@@ -192,7 +199,7 @@ class Profile:
             "row_count": self.row_count,
             "distinct_exact": self.distinct_exact,
             "columns": [c.to_dict() for c in self.columns],
-        }
+        } | ({"sample_rows": self.sample_rows} if self.sample_rows is not None else {})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Profile:
@@ -201,6 +208,7 @@ class Profile:
             row_count=data["row_count"],
             columns=tuple(ColumnProfile.from_dict(c) for c in data["columns"]),
             distinct_exact=data.get("distinct_exact", False),
+            sample_rows=data.get("sample_rows"),
         )
 
 
@@ -231,6 +239,28 @@ def profile(lf: pl.LazyFrame | pl.DataFrame, *, exact_distinct: bool = False) ->
         for i, (name, dtype, kind) in enumerate(kinds)
     )
     return Profile(row_count=stats["rows"], columns=columns, distinct_exact=exact_distinct)
+
+
+def sampled_profile(
+    lf: pl.LazyFrame, rows: int, *, size: int = SAMPLE_ROWS, runs: int = SAMPLE_RUNS
+) -> Profile:
+    """Profile up to ``size`` of ``lf``'s ``rows`` rows: ``runs`` evenly spaced runs of rows.
+
+    Profiling every row of a 2M-row dataset cost more CPU than reading, checking and writing
+    it (issue 17); a profile is for people (``shipyard data profile``, ``diff``), not for drift
+    (bundles carry their own reference profile). The result keeps the true ``row_count`` and
+    says ``sample_rows``; the columns' counts, distinct values and statistics are the
+    sample's. Runs of consecutive rows, not rows drawn at random, so that a Parquet scan
+    decodes a few pages instead of every row group; data sorted by a column shows that
+    column's spread only as far as the runs reach across the file.
+    """
+    if rows <= size:
+        return profile(lf, exact_distinct=True)
+    step, length = rows // runs, size // runs
+    # Collected once (a few MB): the profile's two passes then do not read the file twice.
+    sample = pl.concat([lf.slice(k * step, length) for k in range(runs)]).collect()
+    found = profile(sample, exact_distinct=True)
+    return replace(found, row_count=rows, sample_rows=found.row_count)
 
 
 def _kind(dtype: pl.DataType) -> Kind:

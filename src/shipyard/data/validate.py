@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -330,9 +330,36 @@ class ValidationResult:
         """The counts of the validation pass."""
         return self._report
 
-    def sink_parquet(self, accepted_path: str | Path, quarantined_path: str | Path) -> None:
-        """Write both frames in one pass (zstd Parquet); each file appears only when complete."""
-        _write([self.accepted, self.quarantined], [Path(accepted_path), Path(quarantined_path)])
+    def sink_parquet(
+        self,
+        accepted_path: str | Path,
+        quarantined_path: str | Path,
+        *,
+        output: Output | None = None,
+    ) -> None:
+        """Write both frames in one pass (zstd Parquet); each file appears only when complete.
+
+        ``output`` shapes the accepted frame and sets the Parquet options (``Output``).
+        """
+        output = output or Output()
+        _write(
+            [output.accepted(self.accepted), self.quarantined],
+            [Path(accepted_path), Path(quarantined_path)],
+            output.options,
+        )
+
+
+@dataclass(frozen=True)
+class Output:
+    """How ``validate_to_parquet`` writes: the accepted frame's final shape, Parquet options.
+
+    The pipeline's validate stage drops the bookkeeping columns from the accepted rows and puts
+    the rows of the version it appends to first, and writes with the dataset store's pinned
+    options, so that both files are dataset versions as written (issue 17: one pass).
+    """
+
+    accepted: Callable[[pl.LazyFrame], pl.LazyFrame] = lambda frame: frame
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 def validate(
@@ -370,11 +397,13 @@ def validate_to_parquet(
     quarantined_path: str | Path,
     *,
     now: datetime | None = None,
+    output: Output | None = None,
 ) -> ValidationReport:
     """Validate and write ``accepted`` and ``quarantined`` Parquet files in one pass.
 
     Both files are written under temporary names next to their targets and renamed when the
     counts show no ``fail`` check failed; otherwise they are removed and nothing is written.
+    ``output`` shapes the accepted rows and sets the Parquet options (``Output``).
 
     Raises:
         ValidationFailed: As ``validate``; neither file exists afterwards.
@@ -384,8 +413,9 @@ def validate_to_parquet(
     at = _as_utc(now) or datetime.now(UTC)
     if "quarantine" in contract.dataset_checks().values():
         result = validate(lf, contract, now=at)  # the whole batch's fate comes first
-        result.sink_parquet(accepted_path, quarantined_path)
+        result.sink_parquet(accepted_path, quarantined_path, output=output)
         return result.report()
+    output = output or Output()
     plan = _prepared(lf, contract)
     reports: list[ValidationReport] = []
 
@@ -394,13 +424,16 @@ def validate_to_parquet(
         _raise_on_fail(reports[0], pl.scan_parquet(temps[1]))
 
     paths = [Path(accepted_path), Path(quarantined_path)]
-    _write(list(plan.split()), paths, plan.counts(contract), check)
+    accepted, quarantined = plan.split()
+    frames = [output.accepted(accepted), quarantined]
+    _write(frames, paths, output.options, plan.counts(contract), check)
     return reports[0]
 
 
 def _write(
     frames: list[pl.LazyFrame],
     paths: list[Path],
+    options: Mapping[str, Any],
     extra: pl.LazyFrame | None = None,
     check: Callable[[pl.DataFrame, list[Path]], None] | None = None,
 ) -> None:
@@ -410,7 +443,7 @@ def _write(
     """
     temps = [p.with_name(f".{p.name}.{uuid.uuid4().hex}.tmp") for p in paths]
     sinks = [
-        f.sink_parquet(t, lazy=True, sync_on_close="all")
+        f.sink_parquet(t, lazy=True, sync_on_close="all", **options)
         for f, t in zip(frames, temps, strict=True)
     ]
     try:

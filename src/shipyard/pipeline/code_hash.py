@@ -18,7 +18,9 @@ What counts as an import:
 A stage defined outside ``shipyard`` (a user's own step) has its own top-level package walked
 the same way. Dynamic imports built from other strings are not seen; a stage whose work
 depends on such a module should import it. The result is cached per process, like the modules
-the interpreter has already loaded: a run uses the code it started with.
+the interpreter has already loaded: a run uses the code it started with. What it parses is also
+kept across processes, in the user's cache folder (``ParsedImports``, ``_owners``), keyed so that
+an edited module or a changed installation is read again.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
+import json
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -110,6 +114,7 @@ def code_closure(module: str, *, package_dir: Path = _PACKAGE_DIR) -> CodeClosur
             elif imported.split(".")[0] not in sys.stdlib_module_names:
                 third_party.add(imported.split(".")[0])
         pending.extend(_with_parents(name))
+    _parsed().save()
     return CodeClosure(seen, dict(_versions(frozenset(third_party))))
 
 
@@ -151,9 +156,22 @@ def _imports(path: Path, module: str) -> frozenset[str]:
     """Return the modules ``path`` imports at run time (and ``module:attr`` strings name).
 
     A ``from shipyard.a import b`` yields both ``shipyard.a`` and ``shipyard.a.b``; the latter
-    is dropped by the walk when ``b`` is a name rather than a module.
+    is dropped by the walk when ``b`` is a name rather than a module. Parsing every module of a
+    closure cost a data-only ``shipyard run`` about 0.2 CPU-s (issue 17), so the answer is kept
+    in ``ParsedImports``, keyed by what it depends on: the module's name, whether the file is a
+    package's ``__init__`` and the file's bytes.
     """
-    tree = ast.parse(path.read_bytes(), filename=str(path))
+    source = path.read_bytes()
+    key = _parsed().key(module, path.name == "__init__.py", source)
+    if (known := _parsed().get(key)) is not None:
+        return known
+    found = _parse_imports(source, path, module)
+    _parsed().put(key, found)
+    return found
+
+
+def _parse_imports(source: bytes, path: Path, module: str) -> frozenset[str]:
+    tree = ast.parse(source, filename=str(path))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     names: set[str] = set()
     for node in _runtime_nodes(tree):
@@ -170,6 +188,76 @@ def _imports(path: Path, module: str) -> frozenset[str]:
         ):
             names.add(node.value.partition(":")[0])
     return frozenset(n for n in names if n)
+
+
+class ParsedImports:
+    """What ``_imports`` found in each source seen before, in a JSON file kept across processes.
+
+    The file lives in the user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``,
+    ``shipyard/code-imports-<format>.json``); keys are SHA-256 of the module's name, whether
+    it is an ``__init__``, and its bytes, so an edited module is parsed again and a stale entry
+    cannot be used. A cache that cannot be read or written is ignored: the hash is the same.
+    """
+
+    FORMAT = 1
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._entries: dict[str, list[str]] = {}
+        self._dirty = False
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(loaded, dict):
+                self._entries = {
+                    k: v for k, v in loaded.items() if isinstance(v, list) and len(k) == 64
+                }
+        except (OSError, ValueError):
+            pass
+
+    @staticmethod
+    def key(module: str, package_init: bool, source: bytes) -> str:
+        """The entry's key: what the parsed imports depend on."""
+        head = f"{module}\0{int(package_init)}\0".encode()
+        return hashlib.sha256(head + source).hexdigest()
+
+    def get(self, key: str) -> frozenset[str] | None:
+        """The imports found for ``key`` before, or None."""
+        found = self._entries.get(key)
+        return None if found is None else frozenset(found)
+
+    def put(self, key: str, imports: frozenset[str]) -> None:
+        """Remember ``imports`` for ``key`` (written by ``save``)."""
+        self._entries[key] = sorted(imports)
+        self._dirty = True
+
+    def save(self) -> None:
+        """Write the entries if any is new (atomically; errors are ignored)."""
+        if not self._dirty:
+            return
+        if _write_atomically(self.path, json.dumps(self._entries)):
+            self._dirty = False
+
+
+def _cache_dir() -> Path:
+    """The user's cache folder for Shipyard (``$XDG_CACHE_HOME/shipyard``, ``~/.cache/...``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "shipyard")
+
+
+def _write_atomically(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` through a temporary file; False (ignored) when it fails."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temp.write_text(text, encoding="utf-8")
+        os.replace(temp, path)
+    except OSError:
+        return False
+    return True
+
+
+@cache
+def _parsed() -> ParsedImports:
+    return ParsedImports(_cache_dir() / f"code-imports-{ParsedImports.FORMAT}.json")
 
 
 def _absolute(node: ast.ImportFrom, package: str) -> str:
@@ -202,8 +290,31 @@ def _is_type_checking(test: ast.expr) -> bool:
 
 @cache
 def _owners() -> dict[str, list[str]]:
-    """Import name → distributions (scanning every installed distribution: once a process)."""
-    return dict(metadata.packages_distributions())
+    """Import name → distributions.
+
+    Scanning every installed distribution cost about 0.15 CPU-s a process (issue 17), so the
+    map is kept in the cache folder beside ``ParsedImports``, keyed by the modification times
+    of the ``sys.path`` entries: installing, upgrading or removing a distribution adds or
+    removes its ``.dist-info`` folder, which changes its folder's time.
+    """
+    key = json.dumps([[entry, _mtime_ns(entry)] for entry in sys.path])
+    path = _cache_dir() / f"code-owners-{ParsedImports.FORMAT}.json"
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(kept, dict) and kept.get("key") == key:
+            return {str(k): list(v) for k, v in kept["owners"].items()}
+    except (OSError, ValueError, KeyError, AttributeError, TypeError):
+        pass
+    owners = dict(metadata.packages_distributions())
+    _write_atomically(path, json.dumps({"key": key, "owners": owners}))
+    return owners
+
+
+def _mtime_ns(entry: str) -> int | None:
+    try:
+        return os.stat(entry or ".").st_mtime_ns
+    except OSError:
+        return None
 
 
 @cache

@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from shipyard.data.datasets import read_dataset, write_dataset
+from shipyard.data.datasets import read_dataset, store_dataset_file, write_dataset
 from shipyard.privacy.exposure import RAW_LINE, RAW_LINE_KIND
 from shipyard.store.datasets import DatasetStore
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from shipyard.pipeline.ingest import SourceRead
     from shipyard.pipeline.project import Project
     from shipyard.store.datasets import DatasetVersion
@@ -30,16 +32,18 @@ def write_quarantine(
     workspace: Workspace,
     project_name: str,
     reads: dict[str, SourceRead],
-    quarantined: pl.LazyFrame,
+    quarantined: Path | None,
     run: ActiveRun,
     pii: dict[str, str],
 ) -> list[DatasetVersion]:
-    """Write the contract's rejects and the unparseable lines as quarantine versions."""
+    """Store the contract's rejects and write the unparseable lines as quarantine versions.
+
+    ``quarantined`` is the Parquet file validation wrote the rejected rows to (None: none).
+    """
     written = []
-    rows = quarantined.select(pl.len()).collect().item()
-    if rows:
+    if quarantined is not None:
         written.append(
-            write_dataset(
+            store_dataset_file(
                 workspace,
                 quarantined,
                 name=f"{project_name}.quarantine",

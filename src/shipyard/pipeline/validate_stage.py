@@ -9,7 +9,9 @@ harmonized lazily there, so harmonization is part of this stage's work.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -17,8 +19,14 @@ import polars as pl
 from shipyard.core.errors import InvalidData
 from shipyard.data.combine import combine
 from shipyard.data.contract import Contract
-from shipyard.data.datasets import find_cached, read_dataset, write_dataset
-from shipyard.data.validate import validate
+from shipyard.data.datasets import (
+    WRITE_OPTIONS,
+    find_cached,
+    public_columns,
+    read_dataset,
+    store_dataset_file,
+)
+from shipyard.data.validate import Output, validate_to_parquet
 from shipyard.pipeline.incremental import CONTENT, contributing_frames, whole_sources
 
 # Imported at run time on purpose (not under TYPE_CHECKING): it puts ingest's harmonization in
@@ -84,34 +92,53 @@ class ValidateStage:
         return None if cached is None else DatasetResult(cached, 0, cached.row_count)
 
     def run(self, context: StageRun) -> DatasetResult:
-        """Combine, validate, append; write the validated and quarantine versions."""
+        """Combine, validate, append; write the validated and quarantine versions in one pass."""
         workspace, child, spec, reads = context.workspace, context.run, self.spec, self.reads
         previous = self.previous
         frames = contributing_frames(reads, set(self.unchanged), spec.combine)
         combined = combine(frames, spec.combine) if spec.combine else _single(frames)
         pii = ingest_tags(combined)
-        result = validate(combined, spec.contract or Contract(), now=self.now)
-        checks = result.report()
-        accepted = result.accepted
-        if previous is not None:
-            accepted = pl.concat(
-                [read_dataset(workspace, previous), accepted], how="diagonal_relaxed"
+        before = read_dataset(workspace, previous) if previous is not None else None
+
+        def shape(accepted: pl.LazyFrame) -> pl.LazyFrame:
+            # What write_dataset would store: no bookkeeping columns, the appended-to rows first.
+            kept = accepted.select(public_columns(accepted))
+            return kept if before is None else pl.concat([before, kept], how="diagonal_relaxed")
+
+        # One query checks the rows and writes both outputs (issue 17: a collect per output
+        # read the sources three times); the files are then stored as versions as written.
+        with tempfile.TemporaryDirectory(prefix="shipyard-validate-") as tmp:
+            accepted_path, quarantined_path = Path(tmp, "accepted"), Path(tmp, "quarantined")
+            checks = validate_to_parquet(
+                combined,
+                spec.contract or Contract(),
+                accepted_path,
+                quarantined_path,
+                now=self.now,
+                output=Output(shape, WRITE_OPTIONS),
             )
-        version = write_dataset(
-            workspace,
-            accepted,
-            name=f"{spec.name}.validated",
-            parents=[previous] if previous else [],
-            cache_key=context.key,
-            run_id=child.run_id,
-            lineage={
-                "step": "validate",
-                "sources": sorted(reads),
-                CONTENT: {n: reads[n].fingerprint for n in whole_sources(spec)},
-            },
-            pii=pii,
-        )
-        quarantined = write_quarantine(workspace, spec.name, reads, result.quarantined, child, pii)
+            version = store_dataset_file(
+                workspace,
+                accepted_path,
+                name=f"{spec.name}.validated",
+                parents=[previous] if previous else [],
+                cache_key=context.key,
+                run_id=child.run_id,
+                lineage={
+                    "step": "validate",
+                    "sources": sorted(reads),
+                    CONTENT: {n: reads[n].fingerprint for n in whole_sources(spec)},
+                },
+                pii=pii,
+            )
+            quarantined = write_quarantine(
+                workspace,
+                spec.name,
+                reads,
+                quarantined_path if checks.rows_quarantined else None,
+                child,
+                pii,
+            )
         child.log_metrics(
             {
                 "rows_in": checks.rows_in,

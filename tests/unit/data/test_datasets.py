@@ -13,6 +13,7 @@ from polars.testing import assert_frame_equal
 from shipyard.core.clock import ManualClock
 from shipyard.core.errors import InvalidArgument, NotFound
 from shipyard.core.settings import load_settings
+from shipyard.data.contract import Contract
 from shipyard.data.datasets import (
     WRITE_OPTIONS,
     dataset_id_for,
@@ -21,9 +22,13 @@ from shipyard.data.datasets import (
     find_cached,
     get_dataset,
     list_datasets,
+    public_columns,
     read_dataset,
+    store_dataset_file,
     write_dataset,
 )
+from shipyard.data.profile import SAMPLE_ROWS
+from shipyard.data.validate import Output, validate_to_parquet
 from shipyard.track.workspace import Workspace
 
 
@@ -214,3 +219,33 @@ def test_diff(ws: Workspace) -> None:
     assert same.same_content
     assert not same.schema_changed
     assert all(c.null_rate_delta == 0 for c in same.columns)
+
+
+def test_a_file_written_with_the_pinned_options_is_the_same_version(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """The validate stage writes its outputs itself: stored as written, same id as written here."""
+    frame = orders(1000)
+    path = tmp_path / "written.parquet"
+    validated = validate_to_parquet(
+        frame.lazy(),
+        Contract(),
+        path,
+        tmp_path / "quarantined.parquet",
+        output=Output(lambda lf: lf.select(public_columns(lf)), WRITE_OPTIONS),
+    )
+    assert validated.rows_accepted == 1000
+    stored = store_dataset_file(ws, path, name="orders.clean")
+    written = write_dataset(ws, frame, name="orders.clean")
+    assert written == stored
+    assert stored.row_count == 1000
+
+
+def test_a_large_version_is_profiled_on_a_sample(ws: Workspace) -> None:
+    rows = SAMPLE_ROWS * 2
+    version = write_dataset(ws, pl.DataFrame({"i": range(rows)}), name="big")
+    profile = dataset_profile(version)
+    assert version.row_count == rows
+    assert profile.row_count == rows
+    assert profile.sample_rows == SAMPLE_ROWS
+    assert profile.column("i").count == SAMPLE_ROWS

@@ -9,7 +9,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from shipyard.data.profile import HISTOGRAM_BINS, QUANTILES, TOP_VALUES, Profile, profile
+from shipyard.data.profile import (
+    HISTOGRAM_BINS,
+    QUANTILES,
+    TOP_VALUES,
+    Profile,
+    profile,
+    sampled_profile,
+)
 
 N = 5_000
 
@@ -163,3 +170,26 @@ def test_a_column_named_like_the_count_field_still_works() -> None:
     prof = profile(frame)
     assert prof.column("n").top_values == (("a", 2), ("b", 1))
     assert prof.column("n#count").histogram is not None
+
+
+def test_sampled_profile_keeps_the_row_count_and_says_it_sampled() -> None:
+    rows = 10_000
+    lf = pl.LazyFrame({"i": range(rows), "s": [f"v{k % 7}" for k in range(rows)]})
+    sampled = sampled_profile(lf, rows, size=1_000, runs=10)
+    assert sampled.row_count == rows
+    assert sampled.sample_rows == 1_000
+    i = sampled.column("i")
+    assert i.count == 1_000
+    # ten runs of 100 rows spread over the whole frame: the first and the last tenth are seen
+    assert i.min == 0
+    assert i.max == 9_099
+    again = Profile.from_dict(json.loads(json.dumps(sampled.to_dict())))
+    assert again == sampled
+
+
+def test_sampled_profile_of_a_small_frame_is_the_whole_profile() -> None:
+    lf = pl.LazyFrame({"i": range(500)})
+    whole = sampled_profile(lf, 500, size=1_000)
+    assert whole.sample_rows is None
+    assert whole == profile(lf, exact_distinct=True)
+    assert "sample_rows" not in whole.to_dict()

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shipyard.core.errors import InvalidArgument, InvalidData, ValidationFailed
 from shipyard.data.contract import parse_contract
-from shipyard.data.validate import FAILED, ValidationResult, validate, validate_to_parquet
+from shipyard.data.validate import FAILED, Output, ValidationResult, validate, validate_to_parquet
 
 NOW = datetime(2024, 1, 10, 12, 0)
 
@@ -463,3 +464,21 @@ def test_now_defaults_to_the_current_time() -> None:
     fresh = datetime.now().astimezone() - timedelta(minutes=5)
     report = validate(pl.LazyFrame({"t": [fresh]}), parse_contract(contract)).report()
     assert report.dataset_failures == ()
+
+
+def test_validate_to_parquet_shapes_the_accepted_rows_and_sets_the_options(tmp_path: Path) -> None:
+    data = {"a": ["1", "x", "3"], "_row": [0, 1, 2]}
+    contract = parse_contract({"columns": {"a": {"type": "int64"}}})
+    earlier = pl.LazyFrame({"a": [100]})
+    output = Output(
+        lambda accepted: pl.concat([earlier, accepted.drop("_row")]),
+        {"compression": "lz4", "row_group_size": 1},
+    )
+    report = validate_to_parquet(
+        pl.LazyFrame(data), contract, tmp_path / "a.pq", tmp_path / "q.pq", output=output
+    )
+    assert (report.rows_accepted, report.rows_quarantined) == (2, 1)
+    assert pl.read_parquet(tmp_path / "a.pq").to_dict(as_series=False) == {"a": [100, 1, 3]}
+    assert pq.ParquetFile(tmp_path / "a.pq").metadata.num_row_groups == 3
+    assert pq.ParquetFile(tmp_path / "q.pq").metadata.row_group(0).column(0).compression == "LZ4"
+    assert pl.read_parquet(tmp_path / "q.pq")["_row"].to_list() == [1]

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 
-from shipyard.pipeline.code_hash import code_closure, code_hash
+from shipyard.pipeline.code_hash import (
+    ParsedImports,
+    _imports,
+    _owners,
+    _parsed,
+    code_closure,
+    code_hash,
+)
 
 STAGE = """\
 from __future__ import annotations
@@ -102,3 +111,67 @@ def test_the_real_stages_cover_the_modules_their_hand_kept_lists_missed() -> Non
 def test_a_module_without_source_to_walk_is_refused(module: str) -> None:
     with pytest.raises(ValueError, match="no Python source to hash"):
         code_hash(module)
+
+
+@pytest.fixture
+def fresh_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The parsed-imports file in ``tmp_path``; in-memory caches emptied as in a new process."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for cached in (_parsed, _imports, _owners):
+        cached.cache_clear()
+    yield tmp_path / "cache" / "shipyard" / f"code-imports-{ParsedImports.FORMAT}.json"
+    for cached in (_parsed, _imports, _owners):
+        cached.cache_clear()
+
+
+def test_parsed_imports_are_kept_across_processes_by_content(
+    package: Path, fresh_process: Path
+) -> None:
+    first = code_closure("shipyard.stage", package_dir=package)
+    assert fresh_process.is_file()
+    entries = json.loads(fresh_process.read_text())
+    assert len(entries) == len(first.modules)
+
+    _parsed.cache_clear()  # a new process: the file answers, with the same closure
+    _imports.cache_clear()
+    again = code_closure("shipyard.stage", package_dir=package)
+    assert again == first
+    assert json.loads(fresh_process.read_text()) == entries
+
+    # an edited module is parsed again (its bytes are its key), never answered from the file
+    (package / "inner.py").write_text("from shipyard import unrelated\n")
+    _parsed.cache_clear()
+    _imports.cache_clear()
+    edited = code_closure("shipyard.stage", package_dir=package)
+    assert "shipyard.unrelated" in edited.modules
+    assert edited.digest() != first.digest()
+
+
+def test_an_unreadable_parsed_imports_file_is_ignored(package: Path, fresh_process: Path) -> None:
+    fresh_process.parent.mkdir(parents=True)
+    fresh_process.write_text("{not json")
+    closure = code_closure("shipyard.stage", package_dir=package)
+    assert "shipyard.inner" in closure.modules
+    assert len(json.loads(fresh_process.read_text())) == len(closure.modules)
+
+
+def test_the_distributions_map_is_kept_until_an_install_changes_sys_path(
+    fresh_process: Path,
+) -> None:
+    owners = _owners()
+    assert metadata.packages_distributions()["polars"] == owners["polars"]
+    kept = fresh_process.with_name(f"code-owners-{ParsedImports.FORMAT}.json")
+    stored = json.loads(kept.read_text())
+    assert stored["owners"] == owners
+
+    # what a new process reads: the kept map, while sys.path's folders are unchanged
+    stored["owners"]["polars"] = ["kept-map"]
+    kept.write_text(json.dumps(stored))
+    _owners.cache_clear()
+    assert _owners()["polars"] == ["kept-map"]
+
+    # an install changes a folder's time, so the key: the map is scanned again
+    stored["key"] = json.dumps([["elsewhere", 1]])
+    kept.write_text(json.dumps(stored))
+    _owners.cache_clear()
+    assert _owners() == owners

@@ -51,6 +51,10 @@ class FastReader:
 
     def __init__(self, source: str, options: CsvOptions, plan: Plan) -> None:
         self.source, self.options, self.plan = source, options, plan
+        #: Numeric ``csv.columns`` Polars may parse straight to their type (see ``_parse_plain``).
+        self._direct: dict[str, pl.DataType] = {}
+        #: Of those, the ones that held a null or a value that did not parse: read as text.
+        self._as_text: set[str] = set()
 
     @classmethod
     def of(cls, source: str, options: CsvOptions) -> FastReader | None:
@@ -83,6 +87,7 @@ class FastReader:
         """
         size = FAST_BLOCKS * self.options.block_size_bytes
         records, eof = 0, False
+        self._direct = {c: t for c, t in types.items() if t.is_numeric() and t != pl.Decimal}
         with open_file(self.source, path) as handle:
             # Polars checks UTF-8 as it parses (then _parse_utf8 finds the line)
             stream = Utf8Stream(handle, path, self.options, chunk=size, validate=False)
@@ -124,7 +129,8 @@ class FastReader:
                         yield checked(
                             frame,
                             names,
-                            types,
+                            # columns Polars already parsed to their type need no second parse
+                            {c: t for c, t in types.items() if frame.schema[c] != t},
                             path,
                             rejected,
                             source=self.source,
@@ -291,11 +297,38 @@ class FastReader:
         lines = int(np.count_nonzero(data == ord("\n")))
         if np.count_nonzero(data == ord(self.plan.delimiter)) != (n - 1) * lines:
             return None
-        try:
-            frame = self._rows(self._scan_block(block, file_names), names, first).collect()
-        except pl.exceptions.PolarsError:
-            return None  # a line with too many fields (or invalid UTF-8: found again later)
+        frame = self._parse_typed(block, file_names, names, first)
+        if frame is None:
+            try:
+                frame = self._rows(self._scan_block(block, file_names), names, first).collect()
+            except pl.exceptions.PolarsError:
+                return None  # a line with too many fields (or invalid UTF-8: found again later)
         return frame if frame.height == lines else None
+
+    def _parse_typed(
+        self, block: bytes, file_names: list[str], names: list[str], first: int
+    ) -> pl.DataFrame | None:
+        """Parse the numeric ``csv.columns`` straight to their types, where that is the same.
+
+        Reading text and casting it (``csv_records.parse``) cost as much again as parsing the
+        block (issue 17). Polars' typed parse fails on any value it cannot read, and where it
+        succeeds it gives the cast's value; but it reads a blank or whitespace-only field (or a
+        ``null_values`` entry) as null, where the text path rejects a non-empty one. So a
+        column that comes out with a null is read as text from then on (``_as_text``), and the
+        block parsed again; a failure sends the block to the text path. Returns None when no
+        column can be parsed so, or the typed parse failed.
+        """
+        while direct := {c: t for c, t in self._direct.items() if c not in self._as_text}:
+            try:
+                frame = self._rows(self._scan_block(block, file_names, direct), names, first)
+                parsed = frame.collect()
+            except pl.exceptions.PolarsError:
+                return None
+            nulls = {c for c in direct if parsed[c].has_nulls()}
+            if not nulls:
+                return parsed
+            self._as_text |= nulls
+        return None
 
     def _rows(self, lf: pl.LazyFrame, names: list[str], first: int) -> pl.LazyFrame:
         """``names``, ``_source`` and ``_row`` (the records numbered from ``first``)."""
@@ -305,13 +338,16 @@ class FastReader:
             pl.col(ROW).cast(pl.Int64) + first,
         )
 
-    def _scan_block(self, data: bytes, file_names: list[str]) -> pl.LazyFrame:
-        """Polars' multi-threaded parse of whole, plain records; every column is String."""
+    def _scan_block(
+        self, data: bytes, file_names: list[str], typed: dict[str, pl.DataType] | None = None
+    ) -> pl.LazyFrame:
+        """Polars' multi-threaded parse of whole, plain records; String columns but ``typed``."""
         plan = self.plan
+        typed = typed or {}
         return pl.scan_csv(
             data,
             has_header=False,
-            schema={c: pl.String() for c in file_names},
+            schema={c: typed.get(c, pl.String()) for c in file_names},
             separator=plan.delimiter,
             quote_char=plan.quote,
             null_values=plan.nulls or None,

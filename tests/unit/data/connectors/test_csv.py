@@ -533,3 +533,31 @@ def test_lines_that_look_like_compressed_data_are_text(tmp_path: Path) -> None:
     assert rejected.is_empty()
     write(tmp_path, "o.csv", "x^a,b\n1,2\n")
     assert read(tmp_path, "o.csv")[0].columns[0] == "x^a"
+
+
+def test_typed_columns_parsed_directly_still_reject_blank_and_bad_values(tmp_path: Path) -> None:
+    """Numeric columns are parsed straight to their type while that gives the text path's rows.
+
+    Blocks of clean numbers parse typed; a later block with a whitespace-only value, an empty
+    value and a value that is not a number must come out as the text path has them: the
+    whitespace and the word rejected with their reason, the empty value a null.
+    """
+    clean = "".join(f"{i},{i}.5,n{i}\n" for i in range(3000))
+    tail = "3000,  ,blank\n3001,,empty\n3002,x1,word\n3003,7,ok\n"
+    write(tmp_path, "o.csv", "id,amount,note\n" + clean + tail)
+    columns = {"id": "int64", "amount": "float64"}
+    frame, rejected = read(tmp_path, "o.csv", block_size_bytes=4096, columns=columns)
+    assert frame.schema["id"] == pl.Int64
+    assert frame.schema["amount"] == pl.Float64
+    assert frame.height == 3002
+    assert frame["amount"][:3000].to_list() == [i + 0.5 for i in range(3000)]
+    tail_rows = frame.filter(pl.col("id") >= 3000).select("id", "amount", "note").to_dicts()
+    assert tail_rows == [
+        {"id": 3001, "amount": None, "note": "empty"},
+        {"id": 3003, "amount": 7.0, "note": "ok"},
+    ]
+    assert rejected["_row"].to_list() == [3000, 3002]
+    assert all(
+        reasons == ["invalid_value: column 'amount' is not float64"]
+        for reasons in rejected["_failed_checks"].to_list()
+    )
