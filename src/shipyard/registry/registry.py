@@ -32,10 +32,8 @@ from shipyard.core.errors import (
     InvalidArgument,
     NotFound,
 )
-from shipyard.data.datasets import read_dataset
 from shipyard.registry.archive import read_bounded
-from shipyard.registry.bundle import Bundle, read_bundle
-from shipyard.registry.gate import GateVerdict, run_gate
+from shipyard.registry.verdict import GateVerdict
 from shipyard.security import audit
 from shipyard.security.audit_chain import security_store
 from shipyard.security.guard import guard
@@ -47,6 +45,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from shipyard.core.clock import Clock
+    from shipyard.registry.bundle import Bundle
     from shipyard.security.identities import Identity
     from shipyard.store.security import AuditWrite
     from shipyard.track.workspace import Workspace
@@ -210,6 +209,8 @@ class ModelRegistry:
 
     def _read(self, data: bytes, expected_sha256: str | None, label: str) -> Bundle:
         """The one way the registry reads a bundle: ``read_bundle`` under the workspace's caps."""
+        from shipyard.registry.bundle import read_bundle  # numpy, polars: not for listings
+
         limits = self.workspace.settings.registry
         return read_bundle(
             data,
@@ -298,6 +299,8 @@ class ModelRegistry:
             candidate = self.load(candidate_version)
             champion = None if current is None else self.load(self.store.get_version(name, current))
             frame = test_data if test_data is not None else self._test_frame(candidate)
+            from shipyard.registry.gate import run_gate
+
             verdict = run_gate(candidate, champion, frame, margin=margin)
         gate = None if verdict is None else verdict.to_dict()
         detail = {**asked, "from": current}
@@ -482,6 +485,8 @@ class ModelRegistry:
         frame = test_data if test_data is not None else self._test_frame(bundles[-1])
         rows = []
         for version, bundle in zip(chosen, bundles, strict=True):
+            from shipyard.registry.gate import run_gate
+
             verdict = run_gate(bundle, None, frame, margin=0.0)
             rows.append(
                 {
@@ -504,6 +509,8 @@ class ModelRegistry:
                 "the candidate's bundle names no test dataset; pass test data "
                 "(--test-dataset ID in the CLI), or --force with a reason"
             )
+        from shipyard.data.datasets import read_dataset
+
         return read_dataset(self.workspace, test_id).collect()
 
 
