@@ -178,8 +178,11 @@ class ModelRegistry:
             return self.store.get_version(name, held)
         return self.store.latest_version(name)
 
-    def load(self, ref: str | ModelVersion) -> Bundle:
+    def load(self, ref: str | ModelVersion, *, defer_model: bool = False) -> Bundle:
         """Return the verified bundle of a version (its blob must still match its sha256).
+
+        ``defer_model`` loads the native model on first use (``read_bundle``): a server whose
+        verified ONNX export is cached needs none of the libraries it is made of.
 
         Raises:
             IntegrityFailure: The stored blob was modified after registration.
@@ -194,7 +197,9 @@ class ModelRegistry:
                     f"its blob is {size} bytes, {version.size_bytes} were registered"
                 )
             data = self.workspace.blobs.get_bytes(version.bundle_sha256)
-            return self._read(data, version.bundle_sha256, f"of {version.ref}")
+            return self._read(
+                data, version.bundle_sha256, f"of {version.ref}", defer_model=defer_model
+            )
         except IntegrityFailure as e:
             raise IntegrityFailure(
                 f"model version {version.ref} (bundle {version.bundle_sha256[:12]}) failed its "
@@ -207,7 +212,9 @@ class ModelRegistry:
                 "model again"
             ) from e
 
-    def _read(self, data: bytes, expected_sha256: str | None, label: str) -> Bundle:
+    def _read(
+        self, data: bytes, expected_sha256: str | None, label: str, *, defer_model: bool = False
+    ) -> Bundle:
         """The one way the registry reads a bundle: ``read_bundle`` under the workspace's caps."""
         from shipyard.registry.bundle import read_bundle  # numpy, polars: not for listings
 
@@ -220,6 +227,7 @@ class ModelRegistry:
             max_uncompressed=limits.max_bundle_bytes,
             max_ratio=limits.max_compression_ratio,
             label=label,
+            defer_model=defer_model,
         )
 
     def versions(self, name: str) -> list[ModelVersion]:
