@@ -29,7 +29,6 @@ from shipyard.pipeline.ingest import SourceRead, read_checked
 from shipyard.pipeline.model_cleaning import plan_cleaning
 from shipyard.pipeline.quarantine import incremental, known_rejects
 from shipyard.pipeline.stage import StageContext, StepPlace, execute
-from shipyard.pipeline.training import TrainingOutcome, TrainStage
 from shipyard.pipeline.validate_stage import ValidateStage
 from shipyard.security.audit_chain import security_store
 from shipyard.security.guard import guard
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from shipyard.pipeline.project import Project
+    from shipyard.pipeline.training import TrainingOutcome
     from shipyard.pipeline.stage import DatasetResult, Executed
     from shipyard.security.identities import Identity
     from shipyard.store.datasets import DatasetVersion
@@ -176,6 +176,9 @@ def run_pipeline(
                 run_id=run.run_id,
             )
         if spec.train is not None:
+            # Imported here: a data-only project never loads the training stack (issue #17).
+            from shipyard.pipeline.training import TrainStage
+
             training = TrainStage(
                 cleaning.train_spec(spec.train),
                 get_dataset(workspace, _training_data(workspace, spec.train.data, current)),

@@ -44,7 +44,7 @@ HEAVY = frozenset(
     }
 )
 
-#: Runs the CLI in this interpreter, then reports the top-level packages it imported.
+#: Runs the CLI in this interpreter, then reports every module it imported.
 PROBE = """
 import json, sys
 from shipyard.cli.main import run
@@ -53,7 +53,7 @@ try:
     run(sys.argv[2:])
 except SystemExit as e:
     code = e.code or 0
-loaded = sorted({name.split(".")[0] for name in sys.modules})
+loaded = sorted(sys.modules)
 with open(sys.argv[1], "w") as out:
     json.dump({"code": code, "modules": loaded}, out)
 """
@@ -87,7 +87,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         return root, run.run_id
 
 
-def _imported(root: Path, args: list[str]) -> tuple[int, set[str]]:
+def _imported(root: Path, args: list[str], *, full_names: bool = False) -> tuple[int, set[str]]:
+    """Run ``shipyard -C root *args`` in a fresh interpreter: its exit code, what it imported.
+
+    Top-level package names, or every module's full name with ``full_names``.
+    """
     report = root / "imports.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
     done = subprocess.run(
@@ -100,7 +104,8 @@ def _imported(root: Path, args: list[str]) -> tuple[int, set[str]]:
     )
     assert done.returncode == 0, done.stderr
     found = json.loads(report.read_text())
-    return int(found["code"]), set(found["modules"])
+    modules = set(found["modules"])
+    return int(found["code"]), modules if full_names else {m.split(".")[0] for m in modules}
 
 
 @pytest.mark.parametrize("command", READ_ONLY, ids=" ".join)
@@ -113,3 +118,24 @@ def test_a_read_only_command_imports_no_data_or_ml_library(
     assert code == 0
     assert "shipyard" in modules  # the probe saw the command's own imports
     assert sorted(modules & HEAVY) == []
+
+
+def test_a_data_only_run_imports_neither_training_nor_the_registry(tmp_path: Path) -> None:
+    (tmp_path / "orders.csv").write_text("order_id,amount\n1,9.5\n2,12.0\n3,7.25\n")
+    (tmp_path / "shipyard.yaml").write_text(
+        "name: orders\nsources:\n  orders:\n    uri: orders.csv\n", encoding="utf-8"
+    )
+    code, modules = _imported(tmp_path, ["run"], full_names=True)
+    assert code == 0
+    assert "shipyard.pipeline.validate_stage" in modules  # it did validate the data
+    training = {"sklearn", "scipy", "lightgbm", "xgboost", "optuna", "skops", "matplotlib"}
+    assert sorted({m.split(".")[0] for m in modules} & training) == []
+    # The project file's schema names the train: section's spec; nothing else of train/.
+    schemas = {"shipyard.train", "shipyard.train.spec", "shipyard.train.cleaning_spec"}
+    unwanted = [
+        m
+        for m in modules
+        if m.startswith(("shipyard.registry", "shipyard.pipeline.training"))
+        or (m.startswith("shipyard.train") and m not in schemas)
+    ]
+    assert unwanted == []
