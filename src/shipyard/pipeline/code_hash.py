@@ -35,10 +35,7 @@ from pathlib import Path
 
 ROOT_PACKAGE = "shipyard"
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the ``shipyard`` folder this runs from
-_LAZY_REFERENCE_IN_TEXT = re.compile(r"""["'](shipyard(?:\.\w+)+):\w+["']""")
-# Where compound statements keep their statements; handlers and match cases hold bodies too.
-_STATEMENT_FIELDS = ("body", "orelse", "finalbody", "handlers", "cases")
-_STATEMENT_TYPES = (ast.stmt, ast.ExceptHandler, ast.match_case)
+_LAZY_REFERENCE = re.compile(r"shipyard(?:\.\w+)+:\w+")
 
 
 @dataclass(frozen=True)
@@ -103,10 +100,8 @@ def code_closure(module: str, *, package_dir: Path = _PACKAGE_DIR) -> CodeClosur
     pending = [module]
     while pending:
         name = pending.pop()
-        if name in seen:
-            continue
         path = _source(roots, name)
-        if path is None:
+        if name in seen or path is None:
             continue
         seen[name] = path
         for imported in _imports(path, name):
@@ -158,22 +153,22 @@ def _imports(path: Path, module: str) -> frozenset[str]:
     A ``from shipyard.a import b`` yields both ``shipyard.a`` and ``shipyard.a.b``; the latter
     is dropped by the walk when ``b`` is a name rather than a module.
     """
-    source = path.read_bytes()
-    tree = ast.parse(source, filename=str(path))
+    tree = ast.parse(path.read_bytes(), filename=str(path))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     names: set[str] = set()
-    for node in _runtime_statements(tree):
+    for node in _runtime_nodes(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = _absolute(node, package)
             names.add(base)
             names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
-    # ``"shipyard.x.y:Name"`` strings, read from the text: walking every expression node of
-    # every module cost more than the rest of the hash (issue #17). A match in a comment or
-    # docstring only adds a module to the closure, never drops one.
-    text = source.decode("utf-8", errors="replace")
-    names.update(m.group(1) for m in _LAZY_REFERENCE_IN_TEXT.finditer(text))
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and _LAZY_REFERENCE.fullmatch(node.value)
+        ):
+            names.add(node.value.partition(":")[0])
     return frozenset(n for n in names if n)
 
 
@@ -185,12 +180,8 @@ def _absolute(node: ast.ImportFrom, package: str) -> str:
     return f"{base}.{node.module}" if node.module else base
 
 
-def _runtime_statements(tree: ast.AST) -> list[ast.AST]:
-    """Return every statement of ``tree`` except those under ``if TYPE_CHECKING:`` (never run).
-
-    Imports are statements, and expressions hold no statements, so only the statement lists
-    of compound statements (bodies, ``else``, ``finally``, handlers, match cases) are walked.
-    """
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Return every node of ``tree`` except those under ``if TYPE_CHECKING:`` (never run)."""
     found: list[ast.AST] = []
     pending: list[ast.AST] = [tree]
     while pending:
@@ -199,10 +190,7 @@ def _runtime_statements(tree: ast.AST) -> list[ast.AST]:
         if isinstance(node, ast.If) and _is_type_checking(node.test):
             pending.extend(node.orelse)
             continue
-        for field in _STATEMENT_FIELDS:
-            children = getattr(node, field, None)
-            if isinstance(children, list):
-                pending.extend(c for c in children if isinstance(c, _STATEMENT_TYPES))
+        pending.extend(ast.iter_child_nodes(node))
     return found
 
 
