@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from shipyard.pipeline.project import Project
-    from shipyard.pipeline.training import TrainingOutcome
     from shipyard.pipeline.stage import DatasetResult, Executed
+    from shipyard.pipeline.training import TrainingOutcome
     from shipyard.security.identities import Identity
     from shipyard.store.datasets import DatasetVersion
     from shipyard.track.run import ActiveRun
