@@ -120,6 +120,10 @@ class ServedModel:
                 predict, engine = onnx, "onnx"
             else:
                 engine = why
+        if engine != "onnx":
+            # A deferred model is loaded (and its types checked) now: a model that is refused
+            # fails the load, as before, never a request.
+            _ = bundle.model
         if metering:
             predict = metered(predict)
         batcher = MicroBatcher(predict, _split, max_rows=max_batch_rows)
