@@ -29,10 +29,11 @@ Example:
 from __future__ import annotations
 
 import importlib
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    __version__: str
+
     from shipyard.core.errors import (
         AlreadyExists,
         Conflict,
@@ -150,11 +151,6 @@ _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in nam
 # exported as ``train`` (it would be the package or the function depending on import order).
 _RENAMED = {"train_model": "train"}
 
-try:
-    __version__ = metadata.version("shipyard")
-except metadata.PackageNotFoundError:  # running from a source tree without install
-    __version__ = "0.0.0"
-
 __all__ = [
     "ActiveRun",
     "AlertEngine",
@@ -224,7 +220,21 @@ __all__ = [
 ]
 
 
+def _version() -> str:
+    """The installed distribution's version: read on first use, the lookup scans every dist."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("shipyard")
+    except metadata.PackageNotFoundError:  # running from a source tree without install
+        return "0.0.0"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value: Any = _version()
+        globals()[name] = value
+        return value
     module = _MODULE_OF.get(name)
     if module is None:
         raise AttributeError(f"module 'shipyard' has no attribute {name!r}")

@@ -43,12 +43,12 @@ DEFAULT_PROJECT = "project"
 def project_name(ctx: typer.Context) -> str:
     """The project whose role bindings apply: ``name:`` in shipyard.yaml, else ``project``."""
     from shipyard.cli.project import project_dir
-    from shipyard.pipeline.project import load_project
+    from shipyard.core.project_file import read_project_name
 
-    folder = project_dir(ctx)
-    if not (folder / "shipyard.yaml").is_file():
+    path = project_dir(ctx) / "shipyard.yaml"
+    if not path.is_file():
         return DEFAULT_PROJECT
-    return load_project(folder).spec.name
+    return read_project_name(path)
 
 
 def accounts_of(workspace: Workspace) -> Accounts:
@@ -123,7 +123,6 @@ def enforce(ctx: typer.Context, command: str) -> Identity:
         PermissionDenied: The token was not accepted, the command is not in the permission
             table, or the acting identity's role does not allow its action.
     """
-    from shipyard.security import audit
     from shipyard.security.permissions import check, command_action
 
     action = command_action(command)
@@ -135,6 +134,8 @@ def enforce(ctx: typer.Context, command: str) -> Identity:
     decision = check(identity, action)
     if decision.allowed:
         return identity
+    from shipyard.security import audit  # only a denial writes: allowed commands skip it
+
     store = _open_store(ctx)
     try:
         accounts = _accounts(ctx, store)

@@ -13,6 +13,7 @@ from rich.table import Table
 from shipyard.cli.context import console, open_workspace
 from shipyard.cli.exposure import RAW_PII_HELP, masked_note, visible_rows
 from shipyard.cli.render import JsonOption, number, size, when, write_json
+from shipyard.cli.tables import fit
 
 app = typer.Typer(
     help="Dataset versions: list, show, profile, diff, quarantine.", no_args_is_help=True
@@ -52,7 +53,7 @@ def list_(
             size(v.size_bytes),
             when(v.created_ms),
         )
-    console.print(table)
+    console.print(fit(table, console, keys=("id", "name"), optional=("kind", "size")))
 
 
 @app.command()

@@ -7,6 +7,7 @@ from rich.table import Table
 
 from shipyard.cli.context import console, open_workspace
 from shipyard.cli.render import JsonOption, when, write_json
+from shipyard.cli.tables import fit
 
 app = typer.Typer(help="List experiments.", no_args_is_help=True)
 
@@ -28,4 +29,4 @@ def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
     table.add_column("created")
     for experiment in experiments:
         table.add_row(experiment.name, str(experiment.run_count), when(experiment.created_ms))
-    console.print(table)
+    console.print(fit(table, console, keys=("name",)))

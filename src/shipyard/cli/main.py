@@ -3,7 +3,8 @@
 Errors print one line and exit with the status the error table gives (docs/cli.md, "Exit
 status"); ``--debug`` shows the traceback instead. Usage errors (unknown command, bad option)
 exit 2, an interrupt exits 130.
-Nothing is built at import time: each command opens the workspace it needs.
+Nothing is built at import time: each command opens the workspace it needs, and each command's
+module is imported only when that command runs (``_COMMANDS``).
 
 The entry callback checks every command against the permission table before it runs
 (``cli.access.enforce``): the command is found from the rest of the command line, which the
@@ -13,7 +14,9 @@ is answered without a check: it shows text and changes nothing.
 
 from __future__ import annotations
 
+import importlib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -21,24 +24,6 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from shipyard.cli import (
-    cost,
-    data,
-    demo,
-    experiments,
-    keys,
-    loadtest,
-    models,
-    monitor,
-    privacy,
-    project,
-    retention,
-    runs,
-    security,
-    serve,
-    stream,
-    workspace,
-)
 from shipyard.cli.context import CliState, err_console
 from shipyard.core.error_status import EXIT_INTERNAL, EXIT_IO, status_of
 from shipyard.core.errors import InvalidArgument, ShipyardError
@@ -46,10 +31,87 @@ from shipyard.core.errors import InvalidArgument, ShipyardError
 _REST = "shipyard.rest"  # ctx.meta key: the arguments after the subcommand's name
 
 
-class _RootGroup(TyperGroup):
-    """The root group, keeping the subcommand's arguments for the entry callback's check."""
+@dataclass(frozen=True)
+class _Entry:
+    """Where a top-level command lives: ``module:attribute``, a Typer group or a function."""
 
-    def resolve_command(self, ctx: Any, args: list[str]) -> Any:  # typer vendors click's types
+    module: str
+    attribute: str
+    group: bool
+
+    def load(self, name: str) -> Any:
+        """Import the module and build the click command (typer vendors click's types)."""
+        target = getattr(importlib.import_module(self.module), self.attribute)
+        if self.group:
+            command = typer.main.get_group(target)
+            command.name = name
+            return command
+        single = typer.Typer(add_completion=False)
+        single.command(name=name)(target)
+        return typer.main.get_command(single)
+
+
+def _group(module: str, attribute: str = "app") -> _Entry:
+    return _Entry(f"shipyard.cli.{module}", attribute, group=True)
+
+
+def _command(module: str, attribute: str) -> _Entry:
+    return _Entry(f"shipyard.cli.{module}", attribute, group=False)
+
+
+# The command table, in the order ``--help`` lists it. A command's module is imported only when
+# that command runs (or a help page lists it): ``runs list`` need not import what ``serve`` or
+# ``run`` need, and start-up is most of a read-only command's time (issue #17).
+_COMMANDS: dict[str, _Entry] = {
+    "workspace": _group("workspace"),
+    "runs": _group("runs"),
+    "experiments": _group("experiments"),
+    "demo": _command("demo", "demo"),
+    "init": _command("project", "init"),
+    "run": _command("project", "run"),
+    "data": _group("data"),
+    "models": _group("models"),
+    "serve": _command("serve", "serve"),
+    "predict": _command("serve", "predict"),
+    "export": _command("serve", "export"),
+    "deploy": _group("serve", "deploy_app"),
+    "loadtest": _command("loadtest", "loadtest"),
+    "lineage": _command("data", "lineage"),
+    "privacy": _group("privacy"),
+    "erase": _command("privacy", "erase"),
+    "monitor": _group("monitor"),
+    "users": _group("security", "users_app"),
+    "tokens": _group("security", "tokens_app"),
+    "roles": _group("security", "roles_app"),
+    "audit": _group("security", "audit_app"),
+    "gc": _command("retention", "gc"),
+    "budget": _group("retention", "budget_app"),
+    "cost": _group("cost"),
+    "keys": _group("keys"),
+    "stream": _group("stream"),
+}
+
+
+class _RootGroup(TyperGroup):
+    """The root group: loads each command on first use, and keeps the subcommand's arguments.
+
+    The arguments are for the entry callback's check (click hands a group's callback only the
+    subcommand's name).
+    """
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        """Every command's name, in the table's order, without importing any of them."""
+        return [*_COMMANDS, *(name for name in self.commands if name not in _COMMANDS)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        """The named command, its module imported now (once); None for an unknown name."""
+        command = self.commands.get(cmd_name)
+        if command is None and cmd_name in _COMMANDS:
+            command = _COMMANDS[cmd_name].load(cmd_name)
+            self.commands[cmd_name] = command
+        return command
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         """Resolve as usual, and remember what follows the subcommand's name."""
         name, command, rest = super().resolve_command(ctx, args)
         ctx.meta[_REST] = list(rest)
@@ -64,32 +126,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(workspace.app, name="workspace")
-app.add_typer(runs.app, name="runs")
-app.add_typer(experiments.app, name="experiments")
-app.command(name="demo")(demo.demo)
-app.command(name="init")(project.init)
-app.command(name="run")(project.run)
-app.add_typer(data.app, name="data")
-app.add_typer(models.app, name="models")
-app.command(name="serve")(serve.serve)
-app.command(name="predict")(serve.predict)
-app.command(name="export")(serve.export)
-app.add_typer(serve.deploy_app, name="deploy")
-app.command(name="loadtest")(loadtest.loadtest)
-app.command(name="lineage")(data.lineage)
-app.add_typer(privacy.app, name="privacy")
-app.command(name="erase")(privacy.erase)
-app.add_typer(monitor.app, name="monitor")
-app.add_typer(security.users_app, name="users")
-app.add_typer(security.tokens_app, name="tokens")
-app.add_typer(security.roles_app, name="roles")
-app.add_typer(security.audit_app, name="audit")
-app.command(name="gc")(retention.gc)
-app.add_typer(retention.budget_app, name="budget")
-app.add_typer(cost.app, name="cost")
-app.add_typer(keys.app, name="keys")
-app.add_typer(stream.app, name="stream")
 
 
 @app.callback()

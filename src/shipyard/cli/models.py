@@ -16,6 +16,7 @@ from rich.table import Table
 
 from shipyard.cli.context import console, open_workspace
 from shipyard.cli.render import JsonOption, jsonable, number, when, write_json
+from shipyard.cli.tables import fit
 
 if TYPE_CHECKING:
     import polars as pl
@@ -86,7 +87,9 @@ def list_models(ctx: typer.Context, as_json: JsonOption = False) -> None:
         aliases = ", ".join(f"{a}→{v}" for a, v in sorted(m["aliases"].items())) or "-"
         table.add_row(escape(m["name"]), str(m["versions"]), str(m["latest"]), escape(aliases))
     console.print(
-        table if models else "no models yet; `shipyard run` with a train: section registers one"
+        fit(table, console, keys=("name", "latest"))
+        if models
+        else "no models yet; `shipyard run` with a train: section registers one"
     )
 
 
@@ -145,7 +148,9 @@ def show(
             when(v.created_ms),
             escape(v.created_by),
         )
-    console.print(table)
+    console.print(
+        fit(table, console, keys=("version", "aliases"), optional=("by", "registered", "fit"))
+    )
     if ref != name:  # one version: what the table has no room for
         v = versions[0]
         datasets = v.lineage.get("dataset_ids") or {}
@@ -257,7 +262,7 @@ def history(
             escape(e.reason or ""),
             gate,
         )
-    console.print(table)
+    console.print(fit(table, console, keys=("alias", "to"), optional=("who", "from")))
 
 
 @app.command()

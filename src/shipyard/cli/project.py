@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from shipyard.cli.context import CliState, console, open_workspace
+from shipyard.cli.tables import fit
 from shipyard.core.errors import AlreadyExists, ShipyardError
 from shipyard.core.settings import PROJECT_FILE
 
@@ -130,7 +131,8 @@ def print_stages(report: PipelineReport) -> None:
             "cached" if stage.cached else f"{stage.seconds:.2f}s",
             (stage.dataset_id or "-")[:12],
         )
-    console.print(table)
+    optional = ("rows/s", "deduplicated")
+    console.print(fit(table, console, keys=("stage", "dataset"), optional=optional))
     for stage in report.stages:
         for warning in stage.warnings:
             console.print(f"[yellow]warning[/] {escape(stage.name)}: {escape(warning)}")

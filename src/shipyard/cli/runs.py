@@ -22,6 +22,7 @@ from shipyard.cli.render import (
     when,
     write_json,
 )
+from shipyard.cli.tables import fit
 from shipyard.core.errors import InvalidArgument
 from shipyard.track.gc import find_dead_runs, mark_killed
 
@@ -81,7 +82,10 @@ def list_(
             duration(run.start_ms, run.end_ms),
             *(number(run.metrics.get(k)) for k in metric_keys),
         )
-    console.print(table)
+    # Narrow terminals lose the least telling columns first: the 3rd and 4th metrics before
+    # the start time, the 2nd metric last; the run id and name always stay whole.
+    optional = ("duration", "experiment", *metric_keys[:1:-1], "started", *metric_keys[1:2])
+    console.print(fit(table, console, keys=("run", "name"), optional=optional))
 
 
 @app.command()

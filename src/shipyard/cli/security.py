@@ -19,6 +19,7 @@ from rich.table import Table
 from shipyard.cli.access import accounts_of, authorize, project_name
 from shipyard.cli.context import console, open_workspace
 from shipyard.cli.render import JsonOption, when, write_json
+from shipyard.cli.tables import fit
 from shipyard.core.errors import InvalidArgument
 from shipyard.security.permissions import Action
 
@@ -82,7 +83,7 @@ def users_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     for u in users:
         disabled = when(u.disabled_ms) if u.disabled_ms else "-"
         table.add_row(escape(u.name), u.kind, when(u.created_ms), escape(u.created_by), disabled)
-    console.print(table)
+    console.print(fit(table, console, keys=("name",), optional=("by",)))
 
 
 @tokens_app.command("create")
@@ -160,7 +161,7 @@ def tokens_list(
             state,
             escape(t.description or ""),
         )
-    console.print(table)
+    console.print(fit(table, console, keys=("id", "user"), optional=("created", "description")))
 
 
 @tokens_app.command("revoke")
@@ -223,7 +224,7 @@ def roles_list(
         table.add_row(
             escape(b.project), escape(b.user_name), b.role, when(b.granted_ms), escape(b.granted_by)
         )
-    console.print(table)
+    console.print(fit(table, console, keys=("project", "user", "role"), optional=("by",)))
 
 
 @audit_app.command("verify")
@@ -339,7 +340,8 @@ def audit_list(
             escape(e.source),
             escape(e.detail_json if e.detail_json != "{}" else ""),
         )
-    console.print(table)
+    keys = ("#", "action")
+    console.print(fit(table, console, keys=keys, optional=("detail", "from")))
 
 
 def _epoch_ms(text: str | None, option: str) -> int | None:

@@ -11,6 +11,7 @@ can say ``shipyard.yaml:14`` whichever reader found the problem.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
 MAX_PROJECT_FILE_BYTES = 1_000_000
+DEFAULT_PROJECT_NAME = "project"
+PROJECT_NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+MAX_PROJECT_NAME_LENGTH = 100
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,31 @@ def load_yaml(path: Path) -> YamlDocument:
     if not isinstance(data, dict):
         raise InvalidProjectFile(f"{path.name}:1: expected a mapping of sections at the top level")
     return YamlDocument(path, data, root)
+
+
+def read_project_name(path: Path) -> str:
+    """Return ``name:`` of the project file at ``path``, checked as the full reader checks it.
+
+    Every command needs the project's name (role bindings are per project) but most need
+    nothing else of the file: reading the one field spares them importing the pipeline's
+    whole schema (data, training and monitoring specs) before they start (issue #17). The
+    command that uses the other sections validates them when it loads the project.
+
+    Raises:
+        InvalidProjectFile: The file is unreadable, or its name breaks the naming rule.
+    """
+    document = load_yaml(path)
+    name = document.data.get("name", DEFAULT_PROJECT_NAME)
+    if (
+        not isinstance(name, str)
+        or not 1 <= len(name) <= MAX_PROJECT_NAME_LENGTH
+        or re.fullmatch(PROJECT_NAME_PATTERN, name) is None
+    ):
+        raise InvalidProjectFile(
+            f"{path.name}:{document.line_of(('name',))}: name: expected 1 to "
+            f"{MAX_PROJECT_NAME_LENGTH} letters, digits, '_', '.' or '-' (got {name!r})"
+        )
+    return name
 
 
 def _parse(text: str) -> tuple[yaml.Node | None, Any]:

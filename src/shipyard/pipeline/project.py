@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shipyard.core.errors import InvalidArgument, InvalidProjectFile
-from shipyard.core.project_file import YamlDocument, load_yaml
+from shipyard.core.project_file import (
+    DEFAULT_PROJECT_NAME,
+    MAX_PROJECT_NAME_LENGTH,
+    PROJECT_NAME_PATTERN,
+    YamlDocument,
+    load_yaml,
+)
 from shipyard.core.settings import PROJECT_FILE
 from shipyard.cost.budget import BudgetSection
 from shipyard.cost.retention import RetentionPolicy
@@ -84,7 +90,12 @@ class ProjectFile(BaseModel):
     """Everything ``shipyard.yaml`` declares."""
 
     model_config = _STRICT
-    name: str = Field("project", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(
+        DEFAULT_PROJECT_NAME,
+        min_length=1,
+        max_length=MAX_PROJECT_NAME_LENGTH,
+        pattern=PROJECT_NAME_PATTERN,
+    )
     workspace: dict[str, Any] | None = None  # read by core.settings
     tracking: dict[str, Any] | None = None  # read by core.settings
     cost: dict[str, Any] | None = None  # read by core.settings

@@ -55,7 +55,7 @@ from shipyard.registry.safe_format import dump_model, load_model, looks_like_pic
 from shipyard.store.artifacts.names import validate_artifact_name
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     import pandas as pd
     import polars as pl
@@ -110,15 +110,34 @@ class Bundle:
     """
 
     def __init__(
-        self, manifest: BundleManifest, model: Any, sha256: str, members: Mapping[str, bytes]
+        self,
+        manifest: BundleManifest,
+        model: Any,
+        sha256: str,
+        members: Mapping[str, bytes],
+        *,
+        load: Callable[[], Any] | None = None,
     ) -> None:
         self.manifest = manifest
-        self.model = model
+        self._model = model
+        self._load = load  # the deferred model's loader (``read_bundle(defer_model=True)``)
         self.sha256 = sha256
         # A CheckedZip (read_bundle) decompresses a member when asked; no copy is taken.
         self._members = members
         self._contract: InputContract | None = None
         self._roles: Columns | None = None
+
+    @property
+    def model(self) -> Any:
+        """The fitted pipeline; a deferred one is loaded (and its types checked) now, once."""
+        if self._load is not None:
+            self._model, self._load = self._load(), None
+        return self._model
+
+    @property
+    def model_loaded(self) -> bool:
+        """Whether the model is in memory (a deferred bundle loads it on first use)."""
+        return self._load is None
 
     def __repr__(self) -> str:
         name, task = self.manifest.name, self.manifest.task
@@ -359,6 +378,7 @@ def read_bundle(
     max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
     max_ratio: float = DEFAULT_MAX_RATIO,
     label: str | None = None,
+    defer_model: bool = False,
 ) -> Bundle:
     """Check a bundle thoroughly, then load it; nothing from the file runs before the checks.
 
@@ -374,6 +394,10 @@ def read_bundle(
         max_uncompressed: Most bytes the members may expand to (in the bundle and the model).
         max_ratio: Largest compression ratio of one member (beyond 1 MiB expanded).
         label: What to call the bundle in messages (default: its path, or ``(bytes)``).
+        defer_model: Check everything but the model's own types now, and load the model
+            (checking its types first) on first use of ``Bundle.model``. A server whose
+            verified ONNX export is cached never needs the native model, nor the libraries
+            it is made of (issue #17: start-up); the bundle's checksums still ran.
 
     Raises:
         InvalidData: Not a readable bundle: empty, too large, not a zip or truncated, unsafe or
@@ -401,14 +425,19 @@ def read_bundle(
     members = CheckedZip(data, f"bundle {label}", limits)
     manifest = _parse_manifest(members, label)
     model_bytes = _check_members(manifest, members, label)
-    model = load_model(
-        model_bytes,
-        source=f"bundle {label}: {MODEL}",
-        max_members=max_members,
-        max_uncompressed=max_uncompressed,
-        max_ratio=max_ratio,
-    )
-    return Bundle(manifest, model, sha, members)
+
+    def load() -> Any:
+        return load_model(
+            model_bytes,
+            source=f"bundle {label}: {MODEL}",
+            max_members=max_members,
+            max_uncompressed=max_uncompressed,
+            max_ratio=max_ratio,
+        )
+
+    if defer_model:
+        return Bundle(manifest, None, sha, members, load=load)
+    return Bundle(manifest, load(), sha, members)
 
 
 def _parse_manifest(members: CheckedZip, label: str) -> BundleManifest:

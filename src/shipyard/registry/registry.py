@@ -37,10 +37,8 @@ from shipyard.core.errors import (
     InvalidArgument,
     NotFound,
 )
-from shipyard.data.datasets import read_dataset
 from shipyard.registry.archive import read_bounded
-from shipyard.registry.bundle import Bundle, read_bundle
-from shipyard.registry.gate import GateVerdict, run_gate
+from shipyard.registry.verdict import GateVerdict
 from shipyard.security import audit
 from shipyard.security.audit_chain import security_store
 from shipyard.security.guard import guard
@@ -54,6 +52,7 @@ if TYPE_CHECKING:
 
     from shipyard.core.clock import Clock
     from shipyard.core.settings import RegistrySettings
+    from shipyard.registry.bundle import Bundle
     from shipyard.security.identities import Identity
     from shipyard.store.artifacts.base import BlobStore
     from shipyard.store.security import AuditWrite, SecurityStore
@@ -217,8 +216,11 @@ class ModelRegistry:
             return self.store.get_version(name, held)
         return self.store.latest_version(name)
 
-    def load(self, ref: str | ModelVersion) -> Bundle:
+    def load(self, ref: str | ModelVersion, *, defer_model: bool = False) -> Bundle:
         """Return the verified bundle of a version (its blob must still match its sha256).
+
+        ``defer_model`` loads the native model on first use (``read_bundle``): a server whose
+        verified ONNX export is cached needs none of the libraries it is made of.
 
         Raises:
             IntegrityFailure: The stored blob was modified after registration.
@@ -233,7 +235,9 @@ class ModelRegistry:
                     f"its blob is {size} bytes, {version.size_bytes} were registered"
                 )
             data = self.blobs.get_bytes(version.bundle_sha256)
-            return self._read(data, version.bundle_sha256, f"of {version.ref}")
+            return self._read(
+                data, version.bundle_sha256, f"of {version.ref}", defer_model=defer_model
+            )
         except IntegrityFailure as e:
             raise IntegrityFailure(
                 f"model version {version.ref} (bundle {version.bundle_sha256[:12]}) failed its "
@@ -246,8 +250,12 @@ class ModelRegistry:
                 "model again"
             ) from e
 
-    def _read(self, data: bytes, expected_sha256: str | None, label: str) -> Bundle:
+    def _read(
+        self, data: bytes, expected_sha256: str | None, label: str, *, defer_model: bool = False
+    ) -> Bundle:
         """The one way the registry reads a bundle: ``read_bundle`` under the registry's limits."""
+        from shipyard.registry.bundle import read_bundle  # numpy, polars: not for listings
+
         limits = self.limits
         return read_bundle(
             data,
@@ -257,6 +265,7 @@ class ModelRegistry:
             max_uncompressed=limits.max_bundle_bytes,
             max_ratio=limits.max_compression_ratio,
             label=label,
+            defer_model=defer_model,
         )
 
     def versions(self, name: str) -> list[ModelVersion]:
@@ -336,6 +345,8 @@ class ModelRegistry:
             candidate = self.load(candidate_version)
             champion = None if current is None else self.load(self.store.get_version(name, current))
             frame = test_data if test_data is not None else self._test_frame(candidate)
+            from shipyard.registry.gate import run_gate
+
             verdict = run_gate(candidate, champion, frame, margin=margin)
         gate = None if verdict is None else verdict.to_dict()
         detail = {**asked, "from": current}
@@ -516,6 +527,8 @@ class ModelRegistry:
         frame = test_data if test_data is not None else self._test_frame(bundles[-1])
         rows = []
         for version, bundle in zip(chosen, bundles, strict=True):
+            from shipyard.registry.gate import run_gate
+
             verdict = run_gate(bundle, None, frame, margin=0.0)
             rows.append(
                 {
@@ -538,6 +551,8 @@ class ModelRegistry:
                 "the candidate's bundle names no test dataset; pass test data "
                 "(--test-dataset ID in the CLI), or --force with a reason"
             )
+        from shipyard.data.datasets import read_dataset
+
         return read_dataset(self._stores, test_id).collect()
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from shipyard.registry.bundle import Bundle
     from shipyard.registry.inference import Predictions
     from shipyard.registry.input_contract import ModelInput
+    from shipyard.registry.onnx_cache import OnnxCache
 
 
 @dataclass(frozen=True)
@@ -100,23 +101,29 @@ class ServedModel:
         max_batch_rows: int,
         fast_path: bool = True,
         metering: bool = True,
+        onnx_cache: OnnxCache | None = None,
     ) -> ServedModel:
         """Compile the contract, choose the engine (verified ONNX or native), make the batcher.
 
         ``metering`` counts model CPU per request (``Settings.cost.metering``, which
         ``SHIPYARD_COST__METERING=0`` or ``cost: {metering: false}`` turns off); the server
-        passes it down from the workspace's settings.
+        passes it down from the workspace's settings. ``onnx_cache`` keeps verified exports
+        between starts (``registry.onnx_cache``).
         """
         predict: Any = bundle.predict_input
         engine = "native"
         if fast_path:
             from shipyard.serve.fast_path import OnnxPredictor
 
-            onnx, why = OnnxPredictor.try_build(bundle)
+            onnx, why = OnnxPredictor.try_build(bundle, onnx_cache)
             if onnx is not None:
                 predict, engine = onnx, "onnx"
             else:
                 engine = why
+        if engine != "onnx":
+            # A deferred model is loaded (and its types checked) now: a model that is refused
+            # fails the load, as before, never a request.
+            _ = bundle.model
         if metering:
             predict = metered(predict)
         batcher = MicroBatcher(predict, _split, max_rows=max_batch_rows)

@@ -22,6 +22,7 @@ from shipyard.serve.traffic import DeploySpec, Route, Router, ServedModelSpec
 if TYPE_CHECKING:
     from shipyard.registry.bundle import Bundle
     from shipyard.registry.input_contract import ModelInput
+    from shipyard.registry.onnx_cache import OnnxCache
 
 log = logging.getLogger("shipyard.serve")
 
@@ -62,6 +63,7 @@ class Runtime:
         *,
         max_batch_rows: int = 256,
         metering: bool = True,
+        onnx_cache: OnnxCache | None = None,
     ) -> None:
         """Hold ``spec``'s routers; models load in :meth:`start`.
 
@@ -70,11 +72,13 @@ class Runtime:
             source: Where versions are resolved and loaded from (the registry in a server).
             max_batch_rows: Most rows one micro-batch may hold.
             metering: Count model CPU per request (the workspace's ``cost.metering``).
+            onnx_cache: Where verified ONNX exports are kept between starts.
         """
         self.spec = spec
         self.source = source
         self.max_batch_rows = max_batch_rows
         self.metering = metering
+        self.onnx_cache = onnx_cache
         self.slots: dict[tuple[str, str], ModelSlot] = {}
         self.routers = {name: Router(name, served) for name, served in spec.models.items()}
         self.ready = False
@@ -110,6 +114,7 @@ class Runtime:
             fast_path=self.spec.fast_path,
             max_batch_rows=self.max_batch_rows,
             metering=self.metering,
+            onnx_cache=self.onnx_cache,
         )
 
     async def _watch(self) -> None:

@@ -81,7 +81,8 @@ class RegistrySource:
 
     def load(self, model: str, version: int) -> Bundle:
         """The verified bundle of one version."""
-        return self.registry.load(f"{model}:{version}")
+        # The native model loads on first use: a cached ONNX export may never need it.
+        return self.registry.load(f"{model}:{version}", defer_model=True)
 
     def promote(self, model: str, alias: str, version: int, *, reason: str) -> None:
         """Move ``alias`` after a canary passed, as svc-canary (the registry checks and audits).
@@ -140,6 +141,7 @@ def deploy_from_refs(refs: list[str]) -> DeploySpec:
 
 def build_app(config: ServerConfig) -> FastAPI:
     """Build one worker's app from its configuration."""
+    from shipyard.registry.onnx_cache import OnnxCache
     from shipyard.registry.registry import ModelRegistry
     from shipyard.security.accounts import Accounts
     from shipyard.security.audit_chain import security_store
@@ -169,6 +171,7 @@ def build_app(config: ServerConfig) -> FastAPI:
         source,
         max_batch_rows=config.max_batch_rows,
         metering=workspace.settings.cost.metering,  # SHIPYARD_COST__METERING or cost: metering
+        onnx_cache=OnnxCache(workspace.settings.state_dir / "cache" / "onnx"),
     )
     log = None
     if config.prediction_log is not None:

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -167,10 +166,15 @@ def redacted_url(url: str) -> str:
 
 def upsert_insert(engine: sa.Engine, row_class: type[Any]) -> Any:
     """Return the dialect's INSERT, which knows ON CONFLICT (both supported backends do)."""
+    # Imported here: the postgresql package drags its async drivers' dialects (~80 ms).
     name = engine.dialect.name
     if name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(row_class)
     if name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
         return sqlite.insert(row_class)
     raise InvalidSettings(f"unsupported store dialect {name!r}")
 

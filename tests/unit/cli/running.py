@@ -33,3 +33,13 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> Result:
     return Result(
         0 if code is None else int(code), ANSI.sub("", captured.out), ANSI.sub("", captured.err)
     )
+
+
+def subcommands(group: Any) -> list[tuple[str, Any]]:
+    """A group's commands by name, through click's own lookup.
+
+    The root group loads each command's module on first use, so its ``commands`` dict fills
+    only as commands are looked up; ``list_commands`` + ``get_command`` see them all.
+    """
+    ctx = group.context_class(group)
+    return [(name, group.get_command(ctx, name)) for name in group.list_commands(ctx)]

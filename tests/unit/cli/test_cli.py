@@ -28,7 +28,7 @@ from shipyard.core.errors import InvalidFilter, InvalidSettings, RunNotFound, Sh
 from shipyard.store.entities import RunStatus
 from shipyard.track.run import ActiveRun
 from shipyard.track.workspace import Workspace
-from tests.unit.cli.running import ANSI, Result, cli
+from tests.unit.cli.running import ANSI, Result, cli, subcommands
 
 SHIPYARD = Path(sys.executable).with_name("shipyard")
 WIDTH = 200
@@ -149,8 +149,9 @@ def names_in_order(text: str, names: list[str]) -> list[str]:
 
 def _command_paths(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     paths = [path]
-    for name, sub in sorted((getattr(command, "commands", None) or {}).items()):
-        paths += _command_paths(sub, (*path, name))
+    if hasattr(command, "list_commands"):
+        for name, sub in sorted(subcommands(command)):
+            paths += _command_paths(sub, (*path, name))
     return paths
 
 

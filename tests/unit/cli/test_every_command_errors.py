@@ -24,7 +24,7 @@ from shipyard.core.error_status import (
     status_of,
 )
 from shipyard.core.errors import PermissionDenied, StoreUnavailable
-from tests.unit.cli.running import Result, cli
+from tests.unit.cli.running import Result, cli, subcommands
 
 #: Exit statuses a command may end with on bad input (docs/cli.md, "Exit status").
 DOCUMENTED = {1, EXIT_USAGE, EXIT_IO} | {row.exit for row in ERROR_STATUS.values()}
@@ -39,7 +39,7 @@ OPEN_THE_STORE = {"runs list", "models list", "workspace info", "audit verify", 
 
 def _commands(group: Any, prefix: str = "") -> list[tuple[str, Any]]:
     found = []
-    for name, command in group.commands.items():
+    for name, command in subcommands(group):
         path = f"{prefix} {name}".strip()
         if hasattr(command, "commands"):  # a group (typer may vendor its own click)
             found += _commands(command, path)

@@ -15,7 +15,7 @@ from shipyard.data.datasets import write_dataset
 from shipyard.registry.registry import ModelRegistry
 from shipyard.track.workspace import Workspace
 from tests.identities import OPERATOR
-from tests.unit.cli.running import cli
+from tests.unit.cli.running import cli, subcommands
 from tests.unit.registry.trained import cached_bundle_file
 
 #: Commands that show stored state (and so must speak JSON too), by their last word.
@@ -24,10 +24,8 @@ READ_COMMANDS = {"list", "show", "info", "history", "status", "profile", "quaran
 
 
 def _leaves(command: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
-    if hasattr(command, "commands"):  # a group (Typer may vendor its own click)
-        return [
-            leaf for name, sub in command.commands.items() for leaf in _leaves(sub, (*path, name))
-        ]
+    if hasattr(command, "list_commands"):  # a group (Typer may vendor its own click)
+        return [leaf for name, sub in subcommands(command) for leaf in _leaves(sub, (*path, name))]
     return [(path, command)]
 
 

@@ -15,13 +15,14 @@ from shipyard.core.errors import IntegrityFailure
 from shipyard.registry.registry import ModelRegistry
 from shipyard.security.permissions import command_action
 from shipyard.track.workspace import Workspace
+from tests.unit.cli.running import subcommands
 from tests.unit.cli.test_models import cli
 from tests.unit.registry.trained import cached_bundle_file as bundle_file
 
 
 def _commands(group: Any, prefix: str = "") -> list[str]:
     found = []
-    for name, command in group.commands.items():
+    for name, command in subcommands(group):
         path = f"{prefix} {name}".strip()
         if hasattr(command, "commands"):  # a group (typer may vendor its own click)
             found += _commands(command, path)
