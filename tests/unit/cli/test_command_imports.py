@@ -82,7 +82,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         with workspace.start_run(name="r", experiment="churn") as run:
             run.log_params({"p": "1"})
             run.log_metric("auc", 0.9)
-        registry = ModelRegistry(workspace)
+        registry = ModelRegistry.for_workspace(workspace)
         registry.register("m", cached_bundle_file(workspace, root), actor=OPERATOR)
         return root, run.run_id
 

@@ -41,7 +41,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
                 run.log_params({"learning_rate": "0.05", "estimator": "lightgbm"})
                 for metric in ("roc_auc", "pr_auc", "balanced_accuracy", "log_loss", "brier"):
                     run.log_metric(metric, 0.123456789 * (i + 1))
-        registry = ModelRegistry(workspace)
+        registry = ModelRegistry.for_workspace(workspace)
         version = registry.register("churn", cached_bundle_file(workspace, root), actor=OPERATOR)
         registry.promote("churn", version.version, force=True, reason="narrow", actor=OPERATOR)
         dataset = write_dataset(
