@@ -20,6 +20,10 @@ from shipyard.serve.batching import MicroBatcher
 from shipyard.serve.contract import RequestContract, UnseenPolicy
 from shipyard.serve.payloads import label_datatype
 
+#: Most rows of a batch the ONNX engine scores on the event loop (measured: below ~64 rows a
+#: worker-thread hand-off costs more than the graph; benchmarks/serving.py).
+INLINE_ROWS = 64
+
 if TYPE_CHECKING:
     from shipyard.registry.bundle import Bundle
     from shipyard.registry.inference import Predictions
@@ -88,6 +92,7 @@ class ServedModel:
     batcher: MicroBatcher
     engine: str = "native"
     loaded_at: float = field(default_factory=time.time)
+    predict: Any = field(default=None, repr=False)  # the batch predict the batcher calls
 
     @classmethod
     def build(
@@ -119,14 +124,21 @@ class ServedModel:
                 engine = why
         if metering:
             predict = metered(predict)
-        batcher = MicroBatcher(predict, _split, max_rows=max_batch_rows)
+        # ONNX answers a small batch in tens of microseconds: scored on the loop, no thread.
+        inline = INLINE_ROWS if engine == "onnx" else 0
+        batcher = MicroBatcher(predict, _split, max_rows=max_batch_rows, inline_rows=inline)
         contract = RequestContract(bundle.contract, unseen=unseen)
-        return cls(name, version, bundle, contract, batcher, engine)
+        return cls(name, version, bundle, contract, batcher, engine, predict=predict)
 
     async def score(self, inputs: ModelInput) -> Scored:
         """Predict one request's decoded rows (batched with concurrent requests)."""
         result: Scored = await self.batcher.submit(inputs)
         return result
+
+    def score_now(self, inputs: ModelInput) -> Scored:
+        """Predict decoded rows in the calling thread, unbatched (benchmarks, tools)."""
+        scored: Scored = _split(self.predict(inputs), [inputs.height])[0]
+        return scored
 
     def describe(self) -> dict[str, Any]:
         """Model metadata for ``GET /v2/models/{name}``."""

@@ -30,21 +30,28 @@ def test_an_alias_move_swaps_models_while_requests_keep_flowing(source):
         runtime = _runtime(source)
         await runtime.start()
         errors, versions = 0, []
+        refreshed = asyncio.Event()
 
         async def stream():
+            # Requests flow before, during and after the swap: until the refresh is done,
+            # then 20 more (small batches score inline, so a fixed count could end too soon).
             nonlocal errors
-            for _ in range(200):
+            after = 0
+            while after < 20:
                 try:
                     answer = await runtime.answer("churn", ROWS, {})
                     versions.append(answer.model.version)
                 except Exception:
                     errors += 1
+                after += refreshed.is_set()
                 await asyncio.sleep(0)
 
         task = asyncio.create_task(stream())
-        await asyncio.sleep(0.01)
+        while not versions:
+            await asyncio.sleep(0)
         source.aliases[("churn", "production")] = 2
         swapped = await runtime.refresh()
+        refreshed.set()
         await task
         await runtime.stop()
         return swapped, errors, versions
