@@ -24,7 +24,8 @@ log on, metering on.
 its scikit-learn pipeline. ``serving_native_per_row`` is the time per row of the server's
 native path (the one-row JSON columns decoded against the contract, the estimator called,
 the answer split back) over calling the estimator directly on a prepared pandas frame of the
-same row (<= 1.2).
+same row (<= 1.2), both with the native thread pools held to one thread (the faster setting
+for a few rows; see ``serve/native_path.py``).
 
 **Metering** (docs/cost.md): two servers (metering on and ``SHIPYARD_COST__METERING=0``) both
 on CPU 0, loaded at the same time by two wrk processes (c=8 each) so whatever else the box
@@ -135,7 +136,7 @@ class Load:
         env = {**os.environ, "BENCH_BODY": str(self.body), "BENCH_TOKEN": token or ""}
         command = [
             "taskset", "-c", LOAD_CPU, self.wrk, "-t1", f"-c{connections}",
-            f"-d{duration_s}s", "--timeout", "30s", "-s", str(self.script), url,
+            f"-d{max(1, round(duration_s))}s", "--timeout", "30s", "-s", str(self.script), url,
         ]  # fmt: skip
         return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
 
@@ -317,11 +318,16 @@ def native_comparison(bundle: Any, row: dict[str, float], repeat: int, reps: int
     model = bundle.model
 
     def ours() -> None:  # what the server does per request, minus HTTP and batching
-        inputs, _ = decode_plain(served, orjson.loads(body))
+        inputs, _ = decode_plain(served.contract, orjson.loads(body))
         served.score_now(inputs)
 
-    def floor() -> None:
-        model.predict_proba(frame)
+    from threadpoolctl import ThreadpoolController
+
+    pools = ThreadpoolController()
+
+    def floor() -> None:  # one thread, as the server runs it: the faster way for one row
+        with pools.limit(limits=1):
+            model.predict_proba(frame)
 
     comparison = harness.Comparison("serving_native_per_row", 1.2, unit="ms")
     return harness.interleave(
@@ -373,7 +379,7 @@ def main() -> None:
         bundle = build_model(directory)
         from shipyard.serve.fast_path import OnnxPredictor
 
-        native1 = best_ms(lambda: bundle.predict(pl.DataFrame([one])), 200)
+        native1 = best_ms(lambda: bundle.predict(pl.DataFrame([one])), 50)
         onnx, _ = OnnxPredictor.try_build(bundle)
         assert onnx is not None, "the benchmark model should export to ONNX"
         decoded = bundle.contract.decode_frame(pl.DataFrame([one]))

@@ -4,10 +4,11 @@
 ``shipyard.serve.routes`` (one module per concern), reading what they need from a
 ``ServerContext`` left on ``app.state.shipyard``; errors are answered by ``serve.errors`` with
 statuses from ``core.error_status``; the bearer-token guard is the plain ASGI layer
-``serve.auth.AuthMiddleware``. Bodies are read with a hard size limit (413), parsed with
-orjson (400 on malformed JSON, 415 on a non-JSON content type), checked against the model's
-contract (422 naming the field) and only then scored. The prediction log is fed after the
-answer is ready and never blocks it.
+``serve.auth.AuthMiddleware``, and predictions take ``serve.fast_lane`` past FastAPI's
+routing (the routes stay declared, for the OpenAPI document). Bodies are read with a hard
+size limit (413), parsed with orjson (400 on malformed JSON, 415 on a non-JSON content type),
+checked against the model's contract (422 naming the field) and only then scored. The
+prediction log is fed after the answer is ready and never blocks it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from shipyard.monitor.feedback import FeedbackStore
 from shipyard.serve.auth import AuthMiddleware
 from shipyard.serve.context import ServerContext
 from shipyard.serve.errors import install_error_handlers
+from shipyard.serve.fast_lane import FastLane
 from shipyard.serve.metrics import Metrics
 from shipyard.serve.routes import admin, health, inference
 from shipyard.serve.routes import feedback as feedback_routes
@@ -80,7 +82,6 @@ def create_app(
 
     app = FastAPI(title="Shipyard model server", lifespan=lifespan)
     app.state.shipyard = context
-    # The prediction routes first: the router tries routes in order, and these are the hot ones.
     for router in (
         inference.predict_router,
         health.router,
@@ -93,6 +94,7 @@ def create_app(
         # router as one opaque route, which the auth guard's route lookup (and its test that
         # every route is in the permission table) could not see into.
         app.router.routes.extend(router.routes)
+    app.add_middleware(FastLane)  # inside the guard: predictions are authorized first
     app.add_middleware(AuthMiddleware, auth=auth, router=app.router)
     if allowed_hosts:  # outermost: a forged Host is refused before anything else runs
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))

@@ -112,7 +112,9 @@ class ServedModel:
         ``SHIPYARD_COST__METERING=0`` or ``cost: {metering: false}`` turns off); the server
         passes it down from the workspace's settings.
         """
-        predict: Any = bundle.predict_input
+        from shipyard.serve.native_path import NativePredictor
+
+        predict: Any = NativePredictor(bundle)
         engine = "native"
         if fast_path:
             from shipyard.serve.fast_path import OnnxPredictor

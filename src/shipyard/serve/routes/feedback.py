@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
 from shipyard.core.errors import Unavailable
 from shipyard.monitor.feedback import MAX_LABELS_PER_REQUEST, parse_feedback_json
@@ -21,9 +22,6 @@ from shipyard.serve.openapi import (
     json_answer,
     json_body,
 )
-
-if TYPE_CHECKING:
-    from fastapi.responses import Response
 
 router = APIRouter()
 

@@ -4,8 +4,8 @@ The hot path (issue 17), per request: the body is read and parsed once with orjs
 are plainly well formed (``RequestContract.plain_records``) become the model's numpy input in
 one call, anything else goes through the full contract check, which names every bad field
 with a 422; the decoded rows join the model's micro-batch (``serve.batching``); metrics are
-counted through cached series; the prediction log only enqueues. The two predict routes are
-``DirectRoute``s: FastAPI still documents them, but solves no parameters per request.
+counted through cached series; the prediction log only enqueues. ``serve.fast_lane`` calls
+``predict`` and ``infer`` directly, past FastAPI's routing; FastAPI still documents them.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
 from shipyard.core.errors import ShipyardError
 from shipyard.serve.bodies import json_response, read_json
@@ -33,18 +34,15 @@ from shipyard.serve.openapi import (
     json_body,
 )
 from shipyard.serve.payloads import plain_columns, plain_response, v2_columns, v2_response
-from shipyard.serve.routes.direct import DirectRoute
 
 if TYPE_CHECKING:
-    from fastapi.responses import Response
-
     from shipyard.registry.input_contract import ModelInput
-    from shipyard.serve.host import ServedModel
+    from shipyard.serve.contract import RequestContract
     from shipyard.serve.runtime import Answer
 
-#: The prediction routes: called directly, no per-request parameter solving.
-predict_router = APIRouter(route_class=DirectRoute)
-#: Model metadata: ordinary FastAPI routes.
+#: The prediction routes (``serve.fast_lane`` calls their handlers directly).
+predict_router = APIRouter()
+#: Model metadata.
 router = APIRouter()
 
 
@@ -73,7 +71,7 @@ async def predict(name: str, request: Request) -> Response:
     context = context_of(request)
     model = context.runtime.served(name)  # 404 before reading the body
     body = await read_json(request, context.max_body_bytes)
-    inputs, columns = decode_plain(model, body)
+    inputs, columns = decode_plain(model.contract, body)
     answer, request_id, seconds = await _score(context, name, inputs, request, None)
     payload = plain_response(
         answer.scored,
@@ -111,17 +109,22 @@ async def infer(name: str, request: Request) -> Response:
     return json_response(payload)
 
 
-def decode_plain(model: ServedModel, body: Any) -> tuple[ModelInput, dict[str, list[Any]] | None]:
+def decode_plain(
+    contract: RequestContract, body: Any
+) -> tuple[ModelInput, dict[str, list[Any]] | None]:
     """A plain-JSON body as the model's input, and its columns when the full check made them.
+
+    Well-formed numeric records take the one-call numpy reader; everything else the full
+    check, so a bad body gets exactly the full contract's 422.
 
     Raises:
         ContractError: The body breaks the contract (422 naming the fields and rows).
     """
-    inputs = model.contract.plain_records(body)
+    inputs = contract.plain_records(body)
     if inputs is not None:
         return inputs, None
     columns = plain_columns(body)
-    return model.contract.frame(columns), columns
+    return contract.frame(columns), columns
 
 
 async def _score(
