@@ -10,6 +10,7 @@ cell straight into the numpy arrays the engines take.
 
 from __future__ import annotations
 
+from math import isfinite
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -77,13 +78,15 @@ class RequestContract:
         for row in rows:
             for value in row:
                 kind = type(value)
-                if kind is not float and kind is not int:
+                # orjson never yields NaN or infinity, but a caller's Python values may.
+                if kind is float:
+                    if not isfinite(value):
+                        return None
+                elif kind is not int:
                     return None
         try:
             numbers = np.array(rows, dtype=np.float64)
         except OverflowError:  # an integer beyond float64: the full check says so
-            return None
-        if not np.isfinite(numbers).all():
             return None
         texts = np.empty((numbers.shape[0], 0), dtype=object)
         return ModelInput(numbers, texts, self.contract.number_names, self.contract.text_names)
@@ -117,6 +120,8 @@ def records_to_columns(records: Sequence[Any]) -> dict[str, list[Any]]:
     Raises:
         ContractError: A record is not an object, or there are too many rows.
     """
+    if len(records) == 1 and type(records[0]) is dict:  # the common one-row request
+        return {name: [value] for name, value in records[0].items()}
     if not records:
         raise ContractError([Problem("inputs", "no rows to score")])
     if len(records) > MAX_ROWS:

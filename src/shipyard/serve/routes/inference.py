@@ -11,7 +11,6 @@ counted through cached series; the prediction log only enqueues. ``serve.fast_la
 from __future__ import annotations
 
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
@@ -34,11 +33,14 @@ from shipyard.serve.openapi import (
     json_body,
 )
 from shipyard.serve.payloads import plain_columns, plain_response, v2_columns, v2_response
+from shipyard.serve.request_ids import RequestIds
 
 if TYPE_CHECKING:
     from shipyard.registry.input_contract import ModelInput
     from shipyard.serve.contract import RequestContract
     from shipyard.serve.runtime import Answer
+
+_IDS = RequestIds()  # used from the event loop only
 
 #: The prediction routes (``serve.fast_lane`` calls their handlers directly).
 predict_router = APIRouter()
@@ -136,7 +138,7 @@ async def _score(
 ) -> tuple[Answer, str, float]:
     started = time.perf_counter()
     headers = request.headers
-    request_id = given_id or headers.get("x-request-id") or uuid.uuid4().hex
+    request_id = given_id or headers.get("x-request-id") or _IDS.new()
     try:
         answer = await context.runtime.answer(name, inputs, headers)
     except (ContractError, ShipyardError):
