@@ -441,7 +441,11 @@ class PredictionLog:
         """The batch as a frame; records that do not fit the schema are dropped and counted."""
         rows = [vars(r) for r in batch]  # shallow: asdict deep-copies every field
         try:
-            return pl.DataFrame(rows, schema=SCHEMA, orient="row")
+            # Column by column: built from rows, Polars spreads the conversion of Python
+            # values over its thread pool, whose threads then queue for the GIL behind the
+            # serving loop (seen stalling the loop for up to 0.9 s per batch; issue 17).
+            columns = {name: [row[name] for row in rows] for name in SCHEMA}
+            return pl.DataFrame(columns, schema=SCHEMA)
         except Exception:  # find the offending records instead of losing the batch
             good = []
             for row in rows:
