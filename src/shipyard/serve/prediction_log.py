@@ -380,19 +380,19 @@ class PredictionLog:
         out: list[PredictionRecord | None] = [
             item if isinstance(item, PredictionRecord) else None for item in batch
         ]
-        groups: dict[int, list[int]] = {}
+        groups: dict[int, list[tuple[int, LazyRecord]]] = {}
         for i, item in enumerate(batch):
             if isinstance(item, LazyRecord):
-                groups.setdefault(id(item.builder), []).append(i)
-        for indices in groups.values():
-            lazy = [batch[i] for i in indices]
-            assert all(isinstance(item, LazyRecord) for item in lazy)
-            builder = lazy[0].builder  # type: ignore[union-attr]
+                groups.setdefault(id(item.builder), []).append((i, item))
+        for group in groups.values():
+            lazy = [item for _, item in group]
             try:
-                built = builder.build([item.payload for item in lazy])  # type: ignore[union-attr]
+                built: list[PredictionRecord | None] = list(
+                    lazy[0].builder.build([item.payload for item in lazy])
+                )
             except Exception:  # find the payloads at fault instead of losing the batch
-                built = [self._build_one(item) for item in lazy]  # type: ignore[arg-type]
-            for i, record in zip(indices, built, strict=True):
+                built = [self._build_one(item) for item in lazy]
+            for (i, _), record in zip(group, built, strict=True):
                 out[i] = record
         return [record for record in out if record is not None]
 
