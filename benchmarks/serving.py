@@ -348,11 +348,10 @@ def metering_ratios(
 ) -> list[float]:
     """Per round: CPU per request with metering on over off, both loaded at once (c=8 each)."""
     ratios = []
-    for _ in range(rounds):
-        before = {side: cpu_seconds(pid) for side, (pid, _) in servers.items()}
-        running = {
-            side: load.start(url, 8, duration_s, token) for side, (_, url) in servers.items()
-        }
+    for i in range(rounds):
+        sides = list(servers) if i % 2 == 0 else list(servers)[::-1]  # who starts first
+        before = {side: cpu_seconds(servers[side][0]) for side in sides}
+        running = {side: load.start(servers[side][1], 8, duration_s, token) for side in sides}
         points = {side: load.finish(process) for side, process in running.items()}
         per_request = {
             side: (cpu_seconds(servers[side][0]) - before[side]) / points[side]["requests"]
