@@ -24,7 +24,7 @@ log on, metering on.
 its scikit-learn pipeline. ``serving_native_per_row`` is the time per row of the server's
 native path (the one-row JSON columns decoded against the contract, the estimator called,
 the answer split back) over calling the estimator directly on a prepared pandas frame of the
-same row (<= 1.2), both with the native thread pools held to one thread (the faster setting
+same row, one float64 block (<= 1.2), both with the native thread pools held to one thread (the faster setting
 for a few rows; see ``serve/native_path.py``).
 
 **Metering** (docs/cost.md): two servers (metering on and ``SHIPYARD_COST__METERING=0``) both
@@ -314,7 +314,9 @@ def native_comparison(bundle: Any, row: dict[str, float], repeat: int, reps: int
         "m", 1, bundle, unseen=None, max_batch_rows=256, fast_path=False, metering=True
     )
     body = json.dumps([row]).encode()
-    frame = pd.DataFrame([row], columns=bundle.manifest.feature_names)
+    names = bundle.manifest.feature_names
+    # The estimator's best case: a float64 frame in one block, as the server builds it.
+    frame = pd.DataFrame(np.array([[row[n] for n in names]], dtype=np.float64), columns=names)
     model = bundle.model
 
     def ours() -> None:  # what the server does per request, minus HTTP and batching
