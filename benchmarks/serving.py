@@ -24,8 +24,8 @@ log on, metering on.
 its scikit-learn pipeline. ``serving_native_per_row`` is the time per row of the server's
 native path (the one-row JSON columns decoded against the contract, the estimator called,
 the answer split back) over calling the estimator directly on a prepared pandas frame of the
-same row, one float64 block (<= 1.2), both with the native thread pools held to one thread (the faster setting
-for a few rows; see ``serve/native_path.py``).
+same row, one float64 block (<= 1.2), both with the native thread pools held to one thread
+(the faster setting for a few rows; see ``serve/native_path.py``).
 
 **Metering** (docs/cost.md): two servers (metering on and ``SHIPYARD_COST__METERING=0``) both
 on CPU 0, loaded at the same time by two wrk processes (c=8 each) so whatever else the box
