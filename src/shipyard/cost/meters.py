@@ -2,7 +2,7 @@
 
 Servers count, per model version and variant, requests, predictions (rows) and the model's CPU
 seconds, and expose them on ``GET /metrics`` (``shipyard_version_*``; see
-``shipyard.serve.app.Metrics``). This module reads that exposition text; fetching it is the
+``shipyard.serve.metrics.Metrics``). This module reads that exposition text; fetching it is the
 caller's job (the CLI), so nothing here speaks HTTP. Storage is read from the metadata store:
 one row per distinct blob (artifacts and dataset versions share content-addressed blobs, and a
 blob is stored, and paid for, once), in the ``hot`` tier unless told otherwise.

@@ -167,6 +167,45 @@ class InputAnomalyScorer:
                 scores.append(cat.scores.get(_as_category(value), cat.unseen))
         return max(scores) if scores else None
 
+    def score_requests(self, requests: Sequence[Mapping[str, Sequence[Any]]]) -> list[float | None]:
+        """Score many requests at once: ``score_columns`` of each, in one numpy pass.
+
+        The prediction log's writer scores a batch of answers together (issue 17): the rows of
+        every request whose numeric features are all plain numbers are stacked into one
+        matrix and each request takes the largest score of its own rows. Requests with
+        categorical features, missing values or anything else take ``score_columns``.
+        """
+        scores: list[float | None] = [None] * len(requests)
+        names = [n.name for n in self._numeric]
+        if self._categorical or not names:
+            return [self.score_columns(r) for r in requests]
+        owners: list[int] = []
+        blocks: list[np.ndarray[Any, Any]] = []
+        for i, columns in enumerate(requests):
+            try:
+                block = [columns[name] for name in names]
+                plain = all(type(v) is float or type(v) is int for c in block for v in c)
+                matrix = np.array(block, dtype=np.float64).T if plain else None
+            except (KeyError, TypeError, ValueError, OverflowError):
+                matrix = None
+            if matrix is not None and matrix.ndim == 2 and matrix.shape[0]:
+                blocks.append(matrix)
+                owners.append(i)
+            else:
+                scores[i] = self.score_columns(columns)
+        if not blocks:
+            return scores
+        sizes = [block.shape[0] for block in blocks]
+        rows = np.concatenate(blocks)
+        centers = np.array([n.center for n in self._numeric])
+        scales = np.array([n.scale for n in self._numeric])
+        with np.errstate(invalid="ignore", over="ignore"):
+            z = np.clip(np.abs((rows - centers) / scales), 0, _MAX_SCORE).max(axis=1)
+        starts = np.cumsum([0, *sizes[:-1]])
+        for i, worst in zip(owners, np.maximum.reduceat(z, starts).tolist(), strict=True):
+            scores[i] = float(worst)
+        return scores
+
     def _score_with_polars(self, columns: Mapping[str, Sequence[Any]]) -> float | None:
         data = {
             name: pl.Series(name, columns[name], strict=False)

@@ -12,7 +12,13 @@ a role that lacks the action is 403, and a route missing from the table is 403 a
 
 Token lookups are cached for ``cache_ttl_s`` (5 s by default) by the token's SHA-256, so a
 revoked token, a disabled user or a changed role takes effect within that time on every
-worker without a database round trip per request.
+worker without a database round trip per request. The store compares token hashes in constant
+time; the cache is keyed by the hash, so no token is compared character by character either.
+
+This guard is a plain ASGI layer (not a ``BaseHTTPMiddleware``, which wraps every request in
+a task and stream pair), and it sits on the prediction hot path, so it keeps its per-request
+work small (issue 17): which route a ``(method, path)`` reaches is remembered (bounded), and a
+cached identity is stored per token and client address, ready to hand over.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("shipyard.serve.auth")
 _MAX_CACHED = 10_000
+_MAX_PATHS = 4_096
 
 
 class ServerAuth:
@@ -63,16 +70,27 @@ class ServerAuth:
         self.clock = clock
         self.limiter = limiter or FailureLimiter(clock=clock)
         self._cache: dict[str, tuple[Identity, int]] = {}
+        # The cached identity as handed to requests from one source, so a hit copies nothing.
+        self._by_source: dict[tuple[str, str], tuple[Identity, int]] = {}
         self._lock = threading.Lock()
 
     def cached(self, token: str, source: str) -> Identity | None:
         """The identity of ``token`` if it was checked less than the cache time ago."""
         key = token_sha256(token)
-        with self._lock:
-            found = self._cache.get(key)
-        if found is None or found[1] <= self.clock.now_ms():
+        now = self.clock.now_ms()
+        # Plain dict reads and writes are atomic under the GIL; the lock guards only the
+        # check-and-clear of a full cache in ``identify``.
+        handed = self._by_source.get((key, source))
+        if handed is not None and handed[1] > now:
+            return handed[0]
+        found = self._cache.get(key)
+        if found is None or found[1] <= now:
             return None
-        return dataclasses.replace(found[0], source=source)
+        identity = dataclasses.replace(found[0], source=source)
+        if len(self._by_source) >= _MAX_CACHED:
+            self._by_source.clear()
+        self._by_source[(key, source)] = (identity, found[1])
+        return identity
 
     def identify(self, token: str, source: str) -> Identity:
         """Check ``token`` against the store (blocking) and cache the answer.
@@ -115,6 +133,7 @@ class AuthMiddleware:
         self.app = app
         self.auth = auth
         self.router = router
+        self._templates: dict[tuple[str, str], str | None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Let public routes through; authenticate and authorize everything else."""
@@ -156,11 +175,21 @@ class AuthMiddleware:
         await self.app(scope, receive, send)
 
     def _template(self, scope: Scope) -> str | None:
+        key = (scope["method"], scope["path"])
+        try:
+            return self._templates[key]
+        except KeyError:
+            pass
+        found = None
         for route in self.router.routes:
             match, _ = route.matches(scope)
             if match == Match.FULL:
-                return str(getattr(route, "path", None) or "") or None
-        return None
+                found = str(getattr(route, "path", None) or "") or None
+                break
+        if len(self._templates) >= _MAX_PATHS:  # paths carry model names: stay bounded
+            self._templates.clear()
+        self._templates[key] = found
+        return found
 
     async def _identity(self, scope: Scope, address: str) -> Identity | None:
         token = _bearer(scope)

@@ -5,6 +5,12 @@ answering 32 concurrent one-row requests with one 32-row call is most of the ser
 batcher takes whatever requests queued up while the model was busy, up to ``max_rows``; a
 request that arrives to an idle model is sent at once, so batching never adds waiting of its
 own: it only uses the time requests would have queued anyway.
+
+Small batches of a fast engine (the verified ONNX graph: tens of microseconds) are scored
+inline on the event loop: handing them to a worker thread costs more than the call itself
+(two thread switches and a GIL hand-back per batch, issue 17). Larger batches, and engines
+whose calls take milliseconds (the native scikit-learn pipeline), still go to a thread so the
+loop keeps accepting requests meanwhile.
 """
 
 from __future__ import annotations
@@ -27,10 +33,11 @@ class _Pending:
 
 
 class MicroBatcher:
-    """Gathers decoded requests for one model into batches; runs ``predict`` in a worker thread.
+    """Gathers decoded requests for one model into batches and runs ``predict`` on each.
 
     ``predict`` takes the concatenated rows and returns something ``split`` can cut back into
-    one result per request (by row counts).
+    one result per request (by row counts). Batches of at most ``inline_rows`` rows run on the
+    event loop itself, larger ones in a worker thread (``inline_rows=0``: always a thread).
     """
 
     def __init__(
@@ -39,10 +46,12 @@ class MicroBatcher:
         split: Callable[[Any, list[int]], list[Any]],
         *,
         max_rows: int = 256,
+        inline_rows: int = 0,
     ) -> None:
         self._predict = predict
         self._split = split
         self.max_rows = max_rows
+        self.inline_rows = inline_rows
         self._queue: asyncio.Queue[_Pending] | None = None
         self._worker: asyncio.Task[None] | None = None
         self.batches = 0
@@ -54,7 +63,7 @@ class MicroBatcher:
             self._queue = asyncio.Queue()
             self._worker = asyncio.get_running_loop().create_task(self._run())
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(frame, future))
+        self._queue.put_nowait(_Pending(frame, future))
         return await future
 
     async def close(self) -> None:
@@ -86,7 +95,10 @@ class MicroBatcher:
             return
         frame = ModelInput.concat([p.frame for p in live])
         try:
-            result = await asyncio.to_thread(self._predict, frame)
+            if frame.height <= self.inline_rows:
+                result = self._predict(frame)
+            else:
+                result = await asyncio.to_thread(self._predict, frame)
             parts = self._split(result, [p.frame.height for p in live])
         except Exception as e:  # the error belongs to each request in the batch
             for p in live:

@@ -10,7 +10,10 @@ cell straight into the numpy arrays the engines take.
 
 from __future__ import annotations
 
+from math import isfinite
 from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
 
 from shipyard.registry.input_contract import ContractViolation, ModelInput, Problem
 
@@ -41,6 +44,52 @@ class RequestContract:
             contract = contract.with_policy(unseen_categories=unseen)
         self.contract = contract
         self.names = contract.names
+        # The fast reader applies when every feature is a number (see ``plain_records``).
+        self._numeric_only = bool(contract.fields) and all(
+            f.kind == "number" for f in contract.fields
+        )
+        self._order = tuple(contract.number_names)
+
+    def plain_records(self, records: Any) -> ModelInput | None:
+        """Decode well-formed numeric records in one numpy call, or None to take the full check.
+
+        The serving hot path (issue 17): a list of objects that name exactly the model's
+        features, every value a finite JSON number, for a model whose features are all
+        numeric. Such rows pass every rule of the contract, so the answer is the one
+        ``frame`` gives; anything else (a missing or extra key, a null, text, a boolean, an
+        integer beyond float64) returns None and the caller runs ``records_to_columns`` and
+        ``frame``, which name the problem precisely.
+        """
+        if not self._numeric_only or type(records) is not list or not records:
+            return None
+        if len(records) > MAX_ROWS:
+            return None
+        order, width = self._order, len(self._order)
+        try:
+            rows = [
+                [record[name] for name in order]
+                for record in records
+                if type(record) is dict and len(record) == width
+            ]
+        except KeyError:
+            return None
+        if len(rows) != len(records):
+            return None
+        for row in rows:
+            for value in row:
+                kind = type(value)
+                # orjson never yields NaN or infinity, but a caller's Python values may.
+                if kind is float:
+                    if not isfinite(value):
+                        return None
+                elif kind is not int:
+                    return None
+        try:
+            numbers = np.array(rows, dtype=np.float64)
+        except OverflowError:  # an integer beyond float64: the full check says so
+            return None
+        texts = np.empty((numbers.shape[0], 0), dtype=object)
+        return ModelInput(numbers, texts, self.contract.number_names, self.contract.text_names)
 
     def frame(self, columns: Mapping[str, Any]) -> ModelInput:
         """Check request ``columns`` (name -> list of values) and decode them for the model.
@@ -71,6 +120,8 @@ def records_to_columns(records: Sequence[Any]) -> dict[str, list[Any]]:
     Raises:
         ContractError: A record is not an object, or there are too many rows.
     """
+    if len(records) == 1 and type(records[0]) is dict:  # the common one-row request
+        return {name: [value] for name, value in records[0].items()}
     if not records:
         raise ContractError([Problem("inputs", "no rows to score")])
     if len(records) > MAX_ROWS:

@@ -20,6 +20,8 @@ from shipyard.core.errors import ShipyardError
 from shipyard.serve.contract import ContractError
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from fastapi import FastAPI, Request
 
 log = logging.getLogger("shipyard.serve")
@@ -57,11 +59,30 @@ async def _shipyard_error(request: Request, e: Exception) -> JSONResponse:
     return error_response(status, e.message, {"code": e.code})
 
 
+_HANDLERS: dict[type[Exception], Callable[[Request, Exception], Awaitable[JSONResponse]]] = {
+    HttpError: _http_error,
+    ContractError: _contract_error,
+    ShipyardError: _shipyard_error,
+}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Answer ``HttpError``, ``ContractError`` and every ``ShipyardError`` on ``app``."""
-    app.add_exception_handler(HttpError, _http_error)
-    app.add_exception_handler(ContractError, _contract_error)
-    app.add_exception_handler(ShipyardError, _shipyard_error)
+    for kind, handler in _HANDLERS.items():
+        app.add_exception_handler(kind, handler)
 
 
-__all__ = ["HttpError", "error_response", "install_error_handlers"]
+async def answer_error(request: Request, e: Exception) -> JSONResponse | None:
+    """The answer the app's handlers give ``e``, or None when no handler takes it.
+
+    For code that runs outside the app's exception middleware (``serve.fast_lane``): the
+    most specific handler by the exception's MRO wins, as Starlette picks it.
+    """
+    for kind in type(e).__mro__:
+        handler = _HANDLERS.get(kind)
+        if handler is not None:
+            return await handler(request, e)
+    return None
+
+
+__all__ = ["HttpError", "answer_error", "error_response", "install_error_handlers"]

@@ -20,6 +20,10 @@ from shipyard.serve.batching import MicroBatcher
 from shipyard.serve.contract import RequestContract, UnseenPolicy
 from shipyard.serve.payloads import label_datatype
 
+#: Most rows of a batch the ONNX engine scores on the event loop (measured: below ~64 rows a
+#: worker-thread hand-off costs more than the graph; benchmarks/serving.py).
+INLINE_ROWS = 64
+
 if TYPE_CHECKING:
     from shipyard.registry.bundle import Bundle
     from shipyard.registry.inference import Predictions
@@ -32,7 +36,7 @@ class Scored:
     """One request's share of a batch: predictions, class probabilities and model CPU seconds.
 
     ``cpu_seconds`` is the request's share (by rows) of the CPU time the batch's model call
-    took in its worker thread; 0.0 when metering is off.
+    took (see ``metered``); 0.0 when metering is off.
     """
 
     labels: list[Any]
@@ -49,12 +53,16 @@ class _Metered:
 def metered(predict: Any) -> Any:
     """Wrap a batch predict so its CPU seconds are counted per model version and variant."""
 
-    # The model call runs in one worker thread (MicroBatcher uses asyncio.to_thread), so that
-    # thread's CPU clock is the batch's cost; two clock reads per batch keep metering cheap.
+    # A batch in a worker thread (MicroBatcher's to_thread) costs that thread's CPU clock.
+    # A small batch scored inline on the event loop runs start to end without yielding, so
+    # its wall time is its CPU time, read from the monotonic clock, which needs no system
+    # call (the thread CPU clock does, and on a busy box two such reads per batch cost more
+    # than a one-row ONNX call; issue 17). Two clock reads per batch either way.
     def call(inputs: ModelInput) -> _Metered:
-        started = time.thread_time_ns()
+        clock = time.thread_time_ns if asyncio._get_running_loop() is None else time.perf_counter_ns
+        started = clock()
         result = predict(inputs)
-        return _Metered(result, time.thread_time_ns() - started)
+        return _Metered(result, clock() - started)
 
     return call
 
@@ -89,6 +97,7 @@ class ServedModel:
     batcher: MicroBatcher
     engine: str = "native"
     loaded_at: float = field(default_factory=time.time)
+    predict: Any = field(default=None, repr=False)  # the batch predict the batcher calls
 
     @classmethod
     def build(
@@ -110,7 +119,9 @@ class ServedModel:
         passes it down from the workspace's settings. ``onnx_cache`` keeps verified exports
         between starts (``registry.onnx_cache``).
         """
-        predict: Any = bundle.predict_input
+        from shipyard.serve.native_path import NativePredictor
+
+        predict: Any = NativePredictor(bundle)
         engine = "native"
         if fast_path:
             from shipyard.serve.fast_path import OnnxPredictor
@@ -126,14 +137,21 @@ class ServedModel:
             _ = bundle.model
         if metering:
             predict = metered(predict)
-        batcher = MicroBatcher(predict, _split, max_rows=max_batch_rows)
+        # ONNX answers a small batch in tens of microseconds: scored on the loop, no thread.
+        inline = INLINE_ROWS if engine == "onnx" else 0
+        batcher = MicroBatcher(predict, _split, max_rows=max_batch_rows, inline_rows=inline)
         contract = RequestContract(bundle.contract, unseen=unseen)
-        return cls(name, version, bundle, contract, batcher, engine)
+        return cls(name, version, bundle, contract, batcher, engine, predict=predict)
 
     async def score(self, inputs: ModelInput) -> Scored:
         """Predict one request's decoded rows (batched with concurrent requests)."""
         result: Scored = await self.batcher.submit(inputs)
         return result
+
+    def score_now(self, inputs: ModelInput) -> Scored:
+        """Predict decoded rows in the calling thread, unbatched (benchmarks, tools)."""
+        scored: Scored = _split(self.predict(inputs), [inputs.height])[0]
+        return scored
 
     def describe(self) -> dict[str, Any]:
         """Model metadata for ``GET /v2/models/{name}``."""

@@ -1,8 +1,11 @@
 """What a served request leaves in the prediction log: one row per answer, shadows alongside.
 
 Called after the response body is ready; ``PredictionLog.record`` only enqueues, so nothing
-here waits on disk. A shadow answer is logged when it completes, under the same request id with
-the variant ``shadow:<alias>``, so the two outputs sit side by side for comparison.
+here waits on disk, and the row itself (the inputs and outputs as JSON text, the anomaly
+score) is built by the log's writer thread (``LazyRecord``), a batch at a time, not on the
+serving loop. The key and the timestamp are taken at once. A shadow answer is logged when it
+completes, under the same request id with the variant ``shadow:<alias>``, so the two outputs
+sit side by side for comparison.
 
 Each row also carries the request's input anomaly score against the answering model's training
 reference (``shipyard.monitor.anomaly``): vectorized over the request's rows, and never allowed
@@ -13,14 +16,16 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from shipyard.serve.prediction_log import PredictionRecord
+from shipyard.serve.prediction_log import LazyRecord, PredictionRecord
 
 if TYPE_CHECKING:
     import asyncio
+    from collections.abc import Sequence
 
     from shipyard.serve.host import Scored, ServedModel
     from shipyard.serve.prediction_log import PredictionLog
@@ -31,45 +36,78 @@ logger = logging.getLogger("shipyard.serve")
 
 def anomaly_score(model: ServedModel, columns: dict[str, list[Any]]) -> float | None:
     """The request's input anomaly score for ``model``; None without a reference or on error."""
+    return anomaly_scores(model, [columns])[0]
+
+
+def anomaly_scores(model: ServedModel, requests: list[dict[str, list[Any]]]) -> list[float | None]:
+    """Input anomaly scores of several requests to ``model``, in one pass (None on error)."""
     from shipyard.monitor.anomaly import scorer_for
 
     try:
         scorer = scorer_for(model.bundle)
-        return None if scorer is None else scorer.score_columns(columns)
+        if scorer is None:
+            return [None] * len(requests)
+        return scorer.score_requests(requests)
     except Exception:  # a monitoring aid must never fail or drop the answer it describes
         logger.warning("anomaly score of %s v%s failed", model.name, model.version, exc_info=True)
-        return None
+        return [None] * len(requests)
 
 
-def _record(
-    log: PredictionLog,
-    name: str,
-    model: ServedModel,
-    variant: str,
-    scored: Scored,
-    columns: dict[str, list[Any]],
-    request_id: str,
-    latency_ms: float,
-) -> PredictionRecord:
+@dataclass(frozen=True)
+class _Answered:
+    """What the loop keeps of one answer until the writer turns it into a row."""
+
+    name: str
+    model: ServedModel
+    variant: str
+    scored: Scored
+    columns: dict[str, list[Any]]
+    request_id: str
+    latency_ms: float
+    ts_ms: int
+
+
+class _AnswerRows:
+    """The prediction log's builder of answer rows: anomaly scores per model, in one pass."""
+
+    def build(self, payloads: Sequence[Any]) -> list[PredictionRecord]:
+        """One row per ``_Answered``, in order."""
+        by_model: dict[int, list[int]] = {}
+        for i, answered in enumerate(payloads):
+            by_model.setdefault(id(answered.model), []).append(i)
+        scores: list[float | None] = [None] * len(payloads)
+        for indices in by_model.values():
+            model = payloads[indices[0]].model
+            found = anomaly_scores(model, [payloads[i].columns for i in indices])
+            for i, score in zip(indices, found, strict=True):
+                scores[i] = score
+        return [_record(a, score) for a, score in zip(payloads, scores, strict=True)]
+
+
+_ROWS = _AnswerRows()
+
+
+def _record(answered: _Answered, score: float | None) -> PredictionRecord:
+    scored = answered.scored
     first = scored.labels[0] if scored.labels else None
     probability = None
     if scored.probabilities:
         probability = float(scored.probabilities[0][-1])
     return PredictionRecord(
-        request_id=request_id,
-        model=name,
-        version=model.version,
-        variant=variant,
-        ts_ms=log.now_ms(),  # the log's clock: tests can inject one
-        latency_ms=latency_ms,
-        inputs_json=orjson.dumps(columns).decode(),
+        request_id=answered.request_id,
+        model=answered.name,
+        version=answered.model.version,
+        variant=answered.variant,
+        ts_ms=answered.ts_ms,
+        latency_ms=answered.latency_ms,
+        inputs_json=orjson.dumps(answered.columns).decode(),
         outputs_json=orjson.dumps(
             {"predictions": scored.labels, "probabilities": scored.probabilities}
         ).decode(),
         prediction=None if first is None else str(first),
         probability=probability,
         status=200,
-        anomaly_score=anomaly_score(model, columns),
+        anomaly_score=score,
     )
 
 
@@ -82,18 +120,17 @@ def log_answer(
     seconds: float,
 ) -> None:
     """Enqueue the answer's row, and the shadow's row once the shadow finishes."""
-    log.record(
-        _record(
-            log,
-            name,
-            answer.model,
-            answer.alias,
-            answer.scored,
-            columns,
-            request_id,
-            seconds * 1000,
-        )
+    answered = _Answered(
+        name,
+        answer.model,
+        answer.alias,
+        answer.scored,
+        columns,
+        request_id,
+        seconds * 1000,
+        log.now_ms(),  # the log's clock: tests can inject one
     )
+    log.record(LazyRecord(request_id, answer.alias, answered, _ROWS))
     if answer.shadow is None:
         return
     started = time.perf_counter()
@@ -104,9 +141,11 @@ def log_answer(
         model, alias, scored = task.result()
         if scored is None:
             return
-        latency = (time.perf_counter() - started) * 1000
-        log.record(
-            _record(log, name, model, f"shadow:{alias}", scored, columns, request_id, latency)
+        variant = f"shadow:{alias}"
+        latency_ms = (time.perf_counter() - started) * 1000
+        shadow = _Answered(
+            name, model, variant, scored, columns, request_id, latency_ms, log.now_ms()
         )
+        log.record(LazyRecord(request_id, variant, shadow, _ROWS))
 
     answer.shadow.add_done_callback(_shadow_done)

@@ -41,7 +41,7 @@ _WHY = {
 
 #: Every route behind the auth middleware may answer these.
 GUARDED = (401, 403, 429)
-#: Every route that reads a JSON body may answer these (see ``serve.app._json_body``).
+#: Every route that reads a JSON body may answer these (see ``serve.bodies.read_json``).
 BODY = (400, 413, 415, 422)
 
 

@@ -20,6 +20,8 @@ from shipyard.serve.host import ModelSlot, Scored, ServedModel
 from shipyard.serve.traffic import DeploySpec, Route, Router, ServedModelSpec
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from shipyard.registry.bundle import Bundle
     from shipyard.registry.input_contract import ModelInput
     from shipyard.registry.onnx_cache import OnnxCache
@@ -153,7 +155,7 @@ class Runtime:
             raise NotFound(f"no model named {name!r} is served here; see GET /v2/models")
         return self.slots[(name, router.spec.champion)].model
 
-    async def answer(self, name: str, frame: ModelInput, headers: dict[str, str]) -> Answer:
+    async def answer(self, name: str, frame: ModelInput, headers: Mapping[str, str]) -> Answer:
         """Route, score, feed the canary judge, and start the shadow copy."""
         router = self.routers.get(name)
         if router is None:

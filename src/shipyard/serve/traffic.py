@@ -14,10 +14,13 @@ import random
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -170,7 +173,7 @@ class Router:
         self._lock = threading.Lock()
         self.canary = CanaryState()
 
-    def route(self, headers: dict[str, str]) -> Route:
+    def route(self, headers: Mapping[str, str]) -> Route:
         """Pick the answering alias (and shadow) for a request with these (lower-case) headers."""
         policy = self.spec.policy
         champion = self.spec.champion

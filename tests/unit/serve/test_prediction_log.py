@@ -319,3 +319,39 @@ def test_an_empty_log_reads_as_an_empty_frame(tmp_path: Path) -> None:
 def test_bad_settings_are_refused(tmp_path: Path, kwargs: dict[str, object]) -> None:
     with pytest.raises(InvalidArgument, match="prediction log"):
         PredictionLog(tmp_path, **kwargs)
+
+
+class _Rows:
+    """A builder of lazy records that refuses payloads it is told to (a bug in a builder)."""
+
+    def __init__(self, refuse: set[int]) -> None:
+        self.refuse = refuse
+        self.sizes: list[int] = []
+
+    def build(self, payloads):
+        self.sizes.append(len(payloads))
+        if any(p in self.refuse for p in payloads):
+            raise ValueError("cannot build this one")
+        return [_record(p) for p in payloads]
+
+
+def test_lazy_records_are_built_a_batch_at_a_time_and_a_bad_one_is_dropped_alone(
+    tmp_path: Path,
+) -> None:
+    from shipyard.serve.prediction_log import LazyRecord
+
+    rows = _Rows(refuse={7})
+    log = PredictionLog(tmp_path, batch_size=50, flush_interval_s=0.05)
+    for i in range(20):  # mixed with ready-made records, as shadows and answers may be
+        entry = LazyRecord(f"r{i}", "production", i, rows) if i % 4 else _record(i)
+        assert log.record(entry)
+    assert log.record(LazyRecord("r7", "production", 7, rows)) is False  # duplicate key
+    log.start()  # everything is queued: the writer takes it as one batch
+    assert log.close()
+    assert log.dropped == 1
+    assert log.errors == 1
+    written = set(_rows(tmp_path)["request_id"].to_list())
+    assert written == {f"r{i}" for i in range(20)} - {"r7"}
+    # The 15 lazy records in one call; it failed, so each was built alone to find the bad one.
+    assert rows.sizes == [15] + [1] * 15
+    _assert_conserved(log, tmp_path, offered=21)

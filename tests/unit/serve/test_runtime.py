@@ -30,21 +30,28 @@ def test_an_alias_move_swaps_models_while_requests_keep_flowing(source):
         runtime = _runtime(source)
         await runtime.start()
         errors, versions = 0, []
+        refreshed = asyncio.Event()
 
         async def stream():
+            # Requests flow before, during and after the swap: until the refresh is done,
+            # then 20 more (small batches score inline, so a fixed count could end too soon).
             nonlocal errors
-            for _ in range(200):
+            after = 0
+            while after < 20:
                 try:
                     answer = await runtime.answer("churn", ROWS, {})
                     versions.append(answer.model.version)
                 except Exception:
                     errors += 1
+                after += refreshed.is_set()
                 await asyncio.sleep(0)
 
         task = asyncio.create_task(stream())
-        await asyncio.sleep(0.01)
+        while not versions:
+            await asyncio.sleep(0)
         source.aliases[("churn", "production")] = 2
         swapped = await runtime.refresh()
+        refreshed.set()
         await task
         await runtime.stop()
         return swapped, errors, versions
@@ -144,3 +151,36 @@ def test_the_verified_onnx_fast_path_serves_and_agrees_with_the_native_model(sou
     assert native.model.engine == "native"
     assert fast.scored.labels == native.scored.labels
     assert np.allclose(fast.scored.probabilities, native.scored.probabilities, atol=1e-5)
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["onnx-inline", "native-thread"])
+def test_each_request_of_a_batch_gets_its_own_rows_back(source, bundles, fast_path):
+    # 40 concurrent requests of 1-3 distinct rows each: one batched call per burst must still
+    # answer every request with exactly its own rows, in order.
+    requests = [
+        ModelInput(
+            np.array([[float(i + r), 20.0 + 3 * i - r] for r in range(1 + i % 3)]),
+            np.array([[("basic", "plus", "pro")[(i + r) % 3]] for r in range(1 + i % 3)], object),
+            ("tenure", "charges"),
+            ("plan",),
+        )
+        for i in range(40)
+    ]
+
+    async def scenario():
+        spec = DeploySpec(
+            models={"churn": {"model": "churn"}}, poll_interval_s=3600, fast_path=fast_path
+        )
+        runtime = Runtime(spec, source)
+        await runtime.start()
+        answers = await asyncio.gather(*(runtime.answer("churn", r, {}) for r in requests))
+        batcher = runtime.slots[("churn", "production")].model.batcher
+        await runtime.stop()
+        return answers, batcher
+
+    answers, batcher = asyncio.run(scenario())
+    assert batcher.batches < len(requests)  # they were batched
+    for request, answer in zip(requests, answers, strict=True):
+        alone = bundles[1].predict_input(request)
+        assert answer.scored.labels == alone.labels.tolist()
+        np.testing.assert_allclose(answer.scored.probabilities, alone.proba, rtol=1e-5)

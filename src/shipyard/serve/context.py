@@ -1,0 +1,47 @@
+"""What the route modules need from their server, in one small typed object on app state.
+
+``create_app`` builds one ``ServerContext`` and leaves it on ``app.state.shipyard``; each route
+module (``shipyard.serve.routes``) reads it with ``context_of(request)``, so a route can be read
+and tested alone with whatever runtime, auth and log a test gives it (issue 15).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from shipyard.monitor.feedback import FeedbackStore
+    from shipyard.serve.auth import ServerAuth
+    from shipyard.serve.metrics import Metrics
+    from shipyard.serve.prediction_log import PredictionLog
+    from shipyard.serve.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class ServerContext:
+    """One server's moving parts, as the routes see them.
+
+    Attributes:
+        runtime: The loaded models, routers and alias watcher.
+        auth: Token checks and the audit trail of changes made through the server.
+        metrics: The Prometheus series of this server.
+        max_body_bytes: Largest request body read (413 beyond).
+        prediction_log: Where answers are logged; None when the server keeps no log.
+        feedback: Where ground-truth labels go; None answers ``/feedback`` with 503.
+    """
+
+    runtime: Runtime
+    auth: ServerAuth
+    metrics: Metrics
+    max_body_bytes: int
+    prediction_log: PredictionLog | None = None
+    feedback: FeedbackStore | None = None
+
+
+def context_of(request: Request) -> ServerContext:
+    """The ``ServerContext`` of the app serving ``request``."""
+    context: ServerContext = request.app.state.shipyard
+    return context
