@@ -112,7 +112,7 @@ def main() -> None:
         bin_dir = Path(sys.executable).parent
         os.environ["FLOOR_MODEL"] = str(root / "floor.joblib")
         os.environ["SHIPYARD_PROJECT_DIR"] = str(root)
-        comparison = Comparison("cold_start_vs_fastapi", RATIO_TARGET)
+        comparison = Comparison("cold_start_vs_fastapi", RATIO_TARGET, peer=True)
         plain = {"content-type": "application/json"}
         for i in range(max(args.repeat, 3)):
             sides = []

@@ -131,12 +131,17 @@ class Comparison:
     ``ratio`` is always Shipyard's figure over the floor's. For times and memory lower is
     better and the target is a ceiling (``ratio <= target``); for throughput (``higher=True``)
     the target is a floor (``ratio >= target``).
+
+    ``peer=True`` marks a comparison against another product doing the same job (plain
+    FastAPI + scikit-learn for cold start), not against a lower bound: beating a peer is the
+    point, so its "floor" is never called suspect for losing.
     """
 
     name: str
     target: float
     unit: str = "s"
     higher: bool = False
+    peer: bool = False
     floor: list[float] = field(default_factory=list)
     ours: list[float] = field(default_factory=list)
 
@@ -166,6 +171,8 @@ class Comparison:
         A floor that loses to Shipyard in most repetitions is not doing the same work, or not
         measured the same way; a ratio against it proves nothing.
         """
+        if self.peer:
+            return None
         wins = sum(self._beats_floor(r) for r in self.ratios)
         if wins * 2 > len(self.ratios):
             return (
