@@ -50,6 +50,8 @@ bench: $(STAMP)  ## Run every benchmark at a quick size (prints RESULT lines).
 	$(BIN)/python benchmarks/cold_start.py --repeat 3
 	$(BIN)/python benchmarks/drift.py --rows 200000 --reference-rows 200000
 	$(BIN)/python benchmarks/bundle_bomb.py
+	$(BIN)/python benchmarks/streaming.py --events 20000 --seconds 3
+	$(BIN)/python benchmarks/quality.py --only digits,mixed
 
 format: $(STAMP)  ## Format and fix what ruff can.
 	$(BIN)/ruff format src tests benchmarks

@@ -99,7 +99,7 @@ def run(
         model = follower.current
         err_console.print(
             f"consuming {escape(config.input)} as {escape(backend.consumer)} in group "
-            f"{escape(config.group)}: {escape(config.model)} v{model.version} ({model.engine})"
+            f"{escape(config.group)}: {escape(config.model)} v{model.version} ({model.scorer})"
         )
         try:
             stats = runner.run()

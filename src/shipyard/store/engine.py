@@ -100,7 +100,14 @@ def _translated(engine: sa.Engine) -> sa.Engine:
 
     @event.listens_for(engine, "handle_error")
     def _on_error(context: sa.engine.ExceptionContext) -> None:
-        if context.is_pre_ping:  # the pool replaces the dead connection itself
+        if context.is_pre_ping:
+            # A signal that arrived mid-probe (Ctrl-C, SIGTERM's Terminated) leaves the query
+            # half-sent, and the probe's own cleanup then fails with a driver error that hides
+            # the interrupt: let the interrupt through (the pool drops the connection). Any
+            # other failure: the pool replaces the dead connection itself.
+            interrupted = context.original_exception.__context__
+            if isinstance(interrupted, KeyboardInterrupt | SystemExit):
+                raise interrupted
             return
         connection = context.connection
         if connection is not None and connection.get_execution_options().get(WRITE_OPTION):

@@ -57,7 +57,7 @@ class LoadedModel:
     bundle: Bundle
     contract: InputContract
     predict: Callable[[ModelInput], Predictions]
-    engine: str
+    scorer: str  # "onnx" or "native": which predictor scores it
 
 
 class ModelFollower:

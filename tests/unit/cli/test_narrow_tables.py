@@ -52,7 +52,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
 
 @pytest.fixture
 def narrow(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(context.console, "width", WIDTH)
+    # Through the environment, as a terminal does: setting ``console.width`` would pin the
+    # shared console's width for every later test in this worker.
+    monkeypatch.setenv("COLUMNS", str(WIDTH))
+    assert context.console.width == WIDTH
 
 
 def _run(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> list[str]:

@@ -44,3 +44,34 @@ def test_an_unopenable_sqlite_file_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable, match="check that it is running"), engine.connect():
         pass
     engine.dispose()
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt(), Terminated()])
+def test_an_interrupt_during_the_pre_ping_is_not_hidden_by_the_driver(
+    pg_url: str, interrupt: BaseException, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM arriving mid-probe once exited 1 instead of 143 (the run never ended killed).
+
+    The signal leaves the probe's query half-sent; the probe's cleanup (restoring autocommit)
+    then fails with a ``ProgrammingError`` that replaced the interrupt.
+    """
+    import psycopg
+
+    engine = create_store_engine(pg_url)
+    with engine.connect():  # one pooled connection, not fresh: the next checkout probes it
+        pass
+    armed = [interrupt]
+    execute = psycopg.Cursor.execute
+
+    def _signal_mid_query(self: psycopg.Cursor[Any], query: Any, *args: Any, **kw: Any) -> Any:
+        if armed:
+            self.connection.pgconn.send_query(b"SELECT 1")  # sent, never read: as interrupted
+            raise armed.pop()
+        return execute(self, query, *args, **kw)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", _signal_mid_query)
+    with pytest.raises(type(interrupt)), engine.connect():
+        pass
+    with engine.connect() as c:  # the half-used connection was dropped; the engine still works
+        assert c.execute(sa.text("SELECT 1")).scalar() == 1
+    engine.dispose()
