@@ -3,7 +3,8 @@
 Both sides search the same space of a small model (a scaled logistic regression on
 scikit-learn's breast_cancer data) with the same TPE sampler seed, the same median pruner,
 the same three cross-validation folds and the same metric (ROC-AUC), so they propose the same
-parameters and fit the same models. The floor is a hand-written Optuna loop: build the
+parameters and fit the same models (checked: both sides must prune the same number of trials,
+so they fit the same number of folds). The floor is a hand-written Optuna loop: build the
 pipeline, fit each fold, score with ``sklearn.metrics.roc_auc_score``, report, prune.
 Shipyard's side is ``shipyard.train.tuning.tune`` with a real tracked run on the embedded
 SQLite workspace: every trial becomes a child run with its params, fold scores, CV mean and
@@ -73,8 +74,8 @@ def spec(trials: int) -> TrainSpec:
     )
 
 
-def floor(trials: int) -> float:
-    """A bare Optuna loop doing the same search."""
+def floor(trials: int) -> tuple[float, int]:
+    """A bare Optuna loop doing the same search: returns (seconds, trials pruned)."""
     df, y = data()
     features = [c for c in df.columns if c != "target"]
     x = df.select(features).to_pandas()
@@ -100,7 +101,8 @@ def floor(trials: int) -> float:
                                     ),
                                     features,
                                 )
-                            ]
+                            ],
+                            verbose_feature_names_out=False,
                         ),
                     ),
                     (
@@ -125,11 +127,13 @@ def floor(trials: int) -> float:
     )
     started = time.perf_counter()
     study.optimize(objective, n_trials=trials)
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
+    return elapsed, pruned
 
 
-def shipyard(trials: int, directory: Path) -> tuple[float, int]:
-    """The same search through Shipyard, tracked: returns (seconds, child runs recorded)."""
+def shipyard(trials: int, directory: Path) -> tuple[float, int, int]:
+    """The same search through Shipyard, tracked: (seconds, child runs recorded, pruned)."""
     df, _ = data()
     s = spec(trials)
     columns = resolve_columns(s, df.schema)
@@ -146,8 +150,9 @@ def shipyard(trials: int, directory: Path) -> tuple[float, int]:
         with workspace.start_run(name="tuning-bench", experiment="bench") as run:
             tune(s, "binary", columns, x, y, folds, metric="roc_auc", n_classes=2, run=run)
         elapsed = time.perf_counter() - started
-        children = len(workspace.search_runs(f"parent_run_id = '{run.run_id}'", limit=None))
-    return elapsed, children
+        children = workspace.search_runs(f"parent_run_id = '{run.run_id}'", limit=None)
+    pruned = sum(c.tags.get("trial_state") == "pruned" for c in children)
+    return elapsed, len(children), pruned
 
 
 def main() -> None:
@@ -158,19 +163,28 @@ def main() -> None:
     optuna.logging.set_verbosity(logging.WARNING)
     warnings.simplefilter("ignore")
     children: list[int] = []
+    pruned: dict[str, set[int]] = {"floor": set(), "shipyard": set()}
 
     def ours() -> float:
         with tempfile.TemporaryDirectory() as tmp:
-            seconds, recorded = shipyard(args.trials, Path(tmp))
+            seconds, recorded, cut = shipyard(args.trials, Path(tmp))
         children.append(recorded)
+        pruned["shipyard"].add(cut)
+        return seconds
+
+    def bare() -> float:
+        seconds, cut = floor(args.trials)
+        pruned["floor"].add(cut)
         return seconds
 
     with threadpool_limits(1):  # what the trainer does; the floor gets the same
-        comparison = interleave(
-            lambda: floor(args.trials), ours, Comparison("tuning_overhead", TARGET), args.repeat
-        )
+        comparison = interleave(bare, ours, Comparison("tuning_overhead", TARGET), args.repeat)
     if set(children) != {args.trials}:
         raise SystemExit(f"expected {args.trials} child runs per study, recorded {children}")
+    # Same sampler, seed, pruner and scores: both sides must prune the same trials, so they
+    # fit the same number of folds; otherwise they did not do the same work.
+    if len(pruned["floor"] | pruned["shipyard"]) != 1:
+        raise SystemExit(f"the two sides pruned different numbers of trials: {pruned}")
     f, o = statistics.median(comparison.floor), statistics.median(comparison.ours)
     report(
         f"{args.trials} trials (bare in-memory Optuna vs tracked): bookkeeping "
