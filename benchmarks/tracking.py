@@ -195,6 +195,18 @@ def pg_database(base_url: str, role: str) -> str | None:
     return base_url.rsplit("/", 1)[0] + f"/{name}"
 
 
+def drop_databases(base_url: str) -> None:
+    """Drop the databases this run made."""
+    import psycopg
+
+    admin = base_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True, connect_timeout=3) as connection:
+        for role in ("floor", "ours"):
+            connection.execute(
+                f"DROP DATABASE IF EXISTS shipyard_bench_{role}_{os.getpid()} WITH (FORCE)"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--values", type=int, default=100_000)
@@ -229,6 +241,8 @@ def main() -> None:
                 args.repeat,
             )
         )
+    if url is not None:
+        drop_databases(args.pg_url)
     report(
         f"{args.values:,} metric values; floors: sqlite3 executemany (one transaction), "
         "PostgreSQL COPY; interleaved, ratio per repetition",

@@ -12,7 +12,6 @@ import atexit
 import os
 import threading
 import weakref
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -218,7 +217,12 @@ class Workspace:
                     "end_ms": end_ms,
                     "heartbeat_ms": end_ms,
                     "error": run.error,
-                    **asdict(run.resources),
+                    "wall_seconds": run.resources.wall_seconds,
+                    "cpu_user_seconds": run.resources.cpu_user_seconds,
+                    "cpu_system_seconds": run.resources.cpu_system_seconds,
+                    "children_cpu_user_seconds": run.resources.children_cpu_user_seconds,
+                    "children_cpu_system_seconds": run.resources.children_cpu_system_seconds,
+                    "peak_rss_bytes": run.resources.peak_rss_bytes,
                 }
             )
             params += [
