@@ -17,9 +17,7 @@ from shipyard.store.entities import Artifact, Note, Run, RunStatus
 from shipyard.track import signals
 from shipyard.track.payloads import payloads_for
 from shipyard.track.validation import (
-    KNOWN_KEYS as _KNOWN_KEYS,
-)
-from shipyard.track.validation import (
+    KNOWN_KEYS,
     check_key,
     check_metric_value,
     check_metric_values,
@@ -117,7 +115,7 @@ class ActiveRun:
         # case is tested by exact type and a set lookup; the full checks run only otherwise.
         if self._ended:
             raise RunNotActive(f"run {self.run_id} has ended; start a new run to log more")
-        if type(key) is not str or key not in _KNOWN_KEYS:
+        if type(key) is not str or key not in KNOWN_KEYS:
             key = check_key(key, "metric name")
         if type(value) is not float:
             value = check_metric_value(key, value)
