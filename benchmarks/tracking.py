@@ -1,10 +1,16 @@
 """Tracking write speed: per-call and batch metric logging vs. raw sqlite3 ``executemany``.
 
 Floor: the same 100,000 rows inserted with plain sqlite3 ``executemany`` in one transaction
-into an equivalent table (same columns, same index, WAL, synchronous=NORMAL) on the same disk.
+into an equivalent table (same columns and NOT NULLs, same index, WAL, synchronous=NORMAL) on
+the same disk, plus the same per-key latest values upserted into an equivalent
+``latest_metrics`` table in that transaction: the same output Shipyard writes. The floor knows
+its data, so which row is each key's latest is decided before its clock starts; Shipyard works
+it out (and checks every value) inside its time.
 Shipyard: (a) ``run.log_batch`` with the 100,000 values, (b) 100,000 ``run.log_metric`` calls
 followed by ``run.flush()`` (so every value is durable when the clock stops).
-On PostgreSQL: ``log_batch`` against ``COPY`` of the same rows into an equivalent table.
+On PostgreSQL: ``log_batch`` against ``COPY`` of the same rows (plus the same latest upsert)
+into equivalent, empty tables: each side starts each repetition on empty tables (Shipyard on a
+fresh database), so neither inserts into a bigger index than the other.
 Floor and Shipyard alternate; each repetition runs on a fresh database and gives its own
 ratio; the median ratio and its spread are reported (see ``harness.py``).
 
@@ -39,21 +45,46 @@ def make_values(count: int) -> list[tuple[str, float, int, int]]:
     return [(keys[i % 10], i * 0.001, i // 10, 1_700_000_000_000 + i) for i in range(count)]
 
 
+_METRICS_DDL = (
+    "CREATE TABLE metrics (metric_id {pk}, run_id VARCHAR(32) NOT NULL, "
+    "key VARCHAR(250) NOT NULL, value {float}, step BIGINT NOT NULL, "
+    "timestamp_ms BIGINT NOT NULL)"
+)
+_LATEST_DDL = (
+    "CREATE TABLE latest_metrics (run_id VARCHAR(32) NOT NULL, key VARCHAR(250) NOT NULL, "
+    "value {float}, step BIGINT NOT NULL, timestamp_ms BIGINT NOT NULL, "
+    "PRIMARY KEY (run_id, key))"
+)
+_LATEST_UPSERT = (
+    "INSERT INTO latest_metrics (run_id, key, value, step, timestamp_ms) VALUES ({p}, {p}, {p}, "
+    "{p}, {p}) ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, "
+    "step = excluded.step, timestamp_ms = excluded.timestamp_ms"
+)
+
+
+def latest_rows(
+    values: list[tuple[str, float, int, int]],
+) -> list[tuple[str, str, float, int, int]]:
+    """Each key's last value (the benchmark logs in step order, so the last is the latest)."""
+    last = {k: (RUN_ID, k, v, s, t) for k, v, s, t in values}
+    return list(last.values())
+
+
 def floor_sqlite(values: list[tuple[str, float, int, int]], directory: Path) -> float:
     connection = sqlite3.connect(directory / "floor.db", isolation_level=None)
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA synchronous = NORMAL")
-    connection.execute(
-        "CREATE TABLE metrics (metric_id INTEGER PRIMARY KEY, run_id VARCHAR(32), "
-        "key VARCHAR(250), value FLOAT, step BIGINT, timestamp_ms BIGINT)"
-    )
+    connection.execute(_METRICS_DDL.format(pk="INTEGER PRIMARY KEY", float="FLOAT"))
     connection.execute("CREATE INDEX ix_metrics_run_key_step ON metrics (run_id, key, step)")
+    connection.execute(_LATEST_DDL.format(float="FLOAT"))
     rows = [(RUN_ID, k, v, s, t) for k, v, s, t in values]
+    latest = latest_rows(values)
     started = time.perf_counter()
-    connection.execute("BEGIN")
+    connection.execute("BEGIN IMMEDIATE")
     connection.executemany(
         "INSERT INTO metrics (run_id, key, value, step, timestamp_ms) VALUES (?, ?, ?, ?, ?)", rows
     )
+    connection.executemany(_LATEST_UPSERT.format(p="?"), latest)
     connection.execute("COMMIT")
     elapsed = time.perf_counter() - started
     connection.close()
@@ -101,36 +132,36 @@ def fresh(work: Callable[[list, Path], float], values: list) -> Callable[[], flo
 
 
 def pg_floor(values: list[tuple[str, float, int, int]], url: str) -> float:
-    """The PostgreSQL floor: the same rows through ``COPY`` into an equivalent table."""
+    """The PostgreSQL floor: the same rows through ``COPY`` into equivalent, empty tables."""
     import psycopg
 
+    latest = latest_rows(values)
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as connection:
-        connection.execute("DROP TABLE IF EXISTS bench_floor_metrics")
-        connection.execute(
-            "CREATE TABLE bench_floor_metrics (metric_id BIGSERIAL PRIMARY KEY, run_id "
-            "VARCHAR(32), key VARCHAR(250), value DOUBLE PRECISION, step BIGINT, "
-            "timestamp_ms BIGINT)"
-        )
-        connection.execute("CREATE INDEX ix_bench_floor ON bench_floor_metrics (run_id, key, step)")
+        connection.execute("DROP TABLE IF EXISTS metrics, latest_metrics")
+        connection.execute(_METRICS_DDL.format(pk="BIGSERIAL PRIMARY KEY", float="FLOAT"))
+        connection.execute("CREATE INDEX ix_metrics_run_key_step ON metrics (run_id, key, step)")
+        connection.execute(_LATEST_DDL.format(float="FLOAT"))
         connection.commit()
         started = time.perf_counter()
         with (
             connection.cursor() as cursor,
-            cursor.copy(
-                "COPY bench_floor_metrics (run_id, key, value, step, timestamp_ms) FROM STDIN"
-            ) as copy,
+            cursor.copy("COPY metrics (run_id, key, value, step, timestamp_ms) FROM STDIN") as copy,
         ):
             for key, value, step, timestamp_ms in values:
                 copy.write_row((RUN_ID, key, value, step, timestamp_ms))
+        with connection.cursor() as cursor:
+            cursor.executemany(_LATEST_UPSERT.format(p="%s"), latest)
         connection.commit()
         elapsed = time.perf_counter() - started
-        connection.execute("DROP TABLE bench_floor_metrics")
+        connection.execute("DROP TABLE metrics, latest_metrics")
         connection.commit()
     return elapsed
 
 
-def pg_batch(values: list[tuple[str, float, int, int]], url: str) -> float:
-    """``run.log_batch`` against a PostgreSQL store (a fresh schema each time)."""
+def pg_batch(values: list[tuple[str, float, int, int]], admin_url: str) -> float:
+    """``run.log_batch`` against a PostgreSQL store on a fresh database (made off the clock)."""
+    url = pg_database(admin_url, "ours")
+    assert url is not None
     with tempfile.TemporaryDirectory() as directory:
         workspace = Workspace(
             load_settings(
@@ -143,23 +174,37 @@ def pg_batch(values: list[tuple[str, float, int, int]], url: str) -> float:
         with workspace, workspace.start_run(name="bench-batch-pg") as run:
             started = time.perf_counter()
             run.log_batch(values)
-            return time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            assert workspace.store.count_metrics([run.run_id]) == len(values)
+    return elapsed
 
 
-def pg_database(base_url: str) -> str | None:
-    """A fresh database on the local PostgreSQL for this run, or None when there is none."""
+def pg_database(base_url: str, role: str) -> str | None:
+    """A fresh database on the local PostgreSQL, or None when there is none."""
     try:
         import psycopg
 
-        name = f"shipyard_bench_{os.getpid()}"
+        name = f"shipyard_bench_{role}_{os.getpid()}"
         admin = base_url.replace("postgresql+psycopg://", "postgresql://")
         with psycopg.connect(admin, autocommit=True, connect_timeout=3) as connection:
-            connection.execute(f"DROP DATABASE IF EXISTS {name}")
+            connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             connection.execute(f"CREATE DATABASE {name}")
     except Exception as e:
         print(f"  (PostgreSQL not measured: {type(e).__name__}: {e})")
         return None
     return base_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_databases(base_url: str) -> None:
+    """Drop the databases this run made."""
+    import psycopg
+
+    admin = base_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True, connect_timeout=3) as connection:
+        for role in ("floor", "ours"):
+            connection.execute(
+                f"DROP DATABASE IF EXISTS shipyard_bench_{role}_{os.getpid()} WITH (FORCE)"
+            )
 
 
 def main() -> None:
@@ -186,16 +231,18 @@ def main() -> None:
             Comparison("tracking_per_call", TARGETS["tracking_per_call"]), args.repeat,
         ),
     ]  # fmt: skip
-    url = pg_database(args.pg_url) if args.pg_url else None
+    url = pg_database(args.pg_url, "floor") if args.pg_url else None
     if url is not None:
         comparisons.append(
             interleave(
                 lambda: pg_floor(values, url),
-                lambda: pg_batch(values, url),
+                lambda: pg_batch(values, args.pg_url),
                 Comparison("tracking_batch_postgres", TARGETS["tracking_batch_postgres"]),
                 args.repeat,
             )
         )
+    if url is not None:
+        drop_databases(args.pg_url)
     report(
         f"{args.values:,} metric values; floors: sqlite3 executemany (one transaction), "
         "PostgreSQL COPY; interleaved, ratio per repetition",

@@ -32,11 +32,22 @@ from shipyard.store.entities import (
     Run,
     RunStatus,
 )
+from shipyard.store.metric_rows import (
+    COPY_MIN_ROWS,
+    MetricTuple,
+    StoredTuple,
+    copy_rows,
+    insert_for_run_sql,
+    insert_sql,
+    latest_by_key,
+    latest_params,
+    nan_as_null,
+    upsert_latest,
+)
 from shipyard.store.migrate import current_revision, upgrade_to_head
 from shipyard.store.models import (
     ArtifactRow,
     ExperimentRow,
-    LatestMetricRow,
     MetricRow,
     NoteRow,
     ParamRow,
@@ -48,11 +59,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
     from shipyard.store.filters import Expr, OrderKey
-
-#: One metric value as the store takes it: (run_id, key, value, step, timestamp_ms).
-MetricTuple = tuple[str, str, float, int, int]
-
-_METRIC_COLUMNS = ("run_id", "key", "value", "step", "timestamp_ms")
 
 
 class SqlStore:
@@ -75,11 +81,8 @@ class SqlStore:
                 "check that it is running and reachable, and the path or URL in SHIPYARD_STORE_URL"
             ) from e
         self._dialect = self.engine.dialect.name
-        self._insert_metrics_sql = str(
-            sa.insert(MetricRow)
-            .values({c: sa.bindparam(c) for c in _METRIC_COLUMNS})
-            .compile(dialect=self.engine.dialect)
-        )
+        self._postgres = self._dialect == "postgresql"
+        self._insert_metrics_sql = insert_sql(self.engine.dialect)
 
     def close(self) -> None:
         """Release every pooled connection."""
@@ -173,6 +176,35 @@ class SqlStore:
                 connection.execute(sa.insert(TagRow), rows)
 
         run_write(self.engine, _create)
+
+    def record_runs(
+        self,
+        runs: Sequence[Mapping[str, Any]],
+        params: Sequence[tuple[str, str, str]],
+        tags: Sequence[tuple[str, str, str]],
+        metrics: Sequence[MetricTuple],
+    ) -> None:
+        """Insert ended runs with their params, tags and metrics, all in one transaction.
+
+        ``runs`` holds every column of ``RunRow``; params and tags are (run_id, key, text).
+        For runs recorded after the fact by the hundred (tuning trials): one round trip for
+        all of them instead of several per run.
+        """
+        latest = latest_params(latest_by_key(metrics).values(), null_nan=self._postgres)
+        stored = nan_as_null(metrics) if self._postgres else metrics
+
+        def _record(connection: sa.Connection) -> None:
+            connection.execute(sa.insert(RunRow), list(runs))
+            for row_class, rows in ((ParamRow, params), (TagRow, tags)):
+                if rows:
+                    connection.execute(
+                        sa.insert(row_class),
+                        [{"run_id": r, "key": k, "value": v} for r, k, v in rows],
+                    )
+            if stored:
+                self._write_metrics(connection, stored, latest)
+
+        run_write(self.engine, _record)
 
     def end_run(
         self, run_id: str, status: RunStatus, end_ms: int, error: str | None, resources: Resources
@@ -349,49 +381,53 @@ class SqlStore:
     # -- metrics ----------------------------------------------------------------------------
 
     def log_metrics(self, rows: Sequence[MetricTuple]) -> None:
-        """Append metric values in one transaction and update each key's latest value.
+        """Append metric values of any runs in one transaction and update each latest value.
 
-        NaN values are stored as NULL (see the module docstring of ``models``).
+        NaN values are stored as NULL (see the module docstring of ``models``). On PostgreSQL a
+        big batch goes through COPY (``metric_rows``); either way the batch is all or nothing.
         """
         if not rows:
             return
-        stored = [(r[0], r[1], None if r[2] != r[2] else r[2], r[3], r[4]) for r in rows]
-        latest = _latest_by_key(stored)
+        latest = latest_params(latest_by_key(rows).values(), null_nan=self._postgres)
+        # SQLite stores a NaN as NULL by itself; PostgreSQL would keep it as NaN.
+        stored = nan_as_null(rows) if self._postgres else rows
+        run_write(self.engine, lambda c: self._write_metrics(c, stored, latest))
+
+    def log_run_metrics(
+        self,
+        run_id: str,
+        values: Sequence[Sequence[Any]],
+        latest: Iterable[tuple[str, float, int, int]],
+    ) -> None:
+        """Append one run's checked ``(key, value, step, timestamp_ms)`` values in one transaction.
+
+        ``latest`` is each key's latest value among them (``track.validation`` works it out
+        while checking). On SQLite the caller's own tuples are bound as they are, under a
+        statement that carries the run id, so no row is copied.
+        """
+        if not values:
+            return
+        params = latest_params(((run_id, *v) for v in latest), null_nan=self._postgres)
+        if self._postgres:
+            rows = nan_as_null([(run_id, *v) for v in values])
+            run_write(self.engine, lambda c: self._write_metrics(c, rows, params))
+            return
+        statement = insert_for_run_sql(run_id)
 
         def _log(connection: sa.Connection) -> None:
-            if self._dialect == "sqlite":
-                # The driver's executemany on positional tuples: the floor PERFORMANCE.md
-                # measures, without building a dict per value.
-                connection.exec_driver_sql(self._insert_metrics_sql, stored)
-            else:
-                connection.execute(
-                    sa.insert(MetricRow),
-                    [dict(zip(_METRIC_COLUMNS, r, strict=True)) for r in stored],
-                )
-            self._upsert_latest(connection, latest)
+            connection.exec_driver_sql(statement, values)
+            upsert_latest(connection, params)
 
         run_write(self.engine, _log)
 
-    def _upsert_latest(self, connection: sa.Connection, latest: list[dict[str, Any]]) -> None:
-        statement = upsert_insert(self.engine, LatestMetricRow)
-        excluded = statement.excluded
-        table = LatestMetricRow.__table__
-        newer = sa.or_(
-            excluded.step > table.c.step,
-            sa.and_(excluded.step == table.c.step, excluded.timestamp_ms >= table.c.timestamp_ms),
-        )
-        connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=["run_id", "key"],
-                set_={
-                    "value": excluded.value,
-                    "step": excluded.step,
-                    "timestamp_ms": excluded.timestamp_ms,
-                },
-                where=newer,
-            ),
-            latest,
-        )
+    def _write_metrics(
+        self, connection: sa.Connection, rows: Sequence[StoredTuple], latest: list[dict[str, Any]]
+    ) -> None:
+        if self._postgres and len(rows) >= COPY_MIN_ROWS:
+            copy_rows(connection, rows)
+        else:
+            connection.exec_driver_sql(self._insert_metrics_sql, rows)
+        upsert_latest(connection, latest)
 
     def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         """Return every logged value of one metric of a run, by step then time."""
@@ -455,13 +491,3 @@ class SqlStore:
             Artifact(r.run_id, r.name, r.digest, r.size_bytes, r.media_type, r.created_ms)
             for r in rows
         ]
-
-
-def _latest_by_key(rows: Sequence[tuple[str, str, float | None, int, int]]) -> list[dict[str, Any]]:
-    best: dict[tuple[str, str], tuple[str, str, float | None, int, int]] = {}
-    for row in rows:
-        key = (row[0], row[1])
-        seen = best.get(key)
-        if seen is None or (row[3], row[4]) >= (seen[3], seen[4]):
-            best[key] = row
-    return [dict(zip(_METRIC_COLUMNS, r, strict=True)) for r in best.values()]

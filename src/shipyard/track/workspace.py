@@ -29,7 +29,13 @@ from shipyard.track import environment, signals
 from shipyard.track.heartbeat import Heartbeat
 from shipyard.track.resources import ResourceMeter
 from shipyard.track.run import ActiveRun
-from shipyard.track.validation import MAX_NOTE_LENGTH, check_key, param_text, tag_text
+from shipyard.track.validation import (
+    MAX_NOTE_LENGTH,
+    check_key,
+    check_metric_values,
+    param_text,
+    tag_text,
+)
 from shipyard.track.writer import MetricWriter
 
 if TYPE_CHECKING:
@@ -38,6 +44,7 @@ if TYPE_CHECKING:
     from shipyard.store.artifacts import BlobStore
     from shipyard.store.entities import Resources
     from shipyard.track.payloads import Payload
+    from shipyard.track.records import FinishedRun
 
 DEFAULT_EXPERIMENT = "default"
 _open_workspaces: weakref.WeakSet[Workspace] = weakref.WeakSet()
@@ -167,6 +174,65 @@ class Workspace:
             self.writer.flush()
         finally:
             self.store.end_run(run.run_id, status, self.clock.now_ms(), error, resources)
+
+    def record_runs(self, parent: ActiveRun, runs: Sequence[FinishedRun]) -> None:
+        """Write ended child runs of ``parent`` in one transaction (see ``track.records``).
+
+        Everything is checked before anything is written, so a bad name writes none of them.
+
+        Raises:
+            InvalidName, InvalidArgument, InvalidMetricValue: A bad key or value (nothing
+                written).
+        """
+        if not runs:
+            return
+        experiment_id = self._experiment_ids.get(parent.experiment)
+        if experiment_id is None:
+            experiment_id = self.store.get_experiment(parent.experiment).experiment_id
+            self._experiment_ids[parent.experiment] = experiment_id
+        common = {
+            "experiment_id": experiment_id,
+            "parent_run_id": parent.run_id,
+            "host": environment.host_name(),
+            "pid": os.getpid(),
+            "pid_started_ms": environment.process_started_ms(),
+            "user": environment.user_name(),
+            "git_commit": None,
+            "git_dirty": None,
+            "environment": environment.process_environment(),
+        }
+        rows, params, tags, metrics = [], [], [], []
+        for run in runs:
+            name = check_key(run.name, "run name")
+            end_ms = run.end_ms if run.end_ms is not None else self.clock.now_ms()
+            rows.append(
+                {
+                    **common,
+                    "run_id": run.run_id,
+                    "name": name,
+                    "status": run.status.value,
+                    "start_ms": run.start_ms,
+                    "end_ms": end_ms,
+                    "heartbeat_ms": end_ms,
+                    "error": run.error,
+                    "wall_seconds": run.resources.wall_seconds,
+                    "cpu_user_seconds": run.resources.cpu_user_seconds,
+                    "cpu_system_seconds": run.resources.cpu_system_seconds,
+                    "children_cpu_user_seconds": run.resources.children_cpu_user_seconds,
+                    "children_cpu_system_seconds": run.resources.children_cpu_system_seconds,
+                    "peak_rss_bytes": run.resources.peak_rss_bytes,
+                }
+            )
+            params += [
+                (run.run_id, check_key(k, "param name"), param_text(k, v))
+                for k, v in run.params.items()
+            ]
+            tags += [
+                (run.run_id, check_key(k, "tag name"), tag_text(k, v)) for k, v in run.tags.items()
+            ]
+            checked = check_metric_values(run.metrics)
+            metrics += [(run.run_id, *v) for v in checked.values]
+        self.store.record_runs(rows, params, tags, metrics)
 
     def get_run(self, run_id: str) -> Run:
         """Return a run by id or unique prefix (6+ hex characters)."""

@@ -18,12 +18,14 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+from itertools import repeat, starmap
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from shipyard.store.sql import MetricTuple, SqlStore
+    from shipyard.store.metric_rows import MetricTuple
+    from shipyard.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
 _MAX_BACKOFF_S = 30.0
@@ -43,32 +45,42 @@ class MetricWriter:
         self._pending: collections.deque[MetricTuple] = collections.deque()
         self._flush_lock = threading.Lock()
         self._wakeup = threading.Event()
+        self._threshold = 0  # see _full
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self.last_error: Exception | None = None
 
     def add(self, row: MetricTuple) -> None:
-        """Queue one value (the per-call path; keep it tiny)."""
+        """Queue one value (the per-call path: an append and one comparison, no lock)."""
         pending = self._pending
         pending.append(row)
-        size = len(pending)
-        if size >= self._flush_size:
-            if self._thread is None:
-                self._start()
-            self._wakeup.set()
-            if size >= self._max_pending:
-                self.flush()
-        elif self._thread is None:
-            self._start()
+        if len(pending) >= self._threshold:
+            self._full(len(pending))
 
     def add_many(self, rows: Iterable[MetricTuple]) -> None:
         """Queue many values."""
         self._pending.extend(rows)
+        self._full(len(self._pending))
+
+    def _full(self, size: int) -> None:
+        """Start the thread on first use, wake it once per full batch, apply backpressure.
+
+        ``_threshold`` is the queue length at which ``add`` next needs to come here: 0 before
+        the thread runs, ``flush_size`` while it sleeps, ``max_pending`` once it has been woken
+        (until it has written), so the values that arrive meanwhile cost one comparison each
+        instead of another wake-up (``Event.set`` takes a lock).
+        """
         if self._thread is None:
             self._start()
-        if len(self._pending) >= self._flush_size:
+        if size >= self._max_pending:
+            self._threshold = self._flush_size
+            self.flush()
+        elif size >= self._flush_size:
+            self._threshold = self._max_pending
             self._wakeup.set()
+        else:
+            self._threshold = self._flush_size
 
     @property
     def pending(self) -> int:
@@ -102,7 +114,8 @@ class MetricWriter:
     def _write_some(self) -> None:
         pending = self._pending
         count = min(len(pending), self._max_pending)
-        batch = [pending.popleft() for _ in range(count)]
+        # popleft at C speed; taking the values out one by one keeps add() lock-free.
+        batch = list(starmap(pending.popleft, repeat((), count)))
         try:
             self._store.log_metrics(batch)
         except Exception:
@@ -114,6 +127,7 @@ class MetricWriter:
         while not self._stopping.is_set():
             self._wakeup.wait(backoff)
             self._wakeup.clear()
+            self._threshold = self._flush_size
             if self._stopping.is_set():
                 return
             try:

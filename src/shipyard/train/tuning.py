@@ -30,6 +30,7 @@ from shipyard.train.fitting import Candidate, build_pipeline, fit_pipeline, pred
 from shipyard.train.metrics import compute_metric, greater_is_better
 from shipyard.train.search import default_trial_params, gain_inside_noise, price_of_search
 from shipyard.train.space import Param, grid_values, parse_space, suggest
+from shipyard.train.trial_records import TrialRecorder
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -38,10 +39,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from shipyard.cost.budget import TrialBudget
+    from shipyard.track.records import FinishedRun
     from shipyard.track.run import ActiveRun
     from shipyard.train.preprocess import Columns
     from shipyard.train.spec import Task, TrainSpec
     from shipyard.train.splits import IntArray
+    from shipyard.train.trial_records import TrialRun
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class _Context:
     cost_budget: TrialBudget | None = None
     stopped_reason: str | None = None
     cpu_started: float = 0.0
+    recorder: TrialRecorder | None = None
 
 
 def tune(
@@ -161,6 +165,8 @@ def tune(
         cost_budget=cost_budget,
     )
     ctx.cpu_started = process_cpu_seconds()
+    if run is not None and spec.tuning.child_runs:
+        ctx.recorder = TrialRecorder(run)
     if cost_budget is not None and (reason := cost_budget.stop_reason([])) is not None:
         raise Conflict(f"train: no tuning trial started: {reason}")
     objectives: list[str] = list(spec.tuning.objectives)
@@ -173,33 +179,46 @@ def tune(
     deadline = None if spec.tuning.timeout_s is None else time.monotonic() + spec.tuning.timeout_s
     studies: list[optuna.Study] = []
     plans = _grid_plans(spec, spaces) if spec.tuning.sampler == "grid" else [(None, None)]
-    for estimator, grid in plans:
-        if budget <= 0 or (deadline is not None and time.monotonic() >= deadline):
-            break
-        if ctx.stopped_reason is not None:
-            break
-        study = optuna.create_study(
-            directions=directions,
-            sampler=_sampler(spec, grid),
-            pruner=_pruner(spec, len(objectives), len(folds)),
-        )
-        if spec.search == "auto" and not studies:
-            study.enqueue_trial(default_trial_params())
-        n_trials = budget if grid is None else min(budget, math.prod(len(v) for v in grid.values()))
-        timeout = None if deadline is None else max(deadline - time.monotonic(), 0.001)
-        study.optimize(
-            lambda trial, est=estimator: _objective(ctx, trial, est),  # type: ignore[misc]
-            n_trials=n_trials,
-            timeout=timeout,
-            n_jobs=spec.tuning.n_jobs,
-            catch=(Exception,),
-            callbacks=[lambda study, _trial: _check_cost_budget(ctx, study)],
-        )
-        budget -= len(study.trials)
-        studies.append(study)
+    try:
+        for estimator, grid in plans:
+            if budget <= 0 or (deadline is not None and time.monotonic() >= deadline):
+                break
+            if ctx.stopped_reason is not None:
+                break
+            study = optuna.create_study(
+                directions=directions,
+                sampler=_sampler(spec, grid),
+                pruner=_pruner(spec, len(objectives), len(folds)),
+            )
+            if spec.search == "auto" and not studies:
+                study.enqueue_trial(default_trial_params())
+            n_trials = (
+                budget if grid is None else min(budget, math.prod(len(v) for v in grid.values()))
+            )
+            timeout = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+            study.optimize(
+                lambda trial, est=estimator: _objective(ctx, trial, est),  # type: ignore[misc]
+                n_trials=n_trials,
+                timeout=timeout,
+                n_jobs=spec.tuning.n_jobs,
+                catch=(Exception,),
+                callbacks=[lambda study, _trial: _after_trial(ctx, study)],
+            )
+            budget -= len(study.trials)
+            studies.append(study)
+    finally:
+        if ctx.recorder is not None:
+            ctx.recorder.write()
     if ctx.stopped_reason is not None and run is not None:
         run.set_tag("tuning.stopped_reason", ctx.stopped_reason)
     return _result(ctx, studies, objectives)
+
+
+def _after_trial(ctx: _Context, study: optuna.Study) -> None:
+    """Between trials: write recorded trials when due, then check the budgets."""
+    if ctx.recorder is not None:
+        ctx.recorder.maybe_write()
+    _check_cost_budget(ctx, study)
 
 
 def _check_cost_budget(ctx: _Context, study: optuna.Study) -> None:
@@ -288,11 +307,7 @@ def _objective(
     number = next(ctx.numbers)  # optuna numbers restart in each grid study; ours do not
     trial.set_user_attr("shipyard_trial", number)
     candidate = _choose(ctx, trial, estimator)
-    child = None
-    if ctx.run is not None and ctx.spec.tuning.child_runs:
-        child = ctx.run.child(
-            name=f"trial-{number}", params=candidate.describe(), tags={"kind": "trial"}
-        )
+    child = None if ctx.recorder is None else ctx.recorder.start(number, candidate.describe())
     scores: list[float] = []
     latency = size = None
     state = "complete"
@@ -334,7 +349,8 @@ def _objective(
         raise
     except Exception as e:
         state = "failed"
-        _end_child(child, RunStatus.FAILED, f"{type(e).__name__}: {e}")
+        if child is not None and ctx.recorder is not None:
+            ctx.recorder.add(child.end(RunStatus.FAILED, f"{type(e).__name__}: {e}"))
         child = None
         raise
     finally:
@@ -351,8 +367,8 @@ def _objective(
             time.process_time() - cpu_started,
         )
         ctx.outcomes[number] = outcome
-        if child is not None:
-            _finish_child(child, ctx.metric, outcome)
+        if child is not None and ctx.recorder is not None:
+            ctx.recorder.add(_finish_child(child, ctx.metric, outcome))
         if ctx.on_trial is not None:
             ctx.on_trial(outcome)
     values = [float(np.mean(scores))]
@@ -362,23 +378,21 @@ def _objective(
     return values[0] if len(values) == 1 else tuple(values)
 
 
-def _finish_child(child: ActiveRun, metric: str, outcome: TrialOutcome) -> None:
+def _finish_child(child: TrialRun, metric: str, outcome: TrialOutcome) -> FinishedRun:
     if outcome.fold_scores:
-        child.log_metrics({f"cv_{metric}": outcome.mean, f"cv_{metric}_std": outcome.std})
+        child.log_metric(f"cv_{metric}", outcome.mean)
+        child.log_metric(f"cv_{metric}_std", outcome.std)
     extras = {
         "latency_us": outcome.latency_us,
         "size_bytes": outcome.size_bytes,
         "duration_s": outcome.duration_s,
     }
-    child.log_metrics({k: float(v) for k, v in extras.items() if v is not None})
-    if outcome.state != "complete":  # one write less for the common case
-        child.set_tag("trial_state", outcome.state)
-    _end_child(child, RunStatus.FINISHED, None)
-
-
-def _end_child(child: ActiveRun | None, status: RunStatus, error: str | None) -> None:
-    if child is not None:
-        child.end(status, error)
+    for key, value in extras.items():
+        if value is not None:
+            child.log_metric(key, float(value))
+    if outcome.state != "complete":
+        child.record.tags["trial_state"] = outcome.state
+    return child.end(RunStatus.FINISHED)
 
 
 def _result(ctx: _Context, studies: list[optuna.Study], objectives: list[str]) -> TuningResult:
