@@ -85,7 +85,9 @@ class ValidateStage:
             cached is None
             and self.previous is not None
             and not any(
-                r.rows or r.rejected_rows for n, r in self.reads.items() if n not in self.unchanged
+                r.pending is not None or r.rows or r.rejected_rows
+                for n, r in self.reads.items()
+                if n not in self.unchanged
             )
         ):
             cached = self.previous  # incremental run with nothing new: the last version stands
@@ -131,10 +133,11 @@ class ValidateStage:
                 },
                 pii=pii,
             )
+            # Direct reads were parsed by the query above: their rejected lines are known now.
             quarantined = write_quarantine(
                 workspace,
                 spec.name,
-                reads,
+                {name: read.settled() for name, read in reads.items()},
                 quarantined_path if checks.rows_quarantined else None,
                 child,
                 pii,
