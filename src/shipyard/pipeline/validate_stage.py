@@ -1,7 +1,8 @@
 """The validate stage: combine the sources' reads, check the contract, append to the last version.
 
-Its key holds the contract, the ``combine:`` section, the sources' specs, a fingerprint of what
-each source returned, the version appended to (incremental runs) and the code this module
+Its key holds the contract, the ``combine:`` section, the sources' specs, a fingerprint of each
+source (its files' bytes for a direct read, else what it returned, see ``pipeline.ingest``), the
+version appended to (incremental runs) and the code this module
 imports at run time. That includes ``pipeline.ingest``: the frames this stage collects were
 harmonized lazily there, so harmonization is part of this stage's work.
 """

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
 import polars as pl
 
 from shipyard.data.connectors.base import ROW, SOURCE, truncate_line
@@ -283,19 +282,17 @@ class FastReader:
         where that does not hold (``_parse_block`` then looks line by line).
         """
         n = len(file_names)
-        data = np.frombuffer(block, dtype=np.uint8)
         if not block.endswith(b"\n"):
             return None
-        if b"\r" in block:
-            cr = np.flatnonzero(data == ord("\r"))
-            if not (data[cr + 1] == ord("\n")).all():
-                return None  # a lone CR ends a record for pyarrow
+        # bytes.count, not numpy: no boolean array the size of the block per check
+        if b"\r" in block and block.count(b"\r") != block.count(b"\r\n"):
+            return None  # a lone CR ends a record for pyarrow
         if n == 1 and (
             block.startswith((b"\n", b"\r\n")) or b"\n\n" in block or b"\n\r\n" in block
         ):
             return None  # blank lines are not records
-        lines = int(np.count_nonzero(data == ord("\n")))
-        if np.count_nonzero(data == ord(self.plan.delimiter)) != (n - 1) * lines:
+        lines = block.count(b"\n")
+        if block.count(self.plan.delimiter.encode()) != (n - 1) * lines:
             return None
         frame = self._parse_typed(block, file_names, names, first)
         if frame is None:
