@@ -139,13 +139,19 @@ def run_pipeline(
         tempfile.TemporaryDirectory(prefix="shipyard-run-") as scratch,
     ):
         report = PipelineReport(run_id=run.run_id)
-        ingested = _ingest(workspace, project, run, report, notify, Path(scratch))
+        ingested = _ingest(workspace, project, run, notify, Path(scratch))
         reads = ingested.reads
         context = StageContext(workspace, run, notify)
         validate = ValidateStage(
             spec, reads, ingested.previous, frozenset(ingested.unchanged), when
         )
         validated = _record(report, validate.label, execute(validate, context))
+        # A direct read's counts are known once validation parsed it (or, cached, counted it).
+        reads = {name: read.settled() for name, read in reads.items()}
+        report.stages[0:0] = [
+            _ingest_outcome(read, unchanged=name in ingested.unchanged)
+            for name, read in reads.items()
+        ]
         current = validated
         cleaning = plan_cleaning(spec)
         for index, step in enumerate(cleaning.steps):
@@ -243,7 +249,6 @@ def _ingest(
     workspace: Workspace,
     project: Project,
     run: ActiveRun,
-    report: PipelineReport,
     notify: Callable[[str, str], None],
     scratch: Path,
 ) -> _Ingested:
@@ -255,7 +260,6 @@ def _ingest(
     whole = whole_sources(spec)
     # Sources read whole go first: whether they changed decides how the others are read.
     reads: dict[str, SourceRead] = {}
-    outcomes: dict[str, StageOutcome] = {}
     for name in whole:
         reads[name] = read_checked(
             workspace, project, run, name, known, scratch, notify, full=False
@@ -273,8 +277,6 @@ def _ingest(
             reads[name] = read_checked(
                 workspace, project, run, name, known, scratch, notify, full=bool(changed)
             )
-        outcomes[name] = _ingest_outcome(reads[name], unchanged=name in unchanged)
-    report.stages.extend(outcomes[name] for name in spec.sources)
     return _Ingested({name: reads[name] for name in spec.sources}, previous, unchanged)
 
 

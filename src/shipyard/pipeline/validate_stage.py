@@ -1,7 +1,8 @@
 """The validate stage: combine the sources' reads, check the contract, append to the last version.
 
-Its key holds the contract, the ``combine:`` section, the sources' specs, a fingerprint of what
-each source returned, the version appended to (incremental runs) and the code this module
+Its key holds the contract, the ``combine:`` section, the sources' specs, a fingerprint of each
+source (its files' bytes for a direct read, else what it returned, see ``pipeline.ingest``), the
+version appended to (incremental runs) and the code this module
 imports at run time. That includes ``pipeline.ingest``: the frames this stage collects were
 harmonized lazily there, so harmonization is part of this stage's work.
 """
@@ -85,7 +86,9 @@ class ValidateStage:
             cached is None
             and self.previous is not None
             and not any(
-                r.rows or r.rejected_rows for n, r in self.reads.items() if n not in self.unchanged
+                r.pending is not None or r.rows or r.rejected_rows
+                for n, r in self.reads.items()
+                if n not in self.unchanged
             )
         ):
             cached = self.previous  # incremental run with nothing new: the last version stands
@@ -131,10 +134,11 @@ class ValidateStage:
                 },
                 pii=pii,
             )
+            # Direct reads were parsed by the query above: their rejected lines are known now.
             quarantined = write_quarantine(
                 workspace,
                 spec.name,
-                reads,
+                {name: read.settled() for name, read in reads.items()},
                 quarantined_path if checks.rows_quarantined else None,
                 child,
                 pii,

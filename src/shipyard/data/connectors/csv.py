@@ -103,6 +103,8 @@ class CsvConnector(ConnectorBase):
     _can_reject = True
     #: Data lines the last collected scan read (non-blank, after the header).
     lines_read: int | None = None
+    #: Rows the last collected scan produced (before any watermark filter); None: none yet.
+    rows_read: int | None = None
     #: Lines read that are neither a row nor a rejected record (None: not checked, as
     #: ``newlines_in_values`` lets one record span lines); 0 when every line is accounted for.
     lines_unaccounted: int | None = None
@@ -113,6 +115,13 @@ class CsvConnector(ConnectorBase):
         super().__init__(spec, base_dir=base_dir)
         self.options = spec.csv or CsvOptions()
         self._fast = FastReader.of(spec.name, self.options)  # None: pyarrow reads every file
+
+    def content_files(self) -> list[Path]:
+        """The files a scan reads, in order: with the options, their bytes decide its output.
+
+        The pipeline fingerprints them instead of the parsed rows (``pipeline.ingest``).
+        """
+        return resolve_files(self.spec, self.base_dir)
 
     def scan(self, since: object | None = None) -> pl.LazyFrame:
         """Stream the rows; ``rejected()`` lists the records left out once it was collected."""
@@ -243,6 +252,7 @@ class CsvConnector(ConnectorBase):
                 lines += read
         self._rejected = rejected_frame(rejected).sort(ROW)
         self.lines_read = lines
+        self.rows_read = rows
         # Records are lines unless values may span lines (then only the records are counted).
         self.lines_unaccounted = (
             None if self.options.newlines_in_values else lines - rows - len(rejected)

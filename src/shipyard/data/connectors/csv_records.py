@@ -223,7 +223,9 @@ def checked(
         reasons = list(checks)
         for index in any_bad.arg_true().to_list():
             record = frame.row(index, named=True)
-            line = truncate_line(rebuild([record[c] for c in names], options))
+            # Columns the Polars path parsed straight to their type hold numbers, not text.
+            values = [None if record[c] is None else str(record[c]) for c in names]
+            line = truncate_line(rebuild(values, options))
             failed = [reasons[j] for j, flag in enumerate(flags.row(index)) if flag]
             rejected.append((source, str(path), record[ROW], line, failed))
         frame = frame.filter(~any_bad)

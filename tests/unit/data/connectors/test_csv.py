@@ -561,3 +561,32 @@ def test_typed_columns_parsed_directly_still_reject_blank_and_bad_values(tmp_pat
         reasons == ["invalid_value: column 'amount' is not float64"]
         for reasons in rejected["_failed_checks"].to_list()
     )
+
+
+def test_typed_columns_keep_empty_values_as_null_and_still_reject_blank_ones(
+    tmp_path: Path,
+) -> None:
+    """An empty value in a block without whitespace keeps the typed parse (issue 17).
+
+    Later blocks with a whitespace-only value (ASCII or not) must still come out as the text
+    path has them: rejected with their reason, while the empty values stay nulls.
+    """
+    first = "".join(f"{i},{'' if i % 100 == 0 else i},n{i}\n" for i in range(3000))
+    nbsp = "\u00a0"  # a no-break space: whitespace to the text path's strip
+    middle = "".join(f"{i},{nbsp if i == 3500 else i},n{i}\n" for i in range(3000, 6000))
+    space = "".join(f"{i},{' ' if i == 6500 else ''},n{i}\n" for i in range(6000, 9000))
+    write(tmp_path, "o.csv", "id,amount,note\n" + first + middle + space)
+    columns = {"id": "int64", "amount": "float64"}
+    frame, rejected = read(tmp_path, "o.csv", block_size_bytes=4096, columns=columns)
+    assert frame.schema["amount"] == pl.Float64
+    assert frame.height == 9000 - 2
+    head = frame.filter(pl.col("id") < 3000)
+    assert head["amount"].null_count() == 30
+    assert head.filter(pl.col("amount").is_null())["id"].to_list() == list(range(0, 3000, 100))
+    assert rejected["_row"].to_list() == [3500, 6500]
+    # rebuilt from fields, one of them parsed to a number (this used to raise TypeError)
+    assert rejected["_line"].to_list() == [f"3500,{nbsp},n3500", "6500, ,n6500"]
+    assert all(
+        reasons == ["invalid_value: column 'amount' is not float64"]
+        for reasons in rejected["_failed_checks"].to_list()
+    )
