@@ -38,6 +38,7 @@ from sqlalchemy.exc import (
     OperationalError,
 )
 
+from shipyard.core import interrupts
 from shipyard.core.errors import InvalidSettings, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -194,8 +195,12 @@ def _text_to_number(text: object) -> float | None:
 
 @contextlib.contextmanager
 def write_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
-    """Open a connection inside a write transaction that commits on success."""
-    with engine.connect() as connection:
+    """Open a connection inside a write transaction that commits on success.
+
+    A graceful stop (SIGTERM) arriving inside waits for the transaction's end
+    (``core/interrupts.py``): raised mid-statement it would leave the write lock held.
+    """
+    with interrupts.shielded(), engine.connect() as connection:
         connection.execution_options(**{WRITE_OPTION: True})
         with connection.begin():
             yield connection

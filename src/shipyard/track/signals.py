@@ -13,6 +13,8 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
+from shipyard.core import interrupts
+
 if TYPE_CHECKING:
     from types import FrameType, TracebackType
 
@@ -30,6 +32,12 @@ _lock = threading.Lock()
 
 def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
     _state["terminated"] = True
+    if interrupts.defer(_raise_terminated):  # inside a store write: raised when it has ended
+        return
+    raise Terminated
+
+
+def _raise_terminated() -> None:
     raise Terminated
 
 
