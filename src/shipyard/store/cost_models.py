@@ -12,10 +12,14 @@ what it removed, and why, can be read back after a crash.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from typing import TYPE_CHECKING
 
-from shipyard.store.models import Base
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text
+
+from shipyard.store.models import Base, mapped_column
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Mapped
 
 
 class RetentionReleaseRow(Base):

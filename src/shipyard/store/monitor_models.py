@@ -10,12 +10,14 @@ As elsewhere, a NaN value is stored as NULL.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
 
-from shipyard.store.models import ID, Base
+from shipyard.store.models import ID, Base, mapped_column
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Mapped
 
 NAME = String(100)
 

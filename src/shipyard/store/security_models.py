@@ -9,10 +9,14 @@ hashed, so a database that normalizes JSON cannot break the chain.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from typing import TYPE_CHECKING
 
-from shipyard.store.models import Base
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
+
+from shipyard.store.models import Base, mapped_column
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Mapped
 
 NAME = String(100)
 
