@@ -1,7 +1,7 @@
 """Rows for cost (budgets, serving meters) and storage retention.
 
-Rows of the same ``Base`` as ``shipyard.store.models`` (imported at its bottom so
-``Base.metadata`` holds them); created by migration ``0006_cost``.
+Rows of the same ``Base`` as ``shipyard.store.models`` (``models.full_metadata()``
+loads them with the rest); created by migration ``0006_cost``.
 
 Retention never deletes a run, dataset or model-version row: those stay as history (as an
 erasure leaves them). A ``RetentionReleaseRow`` says that one of them no longer holds its blob,

@@ -1,7 +1,7 @@
 """Rows for monitoring: observations (the time series monitors measure) and alerts.
 
-Rows of the same ``Base`` as ``shipyard.store.models`` (imported at its bottom so
-``Base.metadata`` holds them); created by migration ``0004_monitoring``. An observation row is
+Rows of the same ``Base`` as ``shipyard.store.models`` (``models.full_metadata()``
+loads them with the rest); created by migration ``0004_monitoring``. An observation row is
 written once. An alert row is one *episode* of a rule firing for one model and subject: repeats
 within the rule's cooldown update it (``repeat_count``, ``last_seen_ms``) instead of adding rows,
 so the table stays as long as the number of things a person would want to hear about.
