@@ -13,7 +13,7 @@ from shipyard.core.errors import ParamConflict, RunNotActive, RunNotFound
 from shipyard.store.entities import Resources, RunStatus
 from shipyard.store.filters import parse_filter, parse_order_by
 from shipyard.store.migrate import current_revision, head_revision, upgrade_to_head
-from shipyard.store.models import Base
+from shipyard.store.models import full_metadata
 from shipyard.store.sql import SqlStore
 from tests.factories import T0, make_run
 
@@ -40,7 +40,7 @@ def search(store: SqlStore, text: str, order: tuple[str, ...] = (), limit: int |
 def test_migrations_match_the_models(store: SqlStore) -> None:
     assert current_revision(store.engine) == head_revision()
     with store.engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(connection), full_metadata())
     assert diff == []
 
 

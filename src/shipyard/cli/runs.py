@@ -24,7 +24,6 @@ from shipyard.cli.render import (
 )
 from shipyard.cli.tables import fit
 from shipyard.core.errors import InvalidArgument
-from shipyard.track.gc import find_dead_runs, mark_killed
 
 if TYPE_CHECKING:
     from shipyard.store.entities import Run
@@ -223,6 +222,8 @@ def gc(
 ) -> None:
     """Mark runs whose process died (no live pid, or a stale heartbeat) as killed."""
     with open_workspace(ctx) as workspace:
+        from shipyard.track.gc import find_dead_runs, mark_killed  # psutil: only `runs gc`
+
         dead = find_dead_runs(workspace)
         changed = 0 if dry_run else mark_killed(workspace, dead)
     if not dead:

@@ -15,14 +15,13 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from shipyard.core.errors import InvalidProjectFile
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
+    import yaml
     from pydantic import ValidationError
 
 MAX_PROJECT_FILE_BYTES = 1_000_000
@@ -71,6 +70,8 @@ def load_yaml(path: Path) -> YamlDocument:
     Raises:
         InvalidProjectFile: Missing, too large, not YAML, or not a mapping at the top.
     """
+    import yaml  # here, not at import: a project without the file never needs it (issue #17)
+
     if not path.is_file():
         raise InvalidProjectFile(f"{path} not found; `shipyard init` writes a starter file")
     if path.stat().st_size > MAX_PROJECT_FILE_BYTES:
@@ -120,6 +121,8 @@ def read_project_name(path: Path) -> str:
 
 def _parse(text: str) -> tuple[yaml.Node | None, Any]:
     """Compose the node tree and construct the values from it: one parse, lines kept."""
+    import yaml
+
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
@@ -130,6 +133,8 @@ def _parse(text: str) -> tuple[yaml.Node | None, Any]:
 
 
 def _child(node: yaml.Node | None, part: str | int) -> yaml.Node | None:
+    import yaml  # already loaded: a node exists only once a file was parsed
+
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             if str(key.value) == str(part):

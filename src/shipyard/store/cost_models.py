@@ -1,7 +1,7 @@
 """Rows for cost (budgets, serving meters) and storage retention.
 
-Rows of the same ``Base`` as ``shipyard.store.models`` (imported at its bottom so
-``Base.metadata`` holds them); created by migration ``0006_cost``.
+Rows of the same ``Base`` as ``shipyard.store.models`` (``models.full_metadata()``
+loads them with the rest); created by migration ``0006_cost``.
 
 Retention never deletes a run, dataset or model-version row: those stay as history (as an
 erasure leaves them). A ``RetentionReleaseRow`` says that one of them no longer holds its blob,
@@ -12,10 +12,14 @@ what it removed, and why, can be read back after a crash.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from typing import TYPE_CHECKING
 
-from shipyard.store.models import Base
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text
+
+from shipyard.store.models import Base, mapped_column
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Mapped
 
 
 class RetentionReleaseRow(Base):

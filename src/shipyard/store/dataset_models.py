@@ -1,7 +1,7 @@
 """The dataset-version schema: versions, their lineage edges, cache keys and source snapshots.
 
-Rows of the same ``Base`` as ``shipyard.store.models`` (which imports this module at its bottom,
-so ``Base.metadata`` always holds these tables); created by migration ``0002_datasets``.
+Rows of the same ``Base`` as ``shipyard.store.models`` (``models.full_metadata()``
+loads them with the rest); created by migration ``0002_datasets``.
 
 A dataset version is write-once: its id is a content hash (see ``shipyard.store.datasets``), so
 writing the same data under the same name and kind again finds the existing row. Cache keys live
@@ -12,12 +12,14 @@ quarantined rows).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
 
-from shipyard.store.models import Base
+from shipyard.store.models import Base, mapped_column
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Mapped
 
 DIGEST = String(64)
 

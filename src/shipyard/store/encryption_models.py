@@ -1,7 +1,7 @@
 """Rows for encryption at rest: each encrypted blob's wrapped data key, and the master keys.
 
-Rows of the same ``Base`` as ``shipyard.store.models`` (imported at its bottom so
-``Base.metadata`` holds them); created by migration ``0007_encryption``.
+Rows of the same ``Base`` as ``shipyard.store.models`` (``models.full_metadata()``
+loads them with the rest); created by migration ``0007_encryption``.
 
 Why a table rather than a header in the blob: blobs are write-once and content-addressed, so a
 key kept inside one could only be re-wrapped by rewriting the object. A row per object lets
@@ -11,10 +11,14 @@ exactly the rows still under the old key.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String
-from sqlalchemy.orm import Mapped, mapped_column
+from typing import TYPE_CHECKING
 
-from shipyard.store.models import Base
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String
+
+from shipyard.store.models import Base, mapped_column
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Mapped
 
 DIGEST = String(64)
 KEY_ID = String(32)

@@ -5,6 +5,12 @@ Rows are not entities: the store converts them to the frozen dataclasses of
 by the Alembic migrations in ``shipyard/store/migrations``; a test checks that the migrations
 and these classes agree.
 
+The classes read like SQLAlchemy's declarative ones (``Mapped[...]`` annotations, a
+``mapped_column`` per column) but build plain Core ``Table`` objects: the store reads and
+writes through Core only, and building declarative (ORM) classes, with ``sqlalchemy.orm``
+imported for them, was a third of a read-only command's start-up (issue #17). ``RunRow.status``
+is the table's column, ``RunRow.__table__`` the table, and ``sa.select(RunRow)`` selects it.
+
 Conventions: times are epoch milliseconds in ``*_ms`` columns (BigInteger), durations are
 seconds in ``*_seconds`` columns, sizes are ``*_bytes``. A NaN metric is stored as NULL, because
 SQLite cannot hold NaN and PostgreSQL orders it above every number; both stores then behave alike.
@@ -12,27 +18,86 @@ SQLite cannot hold NaN and PostgreSQL orders it above every number; both stores 
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     Float,
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
+    Table,
     Text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Mapped  # for the type checker only: `RunRow.x` is a column
 
 ID = String(32)
 KEY = String(250)
 
 
-class Base(DeclarativeBase):
-    """Declarative base of every Shipyard table."""
+@dataclass(frozen=True)
+class _ColumnSpec:
+    """A column not yet named: ``Base`` builds it once it knows the attribute's name."""
+
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+def mapped_column(*args: Any, **kwargs: Any) -> Any:
+    """A column of a row class, as ``sqlalchemy.orm.mapped_column`` takes it (see ``Base``)."""
+    return _ColumnSpec(args, kwargs)
+
+
+class Base:
+    """Base of every Shipyard row class: each subclass becomes one Core ``Table``.
+
+    A subclass names its table (``__tablename__``), may add ``__table_args__`` (indexes,
+    constraints) and declares columns as ``name: Mapped[T] = mapped_column(...)``. As with
+    SQLAlchemy's declarative classes, a column is NULL-able exactly when ``T`` admits None
+    and is not part of the primary key, unless ``nullable=`` says otherwise.
+    """
+
+    metadata: ClassVar[MetaData] = MetaData()
+    __tablename__: ClassVar[str]
+    __table__: ClassVar[Table]
+    __table_args__: ClassVar[tuple[Any, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        annotations = inspect.get_annotations(cls)
+        columns: list[Column[Any]] = []
+        for name, spec in cls.__dict__.items():
+            if not isinstance(spec, _ColumnSpec):
+                continue
+            kwargs = dict(spec.kwargs)
+            if "nullable" not in kwargs:
+                primary = kwargs.get("primary_key", False)
+                kwargs["nullable"] = not primary and _admits_none(annotations[name])
+            columns.append(Column(name, *spec.args, **kwargs))
+        cls.__table__ = Table(cls.__tablename__, Base.metadata, *columns, *cls.__table_args__)
+        for column in cls.__table__.columns:
+            setattr(cls, column.key, column)
+
+    @classmethod
+    def __clause_element__(cls) -> Table:
+        """The table: lets ``sa.select(RunRow)``, ``sa.insert(RunRow)`` ... take the class."""
+        return cls.__table__
+
+
+def _admits_none(annotation: object) -> bool:
+    """Whether a (string, postponed) ``Mapped[...]`` annotation admits None."""
+    text = str(annotation).replace(" ", "")
+    inner = text[text.index("[") + 1 : text.rindex("]")]
+    return "None" in inner.split("|")
 
 
 class ExperimentRow(Base):
@@ -155,9 +220,21 @@ class NoteRow(Base):
     created_ms: Mapped[int] = mapped_column(BigInteger)
 
 
-from shipyard.store import cost_models as _cost_models  # noqa: E402, F401 - on Base.metadata
-from shipyard.store import dataset_models as _dataset_models  # noqa: E402, F401 - on Base.metadata
-from shipyard.store import encryption_models as _encryption  # noqa: E402, F401 - on Base.metadata
-from shipyard.store import monitor_models as _monitor_models  # noqa: E402, F401 - on Base.metadata
-from shipyard.store import registry_models as _registry_models  # noqa: E402, F401 - on Base.metadata
-from shipyard.store import security_models as _security_models  # noqa: E402, F401 - on Base.metadata
+def full_metadata() -> MetaData:
+    """``Base.metadata`` with every table of the store, each domain's models imported now.
+
+    The domain modules (``*_models``) are imported by the code that uses their tables, not
+    here: declarative classes are costly to build, and a read-only command such as ``runs
+    list`` should build only those it reads (issue #17). What walks every table (migrations'
+    autogenerate, the erasure scan) asks for them all through this function.
+    """
+    from shipyard.store import (  # noqa: F401 - imported for their tables on Base.metadata
+        cost_models,
+        dataset_models,
+        encryption_models,
+        monitor_models,
+        registry_models,
+        security_models,
+    )
+
+    return Base.metadata

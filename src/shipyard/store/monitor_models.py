@@ -1,7 +1,7 @@
 """Rows for monitoring: observations (the time series monitors measure) and alerts.
 
-Rows of the same ``Base`` as ``shipyard.store.models`` (imported at its bottom so
-``Base.metadata`` holds them); created by migration ``0004_monitoring``. An observation row is
+Rows of the same ``Base`` as ``shipyard.store.models`` (``models.full_metadata()``
+loads them with the rest); created by migration ``0004_monitoring``. An observation row is
 written once. An alert row is one *episode* of a rule firing for one model and subject: repeats
 within the rule's cooldown update it (``repeat_count``, ``last_seen_ms``) instead of adding rows,
 so the table stays as long as the number of things a person would want to hear about.
@@ -10,12 +10,14 @@ As elsewhere, a NaN value is stored as NULL.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
 
-from shipyard.store.models import ID, Base
+from shipyard.store.models import ID, Base, mapped_column
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Mapped
 
 NAME = String(100)
 

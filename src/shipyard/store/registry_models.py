@@ -1,19 +1,21 @@
 """The model-registry schema: registered models, immutable versions, aliases and their history.
 
-Rows of the same ``Base`` as ``shipyard.store.models`` (imported at its bottom so
-``Base.metadata`` holds them); created by migration ``0003_model_registry``. A version row is
+Rows of the same ``Base`` as ``shipyard.store.models`` (``models.full_metadata()``
+loads them with the rest); created by migration ``0003_model_registry``. A version row is
 written once; an alias row is the only thing that moves, and every move (or refused move) leaves
 an event row in the same transaction.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, ForeignKeyConstraint, Index, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
 
-from shipyard.store.models import Base
+from shipyard.store.models import Base, mapped_column
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Mapped
 
 NAME = String(100)
 

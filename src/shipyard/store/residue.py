@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import sqlalchemy as sa
 
 import shipyard.store.sql  # noqa: F401 - registers every table on the shared metadata
-from shipyard.store.models import Base
+from shipyard.store.models import full_metadata
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -58,7 +58,7 @@ def rows_holding(connection: sa.Connection, subject: Subject) -> dict[str, list[
     """Return ``"table.column"`` -> primary keys of the rows whose text there holds ``subject``."""
     found: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     needles = _needles(subject)
-    for table in Base.metadata.sorted_tables:
+    for table in full_metadata().sorted_tables:
         columns = [c for c in table.columns if isinstance(c.type, _TEXT_TYPES)]
         if not columns:
             continue
@@ -80,7 +80,7 @@ def delete_erasable(
     """Delete the rows of ``ERASABLE`` tables in ``found``; return rows deleted per table."""
     deleted: dict[str, int] = {}
     for name in ERASABLE:
-        table = Base.metadata.tables[name]
+        table = full_metadata().tables[name]
         keys = {k for where, ks in found.items() if where.split(".")[0] == name for k in ks}
         if not keys:
             continue

@@ -1,7 +1,7 @@
 """Rows for security: users and service accounts, API tokens, role bindings, the audit chain.
 
-Rows of the same ``Base`` as ``shipyard.store.models`` (imported at its bottom so
-``Base.metadata`` holds them); created by migration ``0005_security``. A token row holds only
+Rows of the same ``Base`` as ``shipyard.store.models`` (``models.full_metadata()``
+loads them with the rest); created by migration ``0005_security``. A token row holds only
 the SHA-256 of the token, never the token. Audit rows are written once, numbered without gaps
 (``seq``) and chained by hash; ``detail_json`` is kept as the exact canonical text that was
 hashed, so a database that normalizes JSON cannot break the chain.
@@ -9,10 +9,14 @@ hashed, so a database that normalizes JSON cannot break the chain.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from typing import TYPE_CHECKING
 
-from shipyard.store.models import Base
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
+
+from shipyard.store.models import Base, mapped_column
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Mapped
 
 NAME = String(100)
 

@@ -17,8 +17,6 @@ from functools import cache
 from importlib import metadata
 from typing import Any
 
-import psutil
-
 #: Packages whose versions change results; recorded when installed.
 TRACKED_PACKAGES = (
     "shipyard",
@@ -74,6 +72,8 @@ def code_version(directory: str) -> CodeVersion:
 @cache
 def process_environment() -> dict[str, Any]:
     """Return the interpreter, packages and host facts of this process."""
+    import psutil  # here, not at import: a workspace that only reads never needs it
+
     packages: dict[str, str] = {}
     for name in TRACKED_PACKAGES:
         try:
@@ -110,4 +110,6 @@ def user_name() -> str:
 
 def process_started_ms(pid: int | None = None) -> int:
     """Return when a process started, in epoch ms: with the pid it identifies a process."""
+    import psutil
+
     return round(psutil.Process(pid).create_time() * 1000)

@@ -27,7 +27,6 @@ from shipyard.store.filters import parse_filter, parse_order_by
 from shipyard.store.sql import SqlStore
 from shipyard.track import environment, signals
 from shipyard.track.heartbeat import Heartbeat
-from shipyard.track.resources import ResourceMeter
 from shipyard.track.run import ActiveRun
 from shipyard.track.validation import (
     MAX_NOTE_LENGTH,
@@ -153,6 +152,8 @@ class Workspace:
             params=checked_params,
             tags=checked_tags,
         )
+        from shipyard.track.resources import ResourceMeter  # psutil: only runs need it
+
         meter = ResourceMeter()
         run = ActiveRun(
             self, run_id, run_name or f"run-{run_id[:8]}", experiment_name, parent_id, meter

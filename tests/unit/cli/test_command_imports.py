@@ -120,6 +120,23 @@ def test_a_read_only_command_imports_no_data_or_ml_library(
     assert sorted(modules & HEAVY) == []
 
 
+#: What a listing has no use for: ORM machinery (the store reads through Core tables) and the
+#: process probes (psutil) that only a running run or ``runs gc`` needs.
+START_UP_EXTRAS = ("sqlalchemy.orm", "psutil")
+
+
+@pytest.mark.parametrize("command", READ_ONLY[:8], ids=" ".join)
+def test_a_read_only_command_loads_no_orm_nor_process_probes(
+    project: tuple[Path, str], command: list[str]
+) -> None:
+    root, run_id = project
+    args = [run_id if part == "RUN" else part for part in command]
+    code, modules = _imported(root, args, full_names=True)
+    assert code == 0
+    assert "shipyard.store.sql" in modules  # it did read the store
+    assert sorted(m for m in modules if m.startswith(START_UP_EXTRAS)) == []
+
+
 def test_a_data_only_run_imports_neither_training_nor_the_registry(tmp_path: Path) -> None:
     (tmp_path / "orders.csv").write_text("order_id,amount\n1,9.5\n2,12.0\n3,7.25\n")
     (tmp_path / "shipyard.yaml").write_text(

@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
+from urllib.parse import unquote, urlsplit
 
 from shipyard.core.errors import InvalidArgument
 from shipyard.store.artifacts.base import BlobInfo, BlobStore
@@ -45,7 +44,20 @@ def _local_path_from_file_url(url: str) -> str:
         raise InvalidArgument(
             f"file URL {url!r} must be an absolute path with no query or fragment"
         )
-    return url2pathname(parts.path)
+    return _url2pathname(parts.path)
+
+
+def _url2pathname(path: str) -> str:
+    """``urllib.request.url2pathname``, which on POSIX is ``unquote``.
+
+    Importing ``urllib.request`` loads ``http.client`` and ``email`` (~7 ms), for every command
+    that opens a workspace (issue #17); only Windows needs its drive-letter handling.
+    """
+    if os.name == "nt":
+        from urllib.request import url2pathname
+
+        return url2pathname(path)
+    return unquote(path)
 
 
 def open_blob_store(url_or_path: str | Path) -> BlobStore:

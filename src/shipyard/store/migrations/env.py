@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from shipyard.store.models import Base
+from shipyard.store.models import full_metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:
@@ -16,7 +16,7 @@ if connection is None:
 
 context.configure(
     connection=connection,
-    target_metadata=Base.metadata,
+    target_metadata=full_metadata(),
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
 )
