@@ -21,7 +21,8 @@ from shipyard.cli.tables import fit
 if TYPE_CHECKING:
     import polars as pl
 
-    from shipyard.registry.registry import ModelRegistry, PromotionResult
+    from shipyard.registry.registry import ModelRegistry
+    from shipyard.registry.verdict import PromotionResult
     from shipyard.track.workspace import Workspace
 
 app = typer.Typer(

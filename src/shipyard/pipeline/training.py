@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from shipyard.cost.budget import BudgetSection
     from shipyard.pipeline.stage import StageRun
-    from shipyard.registry.registry import PromotionResult
+    from shipyard.registry.verdict import PromotionResult
     from shipyard.security.identities import Identity
     from shipyard.store.datasets import DatasetVersion
     from shipyard.store.registry import ModelVersion

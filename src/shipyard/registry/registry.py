@@ -26,7 +26,6 @@ workspace's background threads.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,12 +37,11 @@ from shipyard.core.errors import (
     NotFound,
 )
 from shipyard.registry.archive import read_bounded
-from shipyard.registry.verdict import GateVerdict
+from shipyard.registry.verdict import PromotionResult, replayed_promotion
 from shipyard.security import audit
 from shipyard.security.audit_chain import security_store
 from shipyard.security.guard import guard
 from shipyard.security.permissions import Action
-from shipyard.store.blob_refs import MODEL_VERSION, BlobRefs, model_version_ref
 from shipyard.store.registry import AliasEvent, ModelVersion, RegistryStore
 from shipyard.store.stores import StoreSet
 
@@ -63,28 +61,6 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 # Column widths of the registry tables (store/registry_models.py): refused here, with a message.
 _LIMITS = {"description": 2000, "reason": 2000, "idempotency key": 200, "run": 32}
 _REF = re.compile(r"^(?P<name>[^@:]+)(?:@(?P<alias>[^@:]+)|:(?P<version>\d+))?$")
-
-
-@dataclass(frozen=True)
-class PromotionResult:
-    """What ``promote`` did: moved or not, from where to where, and the gate's verdict."""
-
-    moved: bool
-    name: str
-    alias: str
-    from_version: int | None
-    to_version: int
-    action: str
-    verdict: GateVerdict | None
-    event: AliasEvent
-
-    def describe(self) -> str:
-        """One line for people."""
-        where = f"{self.name}@{self.alias}"
-        gate = "" if self.verdict is None else f"; gate {self.verdict.summary()}"
-        if not self.moved:
-            return f"{where} stays at version {self.from_version}{gate}"
-        return f"{where}: version {self.from_version} -> {self.to_version} ({self.action}){gate}"
 
 
 def check_name(name: str, what: str = "model name") -> str:
@@ -332,7 +308,7 @@ class ModelRegistry:
         if idempotency_key is not None:
             earlier = self.store.event_by_key(idempotency_key)
             if earlier is not None:
-                return _replayed(earlier, idempotency_key, name, alias, version)
+                return replayed_promotion(earlier, idempotency_key, name, alias, version)
         now = self.clock.now_ms()
         candidate_version = self.store.get_version(name, version)
         current = self.store.resolve_alias(name, alias)
@@ -477,72 +453,18 @@ class ModelRegistry:
         return audit.draft(actor, action, target, outcome=outcome, detail=detail, clock=self.clock)
 
     def check_invariants(self, *, load_aliases: bool = True) -> list[str]:
-        """List breaches of RELIABILITY.md invariants 1-2; empty when the registry is sound.
+        """List breaches of RELIABILITY.md invariants 1-2 (``registry/inspection.py``)."""
+        from shipyard.registry.inspection import check_invariants
 
-        Every version's blob exists and hashes to its recorded sha256 (except versions retention
-        released: their blob may be gone, on purpose); versions of each model are 1..n without
-        gaps; every alias points to an existing version, which (with ``load_aliases``) reads
-        back as a verified bundle. Meant for fault tests and ``doctor`` style checks: it reads
-        every blob once.
-        """
-        problems: list[str] = []
-        released = BlobRefs(self._stores.store).released()
-        gone = {ref for kind, ref in released if kind == MODEL_VERSION}
-        for model in self.store.list_models():
-            versions = self.store.list_versions(model["name"])
-            numbers = [v.version for v in versions]
-            if numbers != list(range(1, len(numbers) + 1)):
-                problems.append(f"{model['name']}: versions {numbers} are not 1..{len(numbers)}")
-            for v in versions:
-                if model_version_ref(v.name, v.version) in gone:
-                    continue
-                try:
-                    sound = self.blobs.verify(v.bundle_sha256)
-                except ArtifactNotFound:
-                    problems.append(f"{v.ref}: bundle blob {v.bundle_sha256[:12]} is missing")
-                    continue
-                if not sound:
-                    problems.append(f"{v.ref}: bundle blob {v.bundle_sha256[:12]} is corrupt")
-            for alias, number in sorted(model["aliases"].items()):
-                if number not in numbers:
-                    problems.append(f"{model['name']}@{alias} points to missing version {number}")
-                elif load_aliases:
-                    try:
-                        self.load(self.store.get_version(model["name"], number))
-                    except (IntegrityFailure, ArtifactNotFound, InvalidArgument) as e:
-                        problems.append(f"{model['name']}@{alias} does not load: {e.message}")
-        return problems
+        return check_invariants(self, load_aliases=load_aliases)
 
     def compare(
         self, name: str, versions: list[int], *, test_data: pl.DataFrame | None = None
     ) -> list[dict[str, Any]]:
-        """Versions side by side: their recorded metrics and, on one test frame, fresh scores.
+        """Versions side by side on one test frame (``registry/inspection.py``)."""
+        from shipyard.registry.inspection import compare_versions
 
-        Without ``test_data`` the newest version's held-out split is used for all of them.
-        """
-        chosen = [self.store.get_version(name, v) for v in versions]
-        if not chosen:
-            raise InvalidArgument("compare needs at least one version")
-        bundles = [self.load(v) for v in chosen]
-        frame = test_data if test_data is not None else self._test_frame(bundles[-1])
-        rows = []
-        for version, bundle in zip(chosen, bundles, strict=True):
-            from shipyard.registry.gate import run_gate
-
-            verdict = run_gate(bundle, None, frame, margin=0.0)
-            rows.append(
-                {
-                    "version": version.version,
-                    "estimator": version.metrics.get("estimator"),
-                    "metric": version.primary_metric,
-                    "recorded_test": version.metrics.get("test"),
-                    "same_rows_score": verdict.candidate_score,
-                    "rows": verdict.rows,
-                    "created_ms": version.created_ms,
-                    "run_id": version.run_id,
-                }
-            )
-        return rows
+        return compare_versions(self, name, versions, test_data=test_data)
 
     def _test_frame(self, candidate: Bundle) -> pl.DataFrame:
         test_id = candidate.manifest.lineage.dataset_ids.get("test")
@@ -560,26 +482,6 @@ def _check_lengths(**texts: str | None) -> None:
     for what, text in texts.items():
         if text is not None and len(text) > _LIMITS[what]:
             raise InvalidArgument(f"the {what} is {len(text)} characters; at most {_LIMITS[what]}")
-
-
-def _replayed(event: AliasEvent, key: str, name: str, alias: str, version: int) -> PromotionResult:
-    """What a promotion recorded under ``key`` did, as ``promote`` returned it then."""
-    if (event.name, event.alias, event.to_version) != (name, alias, version):
-        raise Conflict(
-            f"idempotency key {key!r} was already used to move {event.name}@{event.alias} to "
-            f"version {event.to_version}; use a new key for a different promotion"
-        )
-    verdict = None if event.gate is None else GateVerdict.from_dict(event.gate)
-    return PromotionResult(
-        event.action != "refused",
-        name,
-        alias,
-        event.from_version,
-        version,
-        event.action,
-        verdict,
-        event,
-    )
 
 
 def _headline(metrics: dict[str, Any]) -> dict[str, Any]:

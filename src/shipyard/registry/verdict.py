@@ -1,13 +1,19 @@
 """The promotion gate's verdict: what it checked and found, stored with every alias event.
 
 Apart from the gate itself (``registry.gate``) so that reading the registry's history (``models
-history``, a replayed promotion) needs no dataframe or metric library (issue #17).
+history``, a replayed promotion) needs no dataframe or metric library (issue #17). What a
+promotion did (``PromotionResult``) lives here too, for the same readers.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from shipyard.core.errors import Conflict
+
+if TYPE_CHECKING:
+    from shipyard.store.registry import AliasEvent
 
 
 @dataclass(frozen=True)
@@ -56,3 +62,47 @@ class GateVerdict:
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+@dataclass(frozen=True)
+class PromotionResult:
+    """What ``promote`` did: moved or not, from where to where, and the gate's verdict."""
+
+    moved: bool
+    name: str
+    alias: str
+    from_version: int | None
+    to_version: int
+    action: str
+    verdict: GateVerdict | None
+    event: AliasEvent
+
+    def describe(self) -> str:
+        """One line for people."""
+        where = f"{self.name}@{self.alias}"
+        gate = "" if self.verdict is None else f"; gate {self.verdict.summary()}"
+        if not self.moved:
+            return f"{where} stays at version {self.from_version}{gate}"
+        return f"{where}: version {self.from_version} -> {self.to_version} ({self.action}){gate}"
+
+
+def replayed_promotion(
+    event: AliasEvent, key: str, name: str, alias: str, version: int
+) -> PromotionResult:
+    """What a promotion recorded under ``key`` did, as ``promote`` returned it then."""
+    if (event.name, event.alias, event.to_version) != (name, alias, version):
+        raise Conflict(
+            f"idempotency key {key!r} was already used to move {event.name}@{event.alias} to "
+            f"version {event.to_version}; use a new key for a different promotion"
+        )
+    verdict = None if event.gate is None else GateVerdict.from_dict(event.gate)
+    return PromotionResult(
+        event.action != "refused",
+        name,
+        alias,
+        event.from_version,
+        version,
+        event.action,
+        verdict,
+        event,
+    )
