@@ -17,12 +17,9 @@ step a real call of the same code the commands use:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import shutil
-import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +32,6 @@ from rich.table import Table
 from shipyard.cli.context import console
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     import httpx
 
     from shipyard.security.identities import Identity
@@ -120,7 +115,6 @@ def biopsies() -> pl.DataFrame:
 
 def write_project(root: Path) -> None:
     """The demo project: a CSV with three broken lines and the clinic's SQLite table."""
-    import contextlib
     import sqlite3
 
     from shipyard.cli.demo_monitoring import insert_rows
@@ -165,6 +159,7 @@ def demo_operator() -> Identity:
 
 def run_lifecycle(workspace_root: Path) -> DemoSummary:
     """Run every stage, print what happened, and end with a summary table."""
+    from shipyard.cli.demo_serving import first_calls, served, traffic_scene
     from shipyard.cli.project import print_stages, print_training
     from shipyard.pipeline.project import load_project
     from shipyard.pipeline.runner import run_pipeline
@@ -214,11 +209,11 @@ def run_lifecycle(workspace_root: Path) -> DemoSummary:
         summary.paths.append(("model card", _write_card(registry, root)))
 
         console.rule("3. serving: HTTP on 127.0.0.1 with an API token")
-        with _served(workspace, root) as client:
-            _first_calls(client, summary)
+        with served(workspace, root) as client:
+            first_calls(client, summary)
 
             console.rule("4. traffic: the scanner is recalibrated halfway (injected drift)")
-            _traffic(client, summary)
+            traffic_scene(client, summary)
 
             console.rule("5. monitoring: drift → alert → retrain → gate")
             _monitor(workspace, root, client, summary)
@@ -292,122 +287,6 @@ def _history(registry: Any) -> None:
     console.print(table)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _served(workspace: Workspace, root: Path) -> Iterator[httpx.Client]:
-    """The model server on a free local port, and a client holding the demo's own token."""
-    import httpx
-    import uvicorn
-
-    from shipyard.registry.registry import ModelRegistry
-    from shipyard.security.accounts import Accounts
-    from shipyard.security.audit_chain import security_store
-    from shipyard.serve.app import create_app
-    from shipyard.serve.auth import ServerAuth
-    from shipyard.serve.prediction_log import PredictionLog
-    from shipyard.serve.runtime import Runtime
-    from shipyard.serve.server import RegistrySource, deploy_from_refs
-
-    accounts = Accounts(security_store(workspace.settings, workspace.store))
-    me = demo_operator()  # the demo's own token, for its own client
-    accounts.ensure_user(me, "demo-client", service=True)
-    accounts.grant(me, "demo-client", "viewer", "project")
-    token = accounts.create_token(me, "demo-client", expires_in_days=1)
-    app = create_app(
-        Runtime(
-            deploy_from_refs([f"{MODEL}@production"]),
-            RegistrySource(
-                ModelRegistry.for_workspace(workspace), project="project", started_by=me
-            ),
-            metering=workspace.settings.cost.metering,
-        ),
-        auth=ServerAuth(accounts, project="project"),
-        prediction_log=PredictionLog(root / ".shipyard" / "predictions"),
-    )
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(400):
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                break
-        time.sleep(0.05)
-    console.print(f"serving {MODEL}@production at {url} (token created for 'demo-client')")
-    bearer = {"authorization": f"Bearer {token.text}"}
-    try:
-        with httpx.Client(base_url=url, timeout=30, headers=bearer) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
-def _first_calls(client: httpx.Client, summary: DemoSummary) -> None:
-    sample = biopsies().drop("target").head(3)
-    answers = [
-        client.post(f"/models/{MODEL}/predict", json=[row]).json() for row in sample.to_dicts()
-    ]
-    bad = client.post(f"/models/{MODEL}/predict", json=[{"mean_radius": "big"}])
-    anonymous = client.post(
-        f"/models/{MODEL}/predict", json=sample.head(1).to_dicts(), headers={"authorization": ""}
-    )
-    metadata = client.get(f"/v2/models/{MODEL}").json()
-    first = answers[0]
-    console.print(
-        f"POST /models/{MODEL}/predict → version {first['version']}, "
-        f"prediction {first['predictions'][0]}, "
-        f"p(1) = {first['probabilities'][0]['1']:.3f}"
-    )
-    console.print(f"a bad request → {bad.status_code}: {escape(str(bad.json()['detail'][0]))}")
-    console.print(f"without the token → {anonymous.status_code}")
-    console.print(
-        f"GET /v2/models/{MODEL} → {len(metadata['inputs'])} inputs, "
-        f"versions {metadata['versions']}"
-    )
-    summary.add(
-        "serve", f"HTTP answers; bad input {bad.status_code}, no token {anonymous.status_code}"
-    )
-
-
-def _traffic(client: httpx.Client, summary: DemoSummary) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from shipyard.cli.demo_monitoring import (
-        RECALIBRATED,
-        REQUESTS,
-        replay,
-        send_feedback,
-        traffic,
-    )
-
-    cases = traffic(biopsies())
-    with Progress(
-        TextColumn("replaying requests"), BarColumn(), MofNCompleteColumn(), console=console
-    ) as progress:
-        task = progress.add_task("replay", total=REQUESTS)
-        ids, errors = replay(
-            client, cases, target="target", on_request=lambda: progress.advance(task)
-        )
-    shifted = ", ".join(f"{c} x{k}" for c, k in RECALIBRATED.items())
-    console.print(
-        f"{len(ids)} requests answered ({errors} failed); from request {REQUESTS // 2} on: "
-        f"{escape(shifted)}"
-    )
-    labels = cases.get_column("target").to_list()[: len(ids)]
-    matched, unmatched = send_feedback(client, ids, labels)
-    console.print(f"POST /models/{MODEL}/feedback: {matched} labels matched, {unmatched} not")
-    summary.add(
-        "traffic", f"{len(ids)} requests, drift injected at {REQUESTS // 2}; {matched} labels"
-    )
-
-
 def _monitor(workspace: Workspace, root: Path, client: httpx.Client, summary: DemoSummary) -> None:
     from shipyard.cli.demo_monitoring import add_new_scans, monitor_once
     from shipyard.cli.monitor_run import print_pass
@@ -428,19 +307,9 @@ def _monitor(workspace: Workspace, root: Path, client: httpx.Client, summary: De
             scores = f" (roc_auc {numbers['candidate_score']:.4f} vs {numbers['holder_score']:.4f})"
         summary.add("retrain + gate", outcome.text + scores)
         if outcome.promoted:
-            _answered_by_new_version(client, outcome.version)
+            from shipyard.cli.demo_serving import answered_by_new_version
 
-
-def _answered_by_new_version(client: httpx.Client, version: int | None) -> None:
-    """The server's alias watcher swaps the model in place; show a request it answers."""
-    row = biopsies().drop("target").head(1).to_dicts()
-    for _ in range(100):
-        answer = client.post(f"/models/{MODEL}/predict", json=row).json()
-        if answer.get("version") == version:
-            console.print(f"the running server now answers with version {version} (hot swap)")
-            return
-        time.sleep(0.1)
-    console.print(f"the server has not swapped to version {version} yet (it polls the registry)")
+            answered_by_new_version(client, outcome.version)
 
 
 def _batch(registry: Any, root: Path, summary: DemoSummary) -> None:
