@@ -11,7 +11,6 @@ and its audit entry are written together or not at all.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
@@ -25,6 +24,9 @@ from shipyard.store.registry_models import (
     ModelVersionRow,
     RegisteredModelRow,
 )
+from shipyard.store.registry_records import AliasEvent as AliasEvent
+from shipyard.store.registry_records import ModelVersion as ModelVersion
+from shipyard.store.registry_records import alias_event_from_row, version_from_row
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -35,46 +37,6 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 _REGISTER_ATTEMPTS = 20
-
-
-@dataclass(frozen=True, slots=True)
-class ModelVersion:
-    """One registered, immutable model version."""
-
-    name: str
-    version: int
-    bundle_sha256: str
-    size_bytes: int
-    run_id: str | None
-    task: str
-    primary_metric: str
-    metrics: dict[str, Any]
-    lineage: dict[str, Any]
-    description: str | None
-    created_by: str
-    created_ms: int
-
-    @property
-    def ref(self) -> str:
-        """``name:version``, the reference that never moves."""
-        return f"{self.name}:{self.version}"
-
-
-@dataclass(frozen=True, slots=True)
-class AliasEvent:
-    """One alias move, or a promotion the gate refused."""
-
-    event_id: int
-    name: str
-    alias: str
-    action: str
-    from_version: int | None
-    to_version: int | None
-    actor: str
-    reason: str | None
-    gate: dict[str, Any] | None
-    at_ms: int
-    idempotency_key: str | None = None
 
 
 class RegistryStore:
@@ -149,7 +111,7 @@ class RegistryStore:
                 sa.select(ModelVersionRow).where(ModelVersionRow.idempotency_key == key)
             ).first()
             if found is not None:
-                earlier = _version(found)
+                earlier = version_from_row(found)
                 if (earlier.name, earlier.bundle_sha256) != (name, values["bundle_sha256"]):
                     raise Conflict(
                         f"idempotency key {key!r} already registered {earlier.ref} with bundle "
@@ -173,7 +135,7 @@ class RegistryStore:
                 ModelVersionRow.name == name, ModelVersionRow.version == row["version"]
             )
         ).one()
-        return _version(found), True
+        return version_from_row(found), True
 
     def get_version(self, name: str, version: int) -> ModelVersion:
         """Return one version.
@@ -191,7 +153,7 @@ class RegistryStore:
             raise NotFound(
                 f"model {name!r} has no version {version}; `shipyard models show {name}` lists them"
             )
-        return _version(row)
+        return version_from_row(row)
 
     def latest_version(self, name: str) -> ModelVersion:
         """Return the newest version of ``name``.
@@ -212,7 +174,7 @@ class RegistryStore:
                 .where(ModelVersionRow.name == name)
                 .order_by(ModelVersionRow.version)
             ).all()
-        return [_version(r) for r in rows]
+        return [version_from_row(r) for r in rows]
 
     def list_models(self) -> list[dict[str, Any]]:
         """Every model with its number of versions, latest version and aliases."""
@@ -395,7 +357,7 @@ class RegistryStore:
             row = c.execute(
                 sa.select(AliasEventRow).where(AliasEventRow.idempotency_key == idempotency_key)
             ).first()
-        return None if row is None else _alias_event(row)
+        return None if row is None else alias_event_from_row(row)
 
     def _replay(
         self, c: sa.Connection, key: str | None, name: str, alias: str, to_version: int
@@ -405,7 +367,11 @@ class RegistryStore:
         row = c.execute(
             sa.select(AliasEventRow).where(AliasEventRow.idempotency_key == key)
         ).first()
-        return None if row is None else _same_move(_alias_event(row), key, name, alias, to_version)
+        return (
+            None
+            if row is None
+            else _same_move(alias_event_from_row(row), key, name, alias, to_version)
+        )
 
     def previous_holder(self, name: str, alias: str) -> int | None:
         """The version a rollback of ``alias`` returns to, or None when there is none.
@@ -465,23 +431,7 @@ class RegistryStore:
             query = query.where(AliasEventRow.alias == alias)
         with self.engine.connect() as c:
             rows = c.execute(query.order_by(AliasEventRow.event_id)).all()
-        return [_alias_event(r) for r in rows]
-
-
-def _alias_event(r: Any) -> AliasEvent:
-    return AliasEvent(
-        event_id=int(r.event_id),
-        name=r.name,
-        alias=r.alias,
-        action=r.action,
-        from_version=r.from_version,
-        to_version=r.to_version,
-        actor=r.actor,
-        reason=r.reason,
-        gate=r.gate,
-        at_ms=int(r.at_ms),
-        idempotency_key=r.idempotency_key,
-    )
+        return [alias_event_from_row(r) for r in rows]
 
 
 def _moved(name: str, alias: str, current: int | None, expected: int | None) -> Conflict:
@@ -498,25 +448,3 @@ def _same_move(earlier: AliasEvent, key: str, name: str, alias: str, to_version:
             f"to version {earlier.to_version}; use a new key for a different move"
         )
     return earlier
-
-
-def _version(row: Any) -> ModelVersion:
-    r = (
-        row[0]
-        if isinstance(row, sa.Row) and len(row) == 1 and isinstance(row[0], ModelVersionRow)
-        else row
-    )
-    return ModelVersion(
-        name=r.name,
-        version=int(r.version),
-        bundle_sha256=r.bundle_sha256,
-        size_bytes=int(r.size_bytes),
-        run_id=r.run_id,
-        task=r.task,
-        primary_metric=r.primary_metric,
-        metrics=dict(r.metrics),
-        lineage=dict(r.lineage),
-        description=r.description,
-        created_by=r.created_by,
-        created_ms=int(r.created_ms),
-    )
