@@ -133,6 +133,7 @@ class ValidateStage:
                     CONTENT: {n: reads[n].fingerprint for n in whole_sources(spec)},
                 },
                 pii=pii,
+                scratch=True,  # the blob store may move it in (the temp folder goes anyway)
             )
             # Direct reads were parsed by the query above: their rejected lines are known now.
             quarantined = write_quarantine(
