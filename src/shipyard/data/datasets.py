@@ -148,6 +148,7 @@ def store_dataset_file(
     run_id: str | None = None,
     lineage: Mapping[str, Any] | None = None,
     pii: Mapping[str, str] | None = None,
+    scratch: bool = False,
 ) -> DatasetVersion:
     """Store a Parquet file already written with ``WRITE_OPTIONS`` as a version of ``name``.
 
@@ -155,7 +156,9 @@ def store_dataset_file(
     pipeline's validate stage writes accepted and quarantined rows in one pass), so the rows
     are not read again to be written. The file must hold what ``write_dataset`` would have
     written (for ``data``: no ``_`` columns; see ``public_columns``): its bytes are the
-    version's identity. Arguments and errors as ``write_dataset``; the file is copied.
+    version's identity. Arguments and errors as ``write_dataset``; the file is copied, or with
+    ``scratch`` (the caller's temporary file) moved into a local blob store on its filesystem
+    (``put_file``), after which it is gone.
     """
     _check_name(name, kind)
     lineage_json = _json_object(lineage)
@@ -165,7 +168,7 @@ def store_dataset_file(
     rows = scan.select(pl.len()).collect().item()  # from the footer, no data read
     prof = sampled_profile(scan, rows).with_pii(tags)
     schema = [{"name": n, "type": type_name(t)} for n, t in scan.collect_schema().items()]
-    blob = stores.blobs.put_file(path)
+    blob = stores.blobs.put_file(path, scratch=scratch)
     version = DatasetVersion(
         dataset_id=dataset_id_for(name, kind, blob.digest),
         name=name,

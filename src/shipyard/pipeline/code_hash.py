@@ -295,10 +295,13 @@ def _owners() -> dict[str, list[str]]:
     Scanning every installed distribution cost about 0.15 CPU-s a process (issue 17), so the
     map is kept in the cache folder beside ``ParsedImports``, keyed by the modification times
     of the ``sys.path`` entries: installing, upgrading or removing a distribution adds or
-    removes its ``.dist-info`` folder, which changes its folder's time.
+    removes its ``.dist-info`` folder, which changes its folder's time. Each ``sys.path`` (each
+    virtual environment) has its own file: with one file shared, two environments used in turn
+    (two checkouts, a tool's own venv) overwrote each other's map and every run rescanned.
     """
     key = json.dumps([[entry, _mtime_ns(entry)] for entry in sys.path])
-    path = _cache_dir() / f"code-owners-{ParsedImports.FORMAT}.json"
+    paths = hashlib.sha256(json.dumps(sys.path).encode()).hexdigest()[:16]
+    path = _cache_dir() / f"code-owners-{ParsedImports.FORMAT}-{paths}.json"
     try:
         kept = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(kept, dict) and kept.get("key") == key:

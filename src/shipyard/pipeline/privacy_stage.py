@@ -1,6 +1,7 @@
 """The pipeline's privacy parts: PII tags at ingestion, and the ``privacy`` step as a stage.
 
-**Tags at ingestion.** The validate stage runs ``detect_pii`` on the combined rows (a sample of
+**Tags at ingestion.** The validate stage runs ``detect_pii`` (``privacy.detect.ingest_tags``,
+kept there so that a data-only run loads no privacy step) on the combined rows (a sample of
 them) and writes the validated and quarantined versions with the findings as personal-data
 tags (``shipyard.data.datasets``), so their stored profiles keep no values of those columns.
 Later versions inherit the tags of the columns they keep.
@@ -29,7 +30,6 @@ import polars as pl
 from shipyard.data.clean import FAILED
 from shipyard.data.datasets import pii_tags, read_dataset, write_dataset
 from shipyard.pipeline.stage import DatasetResult, DatasetStage
-from shipyard.privacy.detect import detect_pii
 from shipyard.privacy.pseudonym import load_key
 from shipyard.privacy.step import key_fingerprint, run_privacy, treated_tags
 
@@ -45,11 +45,6 @@ if TYPE_CHECKING:
 KANON_CHECK = "kanon.k"
 KANON_ARTIFACT = "kanon.json"
 KIND = "privacy"
-
-
-def ingest_tags(frame: pl.LazyFrame | pl.DataFrame) -> dict[str, str]:
-    """Return the PII kind of each column ``detect_pii`` flags in ``frame`` (a sample of it)."""
-    return {column: f.kind for column, f in detect_pii(frame).items()}
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,6 @@ from shipyard.data.contract import Contract
 from shipyard.data.features import FeaturesSpec
 from shipyard.data.harmonize import HarmonizeSpec
 from shipyard.monitor.config import MonitorConfig
-from shipyard.pipeline.clean_stage import CleanStage
-from shipyard.pipeline.features_stage import FeaturesStage
-from shipyard.pipeline.privacy_stage import PrivacyStage
 from shipyard.privacy.step import PrivacyStepSpec
 from shipyard.train.spec import TrainSpec
 
@@ -53,6 +50,8 @@ class CleanStep(BaseModel):
 
     def stage(self, place: StepPlace) -> Stage[DatasetResult]:
         """Return this step as a stage at ``place``."""
+        from shipyard.pipeline.clean_stage import CleanStage  # a data-only run never loads it
+
         return CleanStage.at(self.clean, _dump(self), place)
 
 
@@ -64,6 +63,8 @@ class FeaturesStep(BaseModel):
 
     def stage(self, place: StepPlace) -> Stage[DatasetResult]:
         """Return this step as a stage at ``place``."""
+        from shipyard.pipeline.features_stage import FeaturesStage  # only a features: step
+
         return FeaturesStage.at(self.features, _dump(self), place)
 
 
@@ -75,6 +76,8 @@ class PrivacyStep(BaseModel):
 
     def stage(self, place: StepPlace) -> Stage[DatasetResult]:
         """Return this step as a stage at ``place`` (reads the pseudonymization key now)."""
+        from shipyard.pipeline.privacy_stage import PrivacyStage  # only a privacy: step
+
         return PrivacyStage.at(self.privacy, place)
 
 

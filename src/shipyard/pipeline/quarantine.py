@@ -38,7 +38,8 @@ def write_quarantine(
 ) -> list[DatasetVersion]:
     """Store the contract's rejects and write the unparseable lines as quarantine versions.
 
-    ``quarantined`` is the Parquet file validation wrote the rejected rows to (None: none).
+    ``quarantined`` is the temporary Parquet file validation wrote the rejected rows to (None:
+    none); the blob store may move it in.
     """
     written = []
     if quarantined is not None:
@@ -51,6 +52,7 @@ def write_quarantine(
                 run_id=run.run_id,
                 lineage={"step": "validate"},
                 pii=pii,
+                scratch=True,  # validation's temporary file: the blob store may move it
             )
         )
     rejected = [r.rejected for r in reads.values() if r.rejected_rows]

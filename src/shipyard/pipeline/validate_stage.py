@@ -33,9 +33,9 @@ from shipyard.pipeline.incremental import CONTENT, contributing_frames, whole_so
 # Imported at run time on purpose (not under TYPE_CHECKING): it puts ingest's harmonization in
 # this stage's code hash (pipeline.code_hash follows run-time imports only).
 from shipyard.pipeline.ingest import SourceRead  # noqa: TC001
-from shipyard.pipeline.privacy_stage import ingest_tags
 from shipyard.pipeline.quarantine import write_quarantine
 from shipyard.pipeline.stage import DatasetResult
+from shipyard.privacy.detect import ingest_tags
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -133,6 +133,7 @@ class ValidateStage:
                     CONTENT: {n: reads[n].fingerprint for n in whole_sources(spec)},
                 },
                 pii=pii,
+                scratch=True,  # the blob store may move it in (the temp folder goes anyway)
             )
             # Direct reads were parsed by the query above: their rejected lines are known now.
             quarantined = write_quarantine(

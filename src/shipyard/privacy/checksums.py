@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import string
 
-import numpy as np
 import polars as pl
 
 #: Card numbers are 12 to 19 digits (ISO/IEC 7812); the check digit is the last one.
@@ -22,7 +21,8 @@ _LETTERS = list(string.ascii_uppercase)
 _LETTER_VALUES = [str(10 + i) for i in range(26)]  # ISO 13616: A = 10 ... Z = 35
 _CHUNK = 7  # 7 digits after a remainder below 97 stay far inside Int64
 # Column j of a 19-digit row is position 18 - j from the right; odd positions are doubled.
-_DOUBLED = np.array([(CARD_MAX_DIGITS - 1 - j) % 2 == 1 for j in range(CARD_MAX_DIGITS)])
+#: Which of the 19 left-padded digit positions Luhn doubles (every second from the right).
+_DOUBLED = [(CARD_MAX_DIGITS - 1 - j) % 2 == 1 for j in range(CARD_MAX_DIGITS)]
 
 
 def luhn_valid(digits: pl.Expr) -> pl.Expr:
@@ -39,8 +39,12 @@ def _luhn_batch(series: pl.Series) -> pl.Series:
     """Run Luhn over a batch in numpy.
 
     Left-pad to 19 digits (leading zeros add nothing), view the ASCII bytes as a matrix,
-    double every second digit from the right, sum each row.
+    double every second digit from the right, sum each row. numpy is imported here, when a
+    card-shaped column is checked, not with the module: every validate stage loads this module
+    through ``detect_pii`` and a data-only run has no other use for numpy (issue 17).
     """
+    import numpy as np
+
     shape_ok = series.str.contains(rf"^[0-9]{{{CARD_MIN_DIGITS},{CARD_MAX_DIGITS}}}$")
     width = CARD_MAX_DIGITS
     # Rows of the wrong shape become zeros, so that every row is exactly `width` ASCII bytes.

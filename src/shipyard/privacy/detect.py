@@ -120,6 +120,15 @@ class PiiFinding:
         return {"column": self.column, "kind": self.kind, "share": self.share, "by": self.by}
 
 
+def ingest_tags(frame: pl.LazyFrame | pl.DataFrame) -> dict[str, str]:
+    """Return the PII kind of each column ``detect_pii`` flags in ``frame`` (a sample of it).
+
+    The validate stage tags what it ingests with this; it lives here rather than in
+    ``pipeline.privacy_stage`` so that a data-only run loads no privacy step (issue 17).
+    """
+    return {column: f.kind for column, f in detect_pii(frame).items()}
+
+
 def detect_pii(
     frame: pl.DataFrame | pl.LazyFrame, *, sample_rows: int = 10_000, min_share: float = 0.5
 ) -> dict[str, PiiFinding]:

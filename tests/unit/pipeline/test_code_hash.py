@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -160,7 +161,7 @@ def test_the_distributions_map_is_kept_until_an_install_changes_sys_path(
 ) -> None:
     owners = _owners()
     assert metadata.packages_distributions()["polars"] == owners["polars"]
-    kept = fresh_process.with_name(f"code-owners-{ParsedImports.FORMAT}.json")
+    [kept] = fresh_process.parent.glob(f"code-owners-{ParsedImports.FORMAT}-*.json")
     stored = json.loads(kept.read_text())
     assert stored["owners"] == owners
 
@@ -175,3 +176,20 @@ def test_the_distributions_map_is_kept_until_an_install_changes_sys_path(
     kept.write_text(json.dumps(stored))
     _owners.cache_clear()
     assert _owners() == owners
+
+
+def test_each_sys_path_keeps_its_own_distributions_map(
+    fresh_process: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owners = _owners()
+    [first] = fresh_process.parent.glob(f"code-owners-{ParsedImports.FORMAT}-*.json")
+    kept = first.read_text()
+
+    # another environment (here: one more, empty, sys.path folder) writes a file of its own
+    other = tmp_path / "other-env"
+    other.mkdir()
+    monkeypatch.setattr(sys, "path", [*sys.path, str(other)])
+    _owners.cache_clear()
+    assert _owners() == owners
+    assert len(list(fresh_process.parent.glob(f"code-owners-{ParsedImports.FORMAT}-*.json"))) == 2
+    assert first.read_text() == kept  # the first environment's map is still there to read

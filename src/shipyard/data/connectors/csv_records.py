@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import polars as pl
 
 from shipyard.core.errors import InvalidData
@@ -24,6 +23,8 @@ from shipyard.data.dtypes import type_name
 if TYPE_CHECKING:
     import io
     from pathlib import Path
+
+    import numpy as np
 
     from shipyard.data.connectors.base import CsvOptions
     from shipyard.data.connectors.csv_lines import SealedLines
@@ -125,7 +126,13 @@ class FileReader:
         return "skip"
 
     def place(self, count: int) -> np.ndarray[Any, np.dtype[np.int64]]:
-        """The 0-based record numbers of the next ``count`` good rows."""
+        """The 0-based record numbers of the next ``count`` good rows.
+
+        numpy is imported here: only the pyarrow reader (which loads it anyway) places rows,
+        and the default reader's start-up has no other use for it (issue 17).
+        """
+        import numpy as np
+
         pending = np.array(sorted(k for k in self.bad if k >= self.next_number), dtype=np.int64)
         candidates = np.arange(self.next_number, self.next_number + count + len(pending))
         numbers = candidates[~np.isin(candidates, pending)][:count]

@@ -40,8 +40,12 @@ class BlobStore(Protocol):
         """Store ``data`` atomically and return its digest; storing twice is a no-op."""
         ...
 
-    def put_file(self, path: Path) -> BlobInfo:
-        """Stream the file at ``path`` into the store without loading it whole."""
+    def put_file(self, path: Path, *, scratch: bool = False) -> BlobInfo:
+        """Stream the file at ``path`` into the store without loading it whole.
+
+        ``scratch``: the caller has no further use for the file, so a store may take it over
+        (move it) instead of copying it; afterwards the file may be gone.
+        """
         ...
 
     def get_bytes(self, digest: str) -> bytes:

@@ -139,8 +139,10 @@ class EncryptedBlobStore:
         cipher_info = self.inner.put_bytes(b"".join(sealed))
         return self._record(BlobKey(digest, cipher_info.digest, wrapped, len(data)))
 
-    def put_file(self, path: Path) -> BlobInfo:
+    def put_file(self, path: Path, *, scratch: bool = False) -> BlobInfo:
         """Encrypt and store the file at ``path``, streaming it in bounded memory.
+
+        ``scratch`` changes nothing: the stored bytes are ciphertext, never the file itself.
 
         Raises:
             IntegrityFailure: When the file changed between hashing and encrypting it.

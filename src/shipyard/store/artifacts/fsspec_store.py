@@ -115,8 +115,11 @@ class FsspecBlobStore:
         faults.hit("artifact.after_rename")
         return BlobInfo(digest=digest, size_bytes=len(data), created=True)
 
-    def put_file(self, path: Path) -> BlobInfo:
-        """Stream the file at ``path`` into the store in ``CHUNK_SIZE`` pieces."""
+    def put_file(self, path: Path, *, scratch: bool = False) -> BlobInfo:
+        """Stream the file at ``path`` into the store in ``CHUNK_SIZE`` pieces.
+
+        ``scratch`` changes nothing: a remote store cannot take over a local file.
+        """
         with open(path, "rb") as source:
             return self._put_stream(iter(lambda: source.read(CHUNK_SIZE), b""))
 

@@ -95,10 +95,43 @@ class LocalBlobStore:
         view = memoryview(data)
         return self._write(view[i : i + CHUNK_SIZE] for i in range(0, len(view), CHUNK_SIZE))
 
-    def put_file(self, path: Path) -> BlobInfo:
-        """Stream the file at ``path`` into the store in ``CHUNK_SIZE`` pieces."""
+    def put_file(self, path: Path, *, scratch: bool = False) -> BlobInfo:
+        """Stream the file at ``path`` into the store in ``CHUNK_SIZE`` pieces.
+
+        With ``scratch`` (the caller has no further use for the file) a file on the store's
+        filesystem is taken over instead: renamed into the store's temp folder, hashed, fsynced
+        and installed like a written one, so storing a run's output costs one read instead of a
+        read and a write (issue 17). The file is then gone; on another filesystem it is copied.
+        """
+        if scratch:
+            taken = self._take(path)
+            if taken is not None:
+                return taken
         with open(path, "rb") as source:
             return self._write(_read_chunks(source))
+
+    def _take(self, path: Path) -> BlobInfo | None:
+        """Move ``path`` into the store; None (nothing moved) when it is on another filesystem."""
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        tmp = self._tmp / f"{uuid.uuid4().hex}.tmp"
+        try:
+            os.replace(path, tmp)  # from here the file is the store's: no one else writes it
+        except OSError as exc:
+            if exc.errno == errno.EXDEV:
+                return None
+            raise
+        try:
+            with open(tmp, "rb") as taken:
+                digest = hashlib.file_digest(taken, "sha256").hexdigest()
+                size = os.fstat(taken.fileno()).st_size
+                os.fsync(taken.fileno())
+            os.chmod(tmp, 0o644)
+            faults.hit("artifact.after_tmp_write")
+            created = self._install(tmp, digest)
+            return BlobInfo(digest=digest, size_bytes=size, created=created)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
     def _write(self, chunks: Iterable[bytes | memoryview]) -> BlobInfo:
         self._tmp.mkdir(parents=True, exist_ok=True)
