@@ -14,7 +14,6 @@ prediction log is fed after the answer is ready and never blocks it.
 from __future__ import annotations
 
 import gc
-import sys
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -39,14 +38,6 @@ if TYPE_CHECKING:
     from shipyard.serve.runtime import Runtime
 
 __all__ = ["Metrics", "create_app"]
-
-#: How long (seconds) a thread may hold the GIL while another waits for it, in a server. The
-#: prediction log's writer thread builds and writes a batch (anomaly scores, JSON, Parquet) in
-#: tens of milliseconds of Python; at CPython's default 5 ms the event loop waited up to 5 ms
-#: for the GIL at every wake-up while it ran, several times per request, which was the p99 at
-#: 8 connections (12-16 ms against a 1.4 ms floor; issue 17). At 0.5 ms the loop gets the GIL
-#: back within half a millisecond and the writer still progresses between requests.
-SERVER_SWITCH_INTERVAL_S = 0.0005
 
 
 def create_app(
@@ -88,12 +79,9 @@ def create_app(
         # startup objects and stalled the event loop for 0.3-0.6 s about once a second under
         # load (issue 17, measured with the prediction log on).
         gc.freeze()
-        switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(SERVER_SWITCH_INTERVAL_S)
         try:
             yield
         finally:
-            sys.setswitchinterval(switch_interval)
             await runtime.stop()  # uvicorn has already drained in-flight requests
             if prediction_log is not None:
                 prediction_log.close()

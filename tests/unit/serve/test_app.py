@@ -176,20 +176,3 @@ def test_openapi_lists_the_real_routes(client):
         "/models/{name}/predict",
         "/metrics",
     } <= paths
-
-
-def test_a_serving_app_hands_the_gil_back_sooner_and_restores_it_after(source, tmp_path):
-    """While serving, a busy writer thread holds the GIL for at most the server's interval."""
-    import sys
-
-    from shipyard.serve.app import SERVER_SWITCH_INTERVAL_S
-
-    before = sys.getswitchinterval()
-    assert before != pytest.approx(SERVER_SWITCH_INTERVAL_S)  # the test could fail
-    spec = DeploySpec(models={"churn": {"model": "churn"}}, poll_interval_s=60)
-    tokens = ServerTokens(tmp_path / "security")
-    app = create_app(Runtime(spec, source), auth=tokens.auth)
-    with TestClient(app, headers=tokens.headers()) as c:
-        assert c.get("/v2/health/ready").status_code == 200
-        assert sys.getswitchinterval() == pytest.approx(SERVER_SWITCH_INTERVAL_S)
-    assert sys.getswitchinterval() == pytest.approx(before)
