@@ -39,6 +39,14 @@ if TYPE_CHECKING:
 
 __all__ = ["Metrics", "create_app"]
 
+#: The youngest generation's collection threshold while serving (CPython's default is 700).
+#: Each collection promotes what is still alive (the prediction log's queued records live up
+#: to a second), and the promotions trigger full collections that walk everything allocated
+#: since ``gc.freeze``: at 700 they stalled the event loop often enough to be the p99 at 8
+#: connections (issue 17; ``benchmarks/serving.py``: about a third of the p99, 9 % more
+#: throughput at 20,000). A request's own garbage is freed by reference counting, not here.
+SERVER_GC_THRESHOLD = 20_000
+
 
 def create_app(
     runtime: Runtime,
@@ -79,9 +87,12 @@ def create_app(
         # startup objects and stalled the event loop for 0.3-0.6 s about once a second under
         # load (issue 17, measured with the prediction log on).
         gc.freeze()
+        thresholds = gc.get_threshold()
+        gc.set_threshold(SERVER_GC_THRESHOLD, *thresholds[1:])
         try:
             yield
         finally:
+            gc.set_threshold(*thresholds)
             await runtime.stop()  # uvicorn has already drained in-flight requests
             if prediction_log is not None:
                 prediction_log.close()

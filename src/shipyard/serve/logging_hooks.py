@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from shipyard.serve.contract import records_to_columns
 from shipyard.serve.prediction_log import LazyRecord, PredictionRecord
 
 if TYPE_CHECKING:
@@ -61,10 +62,20 @@ class _Answered:
     model: ServedModel
     variant: str
     scored: Scored
-    columns: dict[str, list[Any]]
+    given: dict[str, list[Any]] | None  # the request's columns, when the loop made them
     request_id: str
     latency_ms: float
     ts_ms: int
+    records: Any = None  # else the plain records they are made from, here in the writer
+
+    @property
+    def columns(self) -> dict[str, list[Any]]:
+        """The request's inputs as columns (made from the records on first use)."""
+        if self.given is not None:
+            return self.given
+        columns = records_to_columns(self.records)
+        object.__setattr__(self, "given", columns)
+        return columns
 
 
 class _AnswerRows:
@@ -115,11 +126,19 @@ def log_answer(
     log: PredictionLog,
     name: str,
     answer: Answer,
-    columns: dict[str, list[Any]],
+    columns: dict[str, list[Any]] | None,
     request_id: str,
     seconds: float,
+    *,
+    records: Any = None,
 ) -> None:
-    """Enqueue the answer's row, and the shadow's row once the shadow finishes."""
+    """Enqueue the answer's row, and the shadow's row once the shadow finishes.
+
+    The inputs are ``columns``, or, when None, the plain ``records`` they come from: the
+    writer turns those into columns. A queued record then holds two containers for the
+    collector to walk instead of one list per feature: with thousands queued, the full
+    collections after ``gc.freeze`` walked them all and stalled the loop (issue 17).
+    """
     answered = _Answered(
         name,
         answer.model,
@@ -129,6 +148,7 @@ def log_answer(
         request_id,
         seconds * 1000,
         log.now_ms(),  # the log's clock: tests can inject one
+        records,
     )
     log.record(LazyRecord(request_id, answer.alias, answered, _ROWS))
     if answer.shadow is None:
@@ -144,7 +164,7 @@ def log_answer(
         variant = f"shadow:{alias}"
         latency_ms = (time.perf_counter() - started) * 1000
         shadow = _Answered(
-            name, model, variant, scored, columns, request_id, latency_ms, log.now_ms()
+            name, model, variant, scored, columns, request_id, latency_ms, log.now_ms(), records
         )
         log.record(LazyRecord(request_id, variant, shadow, _ROWS))
 

@@ -176,3 +176,20 @@ def test_openapi_lists_the_real_routes(client):
         "/models/{name}/predict",
         "/metrics",
     } <= paths
+
+
+def test_a_serving_app_collects_garbage_less_often_and_restores_the_thresholds(source, tmp_path):
+    """While serving, the young generation is collected at the server's threshold (issue 17)."""
+    import gc
+
+    from shipyard.serve.app import SERVER_GC_THRESHOLD
+
+    before = gc.get_threshold()
+    assert before[0] != SERVER_GC_THRESHOLD  # the test could fail
+    spec = DeploySpec(models={"churn": {"model": "churn"}}, poll_interval_s=60)
+    tokens = ServerTokens(tmp_path / "security")
+    app = create_app(Runtime(spec, source), auth=tokens.auth)
+    with TestClient(app, headers=tokens.headers()) as c:
+        assert c.get("/v2/health/ready").status_code == 200
+        assert gc.get_threshold() == (SERVER_GC_THRESHOLD, *before[1:])
+    assert gc.get_threshold() == before

@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from shipyard.core.errors import ShipyardError
 from shipyard.serve.bodies import json_response, read_json
 from shipyard.serve.context import ServerContext, context_of
-from shipyard.serve.contract import ContractError, records_to_columns
+from shipyard.serve.contract import ContractError
 from shipyard.serve.errors import HttpError
 from shipyard.serve.openapi import (
     BODY,
@@ -174,5 +174,6 @@ def _log(
         return
     from shipyard.serve.logging_hooks import log_answer
 
-    logged = columns if columns is not None else records_to_columns(body)
-    log_answer(log, name, answer, logged, request_id, seconds)
+    # Plain records are turned into columns by the log's writer, not here (logging_hooks).
+    records = body if columns is None else None
+    log_answer(log, name, answer, columns, request_id, seconds, records=records)
