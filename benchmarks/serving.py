@@ -199,8 +199,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.kill()
 
 
-def build_model(directory: Path) -> Any:
-    """Train, register and promote the benchmark model; return its bundle."""
+def register_model(directory: Path, features: list[str], rows: int, informative: int) -> None:
+    """Train a small HistGradientBoosting model, register it as ``m`` and promote it."""
     from sklearn.datasets import make_classification
 
     from shipyard.registry.packaging import write_training_bundle
@@ -210,8 +210,10 @@ def build_model(directory: Path) -> Any:
     from shipyard.train.spec import EstimatorSpec, TrainSpec
     from shipyard.train.trainer import train
 
-    x, y = make_classification(n_samples=5000, n_features=20, n_informative=8, random_state=0)
-    frame = pl.DataFrame({**{f: x[:, i] for i, f in enumerate(FEATURES)}, "target": y})
+    x, y = make_classification(
+        n_samples=rows, n_features=len(features), n_informative=informative, random_state=0
+    )
+    frame = pl.DataFrame({**{f: x[:, i] for i, f in enumerate(features)}, "target": y})
     spec = TrainSpec(
         target="target",
         estimators=[EstimatorSpec(name="hist_gradient_boosting")],
@@ -231,7 +233,16 @@ def build_model(directory: Path) -> Any:
         me = local_identity("project", source="benchmark")
         version = registry.register("m", path, actor=me)
         registry.promote("m", version.version, force=True, reason="benchmark", actor=me)
-        return registry.load("m@production")
+
+
+def build_model(directory: Path) -> Any:
+    """Train, register and promote the benchmark model; return its bundle."""
+    from shipyard.registry.registry import ModelRegistry
+    from shipyard.track.workspace import Workspace
+
+    register_model(directory, FEATURES, rows=5000, informative=8)
+    with Workspace.open(directory) as workspace:
+        return ModelRegistry.for_workspace(workspace).load("m@production")
 
 
 def create_token(directory: Path, project: str) -> str:

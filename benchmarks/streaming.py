@@ -25,7 +25,6 @@ Run: ``.venv/bin/python benchmarks/streaming.py [--events 50000] [--repeat 3]``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import statistics
 import subprocess
 import sys
@@ -38,9 +37,9 @@ from typing import Any
 
 import numpy as np
 import orjson
-import polars as pl
 import redis
 from harness import Comparison, report
+from serving import register_model
 
 FEATURES = [f"f{i}" for i in range(8)]
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -51,38 +50,12 @@ P99_TARGET_MS = 50.0
 
 def build_model(directory: Path) -> Any:
     """Train, register and promote the benchmark model; return a registry source for it."""
-    from sklearn.datasets import make_classification
-
-    from shipyard.registry.packaging import write_training_bundle
     from shipyard.registry.registry import ModelRegistry
-    from shipyard.security.identities import local_identity
     from shipyard.serve.server import RegistrySource
     from shipyard.track.workspace import Workspace
-    from shipyard.train.spec import EstimatorSpec, TrainSpec
-    from shipyard.train.trainer import train
 
-    x, y = make_classification(n_samples=4000, n_features=8, n_informative=5, random_state=0)
-    frame = pl.DataFrame({**{f: x[:, i] for i, f in enumerate(FEATURES)}, "target": y})
-    spec = TrainSpec(
-        target="target",
-        estimators=[EstimatorSpec(name="hist_gradient_boosting")],
-        tuning={"trials": 1},
-        cv={"folds": 2},
-        bootstrap_resamples=10,
-        explain=False,
-    )
-    result = train(spec, frame)
-    path = directory / "m.shipyard"
-    write_training_bundle(
-        result, path, name="m", created_at=dt.datetime.now(dt.UTC), run_id=None,
-        dataset_ids={}, code_version=None,
-    )  # fmt: skip
-    workspace = Workspace.open(directory)
-    registry = ModelRegistry.for_workspace(workspace)
-    me = local_identity("project", source="benchmark")
-    version = registry.register("m", path, actor=me)
-    registry.promote("m", version.version, force=True, reason="benchmark", actor=me)
-    return RegistrySource(registry)
+    register_model(directory, FEATURES, rows=4000, informative=5)
+    return RegistrySource(ModelRegistry.for_workspace(Workspace.open(directory)))
 
 
 def write_events(client: redis.Redis, stream: str, total: int, seed: int = 0) -> None:
