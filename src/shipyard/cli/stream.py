@@ -73,12 +73,14 @@ def run(
     """
     from shipyard.registry.registry import ModelRegistry
     from shipyard.serve.server import RegistrySource
+    from shipyard.stream.config import load_window_defs
     from shipyard.stream.redis_backend import RedisStreamBackend
     from shipyard.stream.runner import StreamRunner
     from shipyard.stream.scoring import ModelFollower, native_predictor
 
     config = _config(ctx)
     project = project_dir(ctx)
+    defs = load_window_defs(project, config)
     with open_workspace(ctx) as workspace:
         follower = ModelFollower(
             RegistrySource(ModelRegistry.for_workspace(workspace)),
@@ -89,7 +91,18 @@ def run(
         )
         backend = RedisStreamBackend(config, consumer=consumer, log_rows=not no_log)
         logs = None if no_log else (log_dir or project / ".shipyard" / "predictions")
-        runner = StreamRunner(backend, follower, log_root=logs)
+        windows = None
+        if defs:
+            from shipyard.stream.windows import Lateness, StreamWindows
+
+            windows = StreamWindows(
+                defs,
+                backend.client,
+                prefix=f"{config.input}:win",
+                lateness=Lateness(config.watermark_delay_ms, config.allowed_lateness_ms),
+                state_ttl_s=config.state_ttl_s(defs),
+            )
+        runner = StreamRunner(backend, follower, log_root=logs, windows=windows)
 
         def _stop(signum: int, frame: Any) -> None:
             runner.stop()
@@ -107,7 +120,8 @@ def run(
             backend.close()
     err_console.print(
         f"stopped: {stats.events} events, {stats.outputs} predictions, "
-        f"{stats.dead_letters} dead letters, {stats.duplicates} duplicates skipped"
+        f"{stats.dead_letters} dead letters, {stats.late} late events, "
+        f"{stats.duplicates} duplicates skipped"
     )
 
 
@@ -140,6 +154,7 @@ def status(
         ("consumers", str(found.consumers)),
         ("outputs", str(found.outputs)),
         ("dead letters", str(found.dead_letters)),
+        ("late events", str(found.late_events)),
         ("latency p50", f"{number(found.latency_p50_ms)} ms"),
         ("latency p99", f"{number(found.latency_p99_ms)} ms"),
     ]

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from shipyard.stream.redis_backend import RedisStreamBackend
     from shipyard.stream.scoring import ModelFollower
+    from shipyard.stream.windows import StreamWindows
 
 log = logging.getLogger("shipyard.stream")
 
@@ -36,6 +37,7 @@ class StreamRunner:
         drain_interval_s: float = 1.0,
         stats_interval_s: float = 1.0,
         drain_lease_ms: int = 10_000,
+        windows: StreamWindows | None = None,
     ) -> None:
         """Wire the consumer to ``backend`` and ``follower``.
 
@@ -47,11 +49,12 @@ class StreamRunner:
             drain_interval_s: How often the outbox is moved to the log.
             stats_interval_s: How often a status sample is published.
             drain_lease_ms: How long a drainer that died blocks the next one.
+            windows: The project's window features, computed for the model that reads them.
         """
         self.backend = backend
         self.follower = follower
         self.consumer = StreamConsumer(
-            backend.config, backend, follower, log_rows=log_root is not None
+            backend.config, backend, follower, log_rows=log_root is not None, windows=windows
         )
         self.drain = (
             None

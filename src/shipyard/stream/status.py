@@ -67,6 +67,7 @@ class StreamStatus:
     consumers: int
     outputs: int
     dead_letters: int
+    late_events: int
     events_per_s: float
     latency_p50_ms: float | None
     latency_p99_ms: float | None
@@ -94,6 +95,7 @@ def read_status(
         consumers=group.consumers,
         outputs=group.outputs,
         dead_letters=group.dead_letters,
+        late_events=group.late_events,
         events_per_s=events / window_s,
         latency_p50_ms=p50,
         latency_p99_ms=p99,
