@@ -232,3 +232,42 @@ def test_the_cli_consumer_drains_on_sigterm_and_exits_0(
     assert process.returncode == 0, stderr
     assert "300 events, 300 predictions" in stderr
     _check_exactly_once(redis_client, stream_config, churn_project, 300)
+
+
+BURST_MEMORY_BOUND_MB = 64  # docs/streaming.md states it: the batch in hand, not the backlog
+
+
+@pytest.mark.slow
+def test_a_ten_times_burst_is_caught_up_with_flat_memory(
+    forkserver: ForkServerContext,
+    redis_client: Any,
+    stream_config: StreamConfig,
+    churn_project: Path,
+) -> None:
+    import psutil
+
+    steady, burst = 2_000, 20_000
+    process = _start(forkserver, churn_project, stream_config, "c0")
+    _produce(redis_client, stream_config, steady).join(_DEADLINE_S)
+    _wait(lambda: _settled(redis_client, stream_config, steady), "the steady traffic settled")
+    assert process.pid is not None
+    watched = psutil.Process(process.pid)
+    before = watched.memory_info().rss
+    peak, most_lag = before, 0
+    pipe = redis_client.pipeline(transaction=False)
+    for i in range(steady, steady + burst):  # ten times the steady volume, all at once
+        pipe.xadd(stream_config.input, {"data": orjson.dumps(event(i))})
+    pipe.execute()
+    backend = RedisStreamBackend(stream_config, client=redis_client)
+    deadline = time.monotonic() + _DEADLINE_S
+    while not _settled(redis_client, stream_config, steady + burst):
+        assert time.monotonic() < deadline, "the burst was not caught up"
+        peak = max(peak, watched.memory_info().rss)
+        most_lag = max(most_lag, backend.stats().lag or 0)
+        time.sleep(0.02)
+    grown_mb = (peak - before) / 2**20
+    print(f"burst: RSS {before / 2**20:.0f} MB -> peak {peak / 2**20:.0f} MB, lag up to {most_lag}")
+    assert most_lag > 0  # it did lag behind the burst (else the test measured nothing)
+    assert grown_mb < BURST_MEMORY_BOUND_MB, f"RSS grew {grown_mb:.0f} MB during the burst"
+    _stop(process, churn_project)
+    _check_exactly_once(redis_client, stream_config, churn_project, steady + burst)
