@@ -18,6 +18,7 @@ from rich.table import Table
 from shipyard.cli.context import console, err_console, open_workspace
 from shipyard.cli.project import project_dir
 from shipyard.cli.render import JsonOption, number, when, write_json
+from shipyard.core.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -37,6 +38,16 @@ def _config(ctx: typer.Context) -> StreamConfig:
     from shipyard.stream.config import load_stream_config
 
     return load_stream_config(project_dir(ctx))
+
+
+def _redis_only(ctx: typer.Context, command: str) -> StreamConfig:
+    config = _config(ctx)
+    if config.url.startswith("nats://"):
+        raise InvalidArgument(
+            f"{command} reads Redis streams; on NATS, read the dead-letter subject "
+            f"{config.dead_letters} with the nats CLI (not built into shipyard yet)"
+        )
+    return config
 
 
 def fast_predictor(bundle: Bundle) -> tuple[Callable[[ModelInput], Predictions], str]:
@@ -73,8 +84,8 @@ def run(
     """
     from shipyard.registry.registry import ModelRegistry
     from shipyard.serve.server import RegistrySource
+    from shipyard.stream.brokers import open_broker
     from shipyard.stream.config import load_window_defs
-    from shipyard.stream.redis_backend import RedisStreamBackend
     from shipyard.stream.runner import StreamRunner
     from shipyard.stream.scoring import ModelFollower, native_predictor
 
@@ -89,9 +100,14 @@ def run(
             build_predictor=native_predictor if native else fast_predictor,
             poll_interval_s=config.poll_interval_s,
         )
-        backend = RedisStreamBackend(config, consumer=consumer, log_rows=not no_log)
+        backend = open_broker(config, consumer=consumer, log_rows=not no_log)
         logs = None if no_log else (log_dir or project / ".shipyard" / "predictions")
         windows = None
+        if defs and config.url.startswith("nats://"):
+            raise InvalidArgument(
+                "window features keep their state in Redis: use a redis:// broker for a "
+                "model that reads window features (NATS JetStream KV state is not built yet)"
+            )
         if defs:
             from shipyard.stream.windows import Lateness, StreamWindows
 
@@ -134,13 +150,14 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Events/s, consumer lag, pending entries, dead letters and event-to-prediction latency."""
-    from shipyard.stream.redis_backend import RedisStreamBackend
+    from shipyard.stream.brokers import open_broker
     from shipyard.stream.status import read_status
 
     config = _config(ctx)
-    backend = RedisStreamBackend(config)
+    backend = open_broker(config)
     try:
-        found = read_status(backend.client, config, backend.stats(), window_s=window)
+        client = getattr(backend, "client", None)  # samples are kept in Redis only
+        found = read_status(client, config, backend.stats(), window_s=window)
     finally:
         backend.close()
     if as_json:
@@ -173,7 +190,7 @@ def dead_letters(
     from shipyard.stream.dead_letters import list_dead_letters
     from shipyard.stream.redis_backend import connect
 
-    config = _config(ctx)
+    config = _redis_only(ctx, "stream dead-letters")
     client = connect(config.url)
     try:
         letters = list_dead_letters(client, config, limit=limit)
@@ -210,7 +227,7 @@ def replay(
     from shipyard.stream.dead_letters import replay as replay_letters
     from shipyard.stream.redis_backend import connect
 
-    config = _config(ctx)
+    config = _redis_only(ctx, "stream replay")
     client = connect(config.url)
     try:
         new = replay_letters(client, config, ids)

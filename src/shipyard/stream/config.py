@@ -86,8 +86,8 @@ class StreamConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("only redis:// (or rediss://, unix://) brokers are supported yet")
+        if not value.startswith(("redis://", "rediss://", "unix://", "nats://")):
+            raise ValueError("use a redis:// (or rediss://, unix://) or nats:// broker URL")
         return value
 
     @property

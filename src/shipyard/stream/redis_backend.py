@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 
     import redis
 
+    from shipyard.stream.backend import Sink
     from shipyard.stream.config import StreamConfig
+    from shipyard.stream.log_outbox import OutboxDrain
 
 PAYLOAD_FIELD = b"data"
 _ACK_CHUNK = 1000  # Lua's unpack() has a stack limit; acknowledge in chunks
@@ -288,6 +290,25 @@ class RedisStreamBackend:
             dead_letters=dead,
             outputs=outputs,
             late_events=late,
+        )
+
+    def log_drain(self, sink: Sink, *, lease_ms: int = 10_000) -> OutboxDrain:
+        """The drain that moves this output's outbox into ``sink`` (``log_outbox``)."""
+        from shipyard.stream.log_outbox import OutboxDrain
+
+        return OutboxDrain(self.client, self.config.output, sink, lease_ms=lease_ms)
+
+    def publish_sample(self, *, events: int, interval_s: float, latencies_ms: list[float]) -> None:
+        """Record one interval of this consumer for ``stream status``."""
+        from shipyard.stream.status import publish_sample
+
+        publish_sample(
+            self.client,
+            self.config,
+            self.consumer,
+            events=events,
+            interval_s=interval_s,
+            latencies_ms=latencies_ms,
         )
 
     def close(self) -> None:

@@ -12,13 +12,12 @@ import time
 from typing import TYPE_CHECKING
 
 from shipyard.stream.consumer import ConsumerStats, StreamConsumer
-from shipyard.stream.log_outbox import OutboxDrain, PredictionLogSink
-from shipyard.stream.status import publish_sample
+from shipyard.stream.log_outbox import PredictionLogSink
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from shipyard.stream.redis_backend import RedisStreamBackend
+    from shipyard.stream.brokers import Broker
     from shipyard.stream.scoring import ModelFollower
     from shipyard.stream.windows import StreamWindows
 
@@ -30,7 +29,7 @@ class StreamRunner:
 
     def __init__(
         self,
-        backend: RedisStreamBackend,
+        backend: Broker,
         follower: ModelFollower,
         *,
         log_root: Path | None,
@@ -42,8 +41,7 @@ class StreamRunner:
         """Wire the consumer to ``backend`` and ``follower``.
 
         Args:
-            backend: The Redis consumer (its client is shared by the helpers; it is
-                thread-safe).
+            backend: The broker (Redis or NATS), shared with the helpers.
             follower: The model and its alias watcher.
             log_root: The prediction log folder, or None to keep no log.
             drain_interval_s: How often the outbox is moved to the log.
@@ -59,12 +57,7 @@ class StreamRunner:
         self.drain = (
             None
             if log_root is None
-            else OutboxDrain(
-                backend.client,
-                backend.config.output,
-                PredictionLogSink(log_root),
-                lease_ms=drain_lease_ms,
-            )
+            else backend.log_drain(PredictionLogSink(log_root), lease_ms=drain_lease_ms)
         )
         self.drain_interval_s = drain_interval_s
         self.stats_interval_s = stats_interval_s
@@ -110,10 +103,7 @@ class StreamRunner:
             return
         events = consumer.stats.events - self._sampled_events
         try:
-            publish_sample(
-                self.backend.client,
-                self.backend.config,
-                self.backend.consumer,
+            self.backend.publish_sample(
                 events=events,
                 interval_s=now - self._sampled_at,
                 latencies_ms=consumer.stats.take_latencies(),
