@@ -50,6 +50,18 @@ def _redis_only(ctx: typer.Context, command: str) -> StreamConfig:
     return config
 
 
+def _labels_consumer(config: StreamConfig, backend: Any, logs: Path) -> Any:
+    """The consumer of the labels stream, storing beside the prediction log."""
+    from shipyard.monitor.feedback import FeedbackStore
+    from shipyard.stream.labels import LabelsConsumer
+
+    if config.url.startswith("nats://"):
+        raise InvalidArgument("a labels stream is read from Redis only (not yet from NATS)")
+    return LabelsConsumer(
+        backend.client, config, FeedbackStore.beside(logs), consumer=backend.consumer
+    )
+
+
 def fast_predictor(bundle: Bundle) -> tuple[Callable[[ModelInput], Predictions], str]:
     """The server's engine choice: verified ONNX when the export agrees, else native."""
     from shipyard.serve.fast_path import OnnxPredictor
@@ -118,7 +130,10 @@ def run(
                 lateness=Lateness(config.watermark_delay_ms, config.allowed_lateness_ms),
                 state_ttl_s=config.state_ttl_s(defs),
             )
-        runner = StreamRunner(backend, follower, log_root=logs, windows=windows)
+        labels = None
+        if config.labels is not None and logs is not None:
+            labels = _labels_consumer(config, backend, logs)
+        runner = StreamRunner(backend, follower, log_root=logs, windows=windows, labels=labels)
 
         def _stop(signum: int, frame: Any) -> None:
             runner.stop()

@@ -52,6 +52,8 @@ class StreamConfig(BaseModel):
         late_events: The side output for late events (default ``<input>:late``).
         window_state_ttl_s: How long window state outlives its last write (default: twice
             the longest window plus the lateness, at least an hour).
+        labels: A stream of labels (``{event id, label, ts_ms}``) joined to the predictions
+            by event id through the feedback store; None for no labels stream.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -75,6 +77,7 @@ class StreamConfig(BaseModel):
     allowed_lateness_ms: int = Field(60_000, ge=0)
     late_events: str | None = Field(None, min_length=1, max_length=200)
     window_state_ttl_s: int | None = Field(None, ge=60)
+    labels: str | None = Field(None, min_length=1, max_length=200)
 
     @field_validator("model")
     @classmethod

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from shipyard.stream.brokers import Broker
+    from shipyard.stream.labels import LabelsConsumer
     from shipyard.stream.scoring import ModelFollower
     from shipyard.stream.windows import StreamWindows
 
@@ -37,6 +38,7 @@ class StreamRunner:
         stats_interval_s: float = 1.0,
         drain_lease_ms: int = 10_000,
         windows: StreamWindows | None = None,
+        labels: LabelsConsumer | None = None,
     ) -> None:
         """Wire the consumer to ``backend`` and ``follower``.
 
@@ -48,6 +50,7 @@ class StreamRunner:
             stats_interval_s: How often a status sample is published.
             drain_lease_ms: How long a drainer that died blocks the next one.
             windows: The project's window features, computed for the model that reads them.
+            labels: Moves labels from their own stream to the feedback store, beside.
         """
         self.backend = backend
         self.follower = follower
@@ -59,6 +62,7 @@ class StreamRunner:
             if log_root is None
             else backend.log_drain(PredictionLogSink(log_root), lease_ms=drain_lease_ms)
         )
+        self.labels = labels
         self.drain_interval_s = drain_interval_s
         self.stats_interval_s = stats_interval_s
         self._stopped = threading.Event()
@@ -74,12 +78,15 @@ class StreamRunner:
         self.follower.start()
         drainer = threading.Thread(target=self._drain_loop, name="stream-log", daemon=True)
         drainer.start()
+        labeller = threading.Thread(target=self._labels_loop, name="stream-labels", daemon=True)
+        labeller.start()
         try:
             return self.consumer.run(on_batch=self._sample)
         finally:
             self._stopped.set()
             self.follower.stop()
             drainer.join(timeout=60)
+            labeller.join(timeout=60)
             if self.drain is not None:
                 try:
                     self.drain.drain_all()
@@ -96,6 +103,21 @@ class StreamRunner:
                     pass
             except Exception:  # the rows stay in the outbox; the next round retries
                 log.exception("moving stream predictions to the prediction log failed")
+
+    def _labels_loop(self) -> None:
+        if self.labels is None:
+            return
+        try:
+            self.labels.ensure_group()
+        except Exception:
+            log.exception("creating the labels consumer group failed; labels are not read")
+            return
+        while not self._stopped.is_set():
+            try:
+                self.labels.poll(block_ms=200)
+            except Exception:  # unacknowledged labels come back on the next read
+                log.exception("storing streamed labels failed")
+                self._stopped.wait(1.0)
 
     def _sample(self, consumer: StreamConsumer, *, force: bool = False) -> None:
         now = time.monotonic()
