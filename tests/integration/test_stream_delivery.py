@@ -13,12 +13,14 @@ import json
 import multiprocessing
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import orjson
 import pytest
 
@@ -208,6 +210,9 @@ def test_the_cli_consumer_drains_on_sigterm_and_exits_0(
     )
     for i in range(300):
         redis_client.xadd(stream_config.input, {"data": orjson.dumps(event(i))})
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     process = subprocess.Popen(
         [
             sys.executable,
@@ -220,18 +225,40 @@ def test_the_cli_consumer_drains_on_sigterm_and_exits_0(
             "--native",
             "--log-dir",
             str(churn_project / "predictions"),
+            "--metrics-port",
+            str(port),
         ],
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
         _wait(lambda: _settled(redis_client, stream_config, 300), "every event settled")
+        _wait(lambda: "predictions_total" in _scrape(port), "the counters in /metrics")
+        metrics = _scrape(port)
+        assert _metric(metrics, "shipyard_stream_predictions_total") == 300
+        assert _metric(metrics, "shipyard_stream_events_total") == 300
+        assert _metric(metrics, "shipyard_stream_lag") == 0
+        assert _metric(metrics, "shipyard_stream_dead_letters_total") == 0
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=_DEADLINE_S)
     assert process.returncode == 0, stderr
     assert "300 events, 300 predictions" in stderr
     _check_exactly_once(redis_client, stream_config, churn_project, 300)
+
+
+def _scrape(port: int) -> str:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return ""  # not listening yet
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics:\n{text}")
 
 
 BURST_MEMORY_BOUND_MB = 64  # docs/streaming.md states it: the batch in hand, not the backlog

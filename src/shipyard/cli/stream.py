@@ -86,6 +86,12 @@ def run(
     native: Annotated[
         bool, typer.Option("--native", help="Score with the model itself, not the ONNX fast path.")
     ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=65535, help="Serve Prometheus /metrics on 127.0.0.1:PORT (off by default)."
+        ),
+    ] = None,
 ) -> None:
     """Consume the stream: check, score and publish each event; SIGTERM drains and exits 0.
 
@@ -134,6 +140,10 @@ def run(
         if config.labels is not None and logs is not None:
             labels = _labels_consumer(config, backend, logs)
         runner = StreamRunner(backend, follower, log_root=logs, windows=windows, labels=labels)
+        if metrics_port is not None:
+            from shipyard.stream.metrics import serve_metrics
+
+            runner.metrics = serve_metrics(runner.consumer, metrics_port)
 
         def _stop(signum: int, frame: Any) -> None:
             runner.stop()

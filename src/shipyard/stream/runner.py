@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from shipyard.stream.brokers import Broker
     from shipyard.stream.labels import LabelsConsumer
+    from shipyard.stream.metrics import ConsumerCollector
     from shipyard.stream.scoring import ModelFollower
     from shipyard.stream.windows import StreamWindows
 
@@ -63,6 +64,7 @@ class StreamRunner:
             else backend.log_drain(PredictionLogSink(log_root), lease_ms=drain_lease_ms)
         )
         self.labels = labels
+        self.metrics: ConsumerCollector | None = None  # set by serve_metrics' caller
         self.drain_interval_s = drain_interval_s
         self.stats_interval_s = stats_interval_s
         self._stopped = threading.Event()
@@ -124,11 +126,12 @@ class StreamRunner:
         if not force and now - self._sampled_at < self.stats_interval_s:
             return
         events = consumer.stats.events - self._sampled_events
+        latencies = consumer.stats.take_latencies()
+        if self.metrics is not None:
+            self.metrics.observe(latencies)
         try:
             self.backend.publish_sample(
-                events=events,
-                interval_s=now - self._sampled_at,
-                latencies_ms=consumer.stats.take_latencies(),
+                events=events, interval_s=now - self._sampled_at, latencies_ms=latencies
             )
         except Exception:  # a status sample is never worth failing the batch for
             log.warning("publishing the stream status sample failed", exc_info=True)
