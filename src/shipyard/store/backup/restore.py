@@ -1,0 +1,97 @@
+"""``backup restore``: a verified backup into a fresh SQLite or PostgreSQL store and blob store.
+
+The target store must hold no Shipyard rows (restoring over data would merge two histories); it
+is migrated to the code's head, the snapshot (migrated to head too, in a temp copy) is copied
+table by table in dependency order with ids preserved, in one transaction, so a failed restore
+leaves the target empty. Blobs are put into the target blob store as stored (ciphertext stays
+ciphertext: the restored ``blob_keys`` rows open it under the same master key).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shipyard.core.errors import Conflict, IntegrityFailure
+from shipyard.store.artifacts import open_blob_store
+from shipyard.store.backup.manifest import SNAPSHOT, blob_path
+from shipyard.store.backup.tables import copy_tables, count_rows
+from shipyard.store.backup.verify import Verified, open_snapshot, verify_backup
+from shipyard.store.engine import create_store_engine, redacted_url, write_connection
+from shipyard.store.migrate import upgrade_to_head
+
+if TYPE_CHECKING:
+    from shipyard.store.artifacts.encrypted import BlobCipher
+
+
+class RestoreTargetNotEmpty(Conflict):
+    """The store a backup is to be restored into already holds data."""
+
+    code = "restore_target_not_empty"
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """A finished restore: what was checked, rows per table, blobs put, and how long it took."""
+
+    verified: Verified
+    store_url: str
+    blob_url: str
+    rows: dict[str, int]
+    blobs: int
+    seconds: float
+
+
+def restore_backup(
+    folder: Path, store_url: str, blob_url: str, *, cipher: BlobCipher | None = None
+) -> Restored:
+    """Verify the backup in ``folder``, then restore it into ``store_url`` and ``blob_url``.
+
+    Raises:
+        BackupInvalid: The backup failed verification (nothing was written).
+        RestoreTargetNotEmpty: The target store holds rows.
+    """
+    started = time.monotonic()
+    verified = verify_backup(folder, cipher=cipher)
+    manifest = verified.manifest
+    target = create_store_engine(store_url)
+    try:
+        with target.connect() as c:
+            held = {name: n for name, n in count_rows(c).items() if n}
+        if held:
+            shown = ", ".join(f"{name} ({n})" for name, n in sorted(held.items())[:5])
+            raise RestoreTargetNotEmpty(
+                f"the target store {redacted_url(store_url)} already holds data ({shown}); "
+                "restore into a new, empty database"
+            )
+        with tempfile.TemporaryDirectory(prefix="shipyard-restore-") as scratch:
+            plain = Path(scratch) / SNAPSHOT
+            open_snapshot(folder, manifest, cipher, plain)
+            source = create_store_engine(f"sqlite:///{plain}")
+            try:
+                upgrade_to_head(source)
+                upgrade_to_head(target)
+                with source.connect() as read, read.begin(), write_connection(target) as write:
+                    rows = copy_tables(read, write)
+            finally:
+                source.dispose()
+    finally:
+        target.dispose()
+    blobs = open_blob_store(blob_url)
+    for digest in sorted(manifest.blobs):
+        stored = blobs.put_file(blob_path(folder.parent, digest))
+        if stored.digest != digest:
+            raise IntegrityFailure(
+                f"blob {digest[:12]} changed while it was restored; run the restore again"
+            )
+    return Restored(
+        verified,
+        redacted_url(store_url),
+        blobs.url,
+        rows,
+        len(manifest.blobs),
+        time.monotonic() - started,
+    )
