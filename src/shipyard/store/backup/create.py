@@ -26,6 +26,7 @@ from shipyard.core.clock import SYSTEM_CLOCK, Clock
 from shipyard.core.errors import ArtifactNotFound, Conflict, IntegrityFailure
 from shipyard.store.backup.files import add_file, chunks_of, copy_blobs
 from shipyard.store.backup.manifest import (
+    BACKUP_NAME,
     BACKUP_PREFIX,
     EXTRA_DIR,
     SNAPSHOT,
@@ -78,10 +79,23 @@ def target_lock(target: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock (a killed process releases it too)
 
 
-def new_backup_id(now_ms: int) -> str:
-    """A backup folder name that sorts by time: ``backup-YYYYmmddTHHMMSSZ-xxxxxx``."""
-    stamp = datetime.fromtimestamp(now_ms / 1000, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
+def new_backup_id(target: Path, now_ms: int) -> str:
+    """A backup folder name that sorts by time: ``backup-YYYYmmddTHHMMSSmmmZ-xxxxxx``.
+
+    Later than every folder already in ``target`` (a clock that did not move, or moved back,
+    still gives the newest backup the greatest name: retention keeps the newest by name).
+    """
+    stamp = _stamp(now_ms)
+    existing = sorted(p.name for p in target.iterdir() if BACKUP_NAME.fullmatch(p.name))
+    while existing and stamp <= existing[-1][len(BACKUP_PREFIX) : len(BACKUP_PREFIX) + 19]:
+        now_ms += 1
+        stamp = _stamp(now_ms)
     return f"{BACKUP_PREFIX}{stamp}-{secrets.token_hex(3)}"
+
+
+def _stamp(now_ms: int) -> str:
+    moment = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
+    return moment.strftime("%Y%m%dT%H%M%S") + f"{now_ms % 1000:03d}Z"
 
 
 def seal_name(backup_id: str, path: str) -> str:
@@ -122,7 +136,7 @@ def create_backup(
     raw = raw_blob_store(blobs)
     with target_lock(target):
         created_ms = clock.now_ms()
-        backup_id = new_backup_id(created_ms)
+        backup_id = new_backup_id(target, created_ms)
         folder = target / backup_id
         folder.mkdir()
         fsync_dir(target)

@@ -4,7 +4,7 @@ A backup target is a folder::
 
     TARGET/.lock                         held (flock) by create and prune, one at a time
     TARGET/blobs/ab/abcdef...            blobs, by the SHA-256 of their stored bytes, shared
-    TARGET/backup-20261207T221530Z-1a2b/
+    TARGET/backup-20261207T221530123Z-1a2b3c/
         metadata.sqlite                  the metadata snapshot (``.sealed`` when encrypted)
         extra/...                        files the caller adds (the drill's reference batch)
         MANIFEST.json                    written last: the backup exists once this does
@@ -34,7 +34,7 @@ BLOBS_DIR = "blobs"
 SNAPSHOT = "metadata.sqlite"
 EXTRA_DIR = "extra"
 BACKUP_PREFIX = "backup-"
-BACKUP_NAME = re.compile(r"^backup-\d{8}T\d{6}Z-[0-9a-f]{6}$")
+BACKUP_NAME = re.compile(r"^backup-\d{8}T\d{9}Z-[0-9a-f]{6}$")
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 __all__ = ["BackupInvalid", "FileEntry", "Manifest", "read_manifest", "write_manifest"]
