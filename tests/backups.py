@@ -40,12 +40,12 @@ def populate(ws: Workspace, directory: Path, *, model: bool = True, tag: str = "
 
 
 def table_rows(engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every metadata table's rows, ordered by primary key, as plain tuples."""
+    """Every metadata table's rows as plain tuples, sorted in Python (collations differ)."""
     out: dict[str, list[tuple[Any, ...]]] = {}
     with engine.connect() as c:
         present = set(sa.inspect(c).get_table_names())
         for table in tables():
             if table.name in present:
-                query = sa.select(table).order_by(*table.primary_key.columns)
-                out[table.name] = [tuple(row) for row in c.execute(query)]
+                rows = [tuple(row) for row in c.execute(sa.select(table))]
+                out[table.name] = sorted(rows, key=repr)
     return out
