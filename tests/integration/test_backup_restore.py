@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from shipyard.core.settings import load_settings
 from shipyard.registry.registry import ModelRegistry
 from shipyard.security.audit import verify
-from shipyard.store.backup.catalog import list_backups
+from shipyard.store.backup.catalog import list_backups, prune_backups
 from shipyard.store.backup.create import create_backup
 from shipyard.store.backup.manifest import BackupInvalid
 from shipyard.store.backup.restore import restore_backup
@@ -105,7 +105,9 @@ def _backup_process(fault: str | None) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("fault", ["backup.after_blob", "backup.before_manifest"])
+@pytest.mark.parametrize(
+    "fault", ["backup.after_snapshot", "backup.after_blob", "backup.before_manifest"]
+)
 def test_sigkill_during_a_backup_leaves_the_previous_one_valid(fault: str, tmp_path: Path) -> None:
     with Workspace.open(tmp_path) as ws:
         populate(ws, tmp_path, model=False, tag="a")
@@ -132,6 +134,13 @@ def test_sigkill_during_a_backup_leaves_the_previous_one_valid(fault: str, tmp_p
     newest = list_backups(target)[-1]
     assert newest.manifest is not None
     assert len(verify_backup(newest.folder).manifest.blobs) == 2
+
+    if fault == "backup.after_snapshot":  # killed while its snapshot was still in scratch
+        assert list(target.glob(".scratch-*"))
+    pruned = prune_backups(target, keep=1)
+    assert pruned.backups == sorted([good.backup_id, partial.backup_id])
+    assert not list(target.glob(".scratch-*"))
+    verify_backup(newest.folder)
 
 
 @pytest.mark.postgres

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shipyard.core.errors import InvalidArgument
-from shipyard.store.backup.create import target_lock
+from shipyard.store.backup.create import SCRATCH_PREFIX, target_lock
 from shipyard.store.backup.manifest import (
     BACKUP_NAME,
     BLOBS_DIR,
@@ -85,6 +85,8 @@ def prune_backups(target: Path, keep: int) -> Pruned:
         ]
         for listing in doomed:
             shutil.rmtree(listing.folder)
+        for scratch in target.glob(f"{SCRATCH_PREFIX}*"):  # left by a killed create
+            shutil.rmtree(scratch, ignore_errors=True)
         if doomed:
             fsync_dir(target)
         needed = {d for b in kept if b.manifest is not None for d in b.manifest.blobs}

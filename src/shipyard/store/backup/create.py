@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import os
 import secrets
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from shipyard.store.sql import SqlStore
 
 LOCK = ".lock"
+SCRATCH_PREFIX = ".scratch-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,39 +142,63 @@ def create_backup(
         folder = target / backup_id
         folder.mkdir()
         fsync_dir(target)
-        with tempfile.TemporaryDirectory(prefix="shipyard-backup-") as scratch:
-            snapshot = Path(scratch) / SNAPSHOT
-            take_snapshot(store.engine, snapshot)
-            faults.hit("backup.after_snapshot")
-            digests, references = stored_blobs(snapshot)
-            revision = snapshot_revision(snapshot)
-            with open(snapshot, "rb") as source:
-                files = [
-                    add_file(
-                        folder, SNAPSHOT, chunks_of(source), cipher, seal_name(backup_id, SNAPSHOT)
-                    )
-                ]
-        for name, data in sorted((extras or {}).items()):
-            path = f"{EXTRA_DIR}/{name}"
-            files.append(add_file(folder, path, [data], cipher, seal_name(backup_id, path)))
-        sizes = _sizes(raw, digests)
-        copied, reused = copy_blobs(raw, sizes, target)
-        manifest = Manifest(
-            backup_id=backup_id,
-            created_ms=created_ms,
-            finished_ms=clock.now_ms(),
-            source_backend=store.engine.dialect.name,
-            source_url=redacted_url(store.url),
-            schema_revision=revision,
-            files=tuple(files),
-            blobs=sizes,
-            references=references,
-            encrypted=cipher is not None,
-            extras=tuple(sorted(extras or {})),
-        )
-        faults.hit("backup.before_manifest")
-        write_manifest(folder, manifest)
+        try:
+            manifest, copied, reused = _write(
+                store, raw, folder, backup_id, created_ms, cipher, extras or {}, clock
+            )
+        except Exception:
+            # An error (not a kill): remove the partial folder now rather than leave it to prune.
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
     return BackupResult(folder, manifest, copied, reused, time.monotonic() - started)
+
+
+def _write(
+    store: SqlStore,
+    raw: BlobStore,
+    folder: Path,
+    backup_id: str,
+    created_ms: int,
+    cipher: BlobCipher | None,
+    extras: Mapping[str, bytes],
+    clock: Clock,
+) -> tuple[Manifest, int, int]:
+    """Write one backup folder: snapshot, extras, blobs, then the manifest."""
+    target = folder.parent
+    # In the target, not /tmp: a kill leaves the (plaintext) snapshot where prune removes it.
+    with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=target) as scratch:
+        snapshot = Path(scratch) / SNAPSHOT
+        take_snapshot(store.engine, snapshot)
+        faults.hit("backup.after_snapshot")
+        digests, references = stored_blobs(snapshot)
+        revision = snapshot_revision(snapshot)
+        with open(snapshot, "rb") as source:
+            files = [
+                add_file(
+                    folder, SNAPSHOT, chunks_of(source), cipher, seal_name(backup_id, SNAPSHOT)
+                )
+            ]
+    for name, data in sorted(extras.items()):
+        path = f"{EXTRA_DIR}/{name}"
+        files.append(add_file(folder, path, [data], cipher, seal_name(backup_id, path)))
+    sizes = _sizes(raw, digests)
+    copied, reused = copy_blobs(raw, sizes, target)
+    manifest = Manifest(
+        backup_id=backup_id,
+        created_ms=created_ms,
+        finished_ms=clock.now_ms(),
+        source_backend=store.engine.dialect.name,
+        source_url=redacted_url(store.url),
+        schema_revision=revision,
+        files=tuple(files),
+        blobs=sizes,
+        references=references,
+        encrypted=cipher is not None,
+        extras=tuple(sorted(extras)),
+    )
+    faults.hit("backup.before_manifest")
+    write_manifest(folder, manifest)
+    return manifest, copied, reused
 
 
 def _sizes(raw: BlobStore, digests: set[str]) -> dict[str, int]:
