@@ -96,8 +96,10 @@ def create(
     ] = 20,
     as_json: Annotated[bool, _JSON] = False,
 ) -> None:
-    """Take a consistent backup of the metadata store and the blobs it references."""
+    """Take a consistent backup of the metadata store and the blobs it references (audited)."""
+    from shipyard.cli.access import acting_identity, record
     from shipyard.cli.context import open_workspace
+    from shipyard.security.permissions import Action
     from shipyard.store.backup.catalog import prune_backups
     from shipyard.store.backup.create import create_backup
     from shipyard.store.encryption import BlobKeyStore
@@ -118,8 +120,15 @@ def create(
             extras=extras,
             clock=workspace.clock,
         )
+        m = result.manifest
+        record(
+            workspace,
+            acting_identity(ctx, workspace),
+            Action.BACKUP_MANAGE,
+            f"backup:{m.backup_id}",
+            detail={"target": str(target), "blobs": len(m.blobs), "encrypted": m.encrypted},
+        )
     pruned = prune_backups(target, keep) if keep is not None else None
-    m = result.manifest
     if as_json:
         document = {
             "backup": str(result.folder),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from shipyard.cli.access import accounts_of
 from shipyard.track.workspace import Workspace
 from tests.backups import populate
 from tests.unit.cli.running import cli
@@ -32,6 +33,10 @@ def test_backup_commands_from_create_to_prune(
     document = json.loads(second.out)
     assert (document["blobs_copied"], document["blobs_reused"]) == (0, 1)
     assert len(document["pruned"]) == 1
+
+    with Workspace.open(tmp_path) as ws:
+        entries = accounts_of(ws).store.list_audit()
+    assert [e.action for e in entries].count("backup.manage") == 2
 
     listed = json.loads(cli(capsys, "backup", "list", "--in", str(target), "--json").out)
     assert [b["complete"] for b in listed] == [True]
