@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,35 @@ def test_restore_sqlite_into_postgresql_keeps_every_row(tmp_path: Path, pg_url: 
             run.log_metric("loss", 0.1, step=1)
         ws.flush()
         assert len(ws.search_runs()) == len(source_rows["runs"]) + 1
+
+
+@pytest.mark.postgres
+def test_a_postgresql_backup_restores_into_postgresql_and_sqlite(
+    tmp_path: Path, pg_url: str, pg_admin: sa.Engine
+) -> None:
+    settings = load_settings(
+        project_dir=tmp_path, store_url=pg_url, artifact_root=str(tmp_path / "artifacts")
+    )
+    with Workspace(settings) as ws:
+        populate(ws, tmp_path)
+        source_rows = table_rows(ws.store.engine)
+        result = create_backup(ws.store, ws.blobs, tmp_path / "bk")
+    assert result.manifest.source_backend == "postgresql"
+
+    second = f"shipyard_test_{uuid.uuid4().hex[:12]}"
+    with pg_admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{second}"'))
+    second_url = pg_admin.url.set(database=second).render_as_string(hide_password=False)
+    sqlite_url = f"sqlite:///{tmp_path / 'r.db'}"
+    try:
+        restore_backup(result.folder, second_url, str(tmp_path / "b1"))
+        restore_backup(result.folder, sqlite_url, str(tmp_path / "b2"))
+        for url in (second_url, sqlite_url):
+            engine = sa.create_engine(url)
+            try:
+                assert table_rows(engine) == source_rows, url
+            finally:
+                engine.dispose()
+    finally:
+        with pg_admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{second}" WITH (FORCE)'))

@@ -51,6 +51,15 @@ def test_the_drill_passes_on_a_good_backup_and_fails_on_a_damaged_one(
     assert "recovery time" in table.out
     assert "recovery point" in table.out
 
+    key = tmp_path / ".shipyard" / "keys" / "audit.key"
+    key.rename(tmp_path / "audit.key.away")  # the drill needs the key kept apart from backups
+    keyless = cli(capsys, "dr", "drill", "--json")
+    assert keyless.code == 1
+    (audit,) = (c for c in json.loads(keyless.out)["checks"] if c["name"] == "audit chain")
+    assert not audit["ok"]
+    assert "key" in audit["detail"]
+    (tmp_path / "audit.key.away").rename(key)
+
     (reference,) = (backup / "extra").glob("reference-*.parquet")
     reference.write_bytes(reference.read_bytes()[:-10])
     failed = cli(capsys, "dr", "drill", "--json")

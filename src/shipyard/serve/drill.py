@@ -35,6 +35,7 @@ from shipyard.store.blob_refs import BlobRefs
 from shipyard.store.sql import SqlStore
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     import polars as pl
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from shipyard.core.settings import Settings
     from shipyard.registry.inference import Predictions
     from shipyard.store.artifacts.encrypted import BlobCipher
+    from shipyard.store.security import SecurityStore
 
 INDEX = "reference.json"
 ALIAS = "production"
@@ -74,25 +76,33 @@ class DrillReport:
 
 
 def reference_batches(registry: ModelRegistry, *, rows: int = 20) -> dict[str, bytes]:
-    """Rows and the production models' predictions for them, as backup extra files."""
+    """Rows and the production models' predictions for them, as backup extra files.
+
+    A production model that fails to load or predict does not stop the backup: its index entry
+    records the error, and the drill reports it as a failed check.
+    """
     index: list[dict[str, Any]] = []
     files: dict[str, bytes] = {}
     for number, model in enumerate(registry.list_models()):
         version = model["aliases"].get(ALIAS)
         if version is None:
             continue
-        bundle = registry.load(f"{model['name']}:{version}")
-        sample = bundle.reference_sample()
-        if sample is None or sample.height == 0:
-            index.append({"name": model["name"], "version": version, "file": None})
+        entry: dict[str, Any] = {"name": model["name"], "version": version, "file": None}
+        index.append(entry)
+        try:
+            bundle = registry.load(f"{model['name']}:{version}")
+            sample = bundle.reference_sample()
+            if sample is None or sample.height == 0:
+                continue
+            sample = sample.head(rows)
+            scored = _with_predictions(sample, bundle.predict(sample))
+        except ShipyardError as e:  # the backup goes on; the drill reports it
+            entry["error"] = e.message
             continue
-        sample = sample.head(rows)
-        scored = _with_predictions(sample, bundle.predict(sample))
         buffer = io.BytesIO()
         scored.write_parquet(buffer)
-        name = f"reference-{number}.parquet"
-        files[name] = buffer.getvalue()
-        index.append({"name": model["name"], "version": version, "file": name})
+        entry["file"] = f"reference-{number}.parquet"
+        files[entry["file"]] = buffer.getvalue()
     files[INDEX] = json.dumps({"alias": ALIAS, "models": index}).encode()
     return files
 
@@ -145,20 +155,34 @@ def run_drill(
         registry = ModelRegistry(
             store, blobs, security=security, limits=settings.registry, clock=clock
         )
-        report.checks += _invariants(registry, store, blobs)
-        audit = verify(security)
-        detail = (
-            f"{audit.entries} entries" if audit.ok else f"entry {audit.first_bad}: {audit.problem}"
-        )
-        report.checks.append(Check("audit chain", audit.ok, detail))
-        report.checks += _score_references(
-            folder, manifest.backup_id, manifest.extras, registry, cipher, manifest.files
+        report.checks += _guarded("registry and blobs", lambda: _invariants(registry, store, blobs))
+        report.checks += _guarded("audit chain", lambda: [_audit(security)])
+        report.checks += _guarded(
+            "reference batch",
+            lambda: _score_references(
+                folder, manifest.backup_id, manifest.extras, registry, cipher, manifest.files
+            ),
         )
     finally:
         store.close()
     report.recovery_time_s = time.monotonic() - started
     report.recovery_point_s = max(0.0, (clock.now_ms() - manifest.created_ms) / 1000)
     return report
+
+
+def _guarded(name: str, checks: Callable[[], list[Check]]) -> list[Check]:
+    """Run ``checks``; an error (a missing key, a bad row) is a failed check, not a crash."""
+    try:
+        return checks()
+    except ShipyardError as e:
+        return [Check(name, False, e.message)]
+
+
+def _audit(security: SecurityStore) -> Check:
+    result = verify(security)
+    if result.ok:
+        return Check("audit chain", True, f"{result.entries} entries")
+    return Check("audit chain", False, f"entry {result.first_bad}: {result.problem}")
 
 
 def _invariants(registry: ModelRegistry, store: SqlStore, blobs: Any) -> list[Check]:
@@ -210,6 +234,8 @@ def _score_references(
 def _score_one(registry: ModelRegistry, label: str, model: dict[str, Any], extra: Any) -> Check:
     import polars as pl
 
+    if model.get("error"):
+        return Check(label, False, f"no reference batch: at backup time, {model['error']}")
     try:
         version = registry.get(label).version
         if version != model["version"]:
