@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 from shipyard.core.errors import Conflict, IntegrityFailure
 from shipyard.store.artifacts import open_blob_store
-from shipyard.store.backup.manifest import SNAPSHOT, blob_path
+from shipyard.store.backup.manifest import SNAPSHOT, BackupInvalid, blob_path
 from shipyard.store.backup.tables import copy_tables, count_rows
 from shipyard.store.backup.verify import Verified, open_snapshot, verify_backup
 from shipyard.store.engine import create_store_engine, redacted_url, write_connection
-from shipyard.store.migrate import upgrade_to_head
+from shipyard.store.migrate import head_revision, upgrade_to_head
 
 if TYPE_CHECKING:
     from shipyard.store.artifacts.encrypted import BlobCipher
@@ -51,12 +51,18 @@ def restore_backup(
     """Verify the backup in ``folder``, then restore it into ``store_url`` and ``blob_url``.
 
     Raises:
-        BackupInvalid: The backup failed verification (nothing was written).
+        BackupInvalid: The backup failed verification, or is from a newer schema (nothing was
+            written).
         RestoreTargetNotEmpty: The target store holds rows.
     """
     started = time.monotonic()
     verified = verify_backup(folder, cipher=cipher)
     manifest = verified.manifest
+    if manifest.schema_revision.isdigit() and manifest.schema_revision > head_revision():
+        raise BackupInvalid(
+            f"backup {manifest.backup_id} has schema revision {manifest.schema_revision}, newer "
+            f"than this Shipyard's {head_revision()}; restore it with the version that wrote it"
+        )
     target = create_store_engine(store_url)
     try:
         with target.connect() as c:
