@@ -27,9 +27,8 @@ from shipyard.security.at_rest import workspace_blob_store
 from shipyard.security.audit import verify
 from shipyard.security.audit_chain import security_store
 from shipyard.store.artifacts import open_blob_store
-from shipyard.store.backup.create import seal_name
 from shipyard.store.backup.files import read_file
-from shipyard.store.backup.manifest import EXTRA_DIR
+from shipyard.store.backup.manifest import EXTRA_DIR, seal_name
 from shipyard.store.backup.restore import restore_backup
 from shipyard.store.blob_refs import BlobRefs
 from shipyard.store.sql import SqlStore
@@ -42,7 +41,9 @@ if TYPE_CHECKING:
 
     from shipyard.core.settings import Settings
     from shipyard.registry.inference import Predictions
+    from shipyard.store.artifacts.base import BlobStore
     from shipyard.store.artifacts.encrypted import BlobCipher
+    from shipyard.store.backup.manifest import FileEntry
     from shipyard.store.security import SecurityStore
 
 INDEX = "reference.json"
@@ -185,7 +186,7 @@ def _audit(security: SecurityStore) -> Check:
     return Check("audit chain", False, f"entry {result.first_bad}: {result.problem}")
 
 
-def _invariants(registry: ModelRegistry, store: SqlStore, blobs: Any) -> list[Check]:
+def _invariants(registry: ModelRegistry, store: SqlStore, blobs: BlobStore) -> list[Check]:
     problems = registry.check_invariants()
     models = registry.list_models()
     aliases = sum(len(m["aliases"]) for m in models)
@@ -213,7 +214,7 @@ def _score_references(
     extras: tuple[str, ...],
     registry: ModelRegistry,
     cipher: BlobCipher | None,
-    files: Any,
+    files: tuple[FileEntry, ...],
 ) -> list[Check]:
     if INDEX not in extras:
         return [Check("reference batch", True, "none stored with this backup")]
@@ -231,7 +232,9 @@ def _score_references(
     return checks or [Check("reference batch", True, "no production model at backup time")]
 
 
-def _score_one(registry: ModelRegistry, label: str, model: dict[str, Any], extra: Any) -> Check:
+def _score_one(
+    registry: ModelRegistry, label: str, model: dict[str, Any], extra: Callable[[str], bytes]
+) -> Check:
     import polars as pl
 
     if model.get("error"):

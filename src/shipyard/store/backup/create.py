@@ -33,6 +33,7 @@ from shipyard.store.backup.manifest import (
     SNAPSHOT,
     Manifest,
     fsync_dir,
+    seal_name,
     write_manifest,
 )
 from shipyard.store.backup.snapshot import snapshot_revision, stored_blobs, take_snapshot
@@ -98,11 +99,6 @@ def new_backup_id(target: Path, now_ms: int) -> str:
 def _stamp(now_ms: int) -> str:
     moment = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
     return moment.strftime("%Y%m%dT%H%M%S") + f"{now_ms % 1000:03d}Z"
-
-
-def seal_name(backup_id: str, path: str) -> str:
-    """The name a sealed file's key is bound to: a file moved to another backup fails to open."""
-    return f"backup:{backup_id}/{path}"
 
 
 def raw_blob_store(blobs: BlobStore) -> BlobStore:

@@ -203,6 +203,11 @@ def _check_relative(path: str) -> None:
         raise ValueError(f"file path {path[:80]!r} leaves the backup folder")
 
 
+def seal_name(backup_id: str, path: str) -> str:
+    """The name a sealed file's key is bound to: a file moved to another backup fails to open."""
+    return f"backup:{backup_id}/{path}"
+
+
 def blob_path(target: Path, digest: str) -> Path:
     """Where the blob with stored digest ``digest`` lives in a backup target."""
     return target / BLOBS_DIR / digest[:2] / digest

@@ -21,6 +21,7 @@ from shipyard.store.backup.manifest import (
     Manifest,
     blob_path,
     read_manifest,
+    seal_name,
 )
 from shipyard.store.backup.snapshot import stored_blobs
 
@@ -81,8 +82,6 @@ def snapshot_entry(manifest: Manifest) -> FileEntry:
 
 def open_snapshot(folder: Path, manifest: Manifest, cipher: BlobCipher | None, out: Path) -> None:
     """Write the backup's snapshot, unsealed, to ``out`` (a plain SQLite file)."""
-    from shipyard.store.backup.create import seal_name
-
     entry = snapshot_entry(manifest)
     write_durably(out, read_file(folder, entry, cipher, seal_name(manifest.backup_id, SNAPSHOT)))
 
