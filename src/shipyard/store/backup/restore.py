@@ -86,7 +86,31 @@ def restore_backup(
         RestoreTargetNotEmpty: The target store holds rows.
     """
     started = time.monotonic()
-    verified = verify_backup(folder, cipher=cipher)
+    with tempfile.TemporaryDirectory(prefix="shipyard-restore-") as scratch:
+        plain = Path(scratch) / SNAPSHOT
+        verified = verify_backup(folder, cipher=cipher, keep_snapshot=plain)
+        rows = _restore_store(verified, plain, store_url, cipher)
+    blobs = open_blob_store(blob_url)
+    for digest in sorted(verified.manifest.blobs):
+        stored = blobs.put_file(blob_path(folder.parent, digest))
+        if stored.digest != digest:
+            raise IntegrityFailure(
+                f"blob {digest[:12]} changed while it was restored; run the restore again"
+            )
+    return Restored(
+        verified,
+        redacted_url(store_url),
+        blobs.url,
+        rows,
+        len(verified.manifest.blobs),
+        time.monotonic() - started,
+    )
+
+
+def _restore_store(
+    verified: Verified, plain: Path, store_url: str, cipher: BlobCipher | None
+) -> dict[str, int]:
+    """Restore the metadata into ``store_url`` from the verified backup's snapshot."""
     manifest = verified.manifest
     if manifest.schema_revision.isdigit() and manifest.schema_revision > head_revision():
         raise BackupInvalid(
@@ -103,29 +127,13 @@ def restore_backup(
                 f"the target store {redacted_url(store_url)} already holds data ({shown}); "
                 "restore into a new, empty database"
             )
-        with tempfile.TemporaryDirectory(prefix="shipyard-restore-") as scratch:
-            plain = Path(scratch) / SNAPSHOT
-            open_snapshot(folder, manifest, cipher, plain)
-            source = create_store_engine(f"sqlite:///{plain}")
-            try:
-                upgrade_to_head(source)
-            finally:
-                source.dispose()
-            rows = _copy_into(plain, target)
+        if not plain.is_file():  # sealed, verified without the key: opened now (or refused)
+            open_snapshot(verified.folder, manifest, cipher, plain)
+        source = create_store_engine(f"sqlite:///{plain}")
+        try:
+            upgrade_to_head(source)
+        finally:
+            source.dispose()
+        return _copy_into(plain, target)
     finally:
         target.dispose()
-    blobs = open_blob_store(blob_url)
-    for digest in sorted(manifest.blobs):
-        stored = blobs.put_file(blob_path(folder.parent, digest))
-        if stored.digest != digest:
-            raise IntegrityFailure(
-                f"blob {digest[:12]} changed while it was restored; run the restore again"
-            )
-    return Restored(
-        verified,
-        redacted_url(store_url),
-        blobs.url,
-        rows,
-        len(manifest.blobs),
-        time.monotonic() - started,
-    )

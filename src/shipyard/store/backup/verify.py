@@ -40,8 +40,13 @@ class Verified:
     references_checked: bool
 
 
-def verify_backup(folder: Path, *, cipher: BlobCipher | None = None) -> Verified:
+def verify_backup(
+    folder: Path, *, cipher: BlobCipher | None = None, keep_snapshot: Path | None = None
+) -> Verified:
     """Check the backup in ``folder`` (a ``backup-...`` folder of a target).
+
+    ``keep_snapshot``: where to leave the plain snapshot that the reference check opened (the
+    restore goes on from it instead of opening it again).
 
     Raises:
         BackupInvalid: Incomplete, truncated, changed or missing anything; the message names
@@ -59,7 +64,7 @@ def verify_backup(folder: Path, *, cipher: BlobCipher | None = None) -> Verified
     snapshot = snapshot_entry(manifest)
     if snapshot.seal is None or cipher is not None:
         with tempfile.TemporaryDirectory(prefix="shipyard-verify-") as scratch:
-            plain = Path(scratch) / SNAPSHOT
+            plain = keep_snapshot or Path(scratch) / SNAPSHOT
             open_snapshot(folder, manifest, cipher, plain)
             needed, _ = stored_blobs(plain)
         missing = sorted(needed - set(manifest.blobs))
