@@ -66,3 +66,35 @@ def test_backup_commands_from_create_to_prune(
 
     pruned = cli(capsys, "backup", "prune", "--keep", "1", "--in", str(target))
     assert pruned.code == 0
+
+
+def test_an_encrypted_workspace_is_backed_up_sealed_and_drilled_with_its_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shipyard.security.keys import generate_master_key
+
+    monkeypatch.setenv("SHIPYARD_MASTER_KEY", generate_master_key())
+    monkeypatch.setenv("SHIPYARD_ENCRYPTION__ENABLED", "true")
+    with Workspace.open(tmp_path) as ws:
+        populate(ws, tmp_path, model=False)
+
+    created = cli(capsys, "backup", "create", "--json")
+    assert created.code == 0, created.err
+    assert json.loads(created.out)["encrypted"]
+
+    drill = cli(capsys, "dr", "drill", "--json")
+    assert drill.code == 0, drill.out + drill.err
+    checks = {c["name"]: c for c in json.loads(drill.out)["checks"]}
+    assert checks["referenced blobs and hashes"] == {
+        "name": "referenced blobs and hashes",
+        "ok": True,
+        "detail": "1 references",
+    }
+
+    monkeypatch.delenv("SHIPYARD_MASTER_KEY")
+    monkeypatch.delenv("SHIPYARD_ENCRYPTION__ENABLED")
+    keyless = cli(capsys, "dr", "drill", "--json")
+    assert keyless.code == 1
+    restore = json.loads(keyless.out)["checks"][0]
+    assert not restore["ok"]
+    assert "encrypted under master key" in restore["detail"]
