@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from shipyard.core.errors import IntegrityFailure
 from shipyard.store.backup.tables import copy_tables
 from shipyard.store.blob_refs import live_references
 from shipyard.store.encryption_models import BlobKeyRow
@@ -37,7 +38,10 @@ def take_snapshot(engine: sa.Engine, destination: Path) -> None:
     finally:
         check.close()
     if problems != [("ok",)]:
-        raise RuntimeError(f"the snapshot {destination} failed its integrity check: {problems}")
+        raise IntegrityFailure(
+            f"the snapshot of the metadata store failed SQLite's integrity check ({problems[:3]}); "
+            "run `PRAGMA integrity_check` on the store and repair it before backing up"
+        )
 
 
 def _sqlite_snapshot(engine: sa.Engine, destination: Path) -> None:

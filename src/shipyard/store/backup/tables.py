@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from shipyard.core.errors import IntegrityFailure
+
 # Imported for their side effect: each module registers its tables on ``Base.metadata``.
 from shipyard.store import (  # noqa: F401
     cost_models,
@@ -95,7 +97,10 @@ def _batches(source: sa.Connection, table: sa.Table) -> Iterator[list[dict[str, 
             )
         ]
         if not wave:
-            raise RuntimeError(f"table {table.name} has a reference cycle or a dangling parent")
+            raise IntegrityFailure(
+                f"table {table.name} has rows whose parent is missing or that form a cycle; "
+                "the store's foreign keys are broken: repair them before copying"
+            )
         for row in wave:
             for _, parent in self_refs:
                 done.add((parent, row[parent]))
