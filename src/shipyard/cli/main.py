@@ -88,6 +88,8 @@ _COMMANDS: dict[str, _Entry] = {
     "budget": _group("retention", "budget_app"),
     "cost": _group("cost"),
     "keys": _group("keys"),
+    "backup": _group("backup"),
+    "dr": _group("backup", "dr_app"),
     "stream": _group("stream"),
 }
 

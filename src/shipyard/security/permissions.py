@@ -53,6 +53,7 @@ class Action(StrEnum):
     ROLES_MANAGE = "roles.manage"
     TOKENS_MANAGE = "tokens.manage"
     KEYS_MANAGE = "keys.manage"
+    BACKUP_MANAGE = "backup.manage"
     AUDIT_READ = "audit.read"
 
 
@@ -98,6 +99,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.ROLES_MANAGE: _ADMIN,
     Action.TOKENS_MANAGE: _ADMIN,
     Action.KEYS_MANAGE: _ADMIN,
+    Action.BACKUP_MANAGE: _ADMIN,
     Action.AUDIT_READ: _ADMIN,
 }
 
@@ -167,6 +169,8 @@ CLI_COMMANDS: dict[str, Action] = {
     "budget": Action.COST_READ,
     "cost": Action.COST_READ,
     "keys": Action.KEYS_MANAGE,
+    "backup": Action.BACKUP_MANAGE,  # a backup holds every row of the workspace
+    "dr drill": Action.BACKUP_MANAGE,
     "users create": Action.USERS_MANAGE,
     "users list": Action.USERS_MANAGE,
     "users disable": Action.USERS_MANAGE,
