@@ -16,17 +16,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from shipyard.core.errors import IntegrityFailure
-
-# Imported for their side effect: each module registers its tables on ``Base.metadata``.
-from shipyard.store import (  # noqa: F401
-    cost_models,
-    dataset_models,
-    encryption_models,
-    monitor_models,
-    registry_models,
-    security_models,
-)
-from shipyard.store.models import Base
+from shipyard.store.models import full_metadata
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -38,7 +28,7 @@ __all__ = ["copy_tables", "count_rows", "tables"]
 
 def tables() -> list[sa.Table]:
     """Every metadata table, parents before children."""
-    return list(Base.metadata.sorted_tables)
+    return list(full_metadata().sorted_tables)
 
 
 def count_rows(connection: sa.Connection) -> dict[str, int]:
