@@ -70,3 +70,26 @@ def test_sigkilled_nats_consumers_lose_and_double_nothing(
     assert len(logged) == total, f"{len(logged)} prediction-log rows for {total} events"
     assert set(logged) == set(ids)
     assert nats_probe.dead_letters() == []
+
+
+def test_three_nats_consumers_share_a_group_and_score_each_event_once(
+    forkserver: ForkServerContext,
+    nats_config: StreamConfig,
+    nats_probe: NatsProbe,
+    churn_project: Path,
+) -> None:
+    import json
+
+    total = 3_000
+    config = nats_config.model_copy(update={"claim_idle_ms": 120_000})  # nobody dies here
+    consumers = [_start(forkserver, churn_project, config, f"c{i}") for i in range(3)]
+    _produce(nats_probe, total).join(120)
+    _wait(lambda: nats_probe.settled(total), "every event settled")
+    for process in consumers:
+        _stop(process, churn_project)
+    stats = [json.loads(p.read_text()) for p in churn_project.glob("stats-c*.json")]
+    assert len(stats) == 3
+    assert sum(s["outputs"] for s in stats) == total
+    assert sum(s["duplicates"] for s in stats) == 0  # no event went to two consumers
+    assert all(s["events"] > 0 for s in stats)  # JetStream shared the work
+    assert sorted(nats_probe.output_ids()) == sorted(str(i) for i in range(total))
