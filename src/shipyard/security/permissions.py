@@ -104,7 +104,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
 #: Routes anyone may call: the health probes, and nothing else.
 PUBLIC = "public"
 
-#: (method, route template) of the model server -> its action, or ``PUBLIC``.
+#: (method, route template) of the model server and the tracking server -> its action, or
+#: ``PUBLIC``. The tracking server's MLflow routes are added below (``MLFLOW_HTTP_ROUTES``).
 HTTP_ROUTES: dict[tuple[str, str], Action | str] = {
     ("GET", "/v2/health/live"): PUBLIC,
     ("HEAD", "/v2/health/live"): PUBLIC,
@@ -173,11 +174,13 @@ MLFLOW_CATCH_ALL = (
     "/api/{version}/mlflow-artifacts/{rest:path}",
 )
 MLFLOW_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-HTTP_ROUTES.update(
-    {(m, f"{prefix}{p}"): a for (m, p), a in MLFLOW_ROUTES.items() for prefix in MLFLOW_PREFIXES}
-)
-HTTP_ROUTES.update(MLFLOW_ARTIFACT_ROUTES)
-HTTP_ROUTES.update({(m, p): Action.RUNS_READ for p in MLFLOW_CATCH_ALL for m in MLFLOW_METHODS})
+#: Every route of the tracking server (``shipyard tracking-server``) but its health probes.
+MLFLOW_HTTP_ROUTES: dict[tuple[str, str], Action] = {
+    **{(m, f"{pre}{p}"): a for (m, p), a in MLFLOW_ROUTES.items() for pre in MLFLOW_PREFIXES},
+    **MLFLOW_ARTIFACT_ROUTES,
+    **{(m, p): Action.RUNS_READ for p in MLFLOW_CATCH_ALL for m in MLFLOW_METHODS},
+}
+HTTP_ROUTES.update(MLFLOW_HTTP_ROUTES)
 
 #: ``shipyard`` command path -> its action. A group's entry covers commands of the group
 #: that have none of their own (``monitor`` covers ``monitor drift``).

@@ -32,7 +32,8 @@ def split_path(path: str, *, name_required: bool) -> tuple[str, str]:
     Raises:
         MlflowError: The path does not name a run's artifacts, or the name is not allowed.
     """
-    parts = path.strip("/").split("/", 3)
+    # Never stripped when a name is wanted: "a/" must be refused, not stored as "a".
+    parts = (path if name_required else path.rstrip("/")).split("/", 3)
     if len(parts) < 3 or parts[2] != "artifacts":
         raise invalid(
             f"artifact path {path[:100]!r} must be <experiment_id>/<run_id>/artifacts/<name>"

@@ -74,6 +74,7 @@ class ModelService:
         names = [m["name"] for m in registry_names.list_models(self.engine)]
         text = fields.optional_text("filter")
         if text:
+            _matches(text, {"name": ""}, ("name",))  # refused even when nothing is registered
             names = [n for n in names if _matches(text, {"name": n}, ("name",))]
         offset = page_offset(fields.optional_text("page_token"))
         limit = fields.integer("max_results", default=100)
@@ -142,6 +143,8 @@ class ModelService:
     def search_versions(self, fields: Fields, _: Identity) -> dict[str, Any]:
         """``model-versions/search`` by ``name = '...'`` or ``run_id = '...'``."""
         text = fields.optional_text("filter")
+        if text:
+            _matches(text, {"name": "", "run_id": ""}, ("name", "run_id"))
         found: list[ModelVersion] = []
         for model in registry_names.list_models(self.engine):
             for version in self.store.list_versions(model["name"]):

@@ -135,6 +135,7 @@ class TrackingService:
         experiments = self.store.list_experiments()
         text = fields.optional_text("filter")
         if text:
+            _name_matches(text, "")  # a bad filter is refused whatever there is to match
             experiments = [e for e in experiments if _name_matches(text, e.name)]
         if fields.strings("order_by"):
             key = fields.strings("order_by")[0].split()
