@@ -176,3 +176,21 @@ def test_bad_artifact_names_are_refused(http: httpx.Client, run_id: str) -> None
         assert answer.status_code in (200, 400, 404), (path, answer.text)
         if answer.status_code != 200:
             _mlflow_error(answer, 400, 404)
+
+
+def test_params_stay_write_once_as_in_mlflow(http: httpx.Client, run_id: str) -> None:
+    param = {"run_id": run_id, "key": "lr", "value": "0.1"}
+    assert http.post(f"{API}/runs/log-parameter", json=param).is_success
+    assert http.post(f"{API}/runs/log-parameter", json=param).is_success  # same value: no-op
+    answer = http.post(f"{API}/runs/log-parameter", json={**param, "value": "0.2"})
+    assert _mlflow_error(answer, 400) == "INVALID_PARAMETER_VALUE"
+
+
+def test_an_ended_run_takes_no_more_metrics(http: httpx.Client) -> None:
+    run = http.post(f"{API}/runs/create", json={"experiment_id": "0"}).json()["run"]["info"]
+    ended = {"run_id": run["run_id"], "status": "FINISHED", "end_time": "7"}
+    info = http.post(f"{API}/runs/update", json=ended).json()["run_info"]
+    assert (info["status"], info["end_time"]) == ("FINISHED", 7)
+    metric = {"run_id": run["run_id"], "key": "m", "value": 1, "timestamp": 1}
+    answer = http.post(f"{API}/runs/log-metric", json=metric)
+    assert _mlflow_error(answer, 409) == "INVALID_STATE"

@@ -19,6 +19,7 @@ from shipyard.core.errors import (
     Conflict,
     InvalidArgument,
     NotFound,
+    ParamConflict,
     PermissionDenied,
     ShipyardError,
     Unavailable,
@@ -35,6 +36,7 @@ NOT_IMPLEMENTED = "NOT_IMPLEMENTED"
 
 #: Shipyard's error categories -> MLflow's error codes (MLflow's client maps these back).
 _CODES: Mapping[type[ShipyardError], str] = {
+    ParamConflict: INVALID,  # MLflow refuses a changed param as a bad parameter value
     InvalidArgument: INVALID,
     NotFound: NOT_FOUND,
     AlreadyExists: EXISTS,

@@ -132,6 +132,8 @@ class TrackingService:
     def search_experiments(self, fields: Fields, _: Identity) -> dict[str, Any]:
         """``experiments/search``: all, or those whose name matches ``name = / LIKE '...'``."""
         self.default_id()
+        if fields.get("view_type") == "DELETED_ONLY":
+            return {"experiments": []}  # nor any experiment
         experiments = self.store.list_experiments()
         text = fields.optional_text("filter")
         if text:
@@ -246,6 +248,8 @@ class TrackingService:
     def search_runs(self, fields: Fields, _: Identity) -> dict[str, Any]:
         """``runs/search``: MLflow's filter and order, ``max_results`` and ``page_token``."""
         names = [self.experiment(i).name for i in fields.strings("experiment_ids")]
+        if fields.get("run_view_type") == "DELETED_ONLY":
+            return {"runs": []}  # Shipyard deletes no run softly
         where = parse_filter(translate(fields.optional_text("filter") or ""))
         order = [parse_order_by(translate(o)) for o in fields.strings("order_by")]
         offset = page_offset(fields.optional_text("page_token"))
