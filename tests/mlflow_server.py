@@ -45,9 +45,13 @@ class TrackingServer:
 
 
 @contextlib.contextmanager
-def tracking_server(folder: Path) -> Iterator[TrackingServer]:
-    """Serve the MLflow API over a fresh workspace in ``folder`` until the block ends."""
-    workspace = Workspace.open(folder, tracking={"capture_git": False})
+def tracking_server(folder: Path, store_url: str | None = None) -> Iterator[TrackingServer]:
+    """Serve the MLflow API over a fresh workspace in ``folder`` until the block ends.
+
+    The metadata store is SQLite in ``folder`` unless ``store_url`` names another.
+    """
+    options = {"store_url": store_url} if store_url else {}
+    workspace = Workspace.open(folder, tracking={"capture_git": False}, **options)
     accounts = Accounts(security_store(workspace.settings, workspace.store))
     app = create_tracking_app(workspace, auth=ServerAuth(accounts, project=PROJECT))
     try:

@@ -194,3 +194,18 @@ def test_an_ended_run_takes_no_more_metrics(http: httpx.Client) -> None:
     metric = {"run_id": run["run_id"], "key": "m", "value": 1, "timestamp": 1}
     answer = http.post(f"{API}/runs/log-metric", json=metric)
     assert _mlflow_error(answer, 409) == "INVALID_STATE"
+
+
+def test_registry_text_limits_are_400s(http: httpx.Client) -> None:
+    long = {"name": "limits", "description": "d" * 2001}
+    answer = http.post(f"{API}/registered-models/create", json=long)
+    assert _mlflow_error(answer, 400) == "INVALID_PARAMETER_VALUE"
+    assert http.post(f"{API}/registered-models/create", json={"name": "limits"}).is_success
+    answer = http.post(f"{API}/registered-models/create", json={"name": "limits"})
+    assert _mlflow_error(answer, 400) == "RESOURCE_ALREADY_EXISTS"
+    version = {"name": "limits", "source": "runs:/x/model", "run_id": "r" * 33}
+    answer = http.post(f"{API}/model-versions/create", json=version)
+    assert _mlflow_error(answer, 400) == "INVALID_PARAMETER_VALUE"
+    alias = {"name": "limits", "alias": "champion", "version": "7"}
+    answer = http.post(f"{API}/registered-models/alias", json=alias)
+    assert _mlflow_error(answer, 404) == "RESOURCE_DOES_NOT_EXIST"

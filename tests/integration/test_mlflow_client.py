@@ -146,3 +146,31 @@ def test_search_pages_and_orders_like_mlflow(server: TrackingServer, client_env:
     assert [r.info.run_name for r in named] == ["r3"]
     with pytest.raises(mlflow.exceptions.MlflowException, match="already exists"):
         client.create_experiment("paging")
+
+
+@pytest.mark.postgres
+def test_the_same_calls_on_postgresql(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+
+    with tracking_server(tmp_path / "ws", store_url=pg_url) as server:
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", server.token(Role.ML_ENGINEER))
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        client = MlflowClient(tracking_uri=server.url, registry_uri=server.url)
+        experiment_id = client.create_experiment("pg")
+        run_id = client.create_run(experiment_id, run_name="pg-run").info.run_id
+        for step in range(50):
+            client.log_metric(run_id, "loss", float("nan") if step == 3 else step, step=step)
+        client.log_param(run_id, "lr", "0.1")
+        client.set_terminated(run_id)
+        found = client.search_runs([experiment_id], filter_string="metrics.loss >= 49")
+        assert [r.info.run_id for r in found] == [run_id]
+        client.create_registered_model("pg-model")
+        client.create_model_version("pg-model", f"runs:/{run_id}/model", run_id=run_id)
+        client.set_registered_model_alias("pg-model", "champion", "1")
+        client.delete_registered_model_alias("pg-model", "champion")
+        history = server.workspace.metric_history(run_id, "loss")
+        assert len(history) == 50
+        assert math.isnan(history[3].value)
+        assert ModelRegistry.for_workspace(server.workspace).aliases("pg-model") == {}

@@ -14,9 +14,11 @@ from __future__ import annotations
 import mimetypes
 from typing import TYPE_CHECKING, Any
 
+from shipyard.core.errors import RunNotActive
 from shipyard.serve.mlflow.errors import MlflowError, invalid
+from shipyard.store import run_edits
 from shipyard.store.artifacts import validate_artifact_name
-from shipyard.store.entities import Artifact
+from shipyard.store.entities import Artifact, RunStatus
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -56,6 +58,11 @@ class ArtifactService:
     def upload(self, path: str, file: Path) -> dict[str, Any]:
         """Store the uploaded file as artifact ``name`` of the run (the run must be running)."""
         run_id, name = split_path(path, name_required=True)
+        state = run_edits.run_state(self.workspace.store.engine, run_id)
+        if state is None:
+            raise MlflowError(404, "RESOURCE_DOES_NOT_EXIST", f"run {run_id!r} not found")
+        if state != RunStatus.RUNNING.value:  # checked before the blob is stored, and again
+            raise RunNotActive(f"run {run_id} has {state}; start a new run to log more")
         info = self.workspace.blobs.put_file(file, scratch=True)
         guessed, _ = mimetypes.guess_type(name)
         self.workspace.store.add_artifact(

@@ -50,7 +50,7 @@ class ModelService:
     def create_model(self, fields: Fields, identity: Identity) -> dict[str, Any]:
         """``registered-models/create`` (400 ``RESOURCE_ALREADY_EXISTS`` when taken)."""
         name = check_name(fields.text("name"))
-        description = fields.optional_text("description")
+        description = _description(fields)
         entry = self._audit(identity, Action.MODELS_REGISTER, f"model:{name}", op="create")
         try:
             registry_names.create_model(
@@ -115,17 +115,20 @@ class ModelService:
         if len(source) > 2000:
             raise invalid("source is limited to 2000 characters")
         run_id = fields.optional_text("run_id")
+        if run_id is not None and len(run_id) > 32:
+            raise invalid(f"run_id {run_id[:40]!r} is not a run id (32 characters at most)")
+        description = _description(fields)
         tags = {t.text("key"): str(t.get("value") or "") for t in fields.objects("tags")}
         values = {
             "name": name,
             "bundle_sha256": NO_BUNDLE,
             "size_bytes": 0,
-            "run_id": run_id[:32] if run_id else None,
+            "run_id": run_id,
             "task": "mlflow",
             "primary_metric": "",
             "metrics": {},
             "lineage": {"mlflow_source": source, "mlflow_tags": tags},
-            "description": fields.optional_text("description"),
+            "description": description,
             "created_by": identity.name,
             "created_ms": self.clock.now_ms(),
         }
@@ -216,6 +219,13 @@ class ModelService:
 
     def _audit(self, identity: Identity, action: Action, obj: str, **detail: Any) -> Any:
         return audit.draft(identity, action, obj, detail=detail, clock=self.clock)
+
+
+def _description(fields: Fields) -> str | None:
+    text = fields.optional_text("description")
+    if text is not None and len(text) > 2000:
+        raise invalid("description is limited to 2000 characters")
+    return text
 
 
 def _matches(text: str, values: dict[str, str], allowed: tuple[str, ...]) -> bool:
