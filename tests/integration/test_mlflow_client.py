@@ -148,6 +148,20 @@ def test_search_pages_and_orders_like_mlflow(server: TrackingServer, client_env:
         client.create_experiment("paging")
 
 
+def test_nested_runs_and_log_metrics_become_shipyard_children(
+    server: TrackingServer, client_env: str
+) -> None:
+    mlflow.set_experiment("nested")
+    with mlflow.start_run(run_name="parent") as parent, mlflow.start_run(nested=True) as child:
+        mlflow.log_metrics({"a": 1.0, "b": float("nan")}, step=2)
+    stored = server.workspace.get_run(child.info.run_id)
+    assert stored.parent_run_id == parent.info.run_id
+    assert stored.metrics["a"] == 1.0
+    assert math.isnan(stored.metrics["b"])
+    fetched = mlflow.get_run(child.info.run_id)
+    assert math.isnan(fetched.data.metrics["b"])
+
+
 @pytest.mark.postgres
 def test_the_same_calls_on_postgresql(
     pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
