@@ -17,7 +17,7 @@ def tracking_server(
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 5000,
     max_artifact_mb: Annotated[
         int, typer.Option(min=1, help="Largest artifact one upload may carry, in MiB.")
-    ] = 2048,
+    ] = 512,
 ) -> None:
     """Serve the MLflow tracking REST API: point MLFLOW_TRACKING_URI here (see docs/mlflow.md).
 

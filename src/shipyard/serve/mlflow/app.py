@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 
 CONFIG_ENV = "SHIPYARD_TRACKING_CONFIG"
 MAX_BODY_BYTES = 16 << 20
-MAX_ARTIFACT_BYTES = 2 << 30
+#: Downloads are read whole and checked against their digest, so uploads are capped to what a
+#: worker can hold in memory a few times over.
+MAX_ARTIFACT_BYTES = 512 << 20
 
 
 class TrackingConfig(BaseModel):
