@@ -48,6 +48,7 @@ bench: $(STAMP)  ## Run every benchmark at a quick size (prints RESULT lines).
 	$(BIN)/python benchmarks/tuning.py --trials 100 --repeat 3
 	$(BIN)/python benchmarks/serving.py --quick
 	$(BIN)/python benchmarks/cold_start.py --repeat 3
+	$(BIN)/python benchmarks/mlflow_api.py --metrics 300 --searches 10 --repeat 3
 	$(BIN)/python benchmarks/drift.py --rows 200000 --reference-rows 200000
 	$(BIN)/python benchmarks/bundle_bomb.py
 	$(BIN)/python benchmarks/streaming.py --events 20000 --seconds 3

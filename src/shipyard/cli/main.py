@@ -75,6 +75,7 @@ _COMMANDS: dict[str, _Entry] = {
     "predict": _command("serve", "predict"),
     "export": _command("serve", "export"),
     "deploy": _group("serve", "deploy_app"),
+    "tracking-server": _command("tracking", "tracking_server"),
     "loadtest": _command("loadtest", "loadtest"),
     "lineage": _command("data", "lineage"),
     "privacy": _group("privacy"),
