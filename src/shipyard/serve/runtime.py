@@ -88,10 +88,16 @@ class Runtime:
         self._watcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Load every alias of every served name, then start watching for alias moves."""
+        """Load and warm every alias of every served name, then watch for alias moves.
+
+        ``ready`` turns true only after the warm-up: a balancer's readiness check then never
+        sends traffic to a replica still paying its engines' first-call set-up.
+        """
         for name, served in self.spec.models.items():
             for alias in served.aliases():
                 model = await asyncio.to_thread(self._load, name, served.model, alias)
+                if not await asyncio.to_thread(model.warm):
+                    log.info("%s@%s: the warm-up row did not fit its contract", name, alias)
                 self.slots[(name, alias)] = ModelSlot(model)
         self.ready = True
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
@@ -136,6 +142,7 @@ class Runtime:
             if version == slot.model.version:
                 continue
             fresh = await asyncio.to_thread(self._load, name, registered, alias)
+            await asyncio.to_thread(fresh.warm)
             old = slot.swap(fresh)
             swapped += 1
             log.info("swapped %s@%s: version %s -> %s", name, alias, old.version, fresh.version)

@@ -48,6 +48,8 @@ class ServerConfig(BaseModel):
     # (``security.services``: svc-canary then acts with admin if it holds no role itself).
     local_operator: str | None = None
     allowed_hosts: list[str] | None = None  # Host header allow-list; None: any host
+    # Seconds of readiness-off before the graceful shutdown a SIGTERM starts (serve.lifecycle)
+    drain_s: float = Field(0.0, ge=0, le=300)
 
 
 class RegistrySource:
@@ -176,7 +178,15 @@ def build_app(config: ServerConfig) -> FastAPI:
     log = None
     if config.prediction_log is not None:
         log = PredictionLog(Path(config.prediction_log), overflow=config.log_overflow)
-    return create_app(runtime, auth=auth, prediction_log=log, allowed_hosts=config.allowed_hosts)
+    from shipyard.serve.lifecycle import Lifecycle
+
+    return create_app(
+        runtime,
+        auth=auth,
+        prediction_log=log,
+        allowed_hosts=config.allowed_hosts,
+        lifecycle=Lifecycle(drain_s=config.drain_s),
+    )
 
 
 def app_from_environment() -> FastAPI:
@@ -242,6 +252,7 @@ def run_server(
         host=host,
         port=port,
         workers=workers,
+        # the drain comes on top: the graceful shutdown only starts once it is over
         timeout_graceful_shutdown=int(graceful_s),
         log_level=uvicorn_options.pop("log_level", "warning"),
         **uvicorn_options,
