@@ -77,9 +77,11 @@ def haproxy(ref: str, upstreams: list[Upstream], *, listen: Upstream, retries: i
 # Start each replica with: shipyard serve {ref} --host HOST --port PORT --drain 3
 global
     maxconn 4096
+    log stdout format raw local0
 
 defaults
     mode http
+    log global
     option httplog
     timeout connect 2s
     timeout client 60s
@@ -100,6 +102,8 @@ backend replicas
     # Anything else only when it never reached a replica.
     acl prediction path_reg {PREDICTION_PATH}
     http-request disable-l7-retry unless prediction
+    # A request is re-sent only from a full copy: wait for the whole body before sending it.
+    option http-buffer-request
     option httpchk
     http-check send meth GET uri {READY_PATH}
     http-check expect status 200
