@@ -47,7 +47,8 @@ def lead_forever(
         on_change: Told ``True`` when this process starts leading, ``False`` when it stops.
         passes: Stop after this many passes (tests); None runs until interrupted.
     """
-    leading, last, done = False, 0.0, 0
+    leading: bool | None = None  # the first turn says which it is
+    last, done = 0.0, 0
     while passes is None or done < passes:
         now_leading = leadership.held
         if now_leading != leading:
