@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shipyard.core.errors import NotFound
+from shipyard.core.errors import NotFound, Unavailable
 from shipyard.serve.host import ModelSlot, Scored, ServedModel
+from shipyard.serve.store_health import StoreHealth
 from shipyard.serve.traffic import DeploySpec, Route, Router, ServedModelSpec
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class Runtime:
         max_batch_rows: int = 256,
         metering: bool = True,
         onnx_cache: OnnxCache | None = None,
+        health: StoreHealth | None = None,
     ) -> None:
         """Hold ``spec``'s routers; models load in :meth:`start`.
 
@@ -75,12 +77,14 @@ class Runtime:
             max_batch_rows: Most rows one micro-batch may hold.
             metering: Count model CPU per request (the workspace's ``cost.metering``).
             onnx_cache: Where verified ONNX exports are kept between starts.
+            health: Told whether the alias watcher reached the store (degraded mode).
         """
         self.spec = spec
         self.source = source
         self.max_batch_rows = max_batch_rows
         self.metering = metering
         self.onnx_cache = onnx_cache
+        self.health = health or StoreHealth()
         self.slots: dict[tuple[str, str], ModelSlot] = {}
         self.routers = {name: Router(name, served) for name, served in spec.models.items()}
         self.ready = False
@@ -130,8 +134,12 @@ class Runtime:
             await asyncio.sleep(self.spec.poll_interval_s)
             try:
                 await self.refresh()
+            except Unavailable as e:  # degraded mode: keep serving what is loaded
+                self.health.failed(e)
             except Exception:  # a registry hiccup must not stop serving the loaded models
                 log.exception("checking the registry for alias moves failed; will retry")
+            else:
+                self.health.ok()
 
     async def refresh(self) -> int:
         """Swap in the new version of every alias that moved; return how many were swapped."""

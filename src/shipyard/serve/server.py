@@ -151,11 +151,18 @@ def build_app(config: ServerConfig) -> FastAPI:
     from shipyard.serve.auth import ServerAuth
     from shipyard.serve.prediction_log import PredictionLog
     from shipyard.serve.runtime import Runtime
+    from shipyard.serve.store_health import StoreHealth
     from shipyard.track.workspace import Workspace
 
     workspace = Workspace.open(Path(config.project_dir))
     security = security_store(workspace.settings, workspace.store)
-    auth = ServerAuth(Accounts(security), project=config.project, cache_ttl_s=config.auth_cache_s)
+    health = StoreHealth(workspace.clock)
+    auth = ServerAuth(
+        Accounts(security),
+        project=config.project,
+        cache_ttl_s=config.auth_cache_s,
+        health=health,
+    )
     operator = None
     if config.local_operator is not None:
         operator = Identity(
@@ -174,6 +181,7 @@ def build_app(config: ServerConfig) -> FastAPI:
         max_batch_rows=config.max_batch_rows,
         metering=workspace.settings.cost.metering,  # SHIPYARD_COST__METERING or cost: metering
         onnx_cache=OnnxCache(workspace.settings.state_dir / "cache" / "onnx"),
+        health=health,
     )
     log = None
     if config.prediction_log is not None:
