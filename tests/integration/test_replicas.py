@@ -70,14 +70,16 @@ def _wait(
 class Replica:
     """One ``shipyard serve`` process on a port of its own."""
 
-    def __init__(self, project: Path, port: int, token: str) -> None:
+    def __init__(
+        self, project: Path, port: int, token: str, args: tuple[str, ...] | None = None
+    ) -> None:
         self.project, self.port, self.token = project, port, token
+        args = ("churn@production", "--drain", str(DRAIN_S)) if args is None else args
         self.url = f"http://127.0.0.1:{port}"
         self.log = project / f"replica-{port}-{time.monotonic_ns()}.log"
         with self.log.open("w") as sink:
             self.process = subprocess.Popen(
-                [str(SHIPYARD), "serve", "churn@production", "--port", str(port),
-                 "--drain", str(DRAIN_S)],
+                [str(SHIPYARD), "serve", "--port", str(port), *args],
                 env={**os.environ, "SHIPYARD_PROJECT_DIR": str(project)},
                 stdout=sink, stderr=subprocess.STDOUT,
             )  # fmt: skip

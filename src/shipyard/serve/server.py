@@ -149,9 +149,11 @@ def build_app(config: ServerConfig) -> FastAPI:
     from shipyard.security.audit_chain import security_store
     from shipyard.serve.app import create_app
     from shipyard.serve.auth import ServerAuth
+    from shipyard.serve.canary_sync import SharedCanaries
     from shipyard.serve.prediction_log import PredictionLog
     from shipyard.serve.runtime import Runtime
     from shipyard.serve.store_health import StoreHealth
+    from shipyard.store.canaries import CanaryStore
     from shipyard.track.workspace import Workspace
 
     workspace = Workspace.open(Path(config.project_dir))
@@ -182,6 +184,7 @@ def build_app(config: ServerConfig) -> FastAPI:
         metering=workspace.settings.cost.metering,  # SHIPYARD_COST__METERING or cost: metering
         onnx_cache=OnnxCache(workspace.settings.state_dir / "cache" / "onnx"),
         health=health,
+        canaries=SharedCanaries(CanaryStore(workspace.store, workspace.clock)),
     )
     log = None
     if config.prediction_log is not None:

@@ -1,4 +1,4 @@
-"""Rows for leases: which process holds a singleton job's lease, until when (issue 20).
+"""Rows for replicated work: leases of singleton jobs, and canaries shared by replicas (issue 20).
 
 Rows of the same ``Base`` as ``shipyard.store.models`` (``models.full_metadata()`` loads them
 with the rest); created by migration ``0010_leases``. One row per lease name, kept after it
@@ -28,3 +28,20 @@ class LeaseRow(Base):
     token: Mapped[int] = mapped_column(BigInteger)
     acquired_ms: Mapped[int] = mapped_column(BigInteger)
     expires_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class CanaryRow(Base):
+    """One canary's traffic counts and verdict, shared by every replica that serves it.
+
+    Keyed by served name, champion alias and challenger version, so a new challenger version
+    is a new canary. ``verdict`` is written once: the first replica to decide wins.
+    """
+
+    __tablename__ = "canaries"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    errors: Mapped[int] = mapped_column(BigInteger)
+    verdict: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    decided_ms: Mapped[int | None] = mapped_column(BigInteger)

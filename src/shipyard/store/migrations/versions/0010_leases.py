@@ -1,4 +1,5 @@
-"""leases: one holder at a time for singleton work (monitor loop, retraining, gc)
+"""leases and shared canaries: one holder at a time for singleton work (monitor loop,
+retraining, gc); canary counts and verdicts shared by every replica
 
 Revision ID: 0010
 Revises: 0008
@@ -25,7 +26,17 @@ def upgrade() -> None:
         sa.Column("acquired_ms", sa.BigInteger(), nullable=False),
         sa.Column("expires_ms", sa.BigInteger(), nullable=False),
     )
+    op.create_table(
+        "canaries",
+        sa.Column("key", sa.String(length=300), primary_key=True),
+        sa.Column("requests", sa.BigInteger(), nullable=False),
+        sa.Column("errors", sa.BigInteger(), nullable=False),
+        sa.Column("verdict", sa.String(length=16), nullable=True),
+        sa.Column("reason", sa.String(length=500), nullable=True),
+        sa.Column("decided_ms", sa.BigInteger(), nullable=True),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("canaries")
     op.drop_table("leases")
