@@ -39,6 +39,19 @@ def test_haproxy_accepts_the_config(tmp_path: Path) -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+def test_nginx_accepts_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "nginx.conf"
+    path.write_text(nginx("churn@production", REPLICAS, listen=FRONT))
+    checked = subprocess.run(
+        ["nginx", "-t", "-p", str(tmp_path), "-c", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def test_nginx_retries_only_predictions_once_sent() -> None:
     text = nginx("churn@production", REPLICAS, listen=FRONT)
     assert "listen 127.0.0.1:8000;" in text
