@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test check lint format typecheck layers bench clean help
+.PHONY: demo test check lint format typecheck layers bench clean help haproxy
 
 help:  ## Show the targets.
 	@grep -E '^[a-z]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -35,7 +35,13 @@ check: $(STAMP)  ## Lint, format check, types and layering.
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: check  ## Checks, then the whole test suite (slow tests included).
+# The failover tests (tests/integration/test_replicas.py) run a real HAProxy from Debian's
+# package; installed only when missing (they skip without it unless SHIPYARD_REQUIRE_SERVICES=1).
+haproxy:
+	@command -v haproxy >/dev/null 2>&1 || apt-get install -y -q haproxy >/dev/null \
+		|| echo "haproxy could not be installed: the failover tests will skip"
+
+test: check haproxy  ## Checks, then the whole test suite (slow tests included).
 	$(BIN)/pytest -q -n auto
 
 # Quick sizes (~4 min on 2 cores; pipeline at 1M rows, under a minute: its per-process start-up
