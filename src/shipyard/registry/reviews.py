@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shipyard.core.errors import Conflict, InvalidArgument, PermissionDenied
+from shipyard.core.errors import Conflict, InvalidArgument, PermissionDenied, SelfReview
 from shipyard.core.ids import new_id
 from shipyard.registry.names import check_lengths, check_name
 from shipyard.registry.review_evidence import build_evidence, evidence_sha256
@@ -389,8 +389,9 @@ class ReviewService:
                 f"promotion request {request.request_id} is {request.state}: nothing more can "
                 "be decided; make a new one with `shipyard models request-promotion`"
             )
-        problem = None
+        problem, error = None, PermissionDenied
         if actor.name == request.requested_by:
+            error = SelfReview
             problem = (
                 f"{actor.name} made request {request.request_id}: another person must decide "
                 "it (four eyes)"
@@ -410,7 +411,7 @@ class ReviewService:
                 detail={**detail, "error": problem},
                 clock=registry.clock,
             )
-            raise PermissionDenied(f"permission denied: {problem}")
+            raise error(f"permission denied: {problem}")
         stale = self.stale_reason(request)
         if stale is not None:
             self._close(request, actor, self.store.evidence(request.request_id), STALE, stale)
