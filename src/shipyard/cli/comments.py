@@ -31,17 +31,16 @@ Target = Annotated[str, typer.Argument(help="Its id (a model version is name:ver
 
 
 def comment_service(workspace: Workspace, *, deliver: bool = True) -> CommentService:
-    """The workspace's comments, mentions delivered through its project's notifiers."""
+    """The workspace's comments; with ``deliver``, mentions go to its project's notifiers."""
+    if deliver:
+        from shipyard.monitor.mentions import workspace_comments
+
+        return workspace_comments(workspace)
     from shipyard.security.audit_chain import security_store
     from shipyard.track.comments import CommentService
 
-    notify = None
-    if deliver:
-        from shipyard.monitor.mentions import project_mention_sender
-
-        notify = project_mention_sender(workspace.settings.project_dir)
     security = security_store(workspace.settings, workspace.store, clock=workspace.clock)
-    return CommentService(workspace.store, security, clock=workspace.clock, notify=notify)
+    return CommentService(workspace.store, security, clock=workspace.clock)
 
 
 @app.command()

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
     from shipyard.monitor.notify import Notifier
     from shipyard.store.comments import Comment
+    from shipyard.track.comments import CommentService
+    from shipyard.track.workspace import Workspace
 
 _EXCERPT = 500
 
@@ -77,3 +79,17 @@ def project_mention_sender(project_dir: Path) -> Callable[[Comment, Sequence[str
     except ValidationError as e:
         raise document.error(e, section=("monitor",)) from e
     return mention_sender(list(build_notifiers(config.notifiers).values()))
+
+
+def workspace_comments(workspace: Workspace) -> CommentService:
+    """The comments of ``workspace``, mentions delivered through its project's notifiers.
+
+    What the entry points (CLI, model server, UI) call; ``track.comments`` alone cannot reach
+    the notifiers.
+    """
+    from shipyard.security.audit_chain import security_store
+    from shipyard.track.comments import CommentService
+
+    security = security_store(workspace.settings, workspace.store, clock=workspace.clock)
+    notify = project_mention_sender(workspace.settings.project_dir)
+    return CommentService(workspace.store, security, clock=workspace.clock, notify=notify)

@@ -29,11 +29,13 @@ from shipyard.serve.metrics import Metrics
 from shipyard.serve.routes import admin, health, inference
 from shipyard.serve.routes import feedback as feedback_routes
 from shipyard.serve.routes import metrics as metrics_routes
+from shipyard.serve.routes import teamwork as teamwork_routes
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
     from shipyard.serve.auth import ServerAuth
+    from shipyard.serve.context import Teamwork
     from shipyard.serve.prediction_log import PredictionLog
     from shipyard.serve.runtime import Runtime
 
@@ -56,6 +58,7 @@ def create_app(
     max_body_bytes: int | None = None,
     feedback: FeedbackStore | None = None,
     allowed_hosts: Sequence[str] | None = None,
+    teamwork: Teamwork | None = None,
 ) -> FastAPI:
     """Build the ASGI app serving ``runtime``'s models.
 
@@ -64,7 +67,8 @@ def create_app(
     probes needs a bearer token that ``auth`` accepts (see ``shipyard.serve.auth``).
     ``allowed_hosts`` (e.g. ``["models.example.com", "*.internal"]``), when given, turns away
     any request whose ``Host`` header names another host with 400, against DNS rebinding and
-    poisoned absolute URLs.
+    poisoned absolute URLs. ``teamwork`` serves ``/reviews``, ``/comments`` and ``/activity``
+    (503 without it).
     """
     if feedback is None and prediction_log is not None:
         feedback = FeedbackStore.beside(prediction_log.root, clock=prediction_log)
@@ -75,6 +79,7 @@ def create_app(
         max_body_bytes=max_body_bytes or runtime.spec.max_body_bytes,
         prediction_log=prediction_log,
         feedback=feedback,
+        teamwork=teamwork,
     )
 
     @asynccontextmanager
@@ -106,6 +111,7 @@ def create_app(
         feedback_routes.router,
         metrics_routes.router,
         admin.router,
+        teamwork_routes.router,
     ):
         # The route objects themselves, not ``include_router``: FastAPI 0.165 nests an included
         # router as one opaque route, which the auth guard's route lookup (and its test that
