@@ -5,7 +5,9 @@ canonical JSON, which every decision's audit entry repeats: a reviewer approves 
 Each part is there when its inputs are:
 
 - ``gate``: the gate's verdict, both models scored on the same rows (always).
-- ``intervals``: each model's recorded test metrics with their 95% bootstrap intervals.
+- ``intervals``: each model's recorded test metrics with their 95% bootstrap intervals, and
+  ``paired``: the candidate's lead over the holder on the gate's rows with its paired
+  bootstrap interval (``registry.gate_intervals``).
 - ``slices``: the candidate's per-slice test metrics, if the trainer computed them.
 - ``drift``: how the candidate's training data differs from the holder's (profiles: added and
   removed columns, type changes, null rate and mean shifts), when both name their data.
@@ -47,12 +49,15 @@ def build_evidence(
     price: ActiveInstance | None,
 ) -> dict[str, Any]:
     """Everything a reviewer should see about a candidate, as plain JSON."""
+    from shipyard.registry.gate_intervals import paired_lead_interval  # metrics: not at import
+
     metrics = candidate.manifest.metrics
     return {
         "gate": verdict.to_dict(),
         "intervals": {
             "candidate": _finite(metrics.get("test")),
             "holder": None if holder is None else _finite(holder.manifest.metrics.get("test")),
+            "paired": _finite(paired_lead_interval(candidate, holder, frame)),
         },
         "slices": _finite(metrics.get("slices")),
         "drift": _drift(candidate, holder, stores),

@@ -198,3 +198,25 @@ def test_the_gate_refuses_before_a_request_opens(
     assert (refused.action, refused.request_id) == ("refused", None)
     assert registry.history("cancer", "production")[-1].action == "refused"
     assert len(reviews.list()) == 1
+
+
+def test_the_evidence_says_how_sure_the_lead_is(
+    sqlite_workspace: Workspace, tmp_path: Path
+) -> None:
+    registry = _registry(sqlite_workspace)
+    bundles = _bundles(sqlite_workspace, tmp_path)
+    weak = registry.register("cancer", bundles["weak"], actor=OPERATOR)
+    good = registry.register("cancer", bundles["good"], actor=OPERATOR)
+    reviews = ReviewService(registry)
+    first = reviews.request_promotion("cancer", weak.version, actor=ANA)
+    assert first.request_id is not None
+    reviews.approve(first.request_id, actor=BOB)
+    asked = reviews.request_promotion("cancer", good.version, actor=ANA, reason="better")
+    assert asked.request_id is not None
+    evidence = reviews.detail(asked.request_id).evidence
+    paired = evidence.body["intervals"]["paired"]
+    assert paired["metric"] == evidence.body["gate"]["metric"]
+    assert paired["low"] <= paired["lead"] <= paired["high"]
+    assert paired["lead"] > 0
+    assert evidence.body["intervals"]["holder"] is not None
+    assert json.loads(json.dumps(evidence.body)) == evidence.body  # strict JSON, stored as is

@@ -1,0 +1,121 @@
+"""How sure the gate's comparison is: a paired bootstrap interval of the candidate's lead.
+
+The gate (``registry.gate``) scores both models once on the same rows; a reviewer also needs to
+know whether the difference is more than noise. Rows are resampled with replacement, each
+resample scoring both models on the *same* rows (paired), and the percentile interval of the
+lead (candidate minus holder, in the metric's better direction) is reported. Resamples on
+which the metric is undefined for either model are left out; with fewer than half left there
+is no interval.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from shipyard.registry.gate import _truth
+from shipyard.train.metrics import compute_metric, greater_is_better
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from shipyard.registry.bundle import Bundle
+
+
+def paired_lead_interval(
+    candidate: Bundle,
+    holder: Bundle | None,
+    frame: pl.DataFrame,
+    *,
+    n_resamples: int = 200,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any] | None:
+    """The candidate's lead over ``holder`` on ``frame`` and its bootstrap interval.
+
+    Returns:
+        ``{"metric", "lead", "low", "high", "confidence", "resamples"}``, or None without a
+        holder, rows, predictions from both, or a defined metric.
+    """
+    if holder is None or frame.height == 0:
+        return None
+    m = candidate.manifest
+    metric, better = m.primary_metric, greater_is_better(m.primary_metric)
+    if m.target not in frame.columns:
+        return None
+    try:
+        y, n_classes = _truth(candidate, frame)
+        mine = _coded(candidate, frame, n_classes, m.classes)
+        theirs = _coded(holder, frame, n_classes, m.classes)
+    except Exception:  # the gate has judged these models already; no interval is no verdict
+        return None
+    rows = np.flatnonzero(y >= 0 if n_classes else np.isfinite(y))
+    if rows.size == 0:
+        return None
+
+    def lead(index: np.ndarray[Any, Any]) -> float | None:
+        a = _metric(metric, m.task, y, mine, index, n_classes)
+        b = _metric(metric, m.task, y, theirs, index, n_classes)
+        if a is None or b is None:
+            return None
+        return a - b if better else b - a
+
+    point = lead(rows)
+    if point is None:
+        return None
+    rng = np.random.default_rng(seed)
+    leads = [
+        found
+        for _ in range(n_resamples)
+        if (found := lead(rng.choice(rows, size=rows.size, replace=True))) is not None
+    ]
+    if len(leads) < n_resamples / 2:
+        return None
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(np.asarray(leads), [tail, 1 - tail])
+    return {
+        "metric": metric,
+        "lead": point,
+        "low": float(low),
+        "high": float(high),
+        "confidence": confidence,
+        "resamples": len(leads),
+        "rows": int(rows.size),
+    }
+
+
+def _coded(
+    bundle: Bundle, frame: pl.DataFrame, n_classes: int, classes: list[Any] | None
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
+    """Predictions as codes (and probabilities) in ``classes`` order, or values."""
+    predictions = bundle.predict(frame, unseen_categories="unknown")
+    if n_classes == 0:
+        return np.asarray(predictions.labels, dtype=np.float64), None
+    order = [str(c) for c in (classes or [])]
+    own = [str(c) for c in (bundle.manifest.classes or [])]
+    remap = np.array([order.index(c) for c in own], dtype=np.int64)
+    pred = remap[np.asarray(predictions.codes, dtype=np.int64)]
+    proba = None
+    if predictions.proba is not None:
+        proba = np.asarray(predictions.proba, dtype=np.float64)[:, [own.index(c) for c in order]]
+    return pred, proba
+
+
+def _metric(
+    metric: str,
+    task: Any,
+    y: np.ndarray[Any, Any],
+    coded: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None],
+    index: np.ndarray[Any, Any],
+    n_classes: int,
+) -> float | None:
+    pred, proba = coded
+    try:
+        score = compute_metric(
+            metric, task, y[index], pred[index], None if proba is None else proba[index], n_classes
+        )
+    except ValueError:  # a resample the metric cannot score (one class drawn, say)
+        return None
+    return score if score is not None and math.isfinite(score) else None
