@@ -19,6 +19,7 @@ audit entry, whose detail names the request and the SHA-256 of its evidence.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -134,7 +135,7 @@ class ReviewService:
         """Why an open request may no longer be decided, or None while it still may."""
         registry = self.registry
         holder = registry.store.resolve_alias(request.name, request.alias)
-        if holder != request.from_version:
+        if holder not in (request.from_version, request.version):
             return (
                 f"{request.target} now points to version {holder}, not to version "
                 f"{request.from_version} as when the request was made"
@@ -303,19 +304,26 @@ class ReviewService:
         request = self._decidable(request_id, actor, Action.MODELS_APPROVE, comment)
         evidence = self.store.evidence(request.request_id)
         earlier = self.store.decisions(request.request_id)
-        if any(d.decision == "approve" and d.actor == actor.name for d in earlier):
-            raise Conflict(f"{actor.name} already approved request {request.request_id}")
+        approvers = {d.actor for d in earlier if d.decision == "approve"}
+        mine = [d for d in earlier if d.decision == "approve" and d.actor == actor.name]
         now = self.registry.clock.now_ms()
-        decision = self.store.decide(
-            request.request_id,
-            "approve",
-            actor.name,
-            comment,
-            now,
-            self._entry(actor, Action.MODELS_APPROVE, request, evidence, "ok"),
-        )
-        approvals = 1 + len({d.actor for d in earlier if d.decision == "approve"})
-        if approvals < request.approvals_needed:
+        if mine and len(approvers) < request.approvals_needed:
+            raise Conflict(f"{actor.name} already approved request {request.request_id}")
+        if mine:  # enough approvals, but the move did not happen (a crash): carry it out now
+            decision = mine[0]
+        else:
+            decision = self.store.decide(
+                request.request_id,
+                "approve",
+                actor.name,
+                comment,
+                now,
+                self._entry(actor, Action.MODELS_APPROVE, request, evidence, "ok"),
+            )
+            approvers.add(actor.name)
+        if len(approvers) < request.approvals_needed:
+            return ReviewOutcome(self.store.get(request.request_id), decision)
+        if self._carried_out(request):  # a concurrent approval moved it
             return ReviewOutcome(self.store.get(request.request_id), decision)
         try:
             result = self.registry._promote(
@@ -332,6 +340,8 @@ class ReviewService:
                 review=request,
             )
         except Conflict as e:
+            if self._carried_out(request):
+                return ReviewOutcome(self.store.get(request.request_id), decision)
             self._close(request, actor, evidence, STALE, e.message)
             raise Conflict(
                 f"request {request.request_id} is stale and was closed: {e.message}"
@@ -340,12 +350,7 @@ class ReviewService:
             note = result.verdict.summary() if result.verdict is not None else "refused"
             self._close(request, actor, evidence, REFUSED, f"the gate refused: {note}")
         else:
-            self.store.close(
-                request.request_id,
-                APPROVED,
-                now,
-                f"{request.target}: version {result.from_version} -> {result.to_version}",
-            )
+            self._finish(request, now, f"version {result.from_version} -> {result.to_version}")
         return ReviewOutcome(self.store.get(request.request_id), decision, result)
 
     def reject(self, request_id: str, *, actor: Identity, comment: str) -> ReviewOutcome:
@@ -371,6 +376,22 @@ class ReviewService:
         return ReviewOutcome(self.store.get(request.request_id), decision)
 
     # -- pieces -------------------------------------------------------------------------------
+
+    def _carried_out(self, request: ReviewRequest) -> bool:
+        """Whether the alias already holds the candidate: the request was carried out; close it.
+
+        Two approvers completing the count at once both try to move the alias; the one whose
+        compare-and-set lost finds the move made and closes the request as approved.
+        """
+        holder = self.registry.store.resolve_alias(request.name, request.alias)
+        if holder != request.version:
+            return False
+        self._finish(request, self.registry.clock.now_ms(), f"version {holder} holds it")
+        return True
+
+    def _finish(self, request: ReviewRequest, at_ms: int, note: str) -> None:
+        with contextlib.suppress(Conflict):  # closed by the concurrent approval that moved it
+            self.store.close(request.request_id, APPROVED, at_ms, f"{request.target}: {note}")
 
     def _decidable(
         self, request_id: str, actor: Identity, action: Action, comment: str | None

@@ -29,6 +29,7 @@ RULES = ReviewSettings.model_validate(
         "models": {
             "free": {"production": {"approvals": 0}},
             "strict": {"production": {"approver_roles": ["admin"]}},
+            "two": {"production": {"approvals": 2}},
         },
     }
 )
@@ -220,3 +221,19 @@ def test_the_evidence_says_how_sure_the_lead_is(
     assert paired["lead"] > 0
     assert evidence.body["intervals"]["holder"] is not None
     assert json.loads(json.dumps(evidence.body)) == evidence.body  # strict JSON, stored as is
+
+
+def test_two_approvals_from_two_people(sqlite_workspace: Workspace, tmp_path: Path) -> None:
+    registry = _registry(sqlite_workspace)
+    v1 = registry.register("two", _bundles(sqlite_workspace, tmp_path)["good"], actor=OPERATOR)
+    reviews = ReviewService(registry)
+    asked = reviews.request_promotion("two", v1.version, actor=ANA)
+    assert asked.request_id is not None
+    first = reviews.approve(asked.request_id, actor=BOB, comment="one")
+    assert (first.request.state, first.promotion) == ("open", None)
+    assert reviews.detail(asked.request_id).approvals == 1
+    with pytest.raises(Conflict, match="already approved"):
+        reviews.approve(asked.request_id, actor=BOB)
+    second = reviews.approve(asked.request_id, actor=CAROL, comment="two")
+    assert second.request.state == "approved"
+    assert registry.get("two@production").version == v1.version
