@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shipyard.core.errors import InvalidArgument, Unavailable
 from shipyard.serve.bodies import json_response, read_json
 from shipyard.serve.context import context_of
-from shipyard.serve.openapi import BODY, GUARDED, errors
+from shipyard.serve.openapi import BODY, GUARDED, errors, json_answer, json_body, model_schema
 
 if TYPE_CHECKING:
     from shipyard.serve.context import Teamwork
@@ -30,6 +30,7 @@ router = APIRouter()
 _Model = TypeVar("_Model", bound=BaseModel)
 
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+_OBJECT: dict[str, Any] = {"type": "object"}
 
 
 class PromotionAsk(BaseModel):
@@ -75,7 +76,14 @@ async def list_reviews(request: Request) -> Response:
     return json_response({"requests": [dataclasses.asdict(r) for r in found]})
 
 
-@router.post("/reviews", responses=errors(*GUARDED, *BODY, 404, 503))
+@router.post(
+    "/reviews",
+    responses={
+        201: json_answer(_OBJECT, "The request, opened"),
+        **errors(*GUARDED, *BODY, 404, 503),
+    },
+    openapi_extra=json_body(model_schema(PromotionAsk)),
+)
 async def request_promotion(request: Request) -> Response:
     """Ask for a reviewed promotion; 201 with the request, or 200 when the gate refused."""
     teamwork, ask = _teamwork(request), await _body(request, PromotionAsk)
@@ -104,7 +112,11 @@ async def show_review(request_id: str, request: Request) -> Response:
     return json_response(dataclasses.asdict(detail))
 
 
-@router.post("/reviews/{request_id}/approve", responses=errors(*GUARDED, *BODY, 404, 409, 503))
+@router.post(
+    "/reviews/{request_id}/approve",
+    responses=errors(*GUARDED, *BODY, 404, 409, 503),
+    openapi_extra=json_body(model_schema(Decision)),
+)
 async def approve(request_id: str, request: Request) -> Response:
     """Approve (403 for the requester); the last approval needed moves the alias."""
     teamwork, decision = _teamwork(request), await _body(request, Decision)
@@ -114,7 +126,11 @@ async def approve(request_id: str, request: Request) -> Response:
     return json_response(_outcome(outcome))
 
 
-@router.post("/reviews/{request_id}/reject", responses=errors(*GUARDED, *BODY, 404, 409, 503))
+@router.post(
+    "/reviews/{request_id}/reject",
+    responses=errors(*GUARDED, *BODY, 404, 409, 503),
+    openapi_extra=json_body(model_schema(Decision)),
+)
 async def reject(request_id: str, request: Request) -> Response:
     """Reject with a comment (required); the alias stays."""
     teamwork, decision = _teamwork(request), await _body(request, Decision)
@@ -145,7 +161,14 @@ async def list_comments(request: Request) -> Response:
     return json_response({"comments": comments})
 
 
-@router.post("/comments", responses=errors(*GUARDED, *BODY, 404, 503))
+@router.post(
+    "/comments",
+    responses={
+        201: json_answer(_OBJECT, "The comment, written"),
+        **errors(*GUARDED, *BODY, 404, 503),
+    },
+    openapi_extra=json_body(model_schema(CommentAsk)),
+)
 async def add_comment(request: Request) -> Response:
     """Comment on a run, dataset, model version (``name:N``) or review; 201."""
     teamwork, ask = _teamwork(request), await _body(request, CommentAsk)
