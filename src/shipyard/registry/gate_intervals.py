@@ -3,9 +3,10 @@
 The gate (``registry.gate``) scores both models once on the same rows; a reviewer also needs to
 know whether the difference is more than noise. Rows are resampled with replacement, each
 resample scoring both models on the *same* rows (paired), and the percentile interval of the
-lead (candidate minus holder, in the metric's better direction) is reported. Resamples on
-which the metric is undefined for either model are left out; with fewer than half left there
-is no interval.
+lead (candidate minus holder, in the metric's better direction) is reported, computed with
+the vectorized resampled metrics that training's intervals use (``train.resampled``).
+Resamples on which the metric is undefined for either model are left out; with fewer than
+half left there is no interval.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import numpy as np
 from shipyard.registry.gate import _truth
 from shipyard.train.metrics import compute_metric, greater_is_better
 
+_CELLS = 2_000_000  # rows x resamples per batch, as training's intervals bound their memory
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -29,7 +32,7 @@ def paired_lead_interval(
     holder: Bundle | None,
     frame: pl.DataFrame,
     *,
-    n_resamples: int = 200,
+    n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[str, Any] | None:
@@ -52,38 +55,56 @@ def paired_lead_interval(
     except Exception:  # the gate has judged these models already; no interval is no verdict
         return None
     rows = np.flatnonzero(y >= 0 if n_classes else np.isfinite(y))
-    if rows.size == 0:
+    if rows.size < 2:
         return None
-
-    def lead(index: np.ndarray[Any, Any]) -> float | None:
-        a = _metric(metric, m.task, y, mine, index, n_classes)
-        b = _metric(metric, m.task, y, theirs, index, n_classes)
-        if a is None or b is None:
-            return None
-        return a - b if better else b - a
-
-    point = lead(rows)
-    if point is None:
+    a = _metric(metric, m.task, y, mine, rows, n_classes)
+    b = _metric(metric, m.task, y, theirs, rows, n_classes)
+    if a is None or b is None:
         return None
+    point = a - b if better else b - a
     rng = np.random.default_rng(seed)
-    leads = [
-        found
-        for _ in range(n_resamples)
-        if (found := lead(rng.choice(rows, size=rows.size, replace=True))) is not None
-    ]
-    if len(leads) < n_resamples / 2:
+    leads: list[np.ndarray[Any, Any]] = []
+    per_batch = max(1, min(n_resamples, _CELLS // rows.size))
+    for start in range(0, n_resamples, per_batch):
+        draws = rows[
+            rng.integers(0, rows.size, size=(min(per_batch, n_resamples - start), rows.size))
+        ]
+        ours = _resampled(metric, m.task, y, mine, draws, n_classes)
+        other = _resampled(metric, m.task, y, theirs, draws, n_classes)
+        leads.append(ours - other if better else other - ours)
+    found = np.concatenate(leads)
+    found = found[np.isfinite(found)]
+    if found.size < n_resamples / 2:
         return None
     tail = (1 - confidence) / 2
-    low, high = np.quantile(np.asarray(leads), [tail, 1 - tail])
+    low, high = np.quantile(found, [tail, 1 - tail])
     return {
         "metric": metric,
         "lead": point,
         "low": float(low),
         "high": float(high),
         "confidence": confidence,
-        "resamples": len(leads),
+        "resamples": int(found.size),
         "rows": int(rows.size),
     }
+
+
+def _resampled(
+    metric: str,
+    task: Any,
+    y: np.ndarray[Any, Any],
+    coded: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None],
+    draws: np.ndarray[Any, Any],
+    n_classes: int,
+) -> np.ndarray[Any, Any]:
+    """The metric on each resample (rows of ``draws``), vectorized as training's intervals are."""
+    from shipyard.train.resampled import ResampledMetrics
+
+    pred, proba = coded
+    values: np.ndarray[Any, Any] = ResampledMetrics(task, y, pred, proba, n_classes, draws).values(
+        [metric]
+    )[0]
+    return values
 
 
 def _coded(
