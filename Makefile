@@ -48,10 +48,12 @@ bench: $(STAMP)  ## Run every benchmark at a quick size (prints RESULT lines).
 	$(BIN)/python benchmarks/tuning.py --trials 100 --repeat 3
 	$(BIN)/python benchmarks/serving.py --quick
 	$(BIN)/python benchmarks/cold_start.py --repeat 3
+	$(BIN)/python benchmarks/mlflow_api.py --metrics 300 --searches 10 --repeat 3
 	$(BIN)/python benchmarks/drift.py --rows 200000 --reference-rows 200000
 	$(BIN)/python benchmarks/bundle_bomb.py
 	$(BIN)/python benchmarks/streaming.py --events 20000 --seconds 3
 	$(BIN)/python benchmarks/quality.py --only digits,mixed
+	$(BIN)/python benchmarks/backup.py --metrics 200000 --blobs 40 --repeat 3
 
 format: $(STAMP)  ## Format and fix what ruff can.
 	$(BIN)/ruff format src tests benchmarks

@@ -77,6 +77,7 @@ _COMMANDS: dict[str, _Entry] = {
     "predict": _command("serve", "predict"),
     "export": _command("serve", "export"),
     "deploy": _group("serve", "deploy_app"),
+    "tracking-server": _command("tracking", "tracking_server"),
     "loadtest": _command("loadtest", "loadtest"),
     "lineage": _command("data", "lineage"),
     "privacy": _group("privacy"),
@@ -90,6 +91,8 @@ _COMMANDS: dict[str, _Entry] = {
     "budget": _group("retention", "budget_app"),
     "cost": _group("cost"),
     "keys": _group("keys"),
+    "backup": _group("backup"),
+    "dr": _group("backup", "dr_app"),
     "stream": _group("stream"),
 }
 

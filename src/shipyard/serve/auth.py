@@ -151,9 +151,15 @@ class AuthMiddleware:
         identity = await self._identity(scope, address)
         if identity is None:
             if retry is not None:
-                await _answer(send, 429, "too many failed authentications; retry later", retry)
+                await _answer(
+                    send,
+                    429,
+                    "too many failed authentications; retry later",
+                    retry,
+                    path=scope["path"],
+                )
                 return
-            await _answer(send, 401, "a valid bearer token is required")
+            await _answer(send, 401, "a valid bearer token is required", path=scope["path"])
             return
         if template is None:  # no such route: let the router answer 404/405
             await self.app(scope, receive, send)
@@ -162,14 +168,16 @@ class AuthMiddleware:
             log.error(
                 "route %s %s has no permission-table entry: denied", scope["method"], template
             )
-            await _answer(send, 403, f"{template} is not in the permission table; denied")
+            await _answer(
+                send, 403, f"{template} is not in the permission table; denied", path=scope["path"]
+            )
             return
         decision = check(identity, action)
         if not decision.allowed:
             log.warning(
                 "denied %s %s to %s: %s", scope["method"], template, identity.name, decision.reason
             )
-            await _answer(send, 403, f"permission denied: {decision.reason}")
+            await _answer(send, 403, f"permission denied: {decision.reason}", path=scope["path"])
             return
         scope.setdefault("state", {})["identity"] = identity
         await self.app(scope, receive, send)
@@ -223,8 +231,18 @@ def _bearer(scope: Scope) -> str | None:
     return None
 
 
-async def _answer(send: Send, status: int, error: str, retry_after_s: float | None = None) -> None:
-    body = orjson.dumps({"error": error, "detail": None})
+#: Paths of the MLflow-compatible API (``serve.mlflow``): refusals there use MLflow's shape.
+_MLFLOW_PATHS = ("/api/", "/ajax-api/")
+_MLFLOW_CODES = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 429: "REQUEST_LIMIT_EXCEEDED"}
+
+
+async def _answer(
+    send: Send, status: int, error: str, retry_after_s: float | None = None, *, path: str = ""
+) -> None:
+    if path.startswith(_MLFLOW_PATHS):
+        body = orjson.dumps({"error_code": _MLFLOW_CODES[status], "message": error})
+    else:
+        body = orjson.dumps({"error": error, "detail": None})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="shipyard"'))

@@ -74,6 +74,8 @@ READ_ONLY = [
     ["models", "--help"],
     ["run", "--help"],
     ["serve", "--help"],
+    ["backup", "list"],
+    ["dr", "--help"],
 ]
 
 
