@@ -71,6 +71,8 @@ _COMMANDS: dict[str, _Entry] = {
     "run": _command("project", "run"),
     "data": _group("data"),
     "models": _group("models"),
+    "comments": _group("comments"),
+    "activity": _command("comments", "activity"),
     "serve": _command("serve", "serve"),
     "predict": _command("serve", "predict"),
     "export": _command("serve", "export"),

@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 from shipyard.core.errors import InvalidProjectFile, InvalidSettings
 from shipyard.core.project_file import YamlDocument, load_yaml
+from shipyard.core.review_settings import ReviewSettings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -149,6 +150,7 @@ class Settings(BaseSettings):
     encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    reviews: ReviewSettings = Field(default_factory=ReviewSettings)
 
     @property
     def state_dir(self) -> Path:
@@ -183,7 +185,7 @@ class Settings(BaseSettings):
 
 
 class ProjectFileSource(PydanticBaseSettingsSource):
-    """Reads the ``workspace:``, ``tracking:``, ``cost:`` and ``registry:`` sections of the file.
+    """Reads the ``workspace:``, ``tracking:``, ``cost:``, ``registry:`` and ``reviews:`` sections.
 
     The project file also holds sections owned by other packages (sources, train, deploy...);
     those are ignored here.
@@ -224,6 +226,7 @@ _FILE_PATHS: dict[str, tuple[str, ...]] = {
     "tracking": ("tracking",),
     "cost": ("cost",),
     "registry": ("registry",),
+    "reviews": ("reviews",),
 }
 _ABSENT = object()
 

@@ -35,6 +35,11 @@ class Action(StrEnum):
     MODELS_REGISTER = "models.register"
     MODELS_PROMOTE = "models.promote"
     MODELS_ROLLBACK = "models.rollback"
+    MODELS_REQUEST_PROMOTION = "models.request_promotion"
+    MODELS_APPROVE = "models.approve"
+    MODELS_REJECT = "models.reject"
+    COMMENTS_READ = "comments.read"
+    COMMENTS_WRITE = "comments.write"
     REPORTS_READ = "reports.read"
     MONITOR_WRITE = "monitor.write"
     MONITOR_RUN = "monitor.run"
@@ -78,6 +83,13 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.MODELS_REGISTER: _DATA_SCIENTIST,
     Action.MODELS_PROMOTE: _ML_ENGINEER,
     Action.MODELS_ROLLBACK: _ML_ENGINEER,
+    # Four-eyes promotion (registry.reviews): anyone who registers may ask; deciding moves an
+    # alias, so it needs what promoting needs, and the review rule may name fewer roles still.
+    Action.MODELS_REQUEST_PROMOTION: _DATA_SCIENTIST,
+    Action.MODELS_APPROVE: _ML_ENGINEER,
+    Action.MODELS_REJECT: _ML_ENGINEER,
+    Action.COMMENTS_READ: _VIEWER,
+    Action.COMMENTS_WRITE: _DATA_SCIENTIST,  # viewers read only (issue 18)
     Action.REPORTS_READ: _VIEWER,
     # Storing feedback labels changes what the monitors measure.
     Action.MONITOR_WRITE: _DATA_SCIENTIST,
@@ -125,6 +137,14 @@ HTTP_ROUTES: dict[tuple[str, str], Action | str] = {
     ("GET", "/docs"): Action.SERVE_READ,
     ("GET", "/docs/oauth2-redirect"): Action.SERVE_READ,
     ("GET", "/redoc"): Action.SERVE_READ,
+    ("GET", "/reviews"): Action.MODELS_READ,
+    ("POST", "/reviews"): Action.MODELS_REQUEST_PROMOTION,
+    ("GET", "/reviews/{request_id}"): Action.MODELS_READ,
+    ("POST", "/reviews/{request_id}/approve"): Action.MODELS_APPROVE,
+    ("POST", "/reviews/{request_id}/reject"): Action.MODELS_REJECT,
+    ("GET", "/comments"): Action.COMMENTS_READ,
+    ("POST", "/comments"): Action.COMMENTS_WRITE,
+    ("GET", "/activity"): Action.WORKSPACE_READ,
 }
 
 #: The MLflow tracking API (``serve.mlflow``): (method, path after ``/api/2.0/mlflow``) ->
@@ -212,6 +232,14 @@ CLI_COMMANDS: dict[str, Action] = {
     "models history": Action.MODELS_READ,
     "models compare": Action.MODELS_READ,
     "models card": Action.REPORTS_READ,
+    "models request-promotion": Action.MODELS_REQUEST_PROMOTION,
+    "models approve": Action.MODELS_APPROVE,
+    "models reject": Action.MODELS_REJECT,
+    "models reviews": Action.MODELS_READ,
+    "models review": Action.MODELS_READ,
+    "comments add": Action.COMMENTS_WRITE,
+    "comments list": Action.COMMENTS_READ,
+    "activity": Action.WORKSPACE_READ,
     "serve": Action.SERVE_DEPLOY,
     "tracking-server": Action.SERVE_DEPLOY,
     "predict": Action.SCORE_BATCH,

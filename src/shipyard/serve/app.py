@@ -31,11 +31,13 @@ from shipyard.serve.metrics import Metrics
 from shipyard.serve.routes import admin, health, inference
 from shipyard.serve.routes import feedback as feedback_routes
 from shipyard.serve.routes import metrics as metrics_routes
+from shipyard.serve.routes import teamwork as teamwork_routes
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
     from shipyard.serve.auth import ServerAuth
+    from shipyard.serve.context import Teamwork
     from shipyard.serve.prediction_log import PredictionLog
     from shipyard.serve.runtime import Runtime
 
@@ -59,6 +61,7 @@ def create_app(
     feedback: FeedbackStore | None = None,
     allowed_hosts: Sequence[str] | None = None,
     lifecycle: Lifecycle | None = None,
+    teamwork: Teamwork | None = None,
 ) -> FastAPI:
     """Build the ASGI app serving ``runtime``'s models.
 
@@ -68,7 +71,8 @@ def create_app(
     ``allowed_hosts`` (e.g. ``["models.example.com", "*.internal"]``), when given, turns away
     any request whose ``Host`` header names another host with 400, against DNS rebinding and
     poisoned absolute URLs. ``lifecycle`` (default: no drain) turns readiness off on SIGTERM
-    some seconds before uvicorn stops accepting (``serve.lifecycle``).
+    some seconds before uvicorn stops accepting (``serve.lifecycle``). ``teamwork`` serves
+    ``/reviews``, ``/comments`` and ``/activity`` (503 without it).
     """
     if feedback is None and prediction_log is not None:
         feedback = FeedbackStore.beside(prediction_log.root, clock=prediction_log)
@@ -80,6 +84,7 @@ def create_app(
         prediction_log=prediction_log,
         feedback=feedback,
         lifecycle=lifecycle or Lifecycle(),
+        teamwork=teamwork,
     )
 
     @asynccontextmanager
@@ -113,6 +118,7 @@ def create_app(
         feedback_routes.router,
         metrics_routes.router,
         admin.router,
+        teamwork_routes.router,
     ):
         # The route objects themselves, not ``include_router``: FastAPI 0.165 nests an included
         # router as one opaque route, which the auth guard's route lookup (and its test that

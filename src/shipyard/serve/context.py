@@ -16,10 +16,28 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from shipyard.monitor.feedback import FeedbackStore
+    from shipyard.registry.reviews import ReviewService
     from shipyard.serve.auth import ServerAuth
     from shipyard.serve.metrics import Metrics
     from shipyard.serve.prediction_log import PredictionLog
     from shipyard.serve.runtime import Runtime
+    from shipyard.store.sql import SqlStore
+    from shipyard.track.comments import CommentService
+
+
+@dataclass(frozen=True)
+class Teamwork:
+    """What ``/reviews``, ``/comments`` and ``/activity`` use (``serve.routes.teamwork``).
+
+    Attributes:
+        reviews: Promotion requests of the served registry.
+        comments: Comments, mentions delivered through the project's notifiers.
+        store: The metadata store the activity feed reads.
+    """
+
+    reviews: ReviewService
+    comments: CommentService
+    store: SqlStore
 
 
 @dataclass(frozen=True)
@@ -34,6 +52,7 @@ class ServerContext:
         prediction_log: Where answers are logged; None when the server keeps no log.
         feedback: Where ground-truth labels go; None answers ``/feedback`` with 503.
         lifecycle: Whether the process is draining after SIGTERM (readiness off).
+        teamwork: Reviews, comments and activity; None answers their routes with 503.
     """
 
     runtime: Runtime
@@ -43,6 +62,7 @@ class ServerContext:
     prediction_log: PredictionLog | None = None
     feedback: FeedbackStore | None = None
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    teamwork: Teamwork | None = None
 
     @property
     def ready(self) -> bool:

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
     from shipyard.registry.bundle import Bundle
     from shipyard.registry.registry import ModelRegistry
+    from shipyard.serve.context import Teamwork
+    from shipyard.track.workspace import Workspace
 
 CONFIG_ENV = "SHIPYARD_SERVE_CONFIG"
 
@@ -174,9 +176,8 @@ def build_app(config: ServerConfig) -> FastAPI:
             role=Role.ADMIN,
             source="serve",
         )
-    source = RegistrySource(
-        ModelRegistry.for_workspace(workspace), project=config.project, started_by=operator
-    )
+    registry = ModelRegistry.for_workspace(workspace)
+    source = RegistrySource(registry, project=config.project, started_by=operator)
     runtime = Runtime(
         config.deploy,
         source,
@@ -197,7 +198,17 @@ def build_app(config: ServerConfig) -> FastAPI:
         prediction_log=log,
         allowed_hosts=config.allowed_hosts,
         lifecycle=Lifecycle(drain_s=config.drain_s),
+        teamwork=teamwork_of(workspace, registry),
     )
+
+
+def teamwork_of(workspace: Workspace, registry: ModelRegistry) -> Teamwork:
+    """Reviews, comments and activity of ``workspace`` for the server's teamwork routes."""
+    from shipyard.monitor.mentions import workspace_comments
+    from shipyard.registry.reviews import ReviewService
+    from shipyard.serve.context import Teamwork
+
+    return Teamwork(ReviewService(registry), workspace_comments(workspace), workspace.store)
 
 
 def app_from_environment() -> FastAPI:

@@ -236,6 +236,7 @@ def full_metadata() -> MetaData:
         monitor_models,
         registry_models,
         security_models,
+        teamwork_models,
     )
 
     return Base.metadata
