@@ -23,10 +23,11 @@ from shipyard.store.registry_models import (
 
 if TYPE_CHECKING:
     from shipyard.store.security import AuditWrite, SecurityStore
+    from shipyard.store.sql import SqlStore
 
 
 def create_model(
-    engine: sa.Engine,
+    store: SqlStore,
     audit_log: SecurityStore,
     name: str,
     *,
@@ -46,19 +47,19 @@ def create_model(
         return audit_log.append_within(c, audit)
 
     try:
-        entry = run_write(engine, _create)
+        entry = run_write(store.engine, _create)
     except IntegrityError as e:
         raise AlreadyExists(f"registered model {name!r} already exists") from e
     audit_log.anchor(entry)
 
 
-def get_model(engine: sa.Engine, name: str) -> dict[str, Any]:
+def get_model(store: SqlStore, name: str) -> dict[str, Any]:
     """One registered model's row as a dict (name, description, created_ms).
 
     Raises:
         NotFound: No such model.
     """
-    with engine.connect() as c:
+    with store.engine.connect() as c:
         row = c.execute(
             sa.select(RegisteredModelRow).where(RegisteredModelRow.name == name)
         ).first()
@@ -67,18 +68,18 @@ def get_model(engine: sa.Engine, name: str) -> dict[str, Any]:
     return {"name": row.name, "description": row.description, "created_ms": row.created_ms}
 
 
-def list_models(engine: sa.Engine) -> list[dict[str, Any]]:
+def list_models(store: SqlStore) -> list[dict[str, Any]]:
     """Every registered model (with or without versions), by name."""
-    with engine.connect() as c:
+    with store.engine.connect() as c:
         rows = c.execute(sa.select(RegisteredModelRow).order_by(RegisteredModelRow.name)).all()
     return [
         {"name": r.name, "description": r.description, "created_ms": r.created_ms} for r in rows
     ]
 
 
-def versions_of_run(engine: sa.Engine, run_id: str) -> list[tuple[str, int]]:
+def versions_of_run(store: SqlStore, run_id: str) -> list[tuple[str, int]]:
     """(model, version) of every version registered from ``run_id``."""
-    with engine.connect() as c:
+    with store.engine.connect() as c:
         rows = c.execute(
             sa.select(ModelVersionRow.name, ModelVersionRow.version)
             .where(ModelVersionRow.run_id == run_id)
@@ -88,7 +89,7 @@ def versions_of_run(engine: sa.Engine, run_id: str) -> list[tuple[str, int]]:
 
 
 def remove_alias(
-    engine: sa.Engine,
+    store: SqlStore,
     audit_log: SecurityStore,
     name: str,
     alias: str,
@@ -131,4 +132,4 @@ def remove_alias(
         )
         return audit_log.append_within(c, audit)
 
-    audit_log.anchor(run_write(engine, _remove))
+    audit_log.anchor(run_write(store.engine, _remove))

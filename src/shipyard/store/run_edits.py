@@ -21,17 +21,19 @@ from shipyard.store.models import ExperimentRow, LatestMetricRow, RunRow, TagRow
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from shipyard.store.sql import SqlStore
+
 #: A metric's latest (value, step, timestamp_ms), per key, per run.
 LatestPoints = dict[str, dict[str, tuple[float, int, int]]]
 
 
-def experiment_by_id(engine: sa.Engine, experiment_id: str) -> Experiment:
+def experiment_by_id(store: SqlStore, experiment_id: str) -> Experiment:
     """Return the experiment with ``experiment_id``.
 
     Raises:
         ExperimentNotFound: No experiment has that id.
     """
-    with engine.connect() as c:
+    with store.engine.connect() as c:
         row = c.execute(
             sa.select(ExperimentRow).where(ExperimentRow.experiment_id == experiment_id)
         ).first()
@@ -42,7 +44,7 @@ def experiment_by_id(engine: sa.Engine, experiment_id: str) -> Experiment:
     return Experiment(row.experiment_id, row.name, row.created_ms, row.description)
 
 
-def rename_experiment(engine: sa.Engine, experiment_id: str, name: str) -> None:
+def rename_experiment(store: SqlStore, experiment_id: str, name: str) -> None:
     """Give an experiment a new, unused name.
 
     Raises:
@@ -54,37 +56,37 @@ def rename_experiment(engine: sa.Engine, experiment_id: str, name: str) -> None:
         .values(name=name)
     )
     try:
-        result = run_write(engine, lambda c: c.execute(statement))
+        result = run_write(store.engine, lambda c: c.execute(statement))
     except IntegrityError as e:
         raise AlreadyExists(f"an experiment named {name!r} already exists") from e
     if not result.rowcount:
         raise ExperimentNotFound(f"no experiment with id {experiment_id!r}")
 
 
-def rename_run(engine: sa.Engine, run_id: str, name: str) -> None:
+def rename_run(store: SqlStore, run_id: str, name: str) -> None:
     """Give a run a new display name (its id never changes).
 
     Raises:
         RunNotFound: No such run.
     """
     statement = sa.update(RunRow).where(RunRow.run_id == run_id).values(name=name)
-    if not run_write(engine, lambda c: c.execute(statement)).rowcount:
+    if not run_write(store.engine, lambda c: c.execute(statement)).rowcount:
         raise RunNotFound(f"no run {run_id!r}")
 
 
-def delete_tag(engine: sa.Engine, run_id: str, key: str) -> bool:
+def delete_tag(store: SqlStore, run_id: str, key: str) -> bool:
     """Remove one tag of a run; return whether it was there."""
     statement = sa.delete(TagRow).where(TagRow.run_id == run_id, TagRow.key == key)
-    return bool(run_write(engine, lambda c: c.execute(statement)).rowcount)
+    return bool(run_write(store.engine, lambda c: c.execute(statement)).rowcount)
 
 
-def run_state(engine: sa.Engine, run_id: str) -> str | None:
+def run_state(store: SqlStore, run_id: str) -> str | None:
     """The status of run ``run_id`` (exact id), or None when there is no such run."""
-    with engine.connect() as c:
+    with store.engine.connect() as c:
         return c.execute(sa.select(RunRow.status).where(RunRow.run_id == run_id)).scalar()
 
 
-def latest_points(engine: sa.Engine, run_ids: Sequence[str]) -> LatestPoints:
+def latest_points(store: SqlStore, run_ids: Sequence[str]) -> LatestPoints:
     """Each run's metrics at their latest step: value, step and time (for MLflow's run data)."""
     found: LatestPoints = {r: {} for r in run_ids}
     if not run_ids:
@@ -96,7 +98,7 @@ def latest_points(engine: sa.Engine, run_ids: Sequence[str]) -> LatestPoints:
         LatestMetricRow.step,
         LatestMetricRow.timestamp_ms,
     ).where(LatestMetricRow.run_id.in_(list(run_ids)))
-    with engine.connect() as c:
+    with store.engine.connect() as c:
         for run_id, key, value, step, at in c.execute(query):
             found[run_id][key] = (math.nan if value is None else value, int(step), int(at))
     return found

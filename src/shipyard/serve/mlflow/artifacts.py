@@ -58,7 +58,7 @@ class ArtifactService:
     def upload(self, path: str, file: Path) -> dict[str, Any]:
         """Store the uploaded file as artifact ``name`` of the run (the run must be running)."""
         run_id, name = split_path(path, name_required=True)
-        state = run_edits.run_state(self.workspace.store.engine, run_id)
+        state = run_edits.run_state(self.workspace.store, run_id)
         if state is None:
             raise MlflowError(404, "RESOURCE_DOES_NOT_EXIST", f"run {run_id!r} not found")
         if state != RunStatus.RUNNING.value:  # checked before the blob is stored, and again

@@ -41,7 +41,7 @@ class ModelService:
     def __init__(self, workspace: Workspace) -> None:
         self.registry = ModelRegistry.for_workspace(workspace)
         self.store = self.registry.store
-        self.engine = workspace.store.engine
+        self.sql = workspace.store
         self.security = self.registry.security
         self.clock = workspace.clock
 
@@ -54,7 +54,7 @@ class ModelService:
         entry = self._audit(identity, Action.MODELS_REGISTER, f"model:{name}", op="create")
         try:
             registry_names.create_model(
-                self.engine,
+                self.sql,
                 self.security,
                 name,
                 description=description,
@@ -71,7 +71,7 @@ class ModelService:
 
     def search_models(self, fields: Fields, _: Identity) -> dict[str, Any]:
         """``registered-models/search``: all, or by ``name = / LIKE '...'``."""
-        names = [m["name"] for m in registry_names.list_models(self.engine)]
+        names = [m["name"] for m in registry_names.list_models(self.sql)]
         text = fields.optional_text("filter")
         if text:
             _matches(text, {"name": ""}, ("name",))  # refused even when nothing is registered
@@ -88,7 +88,7 @@ class ModelService:
         return out
 
     def _model_json(self, name: str) -> dict[str, Any]:
-        row = registry_names.get_model(self.engine, name)
+        row = registry_names.get_model(self.sql, name)
         versions = self.store.list_versions(name)
         aliases = self.store.aliases(name)
         updated = max([row["created_ms"], *(v.created_ms for v in versions)])
@@ -110,7 +110,7 @@ class ModelService:
     def create_version(self, fields: Fields, identity: Identity) -> dict[str, Any]:
         """``model-versions/create``: the next version of an existing model, pointing at source."""
         name = check_name(fields.text("name"))
-        registry_names.get_model(self.engine, name)  # MLflow wants the model created first
+        registry_names.get_model(self.sql, name)  # MLflow wants the model created first
         source = fields.text("source")
         if len(source) > 2000:
             raise invalid("source is limited to 2000 characters")
@@ -149,7 +149,7 @@ class ModelService:
         if text:
             _matches(text, {"name": "", "run_id": ""}, ("name", "run_id"))
         found: list[ModelVersion] = []
-        for model in registry_names.list_models(self.engine):
+        for model in registry_names.list_models(self.sql):
             for version in self.store.list_versions(model["name"]):
                 values = {"name": version.name, "run_id": version.run_id or ""}
                 if not text or _matches(text, values, ("name", "run_id")):
@@ -207,7 +207,7 @@ class ModelService:
         """``registered-models/alias`` DELETE (audited)."""
         name, alias = fields.text("name"), fields.text("alias")
         registry_names.remove_alias(
-            self.engine,
+            self.sql,
             self.security,
             name,
             alias,

@@ -68,7 +68,7 @@ class TrackingService:
     def __init__(self, workspace: Workspace, auth: ServerAuth) -> None:
         self.workspace = workspace
         self.store = workspace.store
-        self.engine = workspace.store.engine
+        self.sql = workspace.store
         self.auth = auth
         self._default_id: str | None = None
         self._open: set[str] = set()  # runs seen running here: logging needs no lookup
@@ -88,7 +88,7 @@ class TrackingService:
         """The experiment an MLflow id names (``"0"`` is ``default``)."""
         if experiment_id == wire.DEFAULT_EXPERIMENT_ID:
             experiment_id = self.default_id()
-        return run_edits.experiment_by_id(self.engine, experiment_id)
+        return run_edits.experiment_by_id(self.sql, experiment_id)
 
     def mlflow_id(self, experiment_id: str) -> str:
         """The id MLflow sees for a Shipyard experiment id."""
@@ -158,7 +158,7 @@ class TrackingService:
         """``experiments/update``: rename (audited)."""
         experiment = self.experiment(fields.text("experiment_id"))
         new_name = check_key(fields.text("new_name"), "experiment name")
-        run_edits.rename_experiment(self.engine, experiment.experiment_id, new_name)
+        run_edits.rename_experiment(self.sql, experiment.experiment_id, new_name)
         self.workspace._experiment_ids.pop(experiment.name, None)
         self.auth.record(
             identity,
@@ -219,7 +219,7 @@ class TrackingService:
         run_id = self._run_id(fields)
         name = fields.optional_text("run_name")
         if name:
-            run_edits.rename_run(self.engine, run_id, check_key(name, "run name"))
+            run_edits.rename_run(self.sql, run_id, check_key(name, "run name"))
         status_text = fields.optional_text("status")
         if status_text is not None:
             status = wire.STATUS_IN.get(status_text.upper())
@@ -259,7 +259,7 @@ class TrackingService:
             where, experiments=names or None, order_by=order, limit=offset + limit + 1
         )
         page = runs[offset : offset + limit]
-        latest = run_edits.latest_points(self.engine, [r.run_id for r in page])
+        latest = run_edits.latest_points(self.sql, [r.run_id for r in page])
         out: dict[str, Any] = {"runs": [self._run_json(r, latest[r.run_id]) for r in page]}
         if len(runs) > offset + limit:
             out["next_page_token"] = page_token(offset + limit)
@@ -275,7 +275,7 @@ class TrackingService:
         self, run: Run, latest: dict[str, tuple[float, int, int]] | None = None
     ) -> dict[str, Any]:
         if latest is None:
-            latest = run_edits.latest_points(self.engine, [run.run_id])[run.run_id]
+            latest = run_edits.latest_points(self.sql, [run.run_id])[run.run_id]
         return wire.run_json(run, latest, experiment_id=self.mlflow_id(run.experiment_id))
 
     def _run_id(self, fields: Fields) -> str:
@@ -289,7 +289,7 @@ class TrackingService:
         run_id = self._run_id(fields)
         if run_id in self._open:
             return run_id
-        state = run_edits.run_state(self.engine, run_id)
+        state = run_edits.run_state(self.sql, run_id)
         if state is None:
             raise MlflowError(404, "RESOURCE_DOES_NOT_EXIST", f"run {run_id!r} not found")
         if state != RunStatus.RUNNING.value:
@@ -320,7 +320,7 @@ class TrackingService:
         value = tag_text(key, fields.get("value") or "")
         self.store.set_tags(run_id, {key: value})
         if key == "mlflow.runName" and value:
-            run_edits.rename_run(self.engine, run_id, check_key(value, "run name"))
+            run_edits.rename_run(self.sql, run_id, check_key(value, "run name"))
         return {}
 
     def delete_tag(self, fields: Fields, _: Identity) -> dict[str, Any]:
@@ -328,7 +328,7 @@ class TrackingService:
         run_id = self._run_id(fields)
         key = fields.text("key")
         self._load(run_id)
-        if not run_edits.delete_tag(self.engine, run_id, key):
+        if not run_edits.delete_tag(self.sql, run_id, key):
             raise MlflowError(404, "RESOURCE_DOES_NOT_EXIST", f"run {run_id} has no tag {key!r}")
         return {}
 
