@@ -74,6 +74,7 @@ _COMMANDS: dict[str, _Entry] = {
     "serve": _command("serve", "serve"),
     "predict": _command("serve", "predict"),
     "export": _command("serve", "export"),
+    "ui": _command("ui", "ui"),
     "deploy": _group("serve", "deploy_app"),
     "loadtest": _command("loadtest", "loadtest"),
     "lineage": _command("data", "lineage"),
