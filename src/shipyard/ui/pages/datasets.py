@@ -72,16 +72,22 @@ def _rows(
     return shown.columns, list(shown.iter_rows()), list(exposure.masked), reasons
 
 
-def _downstream(workspace: Workspace, graph_runs: set[str]) -> list[tuple[str, int, str]]:
-    """Model versions trained by runs in the graph: (model, version, run id)."""
+def _downstream(
+    workspace: Workspace, datasets: set[str], runs: set[str]
+) -> list[tuple[str, int, str]]:
+    """Model versions trained on ``datasets`` or by ``runs``: (model, version, how)."""
     from shipyard.store.registry import RegistryStore
 
     registry = RegistryStore(workspace.store)
     found = []
     for model in registry.list_models():
         for version in registry.list_versions(model["name"]):
-            if version.run_id in graph_runs:
-                found.append((version.name, version.version, version.run_id))
+            used = version.lineage.get("dataset_ids") or {}
+            roles = sorted(str(r) for r, d in used.items() if d in datasets)
+            if roles:
+                found.append((version.name, version.version, ", ".join(roles) + " data"))
+            elif version.run_id in runs:
+                found.append((version.name, version.version, f"run {version.run_id[:8]}"))
     return found
 
 
@@ -115,7 +121,9 @@ def _details(workspace: Workspace, identity: Identity, name: str) -> dict[str, A
         "graph": graph,
         "order": graph.upstream_first(),
         "children": children,
-        "models": _downstream(workspace, runs),
+        "models": _downstream(
+            workspace, {version.dataset_id, *(c.dataset_id for c in children)}, runs
+        ),
     }
 
 
