@@ -19,7 +19,7 @@ from starlette.routing import Route
 from shipyard.core.errors import ShipyardError
 from shipyard.store.filters import parse_filter, parse_order_by
 from shipyard.store.search import count_runs
-from shipyard.ui.render import render
+from shipyard.ui.render import is_htmx, render
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -138,8 +138,15 @@ async def runs_page(request: Request) -> Response:
 
 
 async def runs_table(request: Request) -> Response:
-    """The table fragment htmx swaps in."""
-    return await _render(request, "runs_table.html")
+    """The table fragment htmx swaps in; the address bar shows the page's own URL.
+
+    Loaded as a page of its own (a reload, a bookmark) it is the whole page.
+    """
+    if not is_htmx(request):
+        return await _render(request, "runs.html")
+    response = await _render(request, "runs_table.html")
+    response.headers["HX-Push-Url"] = "/runs" + RunsView.of(request).link()
+    return response
 
 
 async def _render(request: Request, template: str) -> Response:

@@ -7,7 +7,7 @@
     "#7f7f7f", "#bcbd22", "#17becf"];
 
   function size(el) {
-    return { width: Math.max(300, el.clientWidth || 600), height: 220 };
+    return { width: Math.max(300, (el.clientWidth || 600) - 20), height: 220 };
   }
 
   function runChart(el, doc) {
