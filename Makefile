@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test check lint format typecheck layers bench clean help
+.PHONY: demo test check lint format typecheck layers bench clean help chromium
 
 help:  ## Show the targets.
 	@grep -E '^[a-z]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -35,7 +35,13 @@ check: $(STAMP)  ## Lint, format check, types and layering.
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: check  ## Checks, then the whole test suite (slow tests included).
+# The browser tests drive Debian's chromium (never a downloaded browser); installed only when
+# missing. Without it (no root, no network) they skip, or fail under SHIPYARD_REQUIRE_SERVICES=1.
+chromium:  ## Install Debian's chromium for the UI's browser tests, if it is missing.
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium) \
+		|| echo "could not install chromium: the browser tests will skip"
+
+test: check chromium  ## Checks, then the whole test suite (slow tests included).
 	$(BIN)/pytest -q -n auto
 
 # Quick sizes (~4 min on 2 cores; pipeline at 1M rows, under a minute: its per-process start-up
