@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from shipyard.store.filters import Expr, OrderKey
+    from shipyard.store.sql import SqlStore
 
 _ATTRIBUTES: dict[str, Any] = {
     "run_id": RunRow.run_id,
@@ -77,8 +78,9 @@ def search_runs(
     return load_runs(engine, run_ids)
 
 
-def count_runs(engine: sa.Engine, where: Expr | None, *, experiments: Sequence[str] | None) -> int:
+def count_runs(store: SqlStore, where: Expr | None, *, experiments: Sequence[str] | None) -> int:
     """How many runs match ``where`` (the web UI's page count), with the same SQL filter."""
+    engine = store.engine
     query = _matching(engine, sa.select(sa.func.count(RunRow.run_id)), where, experiments)
     with engine.connect() as connection:
         return int(connection.execute(query).scalar_one())

@@ -102,7 +102,7 @@ def _page(workspace: Workspace, view: RunsView) -> tuple[list[Run], int]:
     where = parse_filter(view.filter)
     order = [parse_order_by(view.order)] if view.order else []
     workspace.flush()
-    total = count_runs(workspace.store.engine, where, experiments=view.experiments or None)
+    total = count_runs(workspace.store, where, experiments=view.experiments or None)
     runs = workspace.store.search_runs(
         where,
         experiments=view.experiments or None,
