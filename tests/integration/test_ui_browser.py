@@ -162,9 +162,9 @@ def _shot(tab: Tab, served: Served, name: str) -> None:
 
 
 def _charts_drawn(tab: Tab) -> None:
-    tab.page.wait_for_function(
-        "() => [...document.querySelectorAll('.chart')].every(c => c.dataset.ready)"
-    )
+    # Selectors, not wait_for_function: polling a script would need eval, which the CSP bans.
+    tab.page.wait_for_selector(".chart[data-ready]")
+    tab.page.wait_for_selector(".chart:not([data-ready])", state="detached")
     failed = tab.page.locator('.chart[data-ready="error"]').count()
     assert failed == 0
     assert tab.page.locator(".chart canvas").count() >= 1
@@ -177,7 +177,7 @@ def test_sign_in_filter_open_a_run_and_compare_three(admin: Tab, served: Served)
     page.evaluate("window.__sameDocument = true")  # a full reload would forget it
     page.fill("#filter", "params.model = 'lgbm'")
     page.press("#filter", "Enter")
-    page.wait_for_function("document.querySelector('#run-count').textContent.startsWith('2 ')")
+    page.wait_for_selector("#run-count:text-matches('^2 runs')")
     assert page.evaluate("window.__sameDocument") is True  # updated in place, no reload
     assert "filter=params.model" in page.url  # the view is in the URL, to share
     page.click("text=train-1")
@@ -197,7 +197,7 @@ def test_sign_in_filter_open_a_run_and_compare_three(admin: Tab, served: Served)
     admin.clean()
 
 
-def test_models_datasets_and_audit_pages(admin: Tab, served: Served) -> None:
+def test_models_datasets_monitoring_cost_and_audit_pages(admin: Tab, served: Served) -> None:
     page = admin.page
     page.goto(f"{served.url}/models/churn")
     page.wait_for_selector("#test-metrics")
@@ -206,6 +206,12 @@ def test_models_datasets_and_audit_pages(admin: Tab, served: Served) -> None:
     page.click("#datasets a >> nth=0")
     page.wait_for_selector("#lineage")
     _shot(admin, served, "dataset")
+    page.goto(f"{served.url}/monitoring?model=churn")
+    _charts_drawn(admin)
+    _shot(admin, served, "monitoring")
+    page.goto(f"{served.url}/cost")
+    page.wait_for_selector("#budgets")
+    _shot(admin, served, "cost")
     page.goto(f"{served.url}/audit")
     assert page.locator("#audit tbody tr").count() > 3
     _shot(admin, served, "audit")

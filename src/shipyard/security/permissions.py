@@ -150,6 +150,8 @@ UI_ROUTES: dict[tuple[str, str], Action | str] = {
     ("GET", "/models/{name}"): Action.MODELS_READ,
     ("GET", "/models/{name}/compare"): Action.MODELS_READ,
     ("GET", "/models/{name}/{version:int}/card"): Action.REPORTS_READ,
+    ("GET", "/monitoring"): Action.REPORTS_READ,
+    ("GET", "/cost"): Action.COST_READ,
     ("GET", "/reviews"): Action.MODELS_READ,
     ("GET", "/audit"): Action.AUDIT_READ,
 }

@@ -23,8 +23,10 @@ def create_app(workspace: Workspace, *, project: str) -> Starlette:
         audit,
         auth,
         compare,
+        cost,
         datasets,
         models,
+        monitoring,
         overview,
         reviews,
         run_page,
@@ -42,6 +44,8 @@ def create_app(workspace: Workspace, *, project: str) -> Starlette:
         *datasets.ROUTES,
         *models.ROUTES,
         *reviews.ROUTES,
+        *monitoring.ROUTES,
+        *cost.ROUTES,
         *audit.ROUTES,
     ]
     app = Starlette(routes=routes)

@@ -35,6 +35,8 @@ NAV: tuple[tuple[str, str, Action], ...] = (
     ("Datasets", "/datasets", Action.DATA_METADATA),
     ("Models", "/models", Action.MODELS_READ),
     ("Reviews", "/reviews", Action.MODELS_READ),
+    ("Monitoring", "/monitoring", Action.REPORTS_READ),
+    ("Cost", "/cost", Action.COST_READ),
     ("Audit", "/audit", Action.AUDIT_READ),
 )
 

@@ -101,7 +101,65 @@ def build(project_dir: Path, *, model: bool = False, long_points: int = 5_000) -
             env.long_run = run.run_id
         if model:
             env.model = _register(workspace, admin)
+        _monitoring(workspace)
+    (project_dir / "shipyard.yaml").write_text(
+        "name: project\nbudget:\n  limits:\n    - name: training\n      cpu_hours: 10\n",
+        encoding="utf-8",
+    )
     return env
+
+
+def _monitoring(workspace: Workspace) -> None:
+    """Drift observations of two features over five windows, and one open alert."""
+    from shipyard.store.monitoring import MonitoringStore
+
+    store = MonitoringStore(workspace.store)
+    t0 = 1_700_000_000_000
+    store.add_observations(
+        [
+            {
+                "model": "churn",
+                "version": 1,
+                "variant": None,
+                "kind": "drift",
+                "statistic": "psi",
+                "subject": feature,
+                "value": 0.05 * w * (2 if feature == "tenure" else 1),
+                "window_start_ms": t0 + w * 3_600_000,
+                "window_end_ms": t0 + (w + 1) * 3_600_000,
+                "threshold": 0.2,
+                "breached": 0.05 * w * (2 if feature == "tenure" else 1) > 0.2,
+                "detail": {},
+                "recorded_ms": t0 + (w + 1) * 3_600_000,
+            }
+            for feature in ("tenure", "charges")
+            for w in range(5)
+        ]
+    )
+    store.raise_alert(
+        {
+            "rule": "tenure-drift",
+            "model": "churn",
+            "subject": "tenure",
+            "version": 1,
+            "variant": None,
+            "kind": "drift",
+            "statistic": "psi",
+            "value": 0.4,
+            "threshold": 0.2,
+            "comparison": ">",
+            "severity": "warning",
+            "window": "1h",
+            "window_start_ms": t0 + 4 * 3_600_000,
+            "window_end_ms": t0 + 5 * 3_600_000,
+            "action": "retrain",
+        },
+        now_ms=t0 + 5 * 3_600_000,
+        cooldown_ms=0,
+        rate_max=10,
+        rate_per_ms=3_600_000,
+        notify=False,
+    )
 
 
 def _register(workspace: Workspace, admin: object) -> str:

@@ -144,3 +144,18 @@ def test_experiments_and_reviews_placeholder(client_for: ClientFor) -> None:
     client = client_for("viewer")
     assert "churn" in client.get("/experiments").text
     assert 'id="reviews-placeholder"' in client.get("/reviews").text
+
+
+def test_monitoring_page(client_for: ClientFor) -> None:
+    html = client_for("viewer").get("/monitoring", params={"model": "churn"}).text
+    assert html.count('data-kind="series"') == 2  # one drift chart per feature
+    assert "tenure · psi (2 breached)" in html
+    assert "tenure-drift" in html
+    assert "retrain" in html
+
+
+def test_cost_page(client_for: ClientFor) -> None:
+    html = client_for("viewer").get("/cost").text
+    assert 'id="cost-experiments"' in html
+    assert "churn:1" in html  # by model version
+    assert "<td>training</td>" in html  # the budget of shipyard.yaml

@@ -173,6 +173,8 @@ def test_every_page_has_the_csp_and_no_inline_script_or_style(
         "/datasets",
         "/audit",
         "/reviews",
+        "/monitoring",
+        "/cost",
     ]
     for url in pages:
         answer = client.get(url)
