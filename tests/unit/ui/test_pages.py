@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import pytest
 from starlette.testclient import TestClient
 
 from tests.unit.ui.env import Env
@@ -159,3 +160,11 @@ def test_cost_page(client_for: ClientFor) -> None:
     assert 'id="cost-experiments"' in html
     assert "churn:1" in html  # by model version
     assert "<td>training</td>" in html  # the budget of shipyard.yaml
+
+
+def test_shipyard_ui_refuses_half_a_tls_pair(capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.unit.cli.running import cli
+
+    code, out, err = cli(capsys, "ui", "--tls-cert", "cert.pem")
+    assert code == 2
+    assert "--tls-key" in out + err
