@@ -1,4 +1,4 @@
-"""One UI app over one small project per test module, and a client per role."""
+"""One UI app over one small project (per test process), and a client per role."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from shipyard.ui.app import create_app
 from tests.unit.ui.env import PROJECT, Env, build, open_workspace
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
     return build(tmp_path_factory.mktemp("ui-project"), model=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def app(env: Env) -> Iterator[object]:
     workspace = open_workspace(env.project_dir)
     yield create_app(workspace, project=PROJECT)
@@ -45,7 +45,7 @@ def sign_in(client: TestClient, token: str) -> TestClient:
     return client
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def client_for(app: object, env: Env) -> Iterator[Callable[[str], TestClient]]:
     """A signed-in client per role (admin, ml-engineer, data-scientist, viewer)."""
     made: dict[str, TestClient] = {}
@@ -67,6 +67,6 @@ def fresh(app: object) -> Iterator[TestClient]:
         yield client
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def project_dir(env: Env) -> Path:
     return env.project_dir

@@ -8,7 +8,6 @@ browser test serves it with a real ``shipyard ui`` process.
 from __future__ import annotations
 
 import base64
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,7 +52,6 @@ def open_workspace(project_dir: Path) -> Workspace:
 def build(project_dir: Path, *, model: bool = False, long_points: int = 5_000) -> Env:
     """Fill ``project_dir`` (see the module docstring); ``model`` also trains and registers one."""
     env = Env(project_dir)
-    os.environ.setdefault("SHIPYARD_PROJECT_DIR", str(project_dir))
     with open_workspace(project_dir) as workspace:
         accounts = Accounts(security_store(workspace.settings, workspace.store))
         admin = local_identity(PROJECT, source="test")

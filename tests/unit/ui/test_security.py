@@ -232,3 +232,16 @@ def test_a_bad_filter_says_why_in_place(client_for: ClientFor) -> None:
     answer = client_for("viewer").get("/runs/table?filter=metrics.auc+%3E%3E+1")
     assert answer.status_code == 200
     assert 'id="filter-error"' in answer.text
+
+
+def test_over_tls_the_cookie_is_secure_and_hsts_is_sent(app: object, env: Env) -> None:
+    with TestClient(app, base_url="https://testserver") as client:  # type: ignore[arg-type]
+        page = client.get("/login")
+        assert "max-age" in page.headers["strict-transport-security"]
+        assert "Secure" in page.headers["set-cookie"]
+        answer = client.post(
+            "/login",
+            data={"token": env.tokens["viewer"], "csrf": csrf_of(page.text)},
+            follow_redirects=False,
+        )
+        assert "Secure" in answer.headers["set-cookie"]
