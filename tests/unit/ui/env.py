@@ -37,6 +37,7 @@ class Env:
     xss_run: str = ""
     long_run: str = ""
     model: str | None = None
+    quarantine: str = ""
 
 
 def open_workspace(project_dir: Path) -> Workspace:
@@ -100,11 +101,31 @@ def build(project_dir: Path, *, model: bool = False, long_points: int = 5_000) -
         if model:
             env.model = _register(workspace, admin)
         _monitoring(workspace)
+        env.quarantine = _quarantine(workspace)
     (project_dir / "shipyard.yaml").write_text(
         "name: project\nbudget:\n  limits:\n    - name: training\n      cpu_hours: 10\n",
         encoding="utf-8",
     )
     return env
+
+
+def _quarantine(workspace: Workspace) -> str:
+    """A quarantine version: rows with the checks they failed and an e-mail column."""
+    import polars as pl
+
+    from shipyard.data.datasets import write_dataset
+
+    rows = pl.DataFrame(
+        {
+            "email": ["ann@example.com", "bob@example.com", "eve@example.com"],
+            "age": [-3, 250, None],
+            "_failed_checks": [["age_range"], ["age_range", "age_type"], ["age_required"]],
+        }
+    )
+    version = write_dataset(
+        workspace, rows, name="people", kind="quarantine", pii={"email": "email"}
+    )
+    return version.dataset_id
 
 
 def _monitoring(workspace: Workspace) -> None:

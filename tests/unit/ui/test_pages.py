@@ -128,7 +128,9 @@ def test_models_pages(client_for: ClientFor) -> None:
 def test_datasets_pages(client_for: ClientFor) -> None:
     viewer, scientist = client_for("viewer"), client_for("data-scientist")
     listing = scientist.get("/datasets").text
-    dataset_id = re.search(r'href="/datasets/([0-9a-f]{64})"', listing).group(1)  # type: ignore[union-attr]
+    found = re.search(r'href="/datasets/([0-9a-f]{64})">[^<]*</a></td><td>churn.test<', listing)
+    assert found is not None
+    dataset_id = found.group(1)
     html = scientist.get(f"/datasets/{dataset_id}").text
     assert 'id="schema"' in html
     assert 'id="lineage"' in html
@@ -145,6 +147,18 @@ def test_experiments_and_reviews_placeholder(client_for: ClientFor) -> None:
     client = client_for("viewer")
     assert "churn" in client.get("/experiments").text
     assert 'id="reviews-placeholder"' in client.get("/reviews").text
+
+
+def test_quarantine_counts_reasons_and_masks_personal_data(client_for: ClientFor, env: Env) -> None:
+    for role in ("data-scientist", "admin"):  # raw PII is masked for every role in the UI
+        html = client_for(role).get(f"/datasets/{env.quarantine}").text
+        reasons = re.search(r'id="reasons".*?</table>', html, re.S)
+        assert reasons is not None
+        assert '<td>age_range</td><td class="num">2</td>' in reasons.group(0)
+        assert '<td>age_type</td><td class="num">1</td>' in reasons.group(0)
+        assert "masked (personal data): email" in html
+        assert "@example.com" not in html  # neither in the rows nor in the profile
+    assert "personal data" in html
 
 
 def test_monitoring_page(client_for: ClientFor) -> None:
