@@ -69,7 +69,13 @@ def _rows(
             .collect()
         )
         reasons = [(str(c), int(n)) for c, n in counts.iter_rows()]
-    return shown.columns, list(shown.iter_rows()), list(exposure.masked), reasons
+    rows = [tuple(_cell(v) for v in row) for row in shown.iter_rows()]
+    return shown.columns, rows, list(exposure.masked), reasons
+
+
+def _cell(value: Any) -> Any:
+    """A list cell (the checks a row failed) as ``a, b``, as ``shipyard data quarantine``."""
+    return ", ".join(str(v) for v in value) if isinstance(value, list) else value
 
 
 def _downstream(
