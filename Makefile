@@ -58,6 +58,7 @@ bench: $(STAMP)  ## Run every benchmark at a quick size (prints RESULT lines).
 	$(BIN)/python benchmarks/bundle_bomb.py
 	$(BIN)/python benchmarks/streaming.py --events 20000 --seconds 3
 	$(BIN)/python benchmarks/quality.py --only digits,mixed
+	$(BIN)/python benchmarks/ui.py --runs 2000 --points 200000 --requests 20
 
 format: $(STAMP)  ## Format and fix what ruff can.
 	$(BIN)/ruff format src tests benchmarks
