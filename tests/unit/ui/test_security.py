@@ -58,7 +58,9 @@ def test_pages_need_a_session(fresh: TestClient) -> None:
     assert "Sign in" in fresh.get("/runs/x/metric?key=a").text
 
 
-def test_sign_in_sets_a_hardened_fresh_session_cookie(fresh: TestClient, env: Env) -> None:
+def test_sign_in_sets_a_hardened_fresh_session_cookie(
+    fresh: TestClient, env: Env, client_for: ClientFor
+) -> None:
     page = fresh.get("/login")
     anonymous = page.cookies.get("shipyard_session")
     answer = fresh.post(
@@ -74,6 +76,8 @@ def test_sign_in_sets_a_hardened_fresh_session_cookie(fresh: TestClient, env: En
     assert "Secure" not in cookie  # plain HTTP here; under TLS the flag is set
     assert fresh.cookies.get("shipyard_session") != anonymous  # no session fixation
     assert "vic · viewer" in fresh.get("/runs").text
+    signed_in = client_for("admin").get("/audit", params={"action": "ui.sign_in", "actor": "vic"})
+    assert "<td>ok</td>" in signed_in.text  # sign-ins are audited
 
 
 def test_a_bad_token_is_refused_and_audited(fresh: TestClient, client_for: ClientFor) -> None:

@@ -2,9 +2,9 @@
 
 Shipyard users have tokens, not passwords (``shipyard tokens create``); the sign-in form takes
 one, ``security.accounts`` checks it as it does for the CLI and the model server, and a fresh
-session cookie is set: HttpOnly, SameSite=Lax, Secure when served over TLS. Failed sign-ins
-are throttled per client address (``security.ratelimit``) and audited. The ``next`` target is
-a local path only, so the page cannot be used to redirect elsewhere.
+session cookie is set: HttpOnly, SameSite=Lax, Secure when served over TLS. Sign-ins are
+audited (``ui.sign_in``), failed ones throttled per client address (``security.ratelimit``).
+The ``next`` target is a local path only, so the page cannot redirect elsewhere.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from shipyard.ui.sessions import COOKIE
 
 if TYPE_CHECKING:
     from starlette.requests import Request
+
+    from shipyard.security.identities import Identity
 
 _SESSION_S = 8 * 3600
 
@@ -96,6 +98,15 @@ async def login(request: Request) -> Response:
             next=target,
             error="that token was not accepted: check it, or ask an admin for a new one",
         )
+    identity: Identity = session.identity  # set by a successful sign-in
+    audit.record(
+        ui.accounts.store,
+        identity,
+        "ui.sign_in",
+        "ui",
+        detail={"token_id": identity.token_id},
+        clock=ui.accounts.clock,
+    )
     response = RedirectResponse(target, status_code=303)
     _set_cookie(request, response, session.sid)
     return response
