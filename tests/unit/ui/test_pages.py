@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
+from html import unescape
 
 import pytest
 from starlette.testclient import TestClient
@@ -100,6 +102,10 @@ def test_compare_three_runs(client_for: ClientFor, env: Env) -> None:
     assert '<tr class="differs"><td>params.model</td>' in html
     assert '<td class="num best">0.8</td>' in html  # the best auc, in bold
     assert 'data-kind="compare"' in html
+    parallel = re.search(r'data-kind="parallel" [^>]*data-series="([^"]+)"', html)
+    assert parallel is not None
+    axes = json.loads(unescape(parallel.group(1)))["axes"]
+    assert axes == ["params.lr", "metrics.auc", "metrics.loss"]  # model is not a number
     doc = client.get("/compare/metric", params=[("key", "loss"), *(("run", i) for i in ids)]).json()
     assert [s["name"] for s in doc["series"]] == ["train-0", "train-1", "train-2"]
     assert client.get("/compare", params={"run": ids[0]}).status_code == 400

@@ -42,6 +42,42 @@ def _ids(request: Request) -> list[str]:
     return [r for r in request.query_params.getlist("run") if r][: MAX_RUNS + 1]
 
 
+def _parallel(runs: list[Run]) -> dict[str, Any] | None:
+    """Parallel coordinates of the runs: every numeric param that varies, then every metric.
+
+    Trials of a tuning differ in a few numeric params; one line per run across their axes and
+    the metrics shows which region scored well. None when fewer than two axes would show.
+    """
+    axes: list[tuple[str, list[float | None]]] = []
+    for key in sorted({k for r in runs for k in r.params}):
+        values = [_number(r.params.get(key)) for r in runs]
+        present = {v for v in values if v is not None}
+        if len(present) > 1 and all(
+            v is not None or r.params.get(key) is None for v, r in zip(values, runs, strict=True)
+        ):
+            axes.append((f"params.{key}", values))
+    for key in sorted({k for r in runs for k in r.metrics}):
+        values = [r.metrics.get(key) for r in runs]
+        axes.append((f"metrics.{key}", [v if v is not None and v == v else None for v in values]))
+    if len(axes) < 2:
+        return None
+    return {
+        "axes": [name for name, _ in axes],
+        "lines": [
+            {"name": r.name, "values": [values[i] for _, values in axes]}
+            for i, r in enumerate(runs)
+        ],
+    }
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = float(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and value == value and abs(value) != float("inf") else None
+
+
 def _table(runs: list[Run]) -> dict[str, Any]:
     params = []
     for key in sorted({k for r in runs for k in r.params}):
@@ -76,6 +112,7 @@ async def compare_page(request: Request) -> Response:
         runs=runs,
         chart_keys=keys,
         only_differing=only_differing,
+        parallel=_parallel(runs),
         **_table(runs),
     )
 

@@ -51,8 +51,63 @@
     el.setAttribute("data-ready", "1");
   }
 
+  // Parallel coordinates on a canvas: one vertical axis per param or metric, scaled to its
+  // own range, one line per run (data-series: {axes: [...], lines: [{name, values}]}).
+  function parallelChart(el) {
+    var doc = JSON.parse(el.getAttribute("data-series"));
+    var dims = size(el);
+    var canvas = document.createElement("canvas");
+    var ratio = window.devicePixelRatio || 1;
+    canvas.width = dims.width * ratio;
+    canvas.height = 300 * ratio;
+    canvas.style.width = dims.width + "px";
+    canvas.style.height = "300px";
+    el.appendChild(canvas);
+    var ctx = canvas.getContext("2d");
+    ctx.scale(ratio, ratio);
+    var top = 30, bottom = 270, left = 60, right = dims.width - 60;
+    var n = doc.axes.length;
+    var xs = doc.axes.map(function (_, i) { return left + (right - left) * i / Math.max(1, n - 1); });
+    var ranges = doc.axes.map(function (_, i) {
+      var vals = doc.lines.map(function (l) { return l.values[i]; }).filter(function (v) { return v !== null; });
+      var lo = Math.min.apply(null, vals), hi = Math.max.apply(null, vals);
+      return hi > lo ? [lo, hi] : [lo - 1, hi + 1];
+    });
+    function y(i, v) { return bottom - (bottom - top) * (v - ranges[i][0]) / (ranges[i][1] - ranges[i][0]); }
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.textAlign = "center";
+    ctx.strokeStyle = "#999";
+    xs.forEach(function (x, i) {
+      ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, bottom); ctx.stroke();
+      ctx.fillStyle = "#1d2330";
+      ctx.fillText(doc.axes[i], x, top - 10);
+      ctx.fillStyle = "#5f6b7a";
+      ctx.fillText(String(+ranges[i][1].toPrecision(4)), x, top + 12);
+      ctx.fillText(String(+ranges[i][0].toPrecision(4)), x, bottom + 16);
+    });
+    doc.lines.forEach(function (line, k) {
+      ctx.strokeStyle = COLOURS[k % COLOURS.length];
+      ctx.lineWidth = 1.5;
+      ctx.beginPath();
+      var drawing = false;
+      line.values.forEach(function (v, i) {
+        if (v === null) { drawing = false; return; }
+        if (drawing) { ctx.lineTo(xs[i], y(i, v)); } else { ctx.moveTo(xs[i], y(i, v)); drawing = true; }
+      });
+      ctx.stroke();
+    });
+    el.setAttribute("data-ready", "1");
+  }
+
   function draw(el) {
     el.setAttribute("data-drawn", "1");
+    if (el.getAttribute("data-kind") === "parallel") {
+      try { parallelChart(el); } catch (error) {
+        el.textContent = "could not draw the chart: " + error.message;
+        el.setAttribute("data-ready", "error");
+      }
+      return;
+    }
     if (el.getAttribute("data-kind") === "series") {
       try { seriesChart(el); } catch (error) {
         el.textContent = "could not draw the chart: " + error.message;
