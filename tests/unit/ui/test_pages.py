@@ -62,6 +62,13 @@ def test_columns_can_be_chosen(client_for: ClientFor) -> None:
     headers = re.findall(r"<th[^>]*>\s*(?:<a[^>]*>)?([^<]+)", html)
     assert [h.strip() for h in headers if h.strip()] == ["name", "params.lr", "metrics.auc"]
     assert ">0.05<" in html
+    kept = (
+        client_for("viewer")
+        .get("/runs/table", params=[("col", "name"), ("col", "metrics.<b>nope")])
+        .text
+    )
+    assert "metrics.&lt;b&gt;nope" in kept  # a chosen column stays, even with no values here
+    assert "<b>nope" not in kept
 
 
 def test_run_page_shows_everything_a_run_has(client_for: ClientFor, env: Env) -> None:

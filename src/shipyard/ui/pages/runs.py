@@ -33,6 +33,7 @@ _BASE_COLUMNS = ("name", "experiment", "status", "started", "duration")
 _ATTRIBUTE_ORDER = {"name": "name", "experiment": "experiment", "status": "status",
                     "started": "start_time"}  # fmt: skip
 _DEFAULT_METRICS = 4
+_MAX_COLUMNS = 40
 
 
 @dataclass(frozen=True)
@@ -125,8 +126,11 @@ def _columns(view: RunsView, runs: list[Run]) -> tuple[list[str], list[str]]:
     offered = [*_BASE_COLUMNS, *(f"metrics.{k}" for k in by_use)]
     offered += [f"params.{k}" for k in sorted(params)]
     if view.columns:
-        shown = [c for c in view.columns if c in offered or c in _BASE_COLUMNS]
-        offered += [c for c in view.columns if c not in offered]
+        # A chosen column stays on every page, even where no run of the page has the key.
+        shown = [
+            c for c in view.columns if c in _BASE_COLUMNS or c.startswith(("metrics.", "params."))
+        ][:_MAX_COLUMNS]
+        offered += [c for c in shown if c not in offered]
     else:
         shown = [*_BASE_COLUMNS, *(f"metrics.{k}" for k in by_use[:_DEFAULT_METRICS])]
     return shown, offered
