@@ -135,3 +135,28 @@ XSS_PAYLOADS: list[str] = [
     "<style>body{display:none}</style>",
     "&lt;script&gt;window.__xss=1&lt;/script&gt;",
 ]
+
+#: Request bodies an HTTP API must refuse with a precise 4xx, never a 500 (RELIABILITY.md "HTTP
+#: bodies"): (content type, raw bytes). An object of unknown fields may still be a valid search.
+BAD_BODIES: list[tuple[str, bytes]] = [
+    ("application/json", b""),
+    ("application/json", b"{"),
+    ("application/json", b'{"value": NaN}'),
+    ("application/json", b'{"value": Infinity, "key": "m"}'),
+    ("application/json", b"[" * 10_000 + b"]" * 10_000),
+    ("application/json", b'{"a":' * 5_000 + b"1" + b"}" * 5_000),
+    ("application/json", b"[" + b"1," * 1_000_000 + b"1]"),
+    ("application/json", b'{"key": "a", "key": "b"}'),
+    ("application/json", b"[]"),
+    ("application/json", b'"text"'),
+    ("application/json", b"null"),
+    ("application/json", b"12"),
+    ("application/json", b'{"run_id": 12, "key": ["x"], "value": {"a": 1}, "step": "x"}'),
+    ("application/json", b'{"name": {"$ne": 1}, "experiment_id": [1], "max_results": -1}'),
+    ("application/json", b'{"run_id": "../../etc/passwd", "key": "../x", "value": 1}'),
+    ("application/json", b"\xff\xfe\x00"),
+    ("text/plain", b'{"name": "x"}'),
+    ("application/x-www-form-urlencoded", b"name=x"),
+    ("application/python-pickle", b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00."),
+    ("", b'{"name": "x"}'),
+]

@@ -76,6 +76,7 @@ _COMMANDS: dict[str, _Entry] = {
     "export": _command("serve", "export"),
     "ui": _command("ui", "ui"),
     "deploy": _group("serve", "deploy_app"),
+    "tracking-server": _command("tracking", "tracking_server"),
     "loadtest": _command("loadtest", "loadtest"),
     "lineage": _command("data", "lineage"),
     "privacy": _group("privacy"),
@@ -89,6 +90,8 @@ _COMMANDS: dict[str, _Entry] = {
     "budget": _group("retention", "budget_app"),
     "cost": _group("cost"),
     "keys": _group("keys"),
+    "backup": _group("backup"),
+    "dr": _group("backup", "dr_app"),
     "stream": _group("stream"),
 }
 

@@ -53,6 +53,7 @@ class Action(StrEnum):
     ROLES_MANAGE = "roles.manage"
     TOKENS_MANAGE = "tokens.manage"
     KEYS_MANAGE = "keys.manage"
+    BACKUP_MANAGE = "backup.manage"
     AUDIT_READ = "audit.read"
 
 
@@ -98,13 +99,15 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.ROLES_MANAGE: _ADMIN,
     Action.TOKENS_MANAGE: _ADMIN,
     Action.KEYS_MANAGE: _ADMIN,
+    Action.BACKUP_MANAGE: _ADMIN,
     Action.AUDIT_READ: _ADMIN,
 }
 
 #: Routes anyone may call: the health probes, and nothing else.
 PUBLIC = "public"
 
-#: (method, route template) of the model server -> its action, or ``PUBLIC``.
+#: (method, route template) of the model server and the tracking server -> its action, or
+#: ``PUBLIC``. The tracking server's MLflow routes are added below (``MLFLOW_HTTP_ROUTES``).
 HTTP_ROUTES: dict[tuple[str, str], Action | str] = {
     ("GET", "/v2/health/live"): PUBLIC,
     ("HEAD", "/v2/health/live"): PUBLIC,
@@ -156,6 +159,63 @@ UI_ROUTES: dict[tuple[str, str], Action | str] = {
     ("GET", "/audit"): Action.AUDIT_READ,
 }
 
+#: The MLflow tracking API (``serve.mlflow``): (method, path after ``/api/2.0/mlflow``) ->
+#: its action. Each is served under ``/api/2.0/mlflow`` and ``/ajax-api/2.0/mlflow``.
+MLFLOW_ROUTES: dict[tuple[str, str], Action] = {
+    ("POST", "/experiments/create"): Action.RUNS_WRITE,
+    ("GET", "/experiments/get"): Action.RUNS_READ,
+    ("GET", "/experiments/get-by-name"): Action.RUNS_READ,
+    ("POST", "/experiments/search"): Action.RUNS_READ,
+    ("GET", "/experiments/search"): Action.RUNS_READ,
+    ("POST", "/experiments/update"): Action.RUNS_WRITE,
+    ("POST", "/experiments/delete"): Action.RUNS_DELETE,
+    ("POST", "/experiments/restore"): Action.RUNS_DELETE,
+    ("POST", "/runs/create"): Action.RUNS_WRITE,
+    ("POST", "/runs/update"): Action.RUNS_WRITE,
+    ("POST", "/runs/delete"): Action.RUNS_DELETE,
+    ("POST", "/runs/restore"): Action.RUNS_DELETE,
+    ("GET", "/runs/get"): Action.RUNS_READ,
+    ("POST", "/runs/search"): Action.RUNS_READ,
+    ("POST", "/runs/log-metric"): Action.RUNS_WRITE,
+    ("POST", "/runs/log-parameter"): Action.RUNS_WRITE,
+    ("POST", "/runs/set-tag"): Action.RUNS_WRITE,
+    ("POST", "/runs/delete-tag"): Action.RUNS_WRITE,
+    ("POST", "/runs/log-batch"): Action.RUNS_WRITE,
+    ("POST", "/runs/log-inputs"): Action.RUNS_WRITE,
+    ("GET", "/metrics/get-history"): Action.RUNS_READ,
+    ("POST", "/logged-models/search"): Action.RUNS_READ,
+    ("POST", "/registered-models/create"): Action.MODELS_REGISTER,
+    ("GET", "/registered-models/get"): Action.MODELS_READ,
+    ("GET", "/registered-models/search"): Action.MODELS_READ,
+    ("POST", "/model-versions/create"): Action.MODELS_REGISTER,
+    ("GET", "/model-versions/get"): Action.MODELS_READ,
+    ("GET", "/model-versions/search"): Action.MODELS_READ,
+    ("POST", "/registered-models/alias"): Action.MODELS_PROMOTE,
+    ("GET", "/registered-models/alias"): Action.MODELS_READ,
+    ("DELETE", "/registered-models/alias"): Action.MODELS_PROMOTE,
+}
+MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
+#: The artifact proxy and the catch-all answering every other MLflow path with
+#: ``ENDPOINT_NOT_FOUND`` (a viewer may learn that a route does not exist).
+MLFLOW_ARTIFACT_ROUTES: dict[tuple[str, str], Action] = {
+    ("PUT", "/api/2.0/mlflow-artifacts/artifacts/{artifact_path:path}"): Action.RUNS_WRITE,
+    ("GET", "/api/2.0/mlflow-artifacts/artifacts/{artifact_path:path}"): Action.RUNS_READ,
+    ("GET", "/api/2.0/mlflow-artifacts/artifacts"): Action.RUNS_READ,
+}
+MLFLOW_CATCH_ALL = (
+    "/api/{version}/mlflow/{rest:path}",
+    "/ajax-api/{version}/mlflow/{rest:path}",
+    "/api/{version}/mlflow-artifacts/{rest:path}",
+)
+MLFLOW_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+#: Every route of the tracking server (``shipyard tracking-server``) but its health probes.
+MLFLOW_HTTP_ROUTES: dict[tuple[str, str], Action] = {
+    **{(m, f"{pre}{p}"): a for (m, p), a in MLFLOW_ROUTES.items() for pre in MLFLOW_PREFIXES},
+    **MLFLOW_ARTIFACT_ROUTES,
+    **{(m, p): Action.RUNS_READ for p in MLFLOW_CATCH_ALL for m in MLFLOW_METHODS},
+}
+HTTP_ROUTES.update(MLFLOW_HTTP_ROUTES)
+
 #: ``shipyard`` command path -> its action. A group's entry covers commands of the group
 #: that have none of their own (``monitor`` covers ``monitor drift``).
 CLI_COMMANDS: dict[str, Action] = {
@@ -185,6 +245,7 @@ CLI_COMMANDS: dict[str, Action] = {
     "models compare": Action.MODELS_READ,
     "models card": Action.REPORTS_READ,
     "serve": Action.SERVE_DEPLOY,
+    "tracking-server": Action.SERVE_DEPLOY,
     "predict": Action.SCORE_BATCH,
     "export": Action.SERVE_DEPLOY,
     "deploy policy": Action.SERVE_POLICY,
@@ -199,6 +260,8 @@ CLI_COMMANDS: dict[str, Action] = {
     "budget": Action.COST_READ,
     "cost": Action.COST_READ,
     "keys": Action.KEYS_MANAGE,
+    "backup": Action.BACKUP_MANAGE,  # a backup holds every row of the workspace
+    "dr drill": Action.BACKUP_MANAGE,
     "users create": Action.USERS_MANAGE,
     "users list": Action.USERS_MANAGE,
     "users disable": Action.USERS_MANAGE,

@@ -7,8 +7,10 @@ and tested alone with whatever runtime, auth and log a test gives it (issue 15).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from shipyard.serve.lifecycle import Lifecycle
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -31,6 +33,7 @@ class ServerContext:
         max_body_bytes: Largest request body read (413 beyond).
         prediction_log: Where answers are logged; None when the server keeps no log.
         feedback: Where ground-truth labels go; None answers ``/feedback`` with 503.
+        lifecycle: Whether the process is draining after SIGTERM (readiness off).
     """
 
     runtime: Runtime
@@ -39,6 +42,12 @@ class ServerContext:
     max_body_bytes: int
     prediction_log: PredictionLog | None = None
     feedback: FeedbackStore | None = None
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+
+    @property
+    def ready(self) -> bool:
+        """Every model loaded and warmed, and the process not draining."""
+        return self.runtime.ready and not self.lifecycle.draining
 
 
 def context_of(request: Request) -> ServerContext:

@@ -232,6 +232,7 @@ def full_metadata() -> MetaData:
         cost_models,
         dataset_models,
         encryption_models,
+        lease_models,
         monitor_models,
         registry_models,
         security_models,

@@ -71,6 +71,8 @@ READ_ONLY = [
     ["models", "--help"],
     ["run", "--help"],
     ["serve", "--help"],
+    ["backup", "list"],
+    ["dr", "--help"],
 ]
 
 

@@ -56,6 +56,7 @@ WEAKEST = {
     Action.ROLES_MANAGE: AD,
     Action.TOKENS_MANAGE: AD,
     Action.KEYS_MANAGE: AD,
+    Action.BACKUP_MANAGE: AD,
     Action.AUDIT_READ: AD,
 }
 
