@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from shipyard.security.ratelimit import FailureLimiter
 
+_PRICING_TTL_S = 60.0
+
 if TYPE_CHECKING:
     from jinja2 import Environment
 
+    from shipyard.cost.catalog import ActiveInstance
     from shipyard.registry.registry import ModelRegistry
     from shipyard.security.accounts import Accounts
     from shipyard.track.workspace import Workspace
@@ -36,6 +40,20 @@ class UiContext:
     project: str
     limiter: FailureLimiter = field(default_factory=FailureLimiter)
     _registry: ModelRegistry | None = None
+    _pricing: tuple[ActiveInstance, float] | None = None
+
+    def pricing(self) -> ActiveInstance:
+        """The workspace's active instance and its price, re-read at most once a minute.
+
+        Parsing the price catalog costs more than the rest of a run page; prices change
+        rarely, and a minute's delay shows nowhere but in this page's cost line.
+        """
+        now = time.monotonic()
+        if self._pricing is None or now - self._pricing[1] > _PRICING_TTL_S:
+            from shipyard.cost.catalog import active_instance
+
+            self._pricing = (active_instance(self.workspace.settings), now)
+        return self._pricing[0]
 
     def registry(self) -> ModelRegistry:
         """The model registry, built on first use (model pages only)."""

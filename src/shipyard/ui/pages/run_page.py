@@ -21,6 +21,8 @@ from starlette.routing import Route
 from shipyard.core.errors import ArtifactNotFound, RunNotFound, ShipyardError
 from shipyard.security import audit
 from shipyard.security.permissions import Action
+from shipyard.store.filters import parse_filter
+from shipyard.store.search import count_runs
 from shipyard.ui.charts import bucket_count, dumps, metric_series
 from shipyard.ui.guard import ARTIFACT_CSP
 from shipyard.ui.render import render
@@ -30,9 +32,10 @@ if TYPE_CHECKING:
 
     from shipyard.store.entities import Artifact, Run
     from shipyard.track.workspace import Workspace
+    from shipyard.ui.context import UiContext
 
 MAX_CHARTS = 24
-MAX_CHILDREN = 200
+MAX_CHILDREN = 100
 _PREVIEW_ROWS = 20
 _PREVIEW_BYTES = 1 << 20
 _IMAGES = ("image/png", "image/jpeg", "image/gif", "image/webp")
@@ -43,29 +46,35 @@ def _run(workspace: Workspace, run_id: str) -> Run:
     return workspace.get_run(run_id)
 
 
-def _details(workspace: Workspace, run_id: str) -> dict[str, Any]:
+def _details(ui: UiContext, run_id: str) -> dict[str, Any]:
+    workspace = ui.workspace
     run = _run(workspace, run_id)
     artifacts = workspace.store.list_artifacts(run.run_id)
     children = workspace.search_runs(f"parent_run_id = '{run.run_id}'", limit=MAX_CHILDREN)
+    child_count = len(children)
+    if child_count == MAX_CHILDREN:  # more may exist: say how many
+        child_count = count_runs(
+            workspace.store, parse_filter(f"parent_run_id = '{run.run_id}'"), experiments=None
+        )
     notes = workspace.store.list_notes(run.run_id)
     return {
         "run": run,
         "artifacts": [(a, _kind(a), _preview(workspace, a)) for a in artifacts],
         "children": children,
+        "child_count": child_count,
         "child_metrics": sorted({k for c in children for k in c.metrics})[:6],
         "notes": notes,
-        "cost": _cost(workspace, run),
+        "cost": _cost(ui, run),
         "chart_keys": sorted(run.metrics)[:MAX_CHARTS],
     }
 
 
-def _cost(workspace: Workspace, run: Run) -> str | None:
+def _cost(ui: UiContext, run: Run) -> str | None:
     """The run's cost by the workspace's active instance (cpu_share), if it can be priced."""
     try:
         from shipyard.cost.attribution import run_cost
-        from shipyard.cost.catalog import active_instance
 
-        cost = run_cost(run.resources, active_instance(workspace.settings))
+        cost = run_cost(run.resources, ui.pricing())
     except ShipyardError:
         return None
     if not cost.measured:
@@ -106,9 +115,10 @@ def _preview(workspace: Workspace, artifact: Artifact) -> Any:
 
 async def run_page(request: Request) -> Response:
     """The run's page."""
-    workspace = request.app.state.ui.workspace
     try:
-        details = await run_in_threadpool(_details, workspace, request.path_params["run_id"])
+        details = await run_in_threadpool(
+            _details, request.app.state.ui, request.path_params["run_id"]
+        )
     except RunNotFound as e:
         return render(request, "error.html", status_code=404, message=str(e))
     return render(request, "run.html", **details)
