@@ -8,8 +8,8 @@ client; a signed-in admin session, so the guard, session and permission check ar
 
 - ``ui_runs_list``: the runs list's table fragment, page 100 of 200 (``OFFSET 4,950``), the
   default columns, with the page count (one ``COUNT`` of the same filter);
-- ``ui_run_page``: the page of the long run (params, tags, latest metrics, artifacts, children,
-  notes, cost);
+- ``ui_run_page``: the page of the long run (params, tags, latest metrics, artifacts, its
+  newest 100 of 9,999 children and their count, notes, cost);
 - ``ui_metric_chart``: the 100,000-point metric as JSON, cut to 1,000 min/max buckets in SQL.
 
 Each is timed ``--requests`` times; the figure is the p95. The target is absolute (issue 18):
@@ -136,10 +136,11 @@ def floors(db: Path, long_id: str) -> dict[str, Callable[[], object]]:
         children = [
             r[0]
             for r in connection.execute(
-                "SELECT run_id FROM runs WHERE parent_run_id = ? ORDER BY start_ms DESC LIMIT 200",
+                "SELECT run_id FROM runs WHERE parent_run_id = ? ORDER BY start_ms DESC LIMIT 100",
                 (long_id,),
             )
         ]
+        connection.execute("SELECT count(*) FROM runs WHERE parent_run_id = ?", (long_id,))
         marks = ",".join("?" * len(children))
         for table in ("runs", "params", "tags", "latest_metrics"):
             connection.execute(
