@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test check lint format typecheck layers bench clean help haproxy
+.PHONY: demo test check lint format typecheck layers bench clean help chromium haproxy
 
 help:  ## Show the targets.
 	@grep -E '^[a-z]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -35,13 +35,19 @@ check: $(STAMP)  ## Lint, format check, types and layering.
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The browser tests drive Debian's chromium (never a downloaded browser); installed only when
+# missing. Without it (no root, no network) they skip, or fail under SHIPYARD_REQUIRE_SERVICES=1.
+chromium:  ## Install Debian's chromium for the UI's browser tests, if it is missing.
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium) \
+		|| echo "could not install chromium: the browser tests will skip"
+
 # The failover tests (tests/integration/test_replicas.py) run a real HAProxy from Debian's
 # package; installed only when missing (they skip without it unless SHIPYARD_REQUIRE_SERVICES=1).
 haproxy:
 	@command -v haproxy >/dev/null 2>&1 || apt-get install -y -q haproxy >/dev/null \
 		|| echo "haproxy could not be installed: the failover tests will skip"
 
-test: check haproxy  ## Checks, then the whole test suite (slow tests included).
+test: check chromium haproxy  ## Checks, then the whole test suite (slow tests included).
 	$(BIN)/pytest -q -n auto
 
 # Quick sizes (~4 min on 2 cores; pipeline at 1M rows, under a minute: its per-process start-up
@@ -59,6 +65,7 @@ bench: $(STAMP)  ## Run every benchmark at a quick size (prints RESULT lines).
 	$(BIN)/python benchmarks/bundle_bomb.py
 	$(BIN)/python benchmarks/streaming.py --events 20000 --seconds 3
 	$(BIN)/python benchmarks/quality.py --only digits,mixed
+	$(BIN)/python benchmarks/ui.py --runs 2000 --points 200000 --requests 20
 	$(BIN)/python benchmarks/backup.py --metrics 200000 --blobs 40 --repeat 3
 
 format: $(STAMP)  ## Format and fix what ruff can.

@@ -118,6 +118,24 @@ BAD_URIS: list[str] = [
     "dict://localhost:11211/stat",
 ]
 
+
+#: Script-injection payloads for every place a user-supplied string is shown (the web UI's
+#: run names, params, tags, notes, descriptions): each must come back escaped, never run.
+XSS_PAYLOADS: list[str] = [
+    "<script>window.__xss=1</script>",
+    "<img src=x onerror=window.__xss=1>",
+    "<svg onload=window.__xss=1>",
+    '"><script>window.__xss=1</script>',
+    "'><img src=x onerror=window.__xss=1>",
+    "javascript:window.__xss=1",
+    "<iframe src=javascript:window.__xss=1>",
+    "{{7*7}}",  # template injection: must show as typed, not 49
+    "</textarea><script>window.__xss=1</script>",
+    '<a href="javascript:window.__xss=1">x</a>',
+    "<style>body{display:none}</style>",
+    "&lt;script&gt;window.__xss=1&lt;/script&gt;",
+]
+
 #: Request bodies an HTTP API must refuse with a precise 4xx, never a 500 (RELIABILITY.md "HTTP
 #: bodies"): (content type, raw bytes). An object of unknown fields may still be a valid search.
 BAD_BODIES: list[tuple[str, bytes]] = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,6 +73,7 @@ def test_make_demo_from_a_fresh_clone_carries_a_model_through_its_life(tmp_path:
     assert "600 labels matched" in out
     assert "(conserved)" in out
     assert "the lifecycle in" in out
+    assert re.search(r"web UI: shipyard -C \S+ ui, .* token .*: sy_[0-9a-f]{12}_", out)
     if os.environ.get("SHIPYARD_REQUIRE_SERVICES") == "1" or "skipped: no Redis" not in out:
         assert "2,000 predictions for 2,000 distinct events (none lost, none doubled)" in out
         assert "SIGTERM drained and exited 0" in out

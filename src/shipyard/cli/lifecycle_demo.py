@@ -230,7 +230,30 @@ def run_lifecycle(workspace_root: Path) -> DemoSummary:
 
         stream_scene(root, summary)
     _print_summary(summary, root, time.monotonic() - started)
+    _ui_token(root)
     return summary
+
+
+def _ui_token(root: Path) -> None:
+    """End with the web UI: its address and a token to sign in to the demo project with."""
+    from shipyard.core.project_file import read_project_name
+    from shipyard.security.accounts import Accounts
+    from shipyard.security.audit_chain import security_store
+    from shipyard.track.workspace import Workspace
+
+    project = read_project_name(root / "shipyard.yaml")
+    with Workspace.open(root) as workspace:
+        accounts = Accounts(security_store(workspace.settings, workspace.store))
+        me = demo_operator()
+        accounts.ensure_user(me, "demo-ui")
+        accounts.grant(me, "demo-ui", "admin", project)
+        token = accounts.create_token(me, "demo-ui", expires_in_days=7)
+    console.print(
+        f"web UI: shipyard -C {escape(str(root))} ui, then open http://127.0.0.1:8080/ "
+        f"and sign in with this token (admin of {escape(project)}, 7 days): {token.text}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _write_card(registry: Any, root: Path) -> Path:

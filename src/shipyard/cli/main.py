@@ -76,6 +76,7 @@ _COMMANDS: dict[str, _Entry] = {
     "serve": _command("serve", "serve"),
     "predict": _command("serve", "predict"),
     "export": _command("serve", "export"),
+    "ui": _command("ui", "ui"),
     "deploy": _group("serve", "deploy_app"),
     "tracking-server": _command("tracking", "tracking_server"),
     "loadtest": _command("loadtest", "loadtest"),

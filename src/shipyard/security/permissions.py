@@ -147,6 +147,38 @@ HTTP_ROUTES: dict[tuple[str, str], Action | str] = {
     ("GET", "/activity"): Action.WORKSPACE_READ,
 }
 
+#: (method, route template) of the web UI (``shipyard ui``) -> its action, or ``PUBLIC`` (the
+#: sign-in page, static files and the health probe). The UI's guard denies a route missing
+#: here, and a test fails on any UI route without an entry. A page's write controls are only
+#: rendered for identities the write's own action allows.
+UI_ROUTES: dict[tuple[str, str], Action | str] = {
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/static/{path:path}"): PUBLIC,
+    ("GET", "/login"): PUBLIC,
+    ("POST", "/login"): PUBLIC,  # CSRF-checked like every POST
+    ("POST", "/logout"): Action.WORKSPACE_READ,
+    ("GET", "/"): Action.WORKSPACE_READ,
+    ("GET", "/experiments"): Action.RUNS_READ,
+    ("GET", "/runs"): Action.RUNS_READ,
+    ("GET", "/runs/table"): Action.RUNS_READ,
+    ("GET", "/runs/{run_id}"): Action.RUNS_READ,
+    ("GET", "/runs/{run_id}/metric"): Action.RUNS_READ,
+    ("GET", "/runs/{run_id}/artifacts/{name:path}"): Action.RUNS_READ,
+    ("POST", "/runs/{run_id}/notes"): Action.RUNS_WRITE,
+    ("GET", "/compare"): Action.RUNS_READ,
+    ("GET", "/compare/metric"): Action.RUNS_READ,
+    ("GET", "/datasets"): Action.DATA_METADATA,
+    ("GET", "/datasets/{name}"): Action.DATA_METADATA,
+    ("GET", "/models"): Action.MODELS_READ,
+    ("GET", "/models/{name}"): Action.MODELS_READ,
+    ("GET", "/models/{name}/compare"): Action.MODELS_READ,
+    ("GET", "/models/{name}/{version:int}/card"): Action.REPORTS_READ,
+    ("GET", "/monitoring"): Action.REPORTS_READ,
+    ("GET", "/cost"): Action.COST_READ,
+    ("GET", "/reviews"): Action.MODELS_READ,
+    ("GET", "/audit"): Action.AUDIT_READ,
+}
+
 #: The MLflow tracking API (``serve.mlflow``): (method, path after ``/api/2.0/mlflow``) ->
 #: its action. Each is served under ``/api/2.0/mlflow`` and ``/ajax-api/2.0/mlflow``.
 MLFLOW_ROUTES: dict[tuple[str, str], Action] = {
@@ -274,6 +306,7 @@ CLI_COMMANDS: dict[str, Action] = {
     "stream status": Action.SERVE_READ,
     "stream dead-letters": Action.DATA_READ,  # raw event payloads
     "stream replay": Action.SERVE_DEPLOY,
+    "ui": Action.WORKSPACE_READ,  # each page then checks its own reader (UI_ROUTES)
 }
 
 
@@ -328,6 +361,12 @@ def route_action(method: str, path: str) -> Action | str | None:
     """The action of a server route (``HEAD`` counts as ``GET``), or None when unmapped."""
     method = "GET" if method.upper() == "HEAD" else method.upper()
     return HTTP_ROUTES.get((method, path))
+
+
+def ui_route_action(method: str, path: str) -> Action | str | None:
+    """The action of a web UI route (``HEAD`` counts as ``GET``), or None when unmapped."""
+    method = "GET" if method.upper() == "HEAD" else method.upper()
+    return UI_ROUTES.get((method, path))
 
 
 def command_action(command: str) -> Action | None:

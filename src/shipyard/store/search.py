@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from shipyard.store.filters import Expr, OrderKey
+    from shipyard.store.sql import SqlStore
 
 _ATTRIBUTES: dict[str, Any] = {
     "run_id": RunRow.run_id,
@@ -54,16 +55,14 @@ def search_runs(
     experiments: Sequence[str] | None,
     order_by: Sequence[OrderKey],
     limit: int | None,
+    offset: int = 0,
 ) -> list[Run]:
-    """Return the runs matching ``where``, ordered, with params, tags and latest metrics."""
-    dialect = engine.dialect.name
-    query = sa.select(RunRow.run_id).join(
-        ExperimentRow, ExperimentRow.experiment_id == RunRow.experiment_id
-    )
-    if experiments:
-        query = query.where(ExperimentRow.name.in_(list(experiments)))
-    if where is not None:
-        query = query.where(_compile(where, dialect))
+    """Return the runs matching ``where``, ordered, with params, tags and latest metrics.
+
+    ``offset`` skips that many runs of the ordered result (the web UI's pages): the order
+    always ends on the run id, so pages never overlap or skip a run.
+    """
+    query = _matching(engine, sa.select(RunRow.run_id), where, experiments)
     for key in order_by:
         column = _order_column(key.field)
         query = query.order_by(
@@ -72,9 +71,35 @@ def search_runs(
     query = query.order_by(RunRow.start_ms.desc(), RunRow.run_id)
     if limit is not None:
         query = query.limit(limit)
+    if offset:
+        query = query.offset(offset)
     with engine.connect() as connection:
         run_ids = list(connection.execute(query).scalars())
     return load_runs(engine, run_ids)
+
+
+def count_runs(store: SqlStore, where: Expr | None, *, experiments: Sequence[str] | None) -> int:
+    """How many runs match ``where`` (the web UI's page count), with the same SQL filter."""
+    engine = store.engine
+    query = _matching(engine, sa.select(sa.func.count(RunRow.run_id)), where, experiments)
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())
+
+
+def _matching(
+    engine: sa.Engine,
+    query: sa.Select[Any],
+    where: Expr | None,
+    experiments: Sequence[str] | None,
+) -> sa.Select[Any]:
+    query = query.select_from(RunRow).join(
+        ExperimentRow, ExperimentRow.experiment_id == RunRow.experiment_id
+    )
+    if experiments:
+        query = query.where(ExperimentRow.name.in_(list(experiments)))
+    if where is not None:
+        query = query.where(_compile(where, engine.dialect.name))
+    return query
 
 
 def load_runs(engine: sa.Engine, run_ids: Sequence[str]) -> list[Run]:

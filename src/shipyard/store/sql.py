@@ -274,10 +274,16 @@ class SqlStore:
         experiments: Sequence[str] | None,
         order_by: Sequence[OrderKey],
         limit: int | None,
+        offset: int = 0,
     ) -> list[Run]:
         """Return runs matching a parsed filter, in order, at most ``limit`` of them."""
         return run_search.search_runs(
-            self.engine, where, experiments=experiments, order_by=order_by, limit=limit
+            self.engine,
+            where,
+            experiments=experiments,
+            order_by=order_by,
+            limit=limit,
+            offset=offset,
         )
 
     def _require_running(self, connection: sa.Connection, run_id: str) -> None:
