@@ -161,9 +161,10 @@ BAD_BODIES: list[tuple[str, bytes]] = [
     ("", b'{"name": "x"}'),
 ]
 
-# Markup that must never run when a user-supplied string is shown in a page (comments, names,
-# reasons): each is rendered or escaped and then checked for live tags, handlers and URLs.
-XSS_PAYLOADS: list[str] = [
+# Markdown and markup that must never run when a comment body is rendered (comments, reasons):
+# each is rendered and then checked for live tags, handlers and URLs (``live_markup``).
+# ``XSS_PAYLOADS`` above are plain strings that pages must show escaped, as typed.
+MARKDOWN_XSS_PAYLOADS: list[str] = [
     "<script>alert(1)</script>",
     "<img src=x onerror=alert(1)>",
     "<svg/onload=alert(1)>",
@@ -188,7 +189,7 @@ XSS_PAYLOADS: list[str] = [
 def live_markup(html: str) -> list[str]:
     """What in ``html`` could run: live tags, event handlers inside tags, unsafe link targets.
 
-    Empty when a payload of ``XSS_PAYLOADS`` was rendered inert (escaped text is fine).
+    Empty when a payload of ``MARKDOWN_XSS_PAYLOADS`` was rendered inert (escaped text is fine).
     """
     import re
 

@@ -26,7 +26,7 @@ from shipyard.serve.runtime import Runtime
 from shipyard.serve.server import teamwork_of
 from shipyard.serve.traffic import DeploySpec
 from shipyard.track.workspace import Workspace
-from tests.corpus import XSS_PAYLOADS, live_markup
+from tests.corpus import MARKDOWN_XSS_PAYLOADS, live_markup
 from tests.identities import OPERATOR
 from tests.servers import running
 from tests.unit.registry.bundles import bundle_bytes, held_out
@@ -140,7 +140,7 @@ def test_comments_with_xss_come_back_raw_and_rendered_safe(
             headers=who["vic"],
         )
         assert denied.status_code == 403
-        for payload in XSS_PAYLOADS[:6]:
+        for payload in MARKDOWN_XSS_PAYLOADS[:6]:
             made = http.post(
                 "/comments",
                 json={"kind": "model", "target": "cancer:1", "body": f"@bob {payload}"},
@@ -151,7 +151,7 @@ def test_comments_with_xss_come_back_raw_and_rendered_safe(
         listed = http.get(
             "/comments", params={"kind": "model", "target": "cancer:1"}, headers=who["vic"]
         ).json()["comments"]
-        assert [c["body"] for c in listed] == [f"@bob {p}" for p in XSS_PAYLOADS[:6]]
+        assert [c["body"] for c in listed] == [f"@bob {p}" for p in MARKDOWN_XSS_PAYLOADS[:6]]
         for c in listed:
             assert live_markup(c["html"]) == [], c["html"]
         items = http.get("/activity", headers=who["vic"]).json()["items"]

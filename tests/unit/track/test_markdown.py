@@ -6,10 +6,10 @@ import pytest
 
 from shipyard.track.comments import find_mentions
 from shipyard.track.markdown import render_markdown
-from tests.corpus import XSS_PAYLOADS, live_markup
+from tests.corpus import MARKDOWN_XSS_PAYLOADS, live_markup
 
 
-@pytest.mark.parametrize("payload", XSS_PAYLOADS)
+@pytest.mark.parametrize("payload", MARKDOWN_XSS_PAYLOADS)
 def test_no_payload_comes_out_live(payload: str) -> None:
     html = render_markdown(payload)
     assert live_markup(html) == [], html
