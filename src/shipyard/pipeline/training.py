@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shipyard.core.errors import PermissionDenied
+from shipyard.core.executor import executor_for
 from shipyard.cost.budget import trial_budget
 from shipyard.data.datasets import get_dataset, read_dataset, write_dataset
 from shipyard.pipeline.stage import StageContext, execute
@@ -143,7 +144,18 @@ class TrainStage:
             if budget
             else None
         )
-        result = train(spec, frame, run=run, on_trial=self.on_trial, cost_budget=cost_budget)
+        executor = executor_for(workspace.settings.executor)
+        try:
+            result = train(
+                spec,
+                frame,
+                run=run,
+                on_trial=self.on_trial,
+                cost_budget=cost_budget,
+                executor=executor,
+            )
+        finally:
+            executor.close()
         if fitted := cleaning.fitted_cleaning(result.model):  # clean's values, training rows
             run.log_artifact(json.dumps(fitted, sort_keys=True).encode(), name="cleaning.json")
         test = write_dataset(
