@@ -1,0 +1,150 @@
+"""The ``ray`` executor against a real two-node Ray cluster: same seed, same results as local.
+
+The cluster (``tests/ray_cluster.py``) is started once per session, by the first test here,
+with one CPU per node; the data is tiny so the whole module stays within seconds of Ray's own
+start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+
+import polars as pl
+import psutil
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from shipyard.core.executor import Executor, LocalExecutor, executor_for
+from shipyard.core.settings import ExecutorSettings
+from shipyard.store.entities import RunStatus
+from shipyard.track.workspace import Workspace
+from shipyard.train.spec import EstimatorSpec, TrainSpec
+from shipyard.train.trainer import train
+from tests.ray_cluster import shared_cluster, wait_for_nodes
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The address of the session's two-node cluster, with this process connected to it."""
+    root = tmp_path_factory.getbasetemp().parent / "ray-cluster"
+    with shared_cluster(root) as address:
+        import ray
+
+        executor_for(ExecutorSettings(kind="ray", address=address))
+        wait_for_nodes(ray, 2)
+        try:
+            yield address
+        finally:
+            ray.shutdown()
+
+
+def _ray(address: str, **options: object) -> Executor:
+    return executor_for(
+        ExecutorSettings.model_validate({"kind": "ray", "address": address, **options})
+    )
+
+
+def _cancer(rows: int = 240) -> pl.DataFrame:
+    frame = load_breast_cancer(as_frame=True).frame
+    frame.columns = [c.replace(" ", "_") for c in frame.columns]
+    return pl.from_pandas(frame).head(rows)
+
+
+def _spec(estimator: EstimatorSpec, trials: int, **extra: object) -> TrainSpec:
+    return TrainSpec.model_validate(
+        {
+            "target": "target",
+            "estimators": [estimator],
+            "tuning": {"trials": trials, "sampler": "random"},
+            "cv": {"folds": 3},
+            "bootstrap_resamples": 20,
+            "explain": False,
+            "plots": False,
+            **extra,
+        }
+    )
+
+
+LOGISTIC = EstimatorSpec(name="logistic", space={"C": {"low": 0.01, "high": 10.0, "log": True}})
+
+
+def _children(workspace: Workspace, parent: str) -> dict[str, object]:
+    runs = workspace.search_runs(f"parent_run_id = '{parent}'", limit=None)
+    return {r.name: r for r in runs}
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_tuning_and_nested_cv_on_ray_match_local(workspace: Workspace, ray_address: str) -> None:
+    spec = _spec(LOGISTIC, trials=4, cv={"folds": 3, "nested": True, "outer_folds": 2})
+    frame = _cancer()
+    results, children = {}, {}
+    for name, executor in (("local", LocalExecutor()), ("ray", _ray(ray_address))):
+        with workspace.start_run(name=f"train-{name}") as run:
+            results[name] = train(spec, frame, run=run, executor=executor)
+        children[name] = _children(workspace, run.run_id)
+    local, remote = results["local"], results["ray"]
+    assert remote.tuning.best.number == local.tuning.best.number
+    assert remote.tuning.best.params == local.tuning.best.params
+    assert [t.fold_scores for t in remote.tuning.trials] == [
+        t.fold_scores for t in local.tuning.trials
+    ]
+    assert remote.scores == local.scores  # same model, same test rows: identical metrics
+    assert remote.nested == local.nested
+    # Child runs: the same names, params, metric names and values, recorded by the driver.
+    assert children["ray"].keys() == children["local"].keys() == {f"trial-{i}" for i in range(4)}
+    for name, child in children["ray"].items():
+        twin = children["local"][name]
+        assert child.status == twin.status == RunStatus.FINISHED  # type: ignore[attr-defined]
+        assert child.params == twin.params  # type: ignore[attr-defined]
+        assert child.tags == twin.tags  # type: ignore[attr-defined]
+        assert child.metrics.keys() == twin.metrics.keys()  # type: ignore[attr-defined]
+        assert child.metrics["cv_roc_auc"] == twin.metrics["cv_roc_auc"]  # type: ignore[attr-defined]
+
+
+def _kill_first_task_worker(stop: threading.Event, killed: list[int]) -> None:
+    """SIGKILL the first Ray worker seen running a task (its title is ``ray::_run_item``)."""
+    while not stop.is_set():
+        for process in psutil.process_iter(["cmdline"]):
+            cmdline = process.info["cmdline"] or []
+            if cmdline and cmdline[0].startswith("ray::_run_item"):
+                os.kill(process.pid, signal.SIGKILL)
+                killed.append(process.pid)
+                return
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_a_worker_killed_mid_trial_fails_that_trial_and_the_study_completes(
+    workspace: Workspace, ray_address: str
+) -> None:
+    forest = EstimatorSpec(
+        name="random_forest",
+        params={"n_estimators": 60},
+        space={"max_depth": {"low": 2, "high": 6}},
+    )
+    spec = _spec(forest, trials=3)
+    executor = _ray(ray_address, max_retries=0, in_flight=1)
+    stop, killed = threading.Event(), []
+    killer = threading.Thread(target=_kill_first_task_worker, args=(stop, killed), daemon=True)
+    killer.start()
+    try:
+        with workspace.start_run(name="train") as run:
+            result = train(spec, _cancer(), run=run, executor=executor)
+    finally:
+        stop.set()
+        killer.join(timeout=30)
+    assert killed, "no Ray worker was seen running a trial"
+    states = [t.state for t in result.tuning.trials]
+    assert len(states) == 3
+    assert states.count("failed") == 1
+    assert states.count("complete") == 2
+    assert result.scores["test"] is not None  # the study went on and a model was fitted
+    failed = [c for c in _children(workspace, run.run_id).values() if c.status == RunStatus.FAILED]  # type: ignore[attr-defined]
+    assert len(failed) == 1
+    assert "Worker" in (failed[0].error or "")  # type: ignore[attr-defined]
