@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import polars as pl
 import psutil
@@ -148,3 +149,40 @@ def test_a_worker_killed_mid_trial_fails_that_trial_and_the_study_completes(
     failed = [c for c in _children(workspace, run.run_id).values() if c.status == RunStatus.FAILED]  # type: ignore[attr-defined]
     assert len(failed) == 1
     assert "Worker" in (failed[0].error or "")  # type: ignore[attr-defined]
+
+
+def test_batch_scoring_in_partitions_on_ray_writes_what_local_writes(
+    tmp_path: Path, ray_address: str
+) -> None:
+    from shipyard.serve.batch import score_file
+    from shipyard.serve.batch_partitions import score_file_on
+    from tests.unit.serve.conftest import make_bundle
+
+    bundle = make_bundle(tmp_path)
+    data = next(tmp_path.glob("*.shipyard")).read_bytes()
+    n = 1000
+    frame = pl.DataFrame(
+        {
+            "tenure": [float(i % 60) for i in range(n)],
+            "charges": [None if i == 20 else 50.0 + i % 7 for i in range(n)],
+            "plan": [
+                "gold" if i in (10, 700) else ["basic", "plus", "pro"][i % 3] for i in range(n)
+            ],
+        }
+    )
+    source = tmp_path / "in.csv"
+    frame.write_csv(source)
+    local = score_file(bundle, source, tmp_path / "local.parquet", chunk_rows=128)
+    remote = score_file_on(
+        _ray(ray_address), data, bundle.sha256, source, tmp_path / "ray.parquet", chunk_rows=128
+    )
+    assert (remote.rows_in, remote.rows_scored, remote.rows_rejected) == (n, n - 3, 3)
+    assert (local.rows_in, local.rows_scored, local.rows_rejected, local.chunks) == (
+        remote.rows_in, remote.rows_scored, remote.rows_rejected, remote.chunks,
+    )  # fmt: skip
+    assert remote.conserved
+    assert pl.read_parquet(remote.output).equals(pl.read_parquet(local.output))
+    assert remote.rejects is not None
+    assert local.rejects is not None
+    assert remote.rejects.read_bytes() == local.rejects.read_bytes()
+    assert not list(tmp_path.glob("*.partial"))

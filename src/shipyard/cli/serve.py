@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from shipyard.cli.access import TOKEN_ENV, project_name
 from shipyard.cli.context import console, open_workspace
+from shipyard.cli.executors import ExecutorOption, RayAddressOption, choose_executor
 from shipyard.cli.project import project_dir
 from shipyard.core.errors import InvalidArgument
 
@@ -129,6 +130,8 @@ def predict(
             "manifest (input_policy.unseen_categories)."
         ),
     ] = None,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Score a large file in chunks; rows that cannot be scored go to a reject file with reasons."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -138,8 +141,14 @@ def predict(
 
     if unseen not in (None, "error", "unknown"):
         raise InvalidArgument("--unseen is error or unknown")
+    choose_executor(executor, ray_address)
     with open_workspace(ctx) as workspace:
-        bundle = ModelRegistry.for_workspace(workspace).load(ref)
+        registry = ModelRegistry.for_workspace(workspace)
+        bundle = registry.load(ref)
+        settings = workspace.settings.executor
+        bundle_bytes = None
+        if settings.kind != "local":  # workers read the verified bytes, not the store
+            bundle_bytes = registry.blobs.get_bytes(bundle.sha256)
     with Progress(
         TextColumn("scoring"),
         BarColumn(),
@@ -148,14 +157,29 @@ def predict(
         console=console,
     ) as progress:
         task = progress.add_task("score", total=None)
-        report = score_file(
-            bundle,
-            source,
-            output,
-            chunk_rows=chunk_rows,
-            unseen=unseen,
-            on_chunk=lambda n: progress.advance(task, n),
-        )
+        if bundle_bytes is None:
+            report = score_file(
+                bundle,
+                source,
+                output,
+                chunk_rows=chunk_rows,
+                unseen=unseen,
+                on_chunk=lambda n: progress.advance(task, n),
+            )
+        else:
+            from shipyard.core.executor import executor_for
+            from shipyard.serve.batch_partitions import score_file_on
+
+            report = score_file_on(
+                executor_for(settings),
+                bundle_bytes,
+                bundle.sha256,
+                source,
+                output,
+                chunk_rows=chunk_rows,
+                unseen=unseen,
+                on_chunk=lambda n: progress.advance(task, n),
+            )
     console.print(
         f"{report.rows_in:,} rows: {report.rows_scored:,} scored into "
         f"{escape(str(report.output))}, "
@@ -165,18 +189,31 @@ def predict(
 
 
 def export(
-    ref: Annotated[str, typer.Argument(help="model@alias.")],
-    to: Annotated[str, typer.Option("--to", help="docker or kubernetes.")] = "docker",
+    ref: Annotated[
+        str | None, typer.Argument(help="model@alias (not needed for --to kuberay).")
+    ] = None,
+    to: Annotated[str, typer.Option("--to", help="docker, kubernetes or kuberay.")] = "docker",
     out: Annotated[Path, typer.Option(help="Folder to write into.")] = Path("deploy"),
     image: Annotated[
         str, typer.Option(help="Container image for Kubernetes.")
     ] = "shipyard-model:latest",
     replicas: Annotated[int, typer.Option(min=1, help="Minimum replicas.")] = 2,
 ) -> None:
-    """Write a Dockerfile or Kubernetes manifests (Deployment with probes, Service, HPA)."""
+    """Write a Dockerfile, Kubernetes manifests, or a KubeRay RayCluster (the executor's)."""
     from shipyard.serve.export import dockerfile, kubernetes, kubernetes_yaml
     from shipyard.serve.server import deploy_from_refs
 
+    if to == "kuberay":
+        from shipyard.core.settings import load_settings
+        from shipyard.serve.kuberay import raycluster
+
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "raycluster.yaml"
+        path.write_text(kubernetes_yaml([raycluster(load_settings().executor)]))
+        console.print(f"wrote {escape(str(path))}")
+        return
+    if ref is None:
+        raise InvalidArgument(f"export --to {to} needs a model@alias")
     deploy_from_refs([ref])  # a name@alias of valid names: it is written into the files
     out.mkdir(parents=True, exist_ok=True)
     if to == "docker":
@@ -186,7 +223,7 @@ def export(
         path = out / "kubernetes.yaml"
         path.write_text(kubernetes_yaml(kubernetes(ref, image=image, replicas=replicas)))
     else:
-        raise InvalidArgument("--to is docker or kubernetes")
+        raise InvalidArgument("--to is docker, kubernetes or kuberay")
     console.print(f"wrote {escape(str(path))}")
 
 
