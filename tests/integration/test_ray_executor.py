@@ -8,6 +8,7 @@ start-up.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 import time
@@ -186,3 +187,60 @@ def test_batch_scoring_in_partitions_on_ray_writes_what_local_writes(
     assert local.rejects is not None
     assert remote.rejects.read_bytes() == local.rejects.read_bytes()
     assert not list(tmp_path.glob("*.partial"))
+
+
+PROJECT = """
+name: shop
+sources:
+  orders:
+    uri: orders-*.csv
+    harmonize: {cast: {order_id: int64, amount: float64}}
+contract:
+  policy: quarantine
+  columns:
+    order_id: {type: int64, nullable: false}
+    amount: {type: float64, min: 0}
+"""
+
+
+def test_ingest_of_many_files_on_ray_gives_the_same_datasets(
+    tmp_path: Path, ray_address: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shipyard.data.datasets import list_datasets
+    from shipyard.pipeline.project import load_project
+    from shipyard.pipeline.runner import run_pipeline
+    from tests.identities import OPERATOR
+
+    (tmp_path / "shipyard.yaml").write_text(PROJECT)
+    for f in range(4):
+        lines = ["order_id,amount,note"]
+        lines += [f"{f * 100 + i},{(i % 9) - 1},n{i}" for i in range(40)]  # amount -1: quarantined
+        lines += [f"{f * 100 + 99},7,too,many"]  # wrong field count: rejected
+        (tmp_path / f"orders-{f}.csv").write_text("\n".join(lines) + "\n")
+
+    def run() -> tuple[dict[str, str], list[tuple[str, int, int, int]]]:
+        with Workspace.open(tmp_path) as workspace:
+            report = run_pipeline(workspace, load_project(tmp_path), actor=OPERATOR)
+            versions = {v.name: v.dataset_id for v in list_datasets(workspace)}
+        assert report.conserved
+        counts = [(s.name, s.rows_in, s.rows_out, s.rows_quarantined) for s in report.stages]
+        return versions, counts
+
+    local = run()
+    shutil.rmtree(tmp_path / ".shipyard")
+    monkeypatch.setenv("SHIPYARD_EXECUTOR__KIND", "ray")
+    monkeypatch.setenv("SHIPYARD_EXECUTOR__ADDRESS", ray_address)
+    from shipyard.data.connectors import csv_parallel
+
+    calls = []
+    read_files_on = csv_parallel.read_files_on
+
+    def spy(executor: Executor, connector: object) -> object:
+        calls.append(executor.name)
+        return read_files_on(executor, connector)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(csv_parallel, "read_files_on", spy)
+    remote = run()
+    assert calls == ["ray"]  # one task per file went through the cluster
+    assert remote == local
+    assert local[1][0] == ("ingest:orders", 164, 160, 4)
