@@ -29,6 +29,7 @@ from shipyard.registry.packaging import write_training_bundle
 from shipyard.registry.registry import ModelRegistry
 from shipyard.track.environment import code_version
 from shipyard.train import cleaning
+from shipyard.train.resume import RESUMED_FROM, interrupted_search, stored_trials
 from shipyard.train.trainer import train
 
 if TYPE_CHECKING:
@@ -129,7 +130,8 @@ class TrainStage:
             PermissionDenied: ``actor`` may not register models (when the spec registers one).
         """
         workspace, run, spec, version = context.workspace, context.run, self.spec, self.dataset
-        run.set_tags({"kind": "train", "train_key": training_key(version.dataset_id, context.key)})
+        key = training_key(version.dataset_id, context.key)
+        run.set_tags({"kind": "train", "train_key": key})
         frame = read_dataset(workspace, version).collect()
         # After the cache check: a reused model spends nothing, so a spent budget cannot stop it.
         budget = self.budget
@@ -144,6 +146,12 @@ class TrainStage:
             if budget
             else None
         )
+        # A search whose driver died resumes from its stored trials (train.resume).
+        previous: list[TrialOutcome] = []
+        interrupted = interrupted_search(workspace, key, run.run_id)
+        if interrupted is not None and (previous := stored_trials(workspace, interrupted)):
+            run.set_tag(RESUMED_FROM, interrupted)
+            run.add_note(f"tuning resumed {len(previous)} trial(s) of run {interrupted}")
         executor = executor_for(workspace.settings.executor)
         try:
             result = train(
@@ -153,6 +161,7 @@ class TrainStage:
                 on_trial=self.on_trial,
                 cost_budget=cost_budget,
                 executor=executor,
+                previous=previous,
             )
         finally:
             executor.close()

@@ -38,7 +38,7 @@ from shipyard.train.suspects import find_suspects, near_perfect_warning
 from shipyard.train.tuning import TrialOutcome, TuningResult, check_search, tune
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
 
     from shipyard.core.executor import Executor
     from shipyard.cost.budget import TrialBudget
@@ -111,6 +111,7 @@ def train(
     on_trial: Callable[[TrialOutcome], None] | None = None,
     cost_budget: TrialBudget | None = None,
     executor: Executor | None = None,
+    previous: Sequence[TrialOutcome] = (),
 ) -> TrainResult:
     """Train, tune and evaluate the model ``spec`` describes on ``frame``.
 
@@ -121,6 +122,7 @@ def train(
         on_trial: Called after each trial (progress display).
         cost_budget: CPU time tuning may spend (``shipyard.cost.budget.trial_budget``).
         executor: Where trials and outer CV folds run (``None``: in this process).
+        previous: Trials of an interrupted run of this training, resumed (``train.resume``).
 
     Raises:
         InvalidData: The data cannot support the spec (missing columns, one class, too few
@@ -149,7 +151,7 @@ def train(
     with single_threaded_quiet_fits():
         out = _train(
             spec, task, metric, columns, labelled, x, y, classes, split, dropped, run, on_trial,
-            cost_budget, executor,
+            cost_budget, executor, previous,
         )  # fmt: skip
     out.dropped_columns = dropped_columns
     out.warnings = [
@@ -180,6 +182,7 @@ def _train(
     on_trial: Callable[[TrialOutcome], None] | None,
     cost_budget: TrialBudget | None = None,
     executor: Executor | None = None,
+    previous: Sequence[TrialOutcome] = (),
 ) -> TrainResult:
     n_classes = 0 if classes is None else len(classes)
     x_train, y_train = x.iloc[split.train], y[split.train]
@@ -201,6 +204,7 @@ def _train(
             on_trial=on_trial,
             cost_budget=cost_budget,
             executor=executor,
+            previous=previous,
         )
     else:
         result = _single_candidate(spec, metric, on_trial)

@@ -30,6 +30,7 @@ from shipyard.train.distributed_tuning import optimize_on
 from shipyard.train.estimators import estimator_kind
 from shipyard.train.fitting import Candidate
 from shipyard.train.metrics import greater_is_better
+from shipyard.train.resume import seed_study
 from shipyard.train.search import default_trial_params, gain_inside_noise, price_of_search
 from shipyard.train.space import Param, grid_values, parse_space, suggest
 from shipyard.train.trial_records import TrialRecorder
@@ -153,12 +154,14 @@ def tune(
     on_trial: Callable[[TrialOutcome], None] | None = None,
     cost_budget: TrialBudget | None = None,
     executor: Executor | None = None,
+    previous: Sequence[TrialOutcome] = (),
 ) -> TuningResult:
     """Search the spec's estimators and spaces; return the best trial by CV score.
 
     ``cost_budget`` is the CPU time the search may spend; trials stop starting before it is
     overrun (see the module docstring). ``executor`` other than ``local`` runs the trials as
-    its tasks, asked and told by this process (``train.distributed_tuning``).
+    its tasks, asked and told by this process (``train.distributed_tuning``). ``previous``:
+    trials of an interrupted run of this search, resumed (``train.resume``).
 
     Raises:
         InvalidArgument: A bad space (e.g. a float range with the grid sampler).
@@ -211,14 +214,19 @@ def tune(
                 break
             study = optuna.create_study(
                 directions=directions,
-                sampler=_sampler(spec, grid),
+                sampler=_sampler(spec, grid, offset=0 if grid else len(previous)),
                 pruner=_pruner(spec, len(objectives), len(folds)),
             )
-            if spec.search == "auto" and not studies:
+            if spec.search == "auto" and not studies and not previous:
                 study.enqueue_trial(default_trial_params())
             n_trials = (
                 budget if grid is None else min(budget, math.prod(len(v) for v in grid.values()))
             )
+            if previous and grid is None:
+                for outcome in seed_study(study, spec, spaces, previous, objectives):
+                    ctx.outcomes[outcome.number] = outcome
+                    n_trials -= 1
+                ctx.numbers = itertools.count(max(ctx.outcomes, default=-1) + 1)
             if executor is not None and executor.name != "local":
                 optimize_on(executor, ctx, study, estimator, n_trials, deadline)
                 budget -= len(study.trials)
@@ -293,15 +301,18 @@ def _grid_plans(
     return plans
 
 
-def _sampler(spec: TrainSpec, grid: dict[str, list[Any]] | None) -> optuna.samplers.BaseSampler:
+def _sampler(
+    spec: TrainSpec, grid: dict[str, list[Any]] | None, *, offset: int = 0
+) -> optuna.samplers.BaseSampler:
+    """The spec's sampler; ``offset`` (trials resumed) moves its seed past their proposals."""
     import optuna
 
     if grid is not None:
         return optuna.samplers.GridSampler(grid, seed=spec.seed)
     if spec.tuning.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed)
+        return optuna.samplers.RandomSampler(seed=spec.seed + offset)
     return optuna.samplers.TPESampler(
-        seed=spec.seed, n_startup_trials=min(10, max(spec.tuning.trials // 4, 2))
+        seed=spec.seed + offset, n_startup_trials=min(10, max(spec.tuning.trials // 4, 2))
     )
 
 
