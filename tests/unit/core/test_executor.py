@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from shipyard.core.errors import InvalidSettings
@@ -39,3 +41,13 @@ def test_the_executor_setting_takes_a_shorthand_and_checks_its_values(
     monkeypatch.setenv("SHIPYARD_EXECUTOR__KIND", "spark")
     with pytest.raises(InvalidSettings, match=r"executor\.kind"):
         load_settings()
+
+
+def test_the_project_file_chooses_the_executor(tmp_path: Path) -> None:
+    from shipyard.pipeline.project import load_project
+
+    (tmp_path / "shipyard.yaml").write_text(
+        "name: shop\nexecutor: ray\nsources:\n  a: {uri: a.csv}\n"
+    )
+    load_project(tmp_path)  # the pipeline's schema accepts the section it does not own
+    assert load_settings(project_dir=tmp_path).executor.kind == "ray"

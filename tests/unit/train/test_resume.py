@@ -47,8 +47,9 @@ def test_an_interrupted_search_resumes_with_its_stored_trials(workspace: Workspa
         if len(seen) == 3:
             raise KeyboardInterrupt  # the driver goes away mid-search
 
-    with pytest.raises(KeyboardInterrupt), workspace.start_run(name="train") as first:
-        first.set_tag("train_key", "k1")
+    first = workspace.start_run(name="train")
+    first.set_tag("train_key", "k1")
+    with pytest.raises(KeyboardInterrupt), first:
         train(SPEC, _cancer(), run=first, on_trial=die_after_three)
     with workspace.start_run(name="train") as second:
         second.set_tag("train_key", "k1")
