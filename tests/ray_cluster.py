@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -40,13 +41,13 @@ def _free_port() -> int:
     raise RuntimeError("no free port outside Ray's worker range")
 
 
-def _node(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+def _node(args: list[str], log: Path, token: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [RAY, "start", "--block", "--num-cpus", "1", "--disable-usage-stats",
          "--object-store-memory", str(OBJECT_STORE_BYTES),
          "--dashboard-agent-listen-port", str(_free_port()), *args],
         stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
+        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **_auth(token)},
     )  # fmt: skip
 
 
@@ -71,7 +72,8 @@ def _stop(pids: list[int]) -> None:
     family: list[psutil.Process] = []
     for pid in pids:
         with contextlib.suppress(psutil.Error):
-            family += psutil.Process(pid).children(recursive=True)
+            node = psutil.Process(pid)
+            family += [node, *node.children(recursive=True)]
     for pgid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGTERM)
@@ -85,6 +87,7 @@ def _stop(pids: list[int]) -> None:
     for process in alive:
         with contextlib.suppress(psutil.Error):
             process.kill()
+    psutil.wait_procs(alive, timeout=10)  # gone before their temp folder is removed
 
 
 def _alive(pgid: int) -> bool:
@@ -95,8 +98,14 @@ def _alive(pgid: int) -> bool:
     return True
 
 
+def _auth(token: str) -> dict[str, str]:
+    """Ray's token authentication, with the session's own token (never ~/.ray/auth_token)."""
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+
+
 def _start(root: Path) -> dict[str, object]:
     root.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(32)
     port = _free_port()
     address = f"127.0.0.1:{port}"
     temp = Path("/tmp") / f"ray-{os.getpid()}-{port}"  # Ray's socket paths must stay short
@@ -106,23 +115,28 @@ def _start(root: Path) -> dict[str, object]:
             ["--head", "--port", str(port), "--node-ip-address", "127.0.0.1",
              "--include-dashboard", "false", "--temp-dir", str(temp)],
             root / "head.log",
+            token,
         )  # fmt: skip
         pgids.append(head.pid)
         _wait_started(root / "head.log", head)
         worker = _node(
-            ["--address", address, "--node-ip-address", "127.0.0.1"], root / "worker.log"
+            ["--address", address, "--node-ip-address", "127.0.0.1"], root / "worker.log", token
         )
         pgids.append(worker.pid)
         _wait_started(root / "worker.log", worker)
     except BaseException:
         _stop(pgids)
+        shutil.rmtree(temp, ignore_errors=True)
         raise
-    return {"address": address, "pgids": pgids, "users": 0, "temp": str(temp)}
+    return {"address": address, "pgids": pgids, "users": 0, "temp": str(temp), "token": token}
 
 
 @contextlib.contextmanager
 def shared_cluster(root: Path) -> Iterator[str]:
-    """The session's cluster address; started by the first user, stopped by the last."""
+    """The session's cluster address; started by the first user, stopped by the last.
+
+    This process's environment gets the cluster's auth token, so a driver started here joins.
+    """
     state_file = root / "cluster.json"
     lock = FileLock(str(root) + ".lock")
     with lock:
@@ -133,6 +147,7 @@ def shared_cluster(root: Path) -> Iterator[str]:
             state = _start(root)
         state["users"] += 1
         state_file.write_text(json.dumps(state))
+    os.environ.update(_auth(str(state["token"])))
     try:
         yield str(state["address"])
     finally:
