@@ -244,3 +244,35 @@ def test_ingest_of_many_files_on_ray_gives_the_same_datasets(
     assert calls == ["ray"]  # one task per file went through the cluster
     assert remote == local
     assert local[1][0] == ("ingest:orders", 164, 160, 4)
+
+
+def test_the_predict_command_scores_on_ray_as_it_does_locally(
+    tmp_path: Path,
+    ray_address: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from shipyard.registry.registry import ModelRegistry
+    from tests.identities import OPERATOR
+    from tests.unit.cli.running import cli
+    from tests.unit.serve.conftest import churn_frame, make_bundle
+
+    make_bundle(tmp_path / "bundles")
+    with Workspace.open(tmp_path) as workspace:
+        registry = ModelRegistry.for_workspace(workspace)
+        registry.register("churn", next((tmp_path / "bundles").glob("*.shipyard")), actor=OPERATOR)
+    source = tmp_path / "in.parquet"
+    churn_frame(900, seed=3).drop("churned").write_parquet(source)
+    # The command sets these for its process; the test puts them back afterwards.
+    monkeypatch.setenv("SHIPYARD_EXECUTOR__KIND", "local")
+    monkeypatch.setenv("SHIPYARD_EXECUTOR__ADDRESS", ray_address)
+    args = ["-C", str(tmp_path), "predict", "churn:1", str(source)]
+    local = cli(capsys, *args, str(tmp_path / "local.parquet"), "--chunk-rows", "200")
+    assert local.code == 0, local.err
+    remote = cli(capsys, *args, str(tmp_path / "ray.parquet"), "--chunk-rows", "200",
+                 "--executor", "ray", "--ray-address", ray_address)  # fmt: skip
+    assert remote.code == 0, remote.err
+    assert "900 rows: 900 scored" in remote.out
+    assert pl.read_parquet(tmp_path / "ray.parquet").equals(
+        pl.read_parquet(tmp_path / "local.parquet")
+    )
