@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
-from filelock import FileLock
 
 RAY = str(Path(sys.executable).with_name("ray"))
 OBJECT_STORE_BYTES = 100 * 1024 * 1024
@@ -137,6 +136,8 @@ def shared_cluster(root: Path) -> Iterator[str]:
 
     This process's environment gets the cluster's auth token, so a driver started here joins.
     """
+    from filelock import FileLock  # comes with the ray extra
+
     state_file = root / "cluster.json"
     lock = FileLock(str(root) + ".lock")
     with lock:

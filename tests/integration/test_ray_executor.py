@@ -7,9 +7,11 @@ start-up.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -29,12 +31,16 @@ from shipyard.train.trainer import train
 from tests.ray_cluster import shared_cluster, wait_for_nodes
 
 pytestmark = pytest.mark.slow
+pytest.importorskip("ray", reason="the ray extra is not installed")
 
 
 @pytest.fixture(scope="session")
 def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The address of the session's two-node cluster, with this process connected to it."""
-    root = tmp_path_factory.getbasetemp().parent / "ray-cluster"
+    # Shared by this session's xdist workers (their base temps share a parent); keyed by the
+    # virtualenv, so another checkout's session never runs its tasks on this code's cluster.
+    venv = hashlib.sha256(sys.prefix.encode()).hexdigest()[:12]
+    root = tmp_path_factory.getbasetemp().parent / f"ray-cluster-{venv}"
     with shared_cluster(root) as address:
         import ray
 
