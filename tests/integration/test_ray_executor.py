@@ -8,6 +8,7 @@ start-up.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import signal
@@ -31,7 +32,9 @@ from shipyard.train.trainer import train
 from tests.ray_cluster import shared_cluster, wait_for_nodes
 
 pytestmark = pytest.mark.slow
-pytest.importorskip("ray", reason="the ray extra is not installed")
+# Not imported here: Ray reads its auth settings (set by ``shared_cluster``) when imported.
+if importlib.util.find_spec("ray") is None:
+    pytest.skip("the ray extra is not installed", allow_module_level=True)
 
 
 @pytest.fixture(scope="session")
@@ -128,8 +131,9 @@ def _kill_first_task_worker(stop: threading.Event, killed: list[int]) -> None:
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
-def test_a_worker_killed_mid_trial_fails_that_trial_and_the_study_completes(
-    workspace: Workspace, ray_address: str
+@pytest.mark.parametrize("retries", [0, 1])
+def test_a_worker_killed_mid_trial_is_retried_or_fails_that_trial_and_the_study_completes(
+    workspace: Workspace, ray_address: str, retries: int
 ) -> None:
     forest = EstimatorSpec(
         name="random_forest",
@@ -137,7 +141,7 @@ def test_a_worker_killed_mid_trial_fails_that_trial_and_the_study_completes(
         space={"max_depth": {"low": 2, "high": 6}},
     )
     spec = _spec(forest, trials=3)
-    executor = _ray(ray_address, max_retries=0, in_flight=1)
+    executor = _ray(ray_address, max_retries=retries, in_flight=1)
     stop, killed = threading.Event(), []
     killer = threading.Thread(target=_kill_first_task_worker, args=(stop, killed), daemon=True)
     killer.start()
@@ -150,12 +154,16 @@ def test_a_worker_killed_mid_trial_fails_that_trial_and_the_study_completes(
     assert killed, "no Ray worker was seen running a trial"
     states = [t.state for t in result.tuning.trials]
     assert len(states) == 3
-    assert states.count("failed") == 1
-    assert states.count("complete") == 2
     assert result.scores["test"] is not None  # the study went on and a model was fitted
-    failed = [c for c in _children(workspace, run.run_id).values() if c.status == RunStatus.FAILED]  # type: ignore[attr-defined]
-    assert len(failed) == 1
-    assert "Worker" in (failed[0].error or "")  # type: ignore[attr-defined]
+    children = _children(workspace, run.run_id).values()
+    failed = [c for c in children if c.status == RunStatus.FAILED]  # type: ignore[attr-defined]
+    if retries:  # the killed trial ran again on a fresh worker
+        assert states == ["complete"] * 3
+        assert not failed
+    else:
+        assert states.count("failed") == 1
+        assert len(failed) == 1
+        assert "WorkerCrashedError" in (failed[0].error or "")  # type: ignore[attr-defined]
 
 
 def test_batch_scoring_in_partitions_on_ray_writes_what_local_writes(
