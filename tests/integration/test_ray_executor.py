@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 
 from shipyard.core.executor import Executor, LocalExecutor, executor_for
+from shipyard.core.ray_executor import RayExecutor
 from shipyard.core.settings import ExecutorSettings
 from shipyard.store.entities import RunStatus
 from shipyard.track.workspace import Workspace
@@ -118,12 +120,16 @@ def test_tuning_and_nested_cv_on_ray_match_local(workspace: Workspace, ray_addre
         assert child.metrics["cv_roc_auc"] == twin.metrics["cv_roc_auc"]  # type: ignore[attr-defined]
 
 
-def _kill_first_task_worker(stop: threading.Event, killed: list[int]) -> None:
-    """SIGKILL the first Ray worker seen running a task (its title is ``ray::_run_item``)."""
+def _kill_first_task_worker(stop: threading.Event, killed: list[int], label: str) -> None:
+    """SIGKILL the first Ray worker seen running one of this test's tasks.
+
+    A worker's process title is ``ray::<task name>``; the label keeps other tests' tasks on
+    the shared cluster (pytest-xdist) out of reach.
+    """
     while not stop.is_set():
         for process in psutil.process_iter(["cmdline"]):
             cmdline = process.info["cmdline"] or []
-            if cmdline and cmdline[0].startswith("ray::_run_item"):
+            if cmdline and cmdline[0].startswith(f"ray::{label}."):
                 os.kill(process.pid, signal.SIGKILL)
                 killed.append(process.pid)
                 return
@@ -141,9 +147,13 @@ def test_a_worker_killed_mid_trial_is_retried_or_fails_that_trial_and_the_study_
         space={"max_depth": {"low": 2, "high": 6}},
     )
     spec = _spec(forest, trials=3)
-    executor = _ray(ray_address, max_retries=retries, in_flight=1)
+    label = f"kill-{uuid.uuid4().hex[:8]}"
+    settings = ExecutorSettings(kind="ray", address=ray_address, max_retries=retries, in_flight=1)
+    executor = RayExecutor(settings, label=label)
     stop, killed = threading.Event(), []
-    killer = threading.Thread(target=_kill_first_task_worker, args=(stop, killed), daemon=True)
+    killer = threading.Thread(
+        target=_kill_first_task_worker, args=(stop, killed, label), daemon=True
+    )
     killer.start()
     try:
         with workspace.start_run(name="train") as run:

@@ -73,8 +73,10 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, settings: ExecutorSettings) -> None:
+    def __init__(self, settings: ExecutorSettings, *, label: str = "shipyard") -> None:
+        """Connect; ``label`` prefixes task names (``ray::shipyard.score_trial`` in ``ps``)."""
         self._ray = _connect(settings.address)
+        self._label = label
         self._max_retries = settings.max_retries
         self._in_flight = settings.in_flight
         self._shared: tuple[object, Any] | None = None
@@ -98,7 +100,11 @@ class RayExecutor:
         """Submit every item, then collect in order; each failure is that item's error."""
         ray = self._ray
         ref = self.put(shared)
-        task = _REMOTE.options(max_retries=self._max_retries, retry_exceptions=False)
+        task = _REMOTE.options(
+            max_retries=self._max_retries,
+            retry_exceptions=False,
+            name=f"{self._label}.{getattr(fn, '__name__', 'task')}",
+        )
         pending = [task.remote(fn, ref, item) for item in items]
         results: list[ItemResult[R]] = []
         for future in pending:
