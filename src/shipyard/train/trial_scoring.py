@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -99,16 +100,34 @@ def score_candidate(
 
 def score_trial(payload: TrialPayload, candidate: Candidate) -> TrialScore:
     """A whole trial where it runs (a Ray worker): every fold, one thread per fit, timed there."""
-    from shipyard.train.trainer import single_threaded_quiet_fits
-
+    _quiet_single_threaded_worker()
     started = time.perf_counter()
     cpu_started = time.process_time()
     into = TrialScore()
-    with single_threaded_quiet_fits():
-        score_candidate(payload, candidate, into)
+    score_candidate(payload, candidate, into)
     into.duration_s = time.perf_counter() - started
     into.cpu_s = time.process_time() - cpu_started
     return into
+
+
+@cache
+def _quiet_single_threaded_worker() -> None:
+    """What ``trainer.single_threaded_quiet_fits`` does for a search, once per worker process.
+
+    A worker runs only tasks like this one; entering the context per trial cost about 20 ms
+    (threadpoolctl inspects every loaded library each time), the whole of the ``ray``
+    executor's overhead per trial (``benchmarks/ray_overhead.py``).
+    """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    warnings.filterwarnings("ignore", message=".*does not have valid feature names.*")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+    warnings.filterwarnings("ignore", message=".*ExperimentalWarning.*")
 
 
 def objective_values(payload: TrialPayload, score: TrialScore) -> list[float]:
