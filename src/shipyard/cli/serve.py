@@ -51,6 +51,15 @@ def serve(
             "matches subdomains). Default: any host."
         ),
     ] = None,
+    drain: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=300.0,
+            help="Seconds readiness answers 503 after SIGTERM before the server stops "
+            "accepting (give a load balancer time to take the replica out).",
+        ),
+    ] = 0.0,
 ) -> None:
     """Serve registered models over HTTP (V2 inference protocol + plain JSON + /metrics)."""
     from shipyard.serve.server import ServerConfig, deploy_from_refs, run_server, tls_options
@@ -83,6 +92,7 @@ def serve(
         # svc-canary may borrow the role of a local operator only (security.services).
         local_operator=me.name if me.kind == Kind.LOCAL else None,
         allowed_hosts=allowed_host or None,
+        drain_s=drain,
     )
     scheme = "https" if tls else "http"
     console.print(
@@ -192,15 +202,28 @@ def export(
     ref: Annotated[
         str | None, typer.Argument(help="model@alias (not needed for --to kuberay).")
     ] = None,
-    to: Annotated[str, typer.Option("--to", help="docker, kubernetes or kuberay.")] = "docker",
+    to: Annotated[
+        str, typer.Option("--to", help="docker, kubernetes, haproxy, nginx or kuberay.")
+    ] = "docker",
     out: Annotated[Path, typer.Option(help="Folder to write into.")] = Path("deploy"),
     image: Annotated[
         str, typer.Option(help="Container image for Kubernetes.")
     ] = "shipyard-model:latest",
-    replicas: Annotated[int, typer.Option(min=1, help="Minimum replicas.")] = 2,
+    replicas: Annotated[
+        int, typer.Option(min=1, help="Minimum replicas (load balancers: without --server).")
+    ] = 2,
+    server: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A replica's host:port for haproxy/nginx (repeatable; default: --replicas "
+            "replicas on 127.0.0.1, ports after --listen's)."
+        ),
+    ] = None,
+    listen: Annotated[
+        str, typer.Option(help="host:port the load balancer listens on.")
+    ] = "127.0.0.1:8000",
 ) -> None:
-    """Write a Dockerfile, Kubernetes manifests, or a KubeRay RayCluster (the executor's)."""
-    from shipyard.serve.export import dockerfile, kubernetes, kubernetes_yaml
+    """Write a Dockerfile, Kubernetes manifests, an HAProxy/nginx config, or a RayCluster."""
     from shipyard.serve.server import deploy_from_refs
 
     if to == "kuberay":
@@ -209,21 +232,39 @@ def export(
 
         out.mkdir(parents=True, exist_ok=True)
         path = out / "raycluster.yaml"
-        path.write_text(kubernetes_yaml([raycluster(load_settings().executor)]))
+        from shipyard.serve.export import kubernetes_yaml as manifests
+
+        path.write_text(manifests([raycluster(load_settings().executor)]))
         console.print(f"wrote {escape(str(path))}")
         return
     if ref is None:
         raise InvalidArgument(f"export --to {to} needs a model@alias")
     deploy_from_refs([ref])  # a name@alias of valid names: it is written into the files
+    if to not in ("docker", "kubernetes", "haproxy", "nginx"):
+        raise InvalidArgument("--to is docker, kubernetes, haproxy, nginx or kuberay")
+    if to in ("haproxy", "nginx"):
+        from shipyard.serve import balancers
+
+        front = balancers.Upstream.parse(listen)
+        upstreams = [balancers.Upstream.parse(s) for s in server or []] or [
+            balancers.Upstream(front.host, front.port + i) for i in range(1, replicas + 1)
+        ]
+        write = balancers.haproxy if to == "haproxy" else balancers.nginx
+        text = write(ref, upstreams, listen=front)
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"{to}.cfg" if to == "haproxy" else out / "nginx.conf"
+        path.write_text(text)
+        console.print(f"wrote {escape(str(path))} for {len(upstreams)} replica(s)")
+        return
+    from shipyard.serve.export import dockerfile, kubernetes, kubernetes_yaml
+
     out.mkdir(parents=True, exist_ok=True)
     if to == "docker":
         path = out / "Dockerfile"
         path.write_text(dockerfile(ref))
-    elif to == "kubernetes":
+    else:
         path = out / "kubernetes.yaml"
         path.write_text(kubernetes_yaml(kubernetes(ref, image=image, replicas=replicas)))
-    else:
-        raise InvalidArgument("--to is docker, kubernetes or kuberay")
     console.print(f"wrote {escape(str(path))}")
 
 

@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 from shipyard.core.errors import InvalidProjectFile, InvalidSettings
 from shipyard.core.project_file import YamlDocument, load_yaml
+from shipyard.core.review_settings import ReviewSettings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -186,6 +187,7 @@ class Settings(BaseSettings):
     encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    reviews: ReviewSettings = Field(default_factory=ReviewSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
 
     @property
@@ -221,7 +223,7 @@ class Settings(BaseSettings):
 
 
 class ProjectFileSource(PydanticBaseSettingsSource):
-    """Reads the ``workspace:``, ``tracking:``, ``cost:``, ``registry:``, ``executor:`` sections.
+    """Reads the settings sections of the file (``_FILE_PATHS``: workspace, tracking, cost...).
 
     The project file also holds sections owned by other packages (sources, train, deploy...);
     those are ignored here.
@@ -262,6 +264,7 @@ _FILE_PATHS: dict[str, tuple[str, ...]] = {
     "tracking": ("tracking",),
     "cost": ("cost",),
     "registry": ("registry",),
+    "reviews": ("reviews",),
     "executor": ("executor",),
 }
 _ABSENT = object()
