@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from shipyard.cli.context import CliState, console, open_workspace
+from shipyard.cli.executors import ExecutorOption, RayAddressOption, choose_executor
 from shipyard.cli.tables import fit
 from shipyard.core.errors import AlreadyExists, ShipyardError
 from shipyard.core.settings import PROJECT_FILE
@@ -45,8 +46,13 @@ def init(
     console.print(f"wrote {escape(str(path))}: edit its sources, then run [bold]shipyard run[/]")
 
 
-def run(ctx: typer.Context) -> None:
+def run(
+    ctx: typer.Context,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
+) -> None:
     """Run the pipeline of shipyard.yaml: ingest, validate, clean, features, datasets, train."""
+    choose_executor(executor, ray_address)
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,

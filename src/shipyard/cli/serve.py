@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from shipyard.cli.access import TOKEN_ENV, project_name
 from shipyard.cli.context import console, open_workspace
+from shipyard.cli.executors import ExecutorOption, RayAddressOption, choose_executor
 from shipyard.cli.project import project_dir
 from shipyard.core.errors import InvalidArgument
 
@@ -139,6 +140,8 @@ def predict(
             "manifest (input_policy.unseen_categories)."
         ),
     ] = None,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Score a large file in chunks; rows that cannot be scored go to a reject file with reasons."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -148,8 +151,14 @@ def predict(
 
     if unseen not in (None, "error", "unknown"):
         raise InvalidArgument("--unseen is error or unknown")
+    choose_executor(executor, ray_address)
     with open_workspace(ctx) as workspace:
-        bundle = ModelRegistry.for_workspace(workspace).load(ref)
+        registry = ModelRegistry.for_workspace(workspace)
+        bundle = registry.load(ref)
+        settings = workspace.settings.executor
+        bundle_bytes = None
+        if settings.kind != "local":  # workers read the verified bytes, not the store
+            bundle_bytes = registry.blobs.get_bytes(bundle.sha256)
     with Progress(
         TextColumn("scoring"),
         BarColumn(),
@@ -158,14 +167,29 @@ def predict(
         console=console,
     ) as progress:
         task = progress.add_task("score", total=None)
-        report = score_file(
-            bundle,
-            source,
-            output,
-            chunk_rows=chunk_rows,
-            unseen=unseen,
-            on_chunk=lambda n: progress.advance(task, n),
-        )
+        if bundle_bytes is None:
+            report = score_file(
+                bundle,
+                source,
+                output,
+                chunk_rows=chunk_rows,
+                unseen=unseen,
+                on_chunk=lambda n: progress.advance(task, n),
+            )
+        else:
+            from shipyard.core.executor import executor_for
+            from shipyard.serve.batch_partitions import score_file_on
+
+            report = score_file_on(
+                executor_for(settings),
+                bundle_bytes,
+                bundle.sha256,
+                source,
+                output,
+                chunk_rows=chunk_rows,
+                unseen=unseen,
+                on_chunk=lambda n: progress.advance(task, n),
+            )
     console.print(
         f"{report.rows_in:,} rows: {report.rows_scored:,} scored into "
         f"{escape(str(report.output))}, "
@@ -175,9 +199,11 @@ def predict(
 
 
 def export(
-    ref: Annotated[str, typer.Argument(help="model@alias.")],
+    ref: Annotated[
+        str | None, typer.Argument(help="model@alias (not needed for --to kuberay).")
+    ] = None,
     to: Annotated[
-        str, typer.Option("--to", help="docker, kubernetes, haproxy or nginx.")
+        str, typer.Option("--to", help="docker, kubernetes, haproxy, nginx or kuberay.")
     ] = "docker",
     out: Annotated[Path, typer.Option(help="Folder to write into.")] = Path("deploy"),
     image: Annotated[
@@ -197,12 +223,25 @@ def export(
         str, typer.Option(help="host:port the load balancer listens on.")
     ] = "127.0.0.1:8000",
 ) -> None:
-    """Write a Dockerfile, Kubernetes manifests, or an HAProxy/nginx config for N replicas."""
+    """Write a Dockerfile, Kubernetes manifests, an HAProxy/nginx config, or a RayCluster."""
     from shipyard.serve.server import deploy_from_refs
 
+    if to == "kuberay":
+        from shipyard.core.settings import load_settings
+        from shipyard.serve.kuberay import raycluster
+
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "raycluster.yaml"
+        from shipyard.serve.export import kubernetes_yaml as manifests
+
+        path.write_text(manifests([raycluster(load_settings().executor)]))
+        console.print(f"wrote {escape(str(path))}")
+        return
+    if ref is None:
+        raise InvalidArgument(f"export --to {to} needs a model@alias")
     deploy_from_refs([ref])  # a name@alias of valid names: it is written into the files
     if to not in ("docker", "kubernetes", "haproxy", "nginx"):
-        raise InvalidArgument("--to is docker, kubernetes, haproxy or nginx")
+        raise InvalidArgument("--to is docker, kubernetes, haproxy, nginx or kuberay")
     if to in ("haproxy", "nginx"):
         from shipyard.serve import balancers
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -127,6 +127,43 @@ class RegistrySettings(BaseModel):
     max_compression_ratio: float = Field(200.0, ge=10.0, le=2000.0)
 
 
+class ExecutorSettings(BaseModel):
+    """Where trials, outer CV folds, scoring partitions and source files run; docs/scale-out.md.
+
+    ``executor: ray`` is short for ``executor: {kind: ray}``.
+
+    Attributes:
+        kind: ``local`` (this process, the default) or ``ray`` (tasks on a Ray cluster; needs
+            ``shipyard[ray]``).
+        address: The Ray cluster: ``auto`` (the one this machine joined), ``host:6379``, or
+            ``ray://host:10001``; unset starts a Ray for this process only.
+        max_retries: Times a task is re-run when its worker process dies, before the item is
+            reported failed.
+        in_flight: Trials submitted per round; unset, the cluster's CPUs.
+        workers: Worker replicas in the ``export --to kuberay`` manifest.
+        worker_cpus: CPUs per Ray node in that manifest (head and workers).
+        worker_memory: Memory per Ray node in that manifest (Kubernetes quantity).
+        image: The container image (Shipyard with the ray extra) of that manifest.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = None
+    max_retries: int = Field(2, ge=0, le=20)
+    in_flight: int | None = Field(None, ge=1, le=100_000)
+    workers: int = Field(2, ge=0, le=10_000)
+    worker_cpus: int = Field(2, ge=1, le=512)
+    worker_memory: str = Field("4Gi", pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+    image: str = "shipyard:latest"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        """``executor: ray`` means ``{kind: ray}``."""
+        return {"kind": value} if isinstance(value, str) else value
+
+
 class Settings(BaseSettings):
     """Root settings of a Shipyard workspace.
 
@@ -151,6 +188,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     reviews: ReviewSettings = Field(default_factory=ReviewSettings)
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
 
     @property
     def state_dir(self) -> Path:
@@ -185,7 +223,7 @@ class Settings(BaseSettings):
 
 
 class ProjectFileSource(PydanticBaseSettingsSource):
-    """Reads the ``workspace:``, ``tracking:``, ``cost:``, ``registry:`` and ``reviews:`` sections.
+    """Reads the settings sections of the file (``_FILE_PATHS``: workspace, tracking, cost...).
 
     The project file also holds sections owned by other packages (sources, train, deploy...);
     those are ignored here.
@@ -227,6 +265,7 @@ _FILE_PATHS: dict[str, tuple[str, ...]] = {
     "cost": ("cost",),
     "registry": ("registry",),
     "reviews": ("reviews",),
+    "executor": ("executor",),
 }
 _ABSENT = object()
 

@@ -34,8 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from shipyard.core.executor import executor_for
 from shipyard.core.ids import CHUNK_SIZE
 from shipyard.data.connectors.base import REJECTED_SCHEMA, open_connector
+from shipyard.data.connectors.csv import CsvConnector
 from shipyard.data.datasets import WRITE_OPTIONS
 from shipyard.data.dtypes import type_name
 from shipyard.data.harmonize import harmonize
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from shipyard.core.executor import Executor
     from shipyard.data.connectors.base import Connector, SourceSpec
     from shipyard.data.harmonize import HarmonizeSpec
     from shipyard.pipeline.project import Project
@@ -140,16 +143,38 @@ def read_source(
     previous: SourceSnapshot | None,
     scratch: Path,
     known: pl.DataFrame | None = None,
+    executor: Executor | None = None,
 ) -> SourceRead:
     """Read the source's new rows: directly, or into ``scratch`` (see the module docstring).
 
-    ``known``: lines earlier runs already rejected, left out of ``rejected``.
+    ``known``: lines earlier runs already rejected, left out of ``rejected``. ``executor``
+    other than ``local`` reads a CSV source of several files one file per task
+    (``csv_parallel``) into scratch files, one per source file, fingerprinted by their bytes.
     """
     since = previous.watermark if (previous is not None and spec.watermark) else None
     watermark = previous.watermark if previous is not None else None
     files = None if spec.watermark else _content_files(connector)
     pending: PendingCounts | None = None
-    if files is not None:
+    unaccounted: int | None = None
+    if (
+        files is not None
+        and len(files) > 1
+        and executor is not None
+        and executor.name != "local"
+        and isinstance(connector, CsvConnector)
+    ):
+        from shipyard.data.connectors.csv_parallel import read_files_on
+
+        parts = read_files_on(executor, connector)
+        paths = [scratch / f"{spec.name}-{i:05d}.parquet" for i in range(len(parts.frames))]
+        for path, part in zip(paths, parts.frames, strict=True):
+            part.lazy().sink_parquet(path, **SCRATCH_OPTIONS)
+        raw = pl.scan_parquet(paths)
+        rows, rejected = parts.rows, _fresh_rejects(parts.rejected, known)
+        fingerprint = _files_fingerprint(files)
+        if not connector.options.newlines_in_values:
+            unaccounted = parts.lines - parts.rows - parts.rejected.height
+    elif files is not None:
         raw = connector.scan(since)
         pending = PendingCounts(connector, raw, known)
         rows, rejected = 0, pl.DataFrame(schema=REJECTED_SCHEMA)
@@ -177,7 +202,8 @@ def read_source(
         for name, dtype in result.frame.collect_schema().items()
         if not name.startswith("_")
     ]
-    unaccounted = getattr(connector, "lines_unaccounted", None) or 0
+    if unaccounted is None:
+        unaccounted = getattr(connector, "lines_unaccounted", None) or 0
     warnings = result.report.warnings
     if inferred:
         found = ", ".join(f"{name}: {kind}" for name, kind in inferred.items())
@@ -266,6 +292,8 @@ def read_checked(
     # Not closed here: a direct read's connector is scanned by the validate stage (file
     # connectors hold nothing open between scans).
     connector = open_connector(source, base_dir=project.root)
+    settings = workspace.settings.executor
+    executor = executor_for(settings) if settings.kind != "local" else None
     try:
         read = read_source(
             connector,
@@ -274,6 +302,7 @@ def read_checked(
             None if full else previous,
             scratch,
             known,
+            executor,
         )
     except BaseException:
         connector.close()

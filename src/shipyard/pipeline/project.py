@@ -104,6 +104,7 @@ class ProjectFile(BaseModel):
     cost: dict[str, Any] | None = None  # read by core.settings
     registry: dict[str, Any] | None = None  # read by core.settings
     reviews: dict[str, Any] | None = None  # read by core.settings (core.review_settings)
+    executor: dict[str, Any] | str | None = None  # read by core.settings
     sources: dict[str, SourceSpec] = Field(default_factory=dict)
     combine: CombineSpec | None = None
     contract: Contract | None = None

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shipyard.core.errors import PermissionDenied
+from shipyard.core.executor import executor_for
 from shipyard.cost.budget import trial_budget
 from shipyard.data.datasets import get_dataset, read_dataset, write_dataset
 from shipyard.pipeline.stage import StageContext, execute
@@ -28,6 +29,7 @@ from shipyard.registry.packaging import write_training_bundle
 from shipyard.registry.registry import ModelRegistry
 from shipyard.track.environment import code_version
 from shipyard.train import cleaning
+from shipyard.train.resume import RESUMED_FROM, interrupted_search, stored_trials
 from shipyard.train.trainer import train
 
 if TYPE_CHECKING:
@@ -128,7 +130,8 @@ class TrainStage:
             PermissionDenied: ``actor`` may not register models (when the spec registers one).
         """
         workspace, run, spec, version = context.workspace, context.run, self.spec, self.dataset
-        run.set_tags({"kind": "train", "train_key": training_key(version.dataset_id, context.key)})
+        key = training_key(version.dataset_id, context.key)
+        run.set_tags({"kind": "train", "train_key": key})
         frame = read_dataset(workspace, version).collect()
         # After the cache check: a reused model spends nothing, so a spent budget cannot stop it.
         budget = self.budget
@@ -143,7 +146,25 @@ class TrainStage:
             if budget
             else None
         )
-        result = train(spec, frame, run=run, on_trial=self.on_trial, cost_budget=cost_budget)
+        # A search whose driver died resumes from its stored trials (train.resume).
+        previous: list[TrialOutcome] = []
+        interrupted = interrupted_search(workspace, key, run.run_id)
+        if interrupted is not None and (previous := stored_trials(workspace, interrupted)):
+            run.set_tag(RESUMED_FROM, interrupted)
+            run.add_note(f"tuning resumed {len(previous)} trial(s) of run {interrupted}")
+        executor = executor_for(workspace.settings.executor)
+        try:
+            result = train(
+                spec,
+                frame,
+                run=run,
+                on_trial=self.on_trial,
+                cost_budget=cost_budget,
+                executor=executor,
+                previous=previous,
+            )
+        finally:
+            executor.close()
         if fitted := cleaning.fitted_cleaning(result.model):  # clean's values, training rows
             run.log_artifact(json.dumps(fitted, sort_keys=True).encode(), name="cleaning.json")
         test = write_dataset(

@@ -38,8 +38,9 @@ from shipyard.train.suspects import find_suspects, near_perfect_warning
 from shipyard.train.tuning import TrialOutcome, TuningResult, check_search, tune
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
 
+    from shipyard.core.executor import Executor
     from shipyard.cost.budget import TrialBudget
     from shipyard.track.run import ActiveRun
 
@@ -109,6 +110,8 @@ def train(
     run: ActiveRun | None = None,
     on_trial: Callable[[TrialOutcome], None] | None = None,
     cost_budget: TrialBudget | None = None,
+    executor: Executor | None = None,
+    previous: Sequence[TrialOutcome] = (),
 ) -> TrainResult:
     """Train, tune and evaluate the model ``spec`` describes on ``frame``.
 
@@ -118,6 +121,8 @@ def train(
         run: The tracked run to log to (trials become its child runs).
         on_trial: Called after each trial (progress display).
         cost_budget: CPU time tuning may spend (``shipyard.cost.budget.trial_budget``).
+        executor: Where trials and outer CV folds run (``None``: in this process).
+        previous: Trials of an interrupted run of this training, resumed (``train.resume``).
 
     Raises:
         InvalidData: The data cannot support the spec (missing columns, one class, too few
@@ -145,20 +150,9 @@ def train(
         _log_setup(run, spec, task, metric, columns, split, dropped)
     with single_threaded_quiet_fits():
         out = _train(
-            spec,
-            task,
-            metric,
-            columns,
-            labelled,
-            x,
-            y,
-            classes,
-            split,
-            dropped,
-            run,
-            on_trial,
-            cost_budget,
-        )
+            spec, task, metric, columns, labelled, x, y, classes, split, dropped, run, on_trial,
+            cost_budget, executor, previous,
+        )  # fmt: skip
     out.dropped_columns = dropped_columns
     out.warnings = [
         (f"dropped: {s.message}" if s.column in dropped_columns else s.message) for s in suspects
@@ -187,6 +181,8 @@ def _train(
     run: ActiveRun | None,
     on_trial: Callable[[TrialOutcome], None] | None,
     cost_budget: TrialBudget | None = None,
+    executor: Executor | None = None,
+    previous: Sequence[TrialOutcome] = (),
 ) -> TrainResult:
     n_classes = 0 if classes is None else len(classes)
     x_train, y_train = x.iloc[split.train], y[split.train]
@@ -207,6 +203,8 @@ def _train(
             run=run,
             on_trial=on_trial,
             cost_budget=cost_budget,
+            executor=executor,
+            previous=previous,
         )
     else:
         result = _single_candidate(spec, metric, on_trial)
@@ -309,6 +307,7 @@ def _train(
             _groups(spec, labelled, dev),
             metric,
             n_classes,
+            executor,
         )
     out = TrainResult(
         spec=spec, task=task, metric=metric, columns=columns, classes=classes, model=model,

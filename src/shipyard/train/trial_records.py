@@ -9,7 +9,8 @@ left when the search ends, however it ends. Optuna's own study stays in memory t
 
 So a trial's child run appears in the store within ``interval_s`` of the trial ending (or
 when the search ends), and a process killed mid-search loses the record of at most the
-trials since the last write; the search itself is lost with the process either way.
+trials since the last write. The next run of the same training resumes the search from the
+trials written (``train.resume``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from shipyard.core import faults
 from shipyard.track.records import FinishedRun, RunClock
 
 if TYPE_CHECKING:
@@ -103,3 +105,4 @@ class TrialRecorder:
                 with self._lock:  # not lost: the next write tries them again
                     self._pending[:0] = batch
                 raise
+            faults.hit("trials.after_write")  # tests kill the driver here, then resume

@@ -23,14 +23,23 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from shipyard.core.errors import Conflict, InvalidArgument, InvalidData
+from shipyard.core.executor import describe_error
 from shipyard.store.entities import RunStatus
 from shipyard.track.resources import process_cpu_seconds
+from shipyard.train.distributed_tuning import optimize_on
 from shipyard.train.estimators import estimator_kind
-from shipyard.train.fitting import Candidate, build_pipeline, fit_pipeline, predict_scores
-from shipyard.train.metrics import compute_metric, greater_is_better
+from shipyard.train.fitting import Candidate
+from shipyard.train.metrics import greater_is_better
+from shipyard.train.resume import seed_study
 from shipyard.train.search import default_trial_params, gain_inside_noise, price_of_search
 from shipyard.train.space import Param, grid_values, parse_space, suggest
 from shipyard.train.trial_records import TrialRecorder
+from shipyard.train.trial_scoring import (
+    TrialPayload,
+    TrialScore,
+    objective_values,
+    score_candidate,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -38,6 +47,7 @@ if TYPE_CHECKING:
     import optuna
     import pandas as pd
 
+    from shipyard.core.executor import Executor
     from shipyard.cost.budget import TrialBudget
     from shipyard.track.records import FinishedRun
     from shipyard.track.run import ActiveRun
@@ -115,6 +125,19 @@ class _Context:
     stopped_reason: str | None = None
     cpu_started: float = 0.0
     recorder: TrialRecorder | None = None
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def payload(self) -> TrialPayload:
+        """What each trial reads (built once; the ``ray`` executor ships it once)."""
+        if self._payload is None:
+            self._payload = TrialPayload(
+                self.spec, self.task, self.columns, self.x, self.y, self.folds, self.metric,
+                self.n_classes, self.minority_rows,
+            )  # fmt: skip
+        return self._payload
+
+    _payload: TrialPayload | None = None
 
 
 def tune(
@@ -130,11 +153,15 @@ def tune(
     run: ActiveRun | None = None,
     on_trial: Callable[[TrialOutcome], None] | None = None,
     cost_budget: TrialBudget | None = None,
+    executor: Executor | None = None,
+    previous: Sequence[TrialOutcome] = (),
 ) -> TuningResult:
     """Search the spec's estimators and spaces; return the best trial by CV score.
 
     ``cost_budget`` is the CPU time the search may spend; trials stop starting before it is
-    overrun (see the module docstring).
+    overrun (see the module docstring). ``executor`` other than ``local`` runs the trials as
+    its tasks, asked and told by this process (``train.distributed_tuning``). ``previous``:
+    trials of an interrupted run of this search, resumed (``train.resume``).
 
     Raises:
         InvalidArgument: A bad space (e.g. a float range with the grid sampler).
@@ -187,14 +214,24 @@ def tune(
                 break
             study = optuna.create_study(
                 directions=directions,
-                sampler=_sampler(spec, grid),
+                sampler=_sampler(spec, grid, offset=0 if grid else len(previous)),
                 pruner=_pruner(spec, len(objectives), len(folds)),
             )
-            if spec.search == "auto" and not studies:
+            if spec.search == "auto" and not studies and not previous:
                 study.enqueue_trial(default_trial_params())
             n_trials = (
                 budget if grid is None else min(budget, math.prod(len(v) for v in grid.values()))
             )
+            if previous and grid is None:
+                for outcome in seed_study(study, spec, spaces, previous, objectives):
+                    ctx.outcomes[outcome.number] = outcome
+                    n_trials -= 1
+                ctx.numbers = itertools.count(max(ctx.outcomes, default=-1) + 1)
+            if executor is not None and executor.name != "local":
+                optimize_on(executor, ctx, study, estimator, n_trials, deadline)
+                budget -= len(study.trials)
+                studies.append(study)
+                continue
             timeout = None if deadline is None else max(deadline - time.monotonic(), 0.001)
             study.optimize(
                 lambda trial, est=estimator: _objective(ctx, trial, est),  # type: ignore[misc]
@@ -216,12 +253,19 @@ def tune(
 
 def _after_trial(ctx: _Context, study: optuna.Study) -> None:
     """Between trials: write recorded trials when due, then check the budgets."""
+    if after_trial(ctx):
+        study.stop()
+
+
+def after_trial(ctx: _Context) -> bool:
+    """Write recorded trials when due; whether the search must stop (budgets, noise)."""
     if ctx.recorder is not None:
         ctx.recorder.maybe_write()
-    _check_cost_budget(ctx, study)
+    _check_cost_budget(ctx)
+    return ctx.stopped_reason is not None
 
 
-def _check_cost_budget(ctx: _Context, study: optuna.Study) -> None:
+def _check_cost_budget(ctx: _Context) -> None:
     """After each trial: stop the study when the next trial would overrun the cost budget.
 
     With ``search: auto`` it also stops once the recent trials gain less than the noise.
@@ -230,8 +274,6 @@ def _check_cost_budget(ctx: _Context, study: optuna.Study) -> None:
         sign = 1.0 if greater_is_better(ctx.metric) else -1.0
         trials = [ctx.outcomes[n] for n in sorted(ctx.outcomes)]
         ctx.stopped_reason = gain_inside_noise(trials, sign, len(ctx.folds))
-        if ctx.stopped_reason is not None:
-            study.stop()
     if ctx.cost_budget is None:
         return
     if ctx.stopped_reason is None:
@@ -240,8 +282,6 @@ def _check_cost_budget(ctx: _Context, study: optuna.Study) -> None:
         # and the threads of trials still running (issue 16: 99% used, 30 more trials).
         used = process_cpu_seconds() - ctx.cpu_started
         ctx.stopped_reason = ctx.cost_budget.stop_reason(spent, spent_cpu_seconds=used)
-    if ctx.stopped_reason is not None:
-        study.stop()
 
 
 def _minority_rows_per_fold(
@@ -261,15 +301,18 @@ def _grid_plans(
     return plans
 
 
-def _sampler(spec: TrainSpec, grid: dict[str, list[Any]] | None) -> optuna.samplers.BaseSampler:
+def _sampler(
+    spec: TrainSpec, grid: dict[str, list[Any]] | None, *, offset: int = 0
+) -> optuna.samplers.BaseSampler:
+    """The spec's sampler; ``offset`` (trials resumed) moves its seed past their proposals."""
     import optuna
 
     if grid is not None:
         return optuna.samplers.GridSampler(grid, seed=spec.seed)
     if spec.tuning.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed)
+        return optuna.samplers.RandomSampler(seed=spec.seed + offset)
     return optuna.samplers.TPESampler(
-        seed=spec.seed, n_startup_trials=min(10, max(spec.tuning.trials // 4, 2))
+        seed=spec.seed + offset, n_startup_trials=min(10, max(spec.tuning.trials // 4, 2))
     )
 
 
@@ -308,74 +351,68 @@ def _objective(
     trial.set_user_attr("shipyard_trial", number)
     candidate = _choose(ctx, trial, estimator)
     child = None if ctx.recorder is None else ctx.recorder.start(number, candidate.describe())
-    scores: list[float] = []
-    latency = size = None
+    score = TrialScore()
     state = "complete"
-    try:
-        for step, (train, valid) in enumerate(ctx.folds):
-            pipeline = build_pipeline(
-                ctx.spec, ctx.task, ctx.columns, candidate, minority_rows=ctx.minority_rows
-            )
-            fit_pipeline(
-                pipeline,
-                ctx.x.iloc[train],
-                ctx.y[train],
-                spec=ctx.spec,
-                task=ctx.task,
-                candidate=candidate,
-            )
-            x_valid = ctx.x.iloc[valid]
-            timer = time.perf_counter()
-            pred, proba = predict_scores(pipeline, x_valid, ctx.task)
-            latency = (time.perf_counter() - timer) / max(len(valid), 1) * 1e6
-            score = compute_metric(ctx.metric, ctx.task, ctx.y[valid], pred, proba, ctx.n_classes)
-            if score is None or not math.isfinite(score):
-                raise InvalidData(
-                    f"{ctx.metric} is undefined on fold {step}; use more rows or another metric"
-                )
-            scores.append(float(score))
-            if child is not None:
-                child.log_metric(f"fold_{ctx.metric}", score, step=step)
-            if len(ctx.spec.tuning.objectives) == 0:
-                trial.report(float(np.mean(scores)), step)
-                if trial.should_prune():
-                    state = "pruned"
-                    raise optuna.TrialPruned
-        if "size" in ctx.spec.tuning.objectives:
-            from skops.io import dumps
+    error: str | None = None
 
-            size = len(dumps(pipeline))
+    def on_fold(step: int, value: float, scores: list[float]) -> None:
+        nonlocal state
+        if child is not None:
+            child.log_metric(f"fold_{ctx.metric}", value, step=step)
+        if len(ctx.spec.tuning.objectives) == 0:
+            trial.report(float(np.mean(scores)), step)
+            if trial.should_prune():
+                state = "pruned"
+                raise optuna.TrialPruned
+
+    try:
+        score_candidate(ctx.payload, candidate, score, on_fold)
     except optuna.TrialPruned:
         raise
     except Exception as e:
-        state = "failed"
-        if child is not None and ctx.recorder is not None:
-            ctx.recorder.add(child.end(RunStatus.FAILED, f"{type(e).__name__}: {e}"))
-        child = None
+        state, error = "failed", describe_error(e)
         raise
     finally:
-        outcome = TrialOutcome(
-            number,
-            candidate.estimator,
-            candidate.params,
-            state,
-            scores,
-            latency,
-            size,
-            time.perf_counter() - started,
-            None if child is None else child.run_id,
-            time.process_time() - cpu_started,
-        )
-        ctx.outcomes[number] = outcome
-        if child is not None and ctx.recorder is not None:
-            ctx.recorder.add(_finish_child(child, ctx.metric, outcome))
-        if ctx.on_trial is not None:
-            ctx.on_trial(outcome)
-    values = [float(np.mean(scores))]
-    values += [
-        latency or 0.0 if o == "latency" else float(size or 0) for o in ctx.spec.tuning.objectives
-    ]
+        score.duration_s = time.perf_counter() - started
+        score.cpu_s = time.process_time() - cpu_started
+        settle(ctx, number, candidate, child, state, score, error)
+    values = objective_values(ctx.payload, score)
     return values[0] if len(values) == 1 else tuple(values)
+
+
+def settle(
+    ctx: _Context,
+    number: int,
+    candidate: Candidate,
+    child: TrialRun | None,
+    state: str,
+    score: TrialScore,
+    error: str | None = None,
+) -> TrialOutcome:
+    """Record an ended trial, wherever it ran: its outcome, its child run, the progress hook."""
+    outcome = TrialOutcome(
+        number,
+        candidate.estimator,
+        candidate.params,
+        state,
+        list(score.fold_scores),
+        score.latency_us,
+        score.size_bytes,
+        score.duration_s,
+        None if child is None or error is not None else child.run_id,
+        score.cpu_s,
+    )
+    ctx.outcomes[number] = outcome
+    if error is not None:
+        ctx.failures.append(error)
+    if child is not None and ctx.recorder is not None:
+        if error is not None:
+            ctx.recorder.add(child.end(RunStatus.FAILED, error))
+        else:
+            ctx.recorder.add(_finish_child(child, ctx.metric, outcome))
+    if ctx.on_trial is not None:
+        ctx.on_trial(outcome)
+    return outcome
 
 
 def _finish_child(child: TrialRun, metric: str, outcome: TrialOutcome) -> FinishedRun:
@@ -406,7 +443,7 @@ def _result(ctx: _Context, studies: list[optuna.Study], objectives: list[str]) -
             for s in studies
             for ft in s.trials
             if ft.state == optuna.trial.TrialState.FAIL
-        ]
+        ] + ctx.failures
         reason = next((r for r in failed if r), "no trial finished within the budget")
         raise InvalidData(f"train: every tuning trial failed; first failure: {reason}")
     sign = 1.0 if greater_is_better(ctx.metric) else -1.0

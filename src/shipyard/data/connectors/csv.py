@@ -125,6 +125,23 @@ class CsvConnector(ConnectorBase):
 
     def scan(self, since: object | None = None) -> pl.LazyFrame:
         """Stream the rows; ``rejected()`` lists the records left out once it was collected."""
+        files, names, types, schema = self.plan()
+        lf = lazy_from_batches(
+            lambda: self._batches(files, names, types), schema, f"csv:{self.spec.name}"
+        )
+        if since is not None and self.spec.watermark is not None:
+            lf = lf.filter(
+                since_filter(self.spec.name, pl.Schema(schema), self.spec.watermark, since)
+            )
+        return lf
+
+    def plan(
+        self,
+    ) -> tuple[list[Path], list[str], dict[str, pl.DataType], dict[str, pl.DataType]]:
+        """The files, the header's names, the column types and the scan's schema.
+
+        Every file is read with these (``csv_parallel`` reads each on its own worker).
+        """
         files = resolve_files(self.spec, self.base_dir)
         names = self._header(next((f for f in files if f.stat().st_size), files[0]))
         types = {c: to_polars(t) for c, t in (self.options.columns or {}).items()}
@@ -140,14 +157,7 @@ class CsvConnector(ConnectorBase):
             types |= {c: to_polars(t) for c, t in self.inferred.items()}
         schema = {n: types.get(n, pl.String()) for n in names}
         schema |= {SOURCE: pl.String(), ROW: pl.Int64()}
-        lf = lazy_from_batches(
-            lambda: self._batches(files, names, types), schema, f"csv:{self.spec.name}"
-        )
-        if since is not None and self.spec.watermark is not None:
-            lf = lf.filter(
-                since_filter(self.spec.name, pl.Schema(schema), self.spec.watermark, since)
-            )
-        return lf
+        return files, names, types, schema
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -239,7 +249,7 @@ class CsvConnector(ConnectorBase):
         first_row = rows = lines = 0
         for path in files:
             if path.stat().st_size:
-                batches = self._file_batches(path, names, types, first_row, rejected)
+                batches = self.file_batches(path, names, types, first_row, rejected)
                 while True:
                     try:
                         batch = next(batches)
@@ -258,7 +268,7 @@ class CsvConnector(ConnectorBase):
             None if self.options.newlines_in_values else lines - rows - len(rejected)
         )
 
-    def _file_batches(
+    def file_batches(
         self,
         path: Path,
         names: list[str],

@@ -1,0 +1,200 @@
+"""Batch scoring with partitions on an executor: ``shipyard predict --executor ray``.
+
+The driver reads the source in chunks of ``chunk_rows`` (as ``score_file`` does), and each
+round hands as many chunks as the executor runs at once to its workers as partitions. Every
+worker reads the bundle from its bytes (verified against the registered SHA-256, through the
+one safe reader, ``read_bundle``), put in Ray's object store once, and keeps it loaded for
+the partitions that follow; workers never touch the metadata database. A partition comes back
+as its scored rows and its rejects with their reasons, and the driver writes both in source
+order, so the output and the reject file are the ones ``score_file`` writes, row for row.
+
+Accounting: rows in = rows scored + rows rejected, per partition and in total. A partition
+that fails (its worker died more than ``executor.max_retries`` times, or an error) fails the
+command with the partition's first row and reason; nothing is written (outputs are renamed
+into place only at the end).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shipyard.core.errors import InvalidArgument, Unavailable
+from shipyard.registry.input_contract import reasons
+from shipyard.serve.batch import (
+    BatchReport,
+    _as_typed,
+    _chunks,
+    _scored,
+    _write,
+    contract_for,
+    csv_column_types,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from shipyard.core.executor import Executor
+    from shipyard.registry.bundle import Bundle
+
+
+@dataclass(frozen=True)
+class _Scoring:
+    """What every partition reads: the bundle's bytes and how to read the source's cells."""
+
+    bundle_bytes: bytes
+    bundle_sha256: str
+    source: Path
+    unseen: str | None
+    types: dict[str, pl.DataType]
+    keep_columns: bool
+
+
+@dataclass(frozen=True)
+class PartitionResult:
+    """One partition: its rows in, its scored rows, and its rejects (row within it, reasons)."""
+
+    rows_in: int
+    scored: pl.DataFrame | None
+    rejects: list[tuple[int, str]]
+
+
+_LOADED: dict[str, Bundle] = {}  # per worker process: bundles by SHA-256, loaded once
+
+
+def _bundle(shared: _Scoring) -> Bundle:
+    from shipyard.registry.bundle import read_bundle
+
+    bundle = _LOADED.get(shared.bundle_sha256)
+    if bundle is None:
+        bundle = read_bundle(
+            shared.bundle_bytes, expected_sha256=shared.bundle_sha256, label="(partition)"
+        )
+        _LOADED.clear()  # one model at a time per worker
+        _LOADED[shared.bundle_sha256] = bundle
+    return bundle
+
+
+def score_partition(shared: _Scoring, chunk: pl.DataFrame) -> PartitionResult:
+    """Check and score one partition where it runs (rows numbered from its start)."""
+    bundle = _bundle(shared)
+    check = contract_for(bundle, shared.source, shared.unseen).check_frame(chunk)
+    rejects = [(row, reasons(pairs)) for row, pairs in check.rejected]
+    scored = None
+    if check.good.size:
+        scored = _scored(
+            bundle, _as_typed(chunk, shared.types), check, keep_columns=shared.keep_columns
+        )
+        scored = scored.with_columns(pl.Series("source_row", check.good, dtype=pl.Int64))
+    return PartitionResult(chunk.height, scored, rejects)
+
+
+def score_file_on(
+    executor: Executor,
+    bundle_bytes: bytes,
+    bundle_sha256: str,
+    source: Path,
+    output: Path,
+    *,
+    rejects: Path | None = None,
+    chunk_rows: int = 50_000,
+    unseen: str | None = None,
+    keep_columns: bool = True,
+    on_chunk: Callable[[int], None] | None = None,
+) -> BatchReport:
+    """``score_file`` with each chunk a partition on ``executor``; the same files result.
+
+    Raises:
+        InvalidArgument: Unsupported file types.
+        Unavailable: A partition failed on the cluster; the message names its rows.
+    """
+    if output.suffix.lower() not in (".parquet", ".csv"):
+        raise InvalidArgument(f"{output.name}: write .parquet or .csv")
+    rejects = rejects or output.with_name(output.stem + ".rejects.csv")
+    tmp_out = output.with_name(output.name + ".partial")
+    tmp_rej = rejects.with_name(rejects.name + ".partial")
+    types = csv_column_types(source) if source.suffix.lower() != ".parquet" else {}
+    shared = _Scoring(bundle_bytes, bundle_sha256, source, unseen, types, keep_columns)
+    csv = output.suffix.lower() == ".csv"
+    writer: Any = None
+    totals = {"in": 0, "scored": 0, "rejected": 0, "chunks": 0}
+    try:
+        with tmp_rej.open("w", encoding="utf-8") as reject_file:
+            reject_file.write("row,reasons\n")
+            round_: list[pl.DataFrame] = []
+            width = executor.parallelism
+            for chunk in _chunks(source, chunk_rows):
+                round_.append(chunk)
+                if len(round_) >= width:
+                    writer = _settle(
+                        executor, shared, round_, totals, (tmp_out, writer, reject_file, csv),
+                        on_chunk,
+                    )  # fmt: skip
+                    round_ = []
+            if round_:
+                writer = _settle(
+                    executor, shared, round_, totals, (tmp_out, writer, reject_file, csv), on_chunk
+                )
+        if writer is not None:
+            writer.close()
+        elif output.suffix.lower() == ".parquet":
+            pq.write_table(pa.table({"prediction": pa.array([], pa.string())}), tmp_out)
+        else:
+            tmp_out.write_text("prediction\n")
+        tmp_out.replace(output)
+        tmp_rej.replace(rejects)
+    except BaseException:
+        for partial in (tmp_out, tmp_rej):
+            partial.unlink(missing_ok=True)
+        raise
+    return BatchReport(
+        totals["in"], totals["scored"], totals["rejected"], totals["chunks"], output,
+        rejects if totals["rejected"] else None,
+    )  # fmt: skip
+
+
+def _settle(
+    executor: Executor,
+    shared: _Scoring,
+    chunks: list[pl.DataFrame],
+    totals: dict[str, int],
+    sink: tuple[Path, Any, Any, bool],
+    on_chunk: Callable[[int], None] | None,
+) -> Any:
+    """Score one round of partitions and write their rows and rejects in source order.
+
+    ``sink``: the partial output path, its writer (``None`` before the first rows), the
+    open reject file, and whether the output is CSV. Returns the writer.
+    """
+    tmp_out, writer, reject_file, csv = sink
+    results = executor.map(score_partition, shared, chunks)
+    for chunk, result in zip(chunks, results, strict=True):
+        offset = totals["in"]
+        part = result.value
+        if part is None:
+            raise Unavailable(
+                f"batch scoring: the partition of rows {offset}..{offset + chunk.height - 1} "
+                f"failed on the {executor.name} executor ({result.error}); nothing was written, "
+                "run the command again"
+            )
+        if part.rows_in != chunk.height:
+            raise Unavailable(
+                f"batch scoring: a partition returned {part.rows_in} of {chunk.height} rows"
+            )
+        for row, why in part.rejects:
+            reject_file.write(f'{offset + row},"{why}"\n')
+        if part.scored is not None:
+            out = part.scored.with_columns(pl.col("source_row") + offset)
+            writer = _write(out, tmp_out, writer, csv=csv)
+            totals["scored"] += out.height
+        totals["rejected"] += len(part.rejects)
+        totals["in"] += chunk.height
+        totals["chunks"] += 1
+        if on_chunk is not None:
+            on_chunk(chunk.height)
+    return writer
