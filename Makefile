@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test check lint format typecheck layers bench clean help
+.PHONY: demo test check lint format typecheck layers bench clean help haproxy
 
 help:  ## Show the targets.
 	@grep -E '^[a-z]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -35,7 +35,13 @@ check: $(STAMP)  ## Lint, format check, types and layering.
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: check  ## Checks, then the whole test suite (slow tests included).
+# The failover tests (tests/integration/test_replicas.py) run a real HAProxy from Debian's
+# package; installed only when missing (they skip without it unless SHIPYARD_REQUIRE_SERVICES=1).
+haproxy:
+	@command -v haproxy >/dev/null 2>&1 || apt-get install -y -q haproxy >/dev/null \
+		|| echo "haproxy could not be installed: the failover tests will skip"
+
+test: check haproxy  ## Checks, then the whole test suite (slow tests included).
 	$(BIN)/pytest -q -n auto
 
 # Quick sizes (~4 min on 2 cores; pipeline at 1M rows, under a minute: its per-process start-up
@@ -48,10 +54,12 @@ bench: $(STAMP)  ## Run every benchmark at a quick size (prints RESULT lines).
 	$(BIN)/python benchmarks/tuning.py --trials 100 --repeat 3
 	$(BIN)/python benchmarks/serving.py --quick
 	$(BIN)/python benchmarks/cold_start.py --repeat 3
+	$(BIN)/python benchmarks/mlflow_api.py --metrics 300 --searches 10 --repeat 3
 	$(BIN)/python benchmarks/drift.py --rows 200000 --reference-rows 200000
 	$(BIN)/python benchmarks/bundle_bomb.py
 	$(BIN)/python benchmarks/streaming.py --events 20000 --seconds 3
 	$(BIN)/python benchmarks/quality.py --only digits,mixed
+	$(BIN)/python benchmarks/backup.py --metrics 200000 --blobs 40 --repeat 3
 
 format: $(STAMP)  ## Format and fix what ruff can.
 	$(BIN)/ruff format src tests benchmarks

@@ -117,3 +117,66 @@ BAD_URIS: list[str] = [
     "gopher://localhost:6379/_INFO",
     "dict://localhost:11211/stat",
 ]
+
+#: Request bodies an HTTP API must refuse with a precise 4xx, never a 500 (RELIABILITY.md "HTTP
+#: bodies"): (content type, raw bytes). An object of unknown fields may still be a valid search.
+BAD_BODIES: list[tuple[str, bytes]] = [
+    ("application/json", b""),
+    ("application/json", b"{"),
+    ("application/json", b'{"value": NaN}'),
+    ("application/json", b'{"value": Infinity, "key": "m"}'),
+    ("application/json", b"[" * 10_000 + b"]" * 10_000),
+    ("application/json", b'{"a":' * 5_000 + b"1" + b"}" * 5_000),
+    ("application/json", b"[" + b"1," * 1_000_000 + b"1]"),
+    ("application/json", b'{"key": "a", "key": "b"}'),
+    ("application/json", b"[]"),
+    ("application/json", b'"text"'),
+    ("application/json", b"null"),
+    ("application/json", b"12"),
+    ("application/json", b'{"run_id": 12, "key": ["x"], "value": {"a": 1}, "step": "x"}'),
+    ("application/json", b'{"name": {"$ne": 1}, "experiment_id": [1], "max_results": -1}'),
+    ("application/json", b'{"run_id": "../../etc/passwd", "key": "../x", "value": 1}'),
+    ("application/json", b"\xff\xfe\x00"),
+    ("text/plain", b'{"name": "x"}'),
+    ("application/x-www-form-urlencoded", b"name=x"),
+    ("application/python-pickle", b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00."),
+    ("", b'{"name": "x"}'),
+]
+
+# Markup that must never run when a user-supplied string is shown in a page (comments, names,
+# reasons): each is rendered or escaped and then checked for live tags, handlers and URLs.
+XSS_PAYLOADS: list[str] = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "<svg/onload=alert(1)>",
+    "<iframe src=javascript:alert(1)></iframe>",
+    '"><script>alert(1)</script>',
+    "[click](javascript:alert(1))",
+    "[click](JaVaScRiPt:alert(1))",
+    "[click](java\tscript:alert(1))",
+    "[click](&#106;avascript:alert(1))",
+    "[click](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
+    "[click](vbscript:msgbox(1))",
+    "![x](javascript:alert(1))",
+    '[x](https://example.com "a" onmouseover="alert(1)")',
+    '<a href="javascript:alert(1)">x</a>',
+    "<details open ontoggle=alert(1)>",
+    "`<script>alert(1)</script>`",
+    "<style>*{background:url(javascript:alert(1))}</style>",
+    "[x]: javascript:alert(1)\n\n[y][x]",
+]
+
+
+def live_markup(html: str) -> list[str]:
+    """What in ``html`` could run: live tags, event handlers inside tags, unsafe link targets.
+
+    Empty when a payload of ``XSS_PAYLOADS`` was rendered inert (escaped text is fine).
+    """
+    import re
+
+    found = re.findall(r"<\s*(?:script|img|svg|iframe|style|details|object|embed)\b", html, re.I)
+    found += re.findall(r"<[^>]*\son[a-z]+\s*=", html, re.I)
+    for url in re.findall(r'(?:href|src|action)\s*=\s*"([^"]*)"', html, re.I):
+        if ":" in url and not url.lower().startswith(("http://", "https://", "mailto:")):
+            found.append(url)
+    return found

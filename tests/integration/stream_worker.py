@@ -34,8 +34,8 @@ def consume(project: str, config_json: str, consumer: str, stats_dir: str) -> No
 
     from shipyard.registry.registry import ModelRegistry
     from shipyard.serve.server import RegistrySource
+    from shipyard.stream.brokers import open_broker
     from shipyard.stream.config import StreamConfig
-    from shipyard.stream.redis_backend import RedisStreamBackend
     from shipyard.stream.runner import StreamRunner
     from shipyard.stream.scoring import ModelFollower
     from shipyard.track.workspace import Workspace
@@ -49,7 +49,7 @@ def consume(project: str, config_json: str, consumer: str, stats_dir: str) -> No
             config.alias,
             poll_interval_s=config.poll_interval_s,
         )
-        backend = RedisStreamBackend(config, consumer=consumer)
+        backend = open_broker(config, consumer=consumer)
         runner = StreamRunner(
             backend,
             follower,

@@ -72,6 +72,10 @@ def test_make_demo_from_a_fresh_clone_carries_a_model_through_its_life(tmp_path:
     assert "600 labels matched" in out
     assert "(conserved)" in out
     assert "the lifecycle in" in out
+    if os.environ.get("SHIPYARD_REQUIRE_SERVICES") == "1" or "skipped: no Redis" not in out:
+        assert "2,000 predictions for 2,000 distinct events (none lost, none doubled)" in out
+        assert "SIGTERM drained and exited 0" in out
+        assert "dead letter: contract: mean_texture" in out
 
     project = home / ".shipyard" / "demo-project"
     with Workspace.open(project) as workspace:

@@ -18,7 +18,7 @@ import orjson
 import polars as pl
 import pytest
 
-from shipyard.core.clock import ManualClock
+from shipyard.core.clock import Clock, ManualClock
 from shipyard.monitor.feedback import FeedbackStore
 from shipyard.pipeline.monitoring import monitor_pass
 from shipyard.pipeline.project import load_project
@@ -87,7 +87,7 @@ def _write_project(root: Path, features: str = "[x1, x2]") -> None:
 
 
 def _serve_traffic(
-    workspace: Workspace, root: Path, clock: ManualClock, rows: pl.DataFrame
+    workspace: Workspace, root: Path, clock: Clock, rows: pl.DataFrame, *, start_ms: int = T0
 ) -> None:
     """Log what the promoted bundle answers for ``rows``, one request per row, and label them."""
     registry = ModelRegistry.for_workspace(workspace)
@@ -108,7 +108,7 @@ def _serve_traffic(
                 model="loop",
                 version=version.version,
                 variant="primary",
-                ts_ms=T0 + i * 1_000,  # one request a second
+                ts_ms=start_ms + i * 1_000,  # one request a second
                 latency_ms=2.0,
                 inputs_json=orjson.dumps({k: [v] for k, v in row.items()}).decode(),
                 outputs_json=orjson.dumps(

@@ -12,7 +12,9 @@ step a real call of the same code the commands use:
    the ground truth sent back as feedback labels;
 5. ``shipyard monitor run --once``: drift found on the recalibrated features, an alert, a
    retrain on the clinic's new labelled scans, and the gate deciding the alias;
-6. batch scoring, the HTML monitoring report, and what it all cost.
+6. batch scoring, the HTML monitoring report, and what it all cost;
+7. ``shipyard stream run`` over Redis Streams: a consumer SIGKILLed and restarted, every
+   event scored exactly once, a broken event in the dead letters.
 """
 
 from __future__ import annotations
@@ -222,6 +224,11 @@ def run_lifecycle(workspace_root: Path) -> DemoSummary:
         _batch(registry, root, summary)
         summary.paths.append(("monitoring report", _report(workspace, root)))
         _cost(workspace, summary)
+
+        console.rule("7. streaming: events in, predictions out, a consumer killed and resumed")
+        from shipyard.cli.demo_streaming import stream_scene
+
+        stream_scene(root, summary)
     _print_summary(summary, root, time.monotonic() - started)
     return summary
 

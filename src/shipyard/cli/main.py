@@ -71,10 +71,13 @@ _COMMANDS: dict[str, _Entry] = {
     "run": _command("project", "run"),
     "data": _group("data"),
     "models": _group("models"),
+    "comments": _group("comments"),
+    "activity": _command("comments", "activity"),
     "serve": _command("serve", "serve"),
     "predict": _command("serve", "predict"),
     "export": _command("serve", "export"),
     "deploy": _group("serve", "deploy_app"),
+    "tracking-server": _command("tracking", "tracking_server"),
     "loadtest": _command("loadtest", "loadtest"),
     "lineage": _command("data", "lineage"),
     "privacy": _group("privacy"),
@@ -88,6 +91,8 @@ _COMMANDS: dict[str, _Entry] = {
     "budget": _group("retention", "budget_app"),
     "cost": _group("cost"),
     "keys": _group("keys"),
+    "backup": _group("backup"),
+    "dr": _group("backup", "dr_app"),
     "stream": _group("stream"),
 }
 

@@ -1,5 +1,8 @@
 """``shipyard models``: register, list, show, promote, rollback, compare, history, card.
 
+Four-eyes review commands (``request-promotion``, ``approve``, ``reject``, ``reviews``,
+``review``) are in ``cli.model_reviews``.
+
 References are ``name`` (the latest version), ``name:3`` (version 3) or ``name@production`` (an
 alias). ``promote`` exits 1 when the gate refuses (the alias stays where it was), so scripts can
 tell; user errors (a bad name, ``--force`` without ``--reason``) exit 2 with one line.
@@ -202,7 +205,7 @@ def promote(
             test_data=_frame(workspace, test_dataset),
         )
     _print_result(result)
-    if not result.moved:
+    if not result.moved and result.request_id is None:  # a request for review is no refusal
         raise typer.Exit(1)
 
 
@@ -346,9 +349,13 @@ def _frame(workspace: Workspace, dataset: str | None) -> pl.DataFrame | None:
 
 
 def _print_result(result: PromotionResult) -> None:
-    colour = "green" if result.moved else "red"
+    colour = "green" if result.moved else "yellow" if result.request_id else "red"
     console.print(f"[{colour}]{escape(result.describe())}[/]")
     if result.verdict is not None:
         for check in result.verdict.checks:
             mark = "[green]ok[/]" if check.passed else "[red]failed[/]"
             console.print(f"  {mark} {check.name}: {escape(check.detail)}")
+
+
+# The review commands (request-promotion, approve, reject, reviews, review) join this group.
+from shipyard.cli import model_reviews as model_reviews  # noqa: E402

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,6 +16,8 @@ from shipyard.core.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from shipyard.pipeline.monitoring import MonitorPass
+    from shipyard.store.leases import Leadership
+    from shipyard.store.monitoring import AlertRecord
 
 # A pass every millisecond would spin; time.sleep overflows on spans of millennia.
 _MIN_INTERVAL_MS = 1_000
@@ -44,53 +45,105 @@ def run(
         bool,
         typer.Option("--no-retrain", help="Record retrain requests but do not retrain."),
     ] = False,
+    lease_ttl: Annotated[
+        str,
+        typer.Option(
+            help="How long the lease of a loop lasts: one loop per model leads, the others "
+            "stand by and take over at most this long (plus a quarter) after it dies."
+        ),
+    ] = "60s",
 ) -> None:
     """Evaluate the project's monitors: drift, performance, anomalies, budgets, alerts.
 
     Each pass stores what it measured, raises and notifies alerts by the rules in the
     monitor: section of shipyard.yaml, and for rules with `action: retrain` re-runs the
-    pipeline; the new model takes the alias only if it beats the current one.
+    pipeline; the new model takes the alias only if it beats the current one. Loops on
+    several replicas are safe: only the holder of the model's lease runs passes.
     """
     from shipyard.cli.access import acting_identity
-    from shipyard.pipeline.monitoring import RetrainOutcome, monitor_pass, run_forever
+    from shipyard.pipeline.monitoring import (
+        RetrainOutcome,
+        monitor_pass,
+        monitored_model,
+        retrain_project,
+    )
     from shipyard.pipeline.project import load_project
+    from shipyard.pipeline.singleton import guarded, lead_forever, monitor_lease_name
+    from shipyard.store.leases import Leadership, LeaseStore
 
     every_ms = _interval_ms(interval) if interval else None
+    ttl_ms = _interval_ms(lease_ttl, option="--lease-ttl")
     project = load_project(project_dir(ctx))
     config = project.spec.monitor
     if every_ms is None:
         every_ms = config.schedule.interval if config is not None else 900_000
+    model, alias = monitored_model(project)
+    actor = acting_identity(ctx)
 
-    def skip(alert: object) -> RetrainOutcome:
-        alert_id = str(getattr(alert, "alert_id", ""))
+    def skipped(alert: AlertRecord, why: str) -> RetrainOutcome:
         return RetrainOutcome(
-            alert_id, False, "retrain requested; skipped (--no-retrain)", {}, None
+            alert.alert_id, False, f"retrain requested; skipped ({why})", {}, None
         )
 
-    def step() -> MonitorPass:
-        with open_workspace(ctx) as workspace:
-            result = monitor_pass(
-                workspace,
-                project,
-                actor=acting_identity(ctx),
-                predictions=predictions,
-                retrain=skip if no_retrain else None,
-            )
-        print_pass(result)
-        return result
+    with open_workspace(ctx) as lease_workspace:
+        leadership = Leadership(
+            LeaseStore(lease_workspace.store, lease_workspace.clock),
+            monitor_lease_name(model, alias),
+            ttl_ms=ttl_ms,
+        )
 
-    if once:
-        step()
-        return
-    console.print(f"monitoring every {escape(interval or f'{every_ms // 1000}s')}; Ctrl-C stops")
-    try:
-        run_forever(step, every_ms / 1000, sleep=time.sleep)
-    except KeyboardInterrupt:
-        console.print("stopped")
+        def step() -> MonitorPass:
+            with open_workspace(ctx) as workspace:
+
+                def retrain(alert: AlertRecord) -> RetrainOutcome:
+                    if no_retrain:
+                        return skipped(alert, "--no-retrain")
+                    return guarded(
+                        leadership,
+                        lambda: retrain_project(workspace, project, alert, started_by=actor),
+                        lambda: skipped(alert, "this loop lost its lease"),
+                    )
+
+                result = monitor_pass(
+                    workspace, project, actor=actor, predictions=predictions, retrain=retrain
+                )
+            print_pass(result)
+            return result
+
+        with leadership:
+            if once:
+                if not leadership.held:
+                    _standby(leadership)
+                    return
+                step()
+                return
+            shown = escape(interval or f"{every_ms // 1000}s")
+            console.print(f"monitoring every {shown}; Ctrl-C stops")
+
+            def changed(leading: bool) -> None:
+                if leading:
+                    token = leadership.lease.token if leadership.lease else "?"
+                    console.print(f"leading (lease {leadership.name}, token {token})")
+                else:
+                    _standby(leadership)
+
+            try:
+                lead_forever(step, leadership, every_ms / 1000, on_change=changed)
+            except KeyboardInterrupt:
+                console.print("stopped")
 
 
-def _interval_ms(text: str) -> int:
-    """``--interval`` in milliseconds, between a second and a year.
+def _standby(leadership: Leadership) -> None:
+    """Say who leads instead of this process."""
+    holder = leadership.lease.holder if leadership.lease else "another process"
+    console.print(
+        f"standing by: {escape(holder)} holds the lease {escape(leadership.name)} "
+        "(it runs the passes)"
+    )
+
+
+def _interval_ms(text: str, *, option: str = "--interval") -> int:
+    """``--interval`` (or ``option``) in milliseconds, between a second and a year.
 
     Raises:
         InvalidArgument: Not a duration, or outside those bounds.
@@ -100,9 +153,9 @@ def _interval_ms(text: str) -> int:
     try:
         every_ms = parse_duration_ms(text)
     except InvalidArgument as e:
-        raise InvalidArgument(f"--interval: {e.message}") from None
+        raise InvalidArgument(f"{option}: {e.message}") from None
     if not _MIN_INTERVAL_MS <= every_ms <= _MAX_INTERVAL_MS:
-        raise InvalidArgument(f"--interval {text!r} must be between 1s and 366d")
+        raise InvalidArgument(f"{option} {text!r} must be between 1s and 366d")
     return every_ms
 
 

@@ -11,6 +11,7 @@ scheduler can stop on it.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,8 +23,10 @@ from shipyard.cli.context import console, open_workspace
 from shipyard.cli.options import not_nan
 from shipyard.cli.project import project_dir
 from shipyard.cli.render import size
+from shipyard.core.errors import Conflict
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from decimal import Decimal
 
     from shipyard.cost.blob_gc import GcReport
@@ -70,7 +73,7 @@ def gc(
 
     policy, _ = _project_sections(project_dir(ctx))
     me = acting_identity(ctx)
-    with open_workspace(ctx) as workspace:
+    with open_workspace(ctx) as workspace, _gc_lease(workspace, dry_run=dry_run):
         audit_log = security_store(workspace.settings, workspace.store, clock=workspace.clock)
         plan = None
         if policy is not None:
@@ -95,6 +98,34 @@ def gc(
         _print_gc(report, plan, saved, policy is not None)
     if report.missing:
         raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _gc_lease(workspace: Workspace, *, dry_run: bool) -> Iterator[None]:
+    """Hold the workspace's gc lease while collecting (issue 20): two collectors never race.
+
+    A dry run changes nothing and needs no lease. The lease is renewed from a thread for as
+    long as the collection takes, and released at the end.
+
+    Raises:
+        Conflict: Another ``shipyard gc`` holds the lease (it names which process).
+    """
+    if dry_run:
+        yield
+        return
+    from shipyard.cost.blob_gc import GC_LEASE
+    from shipyard.store.leases import Leadership, LeaseStore
+
+    with Leadership(
+        LeaseStore(workspace.store, workspace.clock), GC_LEASE, ttl_ms=60_000
+    ) as leadership:
+        if not leadership.held:
+            holder = leadership.lease.holder if leadership.lease else "another process"
+            raise Conflict(
+                f"another `shipyard gc` is running ({holder} holds the gc lease); "
+                "run it again once that one has finished"
+            )
+        yield
 
 
 def _monthly_saving(workspace: Workspace, report: GcReport) -> Decimal | None:

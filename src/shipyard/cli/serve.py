@@ -50,6 +50,15 @@ def serve(
             "matches subdomains). Default: any host."
         ),
     ] = None,
+    drain: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=300.0,
+            help="Seconds readiness answers 503 after SIGTERM before the server stops "
+            "accepting (give a load balancer time to take the replica out).",
+        ),
+    ] = 0.0,
 ) -> None:
     """Serve registered models over HTTP (V2 inference protocol + plain JSON + /metrics)."""
     from shipyard.serve.server import ServerConfig, deploy_from_refs, run_server, tls_options
@@ -82,6 +91,7 @@ def serve(
         # svc-canary may borrow the role of a local operator only (security.services).
         local_operator=me.name if me.kind == Kind.LOCAL else None,
         allowed_hosts=allowed_host or None,
+        drain_s=drain,
     )
     scheme = "https" if tls else "http"
     console.print(
@@ -166,27 +176,56 @@ def predict(
 
 def export(
     ref: Annotated[str, typer.Argument(help="model@alias.")],
-    to: Annotated[str, typer.Option("--to", help="docker or kubernetes.")] = "docker",
+    to: Annotated[
+        str, typer.Option("--to", help="docker, kubernetes, haproxy or nginx.")
+    ] = "docker",
     out: Annotated[Path, typer.Option(help="Folder to write into.")] = Path("deploy"),
     image: Annotated[
         str, typer.Option(help="Container image for Kubernetes.")
     ] = "shipyard-model:latest",
-    replicas: Annotated[int, typer.Option(min=1, help="Minimum replicas.")] = 2,
+    replicas: Annotated[
+        int, typer.Option(min=1, help="Minimum replicas (load balancers: without --server).")
+    ] = 2,
+    server: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A replica's host:port for haproxy/nginx (repeatable; default: --replicas "
+            "replicas on 127.0.0.1, ports after --listen's)."
+        ),
+    ] = None,
+    listen: Annotated[
+        str, typer.Option(help="host:port the load balancer listens on.")
+    ] = "127.0.0.1:8000",
 ) -> None:
-    """Write a Dockerfile or Kubernetes manifests (Deployment with probes, Service, HPA)."""
-    from shipyard.serve.export import dockerfile, kubernetes, kubernetes_yaml
+    """Write a Dockerfile, Kubernetes manifests, or an HAProxy/nginx config for N replicas."""
     from shipyard.serve.server import deploy_from_refs
 
     deploy_from_refs([ref])  # a name@alias of valid names: it is written into the files
+    if to not in ("docker", "kubernetes", "haproxy", "nginx"):
+        raise InvalidArgument("--to is docker, kubernetes, haproxy or nginx")
+    if to in ("haproxy", "nginx"):
+        from shipyard.serve import balancers
+
+        front = balancers.Upstream.parse(listen)
+        upstreams = [balancers.Upstream.parse(s) for s in server or []] or [
+            balancers.Upstream(front.host, front.port + i) for i in range(1, replicas + 1)
+        ]
+        write = balancers.haproxy if to == "haproxy" else balancers.nginx
+        text = write(ref, upstreams, listen=front)
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"{to}.cfg" if to == "haproxy" else out / "nginx.conf"
+        path.write_text(text)
+        console.print(f"wrote {escape(str(path))} for {len(upstreams)} replica(s)")
+        return
+    from shipyard.serve.export import dockerfile, kubernetes, kubernetes_yaml
+
     out.mkdir(parents=True, exist_ok=True)
     if to == "docker":
         path = out / "Dockerfile"
         path.write_text(dockerfile(ref))
-    elif to == "kubernetes":
+    else:
         path = out / "kubernetes.yaml"
         path.write_text(kubernetes_yaml(kubernetes(ref, image=image, replicas=replicas)))
-    else:
-        raise InvalidArgument("--to is docker or kubernetes")
     console.print(f"wrote {escape(str(path))}")
 
 

@@ -19,6 +19,7 @@ from shipyard.cli.context import console, err_console, open_workspace
 from shipyard.cli.options import not_nan
 from shipyard.cli.project import project_dir
 from shipyard.cli.render import JsonOption, number, when, write_json
+from shipyard.core.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,6 +39,28 @@ def _config(ctx: typer.Context) -> StreamConfig:
     from shipyard.stream.config import load_stream_config
 
     return load_stream_config(project_dir(ctx))
+
+
+def _redis_only(ctx: typer.Context, command: str) -> StreamConfig:
+    config = _config(ctx)
+    if config.url.startswith("nats://"):
+        raise InvalidArgument(
+            f"{command} reads Redis streams; on NATS, read the dead-letter subject "
+            f"{config.dead_letters} with the nats CLI (not built into shipyard yet)"
+        )
+    return config
+
+
+def _labels_consumer(config: StreamConfig, backend: Any, logs: Path) -> Any:
+    """The consumer of the labels stream, storing beside the prediction log."""
+    from shipyard.monitor.feedback import FeedbackStore
+    from shipyard.stream.labels import LabelsConsumer
+
+    if config.url.startswith("nats://"):
+        raise InvalidArgument("a labels stream is read from Redis only (not yet from NATS)")
+    return LabelsConsumer(
+        backend.client, config, FeedbackStore.beside(logs), consumer=backend.consumer
+    )
 
 
 def fast_predictor(bundle: Bundle) -> tuple[Callable[[ModelInput], Predictions], str]:
@@ -64,6 +87,12 @@ def run(
     native: Annotated[
         bool, typer.Option("--native", help="Score with the model itself, not the ONNX fast path.")
     ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=65535, help="Serve Prometheus /metrics on 127.0.0.1:PORT (off by default)."
+        ),
+    ] = None,
 ) -> None:
     """Consume the stream: check, score and publish each event; SIGTERM drains and exits 0.
 
@@ -74,12 +103,14 @@ def run(
     """
     from shipyard.registry.registry import ModelRegistry
     from shipyard.serve.server import RegistrySource
-    from shipyard.stream.redis_backend import RedisStreamBackend
+    from shipyard.stream.brokers import open_broker
+    from shipyard.stream.config import load_window_defs
     from shipyard.stream.runner import StreamRunner
     from shipyard.stream.scoring import ModelFollower, native_predictor
 
     config = _config(ctx)
     project = project_dir(ctx)
+    defs = load_window_defs(project, config)
     with open_workspace(ctx) as workspace:
         follower = ModelFollower(
             RegistrySource(ModelRegistry.for_workspace(workspace)),
@@ -88,9 +119,32 @@ def run(
             build_predictor=native_predictor if native else fast_predictor,
             poll_interval_s=config.poll_interval_s,
         )
-        backend = RedisStreamBackend(config, consumer=consumer, log_rows=not no_log)
+        backend = open_broker(config, consumer=consumer, log_rows=not no_log)
         logs = None if no_log else (log_dir or project / ".shipyard" / "predictions")
-        runner = StreamRunner(backend, follower, log_root=logs)
+        windows = None
+        if defs and config.url.startswith("nats://"):
+            raise InvalidArgument(
+                "window features keep their state in Redis: use a redis:// broker for a "
+                "model that reads window features (NATS JetStream KV state is not built yet)"
+            )
+        if defs:
+            from shipyard.stream.windows import Lateness, StreamWindows
+
+            windows = StreamWindows(
+                defs,
+                backend.client,
+                prefix=f"{config.input}:win",
+                lateness=Lateness(config.watermark_delay_ms, config.allowed_lateness_ms),
+                state_ttl_s=config.state_ttl_s(defs),
+            )
+        labels = None
+        if config.labels is not None and logs is not None:
+            labels = _labels_consumer(config, backend, logs)
+        runner = StreamRunner(backend, follower, log_root=logs, windows=windows, labels=labels)
+        if metrics_port is not None:
+            from shipyard.stream.metrics import serve_metrics
+
+            runner.metrics = serve_metrics(runner.consumer, metrics_port)
 
         def _stop(signum: int, frame: Any) -> None:
             runner.stop()
@@ -108,7 +162,8 @@ def run(
             backend.close()
     err_console.print(
         f"stopped: {stats.events} events, {stats.outputs} predictions, "
-        f"{stats.dead_letters} dead letters, {stats.duplicates} duplicates skipped"
+        f"{stats.dead_letters} dead letters, {stats.late} late events, "
+        f"{stats.duplicates} duplicates skipped"
     )
 
 
@@ -122,13 +177,14 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Events/s, consumer lag, pending entries, dead letters and event-to-prediction latency."""
-    from shipyard.stream.redis_backend import RedisStreamBackend
+    from shipyard.stream.brokers import open_broker
     from shipyard.stream.status import read_status
 
     config = _config(ctx)
-    backend = RedisStreamBackend(config)
+    backend = open_broker(config)
     try:
-        found = read_status(backend.client, config, backend.stats(), window_s=window)
+        client = getattr(backend, "client", None)  # samples are kept in Redis only
+        found = read_status(client, config, backend.stats(), window_s=window)
     finally:
         backend.close()
     if as_json:
@@ -142,6 +198,7 @@ def status(
         ("consumers", str(found.consumers)),
         ("outputs", str(found.outputs)),
         ("dead letters", str(found.dead_letters)),
+        ("late events", str(found.late_events)),
         ("latency p50", f"{number(found.latency_p50_ms)} ms"),
         ("latency p99", f"{number(found.latency_p99_ms)} ms"),
     ]
@@ -160,7 +217,7 @@ def dead_letters(
     from shipyard.stream.dead_letters import list_dead_letters
     from shipyard.stream.redis_backend import connect
 
-    config = _config(ctx)
+    config = _redis_only(ctx, "stream dead-letters")
     client = connect(config.url)
     try:
         letters = list_dead_letters(client, config, limit=limit)
@@ -197,7 +254,7 @@ def replay(
     from shipyard.stream.dead_letters import replay as replay_letters
     from shipyard.stream.redis_backend import connect
 
-    config = _config(ctx)
+    config = _redis_only(ctx, "stream replay")
     client = connect(config.url)
     try:
         new = replay_letters(client, config, ids)

@@ -16,6 +16,7 @@ line (as a usage error does), so scripts that tested for 2 keep working.
     already_exists       409     2
     conflict             409     2
     permission_denied    403    77   EX_NOPERM: another token or role
+    self_review          403     2   someone else must run it (four eyes)
     unavailable          503    69   EX_UNAVAILABLE: retry when the backend is back
     integrity_failure    500    65   EX_DATAERR: stored data failed a check
     (an OSError)           -    74   EX_IOERR: disk full, a file not readable (CLI only)
@@ -34,6 +35,7 @@ from shipyard.core.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    SelfReview,
     ShipyardError,
     Unavailable,
 )
@@ -63,6 +65,7 @@ ERROR_STATUS: Final[dict[type[ShipyardError], ErrorStatus]] = {
     AlreadyExists: ErrorStatus(http=409, exit=2),
     Conflict: ErrorStatus(http=409, exit=2),
     PermissionDenied: ErrorStatus(http=403, exit=77),
+    SelfReview: ErrorStatus(http=403, exit=2),
     Unavailable: ErrorStatus(http=503, exit=69),
     IntegrityFailure: ErrorStatus(http=500, exit=65),
     ShipyardError: ErrorStatus(http=500, exit=EXIT_INTERNAL),

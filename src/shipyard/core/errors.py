@@ -157,6 +157,16 @@ class PermissionDenied(ShipyardError):
     code = "permission_denied"
 
 
+class SelfReview(PermissionDenied):
+    """Someone tried to decide their own promotion request: another person must (four eyes).
+
+    HTTP 403 like any denial, but exit status 2 in the CLI: no role or token fixes it; the
+    command line does, run by someone else (issue 18).
+    """
+
+    code = "self_review"
+
+
 class Unavailable(ShipyardError):
     """A backend could not be reached; retrying later may succeed."""
 

@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.core.errors import InvalidProjectFile, InvalidSettings
 from shipyard.core.project_file import YamlDocument, load_yaml
-from shipyard.core.typed_config import build, environment_values, merge, setting
+from shipyard.core.typed_config import Invalid, build, environment_values, merge, setting
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from shipyard.core.review_settings import ReviewSettings
 
 PROJECT_FILE = "shipyard.yaml"
 STATE_DIR = ".shipyard"
@@ -118,6 +120,23 @@ class RegistrySettings:
     max_compression_ratio: float = setting(200.0, ge=10.0, le=2000.0)
 
 
+def _reviews(value: Any) -> ReviewSettings:
+    """The ``reviews:`` section, checked by its pydantic model (imported only for it)."""
+    from pydantic import ValidationError
+
+    from shipyard.core.review_settings import ReviewSettings
+
+    try:
+        return ReviewSettings.model_validate(value)
+    except ValidationError as e:
+        raise Invalid(
+            [
+                (tuple(str(p) for p in err["loc"]), err["msg"], err.get("input"))
+                for err in e.errors()
+            ]
+        ) from e
+
+
 @dataclasses.dataclass(kw_only=True)
 class Settings:
     """Root settings of a Shipyard workspace.
@@ -136,6 +155,9 @@ class Settings:
     encryption: EncryptionSettings = dataclasses.field(default_factory=EncryptionSettings)
     audit: AuditSettings = dataclasses.field(default_factory=AuditSettings)
     registry: RegistrySettings = dataclasses.field(default_factory=RegistrySettings)
+    #: None without a ``reviews:`` section (no alias needs a review); checked by its pydantic
+    #: model (``core.review_settings``), imported only when the section is there.
+    reviews: ReviewSettings | None = setting(None, parse=_reviews)  # noqa: RUF009 (a field)
 
     @property
     def state_dir(self) -> Path:
@@ -165,6 +187,7 @@ _FILE_PATHS: dict[str, tuple[str, ...]] = {
     "tracking": ("tracking",),
     "cost": ("cost",),
     "registry": ("registry",),
+    "reviews": ("reviews",),
 }
 _ABSENT = object()
 _PREFIX = "SHIPYARD_"

@@ -8,7 +8,10 @@ mappings of YAML values or environment strings into instances of it, with pydant
 coercions (``"20"`` → 20, ``"off"`` → False) and every problem reported at once.
 
 Declare a bounded field with ``setting(default, ge=1, le=60)``; supported types are ``bool``,
-``int``, ``float``, ``str``, ``Path``, ``X | None`` of those, and nested dataclasses.
+``int``, ``float``, ``str``, ``Path``, ``X | None`` of those, and nested dataclasses. A field
+with ``setting(default, parse=function)`` is checked by that function instead (its annotation
+is not evaluated, so its type may be imported only under ``TYPE_CHECKING``): it returns the
+value or raises ``Invalid``.
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import sys
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 T = TypeVar("T")
 
@@ -36,6 +43,14 @@ _BOUND_MESSAGES = {
 }
 
 
+class Invalid(ValueError):
+    """What a field's ``parse`` function found wrong, paths relative to the field."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(message for _, message, _ in problems))
+        self.problems = problems
+
+
 def setting(
     default: Any = dataclasses.MISSING,
     *,
@@ -45,10 +60,11 @@ def setting(
     lt: float | None = None,
     le: float | None = None,
     pattern: str | None = None,
+    parse: Callable[[Any], Any] | None = None,
 ) -> Any:
     """A dataclass field with bounds that ``build`` checks (the ``Field(...)`` of this module)."""
     bounds = {k: v for k, v in {"gt": gt, "ge": ge, "lt": lt, "le": le}.items() if v is not None}
-    metadata = {"bounds": bounds, "pattern": pattern}
+    metadata = {"bounds": bounds, "pattern": pattern, "parse": parse}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -99,7 +115,8 @@ def environment_values(
         if section not in hints:
             continue
         if len(path) == 1:
-            values[section] = _json_section(raw) if _is_dataclass(hints[section]) else raw
+            structured = hints[section] is None or _is_dataclass(hints[section])
+            values[section] = _json_section(raw) if structured else raw
         elif len(path) == 2 and _is_dataclass(hints[section]):
             current = values.setdefault(section, {})
             if isinstance(current, dict):
@@ -115,7 +132,17 @@ def _json_section(raw: str) -> Any:
 
 
 def _hints(cls: type[Any]) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    """Each field's type, evaluated in its module; ``None`` for a field with its own parser."""
+    namespace = vars(sys.modules[cls.__module__])
+    hints: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        kind = field.type
+        if field.metadata.get("parse") is not None:
+            kind = None
+        elif isinstance(kind, str):
+            kind = eval(kind, namespace)  # noqa: S307 (an annotation of our own dataclass)
+        hints[field.name] = kind
+    return hints
 
 
 def _is_dataclass(kind: Any) -> bool:
@@ -144,11 +171,24 @@ def _build(
         if name not in data:
             continue
         kind = hints[name]
-        if _is_dataclass(kind):
+        parse = field.metadata.get("parse")
+        if parse is not None:
+            values[name] = _parsed(parse, data[name], (*loc, name), problems)
+        elif _is_dataclass(kind):
             values[name] = _build(kind, data[name], (*loc, name), "forbid", problems)
         else:
             values[name] = _check(kind, field, data[name], (*loc, name), problems)
     return cls(**values) if len(problems) == before else None
+
+
+def _parsed(
+    parse: Callable[[Any], Any], value: Any, loc: tuple[str, ...], problems: list[Problem]
+) -> Any:
+    try:
+        return parse(value)
+    except Invalid as e:
+        problems.extend(((*loc, *where), message, found) for where, message, found in e.problems)
+        return None
 
 
 def _check(

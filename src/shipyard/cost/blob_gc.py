@@ -55,6 +55,10 @@ DEFAULT_GRACE_S = 3600.0
 _CHUNK = 200
 
 
+#: The lease a collector holds (``store.leases``): one ``shipyard gc`` per workspace at a time.
+GC_LEASE = "gc"
+
+
 @dataclass(frozen=True)
 class GcReport:
     """What a sweep found, and what it deleted (or would delete, on a dry run).

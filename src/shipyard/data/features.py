@@ -40,6 +40,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, model_validator
 
 from shipyard.core.errors import InvalidArgument, InvalidData
+from shipyard.data.windows import WindowDef, WindowFeature
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -137,7 +138,16 @@ class ContainsFeature(BaseModel):
     contains: ContainsArgs
 
 
-_KINDS = ("date_part", "ratio", "log1p", "log", "bucket", "text_length", "contains")
+_KINDS = (
+    "date_part",
+    "ratio",
+    "log1p",
+    "log",
+    "bucket",
+    "text_length",
+    "contains",
+    "window",
+)
 
 
 def _kind(value: Any) -> str | None:
@@ -156,7 +166,8 @@ Feature = Annotated[
     | Annotated[LogFeature, Tag("log")]
     | Annotated[BucketFeature, Tag("bucket")]
     | Annotated[TextLengthFeature, Tag("text_length")]
-    | Annotated[ContainsFeature, Tag("contains")],
+    | Annotated[ContainsFeature, Tag("contains")]
+    | Annotated[WindowFeature, Tag("window")],
     Discriminator(
         _kind,
         custom_error_type="feature_kind",
@@ -193,7 +204,23 @@ def add_features(lf: pl.LazyFrame, spec: FeaturesSpec) -> pl.LazyFrame:
     taken = sorted(set(spec.root) & set(schema))
     if taken:
         raise InvalidArgument(f"features {', '.join(taken)}: already columns; pick new names")
-    return lf.with_columns(_feature(name, f, schema).alias(name) for name, f in spec.root.items())
+    rowwise = {name: f for name, f in spec.root.items() if not isinstance(f, WindowFeature)}
+    out = lf.with_columns(_feature(name, f, schema).alias(name) for name, f in rowwise.items())
+    windowed = window_defs(spec)
+    if not windowed:
+        return out
+    from shipyard.data.window_features import add_window_features  # only with window features
+
+    try:
+        frame = out.collect()
+    except pl.exceptions.PolarsError as e:
+        raise InvalidData(f"features: cannot read the input: {e}") from e
+    return add_window_features(frame, windowed).lazy()
+
+
+def window_defs(spec: FeaturesSpec) -> list[WindowDef]:
+    """The window features of ``spec``, resolved (the stream computes these too)."""
+    return [WindowDef.of(n, f) for n, f in spec.root.items() if isinstance(f, WindowFeature)]
 
 
 def _feature(name: str, feature: BaseModel, schema: Mapping[str, pl.DataType]) -> pl.Expr:

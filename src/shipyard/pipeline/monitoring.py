@@ -288,7 +288,12 @@ def retrain_project(
         if verdict.champion_score is not None:
             numbers["holder_score"] = verdict.champion_score
     metric = verdict.metric if verdict is not None else "score"
-    if promotion.moved:
+    if promotion.request_id is not None:  # a review rule holds the alias (issue 18)
+        text = (
+            f"version {candidate} passed the gate over {before} ({metric}); promotion request "
+            f"{promotion.request_id} waits for review"
+        )
+    elif promotion.moved:
         text = f"promoted version {candidate} over {before} ({metric})"
     else:
         text = f"refused version {candidate}: {alias} stays at {before} ({metric})"

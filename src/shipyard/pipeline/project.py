@@ -103,6 +103,7 @@ class ProjectFile(BaseModel):
     tracking: dict[str, Any] | None = None  # read by core.settings
     cost: dict[str, Any] | None = None  # read by core.settings
     registry: dict[str, Any] | None = None  # read by core.settings
+    reviews: dict[str, Any] | None = None  # read by core.settings (core.review_settings)
     sources: dict[str, SourceSpec] = Field(default_factory=dict)
     combine: CombineSpec | None = None
     contract: Contract | None = None

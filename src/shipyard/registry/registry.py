@@ -25,7 +25,7 @@ workspace's background threads.
 
 from __future__ import annotations
 
-import re
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,9 @@ from shipyard.core.errors import (
     NotFound,
 )
 from shipyard.registry.archive import read_bounded
+from shipyard.registry.names import check_lengths, headline
+from shipyard.registry.names import check_name as check_name
+from shipyard.registry.reads import RegistryReads
 from shipyard.registry.verdict import PromotionResult, replayed_promotion
 from shipyard.security import audit
 from shipyard.security.audit_chain import security_store
@@ -46,37 +49,24 @@ from shipyard.store.registry import AliasEvent, ModelVersion, RegistryStore
 from shipyard.store.stores import StoreSet
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import polars as pl
 
     from shipyard.core.clock import Clock
+    from shipyard.core.review_settings import ReviewSettings
     from shipyard.core.settings import RegistrySettings
+    from shipyard.cost.catalog import ActiveInstance
     from shipyard.registry.bundle import Bundle
     from shipyard.security.identities import Identity
     from shipyard.store.artifacts.base import BlobStore
+    from shipyard.store.reviews import ReviewRequest
     from shipyard.store.security import AuditWrite, SecurityStore
     from shipyard.store.sql import SqlStore
     from shipyard.track.workspace import Workspace
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-# Column widths of the registry tables (store/registry_models.py): refused here, with a message.
-_LIMITS = {"description": 2000, "reason": 2000, "idempotency key": 200, "run": 32}
-_REF = re.compile(r"^(?P<name>[^@:]+)(?:@(?P<alias>[^@:]+)|:(?P<version>\d+))?$")
 
-
-def check_name(name: str, what: str = "model name") -> str:
-    """Return ``name`` if it is a valid model or alias name.
-
-    Raises:
-        InvalidArgument: Anything but 1-100 letters, digits and ``_.-`` starting alphanumeric.
-    """
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InvalidArgument(
-            f"{what} {name!r} must be 1-100 letters, digits or _.- and start with a letter or digit"
-        )
-    return name
-
-
-class ModelRegistry:
+class ModelRegistry(RegistryReads):
     """Versions, aliases and promotions over a metadata store and a blob store.
 
     Attributes:
@@ -96,23 +86,49 @@ class ModelRegistry:
         security: SecurityStore,
         limits: RegistrySettings,
         clock: Clock,
+        reviews: ReviewSettings | None = None,
+        price: Callable[[], ActiveInstance | None] | None = None,
     ) -> None:
         self.security = security
+        self.sql = store  # the reviews' rows live in the same store (``registry.reviews``)
+        self._reviews = reviews
+        self.price = price  # prices evidence: cost per 1,000 predictions (None: unpriced)
         self.store = RegistryStore(store, audit_log=security)
         self.blobs = blobs
         self.limits = limits
         self.clock = clock
         self._stores = StoreSet(store, blobs, clock)  # reads the gate's test split
 
+    @property
+    def reviews(self) -> ReviewSettings:
+        """Which aliases need a review (``reviews:`` in ``shipyard.yaml``); none by default.
+
+        Built on first use: its pydantic model is not imported by a command that only lists
+        models (issue 17).
+        """
+        if self._reviews is None:
+            from shipyard.core.review_settings import ReviewSettings
+
+            self._reviews = ReviewSettings()
+        return self._reviews
+
+    @reviews.setter
+    def reviews(self, rules: ReviewSettings) -> None:
+        self._reviews = rules
+
     @classmethod
     def for_workspace(cls, workspace: Workspace) -> ModelRegistry:
         """The registry of a workspace: its stores, clock, ``registry:`` limits and audit chain."""
+        from shipyard.registry.review_evidence import workspace_price
+
         return cls(
             workspace.store,
             workspace.blobs,
             security=security_store(workspace.settings, workspace.store, clock=workspace.clock),
             limits=workspace.settings.registry,
             clock=workspace.clock,
+            reviews=workspace.settings.reviews,
+            price=partial(workspace_price, workspace.settings),
         )
 
     # -- versions ---------------------------------------------------------------------------
@@ -139,7 +155,7 @@ class ModelRegistry:
                 is refused. Conflict: the key registered another model or bundle before.
         """
         check_name(name)
-        _check_lengths(description=description, run=run_id, **{"idempotency key": idempotency_key})
+        check_lengths(description=description, run=run_id, **{"idempotency key": idempotency_key})
         guard(self.security, actor, Action.MODELS_REGISTER, f"model:{name}", clock=self.clock)
         limits = self.limits
         label = str(bundle) if isinstance(bundle, Path) else "(bytes)"
@@ -157,7 +173,7 @@ class ModelRegistry:
             "run_id": run_id or m.lineage.run_id,
             "task": m.task,
             "primary_metric": m.primary_metric,
-            "metrics": _headline(m.metrics),
+            "metrics": headline(m.metrics),
             "lineage": m.lineage.model_dump(mode="json"),
             "description": description,
             "created_by": actor.name,
@@ -172,25 +188,6 @@ class ModelRegistry:
         )
         version, _ = self.store.create_version(values, idempotency_key=idempotency_key, audit=entry)
         return version
-
-    def get(self, ref: str) -> ModelVersion:
-        """Resolve ``name``, ``name:N`` or ``name@alias`` to a version.
-
-        Raises:
-            InvalidArgument: Malformed reference. NotFound: no such model, version or alias.
-        """
-        match = _REF.match(ref.strip()) if isinstance(ref, str) else None
-        if match is None:
-            raise InvalidArgument(f"model reference {ref!r}: use name, name:3 or name@production")
-        name, alias, version = match["name"], match["alias"], match["version"]
-        if version is not None:
-            return self.store.get_version(name, int(version))
-        if alias is not None:
-            held = self.store.resolve_alias(name, alias)
-            if held is None:
-                raise NotFound(f"{name}@{alias} points nowhere yet; promote a version to it first")
-            return self.store.get_version(name, held)
-        return self.store.latest_version(name)
 
     def load(self, ref: str | ModelVersion, *, defer_model: bool = False) -> Bundle:
         """Return the verified bundle of a version (its blob must still match its sha256).
@@ -244,29 +241,6 @@ class ModelRegistry:
             defer_model=defer_model,
         )
 
-    def versions(self, name: str) -> list[ModelVersion]:
-        """Every version of ``name``, oldest first."""
-        return self.store.list_versions(name)
-
-    def list_models(self) -> list[dict[str, Any]]:
-        """Every model with its version count, latest version and aliases."""
-        return self.store.list_models()
-
-    def aliases(self, name: str) -> dict[str, int]:
-        """Every alias of ``name``."""
-        return self.store.aliases(name)
-
-    def history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
-        """Alias moves and refusals of ``name``, oldest first.
-
-        Raises:
-            InvalidArgument: ``name`` is malformed. NotFound: no model has this name.
-        """
-        events = self.store.history(check_name(name), alias)
-        if not events:
-            self.store.latest_version(name)  # NotFound rather than an empty history
-        return events
-
     # -- aliases ----------------------------------------------------------------------------
 
     def promote(
@@ -297,14 +271,71 @@ class ModelRegistry:
                 already holds the alias.
             Conflict: The alias moved while the gate ran (audited, outcome ``conflict``), or the
                 key was used for another move.
+
+        Under a review rule (``reviews:`` in ``shipyard.yaml``, ``core.review_settings``) the
+        alias does not move here: a candidate the gate passes gets a promotion request instead
+        (``action`` ``"requested"``, ``request_id`` set; ``shipyard.registry.reviews``), and
+        ``force`` is refused (four eyes cannot be skipped). The idempotency key does not apply
+        to requests.
+        """
+        return self._promote(
+            name,
+            version,
+            actor=actor,
+            alias=alias,
+            margin=margin,
+            force=force,
+            reason=reason,
+            test_data=test_data,
+            idempotency_key=idempotency_key,
+            review=None,
+        )
+
+    def _promote(
+        self,
+        name: str,
+        version: int,
+        *,
+        actor: Identity,
+        alias: str,
+        margin: float,
+        force: bool,
+        reason: str | None,
+        test_data: pl.DataFrame | None,
+        idempotency_key: str | None,
+        review: ReviewRequest | None,
+    ) -> PromotionResult:
+        """``promote``, or (``review`` given) carrying out an approved request through the gate.
+
+        With ``review`` the alias must still be where the request found it (else ``Conflict``).
         """
         check_name(alias, "alias")
-        _check_lengths(reason=reason, **{"idempotency key": idempotency_key})
+        check_lengths(reason=reason, **{"idempotency key": idempotency_key})
         if force and not (reason and reason.strip()):
             raise InvalidArgument("--force needs a reason (it is recorded in the alias history)")
         target = f"{name}@{alias}"
         asked = {"to": version, "force": force, "reason": reason}
         guard(self.security, actor, Action.MODELS_PROMOTE, target, detail=asked, clock=self.clock)
+        rule = None if review is not None else self.reviews.rule_for(name, alias)
+        if rule is not None and force:
+            raise InvalidArgument(
+                f"{target} needs {rule.approvals} approval(s) (reviews: in shipyard.yaml), which "
+                "--force cannot skip; `shipyard models request-promotion` asks for them"
+            )
+        if rule is not None:  # four eyes: a request, not a move (``registry.reviews``)
+            from shipyard.registry.reviews import ReviewService
+
+            return ReviewService(self).request_promotion(
+                name,
+                version,
+                actor=actor,
+                alias=alias,
+                reason=reason,
+                margin=margin,
+                test_data=test_data,
+            )
+        if review is not None:
+            asked["review"] = review.request_id
         if idempotency_key is not None:
             earlier = self.store.event_by_key(idempotency_key)
             if earlier is not None:
@@ -316,6 +347,8 @@ class ModelRegistry:
             raise InvalidArgument(
                 f"{name}@{alias} already points to version {version}; nothing to promote"
             )
+        if review is not None and current != review.from_version:
+            raise Conflict(f"{target} moved since request {review.request_id} was made")
         verdict = None
         if not force:
             candidate = self.load(candidate_version)
@@ -378,7 +411,7 @@ class ModelRegistry:
             Conflict: The alias moved meanwhile (audited, outcome ``conflict``).
         """
         check_name(alias, "alias")
-        _check_lengths(reason=reason)
+        check_lengths(reason=reason)
         target = f"{name}@{alias}"
         asked = {"reason": reason}
         guard(self.security, actor, Action.MODELS_ROLLBACK, target, detail=asked, clock=self.clock)
@@ -452,20 +485,6 @@ class ModelRegistry:
     ) -> AuditWrite:
         return audit.draft(actor, action, target, outcome=outcome, detail=detail, clock=self.clock)
 
-    def check_invariants(self, *, load_aliases: bool = True) -> list[str]:
-        """List breaches of RELIABILITY.md invariants 1-2 (``registry/inspection.py``)."""
-        from shipyard.registry.inspection import check_invariants
-
-        return check_invariants(self, load_aliases=load_aliases)
-
-    def compare(
-        self, name: str, versions: list[int], *, test_data: pl.DataFrame | None = None
-    ) -> list[dict[str, Any]]:
-        """Versions side by side on one test frame (``registry/inspection.py``)."""
-        from shipyard.registry.inspection import compare_versions
-
-        return compare_versions(self, name, versions, test_data=test_data)
-
     def _test_frame(self, candidate: Bundle) -> pl.DataFrame:
         test_id = candidate.manifest.lineage.dataset_ids.get("test")
         if not test_id:
@@ -476,21 +495,3 @@ class ModelRegistry:
         from shipyard.data.datasets import read_dataset
 
         return read_dataset(self._stores, test_id).collect()
-
-
-def _check_lengths(**texts: str | None) -> None:
-    for what, text in texts.items():
-        if text is not None and len(text) > _LIMITS[what]:
-            raise InvalidArgument(f"the {what} is {len(text)} characters; at most {_LIMITS[what]}")
-
-
-def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The metrics worth a column in listings (the bundle keeps everything)."""
-    scores = metrics.get("scores") or {}
-    return {
-        "test": scores.get("test"),
-        "cv_mean": scores.get("cv_mean"),
-        "validation": scores.get("validation"),
-        "estimator": metrics.get("estimator"),
-        "generalization": (metrics.get("generalization") or {}).get("verdict"),
-    }

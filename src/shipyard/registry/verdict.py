@@ -66,7 +66,7 @@ def _fmt(value: float | None) -> str:
 
 @dataclass(frozen=True)
 class PromotionResult:
-    """What ``promote`` did: moved or not, from where to where, and the gate's verdict."""
+    """What ``promote`` did: moved, refused or requested, from where to where, and the verdict."""
 
     moved: bool
     name: str
@@ -75,12 +75,18 @@ class PromotionResult:
     to_version: int
     action: str
     verdict: GateVerdict | None
-    event: AliasEvent
+    event: AliasEvent | None  # None for a promotion request (the alias did not move)
+    request_id: str | None = None  # the promotion request opened instead of a move
 
     def describe(self) -> str:
         """One line for people."""
         where = f"{self.name}@{self.alias}"
         gate = "" if self.verdict is None else f"; gate {self.verdict.summary()}"
+        if self.request_id is not None:
+            return (
+                f"{where} stays at version {self.from_version}: promotion request "
+                f"{self.request_id} for version {self.to_version} waits for review{gate}"
+            )
         if not self.moved:
             return f"{where} stays at version {self.from_version}{gate}"
         return f"{where}: version {self.from_version} -> {self.to_version} ({self.action}){gate}"

@@ -35,6 +35,11 @@ class Action(StrEnum):
     MODELS_REGISTER = "models.register"
     MODELS_PROMOTE = "models.promote"
     MODELS_ROLLBACK = "models.rollback"
+    MODELS_REQUEST_PROMOTION = "models.request_promotion"
+    MODELS_APPROVE = "models.approve"
+    MODELS_REJECT = "models.reject"
+    COMMENTS_READ = "comments.read"
+    COMMENTS_WRITE = "comments.write"
     REPORTS_READ = "reports.read"
     MONITOR_WRITE = "monitor.write"
     MONITOR_RUN = "monitor.run"
@@ -53,6 +58,7 @@ class Action(StrEnum):
     ROLES_MANAGE = "roles.manage"
     TOKENS_MANAGE = "tokens.manage"
     KEYS_MANAGE = "keys.manage"
+    BACKUP_MANAGE = "backup.manage"
     AUDIT_READ = "audit.read"
 
 
@@ -77,6 +83,13 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.MODELS_REGISTER: _DATA_SCIENTIST,
     Action.MODELS_PROMOTE: _ML_ENGINEER,
     Action.MODELS_ROLLBACK: _ML_ENGINEER,
+    # Four-eyes promotion (registry.reviews): anyone who registers may ask; deciding moves an
+    # alias, so it needs what promoting needs, and the review rule may name fewer roles still.
+    Action.MODELS_REQUEST_PROMOTION: _DATA_SCIENTIST,
+    Action.MODELS_APPROVE: _ML_ENGINEER,
+    Action.MODELS_REJECT: _ML_ENGINEER,
+    Action.COMMENTS_READ: _VIEWER,
+    Action.COMMENTS_WRITE: _DATA_SCIENTIST,  # viewers read only (issue 18)
     Action.REPORTS_READ: _VIEWER,
     # Storing feedback labels changes what the monitors measure.
     Action.MONITOR_WRITE: _DATA_SCIENTIST,
@@ -98,13 +111,15 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.ROLES_MANAGE: _ADMIN,
     Action.TOKENS_MANAGE: _ADMIN,
     Action.KEYS_MANAGE: _ADMIN,
+    Action.BACKUP_MANAGE: _ADMIN,
     Action.AUDIT_READ: _ADMIN,
 }
 
 #: Routes anyone may call: the health probes, and nothing else.
 PUBLIC = "public"
 
-#: (method, route template) of the model server -> its action, or ``PUBLIC``.
+#: (method, route template) of the model server and the tracking server -> its action, or
+#: ``PUBLIC``. The tracking server's MLflow routes are added below (``MLFLOW_HTTP_ROUTES``).
 HTTP_ROUTES: dict[tuple[str, str], Action | str] = {
     ("GET", "/v2/health/live"): PUBLIC,
     ("HEAD", "/v2/health/live"): PUBLIC,
@@ -122,7 +137,72 @@ HTTP_ROUTES: dict[tuple[str, str], Action | str] = {
     ("GET", "/docs"): Action.SERVE_READ,
     ("GET", "/docs/oauth2-redirect"): Action.SERVE_READ,
     ("GET", "/redoc"): Action.SERVE_READ,
+    ("GET", "/reviews"): Action.MODELS_READ,
+    ("POST", "/reviews"): Action.MODELS_REQUEST_PROMOTION,
+    ("GET", "/reviews/{request_id}"): Action.MODELS_READ,
+    ("POST", "/reviews/{request_id}/approve"): Action.MODELS_APPROVE,
+    ("POST", "/reviews/{request_id}/reject"): Action.MODELS_REJECT,
+    ("GET", "/comments"): Action.COMMENTS_READ,
+    ("POST", "/comments"): Action.COMMENTS_WRITE,
+    ("GET", "/activity"): Action.WORKSPACE_READ,
 }
+
+#: The MLflow tracking API (``serve.mlflow``): (method, path after ``/api/2.0/mlflow``) ->
+#: its action. Each is served under ``/api/2.0/mlflow`` and ``/ajax-api/2.0/mlflow``.
+MLFLOW_ROUTES: dict[tuple[str, str], Action] = {
+    ("POST", "/experiments/create"): Action.RUNS_WRITE,
+    ("GET", "/experiments/get"): Action.RUNS_READ,
+    ("GET", "/experiments/get-by-name"): Action.RUNS_READ,
+    ("POST", "/experiments/search"): Action.RUNS_READ,
+    ("GET", "/experiments/search"): Action.RUNS_READ,
+    ("POST", "/experiments/update"): Action.RUNS_WRITE,
+    ("POST", "/experiments/delete"): Action.RUNS_DELETE,
+    ("POST", "/experiments/restore"): Action.RUNS_DELETE,
+    ("POST", "/runs/create"): Action.RUNS_WRITE,
+    ("POST", "/runs/update"): Action.RUNS_WRITE,
+    ("POST", "/runs/delete"): Action.RUNS_DELETE,
+    ("POST", "/runs/restore"): Action.RUNS_DELETE,
+    ("GET", "/runs/get"): Action.RUNS_READ,
+    ("POST", "/runs/search"): Action.RUNS_READ,
+    ("POST", "/runs/log-metric"): Action.RUNS_WRITE,
+    ("POST", "/runs/log-parameter"): Action.RUNS_WRITE,
+    ("POST", "/runs/set-tag"): Action.RUNS_WRITE,
+    ("POST", "/runs/delete-tag"): Action.RUNS_WRITE,
+    ("POST", "/runs/log-batch"): Action.RUNS_WRITE,
+    ("POST", "/runs/log-inputs"): Action.RUNS_WRITE,
+    ("GET", "/metrics/get-history"): Action.RUNS_READ,
+    ("POST", "/logged-models/search"): Action.RUNS_READ,
+    ("POST", "/registered-models/create"): Action.MODELS_REGISTER,
+    ("GET", "/registered-models/get"): Action.MODELS_READ,
+    ("GET", "/registered-models/search"): Action.MODELS_READ,
+    ("POST", "/model-versions/create"): Action.MODELS_REGISTER,
+    ("GET", "/model-versions/get"): Action.MODELS_READ,
+    ("GET", "/model-versions/search"): Action.MODELS_READ,
+    ("POST", "/registered-models/alias"): Action.MODELS_PROMOTE,
+    ("GET", "/registered-models/alias"): Action.MODELS_READ,
+    ("DELETE", "/registered-models/alias"): Action.MODELS_PROMOTE,
+}
+MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
+#: The artifact proxy and the catch-all answering every other MLflow path with
+#: ``ENDPOINT_NOT_FOUND`` (a viewer may learn that a route does not exist).
+MLFLOW_ARTIFACT_ROUTES: dict[tuple[str, str], Action] = {
+    ("PUT", "/api/2.0/mlflow-artifacts/artifacts/{artifact_path:path}"): Action.RUNS_WRITE,
+    ("GET", "/api/2.0/mlflow-artifacts/artifacts/{artifact_path:path}"): Action.RUNS_READ,
+    ("GET", "/api/2.0/mlflow-artifacts/artifacts"): Action.RUNS_READ,
+}
+MLFLOW_CATCH_ALL = (
+    "/api/{version}/mlflow/{rest:path}",
+    "/ajax-api/{version}/mlflow/{rest:path}",
+    "/api/{version}/mlflow-artifacts/{rest:path}",
+)
+MLFLOW_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+#: Every route of the tracking server (``shipyard tracking-server``) but its health probes.
+MLFLOW_HTTP_ROUTES: dict[tuple[str, str], Action] = {
+    **{(m, f"{pre}{p}"): a for (m, p), a in MLFLOW_ROUTES.items() for pre in MLFLOW_PREFIXES},
+    **MLFLOW_ARTIFACT_ROUTES,
+    **{(m, p): Action.RUNS_READ for p in MLFLOW_CATCH_ALL for m in MLFLOW_METHODS},
+}
+HTTP_ROUTES.update(MLFLOW_HTTP_ROUTES)
 
 #: ``shipyard`` command path -> its action. A group's entry covers commands of the group
 #: that have none of their own (``monitor`` covers ``monitor drift``).
@@ -152,7 +232,16 @@ CLI_COMMANDS: dict[str, Action] = {
     "models history": Action.MODELS_READ,
     "models compare": Action.MODELS_READ,
     "models card": Action.REPORTS_READ,
+    "models request-promotion": Action.MODELS_REQUEST_PROMOTION,
+    "models approve": Action.MODELS_APPROVE,
+    "models reject": Action.MODELS_REJECT,
+    "models reviews": Action.MODELS_READ,
+    "models review": Action.MODELS_READ,
+    "comments add": Action.COMMENTS_WRITE,
+    "comments list": Action.COMMENTS_READ,
+    "activity": Action.WORKSPACE_READ,
     "serve": Action.SERVE_DEPLOY,
+    "tracking-server": Action.SERVE_DEPLOY,
     "predict": Action.SCORE_BATCH,
     "export": Action.SERVE_DEPLOY,
     "deploy policy": Action.SERVE_POLICY,
@@ -167,6 +256,8 @@ CLI_COMMANDS: dict[str, Action] = {
     "budget": Action.COST_READ,
     "cost": Action.COST_READ,
     "keys": Action.KEYS_MANAGE,
+    "backup": Action.BACKUP_MANAGE,  # a backup holds every row of the workspace
+    "dr drill": Action.BACKUP_MANAGE,
     "users create": Action.USERS_MANAGE,
     "users list": Action.USERS_MANAGE,
     "users disable": Action.USERS_MANAGE,

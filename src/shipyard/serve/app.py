@@ -13,6 +13,7 @@ prediction log is fed after the answer is ready and never blocks it.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -25,15 +26,18 @@ from shipyard.serve.auth import AuthMiddleware
 from shipyard.serve.context import ServerContext
 from shipyard.serve.errors import install_error_handlers
 from shipyard.serve.fast_lane import FastLane
+from shipyard.serve.lifecycle import Lifecycle
 from shipyard.serve.metrics import Metrics
 from shipyard.serve.routes import admin, health, inference
 from shipyard.serve.routes import feedback as feedback_routes
 from shipyard.serve.routes import metrics as metrics_routes
+from shipyard.serve.routes import teamwork as teamwork_routes
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
     from shipyard.serve.auth import ServerAuth
+    from shipyard.serve.context import Teamwork
     from shipyard.serve.prediction_log import PredictionLog
     from shipyard.serve.runtime import Runtime
 
@@ -56,6 +60,8 @@ def create_app(
     max_body_bytes: int | None = None,
     feedback: FeedbackStore | None = None,
     allowed_hosts: Sequence[str] | None = None,
+    lifecycle: Lifecycle | None = None,
+    teamwork: Teamwork | None = None,
 ) -> FastAPI:
     """Build the ASGI app serving ``runtime``'s models.
 
@@ -64,7 +70,9 @@ def create_app(
     probes needs a bearer token that ``auth`` accepts (see ``shipyard.serve.auth``).
     ``allowed_hosts`` (e.g. ``["models.example.com", "*.internal"]``), when given, turns away
     any request whose ``Host`` header names another host with 400, against DNS rebinding and
-    poisoned absolute URLs.
+    poisoned absolute URLs. ``lifecycle`` (default: no drain) turns readiness off on SIGTERM
+    some seconds before uvicorn stops accepting (``serve.lifecycle``). ``teamwork`` serves
+    ``/reviews``, ``/comments`` and ``/activity`` (503 without it).
     """
     if feedback is None and prediction_log is not None:
         feedback = FeedbackStore.beside(prediction_log.root, clock=prediction_log)
@@ -75,6 +83,8 @@ def create_app(
         max_body_bytes=max_body_bytes or runtime.spec.max_body_bytes,
         prediction_log=prediction_log,
         feedback=feedback,
+        lifecycle=lifecycle or Lifecycle(),
+        teamwork=teamwork,
     )
 
     @asynccontextmanager
@@ -82,6 +92,7 @@ def create_app(
         if prediction_log is not None:
             prediction_log.start()
         await runtime.start()
+        context.lifecycle.install(asyncio.get_running_loop())
         # Everything loaded so far (libraries, models) lives as long as the server: move it
         # out of the collector's sight. Without this every full collection walked ~300k
         # startup objects and stalled the event loop for 0.3-0.6 s about once a second under
@@ -93,6 +104,7 @@ def create_app(
             yield
         finally:
             gc.set_threshold(*thresholds)
+            context.lifecycle.uninstall()
             await runtime.stop()  # uvicorn has already drained in-flight requests
             if prediction_log is not None:
                 prediction_log.close()
@@ -106,6 +118,7 @@ def create_app(
         feedback_routes.router,
         metrics_routes.router,
         admin.router,
+        teamwork_routes.router,
     ):
         # The route objects themselves, not ``include_router``: FastAPI 0.165 nests an included
         # router as one opaque route, which the auth guard's route lookup (and its test that

@@ -33,11 +33,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 
 from shipyard.core.clock import SYSTEM_CLOCK, Clock
+from shipyard.core.errors import Unavailable
 from shipyard.security import audit
 from shipyard.security.identities import AuthenticationFailed, Identity
 from shipyard.security.permissions import PUBLIC, Action, check, route_action
 from shipyard.security.ratelimit import FailureLimiter
 from shipyard.security.tokens import token_sha256
+from shipyard.serve.store_health import StoreHealth
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -63,10 +65,16 @@ class ServerAuth:
         cache_ttl_s: float = 5.0,
         limiter: FailureLimiter | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        health: StoreHealth | None = None,
+        stale_s: float = 3600.0,
     ) -> None:
         self.accounts = accounts
         self.project = project
         self.cache_ttl_ms = round(cache_ttl_s * 1000)
+        # Degraded mode (issue 20): while the store is unreachable, a token checked within the
+        # last ``stale_s`` is still accepted (a revocation cannot be seen then anyway).
+        self.health = health or StoreHealth(clock)
+        self.stale_ms = round(stale_s * 1000)
         self.clock = clock
         self.limiter = limiter or FailureLimiter(clock=clock)
         self._cache: dict[str, tuple[Identity, int]] = {}
@@ -84,8 +92,13 @@ class ServerAuth:
         if handed is not None and handed[1] > now:
             return handed[0]
         found = self._cache.get(key)
-        if found is None or found[1] <= now:
+        if found is None:
             return None
+        if found[1] <= now:
+            if not self.health.degraded or found[1] + self.stale_ms <= now:
+                return None
+            self.health.stale_identities += 1  # the store is down: the last check stands
+            return dataclasses.replace(found[0], source=source)
         identity = dataclasses.replace(found[0], source=source)
         if len(self._by_source) >= _MAX_CACHED:
             self._by_source.clear()
@@ -97,8 +110,17 @@ class ServerAuth:
 
         Raises:
             AuthenticationFailed: The token is not valid for this workspace.
+            Unavailable: The store is unreachable and the token was not checked recently.
         """
-        identity = self.accounts.authenticate(token, project=self.project, source=source)
+        try:
+            identity = self.accounts.authenticate(token, project=self.project, source=source)
+        except Unavailable as e:
+            self.health.failed(e)
+            stale = self.cached(token, source)
+            if stale is None:
+                raise
+            return stale
+        self.health.ok()
         with self._lock:
             if len(self._cache) >= _MAX_CACHED:
                 self._cache.clear()
@@ -148,12 +170,22 @@ class AuthMiddleware:
         client = scope.get("client")
         address = client[0] if client else "unknown"
         retry = self.auth.limiter.retry_after_s(address)  # before this request's own failure
-        identity = await self._identity(scope, address)
+        try:
+            identity = await self._identity(scope, address)
+        except Unavailable:  # a token never seen before, checked during a store outage
+            await _answer(send, 503, "cannot check the token: the metadata store is unreachable")
+            return
         if identity is None:
             if retry is not None:
-                await _answer(send, 429, "too many failed authentications; retry later", retry)
+                await _answer(
+                    send,
+                    429,
+                    "too many failed authentications; retry later",
+                    retry,
+                    path=scope["path"],
+                )
                 return
-            await _answer(send, 401, "a valid bearer token is required")
+            await _answer(send, 401, "a valid bearer token is required", path=scope["path"])
             return
         if template is None:  # no such route: let the router answer 404/405
             await self.app(scope, receive, send)
@@ -162,14 +194,16 @@ class AuthMiddleware:
             log.error(
                 "route %s %s has no permission-table entry: denied", scope["method"], template
             )
-            await _answer(send, 403, f"{template} is not in the permission table; denied")
+            await _answer(
+                send, 403, f"{template} is not in the permission table; denied", path=scope["path"]
+            )
             return
         decision = check(identity, action)
         if not decision.allowed:
             log.warning(
                 "denied %s %s to %s: %s", scope["method"], template, identity.name, decision.reason
             )
-            await _answer(send, 403, f"permission denied: {decision.reason}")
+            await _answer(send, 403, f"permission denied: {decision.reason}", path=scope["path"])
             return
         scope.setdefault("state", {})["identity"] = identity
         await self.app(scope, receive, send)
@@ -223,8 +257,18 @@ def _bearer(scope: Scope) -> str | None:
     return None
 
 
-async def _answer(send: Send, status: int, error: str, retry_after_s: float | None = None) -> None:
-    body = orjson.dumps({"error": error, "detail": None})
+#: Paths of the MLflow-compatible API (``serve.mlflow``): refusals there use MLflow's shape.
+_MLFLOW_PATHS = ("/api/", "/ajax-api/")
+_MLFLOW_CODES = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 429: "REQUEST_LIMIT_EXCEEDED"}
+
+
+async def _answer(
+    send: Send, status: int, error: str, retry_after_s: float | None = None, *, path: str = ""
+) -> None:
+    if path.startswith(_MLFLOW_PATHS):
+        body = orjson.dumps({"error_code": _MLFLOW_CODES[status], "message": error})
+    else:
+        body = orjson.dumps({"error": error, "detail": None})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="shipyard"'))

@@ -17,10 +17,12 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
 
-def json_response(payload: Any) -> Response:
+def json_response(payload: Any, status_code: int = 200) -> Response:
     """``payload`` as a JSON response (numpy values allowed)."""
     return Response(
-        orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
+        orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status_code,
+        media_type="application/json",
     )
 
 

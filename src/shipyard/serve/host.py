@@ -153,6 +153,32 @@ class ServedModel:
         scored: Scored = _split(self.predict(inputs), [inputs.height])[0]
         return scored
 
+    def warm(self) -> bool:
+        """Score one made-up row, so the first real request does not pay for lazy set-up.
+
+        Engines build caches and allocate on their first call (ONNX sessions, tree layouts);
+        a replica reports ready only after this, so a balancer never sends its first
+        requests into that pause (issue 20). The row takes each feature's first training
+        category, or zero: it only has to pass the contract. Returns whether it did; a
+        model the row does not suit is still served (its first request pays instead).
+        """
+        columns: dict[str, list[Any]] = {}
+        for feature in self.bundle.manifest.features:
+            if feature.categories:
+                value: Any = feature.categories[0]
+            elif feature.dtype == "bool":
+                value = False
+            elif feature.dtype.startswith(("int", "uint", "float")):
+                value = 0
+            else:
+                value = ""
+            columns[feature.name] = [value]
+        try:
+            self.score_now(self.contract.frame(columns))
+        except Exception:  # a warm-up is an optimisation, never a reason not to serve
+            return False
+        return True
+
     def describe(self) -> dict[str, Any]:
         """Model metadata for ``GET /v2/models/{name}``."""
         m = self.bundle.manifest

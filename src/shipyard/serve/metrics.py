@@ -53,6 +53,19 @@ class Metrics:
             "Records dropped by the overflow policy",
             registry=self.registry,
         )
+        self.store_degraded = Gauge(
+            "shipyard_store_degraded",
+            "1 while the metadata store is unreachable (serving the loaded models)",
+            registry=self.registry,
+        )
+        self.store_failures = Gauge(
+            "shipyard_store_failures", "Store calls that failed", registry=self.registry
+        )
+        self.stale_identities = Gauge(
+            "shipyard_stale_identities",
+            "Requests let in on a token checked before a store outage",
+            registry=self.registry,
+        )
         self.swaps = Gauge(
             "shipyard_model_swaps", "Hot swaps after alias moves", registry=self.registry
         )

@@ -72,6 +72,13 @@ def _inline(schema: Any, defs: dict[str, Any]) -> Any:
     return {k: _inline(v, defs) for k, v in schema.items() if k not in ("$defs", "discriminator")}
 
 
+def model_schema(model: Any) -> dict[str, Any]:
+    """The JSON schema of a pydantic model (or type), with its ``$defs`` inlined."""
+    raw = TypeAdapter(model).json_schema()
+    inlined: dict[str, Any] = _inline(raw, raw.get("$defs", {}))
+    return inlined
+
+
 def _policy_schema() -> dict[str, Any]:
     raw = TypeAdapter(Policy).json_schema()
     inlined: dict[str, Any] = _inline(raw, raw.get("$defs", {}))

@@ -15,9 +15,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shipyard.core.errors import NotFound
+from shipyard.core.errors import NotFound, Unavailable
 from shipyard.serve.host import ModelSlot, Scored, ServedModel
-from shipyard.serve.traffic import DeploySpec, Route, Router, ServedModelSpec
+from shipyard.serve.store_health import StoreHealth
+from shipyard.serve.traffic import CanaryPolicy, DeploySpec, Route, Router, ServedModelSpec
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from shipyard.registry.bundle import Bundle
     from shipyard.registry.input_contract import ModelInput
     from shipyard.registry.onnx_cache import OnnxCache
+    from shipyard.serve.canary_sync import SharedCanaries, Verdict
 
 log = logging.getLogger("shipyard.serve")
 
@@ -66,6 +68,8 @@ class Runtime:
         max_batch_rows: int = 256,
         metering: bool = True,
         onnx_cache: OnnxCache | None = None,
+        health: StoreHealth | None = None,
+        canaries: SharedCanaries | None = None,
     ) -> None:
         """Hold ``spec``'s routers; models load in :meth:`start`.
 
@@ -75,12 +79,17 @@ class Runtime:
             max_batch_rows: Most rows one micro-batch may hold.
             metering: Count model CPU per request (the workspace's ``cost.metering``).
             onnx_cache: Where verified ONNX exports are kept between starts.
+            health: Told whether the alias watcher reached the store (degraded mode).
+            canaries: Canary counts and verdicts shared with the other replicas; None
+                judges each canary on this server's traffic alone.
         """
         self.spec = spec
         self.source = source
         self.max_batch_rows = max_batch_rows
         self.metering = metering
         self.onnx_cache = onnx_cache
+        self.health = health or StoreHealth()
+        self.canaries = canaries
         self.slots: dict[tuple[str, str], ModelSlot] = {}
         self.routers = {name: Router(name, served) for name, served in spec.models.items()}
         self.ready = False
@@ -88,10 +97,16 @@ class Runtime:
         self._watcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Load every alias of every served name, then start watching for alias moves."""
+        """Load and warm every alias of every served name, then watch for alias moves.
+
+        ``ready`` turns true only after the warm-up: a balancer's readiness check then never
+        sends traffic to a replica still paying its engines' first-call set-up.
+        """
         for name, served in self.spec.models.items():
             for alias in served.aliases():
                 model = await asyncio.to_thread(self._load, name, served.model, alias)
+                if not await asyncio.to_thread(model.warm):
+                    log.info("%s@%s: the warm-up row did not fit its contract", name, alias)
                 self.slots[(name, alias)] = ModelSlot(model)
         self.ready = True
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
@@ -124,8 +139,12 @@ class Runtime:
             await asyncio.sleep(self.spec.poll_interval_s)
             try:
                 await self.refresh()
+            except Unavailable as e:  # degraded mode: keep serving what is loaded
+                self.health.failed(e)
             except Exception:  # a registry hiccup must not stop serving the loaded models
                 log.exception("checking the registry for alias moves failed; will retry")
+            else:
+                self.health.ok()
 
     async def refresh(self) -> int:
         """Swap in the new version of every alias that moved; return how many were swapped."""
@@ -136,13 +155,44 @@ class Runtime:
             if version == slot.model.version:
                 continue
             fresh = await asyncio.to_thread(self._load, name, registered, alias)
+            await asyncio.to_thread(fresh.warm)
             old = slot.swap(fresh)
             swapped += 1
             log.info("swapped %s@%s: version %s -> %s", name, alias, old.version, fresh.version)
         for slot in self.slots.values():
             await slot.reap()
         self.swaps += swapped
+        if self.canaries is not None:
+            await asyncio.to_thread(self._sync_canaries, self.canaries)
         return swapped
+
+    def _sync_canaries(self, canaries: SharedCanaries) -> None:
+        """Share canary counts with the other replicas and apply a verdict any of them reached."""
+        for router in list(self.routers.values()):
+            policy = router.spec.policy
+            if not isinstance(policy, CanaryPolicy):
+                continue
+            challenger = self.slots[(router.name, policy.challenger)].model
+            settled = canaries.sync(router, challenger.version)
+            if settled is None or not router.settle(settled.verdict, settled.reason):
+                continue
+            log.warning("canary of %s %s: %s", router.name, settled.verdict, settled.reason)
+            if settled.ours:
+                self._act(router, settled.verdict, challenger.version, settled.reason)
+
+    def _act(self, router: Router, verdict: str, version: int, reason: str) -> None:
+        """Promote the canary or audit its rollback (once per deployment: the verdict's writer)."""
+        try:
+            if verdict == "promoted":
+                self.source.promote(
+                    router.spec.model, router.spec.champion, version, reason=f"canary: {reason}"
+                )
+            else:
+                self.source.record_rollback(
+                    router.spec.model, router.spec.champion, version, reason=f"canary: {reason}"
+                )
+        except Exception:
+            log.exception("acting on the canary verdict of %s failed", router.name)
 
     def served(self, name: str) -> ServedModel:
         """The champion currently answering for ``name``.
@@ -194,31 +244,20 @@ class Runtime:
         decision = router.observe(
             alias, error=error, latency_ms=(time.perf_counter() - started) * 1000, score=score
         )
-        if decision == "promote":
-            policy = router.spec.policy
-            challenger = self.slots[(router.name, getattr(policy, "challenger", alias))].model
-            try:
-                self.source.promote(
-                    router.spec.model,
-                    router.spec.champion,
-                    challenger.version,
-                    reason=f"canary: {router.canary.reason}",
-                )
-            except Exception:
-                log.exception("promoting the canary of %s failed", router.name)
-        elif decision == "rollback":
+        if decision is None:
+            return
+        policy = router.spec.policy
+        canary = self.slots[(router.name, getattr(policy, "challenger", alias))].model
+        verdict: Verdict = "promoted" if decision == "promote" else "rolled_back"
+        if verdict == "rolled_back":
             log.warning("canary of %s rolled back: %s", router.name, router.canary.reason)
-            policy = router.spec.policy
-            canary = self.slots[(router.name, getattr(policy, "challenger", alias))].model
-            try:
-                self.source.record_rollback(
-                    router.spec.model,
-                    router.spec.champion,
-                    canary.version,
-                    reason=f"canary: {router.canary.reason}",
-                )
-            except Exception:
-                log.exception("recording the canary rollback of %s failed", router.name)
+        if self.canaries is not None:
+            try:  # the first replica to decide acts; the others only stop routing to it
+                if not self.canaries.decide(router, canary.version, verdict, router.canary.reason):
+                    return
+            except Exception:  # the store is unreachable: act on this replica's own verdict
+                log.exception("sharing the canary verdict of %s failed", router.name)
+        self._act(router, verdict, canary.version, router.canary.reason)
 
     def set_policy(self, name: str, spec: ServedModelSpec) -> None:
         """Replace ``name``'s routing (its canary state starts afresh)."""

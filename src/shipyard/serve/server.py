@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
     from shipyard.registry.bundle import Bundle
     from shipyard.registry.registry import ModelRegistry
+    from shipyard.serve.context import Teamwork
+    from shipyard.track.workspace import Workspace
 
 CONFIG_ENV = "SHIPYARD_SERVE_CONFIG"
 
@@ -48,6 +50,8 @@ class ServerConfig(BaseModel):
     # (``security.services``: svc-canary then acts with admin if it holds no role itself).
     local_operator: str | None = None
     allowed_hosts: list[str] | None = None  # Host header allow-list; None: any host
+    # Seconds of readiness-off before the graceful shutdown a SIGTERM starts (serve.lifecycle)
+    drain_s: float = Field(0.0, ge=0, le=300)
 
 
 class RegistrySource:
@@ -147,13 +151,22 @@ def build_app(config: ServerConfig) -> FastAPI:
     from shipyard.security.audit_chain import security_store
     from shipyard.serve.app import create_app
     from shipyard.serve.auth import ServerAuth
+    from shipyard.serve.canary_sync import SharedCanaries
     from shipyard.serve.prediction_log import PredictionLog
     from shipyard.serve.runtime import Runtime
+    from shipyard.serve.store_health import StoreHealth
+    from shipyard.store.canaries import CanaryStore
     from shipyard.track.workspace import Workspace
 
     workspace = Workspace.open(Path(config.project_dir))
     security = security_store(workspace.settings, workspace.store)
-    auth = ServerAuth(Accounts(security), project=config.project, cache_ttl_s=config.auth_cache_s)
+    health = StoreHealth(workspace.clock)
+    auth = ServerAuth(
+        Accounts(security),
+        project=config.project,
+        cache_ttl_s=config.auth_cache_s,
+        health=health,
+    )
     operator = None
     if config.local_operator is not None:
         operator = Identity(
@@ -163,20 +176,39 @@ def build_app(config: ServerConfig) -> FastAPI:
             role=Role.ADMIN,
             source="serve",
         )
-    source = RegistrySource(
-        ModelRegistry.for_workspace(workspace), project=config.project, started_by=operator
-    )
+    registry = ModelRegistry.for_workspace(workspace)
+    source = RegistrySource(registry, project=config.project, started_by=operator)
     runtime = Runtime(
         config.deploy,
         source,
         max_batch_rows=config.max_batch_rows,
         metering=workspace.settings.cost.metering,  # SHIPYARD_COST__METERING or cost: metering
         onnx_cache=OnnxCache(workspace.settings.state_dir / "cache" / "onnx"),
+        health=health,
+        canaries=SharedCanaries(CanaryStore(workspace.store, workspace.clock)),
     )
     log = None
     if config.prediction_log is not None:
         log = PredictionLog(Path(config.prediction_log), overflow=config.log_overflow)
-    return create_app(runtime, auth=auth, prediction_log=log, allowed_hosts=config.allowed_hosts)
+    from shipyard.serve.lifecycle import Lifecycle
+
+    return create_app(
+        runtime,
+        auth=auth,
+        prediction_log=log,
+        allowed_hosts=config.allowed_hosts,
+        lifecycle=Lifecycle(drain_s=config.drain_s),
+        teamwork=teamwork_of(workspace, registry),
+    )
+
+
+def teamwork_of(workspace: Workspace, registry: ModelRegistry) -> Teamwork:
+    """Reviews, comments and activity of ``workspace`` for the server's teamwork routes."""
+    from shipyard.monitor.mentions import workspace_comments
+    from shipyard.registry.reviews import ReviewService
+    from shipyard.serve.context import Teamwork
+
+    return Teamwork(ReviewService(registry), workspace_comments(workspace), workspace.store)
 
 
 def app_from_environment() -> FastAPI:
@@ -242,6 +274,7 @@ def run_server(
         host=host,
         port=port,
         workers=workers,
+        # the drain comes on top: the graceful shutdown only starts once it is over
         timeout_graceful_shutdown=int(graceful_s),
         log_level=uvicorn_options.pop("log_level", "warning"),
         **uvicorn_options,

@@ -158,6 +158,9 @@ class CanaryState:
     reason: str = ""
     challenger_requests: int = 0
     windows: dict[str, _Window] = field(default_factory=dict)
+    # challenger requests and errors not yet added to the deployment's shared counts
+    unsynced_requests: int = 0
+    unsynced_errors: int = 0
 
 
 class Router:
@@ -213,12 +216,30 @@ class Router:
             if alias != policy.challenger:
                 return None
             self.canary.challenger_requests += 1
+            self.canary.unsynced_requests += 1
+            self.canary.unsynced_errors += int(error)
             verdict = self._judge(policy)
             if verdict is not None:
                 self.canary.status = "rolled_back" if verdict[0] == "rollback" else "promoted"
                 self.canary.reason = verdict[1]
                 return verdict[0]
         return None
+
+    def take_unsynced(self) -> tuple[int, int]:
+        """The challenger requests and errors seen since the last call, and reset them."""
+        with self._lock:
+            counts = (self.canary.unsynced_requests, self.canary.unsynced_errors)
+            self.canary.unsynced_requests = self.canary.unsynced_errors = 0
+        return counts
+
+    def settle(self, verdict: Literal["rolled_back", "promoted"], reason: str) -> bool:
+        """End a running canary with a verdict reached elsewhere; return whether it ran."""
+        with self._lock:
+            if self.canary.status != "running":
+                return False
+            self.canary.status = verdict
+            self.canary.reason = reason
+        return True
 
     def _judge(self, policy: CanaryPolicy) -> tuple[str, str] | None:
         challenger = self.canary.windows[policy.challenger]

@@ -232,9 +232,11 @@ def full_metadata() -> MetaData:
         cost_models,
         dataset_models,
         encryption_models,
+        lease_models,
         monitor_models,
         registry_models,
         security_models,
+        teamwork_models,
     )
 
     return Base.metadata

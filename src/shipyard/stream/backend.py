@@ -55,11 +55,16 @@ class Output:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """An entry that could not be scored: why, and what it was."""
+    """An entry that could not be scored: why, and what it was.
+
+    ``late`` ones (behind the watermark; see ``stream.windows``) go to the late-events
+    stream instead of the dead letters: they are not bad, only too late to count.
+    """
 
     entry_id: str
     reason: str
     payload: bytes
+    late: bool = False
 
 
 @dataclass(slots=True)
@@ -85,6 +90,7 @@ class GroupStats:
     consumers: int
     dead_letters: int
     outputs: int
+    late_events: int = 0
 
 
 class StreamBackend(Protocol):

@@ -6,8 +6,9 @@ reported as ``shipyard.yaml:<line>: stream.<field>: <what is expected>``.
 
 from __future__ import annotations
 
+import math
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -17,6 +18,8 @@ from shipyard.core.settings import PROJECT_FILE
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from shipyard.data.windows import WindowDef
 
 _MODEL_REF = re.compile(r"^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+$")
 
@@ -43,6 +46,14 @@ class StreamConfig(BaseModel):
         dedup_ttl_s: How long an event id is at least remembered as processed (at most
             twice that); Redis holds about 50 bytes plus the id per remembered event.
         poll_interval_s: How often the registry is asked whether the alias moved.
+        watermark_delay_ms: How far the watermark trails the largest event time seen.
+        allowed_lateness_ms: How far behind the watermark an event may be and still be folded
+            into its windows; a later one goes to ``late_events``.
+        late_events: The side output for late events (default ``<input>:late``).
+        window_state_ttl_s: How long window state outlives its last write (default: twice
+            the longest window plus the lateness, at least an hour).
+        labels: A stream of labels (``{event id, label, ts_ms}``) joined to the predictions
+            by event id through the feedback store; None for no labels stream.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -62,6 +73,11 @@ class StreamConfig(BaseModel):
     max_event_bytes: int = Field(65_536, ge=64, le=16 * 1024 * 1024)
     dedup_ttl_s: int = Field(24 * 3600, ge=60)
     poll_interval_s: float = Field(5.0, gt=0, le=3600)
+    watermark_delay_ms: int = Field(0, ge=0)
+    allowed_lateness_ms: int = Field(60_000, ge=0)
+    late_events: str | None = Field(None, min_length=1, max_length=200)
+    window_state_ttl_s: int | None = Field(None, ge=60)
+    labels: str | None = Field(None, min_length=1, max_length=200)
 
     @field_validator("model")
     @classmethod
@@ -73,8 +89,8 @@ class StreamConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("only redis:// (or rediss://, unix://) brokers are supported yet")
+        if not value.startswith(("redis://", "rediss://", "unix://", "nats://")):
+            raise ValueError("use a redis:// (or rediss://, unix://) or nats:// broker URL")
         return value
 
     @property
@@ -86,6 +102,19 @@ class StreamConfig(BaseModel):
     def alias(self) -> str:
         """The alias followed."""
         return self.model.partition("@")[2]
+
+    @property
+    def late_stream(self) -> str:
+        """Where late events go."""
+        return self.late_events or f"{self.input}:late"
+
+    def state_ttl_s(self, defs: list[WindowDef]) -> int:
+        """How long window state is kept after its last write."""
+        if self.window_state_ttl_s is not None:
+            return self.window_state_ttl_s
+        longest = max((d.window.span_ms for d in defs), default=0)
+        reach_ms = longest + self.watermark_delay_ms + self.allowed_lateness_ms
+        return max(3600, math.ceil(2 * reach_ms / 1000))
 
 
 def load_stream_config(project_dir: Path) -> StreamConfig:
@@ -106,3 +135,36 @@ def load_stream_config(project_dir: Path) -> StreamConfig:
         return StreamConfig.model_validate(section)
     except ValidationError as e:
         raise document.error(e, section=("stream",)) from e
+
+
+def load_window_defs(project_dir: Path, config: StreamConfig) -> list[WindowDef]:
+    """The window features of the project's ``features:`` steps.
+
+    The same definitions ``shipyard run`` computed the training data with: one definition.
+
+    Raises:
+        InvalidProjectFile: A ``features:`` step does not parse, or a window feature's time
+            field is not the stream's ``event_time_field``.
+    """
+    from shipyard.data.features import FeaturesSpec, window_defs
+
+    document = load_yaml(project_dir / PROJECT_FILE)
+    steps = document.data.get("steps")
+    defs: list[WindowDef] = []
+    for index, step in enumerate(steps if isinstance(steps, list) else []):
+        if not (isinstance(step, dict) and isinstance(step.get("features"), dict)):
+            continue
+        section: Any = step["features"]
+        try:
+            spec = FeaturesSpec.model_validate(section)
+        except ValidationError as e:
+            raise document.error(e, section=("steps", index, "features")) from e
+        defs += window_defs(spec)
+    for d in defs:
+        if d.time != config.event_time_field:
+            line = document.line_of(("stream", "event_time_field"))
+            raise InvalidProjectFile(
+                f"{document.path.name}:{line}: stream.event_time_field: window feature "
+                f"{d.name} reads event time from {d.time!r}; set event_time_field: {d.time}"
+            )
+    return defs

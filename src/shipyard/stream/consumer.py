@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from shipyard.stream.backend import Delivery, StreamBackend
     from shipyard.stream.config import StreamConfig
     from shipyard.stream.scoring import LoadedModel, ModelFollower
+    from shipyard.stream.windows import StreamWindows
 
 log = logging.getLogger("shipyard.stream")
 MAX_PAUSE_S = 5.0  # the longest wait between tries while the broker is away
@@ -39,6 +40,7 @@ class ConsumerStats:
     outputs: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    late: int = 0
     batches: int = 0
     latencies_ms: list[float] = field(default_factory=list)
 
@@ -59,6 +61,7 @@ class StreamConsumer:
         *,
         log_rows: bool = True,
         clock_ms: Any = None,
+        windows: StreamWindows | None = None,
     ) -> None:
         """Wire the parts; nothing is read until ``run``.
 
@@ -68,12 +71,14 @@ class StreamConsumer:
             follower: The model, following its alias.
             log_rows: Build prediction-log rows (the backend queues them for the log).
             clock_ms: Epoch-ms clock for prediction-log times (tests inject one).
+            windows: The project's window features (those the model reads are computed).
         """
         self.config = config
         self.backend = backend
         self.follower = follower
         self.log_rows = log_rows
         self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self.windows = windows
         self.stats = ConsumerStats()
         self._stop = threading.Event()
 
@@ -135,7 +140,8 @@ class StreamConsumer:
     def _process(self, deliveries: list[Delivery], *, prefetch: bool) -> list[Delivery]:
         """Check, score and commit one batch; return the next batch when ``prefetch``."""
         model = self.follower.current  # one read per batch: an alias swap applies between
-        checked = check_batch(deliveries, model.contract, self.config)
+        windows = None if self.windows is None else self.windows.needed_by(model.contract.names)
+        checked = check_batch(deliveries, model.contract, self.config, windows)
         commit = Commit(dead=checked.dead, acks=[d.entry_id for d in deliveries])
         if checked.inputs is not None and checked.event_ids:
             started = time.perf_counter()
@@ -153,6 +159,11 @@ class StreamConsumer:
                         "features": list(checked.columns),
                     }
                 )
+        if windows is not None and checked.windowed is not None:
+            # State first: a crash before the commit redelivers the batch, and storing its
+            # events again changes nothing (state is keyed by event id).
+            windows.persist(checked.windowed)
+            faults.hit("stream.after_window_state")
         faults.hit("stream.before_commit")
         following: list[Delivery] = []
         if prefetch:
@@ -167,7 +178,8 @@ class StreamConsumer:
         stats.events += len(deliveries)
         stats.outputs += fresh
         stats.duplicates += len(commit.outputs) - fresh
-        stats.dead_letters += len(checked.dead)
+        stats.dead_letters += len(checked.dead) - checked.late
+        stats.late += checked.late
         stats.latencies_ms.extend(now_ms - d.broker_ms for d in checked.deliveries)
         return following
 

@@ -22,6 +22,7 @@ from shipyard.stream.backend import DeadLetter, Delivery
 if TYPE_CHECKING:
     from shipyard.registry.input_contract import InputContract
     from shipyard.stream.config import StreamConfig
+    from shipyard.stream.windows import StreamWindows, WindowedBatch
 
 MAX_EVENT_ID_CHARS = 200
 
@@ -31,6 +32,7 @@ class CheckedBatch:
     """The good events of a batch, decoded, and the bad ones as dead letters.
 
     ``deliveries``, ``event_ids`` and the rows of ``columns`` and ``inputs`` are aligned.
+    ``windowed`` holds the window state to store before the batch is committed.
     """
 
     deliveries: list[Delivery] = field(default_factory=list)
@@ -38,17 +40,30 @@ class CheckedBatch:
     columns: dict[str, list[Any]] = field(default_factory=dict)
     inputs: ModelInput | None = None
     dead: list[DeadLetter] = field(default_factory=list)
+    windowed: WindowedBatch | None = None
+    late: int = 0
 
 
 def check_batch(
-    deliveries: list[Delivery], contract: InputContract, config: StreamConfig
+    deliveries: list[Delivery],
+    contract: InputContract,
+    config: StreamConfig,
+    windows: StreamWindows | None = None,
 ) -> CheckedBatch:
-    """Parse and check ``deliveries`` against ``contract``."""
+    """Parse and check ``deliveries`` against ``contract``, adding window features.
+
+    Window features are computed here, between parsing and the contract's check, because the
+    contract names them like any other input; they are not expected in the events.
+    """
     out = CheckedBatch()
     names = contract.names
+    computed = windows.names if windows is not None else frozenset()
+    raw_names = [name for name in names if name not in computed]
     events: list[dict[str, Any]] = []
     for delivery in deliveries:
-        event, reason = _parse(delivery, config, names)
+        event, reason = _parse(delivery, config, raw_names)
+        if reason is None and windows is not None:
+            reason = windows.problem(event)  # type: ignore[arg-type]
         if reason is not None:
             out.dead.append(DeadLetter(delivery.entry_id, reason, delivery.payload or b""))
             continue
@@ -56,6 +71,8 @@ def check_batch(
         out.deliveries.append(delivery)
         out.event_ids.append(_event_id(event[config.event_id_field]))
         events.append(event)
+    if windows is not None:
+        events = _windowed(out, events, windows)
     if not events:
         return out
     columns = {name: [event[name] for event in events] for name in names}
@@ -74,12 +91,42 @@ def check_batch(
             out.dead.append(DeadLetter(delivery.entry_id, reason, delivery.payload or b""))
         out.deliveries = [out.deliveries[i] for i in keep]
         out.event_ids = [out.event_ids[i] for i in keep]
-        if keep:
-            out.columns = {name: [values[i] for i in keep] for name, values in columns.items()}
+        events = [events[i] for i in keep]
+        if windows is not None and events:
+            # The refused events must not count in the windows of the others: run again.
+            for event in events:
+                for name in windows.names:
+                    event.pop(name, None)
+            events = _windowed(out, events, windows)
+        if events:
+            out.columns = {name: [event[name] for event in events] for name in names}
             out.inputs = contract.decode_columns(out.columns)
-        position = {d.entry_id: i for i, d in enumerate(deliveries)}
-        out.dead.sort(key=lambda letter: position[letter.entry_id])  # in arrival order
+    position = {d.entry_id: i for i, d in enumerate(deliveries)}
+    out.dead.sort(key=lambda letter: position[letter.entry_id])  # in arrival order
     return out
+
+
+def _windowed(
+    out: CheckedBatch, events: list[dict[str, Any]], windows: StreamWindows
+) -> list[dict[str, Any]]:
+    """Add window features to ``events``; move late ones to the dead letters (as late)."""
+    entry_ids = [d.entry_id for d in out.deliveries]
+    result = windows.apply(out.event_ids, events, entry_ids)
+    out.windowed = result
+    if result.late:
+        for i, reason in result.late.items():
+            delivery = out.deliveries[i]
+            out.dead.append(
+                DeadLetter(delivery.entry_id, reason, delivery.payload or b"", late=True)
+            )
+        keep = [i for i in range(len(events)) if i not in result.late]
+        out.late += len(result.late)
+        out.deliveries = [out.deliveries[i] for i in keep]
+        out.event_ids = [out.event_ids[i] for i in keep]
+        events = [events[i] for i in keep]
+    for event, features in zip(events, result.features, strict=True):
+        event.update(features)
+    return events
 
 
 def _parse(

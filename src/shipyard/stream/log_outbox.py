@@ -140,32 +140,32 @@ def log_rows(fields: dict[bytes, bytes]) -> list[dict[str, Any]]:
     if keep != b"*":
         lines = [lines[int(k) - 1] for k in keep.split(b",")]
     shared = orjson.loads(header)
+    return [log_row(shared, line) for line in lines]
+
+
+def log_row(shared: dict[str, Any], line: bytes) -> dict[str, Any]:
+    """One prediction-log row from a batch's shared header and an event's compact line."""
+    event_id, values, label, proba = orjson.loads(line)
     names = shared["features"]
-    rows = []
-    for line in lines:
-        event_id, values, label, proba = orjson.loads(line)
-        rows.append(
-            {
-                "request_id": event_id,
-                "model": shared["model"],
-                "version": shared["version"],
-                "variant": shared["variant"],
-                "ts_ms": shared["ts_ms"],
-                "latency_ms": shared["latency_ms"],
-                # The same shapes the server logs: columns of one row, and the full answer.
-                "inputs_json": orjson.dumps(
-                    {name: [value] for name, value in zip(names, values, strict=True)}
-                ).decode(),
-                "outputs_json": orjson.dumps(
-                    {"predictions": [label], "probabilities": None if proba is None else [proba]}
-                ).decode(),
-                "prediction": str(label),
-                "probability": None if proba is None else proba[-1],
-                "status": 200,
-                "anomaly_score": None,
-            }
-        )
-    return rows
+    return {
+        "request_id": event_id,
+        "model": shared["model"],
+        "version": shared["version"],
+        "variant": shared["variant"],
+        "ts_ms": shared["ts_ms"],
+        "latency_ms": shared["latency_ms"],
+        # The same shapes the server logs: columns of one row, and the full answer.
+        "inputs_json": orjson.dumps(
+            {name: [value] for name, value in zip(names, values, strict=True)}
+        ).decode(),
+        "outputs_json": orjson.dumps(
+            {"predictions": [label], "probabilities": None if proba is None else [proba]}
+        ).decode(),
+        "prediction": str(label),
+        "probability": None if proba is None else proba[-1],
+        "status": 200,
+        "anomaly_score": None,
+    }
 
 
 def _text(value: bytes | str) -> str:

@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 
     import redis
 
+    from shipyard.stream.backend import Sink
     from shipyard.stream.config import StreamConfig
+    from shipyard.stream.log_outbox import OutboxDrain
 
 PAYLOAD_FIELD = b"data"
 _ACK_CHUNK = 1000  # Lua's unpack() has a stack limit; acknowledge in chunks
@@ -75,10 +77,15 @@ if log_rows and fresh > 0 then
   local keep = fresh == #ids and '*' or table.concat(kept, ',')
   redis.call('XADD', KEYS[3], '*', 'rows', ARGV[7], 'keep', keep)
 end
+-- Dead letters, and late events (entry 'late:<id>') to their own stream, once per entry.
 for i = 9, #ARGV, 3 do
   local entry, reason, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  if first_time('dead:' .. entry) then
-    redis.call('XADD', KEYS[2], '*', 'entry_id', entry, 'reason', reason, 'payload', payload)
+  local target, marker = KEYS[2], 'dead:'
+  if string.sub(entry, 1, 5) == 'late:' then
+    target, marker, entry = KEYS[5], 'late:', string.sub(entry, 6)
+  end
+  if first_time(marker .. entry) then
+    redis.call('XADD', target, '*', 'entry_id', entry, 'reason', reason, 'payload', payload)
   end
 end
 for start = 1, #acks, ACK_CHUNK do
@@ -147,7 +154,13 @@ class RedisStreamBackend:
         self.client = client if client is not None else connect(config.url)
         self.log_rows = log_rows
         self._commit = self.client.register_script(_COMMIT)
-        self._keys = [config.output, config.dead_letters, outbox_key(config.output), config.input]
+        self._keys = [
+            config.output,
+            config.dead_letters,
+            outbox_key(config.output),
+            config.input,
+            config.late_stream,
+        ]
         self._own_pending = True  # re-read our own unacknowledged entries first
         self._next_claim = 0.0
 
@@ -247,7 +260,8 @@ class RedisStreamBackend:
             "\n".join(commit.acks),
         ]
         for dead in commit.dead:
-            args += (dead.entry_id, dead.reason, dead.payload)
+            entry = f"late:{dead.entry_id}" if dead.late else dead.entry_id
+            args += (entry, dead.reason, dead.payload)
         if client is not None:  # queued in a pipeline; the reply comes with its execute()
             return self._commit(keys=self._keys, args=args, client=client)
         return int(self._commit(keys=self._keys, args=args))
@@ -260,12 +274,13 @@ class RedisStreamBackend:
         pipe.xinfo_groups(cfg.input)
         pipe.xlen(cfg.dead_letters)
         pipe.xlen(cfg.output)
-        length, groups, dead, outputs = pipe.execute(raise_on_error=False)
+        pipe.xlen(cfg.late_stream)
+        length, groups, dead, outputs, late = pipe.execute(raise_on_error=False)
         if isinstance(groups, Exception):  # no such key: the stream was never written
             groups = []
         mine = next((g for g in groups if _text(g.get("name")) == cfg.group), None)
         if mine is None:
-            return GroupStats(length, None, 0, 0, dead, outputs)
+            return GroupStats(length, None, 0, 0, dead, outputs, late)
         lag = mine.get("lag")
         return GroupStats(
             length=length,
@@ -274,6 +289,26 @@ class RedisStreamBackend:
             consumers=int(mine.get("consumers", 0)),
             dead_letters=dead,
             outputs=outputs,
+            late_events=late,
+        )
+
+    def log_drain(self, sink: Sink, *, lease_ms: int = 10_000) -> OutboxDrain:
+        """The drain that moves this output's outbox into ``sink`` (``log_outbox``)."""
+        from shipyard.stream.log_outbox import OutboxDrain
+
+        return OutboxDrain(self.client, self.config.output, sink, lease_ms=lease_ms)
+
+    def publish_sample(self, *, events: int, interval_s: float, latencies_ms: list[float]) -> None:
+        """Record one interval of this consumer for ``stream status``."""
+        from shipyard.stream.status import publish_sample
+
+        publish_sample(
+            self.client,
+            self.config,
+            self.consumer,
+            events=events,
+            interval_s=interval_s,
+            latencies_ms=latencies_ms,
         )
 
     def close(self) -> None:

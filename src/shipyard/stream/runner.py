@@ -12,14 +12,16 @@ import time
 from typing import TYPE_CHECKING
 
 from shipyard.stream.consumer import ConsumerStats, StreamConsumer
-from shipyard.stream.log_outbox import OutboxDrain, PredictionLogSink
-from shipyard.stream.status import publish_sample
+from shipyard.stream.log_outbox import PredictionLogSink
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from shipyard.stream.redis_backend import RedisStreamBackend
+    from shipyard.stream.brokers import Broker
+    from shipyard.stream.labels import LabelsConsumer
+    from shipyard.stream.metrics import ConsumerCollector
     from shipyard.stream.scoring import ModelFollower
+    from shipyard.stream.windows import StreamWindows
 
 log = logging.getLogger("shipyard.stream")
 
@@ -29,40 +31,40 @@ class StreamRunner:
 
     def __init__(
         self,
-        backend: RedisStreamBackend,
+        backend: Broker,
         follower: ModelFollower,
         *,
         log_root: Path | None,
         drain_interval_s: float = 1.0,
         stats_interval_s: float = 1.0,
         drain_lease_ms: int = 10_000,
+        windows: StreamWindows | None = None,
+        labels: LabelsConsumer | None = None,
     ) -> None:
         """Wire the consumer to ``backend`` and ``follower``.
 
         Args:
-            backend: The Redis consumer (its client is shared by the helpers; it is
-                thread-safe).
+            backend: The broker (Redis or NATS), shared with the helpers.
             follower: The model and its alias watcher.
             log_root: The prediction log folder, or None to keep no log.
             drain_interval_s: How often the outbox is moved to the log.
             stats_interval_s: How often a status sample is published.
             drain_lease_ms: How long a drainer that died blocks the next one.
+            windows: The project's window features, computed for the model that reads them.
+            labels: Moves labels from their own stream to the feedback store, beside.
         """
         self.backend = backend
         self.follower = follower
         self.consumer = StreamConsumer(
-            backend.config, backend, follower, log_rows=log_root is not None
+            backend.config, backend, follower, log_rows=log_root is not None, windows=windows
         )
         self.drain = (
             None
             if log_root is None
-            else OutboxDrain(
-                backend.client,
-                backend.config.output,
-                PredictionLogSink(log_root),
-                lease_ms=drain_lease_ms,
-            )
+            else backend.log_drain(PredictionLogSink(log_root), lease_ms=drain_lease_ms)
         )
+        self.labels = labels
+        self.metrics: ConsumerCollector | None = None  # set by serve_metrics' caller
         self.drain_interval_s = drain_interval_s
         self.stats_interval_s = stats_interval_s
         self._stopped = threading.Event()
@@ -78,12 +80,15 @@ class StreamRunner:
         self.follower.start()
         drainer = threading.Thread(target=self._drain_loop, name="stream-log", daemon=True)
         drainer.start()
+        labeller = threading.Thread(target=self._labels_loop, name="stream-labels", daemon=True)
+        labeller.start()
         try:
             return self.consumer.run(on_batch=self._sample)
         finally:
             self._stopped.set()
             self.follower.stop()
             drainer.join(timeout=60)
+            labeller.join(timeout=60)
             if self.drain is not None:
                 try:
                     self.drain.drain_all()
@@ -101,19 +106,32 @@ class StreamRunner:
             except Exception:  # the rows stay in the outbox; the next round retries
                 log.exception("moving stream predictions to the prediction log failed")
 
+    def _labels_loop(self) -> None:
+        if self.labels is None:
+            return
+        try:
+            self.labels.ensure_group()
+        except Exception:
+            log.exception("creating the labels consumer group failed; labels are not read")
+            return
+        while not self._stopped.is_set():
+            try:
+                self.labels.poll(block_ms=200)
+            except Exception:  # unacknowledged labels come back on the next read
+                log.exception("storing streamed labels failed")
+                self._stopped.wait(1.0)
+
     def _sample(self, consumer: StreamConsumer, *, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._sampled_at < self.stats_interval_s:
             return
         events = consumer.stats.events - self._sampled_events
+        latencies = consumer.stats.take_latencies()
+        if self.metrics is not None:
+            self.metrics.observe(latencies)
         try:
-            publish_sample(
-                self.backend.client,
-                self.backend.config,
-                self.backend.consumer,
-                events=events,
-                interval_s=now - self._sampled_at,
-                latencies_ms=consumer.stats.take_latencies(),
+            self.backend.publish_sample(
+                events=events, interval_s=now - self._sampled_at, latencies_ms=latencies
             )
         except Exception:  # a status sample is never worth failing the batch for
             log.warning("publishing the stream status sample failed", exc_info=True)

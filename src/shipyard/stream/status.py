@@ -67,6 +67,7 @@ class StreamStatus:
     consumers: int
     outputs: int
     dead_letters: int
+    late_events: int
     events_per_s: float
     latency_p50_ms: float | None
     latency_p99_ms: float | None
@@ -74,11 +75,11 @@ class StreamStatus:
 
 
 def read_status(
-    client: redis.Redis, config: StreamConfig, group: GroupStats, *, window_s: float = 10.0
+    client: redis.Redis | None, config: StreamConfig, group: GroupStats, *, window_s: float = 10.0
 ) -> StreamStatus:
     """Combine the broker's numbers with the samples of the last ``window_s`` seconds."""
     since_ms = int((time.time() - window_s) * 1000)
-    samples: Any = client.xrange(stats_key(config), f"{since_ms}-0", "+")
+    samples: Any = [] if client is None else client.xrange(stats_key(config), f"{since_ms}-0", "+")
     events = sum(int(fields[b"events"]) for _, fields in samples)
     latencies = [np.frombuffer(fields[b"latencies"], dtype=np.float32) for _, fields in samples]
     joined = np.concatenate(latencies) if latencies else np.empty(0, dtype=np.float32)
@@ -94,6 +95,7 @@ def read_status(
         consumers=group.consumers,
         outputs=group.outputs,
         dead_letters=group.dead_letters,
+        late_events=group.late_events,
         events_per_s=events / window_s,
         latency_p50_ms=p50,
         latency_p99_ms=p99,

@@ -68,6 +68,9 @@ READ_ONLY = [
     ["experiments", "list"],
     ["models", "list"],
     ["models", "history", "m"],
+    ["models", "reviews"],
+    ["comments", "list", "run", "RUN"],
+    ["activity"],
     ["workspace", "info"],
     ["audit", "list"],
     ["users", "list"],
@@ -75,6 +78,8 @@ READ_ONLY = [
     ["models", "--help"],
     ["run", "--help"],
     ["serve", "--help"],
+    ["backup", "list"],
+    ["dr", "--help"],
 ]
 
 

@@ -138,3 +138,19 @@ def test_a_file_read_again_gives_its_current_values_in_a_mapping_of_its_own(
     path.write_text("tracking: {flush_size: 8}\n")
     assert load_settings().tracking.flush_size == 8
     assert load_yaml(path).line_of(("tracking", "flush_size")) == 1
+
+
+def test_a_reviews_section_is_checked_by_its_model_only_when_present(tmp_path: Path) -> None:
+    assert load_settings().reviews is None  # no section: no rule, and no pydantic import
+    path = tmp_path / "shipyard.yaml"
+    path.write_text("name: x\nreviews:\n  default:\n    production: {approvals: 11}\n")
+    with pytest.raises(
+        InvalidSettings, match=r"shipyard\.yaml:4: reviews\.default\.production\.approvals"
+    ):
+        load_settings()
+    path.write_text("reviews:\n  default:\n    production: {approvals: 2}\n")
+    reviews = load_settings().reviews
+    assert reviews is not None
+    rule = reviews.rule_for("m", "production")
+    assert rule is not None
+    assert rule.approvals == 2

@@ -38,6 +38,11 @@ WEAKEST = {
     Action.MODELS_REGISTER: DS,
     Action.MODELS_PROMOTE: ML,
     Action.MODELS_ROLLBACK: ML,
+    Action.MODELS_REQUEST_PROMOTION: DS,
+    Action.MODELS_APPROVE: ML,
+    Action.MODELS_REJECT: ML,
+    Action.COMMENTS_READ: V,
+    Action.COMMENTS_WRITE: DS,
     Action.REPORTS_READ: V,
     Action.MONITOR_WRITE: DS,
     Action.MONITOR_RUN: ML,
@@ -56,6 +61,7 @@ WEAKEST = {
     Action.ROLES_MANAGE: AD,
     Action.TOKENS_MANAGE: AD,
     Action.KEYS_MANAGE: AD,
+    Action.BACKUP_MANAGE: AD,
     Action.AUDIT_READ: AD,
 }
 

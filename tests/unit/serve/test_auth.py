@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from starlette.routing import Route
 
 from shipyard.core.clock import ManualClock
-from shipyard.security.permissions import HTTP_ROUTES, PUBLIC, route_action
+from shipyard.security.permissions import HTTP_ROUTES, MLFLOW_HTTP_ROUTES, PUBLIC, route_action
 from shipyard.security.ratelimit import FailureLimiter
 from shipyard.security.roles import Role
 from shipyard.serve.app import create_app
@@ -59,7 +59,8 @@ def test_every_route_of_the_server_is_in_the_permission_table(app):
     missing = [r for r in routes if route_action(*r) is None]
     assert missing == [], f"routes without a permission-table entry: {missing}"
     assert ("PUT", "/admin/models/{name}/policy") in routes  # the walk sees the real routes
-    stale = set(HTTP_ROUTES) - set(routes)
+    # The tracking server's routes are checked against its own app (test_mlflow_api_edges).
+    stale = set(HTTP_ROUTES) - set(routes) - set(MLFLOW_HTTP_ROUTES)
     assert stale == set(), f"permission-table entries for routes that do not exist: {stale}"
 
 

@@ -58,3 +58,42 @@ def test_no_section_says_what_is_needed(tmp_path: Path) -> None:
     (tmp_path / "shipyard.yaml").write_text("name: shop\n")
     with pytest.raises(InvalidProjectFile, match="stream: expected a mapping"):
         load_stream_config(tmp_path)
+
+
+WINDOWED = """\
+name: shop
+sources:
+  payments: {csv: {path: payments.csv}}
+steps:
+  - features:
+      amount_ratio: {ratio: [amount, limit]}
+      spend_1h: {window: {column: amount, agg: sum, key: account, time: ts_ms, tumbling: 1h}}
+stream:
+  input: events
+  model: fraud@production
+  output: predictions
+  dead_letters: dead
+  event_time_field: ts_ms
+"""
+
+
+def test_window_features_come_from_the_features_steps(tmp_path: Path) -> None:
+    from shipyard.stream.config import load_window_defs
+
+    (tmp_path / "shipyard.yaml").write_text(WINDOWED)
+    config = load_stream_config(tmp_path)
+    defs = load_window_defs(tmp_path, config)
+    assert [(d.name, d.agg, d.key, d.window.size_ms) for d in defs] == [
+        ("spend_1h", "sum", "account", 3_600_000)
+    ]
+    assert config.late_stream == "events:late"
+    assert config.state_ttl_s(defs) == 2 * 3600 + 120  # twice (an hour + a minute of lateness)
+
+
+def test_a_window_reading_another_time_field_is_refused_with_its_line(tmp_path: Path) -> None:
+    from shipyard.stream.config import load_window_defs
+
+    (tmp_path / "shipyard.yaml").write_text(WINDOWED.replace("time: ts_ms", "time: created"))
+    config = load_stream_config(tmp_path)
+    with pytest.raises(InvalidProjectFile, match=r"shipyard.yaml:13: stream.event_time_field"):
+        load_window_defs(tmp_path, config)

@@ -25,8 +25,13 @@ async def live() -> dict[str, bool]:
     },
 )
 async def ready(request: Request) -> JSONResponse:
-    """Readiness: every model is loaded and the server is not shutting down."""
-    is_ready = context_of(request).runtime.ready
+    """Readiness: every model is loaded and warmed, and the server is not draining.
+
+    It stays true while the metadata database is unreachable: the loaded models still answer
+    (issue 20's degraded mode), and a balancer that took every replica out would turn a
+    database outage into a serving outage.
+    """
+    is_ready = context_of(request).ready
     return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
 
 

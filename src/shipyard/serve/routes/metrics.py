@@ -21,4 +21,8 @@ async def prometheus(request: Request) -> Response:
         metrics.log_depth.set(log.depth)
         metrics.log_dropped.set(log.dropped)
     metrics.swaps.set(context.runtime.swaps)
+    health = context.runtime.health
+    metrics.store_degraded.set(1 if health.degraded else 0)
+    metrics.store_failures.set(health.failures)
+    metrics.stale_identities.set(health.stale_identities)
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
