@@ -19,6 +19,7 @@ from rich.table import Table
 from shipyard.cli import cost_curve
 from shipyard.cli.access import TOKEN_ENV
 from shipyard.cli.context import console, open_workspace
+from shipyard.cli.options import not_nan
 from shipyard.cli.render import write_json
 from shipyard.core.errors import InvalidArgument, NotFound, PermissionDenied
 
@@ -215,7 +216,10 @@ def advise(
     ctx: typer.Context,
     experiment: Annotated[str, typer.Argument(help="The experiment whose tuning to weigh.")],
     tolerance: Annotated[
-        float, typer.Option(min=0.0, help="Accept a score this far (absolute) below the best.")
+        float,
+        typer.Option(
+            min=0.0, callback=not_nan, help="Accept a score this far (absolute) below the best."
+        ),
     ] = 0.005,
     basis: Annotated[
         str, typer.Option(help="Rank by serving (per 1,000 predictions) or training cost.")

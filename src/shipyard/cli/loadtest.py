@@ -21,6 +21,7 @@ from rich.table import Table
 
 from shipyard.cli.access import TOKEN_ENV
 from shipyard.cli.context import console, open_workspace
+from shipyard.cli.options import not_nan
 from shipyard.core.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -37,11 +38,18 @@ def loadtest(
         typer.Option(min=1, max=10_000, help="Closed loop: requests always in flight (default 1)."),
     ] = None,
     rate: Annotated[
-        float | None, typer.Option(min=0.001, help="Open loop: requests per second instead.")
+        float | None,
+        typer.Option(min=0.001, callback=not_nan, help="Open loop: requests per second instead."),
     ] = None,
-    duration: Annotated[float, typer.Option(min=0.1, help="Measured seconds.")] = 10.0,
-    warmup: Annotated[float, typer.Option(min=0.0, help="Unmeasured seconds first.")] = 0.0,
-    timeout: Annotated[float, typer.Option(min=0.001, help="Per-request limit, seconds.")] = 10.0,
+    duration: Annotated[
+        float, typer.Option(min=0.1, callback=not_nan, help="Measured seconds.")
+    ] = 10.0,
+    warmup: Annotated[
+        float, typer.Option(min=0.0, callback=not_nan, help="Unmeasured seconds first.")
+    ] = 0.0,
+    timeout: Annotated[
+        float, typer.Option(min=0.001, callback=not_nan, help="Per-request limit, seconds.")
+    ] = 10.0,
     method: Annotated[
         str | None, typer.Option(help="HTTP method (default POST with a body, else GET).")
     ] = None,

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from shipyard.cli.context import console, err_console, open_workspace
 from shipyard.cli.exposure import RAW_PII_HELP, masked_note, visible_rows
+from shipyard.cli.options import not_nan
 from shipyard.core.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -35,7 +36,8 @@ def detect(
     dataset: Annotated[str, typer.Argument(help="Dataset id or unique prefix (6+).")],
     sample_rows: Annotated[int, typer.Option(min=1, help="Rows to inspect.")] = 10_000,
     min_share: Annotated[
-        float, typer.Option(min=0.01, max=1.0, help="Share of values that must match.")
+        float,
+        typer.Option(min=0.01, max=1.0, callback=not_nan, help="Share of values that must match."),
     ] = 0.5,
 ) -> None:
     """List the columns of a version that hold personal data."""

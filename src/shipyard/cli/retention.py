@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from shipyard.cli.context import console, open_workspace
+from shipyard.cli.options import not_nan
 from shipyard.cli.project import project_dir
 from shipyard.cli.render import size
 from shipyard.core.errors import Conflict
@@ -58,6 +59,7 @@ def gc(
             "--grace-hours",
             min=0.0,
             max=87_600.0,  # ten years; infinity would overflow the cutoff time
+            callback=not_nan,  # NaN passes min and max (every comparison with it is false)
             help="Never delete a blob written less than this long ago (a write in progress).",
         ),
     ] = 1.0,

@@ -13,6 +13,7 @@ from rich.markup import escape
 from shipyard.cli.access import TOKEN_ENV, project_name
 from shipyard.cli.context import console, open_workspace
 from shipyard.cli.executors import ExecutorOption, RayAddressOption, choose_executor
+from shipyard.cli.options import not_nan
 from shipyard.cli.project import project_dir
 from shipyard.core.errors import InvalidArgument
 
@@ -56,6 +57,7 @@ def serve(
         typer.Option(
             min=0.0,
             max=300.0,
+            callback=not_nan,
             help="Seconds readiness answers 503 after SIGTERM before the server stops "
             "accepting (give a load balancer time to take the replica out).",
         ),

@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from shipyard.cli.context import console, err_console, open_workspace
+from shipyard.cli.options import not_nan
 from shipyard.cli.project import project_dir
 from shipyard.cli.render import JsonOption, number, when, write_json
 from shipyard.core.errors import InvalidArgument
@@ -170,7 +171,8 @@ def run(
 def status(
     ctx: typer.Context,
     window: Annotated[
-        float, typer.Option(min=1, max=3600, help="Seconds of samples to average over.")
+        float,
+        typer.Option(min=1, max=3600, callback=not_nan, help="Seconds of samples to average over."),
     ] = 10.0,
     as_json: JsonOption = False,
 ) -> None:

@@ -4,48 +4,46 @@ Precedence, highest first: arguments passed in code, environment variables, the 
 and ``tracking:`` sections of ``<project>/shipyard.yaml``, defaults. Nested fields take a double
 underscore in the environment: ``SHIPYARD_TRACKING__FLUSH_INTERVAL_S=0.5``.
 
-Nothing here is built at import time; entry points (the CLI, ``start_run``) call
+The schema is the dataclasses below, checked by ``core.typed_config`` (types, bounds, patterns,
+unknown keys): not pydantic, whose import was a third of a read-only command's CPU time (issue
+17). Nothing here is built at import time; entry points (the CLI, ``start_run``) call
 ``load_settings()`` and pass the result down.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from typing import TYPE_CHECKING, Any
 
 from shipyard.core.errors import InvalidProjectFile, InvalidSettings
 from shipyard.core.project_file import YamlDocument, load_yaml
-from shipyard.core.review_settings import ReviewSettings
+from shipyard.core.typed_config import Invalid, build, environment_values, merge, setting
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from shipyard.core.review_settings import ReviewSettings
 
 PROJECT_FILE = "shipyard.yaml"
 STATE_DIR = ".shipyard"
 
 
-class TrackingSettings(BaseModel):
+@dataclasses.dataclass(kw_only=True)
+class TrackingSettings:
     """How runs write to the store; see docs/tracking.md for what is durable when."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    flush_interval_s: float = Field(1.0, gt=0, le=60)
-    flush_size: int = Field(5_000, ge=1, le=1_000_000)
-    max_pending: int = Field(200_000, ge=1)
-    heartbeat_interval_s: float = Field(10.0, gt=0)
-    heartbeat_timeout_s: float = Field(60.0, gt=0)
+    flush_interval_s: float = setting(1.0, gt=0, le=60)
+    flush_size: int = setting(5_000, ge=1, le=1_000_000)
+    max_pending: int = setting(200_000, ge=1)
+    heartbeat_interval_s: float = setting(10.0, gt=0)
+    heartbeat_timeout_s: float = setting(60.0, gt=0)
     capture_git: bool = True
 
 
-class CostSettings(BaseModel):
+@dataclasses.dataclass(kw_only=True)
+class CostSettings:
     """What the workspace's compute is priced as; see docs/cost.md.
 
     Attributes:
@@ -57,15 +55,14 @@ class CostSettings(BaseModel):
             turns it off).
     """
 
-    model_config = ConfigDict(extra="forbid")
-
     instance_type: str = "m5.large"
-    purchase: str = Field("on_demand", pattern="^(on_demand|spot|reserved)$")
+    purchase: str = setting("on_demand", pattern="^(on_demand|spot|reserved)$")
     catalog: Path | None = None
     metering: bool = True
 
 
-class EncryptionSettings(BaseModel):
+@dataclasses.dataclass(kw_only=True)
+class EncryptionSettings:
     """Encryption at rest of artifacts and dataset files; see docs/security.md.
 
     Attributes:
@@ -77,15 +74,14 @@ class EncryptionSettings(BaseModel):
         chunk_bytes: Plaintext bytes per encrypted chunk (memory per stream is about two).
     """
 
-    model_config = ConfigDict(extra="forbid")
-
     enabled: bool = False
     key_file: Path | None = None
-    key_env: str = Field("SHIPYARD_MASTER_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    chunk_bytes: int = Field(1 << 20, ge=4096, le=64 << 20)
+    key_env: str = setting("SHIPYARD_MASTER_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    chunk_bytes: int = setting(1 << 20, ge=4096, le=64 << 20)
 
 
-class AuditSettings(BaseModel):
+@dataclasses.dataclass(kw_only=True)
+class AuditSettings:
     """How the audit log is keyed and anchored; see docs/security.md (threat model).
 
     Attributes:
@@ -98,15 +94,14 @@ class AuditSettings(BaseModel):
         anchor_every: Anchor the head every N entries (1: after every entry).
     """
 
-    model_config = ConfigDict(extra="forbid")
-
     key_file: Path | None = None
-    key_env: str = Field("SHIPYARD_AUDIT_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    key_env: str = setting("SHIPYARD_AUDIT_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     anchor_file: Path | None = None
-    anchor_every: int = Field(1, ge=1, le=1_000_000)
+    anchor_every: int = setting(1, ge=1, le=1_000_000)
 
 
-class RegistrySettings(BaseModel):
+@dataclasses.dataclass(kw_only=True)
+class RegistrySettings:
     """What a bundle may be before the registry reads it; see docs/registry.md.
 
     Every path that reads a bundle (register, load, serve and its hot swap, promote and the
@@ -120,14 +115,13 @@ class RegistrySettings(BaseModel):
             about 1000:1 only on degenerate data such as zip bombs.
     """
 
-    model_config = ConfigDict(extra="forbid")
-
-    max_bundle_bytes: int = Field(1 << 30, ge=1 << 20, le=64 << 30)
-    max_bundle_members: int = Field(10_000, ge=4, le=1_000_000)
-    max_compression_ratio: float = Field(200.0, ge=10.0, le=2000.0)
+    max_bundle_bytes: int = setting(1 << 30, ge=1 << 20, le=64 << 30)
+    max_bundle_members: int = setting(10_000, ge=4, le=1_000_000)
+    max_compression_ratio: float = setting(200.0, ge=10.0, le=2000.0)
 
 
-class ExecutorSettings(BaseModel):
+@dataclasses.dataclass(kw_only=True, frozen=True)
+class ExecutorSettings:
     """Where trials, outer CV folds, scoring partitions and source files run; docs/scale-out.md.
 
     ``executor: ray`` is short for ``executor: {kind: ray}``.
@@ -146,25 +140,45 @@ class ExecutorSettings(BaseModel):
         image: The container image (Shipyard with the ray extra) of that manifest.
     """
 
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["local", "ray"] = "local"
+    kind: str = setting("local", pattern="^(local|ray)$")
     address: str | None = None
-    max_retries: int = Field(2, ge=0, le=20)
-    in_flight: int | None = Field(None, ge=1, le=100_000)
-    workers: int = Field(2, ge=0, le=10_000)
-    worker_cpus: int = Field(2, ge=1, le=512)
-    worker_memory: str = Field("4Gi", pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+    max_retries: int = setting(2, ge=0, le=20)
+    in_flight: int | None = setting(None, ge=1, le=100_000)
+    workers: int = setting(2, ge=0, le=10_000)
+    worker_cpus: int = setting(2, ge=1, le=512)
+    worker_memory: str = setting("4Gi", pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
     image: str = "shipyard:latest"
 
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        """``executor: ray`` means ``{kind: ray}``."""
-        return {"kind": value} if isinstance(value, str) else value
+
+def _executor(value: Any) -> ExecutorSettings:
+    """The ``executor:`` section; ``executor: ray`` means ``{kind: ray}``."""
+    if isinstance(value, ExecutorSettings):
+        return value
+    built, problems = build(ExecutorSettings, {"kind": value} if isinstance(value, str) else value)
+    if problems or built is None:
+        raise Invalid(problems)
+    return built
 
 
-class Settings(BaseSettings):
+def _reviews(value: Any) -> ReviewSettings:
+    """The ``reviews:`` section, checked by its pydantic model (imported only for it)."""
+    from pydantic import ValidationError
+
+    from shipyard.core.review_settings import ReviewSettings
+
+    try:
+        return ReviewSettings.model_validate(value)
+    except ValidationError as e:
+        raise Invalid(
+            [
+                (tuple(str(p) for p in err["loc"]), err["msg"], err.get("input"))
+                for err in e.errors()
+            ]
+        ) from e
+
+
+@dataclasses.dataclass(kw_only=True)
+class Settings:
     """Root settings of a Shipyard workspace.
 
     Attributes:
@@ -173,22 +187,18 @@ class Settings(BaseSettings):
         artifact_root: Local path or fsspec URL for blobs; defaults to ``.shipyard/artifacts``.
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix="SHIPYARD_",
-        env_nested_delimiter="__",
-        extra="ignore",
-    )
-
-    project_dir: Path = Field(default_factory=Path.cwd)
+    project_dir: Path = dataclasses.field(default_factory=Path.cwd)
     store_url: str | None = None
     artifact_root: str | None = None
-    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
-    cost: CostSettings = Field(default_factory=CostSettings)
-    encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
-    audit: AuditSettings = Field(default_factory=AuditSettings)
-    registry: RegistrySettings = Field(default_factory=RegistrySettings)
-    reviews: ReviewSettings = Field(default_factory=ReviewSettings)
-    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    tracking: TrackingSettings = dataclasses.field(default_factory=TrackingSettings)
+    cost: CostSettings = dataclasses.field(default_factory=CostSettings)
+    encryption: EncryptionSettings = dataclasses.field(default_factory=EncryptionSettings)
+    audit: AuditSettings = dataclasses.field(default_factory=AuditSettings)
+    registry: RegistrySettings = dataclasses.field(default_factory=RegistrySettings)
+    #: None without a ``reviews:`` section (no alias needs a review); checked by its pydantic
+    #: model (``core.review_settings``), imported only when the section is there.
+    reviews: ReviewSettings | None = setting(None, parse=_reviews)  # noqa: RUF009 (a field)
+    executor: ExecutorSettings = setting(ExecutorSettings(), parse=_executor)  # noqa: RUF009
 
     @property
     def state_dir(self) -> Path:
@@ -207,52 +217,6 @@ class Settings(BaseSettings):
         """The artifact root, with the embedded default filled in."""
         return self.artifact_root or str((self.state_dir / "artifacts").resolve())
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Put the project file below the environment."""
-        init_kwargs: dict[str, Any] = getattr(init_settings, "init_kwargs", {})
-        project_dir = init_kwargs.get("project_dir") or _project_dir_hint()
-        return (init_settings, env_settings, ProjectFileSource(settings_cls, Path(project_dir)))
-
-
-class ProjectFileSource(PydanticBaseSettingsSource):
-    """Reads the settings sections of the file (``_FILE_PATHS``: workspace, tracking, cost...).
-
-    The project file also holds sections owned by other packages (sources, train, deploy...);
-    those are ignored here.
-    """
-
-    def __init__(self, settings_cls: type[BaseSettings], project_dir: Path) -> None:
-        super().__init__(settings_cls)
-        self.path = project_dir / PROJECT_FILE
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        """Unused: values come from ``__call__`` as one mapping."""
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        """Return the settings found in the project file, if there is one."""
-        document = read_project_file(self.path.parent)
-        if document is None:
-            return {}
-        workspace = document.data.get("workspace")
-        if workspace is not None and not isinstance(workspace, dict):
-            line = document.line_of(("workspace",))
-            raise InvalidSettings(f"{PROJECT_FILE}:{line}: 'workspace' must be a mapping")
-        values: dict[str, Any] = {}
-        for settings_path, file_path in _FILE_PATHS.items():
-            value = _value_at(document.data, file_path)
-            if value is not _ABSENT:
-                values[settings_path] = value
-        return values
-
 
 # Where each settings field lives in the project file (the rest of the file belongs to the
 # pipeline's ``load_project``). Errors about a field are located through this table too.
@@ -268,6 +232,27 @@ _FILE_PATHS: dict[str, tuple[str, ...]] = {
     "executor": ("executor",),
 }
 _ABSENT = object()
+_PREFIX = "SHIPYARD_"
+
+
+def _file_values(document: YamlDocument | None) -> dict[str, Any]:
+    """The settings sections of the project file, as a mapping for ``build``.
+
+    They are ``workspace:``, ``tracking:``, ``cost:`` and ``registry:``; the other sections
+    belong to other packages and are ignored here.
+    """
+    if document is None:
+        return {}
+    workspace = document.data.get("workspace")
+    if workspace is not None and not isinstance(workspace, dict):
+        line = document.line_of(("workspace",))
+        raise InvalidSettings(f"{PROJECT_FILE}:{line}: 'workspace' must be a mapping")
+    values: dict[str, Any] = {}
+    for settings_path, file_path in _FILE_PATHS.items():
+        value = _value_at(document.data, file_path)
+        if value is not _ABSENT:
+            values[settings_path] = value
+    return values
 
 
 def read_project_file(project_dir: Path) -> YamlDocument | None:
@@ -314,22 +299,26 @@ def _project_dir_hint() -> Path:
 def load_settings(**overrides: Any) -> Settings:
     """Build settings from the environment and project file, with ``overrides`` on top.
 
+    A section given as a mapping (``tracking={"flush_size": 10}``) is merged over the
+    environment's and the file's, field by field; one given as an instance replaces them.
+
     Raises:
-        InvalidSettings: When a value has the wrong type or range; the message names it.
+        InvalidSettings: When a value has the wrong type or range, or a section holds an
+            unknown key; the message names every such value and, for the file's, its line.
     """
-    try:
-        return Settings(**overrides)
-    except ValidationError as e:
-        project_dir = Path(overrides.get("project_dir") or _project_dir_hint())
-        try:
-            document = read_project_file(project_dir)
-        except InvalidSettings:
-            document = None
-        problems = "; ".join(
-            f"{_file_location(document, err['loc'], err.get('input'))}"
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-            for err in e.errors()
-        )
-        raise InvalidSettings(
-            f"invalid settings ({problems}); check SHIPYARD_* variables and {PROJECT_FILE}"
-        ) from e
+    project_dir = Path(overrides.get("project_dir") or _project_dir_hint())
+    document = read_project_file(project_dir)
+    values = merge(
+        merge(_file_values(document), environment_values(Settings, os.environ, prefix=_PREFIX)),
+        overrides,
+    )
+    settings, problems = build(Settings, values, extra="ignore")
+    if settings is not None:
+        return settings
+    described = "; ".join(
+        f"{_file_location(document, loc, value)}{'.'.join(loc)}: {message}"
+        for loc, message, value in problems
+    )
+    raise InvalidSettings(
+        f"invalid settings ({described}); check {_PREFIX}* variables and {PROJECT_FILE}"
+    )

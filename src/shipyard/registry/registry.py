@@ -36,7 +36,6 @@ from shipyard.core.errors import (
     InvalidArgument,
     NotFound,
 )
-from shipyard.core.review_settings import ReviewSettings
 from shipyard.registry.archive import read_bounded
 from shipyard.registry.names import check_lengths, headline
 from shipyard.registry.names import check_name as check_name
@@ -55,6 +54,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from shipyard.core.clock import Clock
+    from shipyard.core.review_settings import ReviewSettings
     from shipyard.core.settings import RegistrySettings
     from shipyard.cost.catalog import ActiveInstance
     from shipyard.registry.bundle import Bundle
@@ -91,13 +91,30 @@ class ModelRegistry(RegistryReads):
     ) -> None:
         self.security = security
         self.sql = store  # the reviews' rows live in the same store (``registry.reviews``)
-        self.reviews = reviews or ReviewSettings()
+        self._reviews = reviews
         self.price = price  # prices evidence: cost per 1,000 predictions (None: unpriced)
         self.store = RegistryStore(store, audit_log=security)
         self.blobs = blobs
         self.limits = limits
         self.clock = clock
         self._stores = StoreSet(store, blobs, clock)  # reads the gate's test split
+
+    @property
+    def reviews(self) -> ReviewSettings:
+        """Which aliases need a review (``reviews:`` in ``shipyard.yaml``); none by default.
+
+        Built on first use: its pydantic model is not imported by a command that only lists
+        models (issue 17).
+        """
+        if self._reviews is None:
+            from shipyard.core.review_settings import ReviewSettings
+
+            self._reviews = ReviewSettings()
+        return self._reviews
+
+    @reviews.setter
+    def reviews(self, rules: ReviewSettings) -> None:
+        self._reviews = rules
 
     @classmethod
     def for_workspace(cls, workspace: Workspace) -> ModelRegistry:

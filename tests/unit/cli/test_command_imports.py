@@ -41,6 +41,10 @@ HEAVY = frozenset(
         "skl2onnx",
         "fastapi",
         "uvicorn",
+        # Settings are dataclasses (core.typed_config) and typer < 0.29 parses options without
+        # it: pydantic validates project-file sections and HTTP bodies, not a listing.
+        "pydantic",
+        "pydantic_core",
     }
 )
 

@@ -121,3 +121,36 @@ def test_metering_is_a_setting_with_the_documented_variable(
     assert load_settings().cost.metering is True
     monkeypatch.setenv("SHIPYARD_COST__METERING", "off")
     assert load_settings().cost.metering is False
+
+
+def test_a_file_read_again_gives_its_current_values_in_a_mapping_of_its_own(
+    tmp_path: Path,
+) -> None:
+    # Parses are shared by text (one command reads the file several times), values are not.
+    from shipyard.core.project_file import load_yaml
+
+    path = tmp_path / "shipyard.yaml"
+    path.write_text("tracking: {flush_size: 7}\n")
+    first = load_yaml(path)
+    first.data["tracking"]["flush_size"] = 99
+    assert load_yaml(path).data == {"tracking": {"flush_size": 7}}
+    assert load_settings().tracking.flush_size == 7
+    path.write_text("tracking: {flush_size: 8}\n")
+    assert load_settings().tracking.flush_size == 8
+    assert load_yaml(path).line_of(("tracking", "flush_size")) == 1
+
+
+def test_a_reviews_section_is_checked_by_its_model_only_when_present(tmp_path: Path) -> None:
+    assert load_settings().reviews is None  # no section: no rule, and no pydantic import
+    path = tmp_path / "shipyard.yaml"
+    path.write_text("name: x\nreviews:\n  default:\n    production: {approvals: 11}\n")
+    with pytest.raises(
+        InvalidSettings, match=r"shipyard\.yaml:4: reviews\.default\.production\.approvals"
+    ):
+        load_settings()
+    path.write_text("reviews:\n  default:\n    production: {approvals: 2}\n")
+    reviews = load_settings().reviews
+    assert reviews is not None
+    rule = reviews.rule_for("m", "production")
+    assert rule is not None
+    assert rule.approvals == 2
