@@ -26,7 +26,7 @@ from sklearn.datasets import load_breast_cancer
 
 from shipyard.core.executor import Executor, LocalExecutor, executor_for
 from shipyard.core.ray_executor import RayExecutor
-from shipyard.core.settings import ExecutorSettings
+from shipyard.core.settings import ExecutorSettings, parse_executor
 from shipyard.store.entities import RunStatus
 from shipyard.track.workspace import Workspace
 from shipyard.train.spec import EstimatorSpec, TrainSpec
@@ -58,9 +58,7 @@ def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def _ray(address: str, **options: object) -> Executor:
-    return executor_for(
-        ExecutorSettings.model_validate({"kind": "ray", "address": address, **options})
-    )
+    return executor_for(parse_executor({"kind": "ray", "address": address, **options}))
 
 
 def _cancer(rows: int = 240) -> pl.DataFrame:

@@ -150,7 +150,7 @@ class ExecutorSettings:
     image: str = "shipyard:latest"
 
 
-def _executor(value: Any) -> ExecutorSettings:
+def parse_executor(value: Any) -> ExecutorSettings:
     """The ``executor:`` section; ``executor: ray`` means ``{kind: ray}``."""
     if isinstance(value, ExecutorSettings):
         return value
@@ -198,7 +198,7 @@ class Settings:
     #: None without a ``reviews:`` section (no alias needs a review); checked by its pydantic
     #: model (``core.review_settings``), imported only when the section is there.
     reviews: ReviewSettings | None = setting(None, parse=_reviews)  # noqa: RUF009 (a field)
-    executor: ExecutorSettings = setting(ExecutorSettings(), parse=_executor)  # noqa: RUF009
+    executor: ExecutorSettings = setting(ExecutorSettings(), parse=parse_executor)  # noqa: RUF009
 
     @property
     def state_dir(self) -> Path:

@@ -100,7 +100,8 @@ def environment_values(
     """The fields of ``cls`` set in ``environ``, as a mapping of strings for ``build``.
 
     Names are case-insensitive: ``{PREFIX}{FIELD}``, ``{PREFIX}{SECTION}{nested}{FIELD}`` for a
-    field of a nested dataclass, or ``{PREFIX}{SECTION}`` holding the section as a JSON object.
+    field of a nested dataclass (or of a section with its own parser), or ``{PREFIX}{SECTION}``
+    holding the section as a JSON object.
     Variables that name no field are ignored (the environment is shared with everything else).
     """
     hints = _hints(cls)
@@ -117,7 +118,8 @@ def environment_values(
         if len(path) == 1:
             structured = hints[section] is None or _is_dataclass(hints[section])
             values[section] = _json_section(raw) if structured else raw
-        elif len(path) == 2 and _is_dataclass(hints[section]):
+        elif len(path) == 2 and (hints[section] is None or _is_dataclass(hints[section])):
+            # A section with its own parser takes its fields as a mapping too.
             current = values.setdefault(section, {})
             if isinstance(current, dict):
                 current[path[1]] = raw

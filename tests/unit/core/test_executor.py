@@ -8,7 +8,7 @@ import pytest
 
 from shipyard.core.errors import InvalidSettings
 from shipyard.core.executor import LocalExecutor, executor_for
-from shipyard.core.settings import ExecutorSettings, load_settings
+from shipyard.core.settings import load_settings, parse_executor
 
 
 def _half(shared: int, item: int) -> float:
@@ -33,7 +33,7 @@ def test_local_is_the_default_and_ray_is_not_imported_for_it() -> None:
 def test_the_executor_setting_takes_a_shorthand_and_checks_its_values(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert ExecutorSettings.model_validate("ray").kind == "ray"
+    assert parse_executor("ray").kind == "ray"
     monkeypatch.setenv("SHIPYARD_EXECUTOR__KIND", "ray")
     monkeypatch.setenv("SHIPYARD_EXECUTOR__ADDRESS", "10.0.0.5:6379")
     settings = load_settings().executor
