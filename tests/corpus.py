@@ -121,7 +121,7 @@ BAD_URIS: list[str] = [
 
 #: Script-injection payloads for every place a user-supplied string is shown (the web UI's
 #: run names, params, tags, notes, descriptions): each must come back escaped, never run.
-XSS_PAYLOADS: list[str] = [
+_PAGE_XSS: list[str] = [
     "<script>window.__xss=1</script>",
     "<img src=x onerror=window.__xss=1>",
     "<svg onload=window.__xss=1>",
@@ -163,7 +163,9 @@ BAD_BODIES: list[tuple[str, bytes]] = [
 
 # Markup that must never run when a user-supplied string is shown in a page (comments, names,
 # reasons): each is rendered or escaped and then checked for live tags, handlers and URLs.
+# Both lists in one (a merge had defined XSS_PAYLOADS twice, the second hiding the first).
 XSS_PAYLOADS: list[str] = [
+    *_PAGE_XSS,
     "<script>alert(1)</script>",
     "<img src=x onerror=alert(1)>",
     "<svg/onload=alert(1)>",

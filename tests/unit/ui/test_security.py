@@ -181,6 +181,7 @@ def test_every_page_has_the_csp_and_no_inline_script_or_style(
         "/datasets",
         "/audit",
         "/reviews",
+        "/activity",
         "/monitoring",
         "/cost",
     ]

@@ -152,12 +152,19 @@ def test_four_eyes_from_request_to_alias_move(client_for: ClientFor) -> None:
     detail = mel.get(where).text
     for part in ('id="review-gate"', 'id="review-intervals"', 'id="review-cost"', "&lt;v1&gt;"):
         assert part in detail
+    assert not re.search(r"\s(?:style|on[a-z]+)\s*=", detail)  # the CSP allows neither
     assert 'id="own-request"' in detail
     assert 'id="approve-form"' in detail
     listed = admin.get("/reviews", params={"state": "open"}).text
     assert request_id[:8] in listed
     assert request_id[:8] not in admin.get("/reviews", params={"state": "approved"}).text
     assert admin.get("/reviews", params={"state": "bogus"}).status_code == 422
+    holds = mel.post(
+        "/reviews",
+        data={"csrf": csrf_of(page), "model": "churn", "version": "1", "alias": "production"},
+    )
+    assert holds.status_code == 422  # version 1 already holds production: said, not asked
+    assert 'id="error-message"' in holds.text
 
     own = mel.post(f"{where}/approve", data={"csrf": csrf_of(detail), "comment": "mine"})
     assert own.status_code == 403
