@@ -159,6 +159,11 @@ def test_four_eyes_from_request_to_alias_move(client_for: ClientFor) -> None:
     assert request_id[:8] in listed
     assert request_id[:8] not in admin.get("/reviews", params={"state": "approved"}).text
     assert admin.get("/reviews", params={"state": "bogus"}).status_code == 422
+    assert admin.get("/reviews/not-an-id").status_code == 404
+    unknown = admin.post(
+        "/reviews/0123456789abcdef0123456789abcdef/approve", data={"csrf": _csrf(admin)}
+    )
+    assert unknown.status_code == 404
     holds = mel.post(
         "/reviews",
         data={"csrf": csrf_of(page), "model": "churn", "version": "1", "alias": "production"},
