@@ -264,3 +264,54 @@ def test_a_viewer_sees_no_write_controls_and_a_forged_post_is_refused(
     assert "forged" not in page.request.get(f"{served.url}/runs/{run}").text()
     _shot(viewer, served, "run-as-viewer")
     viewer.clean()
+
+
+def test_comment_request_refuse_own_approval_approve_and_see_the_alias_move(
+    browser: Any, served: Served
+) -> None:
+    """The teamwork flow: comment with a mention, four-eyes promotion, the alias and audit."""
+    run = served.env.runs["train-1"]
+    for mel in _tab(browser, served, "ml-engineer"):
+        page = mel.page
+        page.goto(f"{served.url}/runs/{run}")
+        page.evaluate("window.__sameDocument = true")
+        page.fill("#comment-body", "**drift** looks fine; @dana can you check the *lr*?")
+        page.click("#add-comment")
+        page.wait_for_selector("#comments strong:text('drift')")
+        assert "mentions dana" in page.inner_text("#comments")
+        assert page.evaluate("window.__sameDocument") is True  # swapped in place
+        _shot(mel, served, "run-comments")
+        page.goto(f"{served.url}/models/churn?version=2")
+        page.select_option("#promotion-alias", "production")
+        page.fill("#promotion-reason", "v2 uses every feature")
+        page.click("#request-promotion-button")
+        page.wait_for_selector("#review-gate")
+        review = page.url
+        assert "/reviews/" in review
+        assert page.inner_text("#review-state") == "open"
+        assert page.locator("#own-request").count() == 1
+        _shot(mel, served, "review")
+        page.fill("#approve-comment", "my own")
+        page.click("#approve")
+        page.wait_for_selector("#review-error")
+        assert "another person" in page.inner_text("#review-error")
+        assert page.inner_text("#review-state") == "open"
+        _shot(mel, served, "review-own-refused")
+        mel.clean("403")  # the refusal's status, which the browser reports
+    for alice in _tab(browser, served, "admin"):
+        page = alice.page
+        page.goto(review)
+        page.fill("#approve-comment", "checked the intervals, **go**")
+        page.click("#approve")
+        page.wait_for_selector("#review-state:text('approved')")
+        assert "go" in page.inner_text("#review-decisions")
+        _shot(alice, served, "review-approved")
+        page.goto(f"{served.url}/models")
+        assert "production → v2" in page.inner_text("main")
+        page.goto(f"{served.url}/audit?action=models.approve")
+        assert "churn@production" in page.inner_text("#audit")
+        _shot(alice, served, "audit-approval")
+        page.goto(f"{served.url}/activity")
+        assert page.locator("#activity tbody tr").count() > 3
+        _shot(alice, served, "activity")
+        alice.clean()

@@ -176,6 +176,12 @@ UI_ROUTES: dict[tuple[str, str], Action | str] = {
     ("GET", "/monitoring"): Action.REPORTS_READ,
     ("GET", "/cost"): Action.COST_READ,
     ("GET", "/reviews"): Action.MODELS_READ,
+    ("GET", "/reviews/{request_id}"): Action.MODELS_READ,
+    ("POST", "/reviews"): Action.MODELS_REQUEST_PROMOTION,
+    ("POST", "/reviews/{request_id}/approve"): Action.MODELS_APPROVE,
+    ("POST", "/reviews/{request_id}/reject"): Action.MODELS_REJECT,
+    ("POST", "/comments"): Action.COMMENTS_WRITE,
+    ("GET", "/activity"): Action.WORKSPACE_READ,
     ("GET", "/audit"): Action.AUDIT_READ,
 }
 

@@ -22,6 +22,7 @@ def create_app(workspace: Workspace, *, project: str) -> Starlette:
     from shipyard.ui.pages import (
         audit,
         auth,
+        comments,
         compare,
         cost,
         datasets,
@@ -44,6 +45,7 @@ def create_app(workspace: Workspace, *, project: str) -> Starlette:
         *datasets.ROUTES,
         *models.ROUTES,
         *reviews.ROUTES,
+        *comments.ROUTES,
         *monitoring.ROUTES,
         *cost.ROUTES,
         *audit.ROUTES,

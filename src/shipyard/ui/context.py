@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
     from shipyard.cost.catalog import ActiveInstance
     from shipyard.registry.registry import ModelRegistry
+    from shipyard.registry.reviews import ReviewService
     from shipyard.security.accounts import Accounts
+    from shipyard.track.comments import CommentService
     from shipyard.track.workspace import Workspace
     from shipyard.ui.sessions import Sessions
 
@@ -41,6 +43,8 @@ class UiContext:
     limiter: FailureLimiter = field(default_factory=FailureLimiter)
     _registry: ModelRegistry | None = None
     _pricing: tuple[ActiveInstance, float] | None = None
+    _reviews: ReviewService | None = None
+    _comments: CommentService | None = None
 
     def pricing(self) -> ActiveInstance:
         """The workspace's active instance and its price, re-read at most once a minute.
@@ -62,3 +66,19 @@ class UiContext:
 
             self._registry = ModelRegistry.for_workspace(self.workspace)
         return self._registry
+
+    def reviews(self) -> ReviewService:
+        """Promotion requests over the registry (review pages and the request form only)."""
+        if self._reviews is None:
+            from shipyard.registry.reviews import ReviewService
+
+            self._reviews = ReviewService(self.registry())
+        return self._reviews
+
+    def comments(self) -> CommentService:
+        """Comments, with @mentions delivered through the project's notifiers."""
+        if self._comments is None:
+            from shipyard.monitor.mentions import workspace_comments
+
+            self._comments = workspace_comments(self.workspace)
+        return self._comments

@@ -2,7 +2,8 @@
 
 Autoescape is on for every template (not only ``.html``), so every user-supplied string —
 run names, params, tags, notes, model descriptions, audit details — is escaped; no template
-marks anything ``|safe``. Each page gets ``can(action)``, the same permission check as the
+marks anything ``|safe`` (the one string marked safe, a comment's sanitized Markdown, is
+marked in ``pages/comments.py``). Each page gets ``can(action)``, the same permission check as the
 guard, so a write control is rendered only for an identity allowed to use it (a viewer sees
 none), and ``csrf`` for its forms.
 """
@@ -28,13 +29,14 @@ if TYPE_CHECKING:
 TEMPLATES = Path(__file__).parent / "templates"
 
 #: The navigation bar: (label, path, the action its page reads with). Entries the identity
-#: may not read are not shown. The reviews helper's pages plug in at "Reviews".
+#: may not read are not shown.
 NAV: tuple[tuple[str, str, Action], ...] = (
     ("Runs", "/runs", Action.RUNS_READ),
     ("Experiments", "/experiments", Action.RUNS_READ),
     ("Datasets", "/datasets", Action.DATA_METADATA),
     ("Models", "/models", Action.MODELS_READ),
     ("Reviews", "/reviews", Action.MODELS_READ),
+    ("Activity", "/activity", Action.WORKSPACE_READ),
     ("Monitoring", "/monitoring", Action.REPORTS_READ),
     ("Cost", "/cost", Action.COST_READ),
     ("Audit", "/audit", Action.AUDIT_READ),

@@ -103,7 +103,10 @@ def build(project_dir: Path, *, model: bool = False, long_points: int = 5_000) -
         _monitoring(workspace)
         env.quarantine = _quarantine(workspace)
     (project_dir / "shipyard.yaml").write_text(
-        "name: project\nbudget:\n  limits:\n    - name: training\n      cpu_hours: 10\n",
+        "name: project\nbudget:\n  limits:\n    - name: training\n      cpu_hours: 10\n"
+        "reviews:\n  default:\n"
+        "    production: {approvals: 1, approver_roles: [ml-engineer, admin]}\n"
+        "    staging: {approvals: 1}\n",
         encoding="utf-8",
     )
     return env
@@ -182,7 +185,11 @@ def _monitoring(workspace: Workspace) -> None:
 
 
 def _register(workspace: Workspace, admin: object) -> str:
-    """Train two tiny versions, register both, promote the first to production."""
+    """Train two tiny versions, register both, promote the first to production.
+
+    The first sees only ``plan``, so the second (all features) passes the gate against it: a
+    promotion request for version 2 opens (the review pages' tests).
+    """
     from shipyard.registry.registry import ModelRegistry
     from tests.unit.registry.trained import bundle_file
 
@@ -190,7 +197,8 @@ def _register(workspace: Workspace, admin: object) -> str:
     folder = workspace.settings.project_dir / "bundles"
     folder.mkdir(exist_ok=True)
     for i in range(2):
-        path = bundle_file(workspace, folder, name=f"churn{i}")
+        features = ["plan"] if i == 0 else None
+        path = bundle_file(workspace, folder, name=f"churn{i}", features=features)
         registry.register("churn", path, actor=admin, description="<b>v</b> & co")  # type: ignore[arg-type]
     registry.promote("churn", 1, actor=admin, force=True, reason="first")  # type: ignore[arg-type]
     return "churn"

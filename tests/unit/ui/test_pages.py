@@ -156,10 +156,10 @@ def test_datasets_pages(client_for: ClientFor) -> None:
     assert viewer.get("/datasets/" + "0" * 64).status_code == 404
 
 
-def test_experiments_and_reviews_placeholder(client_for: ClientFor) -> None:
+def test_experiments_and_the_reviews_list(client_for: ClientFor) -> None:
     client = client_for("viewer")
     assert "churn" in client.get("/experiments").text
-    assert 'id="reviews-placeholder"' in client.get("/reviews").text
+    assert 'id="reviews"' in client.get("/reviews").text
 
 
 def test_quarantine_counts_reasons_and_masks_personal_data(client_for: ClientFor, env: Env) -> None:

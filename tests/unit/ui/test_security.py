@@ -44,6 +44,10 @@ def test_every_state_change_route_is_a_write_action() -> None:
         "/login": PUBLIC,
         "/logout": Action.WORKSPACE_READ,
         "/runs/{run_id}/notes": Action.RUNS_WRITE,
+        "/reviews": Action.MODELS_REQUEST_PROMOTION,
+        "/reviews/{request_id}/approve": Action.MODELS_APPROVE,
+        "/reviews/{request_id}/reject": Action.MODELS_REJECT,
+        "/comments": Action.COMMENTS_WRITE,
     }
 
 
@@ -177,6 +181,7 @@ def test_every_page_has_the_csp_and_no_inline_script_or_style(
         "/datasets",
         "/audit",
         "/reviews",
+        "/activity",
         "/monitoring",
         "/cost",
     ]

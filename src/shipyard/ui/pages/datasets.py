@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from shipyard.core.errors import NotFound, ShipyardError
 from shipyard.security.permissions import Action, check
+from shipyard.ui.pages.comments import comment_section
 from shipyard.ui.render import render
 
 if TYPE_CHECKING:
@@ -150,7 +151,14 @@ async def dataset_page(request: Request) -> Response:
         return render(request, "error.html", status_code=404, message=str(e))
     except ShipyardError as e:
         return render(request, "error.html", status_code=400, message=str(e))
-    return render(request, "dataset.html", **details)
+    section = await run_in_threadpool(
+        comment_section,
+        request.app.state.ui,
+        request.state.identity,
+        "dataset",
+        details["version"].dataset_id,
+    )
+    return render(request, "dataset.html", **details, **section)
 
 
 ROUTES = [

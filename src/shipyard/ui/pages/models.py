@@ -4,8 +4,9 @@ A model's page shows its versions, aliases with their history and the gate's ver
 metrics with intervals, the model card, and two versions compared on the same rows.
 
 Everything is read through ``registry.ModelRegistry``, as ``shipyard models show|history|
-compare|card`` read it. Moving an alias is not offered here: promotion from the browser goes
-through the reviews (four-eyes) pages, which plug in at ``/reviews``.
+compare|card`` read it. An alias is never moved from here: the version's page offers a
+promotion request (for aliases under a review rule) that opens at ``/reviews/{id}``, where
+another person approves it. Each version has its comments.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.routing import Route
 
 from shipyard.core.errors import NotFound, ShipyardError
 from shipyard.ui.guard import ARTIFACT_CSP
+from shipyard.ui.pages.comments import comment_section
 from shipyard.ui.render import render
 
 if TYPE_CHECKING:
@@ -79,16 +81,30 @@ def _model(registry: ModelRegistry, name: str, chosen: str | None) -> dict[str, 
     }
 
 
+def _reviewed_aliases(registry: ModelRegistry, name: str) -> list[str]:
+    """The aliases of ``name`` a promotion request may target: those a review rule covers."""
+    rules = registry.reviews
+    named = {*rules.default, *rules.models.get(name, {})}
+    return sorted(a for a in named if rules.rule_for(name, a) is not None)
+
+
 async def model_page(request: Request) -> Response:
-    """One model's page."""
-    registry = request.app.state.ui.registry()
+    """One model's page; its version's comments, and the promotion-request form."""
+    ui = request.app.state.ui
+    registry = ui.registry()
+    name = request.path_params["name"]
     try:
         details = await run_in_threadpool(
-            _model, registry, request.path_params["name"], request.query_params.get("version")
+            _model, registry, name, request.query_params.get("version")
         )
     except NotFound as e:
         return render(request, "error.html", status_code=404, message=str(e))
-    return render(request, "model.html", **details)
+    version = details["version"].version
+    section = await run_in_threadpool(
+        comment_section, ui, request.state.identity, "model", f"{name}:{version}"
+    )
+    reviewed = _reviewed_aliases(registry, name)
+    return render(request, "model.html", **details, **section, reviewed_aliases=reviewed)
 
 
 async def model_compare(request: Request) -> Response:

@@ -4,7 +4,8 @@ Charts are drawn in the browser from ``/runs/{id}/metric?key=...``: the history 
 min/max buckets by the store (``ui.charts``). Artifacts are found by their exact logical name
 among the run's own (blobs are addressed by digest, never by a path), and served with a CSP
 ``sandbox`` so an HTML report shown in a frame runs no script. Adding a note is the page's one
-write: checked against ``runs.write`` by the guard, CSRF-checked, and audited.
+write: checked against ``runs.write`` by the guard, CSRF-checked, and audited. Comments
+(``pages/comments.py``) sit below the notes.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from shipyard.store.filters import parse_filter
 from shipyard.store.search import count_runs
 from shipyard.ui.charts import bucket_count, dumps, metric_series
 from shipyard.ui.guard import ARTIFACT_CSP
+from shipyard.ui.pages.comments import comment_section
 from shipyard.ui.render import render
 
 if TYPE_CHECKING:
     from starlette.requests import Request
 
+    from shipyard.security.identities import Identity
     from shipyard.store.entities import Artifact, Run
     from shipyard.track.workspace import Workspace
     from shipyard.ui.context import UiContext
@@ -46,7 +49,7 @@ def _run(workspace: Workspace, run_id: str) -> Run:
     return workspace.get_run(run_id)
 
 
-def _details(ui: UiContext, run_id: str) -> dict[str, Any]:
+def _details(ui: UiContext, identity: Identity, run_id: str) -> dict[str, Any]:
     workspace = ui.workspace
     run = _run(workspace, run_id)
     artifacts = workspace.store.list_artifacts(run.run_id)
@@ -66,6 +69,7 @@ def _details(ui: UiContext, run_id: str) -> dict[str, Any]:
         "notes": notes,
         "cost": _cost(ui, run),
         "chart_keys": sorted(run.metrics)[:MAX_CHARTS],
+        **comment_section(ui, identity, "run", run.run_id),
     }
 
 
@@ -117,7 +121,7 @@ async def run_page(request: Request) -> Response:
     """The run's page."""
     try:
         details = await run_in_threadpool(
-            _details, request.app.state.ui, request.path_params["run_id"]
+            _details, request.app.state.ui, request.state.identity, request.path_params["run_id"]
         )
     except RunNotFound as e:
         return render(request, "error.html", status_code=404, message=str(e))
