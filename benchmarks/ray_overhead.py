@@ -32,7 +32,7 @@ import polars as pl
 from harness import MIN_REPEAT
 
 from shipyard.core.executor import Executor, LocalExecutor, executor_for
-from shipyard.core.settings import ExecutorSettings
+from shipyard.core.settings import ExecutorSettings, RegistrySettings
 from shipyard.registry.bundle import read_bundle
 from shipyard.registry.packaging import write_training_bundle
 from shipyard.serve.batch import score_file
@@ -111,7 +111,13 @@ def main() -> None:
         def score_remote() -> float:
             started = time.perf_counter()
             report = score_file_on(
-                remote, data, sha, source, root / "ray.parquet", chunk_rows=CHUNK_ROWS
+                remote,
+                data,
+                sha,
+                source,
+                root / "ray.parquet",
+                limits=RegistrySettings(),
+                chunk_rows=CHUNK_ROWS,
             )
             assert report.chunks == args.partitions
             return time.perf_counter() - started

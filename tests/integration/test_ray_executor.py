@@ -26,7 +26,7 @@ from sklearn.datasets import load_breast_cancer
 
 from shipyard.core.executor import Executor, LocalExecutor, executor_for
 from shipyard.core.ray_executor import RayExecutor
-from shipyard.core.settings import ExecutorSettings, parse_executor
+from shipyard.core.settings import ExecutorSettings, RegistrySettings, parse_executor
 from shipyard.store.entities import RunStatus
 from shipyard.track.workspace import Workspace
 from shipyard.train.spec import EstimatorSpec, TrainSpec
@@ -197,7 +197,13 @@ def test_batch_scoring_in_partitions_on_ray_writes_what_local_writes(
     frame.write_csv(source)
     local = score_file(bundle, source, tmp_path / "local.parquet", chunk_rows=128)
     remote = score_file_on(
-        _ray(ray_address), data, bundle.sha256, source, tmp_path / "ray.parquet", chunk_rows=128
+        _ray(ray_address),
+        data,
+        bundle.sha256,
+        source,
+        tmp_path / "ray.parquet",
+        limits=RegistrySettings(),
+        chunk_rows=128,
     )
     assert (remote.rows_in, remote.rows_scored, remote.rows_rejected) == (n, n - 3, 3)
     assert (local.rows_in, local.rows_scored, local.rows_rejected, local.chunks) == (

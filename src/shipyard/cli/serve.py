@@ -158,6 +158,7 @@ def predict(
         registry = ModelRegistry.for_workspace(workspace)
         bundle = registry.load(ref)
         settings = workspace.settings.executor
+        limits = workspace.settings.registry
         bundle_bytes = None
         if settings.kind != "local":  # workers read the verified bytes, not the store
             bundle_bytes = registry.blobs.get_bytes(bundle.sha256)
@@ -188,6 +189,7 @@ def predict(
                 bundle.sha256,
                 source,
                 output,
+                limits=limits,
                 chunk_rows=chunk_rows,
                 unseen=unseen,
                 on_chunk=lambda n: progress.advance(task, n),

@@ -14,6 +14,7 @@ from shipyard.registry.names import REF, check_name
 if TYPE_CHECKING:
     import polars as pl
 
+    from shipyard.core.settings import RegistrySettings
     from shipyard.registry.bundle import Bundle
     from shipyard.registry.registry import ModelRegistry
     from shipyard.store.registry import AliasEvent, ModelVersion, RegistryStore
@@ -83,3 +84,21 @@ class RegistryReads:
         from shipyard.registry.inspection import compare_versions
 
         return compare_versions(cast("ModelRegistry", self), name, versions, test_data=test_data)
+
+
+def read_under_limits(
+    data: bytes, limits: RegistrySettings, sha256: str | None, label: str, defer: bool = False
+) -> Bundle:
+    """The one way bundle bytes are read (the registry, and Ray workers given its bytes)."""
+    from shipyard.registry.bundle import read_bundle  # numpy, polars: not for listings
+
+    return read_bundle(
+        data,
+        expected_sha256=sha256,
+        max_bytes=limits.max_bundle_bytes,
+        max_members=limits.max_bundle_members,
+        max_uncompressed=limits.max_bundle_bytes,
+        max_ratio=limits.max_compression_ratio,
+        label=label,
+        defer_model=defer,
+    )

@@ -39,7 +39,7 @@ from shipyard.core.errors import (
 from shipyard.registry.archive import read_bounded
 from shipyard.registry.names import check_lengths, headline
 from shipyard.registry.names import check_name as check_name
-from shipyard.registry.reads import RegistryReads
+from shipyard.registry.reads import RegistryReads, read_under_limits
 from shipyard.registry.verdict import PromotionResult, replayed_promotion
 from shipyard.security import audit
 from shipyard.security.audit_chain import security_store
@@ -226,20 +226,7 @@ class ModelRegistry(RegistryReads):
     def _read(
         self, data: bytes, expected_sha256: str | None, label: str, *, defer_model: bool = False
     ) -> Bundle:
-        """The one way the registry reads a bundle: ``read_bundle`` under the registry's limits."""
-        from shipyard.registry.bundle import read_bundle  # numpy, polars: not for listings
-
-        limits = self.limits
-        return read_bundle(
-            data,
-            expected_sha256=expected_sha256,
-            max_bytes=limits.max_bundle_bytes,
-            max_members=limits.max_bundle_members,
-            max_uncompressed=limits.max_bundle_bytes,
-            max_ratio=limits.max_compression_ratio,
-            label=label,
-            defer_model=defer_model,
-        )
+        return read_under_limits(data, self.limits, expected_sha256, label, defer_model)
 
     # -- aliases ----------------------------------------------------------------------------
 

@@ -3,10 +3,11 @@
 The driver reads the source in chunks of ``chunk_rows`` (as ``score_file`` does), and each
 round hands as many chunks as the executor runs at once to its workers as partitions. Every
 worker reads the bundle from its bytes (verified against the registered SHA-256, through the
-one safe reader, ``read_bundle``), put in Ray's object store once, and keeps it loaded for
-the partitions that follow; workers never touch the metadata database. A partition comes back
-as its scored rows and its rejects with their reasons, and the driver writes both in source
-order, so the output and the reject file are the ones ``score_file`` writes, row for row.
+registry's one reader under the workspace's caps, ``read_under_limits``), put in Ray's object
+store once, and keeps it loaded for the partitions that follow; workers never touch the
+metadata database. A partition comes back as its scored rows and its rejects with their
+reasons, and the driver writes both in source order, so the output and the reject file are
+the ones ``score_file`` writes, row for row.
 
 Accounting: rows in = rows scored + rows rejected, per partition and in total. A partition
 that fails (its worker died more than ``executor.max_retries`` times, or an error) fails the
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from shipyard.core.executor import Executor
+    from shipyard.core.settings import RegistrySettings
     from shipyard.registry.bundle import Bundle
 
 
@@ -49,6 +51,7 @@ class _Scoring:
 
     bundle_bytes: bytes
     bundle_sha256: str
+    limits: RegistrySettings
     source: Path
     unseen: str | None
     types: dict[str, pl.DataType]
@@ -68,12 +71,12 @@ _LOADED: dict[str, Bundle] = {}  # per worker process: bundles by SHA-256, loade
 
 
 def _bundle(shared: _Scoring) -> Bundle:
-    from shipyard.registry.bundle import read_bundle
+    from shipyard.registry.reads import read_under_limits
 
     bundle = _LOADED.get(shared.bundle_sha256)
-    if bundle is None:
-        bundle = read_bundle(
-            shared.bundle_bytes, expected_sha256=shared.bundle_sha256, label="(partition)"
+    if bundle is None:  # the registry's own reader, under the same caps
+        bundle = read_under_limits(
+            shared.bundle_bytes, shared.limits, shared.bundle_sha256, "(partition)"
         )
         _LOADED.clear()  # one model at a time per worker
         _LOADED[shared.bundle_sha256] = bundle
@@ -101,6 +104,7 @@ def score_file_on(
     source: Path,
     output: Path,
     *,
+    limits: RegistrySettings,
     rejects: Path | None = None,
     chunk_rows: int = 50_000,
     unseen: str | None = None,
@@ -119,7 +123,7 @@ def score_file_on(
     tmp_out = output.with_name(output.name + ".partial")
     tmp_rej = rejects.with_name(rejects.name + ".partial")
     types = csv_column_types(source) if source.suffix.lower() != ".parquet" else {}
-    shared = _Scoring(bundle_bytes, bundle_sha256, source, unseen, types, keep_columns)
+    shared = _Scoring(bundle_bytes, bundle_sha256, limits, source, unseen, types, keep_columns)
     csv = output.suffix.lower() == ".csv"
     writer: Any = None
     totals = {"in": 0, "scored": 0, "rejected": 0, "chunks": 0}

@@ -266,4 +266,4 @@ def test_only_the_checked_reader_opens_zips():
             if isinstance(node, ast.Name) and node.id == "read_bundle":
                 readers.add(relative)
     assert importers == {"registry/archive.py"}
-    assert readers == {"registry/registry.py"}  # which reads under the workspace caps
+    assert readers == {"registry/reads.py"}  # read_under_limits: under the workspace's caps
