@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from shipyard.core.durations import compact_duration
 from shipyard.store.entities import RunStatus
 
 STATUS_STYLE = {
@@ -29,18 +30,9 @@ def when(epoch_ms: int | None) -> str:
     return dt.datetime.fromtimestamp(epoch_ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def duration(start_ms: int, end_ms: int | None) -> str:
-    """Render the time between two instants compactly (``1m 05s``)."""
-    if end_ms is None:
-        return "-"
-    seconds = max(0.0, (end_ms - start_ms) / 1000)
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
+def duration(start_ms: int | None, end_ms: int | None) -> str:
+    """A run's length (``core.durations``: the same text in the CLI and the UI)."""
+    return compact_duration(start_ms, end_ms)
 
 
 def number(value: float | None) -> str:

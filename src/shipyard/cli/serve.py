@@ -13,7 +13,7 @@ from rich.markup import escape
 from shipyard.cli.access import TOKEN_ENV, project_name
 from shipyard.cli.context import console, open_workspace
 from shipyard.cli.executors import ExecutorOption, RayAddressOption, choose_executor
-from shipyard.cli.options import not_nan
+from shipyard.cli.options import TlsCertOption, TlsKeyOption, not_nan
 from shipyard.cli.project import project_dir
 from shipyard.core.errors import InvalidArgument
 
@@ -39,12 +39,8 @@ def serve(
         Path | None, typer.Option(help="Prediction log folder (default .shipyard/predictions).")
     ] = None,
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not keep a prediction log.")] = False,
-    tls_cert: Annotated[
-        Path | None, typer.Option(help="PEM certificate chain: serve HTTPS (with --tls-key).")
-    ] = None,
-    tls_key: Annotated[
-        Path | None, typer.Option(help="PEM private key of --tls-cert (unencrypted).")
-    ] = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
     allowed_host: Annotated[
         list[str] | None,
         typer.Option(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from shipyard.cli.access import project_name
 from shipyard.cli.context import console, open_workspace
+from shipyard.cli.options import TlsCertOption, TlsKeyOption
 from shipyard.core.errors import InvalidArgument
 
 
@@ -16,12 +16,8 @@ def ui(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8080,
-    tls_cert: Annotated[
-        Path | None, typer.Option(help="PEM certificate chain: serve HTTPS (with --tls-key).")
-    ] = None,
-    tls_key: Annotated[
-        Path | None, typer.Option(help="PEM private key of --tls-cert (unencrypted).")
-    ] = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
 ) -> None:
     """Serve the web UI: runs, comparisons, datasets, models, audit log. Sign in with a token.
 

@@ -182,14 +182,7 @@ def score_file(
                 offset += chunk.height
                 if on_chunk is not None:
                     on_chunk(chunk.height)
-        if writer is not None:
-            writer.close()
-        elif output.suffix.lower() == ".parquet":
-            pq.write_table(pa.table({"prediction": pa.array([], pa.string())}), tmp_out)
-        else:
-            tmp_out.write_text("prediction\n")
-        tmp_out.replace(output)
-        tmp_rej.replace(rejects)
+        finish_outputs(writer, output, tmp_out, tmp_rej, rejects)
     except BaseException:
         for partial in (tmp_out, tmp_rej):
             partial.unlink(missing_ok=True)
@@ -229,3 +222,18 @@ class _CsvMarker:
 
     def close(self) -> None:
         """Nothing is held open between chunks."""
+
+
+def finish_outputs(writer: Any, output: Path, tmp_out: Path, tmp_rej: Path, rejects: Path) -> None:
+    """Close the output (an empty one still gets its column) and move both files into place.
+
+    Outputs are renamed into place only here, at the end, so a failed run leaves none.
+    """
+    if writer is not None:
+        writer.close()
+    elif output.suffix.lower() == ".parquet":
+        pq.write_table(pa.table({"prediction": pa.array([], pa.string())}), tmp_out)
+    else:
+        tmp_out.write_text("prediction\n")
+    tmp_out.replace(output)
+    tmp_rej.replace(rejects)

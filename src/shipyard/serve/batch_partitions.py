@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from shipyard.core.errors import InvalidArgument, Unavailable
 from shipyard.registry.input_contract import reasons
@@ -34,6 +32,7 @@ from shipyard.serve.batch import (
     _write,
     contract_for,
     csv_column_types,
+    finish_outputs,
 )
 
 if TYPE_CHECKING:
@@ -144,14 +143,7 @@ def score_file_on(
                 writer = _settle(
                     executor, shared, round_, totals, (tmp_out, writer, reject_file, csv), on_chunk
                 )
-        if writer is not None:
-            writer.close()
-        elif output.suffix.lower() == ".parquet":
-            pq.write_table(pa.table({"prediction": pa.array([], pa.string())}), tmp_out)
-        else:
-            tmp_out.write_text("prediction\n")
-        tmp_out.replace(output)
-        tmp_rej.replace(rejects)
+        finish_outputs(writer, output, tmp_out, tmp_rej, rejects)
     except BaseException:
         for partial in (tmp_out, tmp_rej):
             partial.unlink(missing_ok=True)

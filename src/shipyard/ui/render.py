@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.responses import HTMLResponse
 
+from shipyard.core.durations import compact_duration
 from shipyard.security.permissions import Action, check
 
 if TYPE_CHECKING:
@@ -106,17 +107,8 @@ def number(value: float | int | None) -> str:
 
 
 def duration(start_ms: int | None, end_ms: int | None) -> str:
-    """A run's length, ``1h 02m`` / ``3m 04s`` / ``5.2s``."""
-    if start_ms is None or end_ms is None:
-        return "-"
-    seconds = max(0.0, (end_ms - start_ms) / 1000)
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, sec = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {sec:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
+    """A run's length (``core.durations``: the same text in the CLI and the UI)."""
+    return compact_duration(start_ms, end_ms)
 
 
 def size(value: int | None) -> str:
