@@ -107,7 +107,16 @@ async def answer_plain(
         request_id=request_id,
         classes=answer.model.bundle.manifest.classes,
     )
-    _log(context, name, answer, columns, body, request_id, seconds)
+    _log(
+        context,
+        name,
+        answer,
+        columns,
+        body,
+        request_id,
+        seconds,
+        inputs if columns is None else None,
+    )
     return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
@@ -191,6 +200,7 @@ def _log(
     body: Any,
     request_id: str,
     seconds: float,
+    inputs: ModelInput | None = None,
 ) -> None:
     log = context.prediction_log
     if log is None:
@@ -199,4 +209,4 @@ def _log(
 
     # Plain records are turned into columns by the log's writer, not here (logging_hooks).
     records = body if columns is None else None
-    log_answer(log, name, answer, columns, request_id, seconds, records=records)
+    log_answer(log, name, answer, columns, request_id, seconds, records=records, inputs=inputs)
