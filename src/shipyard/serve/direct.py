@@ -38,6 +38,7 @@ from shipyard.serve.routes.inference import answer_plain
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
 
+    from shipyard.security.identities import Identity
     from shipyard.serve.context import ServerContext
 
 PREDICT_TEMPLATE = "/models/{name}/predict"
@@ -51,6 +52,7 @@ class DirectPredict:
     def __init__(self, context: ServerContext) -> None:
         self.context = context
         self.action = route_action("POST", PREDICT_TEMPLATE)
+        self._allowed: Identity | None = None  # the last identity found allowed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> bool:
         """Answer the request and return True, or return False having touched nothing."""
@@ -79,8 +81,12 @@ class DirectPredict:
             return False
         client = scope.get("client")
         identity = context.auth.cached(token, f"http:{client[0] if client else 'unknown'}")
-        if identity is None or self.action is None or not check(identity, self.action).allowed:
+        if identity is None or self.action is None:
             return False
+        if identity is not self._allowed:  # identities are immutable: decided once each
+            if not check(identity, self.action).allowed:
+                return False
+            self._allowed = identity
         if name not in context.runtime.routers:
             return False
         model = context.runtime.served(name)
