@@ -25,7 +25,7 @@ answers are byte-identical (tests/unit/serve/test_direct.py).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -106,7 +106,7 @@ class DirectPredict:
             elif len(raw) > limit:
                 raise too_large(limit)
             content = await answer_plain(
-                context, name, model, parse_json(raw), Headers(raw=scope["headers"])
+                context, name, model, parse_json(raw), _Headers(raw=scope["headers"])
             )
         except _Disconnected:
             return True
@@ -119,6 +119,22 @@ class DirectPredict:
             return True
         await _respond(send, 200, content, _JSON)
         return True
+
+
+class _Headers(Headers):
+    """Starlette's headers with a ``get`` that scans instead of raising and catching KeyError.
+
+    The scoring code asks for headers most requests do not send (``x-request-id``, a traffic
+    policy's sticky header); ``Mapping.get`` answers those through an exception each time.
+    """
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The first value of header ``key`` (any case), or ``default``."""
+        wanted = key.lower().encode("latin-1")
+        for name, value in self.raw:
+            if name == wanted:
+                return value.decode("latin-1")
+        return default
 
 
 class _Disconnected(Exception):
