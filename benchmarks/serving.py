@@ -13,6 +13,10 @@ run and are loaded in turn, order swapped every repetition; every figure is a ra
 repetition, reported as median and spread (``harness.py``).
 
 - ``serving_c32_throughput``: Shipyard's req/s at 32 connections over the floor's (>= 0.6).
+Beside them it prints each server's own CPU time per request at c=32 (from the OS) and the
+floor's over Shipyard's: on a shared machine, where req/s swings with the neighbours, that is
+the throughput ratio a quiet, saturated core would give (informational, not a RESULT).
+
 - ``serving_p99_c8``: Shipyard's p99 at 8 connections over (the floor's p99 + the model's own
   in-process one-row predict time, the faster of native and verified ONNX) (<= 3).
 
@@ -413,11 +417,18 @@ def main() -> None:
             check_auth(url, body, token)
             for target, secret in ((floor_url, None), (url, token)):  # warm both
                 load.measure(target, 32, 1.0, secret)
+            # Server CPU per request at c=32 (from the OS): steadier than req/s on a shared box.
+            cpu_us: dict[str, list[float]] = {"floor": [], "shipyard": []}
             for i in range(max(args.repeat, harness.MIN_REPEAT)):
                 sides = [("floor", floor_url, None), ("shipyard", url, token)]
                 got: dict[str, dict[int, dict[str, float]]] = {}
                 for side, target, secret in sides if i % 2 == 0 else sides[::-1]:
-                    got[side] = {c: load.measure(target, c, args.duration, secret) for c in (32, 8)}
+                    pid = (floor if side == "floor" else server).pid
+                    before = cpu_seconds(pid)
+                    got[side] = {32: load.measure(target, 32, args.duration, secret)}
+                    spent = cpu_seconds(pid) - before
+                    cpu_us[side].append(spent / got[side][32]["requests"] * 1e6)
+                    got[side][8] = load.measure(target, 8, args.duration, secret)
                 throughput.add(got["floor"][32]["rps"], got["shipyard"][32]["rps"])
                 p99.add(got["floor"][8]["p99_ms"] + predict1, got["shipyard"][8]["p99_ms"])
                 floor_got, ours_got = got["floor"], got["shipyard"]
@@ -430,6 +441,14 @@ def main() -> None:
         finally:
             stop(server)
             stop(floor)
+        cpu_ratios = [f / o for f, o in zip(cpu_us["floor"], cpu_us["shipyard"], strict=True)]
+        print(
+            f"  server CPU per request at c=32: floor {statistics.median(cpu_us['floor']):.1f} us, "
+            f"shipyard {statistics.median(cpu_us['shipyard']):.1f} us; floor/shipyard median "
+            f"{statistics.median(cpu_ratios):.3f} (min {min(cpu_ratios):.3f}, max "
+            f"{max(cpu_ratios):.3f}): the throughput ratio a quiet, saturated core would give",
+            flush=True,
+        )
         # Metering on vs off: both servers up and loaded together for the whole comparison.
         on, on_url = serve_shipyard(directory, env, log="predictions-on")
         off, off_url = serve_shipyard(

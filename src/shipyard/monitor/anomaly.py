@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from shipyard.core.errors import InvalidArgument
 from shipyard.monitor.signals import Observation
@@ -167,6 +166,36 @@ class InputAnomalyScorer:
                 scores.append(cat.scores.get(_as_category(value), cat.unseen))
         return max(scores) if scores else None
 
+    def score_numbers(
+        self, blocks: Sequence[np.ndarray[Any, Any]], order: Sequence[str]
+    ) -> list[float] | None:
+        """``score_requests`` of requests already decoded to finite float64 matrices.
+
+        ``blocks`` are the requests' rows, one matrix each, columns named by ``order`` (the
+        serving contract's numeric features, as ``ModelInput.numbers``); the answer is the
+        one ``score_requests`` gives their plain JSON columns, by the same operations, without
+        turning each request back into columns first (issue 17). None when that shortcut
+        does not apply (categorical features, a feature missing from ``order``, no rows):
+        the caller then scores the columns.
+        """
+        names = [n.name for n in self._numeric]
+        if self._categorical or not names or not blocks:
+            return None
+        positions = {name: i for i, name in enumerate(order)}
+        if any(name not in positions for name in names):
+            return None
+        sizes = [block.shape[0] for block in blocks]
+        if min(sizes) == 0:
+            return None
+        rows = np.concatenate(blocks)[:, [positions[name] for name in names]]
+        centers = np.array([n.center for n in self._numeric])
+        scales = np.array([n.scale for n in self._numeric])
+        with np.errstate(invalid="ignore", over="ignore"):
+            z = np.clip(np.abs((rows - centers) / scales), 0, _MAX_SCORE).max(axis=1)
+        starts = np.cumsum([0, *sizes[:-1]])
+        found: list[float] = np.maximum.reduceat(z, starts).tolist()
+        return found
+
     def score_requests(self, requests: Sequence[Mapping[str, Sequence[Any]]]) -> list[float | None]:
         """Score many requests at once: ``score_columns`` of each, in one numpy pass.
 
@@ -236,7 +265,7 @@ def _numeric_center_scale(
         values = sample.get_column(name).cast(pl.Float64, strict=False).drop_nulls().to_numpy()
         values = values[np.isfinite(values)]
         if values.size:
-            mad = float(stats.median_abs_deviation(values, scale="normal"))
+            mad = _normal_mad(values)
             if mad > 0:
                 return float(np.median(values)), mad
     edges, fractions = ref.get("edges") or [], ref.get("fractions") or []
@@ -267,7 +296,23 @@ def _categorical_scores(name: str, ref: Mapping[str, Any]) -> _Categorical:
 
 def _rarity(share: float) -> float:
     """The z-score whose two-sided normal tail probability is ``share`` (0 for share >= 1)."""
+    from scipy import stats  # categorical references only: serving need not import scipy
+
     return float(stats.norm.isf(min(share, 1.0) / 2))
+
+
+#: ``scipy.special.ndtri(0.75)``: the MAD of a normal sample over its standard deviation.
+_NORMAL_MAD = 0.6744897501960817
+
+
+def _normal_mad(values: np.ndarray[Any, Any]) -> float:
+    """``scipy.stats.median_abs_deviation(values, scale="normal")``, the same operations.
+
+    Computed here so the model server's prediction log, which scores every request against
+    the training reference, does not import scipy (seconds of CPU, taken from the serving
+    loop's core the first time a batch is logged; issue 17).
+    """
+    return float(np.median(np.abs(values - np.median(values))) / _NORMAL_MAD)
 
 
 _SCORERS: OrderedDict[str, InputAnomalyScorer | None] = OrderedDict()
@@ -310,7 +355,7 @@ def robust_z(latest: float, history: Sequence[float], *, min_scale: float = 0.0)
     """
     values = np.asarray(history, dtype=np.float64)
     median = float(np.median(values))
-    mad = float(stats.median_abs_deviation(values, scale="normal"))
+    mad = _normal_mad(values)
     scale = max(mad, min_scale, 0.01 * abs(median), 1e-12)
     return (latest - median) / scale
 

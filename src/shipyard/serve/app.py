@@ -24,6 +24,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from shipyard.monitor.feedback import FeedbackStore
 from shipyard.serve.auth import AuthMiddleware
 from shipyard.serve.context import ServerContext
+from shipyard.serve.direct import DirectPredict
 from shipyard.serve.errors import install_error_handlers
 from shipyard.serve.fast_lane import FastLane
 from shipyard.serve.lifecycle import Lifecycle
@@ -35,6 +36,8 @@ from shipyard.serve.routes import teamwork as teamwork_routes
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
+
+    from starlette.types import Receive, Scope, Send
 
     from shipyard.serve.auth import ServerAuth
     from shipyard.serve.context import Teamwork
@@ -50,6 +53,38 @@ __all__ = ["Metrics", "create_app"]
 #: connections (issue 17; ``benchmarks/serving.py``: about a third of the p99, 9 % more
 #: throughput at 20,000). A request's own garbage is freed by reference counting, not here.
 SERVER_GC_THRESHOLD = 20_000
+
+
+class ServingApp(FastAPI):
+    """FastAPI, with the plain-JSON prediction answered first by ``serve.direct``.
+
+    ``direct`` declines (returns False, having read nothing) whatever is not the plain case,
+    and the request then takes the whole stack. It is not used while FastAPI's own
+    OpenTelemetry instrumentation is configured (looked at once, when serving starts), so
+    traced requests keep their spans.
+    """
+
+    direct: DirectPredict | None = None
+    _direct_on: bool = False
+
+    def started(self) -> None:
+        """Turn the direct path on, unless telemetry is configured (see the class docstring)."""
+        telemetry = getattr(self, "_native_telemetry", None)  # FastAPI >= 0.16x
+        traced = telemetry is not None and bool(telemetry.enabled())
+        self._direct_on = self.direct is not None and not traced
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer a plain prediction directly; hand everything else to FastAPI."""
+        if (
+            self._direct_on
+            and scope["type"] == "http"
+            and scope["method"] == "POST"
+            and self.direct is not None
+        ):
+            scope["app"] = self
+            if await self.direct(scope, receive, send):
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -100,6 +135,7 @@ def create_app(
         gc.freeze()
         thresholds = gc.get_threshold()
         gc.set_threshold(SERVER_GC_THRESHOLD, *thresholds[1:])
+        app.started()
         try:
             yield
         finally:
@@ -109,8 +145,10 @@ def create_app(
             if prediction_log is not None:
                 prediction_log.close()
 
-    app = FastAPI(title="Shipyard model server", lifespan=lifespan)
+    app = ServingApp(title="Shipyard model server", lifespan=lifespan)
     app.state.shipyard = context
+    if not allowed_hosts:  # a Host allow-list is checked by the full stack only
+        app.direct = DirectPredict(context)
     for router in (
         inference.predict_router,
         health.router,

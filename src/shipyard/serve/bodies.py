@@ -36,7 +36,7 @@ async def read_json(request: Request, limit: int) -> Any:
     headers = request.headers
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HttpError(413, f"request body over {limit} bytes; send fewer rows per request")
+        raise too_large(limit)
     # No Content-Type is refused as well (issue 14): guessing JSON is how a text/plain form
     # post from a browser (a "simple" request, no CORS preflight) would reach the model.
     kind = headers.get("content-type", "").split(";")[0].strip().lower()
@@ -47,10 +47,24 @@ async def read_json(request: Request, limit: int) -> Any:
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HttpError(413, f"request body over {limit} bytes; send fewer rows per request")
+            raise too_large(limit)
         chunks.append(chunk)
+    return parse_json(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+
+def too_large(limit: int) -> HttpError:
+    """The 413 of a body over ``limit`` bytes."""
+    return HttpError(413, f"request body over {limit} bytes; send fewer rows per request")
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse a request body read whole.
+
+    Raises:
+        HttpError: 400 for a body that is not JSON.
+    """
     try:
-        return orjson.loads(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as e:
         raise HttpError(
             400, "the body is not valid JSON (NaN and Infinity are not JSON)", str(e)

@@ -10,7 +10,8 @@ cell straight into the numpy arrays the engines take.
 
 from __future__ import annotations
 
-from math import isfinite
+from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -18,11 +19,12 @@ import numpy as np
 from shipyard.registry.input_contract import ContractViolation, ModelInput, Problem
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from shipyard.registry.input_contract import InputContract
 
 MAX_ROWS = 10_000
+_NUMBER_TYPES = frozenset((int, float))
 UnseenPolicy = Literal["error", "unknown"]
 ContractError = ContractViolation  # the name the HTTP layer has always caught
 
@@ -49,6 +51,11 @@ class RequestContract:
             f.kind == "number" for f in contract.fields
         )
         self._order = tuple(contract.number_names)
+        # A record's values in that order, as a tuple (itemgetter of one name gives a scalar).
+        names = self._order
+        self._pick: Callable[[dict[str, Any]], tuple[Any, ...]] = (
+            itemgetter(*names) if len(names) > 1 else (lambda record: (record[names[0]],))
+        )
 
     def plain_records(self, records: Any) -> ModelInput | None:
         """Decode well-formed numeric records in one numpy call, or None to take the full check.
@@ -64,29 +71,24 @@ class RequestContract:
             return None
         if len(records) > MAX_ROWS:
             return None
-        order, width = self._order, len(self._order)
+        width, pick = len(self._order), self._pick
         try:
             rows = [
-                [record[name] for name in order]
-                for record in records
-                if type(record) is dict and len(record) == width
+                pick(record) for record in records if type(record) is dict and len(record) == width
             ]
         except KeyError:
             return None
         if len(rows) != len(records):
             return None
-        for row in rows:
-            for value in row:
-                kind = type(value)
-                # orjson never yields NaN or infinity, but a caller's Python values may.
-                if kind is float:
-                    if not isfinite(value):
-                        return None
-                elif kind is not int:
-                    return None
+        # Only JSON numbers (a boolean is not one; neither is text that numpy would parse).
+        if not set(map(type, chain.from_iterable(rows))) <= _NUMBER_TYPES:
+            return None
         try:
             numbers = np.array(rows, dtype=np.float64)
         except OverflowError:  # an integer beyond float64: the full check says so
+            return None
+        # orjson never yields NaN or infinity, but a caller's Python values may.
+        if not np.isfinite(numbers).all():
             return None
         texts = np.empty((numbers.shape[0], 0), dtype=object)
         return ModelInput(numbers, texts, self.contract.number_names, self.contract.text_names)

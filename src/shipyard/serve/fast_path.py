@@ -102,7 +102,9 @@ class OnnxPredictor:
                 # float32 would make these +-inf and the graph's probabilities NaN (found by
                 # tests/integration/test_api_fuzz.py); the native model computes in float64.
                 return self.native(inputs)
-            block = wide.astype(np.float32)
+            # Column-major: each one-column slice below is contiguous, which onnxruntime can
+            # take as it is instead of copying it (issue 17). The values are the same.
+            block = np.asfortranarray(wide, dtype=np.float32)
             for j, name in enumerate(self.numeric):
                 feed[name] = block[:, j : j + 1]
         for name in self.categorical:

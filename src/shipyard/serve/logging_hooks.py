@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -28,6 +27,9 @@ if TYPE_CHECKING:
     import asyncio
     from collections.abc import Sequence
 
+    import numpy as np
+
+    from shipyard.registry.input_contract import ModelInput
     from shipyard.serve.host import Scored, ServedModel
     from shipyard.serve.prediction_log import PredictionLog
     from shipyard.serve.runtime import Answer
@@ -54,19 +56,53 @@ def anomaly_scores(model: ServedModel, requests: list[dict[str, list[Any]]]) -> 
         return [None] * len(requests)
 
 
-@dataclass(frozen=True)
 class _Answered:
-    """What the loop keeps of one answer until the writer turns it into a row."""
+    """What the loop keeps of one answer until the writer turns it into a row.
 
-    name: str
-    model: ServedModel
-    variant: str
-    scored: Scored
-    given: dict[str, list[Any]] | None  # the request's columns, when the loop made them
-    request_id: str
-    latency_ms: float
-    ts_ms: int
-    records: Any = None  # else the plain records they are made from, here in the writer
+    A plain class with slots, not a frozen dataclass: one is made per answer on the serving
+    loop, and a frozen dataclass sets each field through ``object.__setattr__`` (issue 17).
+    ``numbers`` are the request's rows as the contract decoded them (plain numeric records
+    only; columns named ``order``), which the writer scores against the reference directly.
+    """
+
+    __slots__ = (
+        "given",
+        "latency_ms",
+        "model",
+        "name",
+        "numbers",
+        "order",
+        "records",
+        "request_id",
+        "scored",
+        "ts_ms",
+        "variant",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        model: ServedModel,
+        variant: str,
+        scored: Scored,
+        given: dict[str, list[Any]] | None,
+        request_id: str,
+        latency_ms: float,
+        ts_ms: int,
+        records: Any = None,
+        inputs: ModelInput | None = None,
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.variant = variant
+        self.scored = scored
+        self.given = given  # the request's columns, when the loop made them
+        self.request_id = request_id
+        self.latency_ms = latency_ms
+        self.ts_ms = ts_ms
+        self.records = records  # else the plain records they are made from, in the writer
+        self.numbers = None if inputs is None else inputs.numbers
+        self.order = None if inputs is None else inputs.number_names
 
     @property
     def columns(self) -> dict[str, list[Any]]:
@@ -74,8 +110,36 @@ class _Answered:
         if self.given is not None:
             return self.given
         columns = records_to_columns(self.records)
-        object.__setattr__(self, "given", columns)
+        self.given = columns
         return columns
+
+    def inputs_json(self) -> str:
+        """The request's inputs as JSON columns: ``orjson.dumps(self.columns)``.
+
+        A one-record request whose feature names need no escaping and hold no ``:`` or ``,``
+        (checked once per name set) is rewritten from the record's own JSON, which gives the
+        same text without one list per feature (issue 17; tests/unit/serve/test_direct.py).
+        """
+        records = self.records
+        if self.given is None and self.order is not None and len(records) == 1:
+            record = records[0]
+            if _plain_names(self.order):
+                text = orjson.dumps(record).replace(b'":', b'":[').replace(b',"', b'],"')
+                return (text[:-1] + b"]}").decode()
+        return orjson.dumps(self.columns).decode()
+
+
+_PLAIN_NAMES: dict[tuple[str, ...], bool] = {}
+
+
+def _plain_names(names: tuple[str, ...]) -> bool:
+    """Whether JSON writes every name as itself, and none holds a ``:`` or a ``,``."""
+    plain = _PLAIN_NAMES.get(names)
+    if plain is None:
+        plain = all(not any(c in '"\\:,' or c < " " or c == "\x7f" for c in name) for name in names)
+        if len(_PLAIN_NAMES) < 1024:
+            _PLAIN_NAMES[names] = plain
+    return plain
 
 
 class _AnswerRows:
@@ -89,10 +153,44 @@ class _AnswerRows:
         scores: list[float | None] = [None] * len(payloads)
         for indices in by_model.values():
             model = payloads[indices[0]].model
-            found = anomaly_scores(model, [payloads[i].columns for i in indices])
+            found = _decoded_scores(model, [payloads[i] for i in indices])
             for i, score in zip(indices, found, strict=True):
                 scores[i] = score
         return [_record(a, score) for a, score in zip(payloads, scores, strict=True)]
+
+
+def _decoded_scores(model: ServedModel, answers: list[_Answered]) -> list[float | None]:
+    """Anomaly scores of one model's answers: decoded rows in one pass, the rest by columns."""
+    scores: list[float | None] = [None] * len(answers)
+    rest = list(range(len(answers)))
+    blocks: list[np.ndarray[Any, Any]] = []
+    same: list[int] = []
+    order = next((a.order for a in answers if a.order is not None), None)
+    for i, a in enumerate(answers):
+        if a.numbers is not None and a.order == order:
+            same.append(i)
+            blocks.append(a.numbers)
+    if order is not None:
+        from shipyard.monitor.anomaly import scorer_for
+
+        found: list[float] | None = None
+        try:
+            scorer = scorer_for(model.bundle)
+            if scorer is None:
+                return scores
+            found = scorer.score_numbers(blocks, order)
+        except Exception:  # the general path below decides (and logs)
+            found = None
+        if found is not None:
+            for i, score in zip(same, found, strict=True):
+                scores[i] = score
+            taken = set(same)
+            rest = [i for i in rest if i not in taken]
+    if rest:
+        found_rest = anomaly_scores(model, [answers[i].columns for i in rest])
+        for i, maybe in zip(rest, found_rest, strict=True):
+            scores[i] = maybe
+    return scores
 
 
 _ROWS = _AnswerRows()
@@ -111,7 +209,7 @@ def _record(answered: _Answered, score: float | None) -> PredictionRecord:
         variant=answered.variant,
         ts_ms=answered.ts_ms,
         latency_ms=answered.latency_ms,
-        inputs_json=orjson.dumps(answered.columns).decode(),
+        inputs_json=answered.inputs_json(),
         outputs_json=orjson.dumps(
             {"predictions": scored.labels, "probabilities": scored.probabilities}
         ).decode(),
@@ -131,6 +229,7 @@ def log_answer(
     seconds: float,
     *,
     records: Any = None,
+    inputs: ModelInput | None = None,
 ) -> None:
     """Enqueue the answer's row, and the shadow's row once the shadow finishes.
 
@@ -149,6 +248,7 @@ def log_answer(
         seconds * 1000,
         log.now_ms(),  # the log's clock: tests can inject one
         records,
+        inputs,
     )
     log.record(LazyRecord(request_id, answer.alias, answered, _ROWS))
     if answer.shadow is None:
@@ -164,7 +264,16 @@ def log_answer(
         variant = f"shadow:{alias}"
         latency_ms = (time.perf_counter() - started) * 1000
         shadow = _Answered(
-            name, model, variant, scored, columns, request_id, latency_ms, log.now_ms(), records
+            name,
+            model,
+            variant,
+            scored,
+            columns,
+            request_id,
+            latency_ms,
+            log.now_ms(),
+            records,
+            inputs,
         )
         log.record(LazyRecord(request_id, variant, shadow, _ROWS))
 

@@ -175,13 +175,14 @@ class Router:
         self._rng = rng or random.Random()  # noqa: S311
         self._lock = threading.Lock()
         self.canary = CanaryState()
+        self._plain = Route(spec.champion)  # routes are immutable: one for every request
 
     def route(self, headers: Mapping[str, str]) -> Route:
         """Pick the answering alias (and shadow) for a request with these (lower-case) headers."""
         policy = self.spec.policy
         champion = self.spec.champion
         if policy is None:
-            return Route(champion)
+            return self._plain
         if isinstance(policy, ShadowPolicy):
             return Route(champion, shadow=policy.challenger)
         if isinstance(policy, CanaryPolicy):

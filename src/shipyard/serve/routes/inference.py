@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -36,8 +37,11 @@ from shipyard.serve.payloads import plain_columns, plain_response, v2_columns, v
 from shipyard.serve.request_ids import RequestIds
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from shipyard.registry.input_contract import ModelInput
     from shipyard.serve.contract import RequestContract
+    from shipyard.serve.host import ServedModel
     from shipyard.serve.runtime import Answer
 
 _IDS = RequestIds()  # used from the event loop only
@@ -73,8 +77,28 @@ async def predict(name: str, request: Request) -> Response:
     context = context_of(request)
     model = context.runtime.served(name)  # 404 before reading the body
     body = await read_json(request, context.max_body_bytes)
+    content = await answer_plain(context, name, model, body, request.headers)
+    return Response(content, media_type="application/json")
+
+
+async def answer_plain(
+    context: ServerContext,
+    name: str,
+    model: ServedModel,
+    body: Any,
+    headers: Mapping[str, str],
+) -> bytes:
+    """The JSON answer to a parsed plain-JSON body, scored, counted and logged.
+
+    Shared by the ``predict`` route and ``serve.direct`` (which calls it straight from ASGI),
+    so both give byte-identical answers and raise the same errors.
+
+    Raises:
+        ContractError: The body breaks the contract (422).
+        HttpError: The model failed (503).
+    """
     inputs, columns = decode_plain(model.contract, body)
-    answer, request_id, seconds = await _score(context, name, inputs, request, None)
+    answer, request_id, seconds = await _score(context, name, inputs, headers, None)
     payload = plain_response(
         answer.scored,
         model=name,
@@ -83,8 +107,17 @@ async def predict(name: str, request: Request) -> Response:
         request_id=request_id,
         classes=answer.model.bundle.manifest.classes,
     )
-    _log(context, name, answer, columns, body, request_id, seconds)
-    return json_response(payload)
+    _log(
+        context,
+        name,
+        answer,
+        columns,
+        body,
+        request_id,
+        seconds,
+        inputs if columns is None else None,
+    )
+    return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 @predict_router.post(
@@ -99,7 +132,7 @@ async def infer(name: str, request: Request) -> Response:
     body = await read_json(request, context.max_body_bytes)
     columns, given_id = v2_columns(body)
     inputs = model.contract.frame(columns)
-    answer, request_id, seconds = await _score(context, name, inputs, request, given_id)
+    answer, request_id, seconds = await _score(context, name, inputs, request.headers, given_id)
     payload = v2_response(
         answer.scored,
         model=name,
@@ -133,11 +166,10 @@ async def _score(
     context: ServerContext,
     name: str,
     inputs: ModelInput,
-    request: Request,
+    headers: Mapping[str, str],
     given_id: str | None,
 ) -> tuple[Answer, str, float]:
     started = time.perf_counter()
-    headers = request.headers
     request_id = given_id or headers.get("x-request-id") or _IDS.new()
     try:
         answer = await context.runtime.answer(name, inputs, headers)
@@ -168,6 +200,7 @@ def _log(
     body: Any,
     request_id: str,
     seconds: float,
+    inputs: ModelInput | None = None,
 ) -> None:
     log = context.prediction_log
     if log is None:
@@ -176,4 +209,4 @@ def _log(
 
     # Plain records are turned into columns by the log's writer, not here (logging_hooks).
     records = body if columns is None else None
-    log_answer(log, name, answer, columns, request_id, seconds, records=records)
+    log_answer(log, name, answer, columns, request_id, seconds, records=records, inputs=inputs)
