@@ -1,4 +1,4 @@
-"""A replica whose PostgreSQL goes away for 15 s under load keeps answering (issue 20).
+"""A replica whose PostgreSQL goes away for 30 s under load keeps answering (issue 20).
 
 The server reaches the metadata store through a TCP proxy that the test cuts: open
 connections drop and new ones are refused. A load client (its own process) sends predictions
@@ -39,7 +39,7 @@ from tests.unit.registry.trained import cached_bundle_file
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(600)]
 
 SHIPYARD = Path(sys.executable).with_name("shipyard")
-OUTAGE_S = 15.0
+OUTAGE_S = 30.0  # issue 20: the database away for 30 s under load
 DEADLINE_S = 180.0
 
 
