@@ -151,11 +151,7 @@ def score_file(
         InvalidArgument: Unsupported file types.
         ContractViolation: A feature column is missing (an ``InvalidData``).
     """
-    if output.suffix.lower() not in (".parquet", ".csv"):
-        raise InvalidArgument(f"{output.name}: write .parquet or .csv")
-    rejects = rejects or output.with_name(output.stem + ".rejects.csv")
-    tmp_out = output.with_name(output.name + ".partial")
-    tmp_rej = rejects.with_name(rejects.name + ".partial")
+    rejects, tmp_out, tmp_rej = output_paths(output, rejects)
     contract = contract_for(bundle, source, unseen)
     # Rows go out as they came in (plus their prediction): a CSV's columns in the types the
     # whole file holds, a Parquet file's in its own types.
@@ -222,6 +218,22 @@ class _CsvMarker:
 
     def close(self) -> None:
         """Nothing is held open between chunks."""
+
+
+def output_paths(output: Path, rejects: Path | None) -> tuple[Path, Path, Path]:
+    """The reject file (default ``<output>.rejects.csv``) and both files' partial names.
+
+    Raises:
+        InvalidArgument: ``output`` is neither ``.parquet`` nor ``.csv``.
+    """
+    if output.suffix.lower() not in (".parquet", ".csv"):
+        raise InvalidArgument(f"{output.name}: write .parquet or .csv")
+    rejects = rejects or output.with_name(output.stem + ".rejects.csv")
+    return (
+        rejects,
+        output.with_name(output.name + ".partial"),
+        rejects.with_name(rejects.name + ".partial"),
+    )
 
 
 def finish_outputs(writer: Any, output: Path, tmp_out: Path, tmp_rej: Path, rejects: Path) -> None:

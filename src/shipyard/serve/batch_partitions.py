@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from shipyard.core.errors import InvalidArgument, Unavailable
+from shipyard.core.errors import Unavailable
 from shipyard.registry.input_contract import reasons
 from shipyard.serve.batch import (
     BatchReport,
@@ -33,6 +33,7 @@ from shipyard.serve.batch import (
     contract_for,
     csv_column_types,
     finish_outputs,
+    output_paths,
 )
 
 if TYPE_CHECKING:
@@ -116,11 +117,7 @@ def score_file_on(
         InvalidArgument: Unsupported file types.
         Unavailable: A partition failed on the cluster; the message names its rows.
     """
-    if output.suffix.lower() not in (".parquet", ".csv"):
-        raise InvalidArgument(f"{output.name}: write .parquet or .csv")
-    rejects = rejects or output.with_name(output.stem + ".rejects.csv")
-    tmp_out = output.with_name(output.name + ".partial")
-    tmp_rej = rejects.with_name(rejects.name + ".partial")
+    rejects, tmp_out, tmp_rej = output_paths(output, rejects)
     types = csv_column_types(source) if source.suffix.lower() != ".parquet" else {}
     shared = _Scoring(bundle_bytes, bundle_sha256, limits, source, unseen, types, keep_columns)
     csv = output.suffix.lower() == ".csv"

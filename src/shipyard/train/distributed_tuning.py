@@ -64,7 +64,7 @@ def optimize_on(
             score = result.value if result.value is not None else TrialScore()
             if result.ok and child is not None:
                 for step, value in enumerate(score.fold_scores):
-                    child.log_metric(f"fold_{ctx.metric}", value, step=step)
+                    child.log_metric(f"fold_{ctx.payload.metric}", value, step=step)
             state = "complete" if result.ok else "failed"
             settle(ctx, number, candidate, child, state, score, result.error)
             if result.ok:

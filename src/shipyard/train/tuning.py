@@ -107,15 +107,7 @@ class TuningResult:
 
 @dataclass
 class _Context:
-    spec: TrainSpec
-    task: Task
-    columns: Columns
-    x: pd.DataFrame
-    y: np.ndarray[Any, Any]
-    folds: list[tuple[IntArray, IntArray]]
-    metric: str
-    n_classes: int
-    minority_rows: int
+    payload: TrialPayload  # what each trial reads; the ``ray`` executor ships it once
     run: ActiveRun | None
     spaces: dict[str, dict[str, Param]]
     outcomes: dict[int, TrialOutcome] = field(default_factory=dict)
@@ -126,18 +118,6 @@ class _Context:
     cpu_started: float = 0.0
     recorder: TrialRecorder | None = None
     failures: list[str] = field(default_factory=list)
-
-    @property
-    def payload(self) -> TrialPayload:
-        """What each trial reads (built once; the ``ray`` executor ships it once)."""
-        if self._payload is None:
-            self._payload = TrialPayload(
-                self.spec, self.task, self.columns, self.x, self.y, self.folds, self.metric,
-                self.n_classes, self.minority_rows,
-            )  # fmt: skip
-        return self._payload
-
-    _payload: TrialPayload | None = None
 
 
 def tune(
@@ -177,15 +157,7 @@ def tune(
     }
     minority = _minority_rows_per_fold(y, folds) if task != "regression" else 0
     ctx = _Context(
-        spec,
-        task,
-        columns,
-        x,
-        y,
-        folds,
-        metric,
-        n_classes,
-        minority,
+        TrialPayload(spec, task, columns, x, y, folds, metric, n_classes, minority),
         run,
         spaces,
         on_trial=on_trial,
@@ -270,10 +242,10 @@ def _check_cost_budget(ctx: _Context) -> None:
 
     With ``search: auto`` it also stops once the recent trials gain less than the noise.
     """
-    if ctx.spec.search == "auto" and ctx.stopped_reason is None:
-        sign = 1.0 if greater_is_better(ctx.metric) else -1.0
+    if ctx.payload.spec.search == "auto" and ctx.stopped_reason is None:
+        sign = 1.0 if greater_is_better(ctx.payload.metric) else -1.0
         trials = [ctx.outcomes[n] for n in sorted(ctx.outcomes)]
-        ctx.stopped_reason = gain_inside_noise(trials, sign, len(ctx.folds))
+        ctx.stopped_reason = gain_inside_noise(trials, sign, len(ctx.payload.folds))
     if ctx.cost_budget is None:
         return
     if ctx.stopped_reason is None:
@@ -328,12 +300,12 @@ def _pruner(spec: TrainSpec, extra_objectives: int, n_folds: int) -> optuna.prun
 
 
 def _choose(ctx: _Context, trial: optuna.Trial, estimator: str | None) -> Candidate:
-    names = [e.name for e in ctx.spec.estimators]
+    names = [e.name for e in ctx.payload.spec.estimators]
     if estimator is None:
         estimator = (
             names[0] if len(names) == 1 else str(trial.suggest_categorical("estimator", names))
         )
-    fixed = next(e.params for e in ctx.spec.estimators if e.name == estimator)
+    fixed = next(e.params for e in ctx.payload.spec.estimators if e.name == estimator)
     sampled = {k: suggest(trial, f"{estimator}.{k}", p) for k, p in ctx.spaces[estimator].items()}
     return Candidate(estimator, {**fixed, **sampled})
 
@@ -358,8 +330,8 @@ def _objective(
     def on_fold(step: int, value: float, scores: list[float]) -> None:
         nonlocal state
         if child is not None:
-            child.log_metric(f"fold_{ctx.metric}", value, step=step)
-        if len(ctx.spec.tuning.objectives) == 0:
+            child.log_metric(f"fold_{ctx.payload.metric}", value, step=step)
+        if len(ctx.payload.spec.tuning.objectives) == 0:
             trial.report(float(np.mean(scores)), step)
             if trial.should_prune():
                 state = "pruned"
@@ -409,7 +381,7 @@ def settle(
         if error is not None:
             ctx.recorder.add(child.end(RunStatus.FAILED, error))
         else:
-            ctx.recorder.add(_finish_child(child, ctx.metric, outcome))
+            ctx.recorder.add(_finish_child(child, ctx.payload.metric, outcome))
     if ctx.on_trial is not None:
         ctx.on_trial(outcome)
     return outcome
@@ -446,15 +418,21 @@ def _result(ctx: _Context, studies: list[optuna.Study], objectives: list[str]) -
         ] + ctx.failures
         reason = next((r for r in failed if r), "no trial finished within the budget")
         raise InvalidData(f"train: every tuning trial failed; first failure: {reason}")
-    sign = 1.0 if greater_is_better(ctx.metric) else -1.0
+    sign = 1.0 if greater_is_better(ctx.payload.metric) else -1.0
     pareto: list[TrialOutcome] = []
     if objectives:
         numbers = {ft.user_attrs["shipyard_trial"] for s in studies for ft in s.best_trials}
         pareto = [t for t in complete if t.number in numbers]
     pool = pareto or complete
     best = max(pool, key=lambda t: sign * t.mean)
-    price = price_of_search(trials, ctx.metric, sign) if ctx.spec.search == "auto" else None
-    return TuningResult(best, trials, pareto, ctx.metric, objectives, ctx.stopped_reason, price)
+    price = (
+        price_of_search(trials, ctx.payload.metric, sign)
+        if ctx.payload.spec.search == "auto"
+        else None
+    )
+    return TuningResult(
+        best, trials, pareto, ctx.payload.metric, objectives, ctx.stopped_reason, price
+    )
 
 
 def check_search(spec: TrainSpec, task: Task) -> None:
