@@ -220,6 +220,9 @@ def main() -> None:
                 f"   floor p95 {p95(base):8.2f} ms (median {statistics.median(base):.2f})"
             )
             verdict = "ok" if figure <= TARGET_MS else "MISS"
+            if p95(base) > figure:  # the floor does less than ours: it cannot be slower
+                print(f"  {name}: MISS: the raw-SQL floor is slower than Shipyard; it is broken")
+                verdict = "MISS"
             lines.append(f"RESULT {name}_p95 ratio={figure / TARGET_MS:.3f} target=1 {verdict}")
         client.close()
         workspace.close()
